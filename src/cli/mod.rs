@@ -1,0 +1,96 @@
+//! Argument parsing and dispatch. Exit codes follow ripgrep: 0 ok, 1 findings (an
+//! invalid bundle, a token that does not verify), 2 usage or I/O error. Machine-readable
+//! JSON goes to stdout, human text to stderr.
+
+mod rule;
+mod token;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "micromoment",
+    version,
+    about = "Journey-aware personalization at the edge: rules, bundles, tokens",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with targeting rules (JSON Logic).
+    #[command(subcommand)]
+    Rule(rule::RuleCmd),
+    /// Generate keys: a JOURNEY_KEYS document (hmac) or a bundle-signing pair (ed25519).
+    #[command(subcommand)]
+    Keygen(token::KeygenCmd),
+    /// Mint and inspect journey tokens.
+    #[command(subcommand)]
+    Token(token::TokenCmd),
+}
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The input was read and judged: an invalid bundle, a token that does not verify.
+    Findings(String),
+    /// Bad arguments, unreadable files, malformed JSON: the command could not do its job.
+    Usage(String),
+}
+
+pub(crate) type Outcome = Result<(), Failure>;
+
+pub(crate) fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version itself; both are a success.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Rule(cmd) => rule::run(cmd),
+        Command::Keygen(cmd) => token::run_keygen(cmd),
+        Command::Token(cmd) => token::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Findings(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes one JSON value and a newline to stdout.
+pub(crate) fn print_json(value: &serde_json::Value) -> Outcome {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(|e| Failure::Usage(format!("cannot write to stdout: {e}")))?;
+    writeln!(out).map_err(|e| Failure::Usage(format!("cannot write to stdout: {e}")))
+}
+
+/// Reads a whole file, naming it in the error.
+pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Parses a JSON argument given inline, naming the argument in the error.
+pub(crate) fn parse_json_arg(what: &str, text: &str) -> Result<serde_json::Value, Failure> {
+    serde_json::from_str(text).map_err(|e| Failure::Usage(format!("{what} is not valid JSON: {e}")))
+}

@@ -1,0 +1,21 @@
+//! micromoment: journey-aware personalization at the CDN edge.
+//!
+//! The crate is a pure core (rules, token, bundle, decide) with thin adapters around it:
+//! the Cloudflare Worker (`worker` feature, wasm32), the wasm-bindgen API of the npm
+//! package (`js` feature, wasm32) and the native CLI (`cli` feature). The core never
+//! reads the clock, the environment or a source of randomness: those are parameters.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![forbid(unsafe_code)]
+
+mod codec;
+pub mod ids;
+pub mod time;
+pub mod token;

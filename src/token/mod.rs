@@ -1,0 +1,4 @@
+//! The signed journey token (DESIGN §5).
+mod state;
+
+pub use state::{Assignment, Consent, Impression, Intent, State};
