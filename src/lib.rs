@@ -17,5 +17,9 @@
 
 mod codec;
 pub mod ids;
+pub mod rules;
+mod suggest;
+
+pub use suggest::did_you_mean;
 pub mod time;
 pub mod token;

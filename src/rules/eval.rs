@@ -1,0 +1,404 @@
+//! Evaluation of compiled rules. Total: every input has an answer, nothing panics.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use super::value::{compare, loose_eq, strict_eq, Value};
+use super::{Data, Node, Op};
+
+/// What `var` reads: the data, or the current element of an iterating operator.
+pub(crate) enum Scope<'s, 'a> {
+    Top,
+    Item(&'s Value<'a>),
+    Reduce {
+        current: &'s Value<'a>,
+        accumulator: &'s Value<'a>,
+    },
+}
+
+impl<'a> Scope<'_, 'a> {
+    /// The value at a dotted path inside the current element.
+    fn lookup<'p, I: Iterator<Item = &'p str>>(&self, mut path: I) -> Option<Value<'a>> {
+        let mut value = match self {
+            Scope::Top => return None,
+            Scope::Item(item) => (*item).clone(),
+            Scope::Reduce {
+                current,
+                accumulator,
+            } => match path.next() {
+                Some("current") => (*current).clone(),
+                Some("accumulator") => (*accumulator).clone(),
+                _ => return None,
+            },
+        };
+        for key in path {
+            value = value.member(key)?;
+        }
+        Some(value)
+    }
+}
+
+fn split_path(path: &str) -> impl Iterator<Item = &str> {
+    // `"".split('.')` yields one empty segment; the empty path names the element.
+    path.split('.').filter(move |_| !path.is_empty())
+}
+
+fn dynamic_lookup<'a, D: Data>(
+    data: &'a D,
+    scope: &Scope<'_, 'a>,
+    path: &str,
+) -> Option<Value<'a>> {
+    match scope {
+        Scope::Top => data.get_path(path),
+        _ => scope.lookup(split_path(path)),
+    }
+}
+
+fn arg<'a, D: Data>(
+    args: &'a [Node<D::Var>],
+    i: usize,
+    data: &'a D,
+    scope: &Scope<'_, 'a>,
+) -> Value<'a> {
+    args.get(i)
+        .map_or(Value::Null, |node| eval(node, data, scope))
+}
+
+pub(crate) fn eval<'a, D: Data>(
+    node: &'a Node<D::Var>,
+    data: &'a D,
+    scope: &Scope<'_, 'a>,
+) -> Value<'a> {
+    match node {
+        Node::Lit(lit) => Value::from_lit(lit),
+        Node::Array(items) => Value::Array(items.iter().map(|n| eval(n, data, scope)).collect()),
+        Node::Var(var, default) => match data.get(var) {
+            Some(value) => value,
+            None => default
+                .as_ref()
+                .map_or(Value::Null, |d| eval(d, data, scope)),
+        },
+        Node::Local(path, default) => match scope.lookup(path.iter().map(String::as_str)) {
+            Some(value) => value,
+            None => default
+                .as_ref()
+                .map_or(Value::Null, |d| eval(d, data, scope)),
+        },
+        Node::DynVar(key, default, _) => {
+            let key = eval(key, data, scope);
+            let path = match &key {
+                Value::Null => Cow::Borrowed(""),
+                Value::Array(items) if items.is_empty() => Cow::Borrowed(""),
+                other => other.to_js_string(),
+            };
+            match dynamic_lookup(data, scope, &path) {
+                Some(value) => value,
+                None => default
+                    .as_ref()
+                    .map_or(Value::Null, |d| eval(d, data, scope)),
+            }
+        }
+        Node::Glob(subject, glob) => Value::Bool(
+            eval(subject, data, scope)
+                .as_str()
+                .is_some_and(|s| glob.matches(s)),
+        ),
+        Node::SemVer(subject, op, target) => {
+            let subject = eval(subject, data, scope);
+            let text = match &subject {
+                Value::Str(s) => Some(Cow::Borrowed(s.as_ref())),
+                Value::Number(_) => Some(subject.to_js_string()),
+                _ => None,
+            };
+            let version = text.as_deref().and_then(super::Version::parse);
+            Value::Bool(version.is_some_and(|v| op.holds(&v, target)))
+        }
+        Node::InSegment(var, segment) => {
+            let segment = eval(segment, data, scope);
+            Value::Bool(segment.as_str().is_some_and(|s| data.list_contains(var, s)))
+        }
+        Node::Op(op, args) => operator(*op, args, data, scope),
+    }
+}
+
+fn number_fold<'a, D: Data>(
+    args: &'a [Node<D::Var>],
+    data: &'a D,
+    scope: &Scope<'_, 'a>,
+    init: f64,
+    convert: fn(&Value<'_>) -> f64,
+    fold: fn(f64, f64) -> f64,
+) -> f64 {
+    args.iter()
+        .fold(init, |acc, n| fold(acc, convert(&eval(n, data, scope))))
+}
+
+fn operator<'a, D: Data>(
+    op: Op,
+    args: &'a [Node<D::Var>],
+    data: &'a D,
+    scope: &Scope<'_, 'a>,
+) -> Value<'a> {
+    let a = |i| arg(args, i, data, scope);
+    let cmp =
+        |i: usize, j: usize, pass: fn(Ordering) -> bool| compare(&a(i), &a(j)).is_some_and(pass);
+    match op {
+        Op::If => {
+            let mut i = 0;
+            while i + 1 < args.len() {
+                if a(i).truthy() {
+                    return a(i + 1);
+                }
+                i += 2;
+            }
+            if i < args.len() {
+                a(i)
+            } else {
+                Value::Null
+            }
+        }
+        Op::Eq => Value::Bool(loose_eq(&a(0), &a(1))),
+        Op::Ne => Value::Bool(!loose_eq(&a(0), &a(1))),
+        Op::StrictEq => Value::Bool(strict_eq(&a(0), &a(1))),
+        Op::StrictNe => Value::Bool(!strict_eq(&a(0), &a(1))),
+        Op::Not => Value::Bool(!a(0).truthy()),
+        Op::NotNot => Value::Bool(a(0).truthy()),
+        Op::Or | Op::And => {
+            let want = op == Op::Or;
+            let mut last = Value::Null;
+            for node in args {
+                last = eval(node, data, scope);
+                if last.truthy() == want {
+                    return last;
+                }
+            }
+            last
+        }
+        Op::Lt | Op::Le => {
+            let pass: fn(Ordering) -> bool = if op == Op::Lt {
+                |o| o == Ordering::Less
+            } else {
+                |o| o != Ordering::Greater
+            };
+            if args.len() == 3 {
+                let middle = a(1);
+                Value::Bool(
+                    compare(&a(0), &middle).is_some_and(pass)
+                        && compare(&middle, &a(2)).is_some_and(pass),
+                )
+            } else {
+                Value::Bool(cmp(0, 1, pass))
+            }
+        }
+        Op::Gt => Value::Bool(cmp(0, 1, |o| o == Ordering::Greater)),
+        Op::Ge => Value::Bool(cmp(0, 1, |o| o != Ordering::Less)),
+        Op::Max => Value::Number(number_fold(
+            args,
+            data,
+            scope,
+            f64::NEG_INFINITY,
+            |v| v.to_number(),
+            |x, y| {
+                if x.is_nan() || y.is_nan() {
+                    f64::NAN
+                } else {
+                    x.max(y)
+                }
+            },
+        )),
+        Op::Min => Value::Number(number_fold(
+            args,
+            data,
+            scope,
+            f64::INFINITY,
+            |v| v.to_number(),
+            |x, y| {
+                if x.is_nan() || y.is_nan() {
+                    f64::NAN
+                } else {
+                    x.min(y)
+                }
+            },
+        )),
+        Op::Add => Value::Number(number_fold(
+            args,
+            data,
+            scope,
+            0.0,
+            |v| v.parse_float(),
+            |x, y| x + y,
+        )),
+        Op::Mul => Value::Number(number_fold(
+            args,
+            data,
+            scope,
+            1.0,
+            |v| v.parse_float(),
+            |x, y| x * y,
+        )),
+        Op::Sub => {
+            if args.len() == 1 {
+                Value::Number(-a(0).to_number())
+            } else {
+                Value::Number(a(0).to_number() - a(1).to_number())
+            }
+        }
+        Op::Div => Value::Number(a(0).to_number() / a(1).to_number()),
+        Op::Mod => Value::Number(a(0).to_number() % a(1).to_number()),
+        Op::Map | Op::Filter | Op::All | Op::None | Op::Some => {
+            let list = a(0);
+            let body = args.get(1);
+            let test =
+                |item: &Value<'a>| body.is_some_and(|b| eval(b, data, &Scope::Item(item)).truthy());
+            match op {
+                Op::Map => Value::Array(
+                    list.items()
+                        .map(|item| {
+                            body.map_or(Value::Null, |b| eval(b, data, &Scope::Item(&item)))
+                        })
+                        .collect(),
+                ),
+                Op::Filter => Value::Array(list.items().filter(|item| test(item)).collect()),
+                Op::All => {
+                    let mut items = list.items().peekable();
+                    Value::Bool(items.peek().is_some() && items.all(|item| test(&item)))
+                }
+                Op::None => Value::Bool(!list.items().any(|item| test(&item))),
+                _ => Value::Bool(list.items().any(|item| test(&item))),
+            }
+        }
+        Op::Reduce => {
+            let list = a(0);
+            let mut accumulator = a(2);
+            if let Some(body) = args.get(1) {
+                for current in list.items() {
+                    accumulator = eval(
+                        body,
+                        data,
+                        &Scope::Reduce {
+                            current: &current,
+                            accumulator: &accumulator,
+                        },
+                    );
+                }
+            }
+            accumulator
+        }
+        Op::Merge => {
+            let mut out = Vec::new();
+            for node in args {
+                let value = eval(node, data, scope);
+                if value.is_array() {
+                    out.extend(value.items());
+                } else {
+                    out.push(value);
+                }
+            }
+            Value::Array(out)
+        }
+        Op::In => {
+            let needle = a(0);
+            let haystack = a(1);
+            match &haystack {
+                Value::Str(s) => Value::Bool(s.contains(needle.to_js_string().as_ref())),
+                h if h.is_array() => Value::Bool(h.items().any(|item| strict_eq(&item, &needle))),
+                _ => Value::Bool(false),
+            }
+        }
+        Op::Cat => {
+            let mut out = String::new();
+            for node in args {
+                out.push_str(&eval(node, data, scope).to_js_string());
+            }
+            Value::Str(Cow::Owned(out))
+        }
+        Op::Substr => substr(&a(0), &a(1), args.get(2).map(|n| eval(n, data, scope))),
+        Op::Missing => Value::Array(missing(args, data, scope)),
+        Op::MissingSome => {
+            let need = a(0).to_number();
+            let options = a(1);
+            let total = options.items().count();
+            let missing = missing_keys(options.items(), data, scope);
+            // `total - missing` present keys satisfy the requirement.
+            if (total.saturating_sub(missing.len()) as f64) >= need {
+                Value::Array(Vec::new())
+            } else {
+                Value::Array(missing)
+            }
+        }
+        Op::Log => a(0),
+        Op::StartsWith | Op::EndsWith => {
+            let (subject, affix) = (a(0), a(1));
+            let result = match (subject.as_str(), affix.as_str()) {
+                (Some(s), Some(x)) if op == Op::StartsWith => s.starts_with(x),
+                (Some(s), Some(x)) => s.ends_with(x),
+                _ => false,
+            };
+            Value::Bool(result)
+        }
+    }
+}
+
+/// `missing`: a first argument that is an array is the list of keys, as in json-logic-js.
+fn missing<'a, D: Data>(
+    args: &'a [Node<D::Var>],
+    data: &'a D,
+    scope: &Scope<'_, 'a>,
+) -> Vec<Value<'a>> {
+    let Some(first) = args.first().map(|n| eval(n, data, scope)) else {
+        return Vec::new();
+    };
+    if first.is_array() {
+        missing_keys(first.items(), data, scope)
+    } else {
+        let keys: Vec<Value<'a>> = std::iter::once(first)
+            .chain(args.iter().skip(1).map(|n| eval(n, data, scope)))
+            .collect();
+        missing_keys(keys.into_iter(), data, scope)
+    }
+}
+
+fn missing_keys<'a, D: Data>(
+    keys: impl Iterator<Item = Value<'a>>,
+    data: &'a D,
+    scope: &Scope<'_, 'a>,
+) -> Vec<Value<'a>> {
+    keys.filter(|key| {
+        let path = key.to_js_string();
+        match dynamic_lookup(data, scope, &path) {
+            None | Some(Value::Null) => true,
+            Some(Value::Str(s)) => s.is_empty(),
+            Some(_) => false,
+        }
+    })
+    .collect()
+}
+
+/// JavaScript's `String(source).substr(start, length)`, with json-logic-js's reading of
+/// a negative length as "stop that many characters before the end".
+fn substr<'a>(source: &Value<'_>, start: &Value<'_>, length: Option<Value<'_>>) -> Value<'a> {
+    let chars: Vec<char> = source.to_js_string().chars().collect();
+    let len = chars.len() as f64;
+    let start = start.to_number();
+    let start = if start.is_nan() { 0.0 } else { start.trunc() };
+    let from = if start < 0.0 {
+        (len + start).max(0.0)
+    } else {
+        start.min(len)
+    };
+    let to = match length.map(|l| l.to_number()) {
+        None => len,
+        Some(l) if l.is_nan() => from,
+        Some(l) if l < 0.0 => (len + l.trunc()).max(from),
+        Some(l) => (from + l.trunc()).min(len),
+    };
+    // Both bounds are clamped to [0, len] above, so the casts are exact.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (from, to) = (from as usize, to as usize);
+    let text: String = chars
+        .get(from..to.max(from))
+        .unwrap_or(&[])
+        .iter()
+        .collect();
+    Value::Str(Cow::Owned(text))
+}

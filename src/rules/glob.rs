@@ -1,0 +1,122 @@
+//! Path patterns for the `glob` operator.
+//!
+//! A pattern and a path are both split on `/`, and empty segments are ignored, so
+//! `/models/`, `/models` and `models//` name the same place. `**` matches any number of
+//! segments (none included), `*` exactly one, and `*` inside a segment any run of
+//! characters within it (`/models/suv-*`). Matching never allocates: it walks the path
+//! with a cloned iterator as its only backtracking state.
+
+use crate::codec::{Decode, Encode};
+
+/// A compiled path pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Glob {
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+enum Segment {
+    /// `**`: any number of segments.
+    Deep,
+    /// `*`: exactly one segment.
+    One,
+    /// A segment without wildcards.
+    Literal(String),
+    /// A segment with `*` inside, such as `suv-*`.
+    Wild(String),
+}
+
+impl Segment {
+    fn matches(&self, segment: &str) -> bool {
+        match self {
+            Segment::Deep | Segment::One => true,
+            Segment::Literal(lit) => lit == segment,
+            Segment::Wild(pattern) => wildcard(pattern.as_bytes(), segment.as_bytes()),
+        }
+    }
+}
+
+fn segments(path: &str) -> impl Iterator<Item = &str> + Clone {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+impl Glob {
+    /// Compiles a pattern. Every string is a valid pattern.
+    pub fn new(pattern: &str) -> Glob {
+        let segments = segments(pattern)
+            .map(|s| match s {
+                "**" => Segment::Deep,
+                "*" => Segment::One,
+                s if s.contains('*') => Segment::Wild(s.to_owned()),
+                s => Segment::Literal(s.to_owned()),
+            })
+            .collect();
+        Glob { segments }
+    }
+
+    /// Whether `path` matches the pattern.
+    pub fn matches(&self, path: &str) -> bool {
+        let pattern = &self.segments;
+        let mut p = 0;
+        let mut path_iter = segments(path);
+        // The last `**` seen: where the pattern resumes, and where the path resumes
+        // when the segments after it fail and the `**` must swallow one more segment.
+        let mut backtrack: Option<(usize, _)> = None;
+        loop {
+            let mut lookahead = path_iter.clone();
+            let Some(segment) = lookahead.next() else {
+                break;
+            };
+            match pattern.get(p) {
+                Some(Segment::Deep) => {
+                    p += 1;
+                    backtrack = Some((p, path_iter.clone()));
+                }
+                Some(seg) if seg.matches(segment) => {
+                    p += 1;
+                    path_iter = lookahead;
+                }
+                _ => match backtrack.as_mut() {
+                    Some((resume, star_iter)) => {
+                        star_iter.next();
+                        p = *resume;
+                        path_iter = star_iter.clone();
+                    }
+                    None => return false,
+                },
+            }
+        }
+        pattern
+            .get(p..)
+            .is_some_and(|rest| rest.iter().all(|s| *s == Segment::Deep))
+    }
+}
+
+/// `*`-only wildcard matching inside one segment (the classic two-pointer algorithm).
+fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match (pattern.get(p), text.get(t)) {
+            (Some(b'*'), _) => {
+                star = Some((p + 1, t));
+                p += 1;
+            }
+            (Some(pc), Some(tc)) if pc == tc => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+}

@@ -1,0 +1,210 @@
+//! Targeting rules: JSON Logic compiled once, evaluated many times.
+//!
+//! [`compile`] turns a JSON Logic rule into a [`Rule`]: operators become enum variants,
+//! variables the caller's [`Schema`] knows become resolved handles (the engine uses an
+//! index into its request context, so evaluation never looks a name up), literal arrays
+//! and patterns are prepared once. [`Rule::eval`] then runs against any [`Data`].
+//!
+//! Semantics are those of the JSON Logic reference implementation (json-logic-js),
+//! JavaScript's coercions included; `tests/rules.rs` runs the shared conformance suite.
+//! Extensions: `glob`, `starts_with`, `ends_with`, `sem_ver`, `seen`, `in_segment`.
+//!
+//! This module never fails at evaluation time and never panics: every type mismatch has
+//! a JSON Logic answer (usually `false` or `null`). Everything that can be wrong with a
+//! rule is found by [`compile`], with the path of the offending node.
+
+mod compile;
+mod eval;
+mod glob;
+mod json;
+mod semver;
+mod value;
+
+pub use compile::{compile, CompileError, CompileErrorKind, Limits};
+pub use glob::Glob;
+pub use json::{JsonData, JsonSchema};
+pub use semver::{SemOp, Version};
+pub use value::{compare, loose_eq, strict_eq, Lit, Value};
+
+use crate::codec::{Decode, Encode};
+
+/// Where a rule's variables come from at compile time.
+pub trait Schema {
+    /// The resolved form of a variable, stored in the compiled rule.
+    type Var;
+
+    /// Resolves a dotted variable path such as `geo.country` or `intent.suv`.
+    fn resolve(&self, path: &str) -> Result<Self::Var, UnknownVariable>;
+}
+
+/// A variable the schema does not know, with the closest name it does know.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnknownVariable {
+    /// A plausible intended name, for a did-you-mean.
+    pub suggestion: Option<String>,
+}
+
+/// The values a compiled rule reads at evaluation time.
+pub trait Data {
+    /// The resolved variable handle, as the matching [`Schema`] produced it.
+    type Var;
+
+    /// The value of a resolved variable; `None` when it is absent (so `var`'s default
+    /// applies), `Some(Value::Null)` when it is present and null.
+    fn get(&self, var: &Self::Var) -> Option<Value<'_>>;
+
+    /// The value at a path computed at run time (`{"var": {"cat": …}}`, `missing`). The
+    /// empty path names the whole data.
+    fn get_path(&self, path: &str) -> Option<Value<'_>>;
+
+    /// Whether the list variable `var` holds the string `item` (`in_segment`).
+    fn list_contains(&self, var: &Self::Var, item: &str) -> bool {
+        self.get(var)
+            .is_some_and(|list| list.items().any(|v| v.as_str() == Some(item)))
+    }
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct Rule<V> {
+    root: Node<V>,
+}
+
+impl<V> Rule<V> {
+    /// Evaluates the rule to a value.
+    pub fn eval<'a, D: Data<Var = V>>(&'a self, data: &'a D) -> Value<'a> {
+        eval::eval(&self.root, data, &eval::Scope::Top)
+    }
+
+    /// Evaluates the rule to its JSON Logic truthiness, as `when` conditions use it.
+    pub fn matches<D: Data<Var = V>>(&self, data: &D) -> bool {
+        self.eval(data).truthy()
+    }
+
+    /// Every resolved variable the rule reads, with the literals it is compared to
+    /// directly (`{"==": [var, lit]}`, `{"in": [var, [lits]]}`, `{">=": [var, lit]}`).
+    /// The coverage report builds its grid of contexts from these.
+    pub fn comparisons(&self) -> Vec<(&V, Vec<&Lit>)> {
+        let mut out = Vec::new();
+        self.root.comparisons(&mut out);
+        out
+    }
+}
+
+/// A node of a compiled rule.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) enum Node<V> {
+    /// A literal, including arrays whose elements are all literals.
+    Lit(Lit),
+    /// An array with rules inside, evaluated element by element.
+    Array(Vec<Node<V>>),
+    /// A variable of the data, resolved at compile time, with its default.
+    Var(V, Option<Box<Node<V>>>),
+    /// A path into the current element inside `map`, `filter`, `reduce`, `all`, `none`
+    /// and `some`.
+    Local(Vec<String>, Option<Box<Node<V>>>),
+    /// A variable whose path is computed at run time; `bool` is whether it reads the
+    /// current element rather than the data.
+    DynVar(Box<Node<V>>, Option<Box<Node<V>>>, bool),
+    /// An operator applied to its arguments.
+    Op(Op, Vec<Node<V>>),
+    /// `glob` with its pattern compiled.
+    Glob(Box<Node<V>>, Glob),
+    /// `sem_ver` with its operator and target parsed.
+    SemVer(Box<Node<V>>, SemOp, Version),
+    /// `in_segment`: whether the segments variable holds the argument.
+    InSegment(V, Box<Node<V>>),
+}
+
+impl<V> Node<V> {
+    fn comparisons<'r>(&'r self, out: &mut Vec<(&'r V, Vec<&'r Lit>)>) {
+        let children: &[Node<V>] = match self {
+            Node::Lit(_) | Node::Local(..) | Node::Var(_, None) => &[],
+            Node::Var(_, Some(default)) | Node::DynVar(_, Some(default), _) => {
+                default.comparisons(out);
+                &[]
+            }
+            Node::DynVar(_, None, _) => &[],
+            Node::Array(items) => items,
+            Node::Glob(arg, _) | Node::SemVer(arg, ..) | Node::InSegment(_, arg) => {
+                arg.comparisons(out);
+                &[]
+            }
+            Node::Op(op, args) => {
+                if op.compares() {
+                    if let [Node::Var(var, _), Node::Lit(lit), ..] = args.as_slice() {
+                        let lits = match lit {
+                            Lit::Array(items) => items.iter().collect(),
+                            other => vec![other],
+                        };
+                        out.push((var, lits));
+                    }
+                }
+                args
+            }
+        };
+        if let Node::Var(var, _) = self {
+            out.push((var, Vec::new()));
+        }
+        for child in children {
+            child.comparisons(out);
+        }
+    }
+}
+
+/// The standard JSON Logic operators plus the plain-argument extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub(crate) enum Op {
+    If,
+    Eq,
+    StrictEq,
+    Ne,
+    StrictNe,
+    Not,
+    NotNot,
+    Or,
+    And,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Max,
+    Min,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Map,
+    Filter,
+    Reduce,
+    All,
+    None,
+    Some,
+    Merge,
+    In,
+    Cat,
+    Substr,
+    Missing,
+    MissingSome,
+    Log,
+    StartsWith,
+    EndsWith,
+}
+
+impl Op {
+    fn compares(self) -> bool {
+        matches!(
+            self,
+            Op::Eq
+                | Op::StrictEq
+                | Op::Ne
+                | Op::StrictNe
+                | Op::Lt
+                | Op::Le
+                | Op::Gt
+                | Op::Ge
+                | Op::In
+        )
+    }
+}

@@ -1,0 +1,20 @@
+//! The integration test binary: one binary, one module per area, data in `fixtures/`
+//! and `../shared/conformance/`.
+
+mod rules;
+
+use std::path::PathBuf;
+
+/// A path relative to the repository root.
+pub fn repo_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Reads and parses a JSON file relative to the repository root.
+#[track_caller]
+pub fn read_json(relative: &str) -> serde_json::Value {
+    let path = repo_path(relative);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}

@@ -1,0 +1,483 @@
+//! The rules engine: the JSON Logic conformance suite, the extensions, compile errors.
+
+use micromoment::rules::{compile, CompileErrorKind, JsonData, JsonSchema, Limits};
+use serde_json::{json, Value as Json};
+
+/// Compiles `rule` over plain JSON and evaluates it against `data`.
+fn eval(rule: &Json, data: &Json) -> Result<Json, String> {
+    let compiled = compile(rule, &JsonSchema, Limits::default()).map_err(|e| e.to_string())?;
+    Ok(compiled.eval(&JsonData::new(data)).to_json())
+}
+
+#[track_caller]
+fn check(rule: Json, data: Json, expected: Json) {
+    match eval(&rule, &data) {
+        Ok(actual) => assert_eq!(actual, expected, "rule {rule} on {data}"),
+        Err(e) => panic!("rule {rule} did not compile: {e}"),
+    }
+}
+
+#[track_caller]
+fn check_error(rule: Json, expected: &str) {
+    match eval(&rule, &Json::Null) {
+        Ok(value) => panic!("rule {rule} compiled and gave {value}, expected error {expected:?}"),
+        Err(e) => assert_eq!(e, expected, "rule {rule}"),
+    }
+}
+
+#[test]
+fn jsonlogic_conformance_suite() {
+    // Every case of the shared suite runs; there are no exclusions.
+    let suite = crate::read_json("../shared/conformance/jsonlogic/compatible.json");
+    let cases = suite.as_array().expect("the suite is an array");
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for case in cases {
+        // Strings are section headings.
+        let Some(case) = case.as_object() else {
+            continue;
+        };
+        ran += 1;
+        let rule = &case["rule"];
+        let data = case.get("data").cloned().unwrap_or(Json::Null);
+        let expected = &case["result"];
+        match eval(rule, &data) {
+            Ok(actual) if numbers_equal(&actual, expected) => {}
+            Ok(actual) => failures.push(format!(
+                "{rule} on {data}: expected {expected}, got {actual}"
+            )),
+            Err(e) => failures.push(format!("{rule}: did not compile: {e}")),
+        }
+    }
+    assert_eq!(ran, 278, "the suite has 278 cases");
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// JSON equality where `1` and `1.0` are the same number, as in JavaScript.
+fn numbers_equal(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::Number(x), Json::Number(y)) => x.as_f64() == y.as_f64(),
+        (Json::Array(x), Json::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| numbers_equal(x, y))
+        }
+        _ => a == b,
+    }
+}
+
+#[test]
+fn glob_matches_path_segments() {
+    let cases = [
+        ("/models/**", "/models/suv/x5", true),
+        ("/models/**", "/models", true),
+        ("/models/**", "/models/", true),
+        ("/models/**", "/modelsx/suv", false),
+        ("/models/*", "/models/suv", true),
+        ("/models/*", "/models/suv/x5", false),
+        ("/models/*", "/models", false),
+        ("/models/*", "/models/", false),
+        ("**/checkout", "/shop/cart/checkout", true),
+        ("**/checkout", "/checkout", true),
+        ("**/checkout", "/checkout/done", false),
+        ("/**", "/", true),
+        ("/**", "", true),
+        ("**", "/anything/at/all", true),
+        ("/", "/", true),
+        ("/", "/home", false),
+        ("", "", true),
+        ("/models/**/specs", "/models/suv/x5/specs", true),
+        ("/models/**/specs", "/models/specs", true),
+        ("/models/**/specs", "/models/suv/x5/price", false),
+        ("/models/*/specs", "/models/suv/specs", true),
+        ("/models/suv-*", "/models/suv-x5", true),
+        ("/models/suv-*", "/models/sedan-a4", false),
+        ("/models/*-x5/**", "/models/suv-x5/gallery/1", true),
+        ("/a/**/b/**/c", "/a/x/b/y/z/c", true),
+        ("/a/**/b/**/c", "/a/x/c/y/b", false),
+        ("/Models/**", "/models/suv", false),
+        ("/models//suv", "/models/suv/", true),
+    ];
+    for (pattern, path, expected) in cases {
+        check(
+            json!({"glob": [path, pattern]}),
+            Json::Null,
+            json!(expected),
+        );
+    }
+    // Non-string subjects never match.
+    check(
+        json!({"glob": [{"var": "n"}, "/**"]}),
+        json!({"n": 5}),
+        json!(false),
+    );
+    check(
+        json!({"glob": [{"var": "missing"}, "**"]}),
+        json!({}),
+        json!(false),
+    );
+    check(json!({"glob": [["/a"], "**"]}), Json::Null, json!(false));
+}
+
+#[test]
+fn starts_with_and_ends_with() {
+    check(
+        json!({"starts_with": ["newsletter-2026", "newsletter"]}),
+        Json::Null,
+        json!(true),
+    );
+    check(
+        json!({"starts_with": ["news", "newsletter"]}),
+        Json::Null,
+        json!(false),
+    );
+    check(json!({"starts_with": ["abc", ""]}), Json::Null, json!(true));
+    check(
+        json!({"ends_with": ["/checkout", "out"]}),
+        Json::Null,
+        json!(true),
+    );
+    check(json!({"ends_with": ["", "x"]}), Json::Null, json!(false));
+    check(
+        json!({"starts_with": [12345, "12"]}),
+        Json::Null,
+        json!(false),
+    );
+    check(
+        json!({"ends_with": [{"var": "u"}, "@acme.com"]}),
+        json!({"u": "jo@acme.com"}),
+        json!(true),
+    );
+    check(
+        json!({"ends_with": [{"var": "u"}, "@acme.com"]}),
+        json!({}),
+        json!(false),
+    );
+}
+
+#[test]
+fn sem_ver_compares_as_flagd_does() {
+    let cases = [
+        ("1.2.3", "=", "1.2.3", true),
+        ("v1.2.3", "=", "1.2.3", true),
+        ("1.2.3+build.5", "=", "1.2.3", true),
+        ("1.2.3", "!=", "1.2.4", true),
+        ("1.2.3", "<", "1.10.0", true),
+        ("1.10.0", ">", "1.9.9", true),
+        ("2.0.0", ">=", "2.0.0", true),
+        ("2.0.0", "<=", "1.99.99", false),
+        ("1.0.0-alpha", "<", "1.0.0", true),
+        ("1.0.0-alpha", "<", "1.0.0-alpha.1", true),
+        ("1.0.0-alpha.1", "<", "1.0.0-alpha.beta", true),
+        ("1.0.0-beta.2", "<", "1.0.0-beta.11", true),
+        ("1.0.0-rc.1", ">", "1.0.0-beta.11", true),
+        ("1.4.0", "^", "1.2.0", true),
+        ("2.0.0", "^", "1.2.0", false),
+        ("1.2.9", "~", "1.2.0", true),
+        ("1.3.0", "~", "1.2.0", false),
+        ("2", "=", "2.0.0", true),
+        ("2.1", ">", "2.0.9", true),
+        ("01.2.3", "=", "1.2.3", false),
+        ("1.2.3.4", "=", "1.2.3", false),
+        ("banana", "<", "1.0.0", false),
+        ("banana", "!=", "1.0.0", false),
+        ("", ">=", "0.0.0", false),
+    ];
+    for (version, op, target, expected) in cases {
+        check(
+            json!({"sem_ver": [version, op, target]}),
+            Json::Null,
+            json!(expected),
+        );
+    }
+    check(
+        json!({"sem_ver": [{"var": "v"}, ">=", "2.0.0"]}),
+        json!({"v": 3}),
+        json!(true),
+    );
+    check(
+        json!({"sem_ver": [{"var": "v"}, ">=", "2.0.0"]}),
+        json!({}),
+        json!(false),
+    );
+    check(
+        json!({"sem_ver": [true, "=", "1.0.0"]}),
+        Json::Null,
+        json!(false),
+    );
+}
+
+#[test]
+fn seen_and_in_segment_read_the_visitor() {
+    let data = json!({"seen": {"brand-film": 2}, "segments": ["vip", "newsletter"]});
+    check(json!({"seen": "brand-film"}), data.clone(), json!(2));
+    check(json!({"seen": "test-drive"}), data.clone(), json!(0));
+    check(
+        json!({">=": [{"seen": "brand-film"}, 1]}),
+        data.clone(),
+        json!(true),
+    );
+    check(json!({"in_segment": "vip"}), data.clone(), json!(true));
+    check(json!({"in_segment": "vi"}), data.clone(), json!(false));
+    check(json!({"in_segment": "vip"}), json!({}), json!(false));
+    check(json!({"in_segment": 1}), data, json!(false));
+}
+
+#[test]
+fn compile_errors_name_the_node() {
+    check_error(
+        json!({"gob": ["/a", "/b"]}),
+        r#"unknown operator "gob" (did you mean "glob"?)"#,
+    );
+    check_error(
+        json!({"and": [true, {"==": [1]}]}),
+        r#"and[1].==: "==" takes 2 arguments, got 1"#,
+    );
+    check_error(
+        json!({"and": [{"frobnicate": 1}]}),
+        r#"and[0]: unknown operator "frobnicate""#,
+    );
+    check_error(
+        json!({"glob": ["/a", {"var": "p"}]}),
+        r#"glob[1]: "glob": the pattern must be a literal string"#,
+    );
+    check_error(
+        json!({"sem_ver": ["1.0.0", "=>", "1.0.0"]}),
+        r#"sem_ver[1]: "sem_ver": unknown operator "=>", expected one of = != < <= > >= ^ ~"#,
+    );
+    check_error(
+        json!({"sem_ver": ["1.0.0", ">", "one"]}),
+        r#"sem_ver[2]: "sem_ver": "one" is not a semantic version"#,
+    );
+    check_error(
+        json!({"seen": {"var": "x"}}),
+        r#"seen: "seen": the content id must be a literal string"#,
+    );
+    check_error(
+        json!({"map": [[1]]}),
+        r#"map: "map" takes 2 arguments, got 1"#,
+    );
+    let mut deep = json!(true);
+    for _ in 0..40 {
+        deep = json!({"!": [deep]});
+    }
+    let err = compile(&deep, &JsonSchema, Limits::default()).expect_err("too deep");
+    assert_eq!(err.kind, CompileErrorKind::TooDeep { limit: 32 });
+    let wide = Json::Array((0..5000).map(|i| json!(i)).collect());
+    let err = compile(&wide, &JsonSchema, Limits::default()).expect_err("too large");
+    assert_eq!(err.kind, CompileErrorKind::TooLarge { limit: 4096 });
+}
+
+#[test]
+fn unknown_variables_are_compile_errors_with_a_schema() {
+    use micromoment::rules::{Schema, UnknownVariable};
+    struct Fields;
+    impl Schema for Fields {
+        type Var = usize;
+        fn resolve(&self, path: &str) -> Result<usize, UnknownVariable> {
+            const NAMES: [&str; 3] = ["geo.country", "geo.city", "segments"];
+            NAMES
+                .iter()
+                .position(|n| *n == path)
+                .ok_or_else(|| UnknownVariable {
+                    suggestion: micromoment::did_you_mean(path, NAMES).map(str::to_owned),
+                })
+        }
+    }
+    let err = compile(
+        &json!({"==": [{"var": "geo.contry"}, "FR"]}),
+        &Fields,
+        Limits::default(),
+    )
+    .expect_err("unknown");
+    assert_eq!(
+        err.to_string(),
+        r#"==[0].var: unknown variable "geo.contry" (did you mean "geo.country"?)"#
+    );
+    // Inside map/filter/reduce, `var` reads the element, not the schema.
+    assert!(compile(
+        &json!({"some": [{"var": "segments"}, {"==": [{"var": ""}, "vip"]}]}),
+        &Fields,
+        Limits::default()
+    )
+    .is_ok());
+    let err = compile(&json!({"in_segment": "vip"}), &Fields, Limits::default());
+    assert!(err.is_ok());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const OPERATORS: &[&str] = &[
+        "var",
+        "if",
+        "?:",
+        "==",
+        "===",
+        "!=",
+        "!==",
+        "!",
+        "!!",
+        "or",
+        "and",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "max",
+        "min",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "map",
+        "filter",
+        "reduce",
+        "all",
+        "none",
+        "some",
+        "merge",
+        "in",
+        "cat",
+        "substr",
+        "missing",
+        "missing_some",
+        "log",
+        "glob",
+        "starts_with",
+        "ends_with",
+        "sem_ver",
+        "seen",
+        "in_segment",
+        "nope",
+    ];
+
+    fn leaf() -> impl Strategy<Value = Json> {
+        prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            (-1000i64..1000).prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("JSON numbers are finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            prop::sample::select(vec![
+                "",
+                "a",
+                "a.b",
+                "0",
+                "1.5",
+                "x",
+                "current",
+                "accumulator",
+                "/models/**",
+                "1.2.3",
+                ">=",
+                "é",
+                "**"
+            ])
+            .prop_map(|s| json!(s)),
+        ]
+    }
+
+    pub(super) fn json_rule() -> impl Strategy<Value = Json> {
+        leaf().prop_recursive(6, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Json::Array),
+                (
+                    prop::sample::select(OPERATORS),
+                    prop::collection::vec(inner.clone(), 0..4)
+                )
+                    .prop_map(|(op, args)| json!({ op: args })),
+                (prop::sample::select(OPERATORS), inner.clone())
+                    .prop_map(|(op, arg)| json!({ op: arg })),
+                prop::collection::btree_map("[a-c]", inner, 0..3)
+                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn compiling_and_evaluating_never_panics(rule in json_rule(), data in json_rule()) {
+            if let Ok(compiled) = compile(&rule, &JsonSchema, Limits::default()) {
+                let data = JsonData::new(&data);
+                let first = compiled.eval(&data).to_json();
+                // Same input, same output.
+                prop_assert_eq!(first, compiled.eval(&data).to_json());
+            }
+        }
+    }
+}
+
+#[test]
+fn rule_eval_cli_agrees_with_the_library() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, TestRng, TestRunner};
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+    );
+    let strategy = properties::json_rule();
+    let mut compared = 0;
+    while compared < 25 {
+        let rule = strategy.new_tree(&mut runner).expect("a rule").current();
+        let data = strategy.new_tree(&mut runner).expect("data").current();
+        let Ok(expected) = eval(&rule, &data) else {
+            continue;
+        };
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_micromoment"))
+            .args([
+                "rule",
+                "eval",
+                &rule.to_string(),
+                "--data",
+                &data.to_string(),
+            ])
+            .output()
+            .expect("the CLI runs");
+        assert!(
+            output.status.success(),
+            "rule eval {rule} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let printed: Json = serde_json::from_slice(&output.stdout).expect("the CLI prints JSON");
+        assert_eq!(printed, expected, "rule {rule} on {data}");
+        compared += 1;
+    }
+}
+
+#[test]
+fn rule_eval_cli_examples() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_micromoment"))
+            .args(args)
+            .output()
+            .expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, _) = run(&[
+        "rule",
+        "eval",
+        r#"{"glob":[{"var":"page.path"},"/models/**"]}"#,
+        "--data",
+        r#"{"page":{"path":"/models/suv/x5"}}"#,
+    ]);
+    assert_eq!((code, stdout.as_str()), (Some(0), "true\n"));
+    let (code, _, stderr) = run(&["rule", "eval", r#"{"glb":[1,2]}"#]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        "error: the rule does not compile: unknown operator \"glb\" (did you mean \"glob\"?)\n"
+    );
+}
