@@ -15,11 +15,20 @@
 )]
 #![forbid(unsafe_code)]
 
+pub mod bucket;
+pub mod bundle;
 mod codec;
+pub mod context;
+pub mod decide;
 pub mod ids;
 pub mod rules;
 mod suggest;
-
-pub use suggest::did_you_mean;
 pub mod time;
 pub mod token;
+pub mod view;
+
+pub use bundle::{Budget, Bundle, Diagnostic, LoadError, SlotRef};
+pub use codec::CodecError;
+pub use context::Context;
+pub use decide::{decide, Decision, Options};
+pub use suggest::did_you_mean;

@@ -2,6 +2,7 @@
 //! invalid bundle, a token that does not verify), 2 usage or I/O error. Machine-readable
 //! JSON goes to stdout, human text to stderr.
 
+mod bundle;
 mod rule;
 mod token;
 
@@ -33,6 +34,16 @@ enum Command {
     /// Mint and inspect journey tokens.
     #[command(subcommand)]
     Token(token::TokenCmd),
+    /// Check a bundle: every error with its path, line:column and a did-you-mean.
+    Validate(bundle::ValidateArgs),
+    /// Validate, compile and optionally sign a bundle into a `.mmb` for the edge.
+    Compile(bundle::CompileArgs),
+    /// Show a compiled bundle's id, version, hash, sizes, counts, signature and budget use.
+    Inspect(bundle::InspectArgs),
+    /// Decide for one request, exactly as the edge would, and print the decision.
+    Simulate(bundle::SimulateArgs),
+    /// Print the JSON Schema of the bundle authoring format.
+    Schema,
 }
 
 /// How a command failed, which decides the exit code.
@@ -63,6 +74,11 @@ pub(crate) fn main() -> ExitCode {
         Command::Rule(cmd) => rule::run(cmd),
         Command::Keygen(cmd) => token::run_keygen(cmd),
         Command::Token(cmd) => token::run(cmd),
+        Command::Validate(args) => bundle::validate(args),
+        Command::Compile(args) => bundle::compile(args),
+        Command::Inspect(args) => bundle::inspect(args),
+        Command::Simulate(args) => bundle::simulate(args),
+        Command::Schema => bundle::schema(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,10 @@
 //! The integration test binary: one binary, one module per area, data in `fixtures/`
 //! and `../shared/conformance/`.
 
+mod bucket;
+mod ed25519;
 mod rules;
+mod scenarios;
 
 use std::path::PathBuf;
 

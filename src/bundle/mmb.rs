@@ -1,0 +1,318 @@
+//! The `.mmb` frame: what is published to the edge.
+//!
+//! ```text
+//! "MMB1"                magic
+//! u16 LE                format version
+//! u16 LE + UTF-8        bundle id
+//! u64 LE                bundle version
+//! [32]                  SHA-256 of the payload (the content hash, the KV key)
+//! u32 LE + bytes        payload: the bincode-encoded compiled bundle
+//! [64], optional        Ed25519 signature over every byte before it
+//! ```
+//!
+//! Loading checks, in order and before decoding the payload: size, magic, format
+//! version, header bounds, hash, signature. A frame that fails any check is refused
+//! with the [`LoadError`] that names it.
+
+use base64::Engine as _;
+use ed25519_dalek::{Signer, Verifier};
+use sha2::{Digest, Sha256};
+
+use super::model::Bundle;
+use super::Budget;
+use crate::codec::{self, CodecError};
+
+/// The first four bytes of every `.mmb`.
+pub const MAGIC: &[u8; 4] = b"MMB1";
+
+/// The version of the compiled form; bumped whenever `model.rs` changes shape.
+pub const FORMAT_VERSION: u16 = 1;
+
+const SIGNATURE_LEN: usize = 64;
+
+/// Why a `.mmb` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// Larger than the budget allows.
+    #[error("bundle is {size} bytes, over the budget of {limit} (max_bundle_bytes)")]
+    TooLarge {
+        /// The size found.
+        size: usize,
+        /// The budget.
+        limit: usize,
+    },
+    /// Not a `.mmb` at all.
+    #[error("not a micromoment bundle (bad magic)")]
+    BadMagic,
+    /// A format this build cannot read.
+    #[error("unsupported bundle format version {found}, this build reads version {supported}")]
+    UnsupportedVersion {
+        /// The version in the file.
+        found: u16,
+        /// The version this build reads.
+        supported: u16,
+    },
+    /// The frame ends early.
+    #[error("bundle is truncated")]
+    Truncated,
+    /// Bytes after the payload that are not a signature.
+    #[error("{0} unexpected bytes after the payload")]
+    TrailingBytes(usize),
+    /// The payload does not match the content hash in the header.
+    #[error("content hash mismatch: the payload was altered")]
+    HashMismatch,
+    /// A public key was given but the bundle carries no signature.
+    #[error("bundle is not signed, and a public key requires a signature")]
+    Unsigned,
+    /// The signature does not verify under the given public key.
+    #[error("bad signature: not signed by the given key, or altered after signing")]
+    BadSignature,
+    /// The payload passed the hash but does not decode.
+    #[error("payload does not decode: {0}")]
+    Decode(CodecError),
+    /// The payload decoded but contradicts its header or the budget.
+    #[error("inconsistent bundle: {0}")]
+    Inconsistent(String),
+}
+
+/// What the frame says about itself, readable without decoding the payload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Header {
+    /// The bundle id.
+    pub id: String,
+    /// The bundle version.
+    pub version: u64,
+    /// The SHA-256 of the payload, lowercase hex.
+    pub hash: String,
+    /// The payload size in bytes.
+    pub payload_bytes: usize,
+    /// The whole frame's size in bytes.
+    pub total_bytes: usize,
+    /// Whether a signature is attached.
+    pub signed: bool,
+}
+
+/// An Ed25519 key that signs bundles.
+pub struct SigningKey(ed25519_dalek::SigningKey);
+
+impl SigningKey {
+    /// The key from its 32-byte seed.
+    pub fn from_seed(seed: [u8; 32]) -> SigningKey {
+        SigningKey(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    /// Parses a key file: the base64 of the 32-byte seed.
+    pub fn from_base64(text: &str) -> Result<SigningKey, String> {
+        let bytes = decode_key(text)?;
+        Ok(SigningKey::from_seed(bytes))
+    }
+
+    /// The base64 of the seed, for the key file.
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0.to_bytes())
+    }
+
+    /// The base64 of the public key, for `BUNDLE_PUBKEY`.
+    pub fn public_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0.verifying_key().to_bytes())
+    }
+}
+
+/// A new signing key from 32 bytes of the caller's entropy.
+pub fn keygen(seed: [u8; 32]) -> SigningKey {
+    SigningKey::from_seed(seed)
+}
+
+fn decode_key(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
+        .map_err(|_| "key is not base64".to_owned())?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("key is {} bytes, expected 32", bytes.len()))
+}
+
+/// Parses a public key: base64 of 32 bytes.
+pub fn public_key_of(text: &str) -> Result<[u8; 32], String> {
+    let bytes = decode_key(text)?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "not a valid Ed25519 public key".to_owned())?;
+    Ok(bytes)
+}
+
+/// Verifies an Ed25519 signature, rejecting non-canonical encodings and weak keys.
+pub fn verify_signature(public_key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+        return false;
+    };
+    key.verify_strict(message, &signature).is_ok() && key.verify(message, &signature).is_ok()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Reader<'b> {
+    bytes: &'b [u8],
+    pos: usize,
+}
+
+impl<'b> Reader<'b> {
+    fn take(&mut self, n: usize) -> Result<&'b [u8], LoadError> {
+        let end = self.pos.checked_add(n).ok_or(LoadError::Truncated)?;
+        let slice = self.bytes.get(self.pos..end).ok_or(LoadError::Truncated)?;
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], LoadError> {
+        <[u8; N]>::try_from(self.take(N)?).map_err(|_| LoadError::Truncated)
+    }
+}
+
+/// A parsed frame, before the payload is decoded.
+struct Frame<'b> {
+    header: Header,
+    hash: [u8; 32],
+    payload: &'b [u8],
+    signed_part: &'b [u8],
+    signature: Option<&'b [u8]>,
+}
+
+fn parse_frame<'b>(bytes: &'b [u8], budget: &Budget) -> Result<Frame<'b>, LoadError> {
+    if bytes.len() > budget.max_bundle_bytes {
+        return Err(LoadError::TooLarge {
+            size: bytes.len(),
+            limit: budget.max_bundle_bytes,
+        });
+    }
+    let mut r = Reader { bytes, pos: 0 };
+    if r.take(4).map_err(|_| LoadError::BadMagic)? != MAGIC {
+        return Err(LoadError::BadMagic);
+    }
+    let format = u16::from_le_bytes(r.array()?);
+    if format != FORMAT_VERSION {
+        return Err(LoadError::UnsupportedVersion {
+            found: format,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let id_len = usize::from(u16::from_le_bytes(r.array()?));
+    let id = std::str::from_utf8(r.take(id_len)?)
+        .map_err(|_| LoadError::Inconsistent("bundle id is not UTF-8".into()))?
+        .to_owned();
+    let version = u64::from_le_bytes(r.array()?);
+    let hash: [u8; 32] = r.array()?;
+    let payload_len = usize::try_from(u32::from_le_bytes(r.array()?)).map_err(|_| LoadError::Truncated)?;
+    let payload = r.take(payload_len)?;
+    let signed_part = bytes.get(..r.pos).ok_or(LoadError::Truncated)?;
+    let signature = match bytes.len() - r.pos {
+        0 => None,
+        SIGNATURE_LEN => Some(r.take(SIGNATURE_LEN)?),
+        n => return Err(LoadError::TrailingBytes(n)),
+    };
+    Ok(Frame {
+        header: Header {
+            id,
+            version,
+            hash: hex(&hash),
+            payload_bytes: payload.len(),
+            total_bytes: bytes.len(),
+            signed: signature.is_some(),
+        },
+        hash,
+        payload,
+        signed_part,
+        signature,
+    })
+}
+
+impl Bundle {
+    /// Frames the bundle as `.mmb`, signed when a key is given.
+    pub fn to_mmb(&self, key: Option<&SigningKey>) -> Result<Vec<u8>, CodecError> {
+        let payload = codec::encode(self)?;
+        let id_len = u16::try_from(self.id.len()).map_err(|_| CodecError::Invalid("bundle id is too long".into()))?;
+        let payload_len =
+            u32::try_from(payload.len()).map_err(|_| CodecError::Invalid("bundle is larger than 4 GiB".into()))?;
+        let mut out = Vec::with_capacity(payload.len() + 128);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&id_len.to_le_bytes());
+        out.extend_from_slice(self.id.as_bytes());
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&Sha256::digest(&payload));
+        out.extend_from_slice(&payload_len.to_le_bytes());
+        out.extend_from_slice(&payload);
+        if let Some(key) = key {
+            let signature = key.0.sign(&out);
+            out.extend_from_slice(&signature.to_bytes());
+        }
+        Ok(out)
+    }
+
+    /// Reads a frame's header, checking size, magic, version and bounds only.
+    pub fn read_header(bytes: &[u8], budget: &Budget) -> Result<Header, LoadError> {
+        parse_frame(bytes, budget).map(|f| f.header)
+    }
+
+    /// Checks and decodes a `.mmb`. With a public key, the bundle must carry a valid
+    /// signature by it.
+    pub fn from_mmb(bytes: &[u8], public_key: Option<&[u8; 32]>, budget: &Budget) -> Result<(Bundle, Header), LoadError> {
+        let frame = parse_frame(bytes, budget)?;
+        if Sha256::digest(frame.payload).as_slice() != frame.hash {
+            return Err(LoadError::HashMismatch);
+        }
+        if let Some(key) = public_key {
+            let signature = frame.signature.ok_or(LoadError::Unsigned)?;
+            if !verify_signature(key, frame.signed_part, signature) {
+                return Err(LoadError::BadSignature);
+            }
+        }
+        // The payload can never claim more memory than the bundle budget.
+        let bundle: Bundle =
+            codec::decode::<Bundle, { 64 * 1024 * 1024 }>(frame.payload).map_err(LoadError::Decode)?;
+        if bundle.id != frame.header.id || bundle.version != frame.header.version {
+            return Err(LoadError::Inconsistent("payload id or version differs from the header".into()));
+        }
+        bundle.check_shape(budget)?;
+        Ok((bundle, frame.header))
+    }
+
+    /// Checks what a hand-made payload could get wrong: counts over budget and indices
+    /// that point nowhere. Decisions never index out of bounds anyway; this turns such a
+    /// bundle into a typed refusal instead of silent defaults.
+    fn check_shape(&self, budget: &Budget) -> Result<(), LoadError> {
+        let fail = |what: String| Err(LoadError::Inconsistent(what));
+        if self.stages.is_empty() || self.stages.len() > budget.max_stages.min(64) {
+            return fail(format!("{} stages", self.stages.len()));
+        }
+        let contents = self.contents.len();
+        let in_contents = |c: u16| usize::from(c) < contents;
+        for t in &self.transitions {
+            if usize::from(t.to) >= self.stages.len() {
+                return fail("a transition targets a stage that does not exist".into());
+            }
+        }
+        for slot in &self.slots {
+            if !in_contents(slot.default) {
+                return fail(format!("slot \"{}\" defaults to a content that does not exist", slot.name));
+            }
+            for c in &slot.candidates {
+                let offers_ok = super::offered(c).iter().all(|&c| in_contents(c));
+                let after_ok = c.after.iter().all(|&a| in_contents(a));
+                let campaign_ok = c.campaign.is_none_or(|k| usize::from(k) < self.campaigns.len());
+                let ranges_ok = match &c.offer {
+                    super::Offer::Experiment(e) => !e.variants.is_empty() && e.variants.len() == e.ranges.len(),
+                    super::Offer::Content(_) => true,
+                };
+                if !(offers_ok && after_ok && campaign_ok && ranges_ok) {
+                    return fail(format!("candidate \"{}\" refers to something that does not exist", c.name));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,254 @@
+//! Bundles: the marketer's JSON, validated and compiled, framed as `.mmb` for the edge.
+//!
+//! [`compile`] validates an authoring document (every problem, with path, line:column
+//! and did-you-mean) and lowers it to a [`Bundle`]. [`Bundle::to_mmb`] frames it (magic,
+//! format version, id, version, SHA-256 content hash, bincode payload, optional Ed25519
+//! signature) and [`Bundle::from_mmb`] checks all of that before decoding a single byte
+//! of payload. Loading never panics on hostile bytes: every failure is a [`LoadError`].
+
+mod locate;
+mod mmb;
+mod model;
+mod source;
+
+use std::fmt;
+
+pub use mmb::{keygen, public_key_of, verify_signature, Header, LoadError, SigningKey, FORMAT_VERSION, MAGIC};
+pub use model::{Bundle, Condition};
+pub(crate) use model::{Candidate, Content, Offer, Period, Piece, Template, JsonTemplate};
+pub(crate) use source::offered;
+
+use crate::context::{VarId, FIXED_VARIABLES};
+use crate::rules::{Schema, UnknownVariable};
+use crate::suggest::did_you_mean;
+
+/// Limits a bundle must stay within, checked when compiling and again when loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// The largest `.mmb` file.
+    pub max_bundle_bytes: usize,
+    /// The largest authoring document.
+    pub max_source_bytes: usize,
+    /// The longest string (a rendition, an id).
+    pub max_string_bytes: usize,
+    /// Journey stages (a stage set is a 64-bit mask).
+    pub max_stages: usize,
+    /// Transitions.
+    pub max_transitions: usize,
+    /// Intent topics.
+    pub max_topics: usize,
+    /// Contents in the bank.
+    pub max_contents: usize,
+    /// Slots.
+    pub max_slots: usize,
+    /// Candidates in one slot.
+    pub max_candidates_per_slot: usize,
+    /// Candidates in the bundle.
+    pub max_candidates: usize,
+    /// Nesting of a rule.
+    pub max_rule_depth: usize,
+    /// Nodes of a rule.
+    pub max_rule_nodes: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            max_bundle_bytes: 5 * 1024 * 1024,
+            max_source_bytes: 32 * 1024 * 1024,
+            max_string_bytes: 64 * 1024,
+            max_stages: 64,
+            max_transitions: 256,
+            max_topics: 256,
+            max_contents: 20_000,
+            max_slots: 256,
+            max_candidates_per_slot: 10_000,
+            max_candidates: 20_000,
+            max_rule_depth: 32,
+            max_rule_nodes: 4096,
+        }
+    }
+}
+
+/// One problem found in an authoring document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The JSON path, such as `slots.hero.candidates[2].when`.
+    pub path: String,
+    /// What is wrong, with a did-you-mean where one helps.
+    pub message: String,
+    /// 1-based line of the offending value in the source.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}:{}: {}", self.line, self.column, self.message)
+        } else {
+            write!(f, "{}:{}: {}: {}", self.line, self.column, self.path, self.message)
+        }
+    }
+}
+
+/// Validates and compiles an authoring document.
+pub fn compile(source: &str, budget: Budget) -> Result<Bundle, Vec<Diagnostic>> {
+    source::compile(source, budget)
+}
+
+/// The variables a bundle's rules and placeholders may name.
+pub(crate) struct BundleSchema<'b> {
+    pub topics: &'b [&'b str],
+    pub contents: &'b [&'b str],
+}
+
+impl Schema for BundleSchema<'_> {
+    type Var = VarId;
+
+    fn resolve(&self, path: &str) -> Result<VarId, UnknownVariable> {
+        if let Some((_, var)) = FIXED_VARIABLES.iter().find(|(name, _)| *name == path) {
+            return Ok(var.clone());
+        }
+        let indexed = |prefix: &str, names: &[&str]| {
+            let name = path.strip_prefix(prefix)?;
+            names.iter().position(|n| *n == name).and_then(|i| u16::try_from(i).ok())
+        };
+        if let Some(topic) = indexed("intent.", self.topics) {
+            return Ok(VarId::Intent(topic));
+        }
+        if let Some(content) = indexed("seen.", self.contents) {
+            return Ok(VarId::Seen(content));
+        }
+        if let Some(var) = source::query_var(path) {
+            return Ok(var);
+        }
+        let names = self.names();
+        Err(UnknownVariable {
+            suggestion: did_you_mean(path, names.iter().map(String::as_str)).map(str::to_owned),
+        })
+    }
+}
+
+/// A requested slot, resolved against a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotRef(pub(crate) u16);
+
+/// A slot name the bundle does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown slot \"{name}\"{}", suggestion.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default())]
+pub struct UnknownSlot {
+    /// The name as requested.
+    pub name: String,
+    /// The closest slot the bundle has.
+    pub suggestion: Option<String>,
+}
+
+/// Counts of what a bundle holds, for `inspect` and `/v1/bundle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Journey stages.
+    pub stages: usize,
+    /// Transitions.
+    pub transitions: usize,
+    /// Intent topics.
+    pub intents: usize,
+    /// Contents.
+    pub contents: usize,
+    /// Slots.
+    pub slots: usize,
+    /// Candidates in all slots.
+    pub candidates: usize,
+    /// Experiments.
+    pub experiments: usize,
+    /// Campaigns.
+    pub campaigns: usize,
+}
+
+impl Bundle {
+    /// The bundle id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The bundle version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Stage names in journey order.
+    pub fn stage_names(&self) -> impl Iterator<Item = &str> {
+        self.stages.iter().map(|s| s.name.as_str())
+    }
+
+    /// Slot names in bundle order.
+    pub fn slot_names(&self) -> impl Iterator<Item = &str> {
+        self.slots.iter().map(|s| s.name.as_str())
+    }
+
+    /// Content ids in bundle order.
+    pub fn content_names(&self) -> impl Iterator<Item = &str> {
+        self.contents.iter().map(|c| c.name.as_str())
+    }
+
+    /// Intent topic names.
+    pub fn topic_names(&self) -> impl Iterator<Item = &str> {
+        self.topics.iter().map(|t| t.name.as_str())
+    }
+
+    /// What the bundle holds.
+    pub fn counts(&self) -> Counts {
+        let candidates = self.slots.iter().flat_map(|s| &s.candidates);
+        Counts {
+            stages: self.stages.len(),
+            transitions: self.transitions.len(),
+            intents: self.topics.len(),
+            contents: self.contents.len(),
+            slots: self.slots.len(),
+            candidates: candidates.clone().count(),
+            experiments: candidates.filter(|c| matches!(c.offer, Offer::Experiment(_))).count(),
+            campaigns: self.campaigns.len(),
+        }
+    }
+
+    /// Resolves requested slot names; the first unknown one is an error.
+    pub fn resolve_slots<'n, I: IntoIterator<Item = &'n str>>(&self, names: I) -> Result<Vec<SlotRef>, UnknownSlot> {
+        names
+            .into_iter()
+            .map(|name| {
+                self.slots
+                    .iter()
+                    .position(|s| s.name == name)
+                    .and_then(|i| u16::try_from(i).ok())
+                    .map(SlotRef)
+                    .ok_or_else(|| UnknownSlot {
+                        name: name.to_owned(),
+                        suggestion: did_you_mean(name, self.slot_names()).map(str::to_owned),
+                    })
+            })
+            .collect()
+    }
+
+    /// Every slot, in bundle order.
+    pub fn all_slots(&self) -> Vec<SlotRef> {
+        (0..self.slots.len()).filter_map(|i| u16::try_from(i).ok()).map(SlotRef).collect()
+    }
+
+    /// A name-based view of a stage stable id, for printing states.
+    pub fn stage_name(&self, id: u32) -> Option<&str> {
+        self.stages.iter().find(|s| s.id == id).map(|s| s.name.as_str())
+    }
+
+    /// Resolves a name-based variable for run-time lookups (`{"var": {"cat": …}}`).
+    pub(crate) fn resolve_var(&self, path: &str) -> Option<VarId> {
+        let topics: Vec<&str> = self.topic_names().collect();
+        let contents: Vec<&str> = self.content_names().collect();
+        BundleSchema {
+            topics: &topics,
+            contents: &contents,
+        }
+        .resolve(path)
+        .ok()
+    }
+}

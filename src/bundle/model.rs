@@ -1,0 +1,174 @@
+//! The compiled bundle: what the edge loads and decides with.
+//!
+//! Everything a decision needs is prepared here: stage lists as bit masks, candidates
+//! sorted by priority, rules compiled with their variables resolved, placeholders parsed,
+//! contents and experiments named by small indices plus the stable ids tokens use. These
+//! types are encoded into `.mmb` payloads; any change to them bumps
+//! [`super::FORMAT_VERSION`].
+
+use crate::codec::{Decode, Encode};
+use crate::context::VarId;
+use crate::rules::Rule;
+
+/// A compiled rule over the request context.
+pub type Condition = Rule<VarId>;
+
+/// A compiled, validated bundle.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct Bundle {
+    pub(crate) id: String,
+    pub(crate) version: u64,
+    pub(crate) stages: Vec<Stage>,
+    pub(crate) transitions: Vec<Transition>,
+    pub(crate) topics: Vec<Topic>,
+    pub(crate) contents: Vec<Content>,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) campaigns: Vec<Campaign>,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) struct Stage {
+    pub name: String,
+    /// `stable_id(Stage, name)`, what tokens store.
+    pub id: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) struct Transition {
+    pub to: u16,
+    /// Bit `i` set: the transition applies from stage `i`; all bits set when unrestricted.
+    pub from: u64,
+    pub back: bool,
+    pub when: Option<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) struct Topic {
+    pub name: String,
+    pub id: u32,
+    pub cap: f64,
+    pub half_life_secs: f64,
+    pub signals: Vec<Signal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) struct Signal {
+    pub when: Condition,
+    pub add: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) struct Content {
+    pub name: String,
+    pub id: u32,
+    pub html: Option<Template>,
+    pub json: Option<JsonTemplate>,
+    pub text: Option<Template>,
+    /// The shortest cap period of the candidates offering this content: the window its
+    /// impressions are counted in.
+    pub cap_period: Option<Period>,
+    /// Whether some candidate's `after` names this content, so showing it advances a
+    /// sequence.
+    pub prerequisite: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) struct Slot {
+    pub name: String,
+    pub default: u16,
+    /// Sorted by priority, highest first; ties keep bundle order.
+    pub candidates: Vec<Candidate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) struct Candidate {
+    pub name: String,
+    pub offer: Offer,
+    pub priority: f64,
+    /// Bit `i` set: allowed in stage `i`.
+    pub stages: u64,
+    pub when: Option<Condition>,
+    pub cap: Option<Cap>,
+    pub after: Vec<u16>,
+    pub campaign: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) enum Offer {
+    Content(u16),
+    Experiment(Experiment),
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) struct Experiment {
+    /// `stable_id(Experiment, candidate id)`.
+    pub id: u32,
+    pub variants: Vec<u16>,
+    /// GrowthBook bucket ranges, one per variant; a hash outside all is the holdout.
+    pub ranges: Vec<(f64, f64)>,
+    pub holdout: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) struct Campaign {
+    pub name: String,
+    pub id: u32,
+    pub cap: Cap,
+}
+
+/// At most `max` impressions per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct Cap {
+    pub max: u32,
+    pub per: Period,
+}
+
+/// A cap's counting window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Encode, Decode)]
+pub(crate) enum Period {
+    /// A window of this many seconds, opened by the first impression in it.
+    Seconds(i64),
+    /// Forever.
+    Lifetime,
+}
+
+impl Period {
+    /// Parses `30m`, `12h`, `7d`, `2w` or `lifetime`.
+    pub fn parse(text: &str) -> Option<Period> {
+        if text == "lifetime" {
+            return Some(Period::Lifetime);
+        }
+        let unit = match text.chars().last()? {
+            'm' => crate::time::MINUTE,
+            'h' => crate::time::HOUR,
+            'd' => crate::time::DAY,
+            'w' => crate::time::WEEK,
+            _ => return None,
+        };
+        let count: i64 = text.get(..text.len() - 1)?.parse().ok().filter(|n| *n > 0)?;
+        count.checked_mul(unit).map(Period::Seconds)
+    }
+}
+
+/// Text with `{{variable}}` placeholders, split at compile time.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct Template {
+    pub pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(crate) enum Piece {
+    Text(String),
+    Var(VarId),
+}
+
+/// A JSON rendition whose strings may hold placeholders.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) enum JsonTemplate {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(Template),
+    Array(Vec<JsonTemplate>),
+    Object(Vec<(String, JsonTemplate)>),
+}

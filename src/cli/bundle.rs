@@ -1,0 +1,279 @@
+//! `validate`, `compile`, `inspect`, `simulate`, `schema` and `keygen ed25519`.
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use micromoment::bundle::{self, public_key_of, SigningKey};
+use micromoment::view::{parse_rfc3339, parse_visitor, state_from_json, state_to_json};
+use micromoment::{Budget, Bundle, Context, Options};
+use serde_json::json;
+
+use super::{print_json, read_file, Failure, Outcome};
+
+/// The JSON Schema of the authoring format.
+pub(crate) const SCHEMA: &str = include_str!("../bundle/schema.json");
+
+#[derive(Args)]
+pub(crate) struct ValidateArgs {
+    /// The bundle, as authoring JSON.
+    pub bundle: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct CompileArgs {
+    /// The bundle, as authoring JSON.
+    pub bundle: PathBuf,
+    /// Where to write the compiled `.mmb`.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// An Ed25519 signing key file (from `keygen ed25519`).
+    #[arg(long)]
+    pub sign_key: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct InspectArgs {
+    /// A compiled `.mmb`.
+    pub file: PathBuf,
+    /// A public key file; the signature must verify under it.
+    #[arg(long)]
+    pub pubkey: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct SimulateArgs {
+    /// The bundle: authoring JSON or compiled `.mmb`.
+    pub bundle: PathBuf,
+    /// Slots to decide, comma-separated (default: every slot).
+    #[arg(long, value_delimiter = ',')]
+    pub slots: Vec<String>,
+    /// The request context, a CTX.json file.
+    #[arg(long)]
+    pub context: Option<PathBuf>,
+    /// The visitor's journey token.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// The JOURNEY_KEYS document to verify and sign tokens with.
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+    /// The visitor's state by names (as `simulate` prints it), instead of a token.
+    #[arg(long, conflicts_with = "token")]
+    pub state: Option<PathBuf>,
+    /// This request's app event.
+    #[arg(long)]
+    pub event: Option<String>,
+    /// The clock, RFC 3339 (default: now).
+    #[arg(long)]
+    pub now: Option<String>,
+    /// The visitor id for a new visitor, 32 hex digits (default: random).
+    #[arg(long)]
+    pub visitor: Option<String>,
+    /// Add the trace: every candidate and why it was kept or skipped.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+fn read_text(path: &Path) -> Result<String, Failure> {
+    String::from_utf8(read_file(path)?).map_err(|_| Failure::Usage(format!("{} is not UTF-8", path.display())))
+}
+
+fn report_diagnostics(path: &Path, diagnostics: &[micromoment::Diagnostic]) -> Failure {
+    let lines: Vec<String> = diagnostics.iter().map(|d| format!("{}:{d}", path.display())).collect();
+    let noun = if diagnostics.len() == 1 { "error" } else { "errors" };
+    Failure::Findings(format!("{}\n{} {noun} in {}", lines.join("\n"), diagnostics.len(), path.display()))
+}
+
+/// Loads a bundle from authoring JSON or `.mmb`, whichever the bytes are.
+pub(crate) fn load_bundle(path: &Path) -> Result<Bundle, Failure> {
+    let bytes = read_file(path)?;
+    if bytes.starts_with(bundle::MAGIC) {
+        return Bundle::from_mmb(&bytes, None, &Budget::default())
+            .map(|(b, _)| b)
+            .map_err(|e| Failure::Findings(format!("{}: {e}", path.display())));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| Failure::Usage(format!("{} is not UTF-8", path.display())))?;
+    bundle::compile(&text, Budget::default()).map_err(|d| report_diagnostics(path, &d))
+}
+
+pub(crate) fn validate(args: ValidateArgs) -> Outcome {
+    let text = read_text(&args.bundle)?;
+    match bundle::compile(&text, Budget::default()) {
+        Ok(b) => {
+            eprintln!("{}: ok ({} {})", args.bundle.display(), b.id(), b.version());
+            Ok(())
+        }
+        Err(d) => Err(report_diagnostics(&args.bundle, &d)),
+    }
+}
+
+pub(crate) fn compile(args: CompileArgs) -> Outcome {
+    let text = read_text(&args.bundle)?;
+    let bundle = bundle::compile(&text, Budget::default()).map_err(|d| report_diagnostics(&args.bundle, &d))?;
+    let key = match &args.sign_key {
+        Some(path) => Some(SigningKey::from_base64(&read_text(path)?).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?),
+        None => None,
+    };
+    let bytes = bundle
+        .to_mmb(key.as_ref())
+        .map_err(|e| Failure::Usage(format!("cannot encode the bundle: {e}")))?;
+    let budget = Budget::default();
+    if bytes.len() > budget.max_bundle_bytes {
+        return Err(Failure::Findings(format!(
+            "{}: compiled bundle is {} bytes, over the budget of {} (max_bundle_bytes)",
+            args.bundle.display(),
+            bytes.len(),
+            budget.max_bundle_bytes
+        )));
+    }
+    std::fs::write(&args.output, &bytes)
+        .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", args.output.display())))?;
+    let header = Bundle::read_header(&bytes, &budget).map_err(|e| Failure::Usage(e.to_string()))?;
+    eprintln!(
+        "{}: {} {} -> {} ({} bytes, {})",
+        args.bundle.display(),
+        header.id,
+        header.version,
+        args.output.display(),
+        header.total_bytes,
+        if header.signed { "signed" } else { "unsigned" }
+    );
+    print_json(&json!({"id": header.id, "version": header.version, "hash": header.hash,
+        "bytes": header.total_bytes, "signed": header.signed, "output": args.output.display().to_string()}))
+}
+
+pub(crate) fn inspect(args: InspectArgs) -> Outcome {
+    let bytes = read_file(&args.file)?;
+    let budget = Budget::default();
+    let pubkey = match &args.pubkey {
+        Some(path) => Some(public_key_of(&read_text(path)?).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?),
+        None => None,
+    };
+    let (bundle, header) = Bundle::from_mmb(&bytes, pubkey.as_ref(), &budget)
+        .map_err(|e| Failure::Findings(format!("{}: {e}", args.file.display())))?;
+    let signature = match (header.signed, pubkey.is_some()) {
+        (true, true) => "valid",
+        (true, false) => "present, not checked (no --pubkey)",
+        (false, _) => "none",
+    };
+    let percent = |used: usize, limit: usize| (used as f64 * 1000.0 / limit as f64).round() / 10.0;
+    let counts = bundle.counts();
+    print_json(&json!({
+        "id": header.id,
+        "version": header.version,
+        "hash": header.hash,
+        "format_version": bundle::FORMAT_VERSION,
+        "sizes": {"total_bytes": header.total_bytes, "payload_bytes": header.payload_bytes},
+        "counts": counts,
+        "signature": signature,
+        "budget": {
+            "bundle_bytes": {"used": header.total_bytes, "limit": budget.max_bundle_bytes, "percent": percent(header.total_bytes, budget.max_bundle_bytes)},
+            "candidates": {"used": counts.candidates, "limit": budget.max_candidates, "percent": percent(counts.candidates, budget.max_candidates)},
+            "contents": {"used": counts.contents, "limit": budget.max_contents, "percent": percent(counts.contents, budget.max_contents)},
+            "slots": {"used": counts.slots, "limit": budget.max_slots, "percent": percent(counts.slots, budget.max_slots)},
+            "stages": {"used": counts.stages, "limit": budget.max_stages, "percent": percent(counts.stages, budget.max_stages)},
+        },
+    }))
+}
+
+pub(crate) fn schema() -> Outcome {
+    let value: serde_json::Value =
+        serde_json::from_str(SCHEMA).map_err(|e| Failure::Usage(format!("built-in schema: {e}")))?;
+    print_json(&value)
+}
+
+pub(crate) fn keygen_ed25519(dir: &Path) -> Outcome {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| Failure::Usage(format!("no system entropy: {e}")))?;
+    let key = bundle::keygen(seed);
+    std::fs::create_dir_all(dir).map_err(|e| Failure::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    let private = dir.join("bundle-signing.key");
+    let public = dir.join("bundle-signing.pub");
+    write_private(&private, &key.to_base64())?;
+    std::fs::write(&public, format!("{}\n", key.public_base64()))
+        .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", public.display())))?;
+    eprintln!(
+        "wrote {} (keep secret) and {}; set BUNDLE_PUBKEY={} on the worker",
+        private.display(),
+        public.display(),
+        key.public_base64()
+    );
+    print_json(&json!({"private_key": private.display().to_string(), "public_key": public.display().to_string(),
+        "public_key_base64": key.public_base64()}))
+}
+
+fn write_private(path: &Path, contents: &str) -> Outcome {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))?;
+    writeln!(file, "{contents}").map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))
+}
+
+/// The clock of a command: `--now` or the system clock.
+pub(crate) fn now_arg(now: Option<&str>) -> Result<i64, Failure> {
+    match now {
+        Some(text) => parse_rfc3339(text).map_err(Failure::Usage),
+        None => Ok(jiff::Timestamp::now().as_second()),
+    }
+}
+
+/// A visitor id: `--visitor` or fresh entropy.
+pub(crate) fn visitor_arg(visitor: Option<&str>) -> Result<[u8; 16], Failure> {
+    match visitor {
+        Some(text) => parse_visitor(text).map_err(Failure::Usage),
+        None => {
+            let mut id = [0u8; 16];
+            getrandom::fill(&mut id).map_err(|e| Failure::Usage(format!("no system entropy: {e}")))?;
+            Ok(id)
+        }
+    }
+}
+
+pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
+    let bundle = load_bundle(&args.bundle)?;
+    let mut context: Context = match &args.context {
+        Some(path) => serde_json::from_slice(&read_file(path)?)
+            .map_err(|e| Failure::Usage(format!("{}: not a request context: {e}", path.display())))?,
+        None => Context::default(),
+    };
+    if args.event.is_some() {
+        context.event.clone_from(&args.event);
+    }
+    let now = now_arg(args.now.as_deref())?;
+    let visitor = visitor_arg(args.visitor.as_deref())?;
+    let slots = if args.slots.is_empty() {
+        bundle.all_slots()
+    } else {
+        bundle
+            .resolve_slots(args.slots.iter().map(String::as_str))
+            .map_err(|e| Failure::Usage(e.to_string()))?
+    };
+    let prior = match &args.state {
+        Some(path) => {
+            let json: serde_json::Value = serde_json::from_slice(&read_file(path)?)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+            Some(state_from_json(&bundle, &json, visitor).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?)
+        }
+        None => None,
+    };
+    let decision = micromoment::decide(
+        &bundle,
+        prior.as_ref(),
+        visitor,
+        &context,
+        now,
+        &slots,
+        Options { explain: args.explain },
+    );
+    let mut out = serde_json::to_value(&decision).map_err(|e| Failure::Usage(e.to_string()))?;
+    if let Some(map) = out.as_object_mut() {
+        map.insert("state".into(), state_to_json(&bundle, &decision.state));
+    }
+    print_json(&out)
+}

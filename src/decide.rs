@@ -1,0 +1,830 @@
+//! The decision: a pure function of (bundle, visitor state, context, now, slots).
+//!
+//! 1. Apply this request's signals: count the visit, decay and raise intents, move the
+//!    visitor along the journey (forward only unless a transition says `back`).
+//! 2. Per requested slot, pick the first eligible candidate by priority: stages, `when`,
+//!    experiment assignment (holdout shows the default), one content per page, `after`
+//!    sequences, content and campaign caps; else the slot's default.
+//! 3. Record impressions, render the channel's rendition, produce exposures and, on
+//!    request, a trace of every candidate and why it was kept or skipped.
+//!
+//! This module never reads a clock, never draws randomness and never fails: every
+//! unknown or missing input falls back to a default, and the trace says why.
+
+use serde::Serialize;
+
+use crate::bucket;
+use crate::bundle::{Bundle, Candidate, Content, JsonTemplate, Offer, Period, Piece, SlotRef, Template};
+use crate::context::{Channel, Context, DeviceType, LocalTime, VarId};
+use crate::rules::{Data, Value};
+use crate::time::{UnixSeconds, DAY, MINUTE};
+use crate::token::{Assignment, Impression, Intent, State};
+
+/// A new visit starts after this much idle time.
+pub const VISIT_IDLE: i64 = 30 * MINUTE;
+
+/// Intents below this score are forgotten.
+const INTENT_FLOOR: f64 = 0.01;
+
+/// What the caller wants besides the decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Produce a trace of every candidate.
+    pub explain: bool,
+}
+
+/// Why a slot shows what it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    /// A candidate won.
+    Candidate,
+    /// An experiment variant won.
+    Experiment,
+    /// The visitor is in the experiment's holdout: the default is shown.
+    Holdout,
+    /// No candidate was eligible: the default is shown.
+    Default,
+    /// No personalization consent: the default is shown.
+    Consent,
+}
+
+/// The answer for one slot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlotDecision<'b> {
+    /// The slot.
+    pub slot: &'b str,
+    /// The content shown.
+    pub content: &'b str,
+    /// The candidate that won, or null for a default.
+    pub candidate: Option<&'b str>,
+    /// The experiment (its candidate id), when one decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<&'b str>,
+    /// The experiment variant (its content id, or `holdout`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<&'b str>,
+    /// Why.
+    pub reason: Reason,
+    /// The HTML rendition, for the web channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// The JSON rendition, for the app channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<serde_json::Value>,
+    /// The plain-text rendition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// The record that a visitor was shown a content, for attribution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exposure<'b> {
+    /// The visitor id, 32 hex digits.
+    pub visitor: String,
+    /// The bundle id.
+    pub bundle: &'b str,
+    /// The bundle version.
+    pub bundle_version: u64,
+    /// The slot.
+    pub slot: &'b str,
+    /// The content shown.
+    pub content: &'b str,
+    /// The winning candidate, if any.
+    pub candidate: Option<&'b str>,
+    /// The experiment, if one decided.
+    pub experiment: Option<&'b str>,
+    /// The variant, if an experiment decided.
+    pub variant: Option<&'b str>,
+    /// Why the content was shown.
+    pub reason: Reason,
+    /// The visitor's stage.
+    pub stage: &'b str,
+    /// When, in Unix seconds.
+    pub at: UnixSeconds,
+}
+
+/// Why each candidate of a slot was kept or skipped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlotTrace<'b> {
+    /// The slot.
+    pub slot: &'b str,
+    /// Candidates in evaluation order (priority, then bundle order).
+    pub candidates: Vec<CandidateTrace<'b>>,
+    /// What the slot ended with.
+    pub result: String,
+}
+
+/// One candidate's fate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CandidateTrace<'b> {
+    /// The candidate id.
+    pub candidate: &'b str,
+    /// Its priority.
+    pub priority: f64,
+    /// Whether it won.
+    pub kept: bool,
+    /// Why it won or was skipped.
+    pub why: String,
+}
+
+/// The trace of a decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trace<'b> {
+    /// Visits, intents and stage moves, in order.
+    pub journey: Vec<String>,
+    /// Per requested slot.
+    pub slots: Vec<SlotTrace<'b>>,
+}
+
+/// Everything a decision produces.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision<'b> {
+    /// The visitor's stage after this request's signals.
+    pub stage: &'b str,
+    /// One per requested slot, in request order.
+    pub decisions: Vec<SlotDecision<'b>>,
+    /// The trace, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace<'b>>,
+    /// The visitor's new state.
+    #[serde(skip)]
+    pub state: State,
+    /// Whether the new state may be written (false without consent).
+    #[serde(skip)]
+    pub persist: bool,
+    /// Exposure events to send after the response.
+    #[serde(skip)]
+    pub exposures: Vec<Exposure<'b>>,
+}
+
+/// What rules read: the request context plus the visitor's journey so far.
+struct Facts<'a> {
+    bundle: &'a Bundle,
+    ctx: &'a Context,
+    prior: &'a State,
+    stage: u16,
+    stage_since: UnixSeconds,
+    visits: u32,
+    intents: &'a [f64],
+    time: &'a LocalTime,
+    now: UnixSeconds,
+}
+
+impl Facts<'_> {
+    fn impression(&self, id: u32) -> Option<&Impression> {
+        self.prior.impressions.iter().find(|i| i.id == id)
+    }
+
+    fn seen_total(&self, content: &Content) -> u32 {
+        self.impression(content.id).map_or(0, |i| i.total)
+    }
+
+    /// Whether the visitor saw a content before this request.
+    fn seen_before(&self, content: &Content) -> bool {
+        self.seen_total(content) > 0 || self.prior.sequence.contains(&content.id)
+    }
+}
+
+fn opt_str(value: &Option<String>) -> Option<Value<'_>> {
+    value.as_deref().map(Value::str)
+}
+
+impl Data for Facts<'_> {
+    type Var = VarId;
+
+    fn get(&self, var: &VarId) -> Option<Value<'_>> {
+        let ctx = self.ctx;
+        match var {
+            VarId::Stage => self.bundle.stages.get(usize::from(self.stage)).map(|s| Value::str(&s.name)),
+            VarId::StageIndex => Some(Value::Number(f64::from(self.stage))),
+            VarId::DaysInStage => Some(Value::Number((self.now - self.stage_since) as f64 / DAY as f64)),
+            VarId::Intent(topic) => Some(Value::Number(self.intents.get(usize::from(*topic)).copied().unwrap_or(0.0))),
+            VarId::Visits => Some(Value::Number(f64::from(self.visits))),
+            VarId::Returning => Some(Value::Bool(self.visits > 1)),
+            VarId::Segments => Some(Value::Array(self.prior.segments.iter().map(|s| Value::str(s)).collect())),
+            VarId::Seen(content) => self
+                .bundle
+                .contents
+                .get(usize::from(*content))
+                .map(|c| Value::Number(f64::from(self.seen_total(c)))),
+            VarId::Event => opt_str(&ctx.event),
+            VarId::Channel => Some(Value::str(ctx.channel.as_str())),
+            VarId::GeoCountry => opt_str(&ctx.geo.country),
+            VarId::GeoRegion => opt_str(&ctx.geo.region),
+            VarId::GeoCity => opt_str(&ctx.geo.city),
+            VarId::GeoContinent => opt_str(&ctx.geo.continent),
+            VarId::GeoPostal => opt_str(&ctx.geo.postal),
+            VarId::GeoTimezone => opt_str(&ctx.geo.timezone),
+            VarId::GeoLat => ctx.geo.lat.map(Value::Number),
+            VarId::GeoLon => ctx.geo.lon.map(Value::Number),
+            VarId::GeoColo => opt_str(&ctx.geo.colo),
+            VarId::DeviceType => ctx.device.kind.map(|k| Value::str(k.as_str())),
+            VarId::DeviceOs => opt_str(&ctx.device.os),
+            VarId::DeviceBrowser => opt_str(&ctx.device.browser),
+            VarId::AppVersion => opt_str(&ctx.app.version),
+            VarId::TimeHour => Some(Value::Number(f64::from(self.time.hour))),
+            VarId::TimeWeekday => Some(Value::str(self.time.weekday)),
+            VarId::TimeDate => Some(Value::str(&self.time.date)),
+            VarId::TimeDaypart => Some(Value::str(self.time.daypart)),
+            VarId::PagePath => opt_str(&ctx.page.path),
+            VarId::PageHost => opt_str(&ctx.page.host),
+            VarId::PageLang => opt_str(&ctx.page.lang),
+            VarId::PageQuery(key) => ctx.page.query.get(key).map(|v| Value::str(v)),
+            VarId::UtmSource => opt_str(&ctx.utm.source),
+            VarId::UtmMedium => opt_str(&ctx.utm.medium),
+            VarId::UtmCampaign => opt_str(&ctx.utm.campaign),
+            VarId::UtmTerm => opt_str(&ctx.utm.term),
+            VarId::UtmContent => opt_str(&ctx.utm.content),
+            VarId::ReferrerHost => opt_str(&ctx.referrer.host),
+            VarId::ReferrerKind => ctx.referrer.kind.map(|k| Value::str(k.as_str())),
+            VarId::ConsentPersonalization => ctx.consent.personalization.map(Value::Bool),
+        }
+    }
+
+    fn get_path(&self, path: &str) -> Option<Value<'_>> {
+        let var = self.bundle.resolve_var(path)?;
+        // The resolved id borrows nothing, so the value can be read and returned.
+        match self.get(&var)? {
+            Value::Str(s) => Some(Value::Str(std::borrow::Cow::Owned(s.into_owned()))),
+            Value::Array(items) => Some(Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Str(s) => Value::Str(std::borrow::Cow::Owned(s.into_owned())),
+                        other => other,
+                    })
+                    .collect(),
+            )),
+            other => Some(other),
+        }
+    }
+
+    fn list_contains(&self, var: &VarId, item: &str) -> bool {
+        match var {
+            VarId::Segments => self.prior.segments.iter().any(|s| s == item),
+            _ => false,
+        }
+    }
+}
+
+/// The index of the visitor's stage in this bundle: unknown or absent is the first.
+fn stage_index(bundle: &Bundle, state: &State) -> u16 {
+    state
+        .stage
+        .and_then(|id| bundle.stages.iter().position(|s| s.id == id))
+        .and_then(|i| u16::try_from(i).ok())
+        .unwrap_or(0)
+}
+
+fn period_text(period: Period) -> String {
+    match period {
+        Period::Lifetime => "lifetime".into(),
+        Period::Seconds(s) if s % crate::time::WEEK == 0 => format!("{}w", s / crate::time::WEEK),
+        Period::Seconds(s) if s % DAY == 0 => format!("{}d", s / DAY),
+        Period::Seconds(s) if s % crate::time::HOUR == 0 => format!("{}h", s / crate::time::HOUR),
+        Period::Seconds(s) => format!("{}m", s / MINUTE),
+    }
+}
+
+/// Impressions of a record within a cap's window.
+fn in_window(record: Option<&Impression>, per: Period, now: UnixSeconds) -> u32 {
+    match (record, per) {
+        (None, _) => 0,
+        (Some(r), Period::Lifetime) => r.total,
+        (Some(r), Period::Seconds(p)) if now - r.window_start < p => r.count,
+        (Some(_), Period::Seconds(_)) => 0,
+    }
+}
+
+fn record_impression(state: &mut State, id: u32, period: Option<Period>, now: UnixSeconds) {
+    match state.impressions.iter_mut().find(|i| i.id == id) {
+        None => state.impressions.push(Impression {
+            id,
+            count: 1,
+            window_start: now,
+            last_shown: now,
+            total: 1,
+        }),
+        Some(r) => {
+            let expired = matches!(period, Some(Period::Seconds(p)) if now - r.window_start >= p);
+            if expired {
+                r.count = 1;
+                r.window_start = now;
+            } else {
+                r.count = r.count.saturating_add(1);
+            }
+            r.total = r.total.saturating_add(1);
+            r.last_shown = now;
+        }
+    }
+}
+
+/// What a candidate scan ended with.
+enum Pick<'b> {
+    Won {
+        candidate: &'b Candidate,
+        content: u16,
+        variant: Option<&'b str>,
+    },
+    Holdout(&'b Candidate),
+    Nothing,
+}
+
+/// Decides for one request. `prior` is the verified token state, `None` for a new
+/// visitor, who gets the id `new_visitor` (the adapter's entropy).
+#[allow(clippy::too_many_lines)]
+pub fn decide<'b>(
+    bundle: &'b Bundle,
+    prior: Option<&State>,
+    new_visitor: [u8; 16],
+    ctx: &Context,
+    now: UnixSeconds,
+    slots: &[SlotRef],
+    options: Options,
+) -> Decision<'b> {
+    let fresh;
+    let prior = match prior {
+        Some(state) => state,
+        None => {
+            fresh = State {
+                visitor: new_visitor,
+                stage_since: now,
+                ..State::default()
+            };
+            &fresh
+        }
+    };
+    // A backend may mint a token for a visitor the edge has not seen yet: it has a stage
+    // but no visit.
+    let is_new = prior.last_visit == 0;
+    let mut next = prior.clone();
+    let time = LocalTime::at(now, ctx.geo.timezone.as_deref());
+    let mut journey_trace = Vec::new();
+    let explain = options.explain;
+
+    let opted_out = ctx.consent.personalization == Some(false) || prior.consent.opted_out();
+    let mut stage = stage_index(bundle, prior);
+    let mut stage_since = if prior.stage_since == 0 { now } else { prior.stage_since };
+    let mut visits = prior.visits;
+    let mut intents: Vec<f64> = Vec::new();
+
+    if !opted_out {
+        // 1a. Visits.
+        if is_new || now - prior.last_visit >= VISIT_IDLE {
+            visits = visits.saturating_add(1);
+            if explain {
+                journey_trace.push(format!("visit {visits} starts"));
+            }
+        }
+        // 1b. Intents: decay everything, then add what this request signals.
+        let decayed: Vec<f64> = bundle
+            .topics
+            .iter()
+            .map(|topic| {
+                prior.intents.iter().find(|i| i.topic == topic.id).map_or(0.0, |i| {
+                    let elapsed = (now - i.updated_at).max(0) as f64;
+                    f64::from(i.score) * 0.5f64.powf(elapsed / topic.half_life_secs)
+                })
+            })
+            .collect();
+        let facts = Facts {
+            bundle,
+            ctx,
+            prior,
+            stage,
+            stage_since,
+            visits,
+            intents: &decayed,
+            time: &time,
+            now,
+        };
+        intents = bundle
+            .topics
+            .iter()
+            .zip(&decayed)
+            .map(|(topic, &base)| {
+                let added: f64 = topic.signals.iter().filter(|s| s.when.matches(&facts)).map(|s| s.add).sum();
+                let score = (base + added).clamp(0.0, topic.cap);
+                if explain && added != 0.0 {
+                    journey_trace.push(format!("intent {}: {base:.2} + {added} = {score:.2}", topic.name));
+                }
+                score
+            })
+            .collect();
+        // 1c. Transitions, in bundle order, until none applies.
+        for _ in 0..bundle.stages.len() {
+            let facts = Facts {
+                bundle,
+                ctx,
+                prior,
+                stage,
+                stage_since,
+                visits,
+                intents: &intents,
+                time: &time,
+                now,
+            };
+            let applies = bundle.transitions.iter().enumerate().find(|(_, t)| {
+                let direction_ok = if t.back { t.to != stage } else { t.to > stage };
+                direction_ok
+                    && t.from & (1u64 << (stage % 64)) != 0
+                    && t.when.as_ref().is_none_or(|w| w.matches(&facts))
+            });
+            let Some((i, t)) = applies else { break };
+            if explain {
+                let name = |s: u16| bundle.stages.get(usize::from(s)).map_or("?", |s| s.name.as_str());
+                journey_trace.push(format!("stage {} -> {} (transition {i})", name(stage), name(t.to)));
+            }
+            stage = t.to;
+            stage_since = now;
+        }
+    }
+
+    let stage_name = bundle.stages.get(usize::from(stage)).map_or("", |s| s.name.as_str());
+    let facts = Facts {
+        bundle,
+        ctx,
+        prior,
+        stage,
+        stage_since,
+        visits,
+        intents: &intents,
+        time: &time,
+        now,
+    };
+    let mut visitor_buf = [0u8; 32];
+    let visitor_hex = bucket::visitor_hex(&prior.visitor, &mut visitor_buf).to_owned();
+
+    // 2. Slots, in request order.
+    let mut placed: Vec<u16> = Vec::with_capacity(slots.len());
+    let mut decisions = Vec::with_capacity(slots.len());
+    let mut slot_traces = Vec::new();
+    let mut campaign_hits: Vec<u16> = Vec::new();
+    for &SlotRef(slot_index) in slots {
+        let Some(slot) = bundle.slots.get(usize::from(slot_index)) else {
+            continue;
+        };
+        let mut trace = Vec::new();
+        let pick = if opted_out {
+            Pick::Nothing
+        } else {
+            pick(bundle, &facts, &mut next, &visitor_hex, &slot.candidates, &placed, explain.then_some(&mut trace))
+        };
+        let default_name = bundle.contents.get(usize::from(slot.default)).map_or("", |c| c.name.as_str());
+        let (content, candidate, experiment, variant, reason) = match pick {
+            Pick::Won {
+                candidate,
+                content,
+                variant,
+            } => {
+                if let Some(k) = candidate.campaign {
+                    campaign_hits.push(k);
+                }
+                let is_experiment = variant.is_some();
+                (
+                    content,
+                    Some(candidate.name.as_str()),
+                    is_experiment.then_some(candidate.name.as_str()),
+                    variant,
+                    if is_experiment { Reason::Experiment } else { Reason::Candidate },
+                )
+            }
+            Pick::Holdout(candidate) => (
+                slot.default,
+                Some(candidate.name.as_str()),
+                Some(candidate.name.as_str()),
+                Some("holdout"),
+                Reason::Holdout,
+            ),
+            Pick::Nothing => (
+                slot.default,
+                None,
+                None,
+                None,
+                if opted_out { Reason::Consent } else { Reason::Default },
+            ),
+        };
+        placed.push(content);
+        let content_ref = bundle.contents.get(usize::from(content));
+        let content_name = content_ref.map_or(default_name, |c| c.name.as_str());
+        if explain {
+            slot_traces.push(SlotTrace {
+                slot: &slot.name,
+                candidates: trace,
+                result: format!("{content_name} ({})", reason_text(reason)),
+            });
+        }
+        let (html, json, text) = content_ref.map_or((None, None, None), |c| render(c, ctx.channel, &facts));
+        decisions.push(SlotDecision {
+            slot: &slot.name,
+            content: content_name,
+            candidate,
+            experiment,
+            variant,
+            reason,
+            html,
+            json,
+            text,
+        });
+    }
+
+    if opted_out {
+        return Decision {
+            stage: stage_name,
+            decisions,
+            trace: explain.then(|| Trace {
+                journey: vec!["no personalization consent: defaults, nothing written".into()],
+                slots: slot_traces,
+            }),
+            state: prior.clone(),
+            persist: false,
+            exposures: Vec::new(),
+        };
+    }
+
+    // 3. Impressions, sequence progress, journey state.
+    // `placed` holds the content of each decision, in order; defaults count too.
+    for &shown in &placed {
+        if let Some(content) = bundle.contents.get(usize::from(shown)) {
+            record_impression(&mut next, content.id, content.cap_period, now);
+            if content.prerequisite && !next.sequence.contains(&content.id) {
+                next.sequence.push(content.id);
+            }
+        }
+    }
+    for k in campaign_hits {
+        if let Some(campaign) = bundle.campaigns.get(usize::from(k)) {
+            record_impression(&mut next, campaign.id, Some(campaign.cap.per), now);
+        }
+    }
+    next.stage = bundle.stages.get(usize::from(stage)).map(|s| s.id);
+    next.stage_since = stage_since;
+    next.visits = visits;
+    next.last_visit = now;
+    next.issued_at = now;
+    for (topic, &score) in bundle.topics.iter().zip(&intents) {
+        next.intents.retain(|i| i.topic != topic.id);
+        if score >= INTENT_FLOOR {
+            next.intents.push(Intent {
+                topic: topic.id,
+                score: score as f32,
+                updated_at: now,
+            });
+        }
+    }
+
+    let exposures = if ctx.device.kind == Some(DeviceType::Bot) {
+        Vec::new()
+    } else {
+        decisions
+            .iter()
+            .map(|d| Exposure {
+                visitor: visitor_hex.clone(),
+                bundle: &bundle.id,
+                bundle_version: bundle.version,
+                slot: d.slot,
+                content: d.content,
+                candidate: d.candidate,
+                experiment: d.experiment,
+                variant: d.variant,
+                reason: d.reason,
+                stage: stage_name,
+                at: now,
+            })
+            .collect()
+    };
+
+    Decision {
+        stage: stage_name,
+        decisions,
+        trace: explain.then_some(Trace {
+            journey: journey_trace,
+            slots: slot_traces,
+        }),
+        state: next,
+        persist: true,
+        exposures,
+    }
+}
+
+fn reason_text(reason: Reason) -> &'static str {
+    match reason {
+        Reason::Candidate => "candidate",
+        Reason::Experiment => "experiment",
+        Reason::Holdout => "holdout",
+        Reason::Default => "default",
+        Reason::Consent => "consent",
+    }
+}
+
+/// Scans a slot's candidates (already in priority order) for the first eligible one.
+fn pick<'b>(
+    bundle: &'b Bundle,
+    facts: &Facts<'_>,
+    next: &mut State,
+    visitor_hex: &str,
+    candidates: &'b [Candidate],
+    placed: &[u16],
+    mut trace: Option<&mut Vec<CandidateTrace<'b>>>,
+) -> Pick<'b> {
+    let name_of = |c: u16| bundle.contents.get(usize::from(c)).map_or("?", |c| c.name.as_str());
+    let mut result = Pick::Nothing;
+    for candidate in candidates {
+        if !matches!(result, Pick::Nothing) {
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.push(CandidateTrace {
+                    candidate: &candidate.name,
+                    priority: candidate.priority,
+                    kept: false,
+                    why: "not evaluated: an earlier candidate won".into(),
+                });
+                continue;
+            }
+            break;
+        }
+        let verdict = judge(bundle, facts, next, visitor_hex, candidate, placed);
+        let why = match verdict {
+            Ok(Pick::Won { content, variant, .. }) => {
+                let why = match variant {
+                    Some(v) => format!("eligible: experiment variant {v}"),
+                    None => format!("eligible: shows {}", name_of(content)),
+                };
+                result = Pick::Won {
+                    candidate,
+                    content,
+                    variant,
+                };
+                Ok(why)
+            }
+            Ok(Pick::Holdout(c)) => {
+                result = Pick::Holdout(c);
+                Ok("visitor is in the experiment holdout: the default is shown".to_owned())
+            }
+            Ok(Pick::Nothing) => Err("no content".to_owned()),
+            Err(why) => Err(why),
+        };
+        if let Some(trace) = trace.as_deref_mut() {
+            let kept = why.is_ok();
+            trace.push(CandidateTrace {
+                candidate: &candidate.name,
+                priority: candidate.priority,
+                kept,
+                why: why.unwrap_or_else(|e| e),
+            });
+        }
+    }
+    result
+}
+
+/// Whether one candidate is eligible; `Err` says why not.
+fn judge<'b>(
+    bundle: &'b Bundle,
+    facts: &Facts<'_>,
+    next: &mut State,
+    visitor_hex: &str,
+    candidate: &'b Candidate,
+    placed: &[u16],
+) -> Result<Pick<'b>, String> {
+    let name_of = |c: u16| bundle.contents.get(usize::from(c)).map_or("?", |c| c.name.as_str());
+    if candidate.stages & (1u64 << (facts.stage % 64)) == 0 {
+        let stage = bundle.stages.get(usize::from(facts.stage)).map_or("?", |s| s.name.as_str());
+        return Err(format!("stage {stage} is not one of its stages"));
+    }
+    if let Some(when) = &candidate.when {
+        if !when.matches(facts) {
+            return Err("when is false".into());
+        }
+    }
+    let (content, variant) = match &candidate.offer {
+        Offer::Content(c) => (*c, None),
+        Offer::Experiment(experiment) => {
+            let sticky = next
+                .experiments
+                .iter()
+                .find(|a| a.experiment == experiment.id)
+                .map(|a| a.variant)
+                .filter(|&v| v == Assignment::HOLDOUT || usize::from(v) < experiment.variants.len());
+            let assigned = match sticky {
+                Some(v) => v,
+                None => {
+                    let n = bucket::hash(&candidate.name, visitor_hex, 2).unwrap_or(0.0);
+                    let v = bucket::choose_variation(n, &experiment.ranges)
+                        .and_then(|i| u8::try_from(i).ok())
+                        .unwrap_or(Assignment::HOLDOUT);
+                    next.experiments.retain(|a| a.experiment != experiment.id);
+                    next.experiments.push(Assignment {
+                        experiment: experiment.id,
+                        variant: v,
+                    });
+                    v
+                }
+            };
+            if assigned == Assignment::HOLDOUT {
+                return Ok(Pick::Holdout(candidate));
+            }
+            let content = experiment.variants.get(usize::from(assigned)).copied().unwrap_or(0);
+            (content, Some(name_of(content)))
+        }
+    };
+    if placed.contains(&content) {
+        return Err(format!("{} is already placed in another slot", name_of(content)));
+    }
+    for &prerequisite in &candidate.after {
+        let seen = bundle.contents.get(usize::from(prerequisite)).is_some_and(|c| facts.seen_before(c));
+        if !seen {
+            return Err(format!("after: {} not seen yet", name_of(prerequisite)));
+        }
+    }
+    if let Some(cap) = candidate.cap {
+        let record = bundle.contents.get(usize::from(content)).and_then(|c| facts.impression(c.id));
+        let shown = in_window(record, cap.per, facts.now);
+        if shown >= cap.max {
+            return Err(format!("cap reached: {shown} of {} per {}", cap.max, period_text(cap.per)));
+        }
+    }
+    if let Some(campaign) = candidate.campaign.and_then(|k| bundle.campaigns.get(usize::from(k))) {
+        let shown = in_window(facts.impression(campaign.id), campaign.cap.per, facts.now);
+        if shown >= campaign.cap.max {
+            return Err(format!(
+                "campaign {} cap reached: {shown} of {} per {}",
+                campaign.name,
+                campaign.cap.max,
+                period_text(campaign.cap.per)
+            ));
+        }
+    }
+    Ok(Pick::Won {
+        candidate,
+        content,
+        variant,
+    })
+}
+
+/// The renditions a channel gets: web the HTML, apps the JSON, both the text; when the
+/// channel's own rendition is missing, whatever the content has.
+fn render(content: &Content, channel: Channel, facts: &Facts<'_>) -> (Option<String>, Option<serde_json::Value>, Option<String>) {
+    let own_missing = match channel {
+        Channel::Web => content.html.is_none(),
+        Channel::App => content.json.is_none(),
+    };
+    let want_html = channel == Channel::Web || own_missing;
+    let want_json = channel == Channel::App || own_missing;
+    (
+        content.html.as_ref().filter(|_| want_html).map(|t| render_template(t, facts, true)),
+        content.json.as_ref().filter(|_| want_json).map(|t| render_json(t, facts)),
+        content.text.as_ref().map(|t| render_template(t, facts, false)),
+    )
+}
+
+fn render_template(template: &Template, facts: &Facts<'_>, html: bool) -> String {
+    let mut out = String::new();
+    for piece in &template.pieces {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Var(var) => {
+                let value = facts.get(var).unwrap_or(Value::Null);
+                if matches!(value, Value::Null) {
+                    continue;
+                }
+                let text = value.to_js_string();
+                if html {
+                    escape_html(&text, &mut out);
+                } else {
+                    out.push_str(&text);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn render_json(template: &JsonTemplate, facts: &Facts<'_>) -> serde_json::Value {
+    match template {
+        JsonTemplate::Null => serde_json::Value::Null,
+        JsonTemplate::Bool(b) => serde_json::Value::Bool(*b),
+        JsonTemplate::Number(n) => Value::Number(*n).to_json(),
+        JsonTemplate::String(t) => serde_json::Value::String(render_template(t, facts, false)),
+        JsonTemplate::Array(items) => serde_json::Value::Array(items.iter().map(|i| render_json(i, facts)).collect()),
+        JsonTemplate::Object(fields) => serde_json::Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), render_json(v, facts)))
+                .collect(),
+        ),
+    }
+}
+
+/// Escapes the five characters that matter in HTML text and attribute values.
+pub fn escape_html(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
