@@ -27,7 +27,8 @@ pub fn hash(seed: &str, value: &str, version: u32) -> Option<f64> {
 }
 
 fn fnv1a32_concat(a: &str, b: &str) -> u32 {
-    b.bytes().fold(fnv1a32(a.as_bytes()), crate::ids::fnv1a32_step)
+    b.bytes()
+        .fold(fnv1a32(a.as_bytes()), crate::ids::fnv1a32_step)
 }
 
 /// Writes `n` in decimal into `buf`, returning the digits, without allocating.
@@ -58,7 +59,11 @@ pub fn equal_weights(n: i64) -> Vec<f64> {
 /// not match the variant count or do not sum to 1 (±0.01) fall back to equal weights;
 /// coverage is clamped to [0, 1].
 pub fn bucket_ranges(n: usize, coverage: f64, weights: Option<&[f64]>) -> Vec<(f64, f64)> {
-    let coverage = if coverage.is_nan() { 1.0 } else { coverage.clamp(0.0, 1.0) };
+    let coverage = if coverage.is_nan() {
+        1.0
+    } else {
+        coverage.clamp(0.0, 1.0)
+    };
     let equal = equal_weights(i64::try_from(n).unwrap_or(0));
     let weights = match weights {
         Some(w) if w.len() == n && (0.99..=1.01).contains(&w.iter().sum::<f64>()) => w,
@@ -77,14 +82,19 @@ pub fn bucket_ranges(n: usize, coverage: f64, weights: Option<&[f64]>) -> Vec<(f
 
 /// GrowthBook's `chooseVariation`: the first range holding `n`, or `None`.
 pub fn choose_variation(n: f64, ranges: &[(f64, f64)]) -> Option<usize> {
-    ranges.iter().position(|&(start, end)| n >= start && n < end)
+    ranges
+        .iter()
+        .position(|&(start, end)| n >= start && n < end)
 }
 
 /// The 32 lowercase hex digits of a visitor id, without allocating.
 pub fn visitor_hex<'b>(visitor: &[u8; 16], buf: &'b mut [u8; 32]) -> &'b str {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, byte) in visitor.iter().enumerate() {
-        if let (Some(hi), Some(lo)) = (HEX.get(usize::from(byte >> 4)), HEX.get(usize::from(byte & 15))) {
+        if let (Some(hi), Some(lo)) = (
+            HEX.get(usize::from(byte >> 4)),
+            HEX.get(usize::from(byte & 15)),
+        ) {
             if let Some(pair) = buf.get_mut(2 * i..2 * i + 2) {
                 pair.copy_from_slice(&[*hi, *lo]);
             }

@@ -14,7 +14,9 @@
 use serde::Serialize;
 
 use crate::bucket;
-use crate::bundle::{Bundle, Candidate, Content, JsonTemplate, Offer, Period, Piece, SlotRef, Template};
+use crate::bundle::{
+    Bundle, Candidate, Content, JsonTemplate, Offer, Period, Piece, SlotRef, Template,
+};
 use crate::context::{Channel, Context, DeviceType, LocalTime, VarId};
 use crate::rules::{Data, Value};
 use crate::time::{UnixSeconds, DAY, MINUTE};
@@ -196,13 +198,26 @@ impl Data for Facts<'_> {
     fn get(&self, var: &VarId) -> Option<Value<'_>> {
         let ctx = self.ctx;
         match var {
-            VarId::Stage => self.bundle.stages.get(usize::from(self.stage)).map(|s| Value::str(&s.name)),
+            VarId::Stage => self
+                .bundle
+                .stages
+                .get(usize::from(self.stage))
+                .map(|s| Value::str(&s.name)),
             VarId::StageIndex => Some(Value::Number(f64::from(self.stage))),
-            VarId::DaysInStage => Some(Value::Number((self.now - self.stage_since) as f64 / DAY as f64)),
-            VarId::Intent(topic) => Some(Value::Number(self.intents.get(usize::from(*topic)).copied().unwrap_or(0.0))),
+            VarId::DaysInStage => Some(Value::Number(
+                (self.now - self.stage_since) as f64 / DAY as f64,
+            )),
+            VarId::Intent(topic) => Some(Value::Number(
+                self.intents
+                    .get(usize::from(*topic))
+                    .copied()
+                    .unwrap_or(0.0),
+            )),
             VarId::Visits => Some(Value::Number(f64::from(self.visits))),
             VarId::Returning => Some(Value::Bool(self.visits > 1)),
-            VarId::Segments => Some(Value::Array(self.prior.segments.iter().map(|s| Value::str(s)).collect())),
+            VarId::Segments => Some(Value::Array(
+                self.prior.segments.iter().map(|s| Value::str(s)).collect(),
+            )),
             VarId::Seen(content) => self
                 .bundle
                 .contents
@@ -365,7 +380,11 @@ pub fn decide<'b>(
 
     let opted_out = ctx.consent.personalization == Some(false) || prior.consent.opted_out();
     let mut stage = stage_index(bundle, prior);
-    let mut stage_since = if prior.stage_since == 0 { now } else { prior.stage_since };
+    let mut stage_since = if prior.stage_since == 0 {
+        now
+    } else {
+        prior.stage_since
+    };
     let mut visits = prior.visits;
     let mut intents: Vec<f64> = Vec::new();
 
@@ -382,10 +401,14 @@ pub fn decide<'b>(
             .topics
             .iter()
             .map(|topic| {
-                prior.intents.iter().find(|i| i.topic == topic.id).map_or(0.0, |i| {
-                    let elapsed = (now - i.updated_at).max(0) as f64;
-                    f64::from(i.score) * 0.5f64.powf(elapsed / topic.half_life_secs)
-                })
+                prior
+                    .intents
+                    .iter()
+                    .find(|i| i.topic == topic.id)
+                    .map_or(0.0, |i| {
+                        let elapsed = (now - i.updated_at).max(0) as f64;
+                        f64::from(i.score) * 0.5f64.powf(elapsed / topic.half_life_secs)
+                    })
             })
             .collect();
         let facts = Facts {
@@ -404,10 +427,18 @@ pub fn decide<'b>(
             .iter()
             .zip(&decayed)
             .map(|(topic, &base)| {
-                let added: f64 = topic.signals.iter().filter(|s| s.when.matches(&facts)).map(|s| s.add).sum();
+                let added: f64 = topic
+                    .signals
+                    .iter()
+                    .filter(|s| s.when.matches(&facts))
+                    .map(|s| s.add)
+                    .sum();
                 let score = (base + added).clamp(0.0, topic.cap);
                 if explain && added != 0.0 {
-                    journey_trace.push(format!("intent {}: {base:.2} + {added} = {score:.2}", topic.name));
+                    journey_trace.push(format!(
+                        "intent {}: {base:.2} + {added} = {score:.2}",
+                        topic.name
+                    ));
                 }
                 score
             })
@@ -433,15 +464,27 @@ pub fn decide<'b>(
             });
             let Some((i, t)) = applies else { break };
             if explain {
-                let name = |s: u16| bundle.stages.get(usize::from(s)).map_or("?", |s| s.name.as_str());
-                journey_trace.push(format!("stage {} -> {} (transition {i})", name(stage), name(t.to)));
+                let name = |s: u16| {
+                    bundle
+                        .stages
+                        .get(usize::from(s))
+                        .map_or("?", |s| s.name.as_str())
+                };
+                journey_trace.push(format!(
+                    "stage {} -> {} (transition {i})",
+                    name(stage),
+                    name(t.to)
+                ));
             }
             stage = t.to;
             stage_since = now;
         }
     }
 
-    let stage_name = bundle.stages.get(usize::from(stage)).map_or("", |s| s.name.as_str());
+    let stage_name = bundle
+        .stages
+        .get(usize::from(stage))
+        .map_or("", |s| s.name.as_str());
     let facts = Facts {
         bundle,
         ctx,
@@ -469,9 +512,20 @@ pub fn decide<'b>(
         let pick = if opted_out {
             Pick::Nothing
         } else {
-            pick(bundle, &facts, &mut next, &visitor_hex, &slot.candidates, &placed, explain.then_some(&mut trace))
+            pick(
+                bundle,
+                &facts,
+                &mut next,
+                &visitor_hex,
+                &slot.candidates,
+                &placed,
+                explain.then_some(&mut trace),
+            )
         };
-        let default_name = bundle.contents.get(usize::from(slot.default)).map_or("", |c| c.name.as_str());
+        let default_name = bundle
+            .contents
+            .get(usize::from(slot.default))
+            .map_or("", |c| c.name.as_str());
         let (content, candidate, experiment, variant, reason) = match pick {
             Pick::Won {
                 candidate,
@@ -487,7 +541,11 @@ pub fn decide<'b>(
                     Some(candidate.name.as_str()),
                     is_experiment.then_some(candidate.name.as_str()),
                     variant,
-                    if is_experiment { Reason::Experiment } else { Reason::Candidate },
+                    if is_experiment {
+                        Reason::Experiment
+                    } else {
+                        Reason::Candidate
+                    },
                 )
             }
             Pick::Holdout(candidate) => (
@@ -502,7 +560,11 @@ pub fn decide<'b>(
                 None,
                 None,
                 None,
-                if opted_out { Reason::Consent } else { Reason::Default },
+                if opted_out {
+                    Reason::Consent
+                } else {
+                    Reason::Default
+                },
             ),
         };
         placed.push(content);
@@ -515,7 +577,8 @@ pub fn decide<'b>(
                 result: format!("{content_name} ({})", reason_text(reason)),
             });
         }
-        let (html, json, text) = content_ref.map_or((None, None, None), |c| render(c, ctx.channel, &facts));
+        let (html, json, text) =
+            content_ref.map_or((None, None, None), |c| render(c, ctx.channel, &facts));
         decisions.push(SlotDecision {
             slot: &slot.name,
             content: content_name,
@@ -628,7 +691,12 @@ fn pick<'b>(
     placed: &[u16],
     mut trace: Option<&mut Vec<CandidateTrace<'b>>>,
 ) -> Pick<'b> {
-    let name_of = |c: u16| bundle.contents.get(usize::from(c)).map_or("?", |c| c.name.as_str());
+    let name_of = |c: u16| {
+        bundle
+            .contents
+            .get(usize::from(c))
+            .map_or("?", |c| c.name.as_str())
+    };
     let mut result = Pick::Nothing;
     for candidate in candidates {
         if !matches!(result, Pick::Nothing) {
@@ -645,7 +713,9 @@ fn pick<'b>(
         }
         let verdict = judge(bundle, facts, next, visitor_hex, candidate, placed);
         let why = match verdict {
-            Ok(Pick::Won { content, variant, .. }) => {
+            Ok(Pick::Won {
+                content, variant, ..
+            }) => {
                 let why = match variant {
                     Some(v) => format!("eligible: experiment variant {v}"),
                     None => format!("eligible: shows {}", name_of(content)),
@@ -686,9 +756,17 @@ fn judge<'b>(
     candidate: &'b Candidate,
     placed: &[u16],
 ) -> Result<Pick<'b>, String> {
-    let name_of = |c: u16| bundle.contents.get(usize::from(c)).map_or("?", |c| c.name.as_str());
+    let name_of = |c: u16| {
+        bundle
+            .contents
+            .get(usize::from(c))
+            .map_or("?", |c| c.name.as_str())
+    };
     if candidate.stages & (1u64 << (facts.stage % 64)) == 0 {
-        let stage = bundle.stages.get(usize::from(facts.stage)).map_or("?", |s| s.name.as_str());
+        let stage = bundle
+            .stages
+            .get(usize::from(facts.stage))
+            .map_or("?", |s| s.name.as_str());
         return Err(format!("stage {stage} is not one of its stages"));
     }
     if let Some(when) = &candidate.when {
@@ -704,7 +782,9 @@ fn judge<'b>(
                 .iter()
                 .find(|a| a.experiment == experiment.id)
                 .map(|a| a.variant)
-                .filter(|&v| v == Assignment::HOLDOUT || usize::from(v) < experiment.variants.len());
+                .filter(|&v| {
+                    v == Assignment::HOLDOUT || usize::from(v) < experiment.variants.len()
+                });
             let assigned = match sticky {
                 Some(v) => v,
                 None => {
@@ -723,27 +803,47 @@ fn judge<'b>(
             if assigned == Assignment::HOLDOUT {
                 return Ok(Pick::Holdout(candidate));
             }
-            let content = experiment.variants.get(usize::from(assigned)).copied().unwrap_or(0);
+            let content = experiment
+                .variants
+                .get(usize::from(assigned))
+                .copied()
+                .unwrap_or(0);
             (content, Some(name_of(content)))
         }
     };
     if placed.contains(&content) {
-        return Err(format!("{} is already placed in another slot", name_of(content)));
+        return Err(format!(
+            "{} is already placed in another slot",
+            name_of(content)
+        ));
     }
     for &prerequisite in &candidate.after {
-        let seen = bundle.contents.get(usize::from(prerequisite)).is_some_and(|c| facts.seen_before(c));
+        let seen = bundle
+            .contents
+            .get(usize::from(prerequisite))
+            .is_some_and(|c| facts.seen_before(c));
         if !seen {
             return Err(format!("after: {} not seen yet", name_of(prerequisite)));
         }
     }
     if let Some(cap) = candidate.cap {
-        let record = bundle.contents.get(usize::from(content)).and_then(|c| facts.impression(c.id));
+        let record = bundle
+            .contents
+            .get(usize::from(content))
+            .and_then(|c| facts.impression(c.id));
         let shown = in_window(record, cap.per, facts.now);
         if shown >= cap.max {
-            return Err(format!("cap reached: {shown} of {} per {}", cap.max, period_text(cap.per)));
+            return Err(format!(
+                "cap reached: {shown} of {} per {}",
+                cap.max,
+                period_text(cap.per)
+            ));
         }
     }
-    if let Some(campaign) = candidate.campaign.and_then(|k| bundle.campaigns.get(usize::from(k))) {
+    if let Some(campaign) = candidate
+        .campaign
+        .and_then(|k| bundle.campaigns.get(usize::from(k)))
+    {
         let shown = in_window(facts.impression(campaign.id), campaign.cap.per, facts.now);
         if shown >= campaign.cap.max {
             return Err(format!(
@@ -763,7 +863,11 @@ fn judge<'b>(
 
 /// The renditions a channel gets: web the HTML, apps the JSON, both the text; when the
 /// channel's own rendition is missing, whatever the content has.
-fn render(content: &Content, channel: Channel, facts: &Facts<'_>) -> (Option<String>, Option<serde_json::Value>, Option<String>) {
+fn render(
+    content: &Content,
+    channel: Channel,
+    facts: &Facts<'_>,
+) -> (Option<String>, Option<serde_json::Value>, Option<String>) {
     let own_missing = match channel {
         Channel::Web => content.html.is_none(),
         Channel::App => content.json.is_none(),
@@ -771,9 +875,20 @@ fn render(content: &Content, channel: Channel, facts: &Facts<'_>) -> (Option<Str
     let want_html = channel == Channel::Web || own_missing;
     let want_json = channel == Channel::App || own_missing;
     (
-        content.html.as_ref().filter(|_| want_html).map(|t| render_template(t, facts, true)),
-        content.json.as_ref().filter(|_| want_json).map(|t| render_json(t, facts)),
-        content.text.as_ref().map(|t| render_template(t, facts, false)),
+        content
+            .html
+            .as_ref()
+            .filter(|_| want_html)
+            .map(|t| render_template(t, facts, true)),
+        content
+            .json
+            .as_ref()
+            .filter(|_| want_json)
+            .map(|t| render_json(t, facts)),
+        content
+            .text
+            .as_ref()
+            .map(|t| render_template(t, facts, false)),
     )
 }
 
@@ -805,7 +920,9 @@ fn render_json(template: &JsonTemplate, facts: &Facts<'_>) -> serde_json::Value 
         JsonTemplate::Bool(b) => serde_json::Value::Bool(*b),
         JsonTemplate::Number(n) => Value::Number(*n).to_json(),
         JsonTemplate::String(t) => serde_json::Value::String(render_template(t, facts, false)),
-        JsonTemplate::Array(items) => serde_json::Value::Array(items.iter().map(|i| render_json(i, facts)).collect()),
+        JsonTemplate::Array(items) => {
+            serde_json::Value::Array(items.iter().map(|i| render_json(i, facts)).collect())
+        }
         JsonTemplate::Object(fields) => serde_json::Value::Object(
             fields
                 .iter()

@@ -81,7 +81,12 @@ fn experiments(bundle: &Bundle) -> Vec<(u32, &str, Vec<&str>)> {
                 c.name.as_str(),
                 e.variants
                     .iter()
-                    .map(|&v| bundle.contents.get(usize::from(v)).map_or("?", |c| c.name.as_str()))
+                    .map(|&v| {
+                        bundle
+                            .contents
+                            .get(usize::from(v))
+                            .map_or("?", |c| c.name.as_str())
+                    })
                     .collect(),
             )),
             Offer::Content(_) => None,
@@ -120,8 +125,11 @@ pub fn state_to_json(bundle: &Bundle, state: &State) -> Json {
         .experiments
         .iter()
         .map(|a| {
-            let known = experiment_list.iter().find(|(id, _, _)| *id == a.experiment);
-            let name = known.map_or_else(|| format!("#{}", a.experiment), |(_, n, _)| (*n).to_owned());
+            let known = experiment_list
+                .iter()
+                .find(|(id, _, _)| *id == a.experiment);
+            let name =
+                known.map_or_else(|| format!("#{}", a.experiment), |(_, n, _)| (*n).to_owned());
             let variant = if a.variant == Assignment::HOLDOUT {
                 "holdout".to_owned()
             } else {
@@ -153,13 +161,17 @@ fn time_field(map: &Map<String, Json>, key: &str) -> Result<Option<UnixSeconds>,
     match map.get(key) {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => parse_rfc3339(s).map(Some),
-        Some(Json::Number(n)) => n.as_i64().map(Some).ok_or_else(|| format!("{key}: not a time")),
+        Some(Json::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| format!("{key}: not a time")),
         Some(_) => Err(format!("{key}: expected an RFC 3339 time")),
     }
 }
 
 fn object<'j>(json: &'j Json, what: &str) -> Result<&'j Map<String, Json>, String> {
-    json.as_object().ok_or_else(|| format!("{what}: expected an object"))
+    json.as_object()
+        .ok_or_else(|| format!("{what}: expected an object"))
 }
 
 /// Reads a state written by names (the fixtures' `state`, `simulate --state`).
@@ -243,7 +255,9 @@ pub fn state_from_json(bundle: &Bundle, json: &Json, visitor: [u8; 16]) -> Resul
                     .iter()
                     .position(|v| *v == variant)
                     .and_then(|i| u8::try_from(i).ok())
-                    .ok_or_else(|| format!("state.experiments.{name}: \"{variant}\" is not a variant"))?
+                    .ok_or_else(|| {
+                        format!("state.experiments.{name}: \"{variant}\" is not a variant")
+                    })?
             };
             state.experiments.push(Assignment {
                 experiment: id,
@@ -252,7 +266,11 @@ pub fn state_from_json(bundle: &Bundle, json: &Json, visitor: [u8; 16]) -> Resul
         }
     }
     if let Some(segments) = map.get("segments").and_then(Json::as_array) {
-        state.segments = segments.iter().filter_map(Json::as_str).map(str::to_owned).collect();
+        state.segments = segments
+            .iter()
+            .filter_map(Json::as_str)
+            .map(str::to_owned)
+            .collect();
     }
     if map.get("consent") == Some(&Json::Bool(false)) {
         state.consent = Consent(Consent::OPTED_OUT);

@@ -144,7 +144,10 @@ impl Scanner<'_> {
                 }
             }
             _ => {
-                while !matches!(self.peek()?, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                while !matches!(
+                    self.peek()?,
+                    b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
+                ) {
                     self.pos += 1;
                 }
                 Some(())
@@ -160,10 +163,22 @@ mod tests {
     #[test]
     fn finds_nested_values() {
         let src = "{\n  \"a\": [1, {\"b\": \"x\"}],\n  \"c\": {\"d\": true}\n}";
-        assert_eq!(locate(src, &[Step::Key("a".into()), Step::Index(1), Step::Key("b".into())]), (2, 18));
-        assert_eq!(locate(src, &[Step::Key("c".into()), Step::Key("d".into())]), (3, 13));
+        assert_eq!(
+            locate(
+                src,
+                &[Step::Key("a".into()), Step::Index(1), Step::Key("b".into())]
+            ),
+            (2, 18)
+        );
+        assert_eq!(
+            locate(src, &[Step::Key("c".into()), Step::Key("d".into())]),
+            (3, 13)
+        );
         // A missing key points at the enclosing object.
-        assert_eq!(locate(src, &[Step::Key("c".into()), Step::Key("zz".into())]), (3, 8));
+        assert_eq!(
+            locate(src, &[Step::Key("c".into()), Step::Key("zz".into())]),
+            (3, 8)
+        );
         assert_eq!(locate("[", &[Step::Index(3)]), (1, 1));
     }
 }

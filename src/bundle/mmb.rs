@@ -128,15 +128,19 @@ fn decode_key(text: &str) -> Result<[u8; 32], String> {
     let text = text.trim();
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim_end_matches('='))
+        })
         .map_err(|_| "key is not base64".to_owned())?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("key is {} bytes, expected 32", bytes.len()))
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("key is {} bytes, expected 32", bytes.len()))
 }
 
 /// Parses a public key: base64 of 32 bytes.
 pub fn public_key_of(text: &str) -> Result<[u8; 32], String> {
     let bytes = decode_key(text)?;
-    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "not a valid Ed25519 public key".to_owned())?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| "not a valid Ed25519 public key".to_owned())?;
     Ok(bytes)
 }
 
@@ -206,7 +210,8 @@ fn parse_frame<'b>(bytes: &'b [u8], budget: &Budget) -> Result<Frame<'b>, LoadEr
         .to_owned();
     let version = u64::from_le_bytes(r.array()?);
     let hash: [u8; 32] = r.array()?;
-    let payload_len = usize::try_from(u32::from_le_bytes(r.array()?)).map_err(|_| LoadError::Truncated)?;
+    let payload_len =
+        usize::try_from(u32::from_le_bytes(r.array()?)).map_err(|_| LoadError::Truncated)?;
     let payload = r.take(payload_len)?;
     let signed_part = bytes.get(..r.pos).ok_or(LoadError::Truncated)?;
     let signature = match bytes.len() - r.pos {
@@ -234,9 +239,10 @@ impl Bundle {
     /// Frames the bundle as `.mmb`, signed when a key is given.
     pub fn to_mmb(&self, key: Option<&SigningKey>) -> Result<Vec<u8>, CodecError> {
         let payload = codec::encode(self)?;
-        let id_len = u16::try_from(self.id.len()).map_err(|_| CodecError::Invalid("bundle id is too long".into()))?;
-        let payload_len =
-            u32::try_from(payload.len()).map_err(|_| CodecError::Invalid("bundle is larger than 4 GiB".into()))?;
+        let id_len = u16::try_from(self.id.len())
+            .map_err(|_| CodecError::Invalid("bundle id is too long".into()))?;
+        let payload_len = u32::try_from(payload.len())
+            .map_err(|_| CodecError::Invalid("bundle is larger than 4 GiB".into()))?;
         let mut out = Vec::with_capacity(payload.len() + 128);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -260,7 +266,11 @@ impl Bundle {
 
     /// Checks and decodes a `.mmb`. With a public key, the bundle must carry a valid
     /// signature by it.
-    pub fn from_mmb(bytes: &[u8], public_key: Option<&[u8; 32]>, budget: &Budget) -> Result<(Bundle, Header), LoadError> {
+    pub fn from_mmb(
+        bytes: &[u8],
+        public_key: Option<&[u8; 32]>,
+        budget: &Budget,
+    ) -> Result<(Bundle, Header), LoadError> {
         let frame = parse_frame(bytes, budget)?;
         if Sha256::digest(frame.payload).as_slice() != frame.hash {
             return Err(LoadError::HashMismatch);
@@ -272,10 +282,12 @@ impl Bundle {
             }
         }
         // The payload can never claim more memory than the bundle budget.
-        let bundle: Bundle =
-            codec::decode::<Bundle, { 64 * 1024 * 1024 }>(frame.payload).map_err(LoadError::Decode)?;
+        let bundle: Bundle = codec::decode::<Bundle, { 64 * 1024 * 1024 }>(frame.payload)
+            .map_err(LoadError::Decode)?;
         if bundle.id != frame.header.id || bundle.version != frame.header.version {
-            return Err(LoadError::Inconsistent("payload id or version differs from the header".into()));
+            return Err(LoadError::Inconsistent(
+                "payload id or version differs from the header".into(),
+            ));
         }
         bundle.check_shape(budget)?;
         Ok((bundle, frame.header))
@@ -298,18 +310,28 @@ impl Bundle {
         }
         for slot in &self.slots {
             if !in_contents(slot.default) {
-                return fail(format!("slot \"{}\" defaults to a content that does not exist", slot.name));
+                return fail(format!(
+                    "slot \"{}\" defaults to a content that does not exist",
+                    slot.name
+                ));
             }
             for c in &slot.candidates {
                 let offers_ok = super::offered(c).iter().all(|&c| in_contents(c));
                 let after_ok = c.after.iter().all(|&a| in_contents(a));
-                let campaign_ok = c.campaign.is_none_or(|k| usize::from(k) < self.campaigns.len());
+                let campaign_ok = c
+                    .campaign
+                    .is_none_or(|k| usize::from(k) < self.campaigns.len());
                 let ranges_ok = match &c.offer {
-                    super::Offer::Experiment(e) => !e.variants.is_empty() && e.variants.len() == e.ranges.len(),
+                    super::Offer::Experiment(e) => {
+                        !e.variants.is_empty() && e.variants.len() == e.ranges.len()
+                    }
                     super::Offer::Content(_) => true,
                 };
                 if !(offers_ok && after_ok && campaign_ok && ranges_ok) {
-                    return fail(format!("candidate \"{}\" refers to something that does not exist", c.name));
+                    return fail(format!(
+                        "candidate \"{}\" refers to something that does not exist",
+                        c.name
+                    ));
                 }
             }
         }

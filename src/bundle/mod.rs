@@ -13,9 +13,11 @@ mod source;
 
 use std::fmt;
 
-pub use mmb::{keygen, public_key_of, verify_signature, Header, LoadError, SigningKey, FORMAT_VERSION, MAGIC};
+pub use mmb::{
+    keygen, public_key_of, verify_signature, Header, LoadError, SigningKey, FORMAT_VERSION, MAGIC,
+};
 pub use model::{Bundle, Condition};
-pub(crate) use model::{Candidate, Content, Offer, Period, Piece, Template, JsonTemplate};
+pub(crate) use model::{Candidate, Content, JsonTemplate, Offer, Period, Piece, Template};
 pub(crate) use source::offered;
 
 use crate::context::{VarId, FIXED_VARIABLES};
@@ -88,7 +90,11 @@ impl fmt::Display for Diagnostic {
         if self.path.is_empty() {
             write!(f, "{}:{}: {}", self.line, self.column, self.message)
         } else {
-            write!(f, "{}:{}: {}: {}", self.line, self.column, self.path, self.message)
+            write!(
+                f,
+                "{}:{}: {}: {}",
+                self.line, self.column, self.path, self.message
+            )
         }
     }
 }
@@ -113,7 +119,10 @@ impl Schema for BundleSchema<'_> {
         }
         let indexed = |prefix: &str, names: &[&str]| {
             let name = path.strip_prefix(prefix)?;
-            names.iter().position(|n| *n == name).and_then(|i| u16::try_from(i).ok())
+            names
+                .iter()
+                .position(|n| *n == name)
+                .and_then(|i| u16::try_from(i).ok())
         };
         if let Some(topic) = indexed("intent.", self.topics) {
             return Ok(VarId::Intent(topic));
@@ -207,13 +216,18 @@ impl Bundle {
             contents: self.contents.len(),
             slots: self.slots.len(),
             candidates: candidates.clone().count(),
-            experiments: candidates.filter(|c| matches!(c.offer, Offer::Experiment(_))).count(),
+            experiments: candidates
+                .filter(|c| matches!(c.offer, Offer::Experiment(_)))
+                .count(),
             campaigns: self.campaigns.len(),
         }
     }
 
     /// Resolves requested slot names; the first unknown one is an error.
-    pub fn resolve_slots<'n, I: IntoIterator<Item = &'n str>>(&self, names: I) -> Result<Vec<SlotRef>, UnknownSlot> {
+    pub fn resolve_slots<'n, I: IntoIterator<Item = &'n str>>(
+        &self,
+        names: I,
+    ) -> Result<Vec<SlotRef>, UnknownSlot> {
         names
             .into_iter()
             .map(|name| {
@@ -232,12 +246,18 @@ impl Bundle {
 
     /// Every slot, in bundle order.
     pub fn all_slots(&self) -> Vec<SlotRef> {
-        (0..self.slots.len()).filter_map(|i| u16::try_from(i).ok()).map(SlotRef).collect()
+        (0..self.slots.len())
+            .filter_map(|i| u16::try_from(i).ok())
+            .map(SlotRef)
+            .collect()
     }
 
     /// A name-based view of a stage stable id, for printing states.
     pub fn stage_name(&self, id: u32) -> Option<&str> {
-        self.stages.iter().find(|s| s.id == id).map(|s| s.name.as_str())
+        self.stages
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.name.as_str())
     }
 
     /// Resolves a name-based variable for run-time lookups (`{"var": {"cat": …}}`).

@@ -145,7 +145,11 @@ impl Period {
             'w' => crate::time::WEEK,
             _ => return None,
         };
-        let count: i64 = text.get(..text.len() - 1)?.parse().ok().filter(|n| *n > 0)?;
+        let count: i64 = text
+            .get(..text.len() - 1)?
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)?;
         count.checked_mul(unit).map(Period::Seconds)
     }
 }

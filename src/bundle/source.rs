@@ -55,7 +55,10 @@ impl fmt::Display for Path {
 }
 
 fn is_plain(key: &str) -> bool {
-    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 struct Walker<'s> {
@@ -75,7 +78,12 @@ impl Walker<'_> {
         });
     }
 
-    fn object<'v>(&mut self, value: &'v Json, path: &Path, known: &[&str]) -> Option<&'v Map<String, Json>> {
+    fn object<'v>(
+        &mut self,
+        value: &'v Json,
+        path: &Path,
+        known: &[&str],
+    ) -> Option<&'v Map<String, Json>> {
         let Some(map) = value.as_object() else {
             self.report(path, format!("expected an object, found {}", kind(value)));
             return None;
@@ -91,7 +99,12 @@ impl Walker<'_> {
         Some(map)
     }
 
-    fn string<'v>(&mut self, value: Option<&'v Json>, path: &Path, required: bool) -> Option<&'v str> {
+    fn string<'v>(
+        &mut self,
+        value: Option<&'v Json>,
+        path: &Path,
+        required: bool,
+    ) -> Option<&'v str> {
         match value {
             Some(Json::String(s)) if s.len() > self.budget.max_string_bytes => {
                 self.report(
@@ -131,12 +144,21 @@ impl Walker<'_> {
         }
     }
 
-    fn array<'v>(&mut self, value: &'v Json, path: &Path, max: usize, budget_name: &str) -> &'v [Json] {
+    fn array<'v>(
+        &mut self,
+        value: &'v Json,
+        path: &Path,
+        max: usize,
+        budget_name: &str,
+    ) -> &'v [Json] {
         match value {
             Json::Array(items) if items.len() > max => {
                 self.report(
                     path,
-                    format!("{} items are over the budget of {max} ({budget_name})", items.len()),
+                    format!(
+                        "{} items are over the budget of {max} ({budget_name})",
+                        items.len()
+                    ),
                 );
                 &[]
             }
@@ -209,7 +231,10 @@ impl Walker<'_> {
                         .suggestion
                         .map(|s| format!(" (did you mean \"{s}\"?)"))
                         .unwrap_or_default();
-                    self.report(path, format!("placeholder names unknown variable \"{name}\"{hint}"));
+                    self.report(
+                        path,
+                        format!("placeholder names unknown variable \"{name}\"{hint}"),
+                    );
                     ok = false;
                 }
             }
@@ -221,9 +246,18 @@ impl Walker<'_> {
         ok.then_some(Template { pieces })
     }
 
-    fn json_template(&mut self, value: &Json, path: &Path, schema: &BundleSchema<'_>, depth: usize) -> Option<JsonTemplate> {
+    fn json_template(
+        &mut self,
+        value: &Json,
+        path: &Path,
+        schema: &BundleSchema<'_>,
+        depth: usize,
+    ) -> Option<JsonTemplate> {
         if depth > self.budget.max_rule_depth {
-            self.report(path, format!("nested deeper than {} levels", self.budget.max_rule_depth));
+            self.report(
+                path,
+                format!("nested deeper than {} levels", self.budget.max_rule_depth),
+            );
             return None;
         }
         Some(match value {
@@ -240,7 +274,12 @@ impl Walker<'_> {
             ),
             Json::Object(map) => JsonTemplate::Object(
                 map.iter()
-                    .map(|(k, v)| Some((k.clone(), self.json_template(v, &path.key(k), schema, depth + 1)?)))
+                    .map(|(k, v)| {
+                        Some((
+                            k.clone(),
+                            self.json_template(v, &path.key(k), schema, depth + 1)?,
+                        ))
+                    })
                     .collect::<Option<_>>()?,
             ),
         })
@@ -249,11 +288,17 @@ impl Walker<'_> {
     fn cap(&mut self, value: &Json, path: &Path) -> Option<Cap> {
         let map = self.object(value, path, &["max", "per"])?;
         let max = match map.get("max") {
-            Some(Json::Number(n)) => n.as_u64().filter(|m| *m >= 1).and_then(|m| u32::try_from(m).ok()),
+            Some(Json::Number(n)) => n
+                .as_u64()
+                .filter(|m| *m >= 1)
+                .and_then(|m| u32::try_from(m).ok()),
             _ => None,
         };
         if max.is_none() {
-            self.report(&path.key("max"), "expected a whole number of impressions, at least 1");
+            self.report(
+                &path.key("max"),
+                "expected a whole number of impressions, at least 1",
+            );
         }
         let per = match map.get("per") {
             Some(Json::String(s)) => {
@@ -271,7 +316,10 @@ impl Walker<'_> {
                 None
             }
         };
-        Some(Cap { max: max?, per: per? })
+        Some(Cap {
+            max: max?,
+            per: per?,
+        })
     }
 
     fn stage_list(&mut self, value: &Json, path: &Path, stages: &[&str]) -> Option<u64> {
@@ -345,15 +393,35 @@ fn strip_position(message: &str) -> &str {
     message.split(" at line ").next().unwrap_or(message)
 }
 
-const TOP_KEYS: &[&str] = &["$schema", "id", "version", "description", "journey", "content", "slots", "campaigns"];
+const TOP_KEYS: &[&str] = &[
+    "$schema",
+    "id",
+    "version",
+    "description",
+    "journey",
+    "content",
+    "slots",
+    "campaigns",
+];
 const CANDIDATE_KEYS: &[&str] = &[
-    "id", "content", "experiment", "priority", "stages", "when", "cap", "after", "campaign", "description",
+    "id",
+    "content",
+    "experiment",
+    "priority",
+    "stages",
+    "when",
+    "cap",
+    "after",
+    "campaign",
+    "description",
 ];
 
 fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     let root = Path::default();
     let top = w.object(document, &root, TOP_KEYS)?;
-    let id = w.string(top.get("id"), &root.key("id"), true).map(str::to_owned);
+    let id = w
+        .string(top.get("id"), &root.key("id"), true)
+        .map(str::to_owned);
     let version = match top.get("version") {
         Some(Json::Number(n)) if n.as_u64().is_some() => n.as_u64(),
         _ => {
@@ -367,7 +435,9 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     let journey_path = root.key("journey");
     let empty = Map::new();
     let journey = match top.get("journey") {
-        Some(j) => w.object(j, &journey_path, &["stages", "transitions", "intents"]).unwrap_or(&empty),
+        Some(j) => w
+            .object(j, &journey_path, &["stages", "transitions", "intents"])
+            .unwrap_or(&empty),
         None => {
             w.report(&journey_path, "missing required field");
             &empty
@@ -381,7 +451,10 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     let content_map = match top.get("content") {
         Some(Json::Object(map)) => Some(map),
         Some(other) => {
-            w.report(&content_path, format!("expected an object, found {}", kind(other)));
+            w.report(
+                &content_path,
+                format!("expected an object, found {}", kind(other)),
+            );
             None
         }
         None => {
@@ -393,7 +466,11 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     if content_map.len() > w.budget.max_contents {
         w.report(
             &content_path,
-            format!("{} contents are over the budget of {} (max_contents)", content_map.len(), w.budget.max_contents),
+            format!(
+                "{} contents are over the budget of {} (max_contents)",
+                content_map.len(),
+                w.budget.max_contents
+            ),
         );
     }
     let content_names: Vec<&str> = content_map.keys().map(String::as_str).collect();
@@ -401,7 +478,10 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     let intents_map = match journey.get("intents") {
         Some(Json::Object(map)) => map,
         Some(other) => {
-            w.report(&intents_path, format!("expected an object, found {}", kind(other)));
+            w.report(
+                &intents_path,
+                format!("expected an object, found {}", kind(other)),
+            );
             &empty
         }
         None => &empty,
@@ -411,7 +491,10 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     let campaigns_map = match top.get("campaigns") {
         Some(Json::Object(map)) => map,
         Some(other) => {
-            w.report(&campaigns_path, format!("expected an object, found {}", kind(other)));
+            w.report(
+                &campaigns_path,
+                format!("expected an object, found {}", kind(other)),
+            );
             &empty
         }
         None => &empty,
@@ -427,7 +510,13 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     check_collisions(w, &topic_names, IdKind::Topic, &intents_path);
     check_collisions(w, &campaign_names, IdKind::Campaign, &campaigns_path);
 
-    let transitions = transitions(w, journey.get("transitions"), &journey_path.key("transitions"), &stage_refs, &schema);
+    let transitions = transitions(
+        w,
+        journey.get("transitions"),
+        &journey_path.key("transitions"),
+        &stage_refs,
+        &schema,
+    );
     let topics = topics(w, intents_map, &intents_path, &schema);
     let campaigns: Vec<Campaign> = campaigns_map
         .iter()
@@ -453,12 +542,19 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
         .filter_map(|(name, value)| content(w, name, value, &content_path.key(name), &schema))
         .collect();
 
-    let slots = slots(w, top.get("slots"), &root.key("slots"), &stage_refs, &content_names, &campaign_names, &schema);
+    let slots = slots(
+        w,
+        top.get("slots"),
+        &root.key("slots"),
+        &stage_refs,
+        &content_names,
+        &campaign_names,
+        &schema,
+    );
 
-    if !w.diagnostics.is_empty() {
-        return None;
-    }
-    let slots = slots?;
+    // Whatever lowered cleanly is checked further even when other parts did not, so one
+    // run reports every problem.
+    let slots = slots.unwrap_or_default();
     // Content facts derived from the slots: cap windows and sequence prerequisites.
     for slot in &slots {
         for candidate in &slot.candidates {
@@ -470,7 +566,8 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
             if let Some(cap) = candidate.cap {
                 for c in offered(candidate) {
                     if let Some(content) = contents.get_mut(usize::from(c)) {
-                        content.cap_period = Some(content.cap_period.map_or(cap.per, |p| p.min(cap.per)));
+                        content.cap_period =
+                            Some(content.cap_period.map_or(cap.per, |p| p.min(cap.per)));
                     }
                 }
             }
@@ -548,12 +645,15 @@ fn transitions(
     stages: &[&str],
     schema: &BundleSchema<'_>,
 ) -> Vec<Transition> {
-    let Some(value) = value else { return Vec::new() };
+    let Some(value) = value else {
+        return Vec::new();
+    };
     let items = w.array(value, path, w.budget.max_transitions, "max_transitions");
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let path = path.index(i);
-        let Some(map) = w.object(item, &path, &["to", "when", "from", "back", "description"]) else {
+        let Some(map) = w.object(item, &path, &["to", "when", "from", "back", "description"])
+        else {
             continue;
         };
         w.string(map.get("description"), &path.key("description"), false);
@@ -568,7 +668,10 @@ fn transitions(
             None => Some(false),
             Some(Json::Bool(b)) => Some(*b),
             Some(other) => {
-                w.report(&path.key("back"), format!("expected a boolean, found {}", kind(other)));
+                w.report(
+                    &path.key("back"),
+                    format!("expected a boolean, found {}", kind(other)),
+                );
                 None
             }
         };
@@ -577,30 +680,58 @@ fn transitions(
             None => Some(None),
         };
         if let (Some(to), Some(from), Some(back), Some(when)) = (to, from, back, when) {
-            out.push(Transition { to, from, back, when });
+            out.push(Transition {
+                to,
+                from,
+                back,
+                when,
+            });
         }
     }
     out
 }
 
-fn topics(w: &mut Walker<'_>, intents: &Map<String, Json>, path: &Path, schema: &BundleSchema<'_>) -> Vec<Topic> {
+fn topics(
+    w: &mut Walker<'_>,
+    intents: &Map<String, Json>,
+    path: &Path,
+    schema: &BundleSchema<'_>,
+) -> Vec<Topic> {
     if intents.len() > w.budget.max_topics {
-        w.report(path, format!("{} intents are over the budget of {} (max_topics)", intents.len(), w.budget.max_topics));
+        w.report(
+            path,
+            format!(
+                "{} intents are over the budget of {} (max_topics)",
+                intents.len(),
+                w.budget.max_topics
+            ),
+        );
     }
     let mut out = Vec::new();
     for (name, value) in intents {
         let path = path.key(name);
-        let Some(map) = w.object(value, &path, &["signals", "cap", "half_life_days", "description"]) else {
+        let Some(map) = w.object(
+            value,
+            &path,
+            &["signals", "cap", "half_life_days", "description"],
+        ) else {
             continue;
         };
         w.string(map.get("description"), &path.key("description"), false);
-        let cap = w.number(map.get("cap"), &path.key("cap")).filter(|c| *c > 0.0);
+        let cap = w
+            .number(map.get("cap"), &path.key("cap"))
+            .filter(|c| *c > 0.0);
         if cap.is_none() {
             w.report(&path.key("cap"), "expected a positive number");
         }
-        let half_life = w.number(map.get("half_life_days"), &path.key("half_life_days")).filter(|h| *h > 0.0);
+        let half_life = w
+            .number(map.get("half_life_days"), &path.key("half_life_days"))
+            .filter(|h| *h > 0.0);
         if half_life.is_none() {
-            w.report(&path.key("half_life_days"), "expected a positive number of days");
+            w.report(
+                &path.key("half_life_days"),
+                "expected a positive number of days",
+            );
         }
         let mut signals = Vec::new();
         match map.get("signals") {
@@ -608,7 +739,8 @@ fn topics(w: &mut Walker<'_>, intents: &Map<String, Json>, path: &Path, schema: 
                 let items = w.array(value, &path.key("signals"), 64, "max_signals");
                 for (i, item) in items.iter().enumerate() {
                     let path = path.key("signals").index(i);
-                    let Some(signal) = w.object(item, &path, &["when", "add", "description"]) else {
+                    let Some(signal) = w.object(item, &path, &["when", "add", "description"])
+                    else {
                         continue;
                     };
                     let add = w.number(signal.get("add"), &path.key("add"));
@@ -642,11 +774,20 @@ fn topics(w: &mut Walker<'_>, intents: &Map<String, Json>, path: &Path, schema: 
     out
 }
 
-fn content(w: &mut Walker<'_>, name: &str, value: &Json, path: &Path, schema: &BundleSchema<'_>) -> Option<Content> {
+fn content(
+    w: &mut Walker<'_>,
+    name: &str,
+    value: &Json,
+    path: &Path,
+    schema: &BundleSchema<'_>,
+) -> Option<Content> {
     let map = w.object(value, path, &["html", "json", "text", "description"])?;
     w.string(map.get("description"), &path.key("description"), false);
     if !map.contains_key("html") && !map.contains_key("json") && !map.contains_key("text") {
-        w.report(path, "a content needs at least one rendition: html, json or text");
+        w.report(
+            path,
+            "a content needs at least one rendition: html, json or text",
+        );
         return None;
     }
     let html = w
@@ -655,7 +796,9 @@ fn content(w: &mut Walker<'_>, name: &str, value: &Json, path: &Path, schema: &B
     let text = w
         .string(map.get("text"), &path.key("text"), false)
         .and_then(|s| w.template(s, &path.key("text"), schema));
-    let json = map.get("json").and_then(|j| w.json_template(j, &path.key("json"), schema, 0));
+    let json = map
+        .get("json")
+        .and_then(|j| w.json_template(j, &path.key("json"), schema, 0));
     Some(Content {
         name: name.to_owned(),
         id: stable_id(IdKind::Content, name),
@@ -686,14 +829,22 @@ fn slots(
         return None;
     };
     if map.len() > w.budget.max_slots {
-        w.report(path, format!("{} slots are over the budget of {} (max_slots)", map.len(), w.budget.max_slots));
+        w.report(
+            path,
+            format!(
+                "{} slots are over the budget of {} (max_slots)",
+                map.len(),
+                w.budget.max_slots
+            ),
+        );
     }
     let mut candidate_ids: BTreeMap<String, Path> = BTreeMap::new();
     let mut total = 0usize;
     let mut out = Vec::new();
     for (name, slot) in map {
         let path = path.key(name);
-        let Some(slot_map) = w.object(slot, &path, &["default", "candidates", "description"]) else {
+        let Some(slot_map) = w.object(slot, &path, &["default", "candidates", "description"])
+        else {
             continue;
         };
         w.string(slot_map.get("description"), &path.key("description"), false);
@@ -707,14 +858,28 @@ fn slots(
                 .and_then(|d| w.name_index(d, contents, "content", &path.key("default"))),
         };
         let items = match slot_map.get("candidates") {
-            Some(c) => w.array(c, &path.key("candidates"), w.budget.max_candidates_per_slot, "max_candidates_per_slot"),
+            Some(c) => w.array(
+                c,
+                &path.key("candidates"),
+                w.budget.max_candidates_per_slot,
+                "max_candidates_per_slot",
+            ),
             None => &[],
         };
         total += items.len();
         let mut candidates = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let path = path.key("candidates").index(i);
-            if let Some(c) = candidate(w, item, &path, stages, contents, campaigns, schema, &mut candidate_ids) {
+            if let Some(c) = candidate(
+                w,
+                item,
+                &path,
+                stages,
+                contents,
+                campaigns,
+                schema,
+                &mut candidate_ids,
+            ) {
                 candidates.push(c);
             }
         }
@@ -729,7 +894,13 @@ fn slots(
         }
     }
     if total > w.budget.max_candidates {
-        w.report(path, format!("{total} candidates are over the budget of {} (max_candidates)", w.budget.max_candidates));
+        w.report(
+            path,
+            format!(
+                "{total} candidates are over the budget of {} (max_candidates)",
+                w.budget.max_candidates
+            ),
+        );
     }
     Some(out)
 }
@@ -750,13 +921,19 @@ fn candidate(
     let name = w.string(map.get("id"), &path.key("id"), true)?.to_owned();
     if let Some(first) = ids.get(&name) {
         let first = first.to_string();
-        w.report(&path.key("id"), format!("duplicate candidate id \"{name}\", first used at {first}"));
+        w.report(
+            &path.key("id"),
+            format!("duplicate candidate id \"{name}\", first used at {first}"),
+        );
     } else {
         ids.insert(name.clone(), path.clone());
     }
     let offer = match (map.get("content"), map.get("experiment")) {
         (Some(_), Some(_)) => {
-            w.report(path, "a candidate has either \"content\" or \"experiment\", not both");
+            w.report(
+                path,
+                "a candidate has either \"content\" or \"experiment\", not both",
+            );
             None
         }
         (None, None) => {
@@ -767,7 +944,9 @@ fn candidate(
             .string(Some(content), &path.key("content"), true)
             .and_then(|c| w.name_index(c, contents, "content", &path.key("content")))
             .map(Offer::Content),
-        (None, Some(experiment)) => experiment_offer(w, experiment, &path.key("experiment"), &name, contents),
+        (None, Some(experiment)) => {
+            experiment_offer(w, experiment, &path.key("experiment"), &name, contents)
+        }
     };
     let priority = match map.get("priority") {
         None => Some(0.0),
@@ -820,14 +999,23 @@ fn candidate(
     })
 }
 
-fn experiment_offer(w: &mut Walker<'_>, value: &Json, path: &Path, candidate: &str, contents: &[&str]) -> Option<Offer> {
+fn experiment_offer(
+    w: &mut Walker<'_>,
+    value: &Json,
+    path: &Path,
+    candidate: &str,
+    contents: &[&str],
+) -> Option<Offer> {
     let map = w.object(value, path, &["variants", "holdout"])?;
     let holdout = match map.get("holdout") {
         None => Some(0.0),
         Some(h) => match w.number(Some(h), &path.key("holdout")) {
             Some(h) if (0.0..1.0).contains(&h) => Some(h),
             Some(h) => {
-                w.report(&path.key("holdout"), format!("holdout {h} is not in [0, 1)"));
+                w.report(
+                    &path.key("holdout"),
+                    format!("holdout {h} is not in [0, 1)"),
+                );
                 None
             }
             None => None,
@@ -839,7 +1027,10 @@ fn experiment_offer(w: &mut Walker<'_>, value: &Json, path: &Path, candidate: &s
     };
     let items = w.array(variants_json, &path.key("variants"), 16, "max_variants");
     if items.is_empty() && variants_json.is_array() {
-        w.report(&path.key("variants"), "an experiment needs at least one variant");
+        w.report(
+            &path.key("variants"),
+            "an experiment needs at least one variant",
+        );
     }
     let mut variants = Vec::new();
     let mut weights = Vec::new();
@@ -854,7 +1045,10 @@ fn experiment_offer(w: &mut Walker<'_>, value: &Json, path: &Path, candidate: &s
         let weight = match w.number(variant.get("weight"), &path.key("weight")) {
             Some(weight) if weight > 0.0 => Some(weight),
             Some(weight) => {
-                w.report(&path.key("weight"), format!("weight {weight} must be positive"));
+                w.report(
+                    &path.key("weight"),
+                    format!("weight {weight} must be positive"),
+                );
                 None
             }
             None => {
@@ -872,7 +1066,10 @@ fn experiment_offer(w: &mut Walker<'_>, value: &Json, path: &Path, candidate: &s
     if !weights.is_empty() && !sums_up {
         w.report(
             &path.key("variants"),
-            format!("variant weights sum to {}, expected 100 (or 1)", crate::rules::Value::Number(sum).to_json()),
+            format!(
+                "variant weights sum to {}, expected 100 (or 1)",
+                crate::rules::Value::Number(sum).to_json()
+            ),
         );
         return None;
     }
@@ -896,7 +1093,10 @@ fn sequence_cycles(w: &mut Walker<'_>, slots: &[Slot], contents: &[&str], path: 
     for slot in slots {
         for candidate in &slot.candidates {
             for c in offered(candidate) {
-                edges.entry(c).or_default().extend(candidate.after.iter().copied());
+                edges
+                    .entry(c)
+                    .or_default()
+                    .extend(candidate.after.iter().copied());
             }
         }
     }
@@ -929,7 +1129,10 @@ fn sequence_cycles(w: &mut Walker<'_>, slots: &[Slot], contents: &[&str], path: 
                             cycle.push(contents.get(usize::from(succ)).copied().unwrap_or("?"));
                             w.report(
                                 path,
-                                format!("sequence cycle: {} (each must be seen before the next)", cycle.join(" after ")),
+                                format!(
+                                    "sequence cycle: {} (each must be seen before the next)",
+                                    cycle.join(" after ")
+                                ),
                             );
                             reported = true;
                             break;
@@ -954,7 +1157,12 @@ fn unreachable_candidates(w: &mut Walker<'_>, slots: &[Slot], document: &Json, p
     for (s, slot) in slots.iter().enumerate() {
         let offered_elsewhere = |content: u16| {
             slots.iter().enumerate().any(|(o, other)| {
-                o != s && (other.default == content || other.candidates.iter().any(|c| offered(c).contains(&content)))
+                o != s
+                    && (other.default == content
+                        || other
+                            .candidates
+                            .iter()
+                            .any(|c| offered(c).contains(&content)))
             })
         };
         let blocker = slot.candidates.iter().position(|c| {
@@ -966,7 +1174,9 @@ fn unreachable_candidates(w: &mut Walker<'_>, slots: &[Slot], document: &Json, p
                 && c.campaign.is_none()
         });
         let Some(blocker) = blocker else { continue };
-        let Some(winner) = slot.candidates.get(blocker) else { continue };
+        let Some(winner) = slot.candidates.get(blocker) else {
+            continue;
+        };
         for shadowed in slot.candidates.iter().skip(blocker + 1) {
             let index = source_index(document, &slot.name, &shadowed.name).unwrap_or(0);
             w.report(
@@ -997,7 +1207,10 @@ fn source_index(document: &Json, slot: &str, candidate: &str) -> Option<usize> {
 impl BundleSchema<'_> {
     /// Every variable name this bundle's rules may use, for suggestions.
     pub(crate) fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = crate::context::FIXED_VARIABLES.iter().map(|(n, _)| (*n).to_owned()).collect();
+        let mut names: Vec<String> = crate::context::FIXED_VARIABLES
+            .iter()
+            .map(|(n, _)| (*n).to_owned())
+            .collect();
         names.extend(self.topics.iter().map(|t| format!("intent.{t}")));
         names.extend(self.contents.iter().map(|c| format!("seen.{c}")));
         names

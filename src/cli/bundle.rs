@@ -73,13 +73,26 @@ pub(crate) struct SimulateArgs {
 }
 
 fn read_text(path: &Path) -> Result<String, Failure> {
-    String::from_utf8(read_file(path)?).map_err(|_| Failure::Usage(format!("{} is not UTF-8", path.display())))
+    String::from_utf8(read_file(path)?)
+        .map_err(|_| Failure::Usage(format!("{} is not UTF-8", path.display())))
 }
 
 fn report_diagnostics(path: &Path, diagnostics: &[micromoment::Diagnostic]) -> Failure {
-    let lines: Vec<String> = diagnostics.iter().map(|d| format!("{}:{d}", path.display())).collect();
-    let noun = if diagnostics.len() == 1 { "error" } else { "errors" };
-    Failure::Findings(format!("{}\n{} {noun} in {}", lines.join("\n"), diagnostics.len(), path.display()))
+    let lines: Vec<String> = diagnostics
+        .iter()
+        .map(|d| format!("{}:{d}", path.display()))
+        .collect();
+    let noun = if diagnostics.len() == 1 {
+        "error"
+    } else {
+        "errors"
+    };
+    Failure::Findings(format!(
+        "{}\n{} {noun} in {}",
+        lines.join("\n"),
+        diagnostics.len(),
+        path.display()
+    ))
 }
 
 /// Loads a bundle from authoring JSON or `.mmb`, whichever the bytes are.
@@ -90,7 +103,8 @@ pub(crate) fn load_bundle(path: &Path) -> Result<Bundle, Failure> {
             .map(|(b, _)| b)
             .map_err(|e| Failure::Findings(format!("{}: {e}", path.display())));
     }
-    let text = String::from_utf8(bytes).map_err(|_| Failure::Usage(format!("{} is not UTF-8", path.display())))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Failure::Usage(format!("{} is not UTF-8", path.display())))?;
     bundle::compile(&text, Budget::default()).map_err(|d| report_diagnostics(path, &d))
 }
 
@@ -107,9 +121,13 @@ pub(crate) fn validate(args: ValidateArgs) -> Outcome {
 
 pub(crate) fn compile(args: CompileArgs) -> Outcome {
     let text = read_text(&args.bundle)?;
-    let bundle = bundle::compile(&text, Budget::default()).map_err(|d| report_diagnostics(&args.bundle, &d))?;
+    let bundle = bundle::compile(&text, Budget::default())
+        .map_err(|d| report_diagnostics(&args.bundle, &d))?;
     let key = match &args.sign_key {
-        Some(path) => Some(SigningKey::from_base64(&read_text(path)?).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?),
+        Some(path) => Some(
+            SigningKey::from_base64(&read_text(path)?)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?,
+        ),
         None => None,
     };
     let bytes = bundle
@@ -136,15 +154,20 @@ pub(crate) fn compile(args: CompileArgs) -> Outcome {
         header.total_bytes,
         if header.signed { "signed" } else { "unsigned" }
     );
-    print_json(&json!({"id": header.id, "version": header.version, "hash": header.hash,
-        "bytes": header.total_bytes, "signed": header.signed, "output": args.output.display().to_string()}))
+    print_json(
+        &json!({"id": header.id, "version": header.version, "hash": header.hash,
+        "bytes": header.total_bytes, "signed": header.signed, "output": args.output.display().to_string()}),
+    )
 }
 
 pub(crate) fn inspect(args: InspectArgs) -> Outcome {
     let bytes = read_file(&args.file)?;
     let budget = Budget::default();
     let pubkey = match &args.pubkey {
-        Some(path) => Some(public_key_of(&read_text(path)?).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?),
+        Some(path) => Some(
+            public_key_of(&read_text(path)?)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?,
+        ),
         None => None,
     };
     let (bundle, header) = Bundle::from_mmb(&bytes, pubkey.as_ref(), &budget)
@@ -175,8 +198,8 @@ pub(crate) fn inspect(args: InspectArgs) -> Outcome {
 }
 
 pub(crate) fn schema() -> Outcome {
-    let value: serde_json::Value =
-        serde_json::from_str(SCHEMA).map_err(|e| Failure::Usage(format!("built-in schema: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(SCHEMA)
+        .map_err(|e| Failure::Usage(format!("built-in schema: {e}")))?;
     print_json(&value)
 }
 
@@ -184,7 +207,8 @@ pub(crate) fn keygen_ed25519(dir: &Path) -> Outcome {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| Failure::Usage(format!("no system entropy: {e}")))?;
     let key = bundle::keygen(seed);
-    std::fs::create_dir_all(dir).map_err(|e| Failure::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::Usage(format!("cannot create {}: {e}", dir.display())))?;
     let private = dir.join("bundle-signing.key");
     let public = dir.join("bundle-signing.pub");
     write_private(&private, &key.to_base64())?;
@@ -196,8 +220,10 @@ pub(crate) fn keygen_ed25519(dir: &Path) -> Outcome {
         public.display(),
         key.public_base64()
     );
-    print_json(&json!({"private_key": private.display().to_string(), "public_key": public.display().to_string(),
-        "public_key_base64": key.public_base64()}))
+    print_json(
+        &json!({"private_key": private.display().to_string(), "public_key": public.display().to_string(),
+        "public_key_base64": key.public_base64()}),
+    )
 }
 
 fn write_private(path: &Path, contents: &str) -> Outcome {
@@ -212,7 +238,8 @@ fn write_private(path: &Path, contents: &str) -> Outcome {
     let mut file = options
         .open(path)
         .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))?;
-    writeln!(file, "{contents}").map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))
+    writeln!(file, "{contents}")
+        .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))
 }
 
 /// The clock of a command: `--now` or the system clock.
@@ -229,7 +256,8 @@ pub(crate) fn visitor_arg(visitor: Option<&str>) -> Result<[u8; 16], Failure> {
         Some(text) => parse_visitor(text).map_err(Failure::Usage),
         None => {
             let mut id = [0u8; 16];
-            getrandom::fill(&mut id).map_err(|e| Failure::Usage(format!("no system entropy: {e}")))?;
+            getrandom::fill(&mut id)
+                .map_err(|e| Failure::Usage(format!("no system entropy: {e}")))?;
             Ok(id)
         }
     }
@@ -238,8 +266,9 @@ pub(crate) fn visitor_arg(visitor: Option<&str>) -> Result<[u8; 16], Failure> {
 pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
     let bundle = load_bundle(&args.bundle)?;
     let mut context: Context = match &args.context {
-        Some(path) => serde_json::from_slice(&read_file(path)?)
-            .map_err(|e| Failure::Usage(format!("{}: not a request context: {e}", path.display())))?,
+        Some(path) => serde_json::from_slice(&read_file(path)?).map_err(|e| {
+            Failure::Usage(format!("{}: not a request context: {e}", path.display()))
+        })?,
         None => Context::default(),
     };
     if args.event.is_some() {
@@ -258,7 +287,10 @@ pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
         Some(path) => {
             let json: serde_json::Value = serde_json::from_slice(&read_file(path)?)
                 .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-            Some(state_from_json(&bundle, &json, visitor).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?)
+            Some(
+                state_from_json(&bundle, &json, visitor)
+                    .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?,
+            )
         }
         None => None,
     };
@@ -269,7 +301,9 @@ pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
         &context,
         now,
         &slots,
-        Options { explain: args.explain },
+        Options {
+            explain: args.explain,
+        },
     );
     let mut out = serde_json::to_value(&decision).map_err(|e| Failure::Usage(e.to_string()))?;
     if let Some(map) = out.as_object_mut() {

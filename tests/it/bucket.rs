@@ -5,7 +5,10 @@ use serde_json::Value as Json;
 
 fn cases(section: &str) -> Vec<Json> {
     let spec = crate::read_json("../shared/conformance/growthbook/cases.json");
-    spec[section].as_array().unwrap_or_else(|| panic!("section {section}")).clone()
+    spec[section]
+        .as_array()
+        .unwrap_or_else(|| panic!("section {section}"))
+        .clone()
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -17,10 +20,17 @@ fn hash_cases() {
     let cases = cases("hash");
     assert_eq!(cases.len(), 15);
     for case in cases {
-        let (seed, value, version) = (case[0].as_str().unwrap(), case[1].as_str().unwrap(), case[2].as_u64().unwrap());
+        let (seed, value, version) = (
+            case[0].as_str().unwrap(),
+            case[1].as_str().unwrap(),
+            case[2].as_u64().unwrap(),
+        );
         let got = hash(seed, value, version as u32);
         match case[3].as_f64() {
-            Some(expected) => assert!(got.is_some_and(|g| close(g, expected)), "{case}: got {got:?}"),
+            Some(expected) => assert!(
+                got.is_some_and(|g| close(g, expected)),
+                "{case}: got {got:?}"
+            ),
             None => assert_eq!(got, None, "{case}"),
         }
     }
@@ -34,7 +44,9 @@ fn bucket_range_cases() {
         let args = &case[1];
         let n = args[0].as_u64().unwrap() as usize;
         let coverage = args[1].as_f64().unwrap();
-        let weights: Option<Vec<f64>> = args[2].as_array().map(|w| w.iter().map(|x| x.as_f64().unwrap()).collect());
+        let weights: Option<Vec<f64>> = args[2]
+            .as_array()
+            .map(|w| w.iter().map(|x| x.as_f64().unwrap()).collect());
         let got = bucket_ranges(n, coverage, weights.as_deref());
         let expected: Vec<(f64, f64)> = case[2]
             .as_array()
@@ -44,7 +56,11 @@ fn bucket_range_cases() {
             .collect();
         assert_eq!(got.len(), expected.len(), "{}", case[0]);
         for (g, e) in got.iter().zip(&expected) {
-            assert!(close(g.0, e.0) && close(g.1, e.1), "{}: got {got:?}, expected {expected:?}", case[0]);
+            assert!(
+                close(g.0, e.0) && close(g.1, e.1),
+                "{}: got {got:?}, expected {expected:?}",
+                case[0]
+            );
         }
     }
 }
@@ -73,7 +89,12 @@ fn equal_weights_cases() {
     assert_eq!(cases.len(), 6);
     for case in cases {
         let got = equal_weights(case[0].as_i64().unwrap());
-        let expected: Vec<f64> = case[1].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        let expected: Vec<f64> = case[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
         assert_eq!(got.len(), expected.len(), "{case}");
         // The spec truncates to 8 decimals, as GrowthBook's own test does.
         for (g, e) in got.iter().zip(&expected) {

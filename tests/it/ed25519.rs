@@ -3,7 +3,10 @@
 use micromoment::bundle::verify_signature;
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 #[test]
@@ -20,10 +23,18 @@ fn wycheproof_ed25519() {
             let sig = unhex(test["sig"].as_str().unwrap());
             let expected = test["result"].as_str().unwrap() == "valid";
             if verify_signature(&key, &msg, &sig) != expected {
-                failures.push(format!("tcId {} ({}): expected {expected}", test["tcId"], test["comment"]));
+                failures.push(format!(
+                    "tcId {} ({}): expected {expected}",
+                    test["tcId"], test["comment"]
+                ));
             }
         }
     }
     assert_eq!(ran, 151, "every vector ran");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

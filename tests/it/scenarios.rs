@@ -20,16 +20,24 @@ pub fn scenarios() -> Vec<(String, Json)> {
     files
         .into_iter()
         .map(|p| {
-            let name = p.file_name().expect("a file name").to_string_lossy().into_owned();
+            let name = p
+                .file_name()
+                .expect("a file name")
+                .to_string_lossy()
+                .into_owned();
             let text = std::fs::read_to_string(&p).expect("readable");
-            (name, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+            (
+                name,
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+            )
         })
         .collect()
 }
 
 /// Compiles a fixture bundle by file name.
 pub fn fixture_bundle(name: &str) -> Bundle {
-    let text = std::fs::read_to_string(crate::repo_path(&format!("fixtures/{name}"))).expect("bundle readable");
+    let text = std::fs::read_to_string(crate::repo_path(&format!("fixtures/{name}")))
+        .expect("bundle readable");
     micromoment::bundle::compile(&text, Budget::default())
         .unwrap_or_else(|d| panic!("fixtures/{name} does not compile: {d:?}"))
 }
@@ -48,7 +56,10 @@ fn contains(actual: &Json, expected: &Json, path: &str, errors: &mut Vec<String>
             }
         }
         (Json::Number(a), Json::Number(e)) => {
-            let (a, e) = (a.as_f64().unwrap_or(f64::NAN), e.as_f64().unwrap_or(f64::NAN));
+            let (a, e) = (
+                a.as_f64().unwrap_or(f64::NAN),
+                e.as_f64().unwrap_or(f64::NAN),
+            );
             if (a - e).abs() > 0.005 {
                 errors.push(format!("{path}: expected {e}, got {a}"));
             }
@@ -64,15 +75,20 @@ pub fn run(bundles: &mut BTreeMap<String, Bundle>, scenario: &Json) -> Vec<Strin
     let bundle = bundles
         .entry(bundle_name.to_owned())
         .or_insert_with(|| fixture_bundle(bundle_name));
-    let visitor = parse_visitor(scenario["visitor"].as_str().unwrap_or("00000000000000000000000000000000"))
-        .expect("visitor");
+    let visitor = parse_visitor(
+        scenario["visitor"]
+            .as_str()
+            .unwrap_or("00000000000000000000000000000000"),
+    )
+    .expect("visitor");
     let now = parse_rfc3339(scenario["now"].as_str().expect("now")).expect("now");
     let prior = match scenario.get("state") {
         None | Some(Json::Null) => None,
         Some(state) => Some(state_from_json(bundle, state, visitor).expect("state")),
     };
-    let mut context: Context = serde_json::from_value(scenario.get("context").cloned().unwrap_or(json!({})))
-        .expect("context");
+    let mut context: Context =
+        serde_json::from_value(scenario.get("context").cloned().unwrap_or(json!({})))
+            .expect("context");
     if let Some(event) = scenario.get("event").and_then(Json::as_str) {
         context.event = Some(event.to_owned());
     }
@@ -83,13 +99,27 @@ pub fn run(bundles: &mut BTreeMap<String, Bundle>, scenario: &Json) -> Vec<Strin
         .map(|s| s.as_str().expect("slot name"))
         .collect();
     let slots = bundle.resolve_slots(slot_names).expect("slots exist");
-    let decision = micromoment::decide(bundle, prior.as_ref(), visitor, &context, now, &slots, Options::default());
+    let decision = micromoment::decide(
+        bundle,
+        prior.as_ref(),
+        visitor,
+        &context,
+        now,
+        &slots,
+        Options::default(),
+    );
     let expect = &scenario["expect"];
     let mut errors = Vec::new();
     let actual = serde_json::to_value(&decision).expect("serializes");
     contains(&actual["stage"], &expect["stage"], "stage", &mut errors);
     let decisions = actual["decisions"].as_array().cloned().unwrap_or_default();
-    for (i, expected) in expect["decisions"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+    for (i, expected) in expect["decisions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let got = decisions.get(i).cloned().unwrap_or(Json::Null);
         // Renditions are compared separately, by slot.
         let mut want = expected.clone();
@@ -113,16 +143,30 @@ pub fn run(bundles: &mut BTreeMap<String, Bundle>, scenario: &Json) -> Vec<Strin
         }
     }
     if let Some(state) = expect.get("state") {
-        contains(&state_to_json(bundle, &decision.state), state, "state", &mut errors);
+        contains(
+            &state_to_json(bundle, &decision.state),
+            state,
+            "state",
+            &mut errors,
+        );
     }
     if let Some(n) = expect.get("exposures").and_then(Json::as_u64) {
         if decision.exposures.len() as u64 != n {
-            errors.push(format!("exposures: expected {n}, got {}", decision.exposures.len()));
+            errors.push(format!(
+                "exposures: expected {n}, got {}",
+                decision.exposures.len()
+            ));
         }
     }
-    let persist = expect.get("persist").and_then(Json::as_bool).unwrap_or(true);
+    let persist = expect
+        .get("persist")
+        .and_then(Json::as_bool)
+        .unwrap_or(true);
     if decision.persist != persist {
-        errors.push(format!("persist: expected {persist}, got {}", decision.persist));
+        errors.push(format!(
+            "persist: expected {persist}, got {}",
+            decision.persist
+        ));
     }
     errors
 }
@@ -130,7 +174,11 @@ pub fn run(bundles: &mut BTreeMap<String, Bundle>, scenario: &Json) -> Vec<Strin
 #[test]
 fn every_scenario_decides_as_expected() {
     let scenarios = scenarios();
-    assert!(scenarios.len() >= 25, "at least 25 scenarios, found {}", scenarios.len());
+    assert!(
+        scenarios.len() >= 25,
+        "at least 25 scenarios, found {}",
+        scenarios.len()
+    );
     let mut bundles = BTreeMap::new();
     let mut failures = Vec::new();
     for (name, scenario) in &scenarios {
@@ -139,5 +187,11 @@ fn every_scenario_decides_as_expected() {
             failures.push(format!("{name}:\n  {}", errors.join("\n  ")));
         }
     }
-    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), scenarios.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios failed:\n{}",
+        failures.len(),
+        scenarios.len(),
+        failures.join("\n")
+    );
 }

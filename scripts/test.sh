@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command: formatting, lints (native and wasm32), every test, and a build of the
+# fuzz targets. Installs what it needs and skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain (rust-toolchain.toml pins it and the wasm32 target)"
+rustup show active-toolchain
+rustup target add wasm32-unknown-unknown >/dev/null
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy, native, all targets"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "clippy, wasm32 library"
+cargo clippy --lib --locked --target wasm32-unknown-unknown --no-default-features -- -D warnings
+
+step "tests"
+cargo test --locked
+
+step "fuzz targets build (cargo-fuzz on nightly)"
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+(cd fuzz && cargo +nightly fuzz build)
