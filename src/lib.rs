@@ -20,6 +20,8 @@ pub mod bundle;
 mod codec;
 pub mod context;
 pub mod decide;
+pub mod html;
+pub mod http;
 pub mod ids;
 pub mod rules;
 mod suggest;

@@ -1,0 +1,166 @@
+//! Slot rewriting of HTML pages with lol_html, the streaming rewriter Cloudflare itself
+//! uses.
+//!
+//! A page marks its slots with `data-mm-slot="hero"`; the rewriter replaces each such
+//! element's content with the chosen HTML and tags it `data-mm-content="<content id>"`
+//! for click attribution. Elements naming a slot without a fill keep the page's own
+//! content, which is the page's fallback. [`scan_slots`] lists a page's slots in
+//! document order, so the decision can follow the page's order. Memory is bounded; a
+//! page the parser cannot handle is an error the adapter answers by passing the page
+//! through untouched. This module does no I/O.
+
+use lol_html::html_content::ContentType;
+use lol_html::{element, HtmlRewriter, MemorySettings, OutputSink, Settings};
+
+/// The attribute that marks a slot.
+pub const SLOT_ATTRIBUTE: &str = "data-mm-slot";
+
+/// The attribute the rewriter adds with the content id shown.
+pub const CONTENT_ATTRIBUTE: &str = "data-mm-content";
+
+/// The most memory the parser may hold for one page (lol_html buffers only what a
+/// single tag or a selector match needs, so this bounds hostile markup, not page size).
+const MAX_PARSER_MEMORY: usize = 4 * 1024 * 1024;
+
+/// What to put in one slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill<'a> {
+    /// The slot name, as in `data-mm-slot`.
+    pub slot: &'a str,
+    /// The content id shown.
+    pub content: &'a str,
+    /// The rendered HTML.
+    pub html: &'a str,
+}
+
+/// Why a page could not be rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("html rewriting failed: {0}")]
+pub struct HtmlError(String);
+
+fn settings_memory() -> MemorySettings {
+    MemorySettings::new().with_max_allowed_memory_usage(MAX_PARSER_MEMORY)
+}
+
+/// The slots a page declares, in document order, each once.
+pub fn scan_slots(page: &[u8]) -> Result<Vec<String>, HtmlError> {
+    let mut slots: Vec<String> = Vec::new();
+    {
+        let mut rewriter = HtmlRewriter::new(
+            Settings::new()
+                .append_element_content_handler(element!("[data-mm-slot]", |el| {
+                    if let Some(name) = el.get_attribute(SLOT_ATTRIBUTE) {
+                        if !slots.contains(&name) {
+                            slots.push(name);
+                        }
+                    }
+                    Ok(())
+                }))
+                .with_memory_settings(settings_memory()),
+            |_: &[u8]| {},
+        );
+        rewriter.write(page).map_err(|e| HtmlError(e.to_string()))?;
+        rewriter.end().map_err(|e| HtmlError(e.to_string()))?;
+    }
+    Ok(slots)
+}
+
+/// A streaming slot rewriter: write the page in chunks, read the result from the sink.
+pub struct SlotRewriter<'h, O: OutputSink> {
+    inner: HtmlRewriter<'h, O>,
+}
+
+impl<'h, O: OutputSink> SlotRewriter<'h, O> {
+    /// A rewriter filling `fills` into the page it is fed.
+    pub fn new(fills: &'h [Fill<'h>], sink: O) -> Self {
+        let handler = element!("[data-mm-slot]", move |el| {
+            let Some(name) = el.get_attribute(SLOT_ATTRIBUTE) else {
+                return Ok(());
+            };
+            if let Some(fill) = fills.iter().find(|f| f.slot == name) {
+                el.set_inner_content(fill.html, ContentType::Html);
+                el.set_attribute(CONTENT_ATTRIBUTE, fill.content)?;
+            }
+            Ok(())
+        });
+        let inner = HtmlRewriter::new(
+            Settings::new()
+                .append_element_content_handler(handler)
+                .with_memory_settings(settings_memory()),
+            sink,
+        );
+        SlotRewriter { inner }
+    }
+
+    /// Feeds the next chunk of the page.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), HtmlError> {
+        self.inner
+            .write(chunk)
+            .map_err(|e| HtmlError(e.to_string()))
+    }
+
+    /// Ends the page, flushing what is left.
+    pub fn end(self) -> Result<(), HtmlError> {
+        self.inner.end().map_err(|e| HtmlError(e.to_string()))
+    }
+}
+
+/// Rewrites a whole page at once.
+pub fn rewrite_page(page: &[u8], fills: &[Fill<'_>]) -> Result<Vec<u8>, HtmlError> {
+    let mut out = Vec::with_capacity(page.len() + 1024);
+    let mut rewriter = SlotRewriter::new(fills, |chunk: &[u8]| out.extend_from_slice(chunk));
+    rewriter.write(page)?;
+    rewriter.end()?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_named_slots_and_keeps_the_rest() {
+        let page = br#"<html><body><div data-mm-slot="hero"><p>fallback</p></div>
+<aside data-mm-slot='sidebar'>old</aside><div data-mm-slot="unknown">keep</div>
+<div data-mm-slot=hero>second hero</div></body></html>"#;
+        assert_eq!(scan_slots(page).unwrap(), ["hero", "sidebar", "unknown"]);
+        let fills = [
+            Fill {
+                slot: "hero",
+                content: "test-drive",
+                html: "<a href=/td>Book</a>",
+            },
+            Fill {
+                slot: "sidebar",
+                content: "offer",
+                html: "<b>10%</b>",
+            },
+        ];
+        let out = String::from_utf8(rewrite_page(page, &fills).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "<html><body><div data-mm-slot=\"hero\" data-mm-content=\"test-drive\"><a href=/td>Book</a></div>\n\
+<aside data-mm-slot='sidebar' data-mm-content=\"offer\"><b>10%</b></aside><div data-mm-slot=\"unknown\">keep</div>\n\
+<div data-mm-slot=hero data-mm-content=\"test-drive\"><a href=/td>Book</a></div></body></html>"
+        );
+    }
+
+    #[test]
+    fn chunk_boundaries_do_not_matter() {
+        let page = b"<div data-mm-slot=\"hero\">x</div><p>tail</p>";
+        let fills = [Fill {
+            slot: "hero",
+            content: "c",
+            html: "<i>y</i>",
+        }];
+        let whole = rewrite_page(page, &fills).unwrap();
+        for split in 1..page.len() {
+            let mut out = Vec::new();
+            let mut r = SlotRewriter::new(&fills, |c: &[u8]| out.extend_from_slice(c));
+            r.write(&page[..split]).unwrap();
+            r.write(&page[split..]).unwrap();
+            r.end().unwrap();
+            assert_eq!(out, whole, "split at {split}");
+        }
+    }
+}
