@@ -1,0 +1,147 @@
+//! One request, start to finish, the same for every face: verify the token (any failure
+//! is a new visitor), decide, re-sign, and shape the JSON answer.
+//!
+//! The Worker, the npm package and `simulate` all call [`decide`] and [`answer`], so
+//! they give byte-identical answers for the same inputs. Pure: the clock and the entropy
+//! for a new visitor id are inputs.
+
+use serde_json::{json, Value as Json};
+
+use crate::bundle::{Bundle, SlotRef};
+use crate::context::Context;
+use crate::decide::{self, Decision, Options};
+use crate::time::UnixSeconds;
+use crate::token::{self, Keys, State, TokenError};
+use crate::view::state_to_json;
+
+/// How long a token stays valid after the visitor's last request.
+pub const TOKEN_TTL: i64 = token::DEFAULT_TTL;
+
+/// The inputs of one request.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The token text from the `mm` cookie or the `X-MM-Token` header, if any.
+    pub token: Option<&'a str>,
+    /// The request context.
+    pub context: &'a Context,
+    /// The slots to decide, in order.
+    pub slots: &'a [SlotRef],
+    /// The adapter's clock.
+    pub now: UnixSeconds,
+    /// 128 bits of the adapter's entropy: the id of a new visitor.
+    pub entropy: [u8; 16],
+    /// Whether to produce the trace.
+    pub explain: bool,
+}
+
+/// What one request produced.
+#[derive(Debug, Clone)]
+pub struct Outcome<'b> {
+    /// The decision.
+    pub decision: Decision<'b>,
+    /// The new token, when the state may be written and signing worked.
+    pub token: Option<String>,
+    /// Why the incoming token was not used, if it was not (for logs and the CLI; never
+    /// shown to a client).
+    pub token_rejected: Option<TokenError>,
+}
+
+/// Verifies a token; `None` with the reason when the visitor is to be treated as new.
+pub fn verify(text: Option<&str>, keys: &Keys, now: UnixSeconds) -> Result<State, TokenError> {
+    match text {
+        None => Err(TokenError::Missing),
+        Some(t) => token::verify(t, keys, now),
+    }
+}
+
+/// Verifies, decides and re-signs.
+pub fn decide<'b>(bundle: &'b Bundle, keys: &Keys, request: &Request<'_>) -> Outcome<'b> {
+    let (prior, token_rejected) = match verify(request.token, keys, request.now) {
+        Ok(state) => (Some(state), None),
+        Err(TokenError::Missing) => (None, None),
+        Err(e) => (None, Some(e)),
+    };
+    let decision = decide::decide(
+        bundle,
+        prior.as_ref(),
+        request.entropy,
+        request.context,
+        request.now,
+        request.slots,
+        Options {
+            explain: request.explain,
+        },
+    );
+    let token = seal(&decision, keys, request.now);
+    Outcome {
+        decision,
+        token,
+        token_rejected,
+    }
+}
+
+/// Signs the decision's new state with a fresh expiry, unless it must not be written.
+fn seal(decision: &Decision<'_>, keys: &Keys, now: UnixSeconds) -> Option<String> {
+    if !decision.persist {
+        return None;
+    }
+    let mut state = decision.state.clone();
+    state.reissue(now, TOKEN_TTL);
+    token::sign(&state, keys).ok()
+}
+
+/// Applies app events in order (`POST /v1/events`): each is one request's signals, with
+/// no slot shown.
+pub fn events<'b>(
+    bundle: &'b Bundle,
+    keys: &Keys,
+    request: &Request<'_>,
+    names: &[String],
+) -> Outcome<'b> {
+    let mut outcome = decide(bundle, keys, &Request { slots: &[], ..request.clone() });
+    for name in names {
+        let mut context = request.context.clone();
+        context.event = Some(name.clone());
+        let prior = outcome.decision.state.clone();
+        let decision = decide::decide(
+            bundle,
+            Some(&prior),
+            request.entropy,
+            &context,
+            request.now,
+            &[],
+            Options::default(),
+        );
+        if !decision.persist {
+            break;
+        }
+        outcome.decision = decision;
+    }
+    outcome.token = seal(&outcome.decision, keys, request.now);
+    outcome
+}
+
+/// The JSON answer: `{stage, decisions, token}`, plus `state` (by names) and `trace`
+/// when asked for.
+pub fn answer(bundle: &Bundle, outcome: &Outcome<'_>, with_state: bool) -> Json {
+    let decision = &outcome.decision;
+    let mut out = json!({
+        "stage": decision.stage,
+        "decisions": decision.decisions,
+        "token": outcome.token,
+    });
+    if let Some(map) = out.as_object_mut() {
+        if with_state {
+            map.insert("state".into(), state_to_json(bundle, &decision.state));
+        }
+        if let Some(trace) = &decision.trace {
+            map.insert("trace".into(), serde_json::to_value(trace).unwrap_or(Json::Null));
+        }
+    }
+    out
+}
+
+/// The `Set-Cookie` value carrying a token.
+pub fn set_cookie(token: &str) -> String {
+    format!("{}={token}; Path=/; Max-Age={TOKEN_TTL}; HttpOnly; Secure; SameSite=Lax", token::COOKIE_NAME)
+}
