@@ -199,7 +199,11 @@ impl Keys {
                 Err(e) => {
                     return Err(KeysError::BadBase64 {
                         kid,
-                        reason: e.to_string().to_lowercase(),
+                        reason: e
+                            .to_string()
+                            .to_lowercase()
+                            .trim_end_matches('.')
+                            .to_owned(),
                     })
                 }
             };
