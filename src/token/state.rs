@@ -5,10 +5,21 @@
 //! grow without breaking tokens already in visitors' browsers.
 //!
 //! Contents, topics, experiments, campaigns and stages are named by their stable ids
-//! (`crate::ids::stable_id`), never by a bundle index, so a state survives a new bundle
-//! version and a reordered stage list.
+//! (`crate::ids::stable_id`: FNV-1a 32 of a kind byte and the string id), never by a
+//! bundle index, so a state survives a new bundle version.
+//!
+//! The stage in particular is stored as `stable_id(IdKind::Stage, name)`, not as its
+//! position in the bundle's stage list: a marketer who inserts `interest` before
+//! `consideration` does not move every visitor one stage on. A stage id that the new
+//! bundle no longer declares is the bundle's first stage for the decision engine.
+//!
+//! This module never reads a clock or a source of randomness: a new visitor's id and
+//! the time are handed in.
 
-use crate::time::UnixSeconds;
+use crate::time::{UnixSeconds, DAY};
+
+/// How long a token stays valid when nothing else is said: 30 days.
+pub const DEFAULT_TTL: i64 = 30 * DAY;
 
 /// Everything micromoment remembers about one visitor.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -40,6 +51,39 @@ pub struct State {
     pub segments: Vec<String>,
     /// Consent bits, see [`Consent`].
     pub consent: Consent,
+}
+
+impl State {
+    /// The state of a visitor seen for the first time.
+    ///
+    /// `visitor` must be 128 bits from the adapter's entropy; `now` is the adapter's
+    /// clock. The token is issued at `now` and expires `ttl` seconds later. No visit is
+    /// counted yet (`visits` 0, `last_visit` 0 meaning never): the decision engine
+    /// counts the first one. The stage is the bundle's first, entered `now`.
+    pub fn new_visitor(visitor: [u8; 16], now: UnixSeconds, ttl: i64) -> State {
+        State {
+            visitor,
+            issued_at: now,
+            expires_at: now.saturating_add(ttl),
+            stage: None,
+            stage_since: now,
+            visits: 0,
+            last_visit: 0,
+            intents: Vec::new(),
+            impressions: Vec::new(),
+            sequence: Vec::new(),
+            experiments: Vec::new(),
+            segments: Vec::new(),
+            consent: Consent::default(),
+        }
+    }
+
+    /// Marks the state as issued `now`, valid for `ttl` more seconds: what the edge does
+    /// before re-signing it on each response (a sliding expiry).
+    pub fn reissue(&mut self, now: UnixSeconds, ttl: i64) {
+        self.issued_at = now;
+        self.expires_at = now.saturating_add(ttl);
+    }
 }
 
 /// One intent topic's score.

@@ -1,0 +1,201 @@
+//! The token text: `v1.<kid>.<payload>.<tag>`, signed and verified.
+//!
+//! `payload` is the base64url (no padding) of the bincode [`WireV1`] and `tag` the
+//! base64url (no padding) of the full HMAC-SHA256 described in `mac.rs`. Verification
+//! bounds its work before doing it (length first, then the four fields, the version and
+//! the key id, then both base64 texts), checks the tag before it parses a single byte of
+//! the payload, and checks the clock last. Each refusal is a [`TokenError`] for the
+//! caller; adapters treat every one of them as a new visitor and tell the client
+//! nothing.
+//!
+//! Nothing here reads a clock or panics: `now` is a parameter, and every slice and
+//! number is checked.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+use crate::time::{UnixSeconds, MINUTE};
+
+use super::keys::Keys;
+use super::mac::{self, TAG_BYTES};
+use super::state::State;
+use super::wire::{WireV1, MAX_COOKIE_BYTES};
+
+/// The version field of tokens this module writes and reads.
+pub const VERSION: &str = "v1";
+/// The longest token text [`verify`] looks at; longer input is refused before any
+/// decoding or crypto. Tokens we sign are shorter than [`MAX_COOKIE_BYTES`].
+pub const MAX_TOKEN_LEN: usize = 4096;
+/// How far in the future `issued_at` may be: clocks of edge, apps and backends differ.
+pub const MAX_SKEW: i64 = 5 * MINUTE;
+
+/// The cookie name, whose `mm=` counts against the cookie budget.
+const COOKIE_PREFIX_LEN: usize = "mm=".len();
+/// The length of the tag's base64url text: 32 bytes, no padding.
+const TAG_TEXT_LEN: usize = (TAG_BYTES * 4).div_ceil(3);
+
+/// Why a token was not accepted (or, for [`TokenError::Unencodable`], not made).
+///
+/// The messages are for logs and the CLI; the edge never shows them to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// There was no token, or it was empty.
+    #[error("no token")]
+    Missing,
+    /// The input is longer than [`MAX_TOKEN_LEN`]; nothing else was looked at.
+    #[error("token is {len} bytes, more than the {max} allowed", max = MAX_TOKEN_LEN)]
+    TooLong {
+        /// The input's length in bytes.
+        len: usize,
+    },
+    /// The input bytes are not UTF-8.
+    #[error("token is not utf-8")]
+    BadUtf8,
+    /// The token does not have exactly four dot-separated fields.
+    #[error("token has {count} dot-separated fields, not 4")]
+    WrongFieldCount {
+        /// How many fields it has.
+        count: usize,
+    },
+    /// The first field is not a version this build reads.
+    #[error("token version is not {VERSION}")]
+    UnknownVersion,
+    /// The key id is not listed in the keys.
+    #[error("token is signed with a key id that is not listed")]
+    UnknownKid,
+    /// The payload or the tag is not unpadded base64url.
+    #[error("token payload or tag is not unpadded base64url")]
+    BadBase64,
+    /// The tag is not the full HMAC of the token under its key.
+    #[error("token tag does not match")]
+    BadTag,
+    /// The payload ends before the state does.
+    #[error("token payload is truncated")]
+    Truncated,
+    /// The payload holds bytes after the state.
+    #[error("token payload has trailing bytes")]
+    TrailingBytes,
+    /// The payload is signed but does not describe a state (bad encoding, a non-finite
+    /// score, segments beyond their bounds).
+    #[error("token payload does not describe a journey state")]
+    Malformed,
+    /// The token expired.
+    #[error("token expired at {expires_at} (now {now})")]
+    Expired {
+        /// When it expired, Unix seconds.
+        expires_at: UnixSeconds,
+        /// The `now` it was checked against.
+        now: UnixSeconds,
+    },
+    /// The token was issued further in the future than [`MAX_SKEW`] allows.
+    #[error("token issued at {issued_at}, more than {MAX_SKEW} s after now ({now})")]
+    FromFuture {
+        /// When it claims to have been issued, Unix seconds.
+        issued_at: UnixSeconds,
+        /// The `now` it was checked against.
+        now: UnixSeconds,
+    },
+    /// Signing only: the state could not be encoded within the budget.
+    #[error("state could not be encoded within the token budget")]
+    Unencodable,
+}
+
+/// Signs `state` with the current key: the token text, without the `mm=` cookie name.
+///
+/// The state is written as it is, times included: set `issued_at` and `expires_at`
+/// first ([`State::new_visitor`], [`State::reissue`]). If `mm=<token>` would reach
+/// [`MAX_COOKIE_BYTES`], the payload is trimmed as `wire.rs` describes, so the token may
+/// hold less than `state`; intents with a non-finite score and segments outside
+/// their bounds are never written.
+pub fn sign(state: &State, keys: &Keys) -> Result<String, TokenError> {
+    let key = keys.current();
+    // Everything but the payload text: `v1.` kid `.` `.` tag.
+    let fixed = VERSION.len() + 1 + key.kid.len() + 2 + TAG_TEXT_LEN;
+    let payload_text_max = (MAX_COOKIE_BYTES - 1)
+        .saturating_sub(COOKIE_PREFIX_LEN)
+        .saturating_sub(fixed);
+    // n bytes take ceil(4n / 3) characters, so floor(3p / 4) bytes fit in p.
+    let budget = payload_text_max * 3 / 4;
+    let bytes = WireV1::from_state(state).encode_within(budget)?;
+    let payload = URL_SAFE_NO_PAD.encode(bytes);
+    let tag = mac::tag(&key.mac, &key.kid, &payload);
+    let mut token = String::with_capacity(fixed + payload.len());
+    token.push_str(VERSION);
+    token.push('.');
+    token.push_str(&key.kid);
+    token.push('.');
+    token.push_str(&payload);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(tag, &mut token);
+    Ok(token)
+}
+
+/// Verifies a token text (without `mm=`) and returns the state it carries.
+pub fn verify(token: &str, keys: &Keys, now: UnixSeconds) -> Result<State, TokenError> {
+    check_length(token.as_bytes())?;
+    let mut fields = token.split('.');
+    let (Some(version), Some(kid), Some(payload), Some(tag), None) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
+        return Err(TokenError::WrongFieldCount {
+            count: token.split('.').count(),
+        });
+    };
+    if version != VERSION {
+        return Err(TokenError::UnknownVersion);
+    }
+    let key = keys.get(kid).ok_or(TokenError::UnknownKid)?;
+    // A tag of another length (a truncated one, say) cannot be the full HMAC.
+    if tag.len() != TAG_TEXT_LEN {
+        return Err(TokenError::BadTag);
+    }
+    // One spare byte: the decoder wants room for its estimate of 43 characters.
+    let mut tag_bytes = [0u8; TAG_BYTES + 1];
+    let tag_len = URL_SAFE_NO_PAD
+        .decode_slice(tag, &mut tag_bytes)
+        .map_err(|_| TokenError::BadBase64)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::BadBase64)?;
+    // `verify` refuses any tag that is not exactly 32 bytes, in constant time.
+    let candidate = tag_bytes.get(..tag_len).ok_or(TokenError::BadTag)?;
+    if !mac::verify(&key.mac, kid, payload, candidate) {
+        return Err(TokenError::BadTag);
+    }
+    let state = WireV1::decode(&bytes)?.into_state()?;
+    if now >= state.expires_at {
+        return Err(TokenError::Expired {
+            expires_at: state.expires_at,
+            now,
+        });
+    }
+    if state.issued_at > now.saturating_add(MAX_SKEW) {
+        return Err(TokenError::FromFuture {
+            issued_at: state.issued_at,
+            now,
+        });
+    }
+    Ok(state)
+}
+
+/// [`verify`] for raw bytes, as a header value arrives: checks the length, then UTF-8.
+pub fn verify_bytes(token: &[u8], keys: &Keys, now: UnixSeconds) -> Result<State, TokenError> {
+    check_length(token)?;
+    let text = std::str::from_utf8(token).map_err(|_| TokenError::BadUtf8)?;
+    verify(text, keys, now)
+}
+
+fn check_length(token: &[u8]) -> Result<(), TokenError> {
+    if token.is_empty() {
+        return Err(TokenError::Missing);
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::TooLong { len: token.len() });
+    }
+    Ok(())
+}

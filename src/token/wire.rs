@@ -1,0 +1,291 @@
+//! The token payload as it travels: a versioned wire struct, apart from [`State`].
+//!
+//! [`State`] is the domain type and may grow; [`WireV1`] is frozen, because tokens
+//! minted today sit in browsers for weeks. A change to the layout is a new struct and a
+//! new `v2` prefix, never an edit here. The struct is bincode-encoded through
+//! `crate::codec` (varint integers, little-endian), and every time except `issued_at` is
+//! stored as a wrapping difference from `issued_at`: recent times become one- to
+//! three-byte varints instead of five, which roughly halves a typical payload.
+//!
+//! Fitting the budget happens here. A payload that would make the cookie
+//! `mm=<token>` reach [`MAX_COOKIE_BYTES`] loses, in this order: the impressions shown
+//! longest ago, then the weakest intents (lowest stored score, older first on ties), then
+//! the oldest experiment assignments (a dropped assignment is recomputed from the same
+//! visitor hash, so only a change of weights could move the visitor), then the oldest
+//! sequence entries. Segments are bounded at mint ([`MAX_SEGMENTS`] of at most
+//! [`MAX_SEGMENT_BYTES`]) and so always fit; they are dropped only as a last resort
+//! that the bounds make unreachable.
+//!
+//! This module never trusts a decoded payload beyond its shape: scores must be finite
+//! and segments within their bounds, or the payload is refused.
+
+use std::cmp::Ordering;
+
+use crate::codec::{self, CodecError, Decode, Encode};
+
+use super::state::{Assignment, Consent, Impression, Intent, State};
+use super::TokenError;
+
+/// The cookie `mm=<token>` stays strictly below this many bytes (DESIGN §5).
+pub const MAX_COOKIE_BYTES: usize = 3_800;
+/// The most segments a token carries; more are refused at mint.
+pub const MAX_SEGMENTS: usize = 16;
+/// The longest segment name in bytes; longer ones are refused at mint.
+pub const MAX_SEGMENT_BYTES: usize = 32;
+
+/// The most bytes bincode may claim while decoding a payload. A payload is at most
+/// about 2,800 bytes; its in-memory form is larger (an impression is 5 bytes on the wire
+/// and 32 in memory), so the limit leaves room for that and no more: a hostile length
+/// prefix cannot make the decoder allocate beyond it.
+const DECODE_LIMIT: usize = 64 * 1024;
+
+/// Version 1 of the payload. Field order is the wire order: never reorder or insert.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) struct WireV1 {
+    visitor: [u8; 16],
+    issued_at: i64,
+    /// `expires_at - issued_at`.
+    ttl: i64,
+    stage: Option<u32>,
+    /// `issued_at - stage_since`.
+    stage_age: i64,
+    visits: u32,
+    /// `issued_at - last_visit`.
+    last_visit_age: i64,
+    intents: Vec<WireIntent>,
+    impressions: Vec<WireImpression>,
+    sequence: Vec<u32>,
+    experiments: Vec<WireAssignment>,
+    segments: Vec<String>,
+    consent: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+struct WireIntent {
+    topic: u32,
+    score: f32,
+    /// `issued_at - updated_at`.
+    age: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+struct WireImpression {
+    id: u32,
+    count: u32,
+    /// `issued_at - window_start`.
+    window_age: i64,
+    /// `issued_at - last_shown`.
+    shown_age: i64,
+    total: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+struct WireAssignment {
+    experiment: u32,
+    variant: u8,
+}
+
+/// Whether a segment name may travel in a token.
+pub(crate) fn segment_ok(segment: &str) -> bool {
+    !segment.is_empty() && segment.len() <= MAX_SEGMENT_BYTES
+}
+
+impl WireV1 {
+    /// The wire form of a state. Intents with a non-finite score and segments outside
+    /// the bounds are left out, so that every token we sign decodes.
+    pub(crate) fn from_state(state: &State) -> WireV1 {
+        let at = state.issued_at;
+        WireV1 {
+            visitor: state.visitor,
+            issued_at: at,
+            ttl: state.expires_at.wrapping_sub(at),
+            stage: state.stage,
+            stage_age: at.wrapping_sub(state.stage_since),
+            visits: state.visits,
+            last_visit_age: at.wrapping_sub(state.last_visit),
+            intents: state
+                .intents
+                .iter()
+                .filter(|i| i.score.is_finite())
+                .map(|i| WireIntent {
+                    topic: i.topic,
+                    score: i.score,
+                    age: at.wrapping_sub(i.updated_at),
+                })
+                .collect(),
+            impressions: state
+                .impressions
+                .iter()
+                .map(|i| WireImpression {
+                    id: i.id,
+                    count: i.count,
+                    window_age: at.wrapping_sub(i.window_start),
+                    shown_age: at.wrapping_sub(i.last_shown),
+                    total: i.total,
+                })
+                .collect(),
+            sequence: state.sequence.clone(),
+            experiments: state
+                .experiments
+                .iter()
+                .map(|a| WireAssignment {
+                    experiment: a.experiment,
+                    variant: a.variant,
+                })
+                .collect(),
+            segments: state
+                .segments
+                .iter()
+                .filter(|s| segment_ok(s))
+                .take(MAX_SEGMENTS)
+                .cloned()
+                .collect(),
+            consent: state.consent.0,
+        }
+    }
+
+    /// The state this payload describes, or why it cannot describe one.
+    pub(crate) fn into_state(self) -> Result<State, TokenError> {
+        let at = self.issued_at;
+        if self.intents.iter().any(|i| !i.score.is_finite())
+            || self.segments.len() > MAX_SEGMENTS
+            || !self.segments.iter().all(|s| segment_ok(s))
+        {
+            return Err(TokenError::Malformed);
+        }
+        Ok(State {
+            visitor: self.visitor,
+            issued_at: at,
+            expires_at: at.wrapping_add(self.ttl),
+            stage: self.stage,
+            stage_since: at.wrapping_sub(self.stage_age),
+            visits: self.visits,
+            last_visit: at.wrapping_sub(self.last_visit_age),
+            intents: self
+                .intents
+                .into_iter()
+                .map(|i| Intent {
+                    topic: i.topic,
+                    score: i.score,
+                    updated_at: at.wrapping_sub(i.age),
+                })
+                .collect(),
+            impressions: self
+                .impressions
+                .into_iter()
+                .map(|i| Impression {
+                    id: i.id,
+                    count: i.count,
+                    window_start: at.wrapping_sub(i.window_age),
+                    last_shown: at.wrapping_sub(i.shown_age),
+                    total: i.total,
+                })
+                .collect(),
+            sequence: self.sequence,
+            experiments: self
+                .experiments
+                .into_iter()
+                .map(|a| Assignment {
+                    experiment: a.experiment,
+                    variant: a.variant,
+                })
+                .collect(),
+            segments: self.segments,
+            consent: Consent(self.consent),
+        })
+    }
+
+    /// Decodes a payload: exactly one `WireV1`, nothing after it.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<WireV1, TokenError> {
+        codec::decode::<WireV1, DECODE_LIMIT>(bytes).map_err(|e| match e {
+            CodecError::Truncated => TokenError::Truncated,
+            CodecError::Trailing(_) => TokenError::TrailingBytes,
+            _ => TokenError::Malformed,
+        })
+    }
+
+    /// Encodes the payload in at most `budget` bytes, trimming as the module explains.
+    pub(crate) fn encode_within(mut self, budget: usize) -> Result<Vec<u8>, TokenError> {
+        let mut bytes = encode(&self)?;
+        if bytes.len() <= budget {
+            return Ok(bytes);
+        }
+        // One pass that removes entries by their own encoded size: a list's length
+        // prefix can only shrink as entries go, so after it the payload fits unless
+        // every trimmable list ran out.
+        let at = self.issued_at;
+        let oldest_shown = |a: &WireImpression, b: &WireImpression| {
+            at.wrapping_sub(a.shown_age)
+                .cmp(&at.wrapping_sub(b.shown_age))
+        };
+        let weakest = |a: &WireIntent, b: &WireIntent| {
+            a.score
+                .total_cmp(&b.score)
+                .then_with(|| at.wrapping_sub(a.age).cmp(&at.wrapping_sub(b.age)))
+        };
+        let mut excess = bytes.len().saturating_sub(budget);
+        excess = drop_first(&mut self.impressions, excess, oldest_shown);
+        excess = drop_first(&mut self.intents, excess, weakest);
+        excess = drop_first(&mut self.experiments, excess, in_order);
+        excess = drop_first(&mut self.sequence, excess, in_order);
+        while excess > 0 {
+            match self.segments.pop() {
+                Some(segment) => excess = excess.saturating_sub(segment.len() + 1),
+                None => break,
+            }
+        }
+        bytes = encode(&self)?;
+        // The estimate above is exact or generous; this loop is the guarantee. Asking
+        // `drop_first` to remove one byte removes exactly one entry.
+        while bytes.len() > budget {
+            let dropped = drop_first(&mut self.impressions, 1, oldest_shown) == 0
+                || drop_first(&mut self.intents, 1, weakest) == 0
+                || drop_first(&mut self.experiments, 1, in_order) == 0
+                || drop_first(&mut self.sequence, 1, in_order) == 0
+                || self.segments.pop().is_some();
+            if !dropped {
+                return Err(TokenError::Unencodable);
+            }
+            bytes = encode(&self)?;
+        }
+        Ok(bytes)
+    }
+}
+
+/// Ranks entries in list order (the sort is stable): the front, the oldest, goes first.
+fn in_order<T>(_: &T, _: &T) -> Ordering {
+    Ordering::Equal
+}
+
+fn encode<T: Encode>(value: &T) -> Result<Vec<u8>, TokenError> {
+    codec::encode(value).map_err(|_| TokenError::Unencodable)
+}
+
+/// Drops entries of `list`, least valuable first by `order` (ascending, stable), until
+/// their encoded sizes add up to `excess`; keeps the survivors in their order. Returns
+/// the excess still to remove.
+fn drop_first<T: Encode>(
+    list: &mut Vec<T>,
+    mut excess: usize,
+    order: impl Fn(&T, &T) -> Ordering,
+) -> usize {
+    if excess == 0 || list.is_empty() {
+        return excess;
+    }
+    let mut ranked: Vec<(usize, &T)> = list.iter().enumerate().collect();
+    ranked.sort_by(|a, b| order(a.1, b.1));
+    let mut doomed = vec![false; list.len()];
+    for (index, item) in ranked {
+        if excess == 0 {
+            break;
+        }
+        let size = codec::encode(item).map_or(1, |b| b.len());
+        excess = excess.saturating_sub(size);
+        if let Some(flag) = doomed.get_mut(index) {
+            *flag = true;
+        }
+    }
+    let mut flags = doomed.into_iter();
+    list.retain(|_| !flags.next().unwrap_or(false));
+    excess
+}
