@@ -501,6 +501,9 @@ pub fn decide<'b>(
 
     // 2. Slots, in request order.
     let mut placed: Vec<u16> = Vec::with_capacity(slots.len());
+    // Stable ids of contents and campaigns shown earlier in this request: caps count
+    // them too, so two slots cannot overrun a cap together.
+    let mut shown_now: Vec<u32> = Vec::with_capacity(slots.len() * 2);
     let mut decisions = Vec::with_capacity(slots.len());
     let mut slot_traces = Vec::new();
     let mut campaign_hits: Vec<u16> = Vec::new();
@@ -518,7 +521,7 @@ pub fn decide<'b>(
                 &mut next,
                 &visitor_hex,
                 &slot.candidates,
-                &placed,
+                (&placed, &shown_now),
                 explain.then_some(&mut trace),
             )
         };
@@ -534,6 +537,9 @@ pub fn decide<'b>(
             } => {
                 if let Some(k) = candidate.campaign {
                     campaign_hits.push(k);
+                    if let Some(campaign) = bundle.campaigns.get(usize::from(k)) {
+                        shown_now.push(campaign.id);
+                    }
                 }
                 let is_experiment = variant.is_some();
                 (
@@ -569,6 +575,9 @@ pub fn decide<'b>(
         };
         placed.push(content);
         let content_ref = bundle.contents.get(usize::from(content));
+        if let Some(c) = content_ref {
+            shown_now.push(c.id);
+        }
         let content_name = content_ref.map_or(default_name, |c| c.name.as_str());
         if explain {
             slot_traces.push(SlotTrace {
@@ -688,7 +697,7 @@ fn pick<'b>(
     next: &mut State,
     visitor_hex: &str,
     candidates: &'b [Candidate],
-    placed: &[u16],
+    page: (&[u16], &[u32]),
     mut trace: Option<&mut Vec<CandidateTrace<'b>>>,
 ) -> Pick<'b> {
     let name_of = |c: u16| {
@@ -711,7 +720,7 @@ fn pick<'b>(
             }
             break;
         }
-        let verdict = judge(bundle, facts, next, visitor_hex, candidate, placed);
+        let verdict = judge(bundle, facts, next, visitor_hex, candidate, page);
         let why = match verdict {
             Ok(Pick::Won {
                 content, variant, ..
@@ -754,8 +763,10 @@ fn judge<'b>(
     next: &mut State,
     visitor_hex: &str,
     candidate: &'b Candidate,
-    placed: &[u16],
+    (placed, shown_now): (&[u16], &[u32]),
 ) -> Result<Pick<'b>, String> {
+    let this_request =
+        |id: u32| u32::try_from(shown_now.iter().filter(|&&s| s == id).count()).unwrap_or(u32::MAX);
     let name_of = |c: u16| {
         bundle
             .contents
@@ -844,7 +855,8 @@ fn judge<'b>(
         .campaign
         .and_then(|k| bundle.campaigns.get(usize::from(k)))
     {
-        let shown = in_window(facts.impression(campaign.id), campaign.cap.per, facts.now);
+        let shown = in_window(facts.impression(campaign.id), campaign.cap.per, facts.now)
+            .saturating_add(this_request(campaign.id));
         if shown >= campaign.cap.max {
             return Err(format!(
                 "campaign {} cap reached: {shown} of {} per {}",

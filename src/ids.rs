@@ -54,8 +54,6 @@ pub(crate) const fn fnv1a32_step(hash: u32, byte: u8) -> u32 {
 }
 
 /// FNV-1a 32-bit over a byte string (the hash GrowthBook buckets with).
-// Used by experiment bucketing (decide); until it lands only the tests call it.
-#[allow(dead_code)]
 pub(crate) fn fnv1a32(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5, |h, &b| fnv1a32_step(h, b))
 }

@@ -24,6 +24,7 @@ pub mod html;
 pub mod http;
 pub mod ids;
 pub mod rules;
+pub mod session;
 mod suggest;
 pub mod time;
 pub mod token;

@@ -61,7 +61,7 @@ pub fn decide<'b>(bundle: &'b Bundle, keys: &Keys, request: &Request<'_>) -> Out
         Err(TokenError::Missing) => (None, None),
         Err(e) => (None, Some(e)),
     };
-    let decision = decide::decide(
+    let mut decision = decide::decide(
         bundle,
         prior.as_ref(),
         request.entropy,
@@ -72,7 +72,7 @@ pub fn decide<'b>(bundle: &'b Bundle, keys: &Keys, request: &Request<'_>) -> Out
             explain: request.explain,
         },
     );
-    let token = seal(&decision, keys, request.now);
+    let token = seal(&mut decision, Some(keys), request.now);
     Outcome {
         decision,
         token,
@@ -80,14 +80,14 @@ pub fn decide<'b>(bundle: &'b Bundle, keys: &Keys, request: &Request<'_>) -> Out
     }
 }
 
-/// Signs the decision's new state with a fresh expiry, unless it must not be written.
-fn seal(decision: &Decision<'_>, keys: &Keys, now: UnixSeconds) -> Option<String> {
+/// Gives the decision's new state a fresh sliding expiry and signs it, unless it must
+/// not be written (no consent) or there are no keys to sign with.
+pub fn seal(decision: &mut Decision<'_>, keys: Option<&Keys>, now: UnixSeconds) -> Option<String> {
     if !decision.persist {
         return None;
     }
-    let mut state = decision.state.clone();
-    state.reissue(now, TOKEN_TTL);
-    token::sign(&state, keys).ok()
+    decision.state.reissue(now, TOKEN_TTL);
+    token::sign(&decision.state, keys?).ok()
 }
 
 /// Applies app events in order (`POST /v1/events`): each is one request's signals, with
@@ -98,7 +98,14 @@ pub fn events<'b>(
     request: &Request<'_>,
     names: &[String],
 ) -> Outcome<'b> {
-    let mut outcome = decide(bundle, keys, &Request { slots: &[], ..request.clone() });
+    let mut outcome = decide(
+        bundle,
+        keys,
+        &Request {
+            slots: &[],
+            ..request.clone()
+        },
+    );
     for name in names {
         let mut context = request.context.clone();
         context.event = Some(name.clone());
@@ -117,7 +124,7 @@ pub fn events<'b>(
         }
         outcome.decision = decision;
     }
-    outcome.token = seal(&outcome.decision, keys, request.now);
+    outcome.token = seal(&mut outcome.decision, Some(keys), request.now);
     outcome
 }
 
@@ -135,7 +142,10 @@ pub fn answer(bundle: &Bundle, outcome: &Outcome<'_>, with_state: bool) -> Json 
             map.insert("state".into(), state_to_json(bundle, &decision.state));
         }
         if let Some(trace) = &decision.trace {
-            map.insert("trace".into(), serde_json::to_value(trace).unwrap_or(Json::Null));
+            map.insert(
+                "trace".into(),
+                serde_json::to_value(trace).unwrap_or(Json::Null),
+            );
         }
     }
     out
@@ -143,5 +153,8 @@ pub fn answer(bundle: &Bundle, outcome: &Outcome<'_>, with_state: bool) -> Json 
 
 /// The `Set-Cookie` value carrying a token.
 pub fn set_cookie(token: &str) -> String {
-    format!("{}={token}; Path=/; Max-Age={TOKEN_TTL}; HttpOnly; Secure; SameSite=Lax", token::COOKIE_NAME)
+    format!(
+        "{}={token}; Path=/; Max-Age={TOKEN_TTL}; HttpOnly; Secure; SameSite=Lax",
+        token::COOKIE_NAME
+    )
 }

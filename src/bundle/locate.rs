@@ -172,13 +172,13 @@ mod tests {
         );
         assert_eq!(
             locate(src, &[Step::Key("c".into()), Step::Key("d".into())]),
-            (3, 13)
+            (3, 14)
         );
         // A missing key points at the enclosing object.
         assert_eq!(
             locate(src, &[Step::Key("c".into()), Step::Key("zz".into())]),
             (3, 8)
         );
-        assert_eq!(locate("[", &[Step::Index(3)]), (1, 1));
+        assert_eq!(locate("[", &[Step::Index(3)]), (1, 2));
     }
 }

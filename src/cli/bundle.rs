@@ -3,8 +3,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use micromoment::bundle::{self, public_key_of, SigningKey};
-use micromoment::view::{parse_rfc3339, parse_visitor, state_from_json, state_to_json};
-use micromoment::{Budget, Bundle, Context, Options};
+use micromoment::token::Keys;
+use micromoment::view::{parse_rfc3339, parse_visitor, state_from_json};
+use micromoment::{session, Budget, Bundle, Context, Options};
 use serde_json::json;
 
 use super::{print_json, read_file, Failure, Outcome};
@@ -283,8 +284,16 @@ pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
             .resolve_slots(args.slots.iter().map(String::as_str))
             .map_err(|e| Failure::Usage(e.to_string()))?
     };
-    let prior = match &args.state {
-        Some(path) => {
+    let keys = match &args.keys {
+        Some(path) => Some(
+            Keys::from_json(&read_text(path)?)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let mut token_rejected = None;
+    let prior = match (&args.state, &args.token, &keys) {
+        (Some(path), _, _) => {
             let json: serde_json::Value = serde_json::from_slice(&read_file(path)?)
                 .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
             Some(
@@ -292,9 +301,21 @@ pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
                     .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?,
             )
         }
-        None => None,
+        (None, Some(_), None) => {
+            return Err(Failure::Usage("--token needs --keys to verify it".into()))
+        }
+        (None, Some(token), Some(keys)) => match session::verify(Some(token), keys, now) {
+            Ok(state) => Some(state),
+            Err(e) => {
+                // The CLI may say why; the edge never does.
+                eprintln!("token not accepted ({e}): deciding for a new visitor");
+                token_rejected = Some(e);
+                None
+            }
+        },
+        (None, None, _) => None,
     };
-    let decision = micromoment::decide(
+    let mut decision = micromoment::decide(
         &bundle,
         prior.as_ref(),
         visitor,
@@ -305,9 +326,11 @@ pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
             explain: args.explain,
         },
     );
-    let mut out = serde_json::to_value(&decision).map_err(|e| Failure::Usage(e.to_string()))?;
-    if let Some(map) = out.as_object_mut() {
-        map.insert("state".into(), state_to_json(&bundle, &decision.state));
-    }
-    print_json(&out)
+    let token = session::seal(&mut decision, keys.as_ref(), now);
+    let outcome = session::Outcome {
+        decision,
+        token,
+        token_rejected,
+    };
+    print_json(&session::answer(&bundle, &outcome, true))
 }

@@ -107,8 +107,6 @@ pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
 }
 
 /// Parses a JSON argument given inline, naming the argument in the error.
-// Used by `rule eval`, which lands on main.
-#[allow(dead_code)]
 pub(crate) fn parse_json_arg(what: &str, text: &str) -> Result<serde_json::Value, Failure> {
     serde_json::from_str(text).map_err(|e| Failure::Usage(format!("{what} is not valid JSON: {e}")))
 }

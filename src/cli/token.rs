@@ -23,6 +23,12 @@ pub(crate) enum KeygenCmd {
         #[arg(long, default_value = "k1")]
         kid: String,
     },
+    /// Write a bundle-signing key pair (`bundle-signing.key`, `bundle-signing.pub`).
+    Ed25519 {
+        /// The folder to write the pair into.
+        #[arg(short, long)]
+        output: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -75,6 +81,7 @@ pub(crate) fn run_keygen(cmd: KeygenCmd) -> Outcome {
             Keys::from_json(&doc.to_string()).map_err(|e| Failure::Usage(format!("--kid: {e}")))?;
             print_json(&doc)
         }
+        KeygenCmd::Ed25519 { output } => super::bundle::keygen_ed25519(&output),
     }
 }
 

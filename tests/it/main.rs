@@ -7,6 +7,8 @@ mod decide_props;
 mod ed25519;
 mod rules;
 mod scenarios;
+mod session;
+mod token;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,125 @@
+//! One request through the session layer, as every face runs it: token in, decision,
+//! token out.
+
+use micromoment::session::{self, Request};
+use micromoment::token::{self, Keys, TokenError};
+use micromoment::view::state_to_json;
+use micromoment::Context;
+
+const NOW: i64 = 1_795_000_000;
+
+fn keys() -> Keys {
+    Keys::from_json(
+        r#"{"current":"k1","keys":{"k1":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}}"#,
+    )
+    .unwrap()
+}
+
+fn request<'a>(
+    token: Option<&'a str>,
+    ctx: &'a Context,
+    slots: &'a [micromoment::SlotRef],
+    now: i64,
+) -> Request<'a> {
+    Request {
+        token,
+        context: ctx,
+        slots,
+        now,
+        entropy: [9; 16],
+        explain: false,
+    }
+}
+
+#[test]
+fn a_visitor_returns_with_the_token_it_was_given() {
+    let bundle = crate::scenarios::fixture_bundle("automotive.json");
+    let keys = keys();
+    let slots = bundle.resolve_slots(["hero", "sidebar"]).unwrap();
+    let ctx = Context::default();
+    let first = session::decide(&bundle, &keys, &request(None, &ctx, &slots, NOW));
+    let token = first.token.clone().expect("a token for a new visitor");
+    assert_eq!(first.token_rejected, None);
+    let state = token::verify(&token, &keys, NOW).unwrap();
+    assert_eq!(state.visits, 1);
+    assert_eq!(state.expires_at, NOW + session::TOKEN_TTL);
+    // Two hours later: a second visit, impressions carried over.
+    let second = session::decide(
+        &bundle,
+        &keys,
+        &request(Some(&token), &ctx, &slots, NOW + 7200),
+    );
+    assert_eq!(second.decision.state.visits, 2);
+    assert_eq!(second.decision.state.visitor, [9; 16]);
+    // What the first request showed is still counted after the round trip.
+    let view = state_to_json(&bundle, &second.decision.state);
+    let first_hero = first.decision.decisions[0].content;
+    let expected = if second.decision.decisions[0].content == first_hero {
+        2
+    } else {
+        1
+    };
+    assert_eq!(view["impressions"][first_hero]["total"], expected);
+    let answer = session::answer(&bundle, &second, false);
+    assert_eq!(answer["token"], second.token.as_deref().unwrap());
+    assert!(answer.get("state").is_none());
+}
+
+#[test]
+fn a_bad_token_is_a_new_visitor_with_the_reason_kept_for_logs() {
+    let bundle = crate::scenarios::fixture_bundle("automotive.json");
+    let keys = keys();
+    let slots = bundle.resolve_slots(["hero"]).unwrap();
+    let ctx = Context::default();
+    let outcome = session::decide(
+        &bundle,
+        &keys,
+        &request(Some("v1.k1.AAAA.BBBB"), &ctx, &slots, NOW),
+    );
+    assert!(matches!(
+        outcome.token_rejected,
+        Some(TokenError::BadTag | TokenError::BadBase64)
+    ));
+    assert_eq!(outcome.decision.state.visits, 1);
+    assert!(outcome.token.is_some());
+}
+
+#[test]
+fn without_consent_nothing_is_written() {
+    let bundle = crate::scenarios::fixture_bundle("automotive.json");
+    let keys = keys();
+    let slots = bundle.resolve_slots(["hero"]).unwrap();
+    let mut ctx = Context::default();
+    ctx.consent.personalization = Some(false);
+    let outcome = session::decide(&bundle, &keys, &request(None, &ctx, &slots, NOW));
+    assert_eq!(outcome.token, None);
+    assert!(outcome.decision.exposures.is_empty());
+    assert_eq!(
+        session::answer(&bundle, &outcome, false)["token"],
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn events_move_the_journey_without_showing_anything() {
+    let bundle = crate::scenarios::fixture_bundle("automotive.json");
+    let keys = keys();
+    let ctx = Context::default();
+    let outcome = session::events(
+        &bundle,
+        &keys,
+        &request(None, &ctx, &[], NOW),
+        &["order_completed".to_owned()],
+    );
+    assert_eq!(outcome.decision.stage, "purchase");
+    assert!(outcome.decision.state.impressions.is_empty());
+    let token = outcome.token.expect("a token");
+    assert_eq!(token::verify(&token, &keys, NOW).unwrap().visits, 1);
+    assert_eq!(
+        session::set_cookie("abc"),
+        format!(
+            "mm=abc; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Lax",
+            session::TOKEN_TTL
+        )
+    );
+}
