@@ -82,8 +82,9 @@ pub struct SlotDecision<'b> {
 /// The record that a visitor was shown a content, for attribution.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Exposure<'b> {
-    /// The visitor id, 32 hex digits.
-    pub visitor: String,
+    /// The visitor id, written as 32 hex digits.
+    #[serde(serialize_with = "serialize_visitor")]
+    pub visitor: [u8; 16],
     /// The bundle id.
     pub bundle: &'b str,
     /// The bundle version.
@@ -497,7 +498,7 @@ pub fn decide<'b>(
         now,
     };
     let mut visitor_buf = [0u8; 32];
-    let visitor_hex = bucket::visitor_hex(&prior.visitor, &mut visitor_buf).to_owned();
+    let visitor_hex = bucket::visitor_hex(&prior.visitor, &mut visitor_buf);
 
     // 2. Slots, in request order.
     let mut placed: Vec<u16> = Vec::with_capacity(slots.len());
@@ -652,7 +653,7 @@ pub fn decide<'b>(
         decisions
             .iter()
             .map(|d| Exposure {
-                visitor: visitor_hex.clone(),
+                visitor: prior.visitor,
                 bundle: &bundle.id,
                 bundle_version: bundle.version,
                 slot: d.slot,
@@ -678,6 +679,14 @@ pub fn decide<'b>(
         persist: true,
         exposures,
     }
+}
+
+fn serialize_visitor<S: serde::Serializer>(
+    visitor: &[u8; 16],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut buf = [0u8; 32];
+    serializer.serialize_str(bucket::visitor_hex(visitor, &mut buf))
 }
 
 fn reason_text(reason: Reason) -> &'static str {
@@ -721,39 +730,80 @@ fn pick<'b>(
             break;
         }
         let verdict = judge(bundle, facts, next, visitor_hex, candidate, page);
-        let why = match verdict {
+        let kept = verdict.is_ok();
+        let why = trace.is_some().then(|| match &verdict {
             Ok(Pick::Won {
                 content, variant, ..
-            }) => {
-                let why = match variant {
-                    Some(v) => format!("eligible: experiment variant {v}"),
-                    None => format!("eligible: shows {}", name_of(content)),
-                };
-                result = Pick::Won {
-                    candidate,
-                    content,
-                    variant,
-                };
-                Ok(why)
+            }) => match variant {
+                Some(v) => format!("eligible: experiment variant {v}"),
+                None => format!("eligible: shows {}", name_of(*content)),
+            },
+            Ok(Pick::Holdout(_)) => {
+                "visitor is in the experiment holdout: the default is shown".to_owned()
             }
-            Ok(Pick::Holdout(c)) => {
-                result = Pick::Holdout(c);
-                Ok("visitor is in the experiment holdout: the default is shown".to_owned())
-            }
-            Ok(Pick::Nothing) => Err("no content".to_owned()),
-            Err(why) => Err(why),
-        };
-        if let Some(trace) = trace.as_deref_mut() {
-            let kept = why.is_ok();
+            Ok(Pick::Nothing) => "no content".to_owned(),
+            Err(skip) => skip.describe(bundle, facts.stage),
+        });
+        if let Ok(pick) = verdict {
+            result = pick;
+        }
+        if let (Some(trace), Some(why)) = (trace.as_deref_mut(), why) {
             trace.push(CandidateTrace {
                 candidate: &candidate.name,
                 priority: candidate.priority,
                 kept,
-                why: why.unwrap_or_else(|e| e),
+                why,
             });
         }
     }
     result
+}
+
+/// Why a candidate was skipped: cheap to make, described only when a trace is asked for.
+enum Skip {
+    Stage,
+    When,
+    Placed(u16),
+    After(u16),
+    Cap { shown: u32, max: u32, per: Period },
+    CampaignCap { campaign: u16, shown: u32 },
+}
+
+impl Skip {
+    fn describe(&self, bundle: &Bundle, stage: u16) -> String {
+        let name_of = |c: u16| {
+            bundle
+                .contents
+                .get(usize::from(c))
+                .map_or("?", |c| c.name.as_str())
+        };
+        match self {
+            Skip::Stage => {
+                let stage = bundle
+                    .stages
+                    .get(usize::from(stage))
+                    .map_or("?", |s| s.name.as_str());
+                format!("stage {stage} is not one of its stages")
+            }
+            Skip::When => "when is false".into(),
+            Skip::Placed(c) => format!("{} is already placed in another slot", name_of(*c)),
+            Skip::After(c) => format!("after: {} not seen yet", name_of(*c)),
+            Skip::Cap { shown, max, per } => {
+                format!("cap reached: {shown} of {max} per {}", period_text(*per))
+            }
+            Skip::CampaignCap { campaign, shown } => {
+                match bundle.campaigns.get(usize::from(*campaign)) {
+                    Some(c) => format!(
+                        "campaign {} cap reached: {shown} of {} per {}",
+                        c.name,
+                        c.cap.max,
+                        period_text(c.cap.per)
+                    ),
+                    None => "campaign cap reached".into(),
+                }
+            }
+        }
+    }
 }
 
 /// Whether one candidate is eligible; `Err` says why not.
@@ -764,25 +814,15 @@ fn judge<'b>(
     visitor_hex: &str,
     candidate: &'b Candidate,
     (placed, shown_now): (&[u16], &[u32]),
-) -> Result<Pick<'b>, String> {
+) -> Result<Pick<'b>, Skip> {
     let this_request =
         |id: u32| u32::try_from(shown_now.iter().filter(|&&s| s == id).count()).unwrap_or(u32::MAX);
-    let name_of = |c: u16| {
-        bundle
-            .contents
-            .get(usize::from(c))
-            .map_or("?", |c| c.name.as_str())
-    };
     if candidate.stages & (1u64 << (facts.stage % 64)) == 0 {
-        let stage = bundle
-            .stages
-            .get(usize::from(facts.stage))
-            .map_or("?", |s| s.name.as_str());
-        return Err(format!("stage {stage} is not one of its stages"));
+        return Err(Skip::Stage);
     }
     if let Some(when) = &candidate.when {
         if !when.matches(facts) {
-            return Err("when is false".into());
+            return Err(Skip::When);
         }
     }
     let (content, variant) = match &candidate.offer {
@@ -819,14 +859,15 @@ fn judge<'b>(
                 .get(usize::from(assigned))
                 .copied()
                 .unwrap_or(0);
-            (content, Some(name_of(content)))
+            let name = bundle
+                .contents
+                .get(usize::from(content))
+                .map_or("?", |c| c.name.as_str());
+            (content, Some(name))
         }
     };
     if placed.contains(&content) {
-        return Err(format!(
-            "{} is already placed in another slot",
-            name_of(content)
-        ));
+        return Err(Skip::Placed(content));
     }
     for &prerequisite in &candidate.after {
         let seen = bundle
@@ -834,36 +875,29 @@ fn judge<'b>(
             .get(usize::from(prerequisite))
             .is_some_and(|c| facts.seen_before(c));
         if !seen {
-            return Err(format!("after: {} not seen yet", name_of(prerequisite)));
+            return Err(Skip::After(prerequisite));
         }
     }
     if let Some(cap) = candidate.cap {
-        let record = bundle
-            .contents
-            .get(usize::from(content))
-            .and_then(|c| facts.impression(c.id));
-        let shown = in_window(record, cap.per, facts.now);
+        let content_id = bundle.contents.get(usize::from(content)).map(|c| c.id);
+        let record = content_id.and_then(|id| facts.impression(id));
+        let shown = in_window(record, cap.per, facts.now)
+            .saturating_add(content_id.map_or(0, this_request));
         if shown >= cap.max {
-            return Err(format!(
-                "cap reached: {shown} of {} per {}",
-                cap.max,
-                period_text(cap.per)
-            ));
+            return Err(Skip::Cap {
+                shown,
+                max: cap.max,
+                per: cap.per,
+            });
         }
     }
-    if let Some(campaign) = candidate
-        .campaign
-        .and_then(|k| bundle.campaigns.get(usize::from(k)))
-    {
-        let shown = in_window(facts.impression(campaign.id), campaign.cap.per, facts.now)
-            .saturating_add(this_request(campaign.id));
-        if shown >= campaign.cap.max {
-            return Err(format!(
-                "campaign {} cap reached: {shown} of {} per {}",
-                campaign.name,
-                campaign.cap.max,
-                period_text(campaign.cap.per)
-            ));
+    if let Some(k) = candidate.campaign {
+        if let Some(campaign) = bundle.campaigns.get(usize::from(k)) {
+            let shown = in_window(facts.impression(campaign.id), campaign.cap.per, facts.now)
+                .saturating_add(this_request(campaign.id));
+            if shown >= campaign.cap.max {
+                return Err(Skip::CampaignCap { campaign: k, shown });
+            }
         }
     }
     Ok(Pick::Won {

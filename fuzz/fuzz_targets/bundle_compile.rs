@@ -1,0 +1,16 @@
+//! Arbitrary text as authoring JSON: compiling must give a bundle or diagnostics, never
+//! panic; a bundle that compiles must frame, load back equal, and decide.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use micromoment::{Budget, Bundle, Context, Options};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(bundle) = micromoment::bundle::compile(text, Budget::default()) else { return };
+    let bytes = bundle.to_mmb(None).expect("a compiled bundle encodes");
+    let (loaded, _) = Bundle::from_mmb(&bytes, None, &Budget::default()).expect("and loads back");
+    assert_eq!(loaded, bundle);
+    let slots = bundle.all_slots();
+    let _ = micromoment::decide(&bundle, None, [2; 16], &Context::default(), 1_790_000_000, &slots, Options { explain: true });
+});
