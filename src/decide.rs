@@ -520,7 +520,7 @@ pub fn decide<'b>(
                 bundle,
                 &facts,
                 &mut next,
-                &visitor_hex,
+                visitor_hex,
                 &slot.candidates,
                 (&placed, &shown_now),
                 explain.then_some(&mut trace),

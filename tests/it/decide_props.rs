@@ -148,8 +148,10 @@ proptest! {
 fn experiment_split_follows_the_weights_over_100000_visitors() {
     let bundle = bundle();
     let slots = bundle.resolve_slots(["hero"]).unwrap();
-    let mut ctx = Context::default();
-    ctx.event = Some("engage".into());
+    let ctx = Context {
+        event: Some("engage".into()),
+        ..Context::default()
+    };
     let (mut x, mut y, mut holdout) = (0u32, 0u32, 0u32);
     let mut seed = 42u64;
     let n = 100_000;
