@@ -59,7 +59,7 @@ fn decision(c: &mut Criterion) {
             entropy: [5; 16],
             explain: false,
         };
-        token = session::decide(&bundle, &keys, &request).token;
+        token = session::decide(&bundle, Some(&keys), &request).token;
     }
     let token = token.expect("a token");
     let now = NOW + 13 * 3600;
@@ -71,7 +71,7 @@ fn decision(c: &mut Criterion) {
         entropy: [5; 16],
         explain: false,
     };
-    let outcome = session::decide(&bundle, &keys, &request);
+    let outcome = session::decide(&bundle, Some(&keys), &request);
     assert!(outcome.token_rejected.is_none());
     println!(
         "token: {} bytes; decisions: {:?}",
@@ -85,7 +85,7 @@ fn decision(c: &mut Criterion) {
     );
     c.bench_function(
         "decide: 3 slots x 20 candidates, token verify + re-sign",
-        |b| b.iter(|| session::decide(black_box(&bundle), &keys, black_box(&request))),
+        |b| b.iter(|| session::decide(black_box(&bundle), Some(&keys), black_box(&request))),
     );
     c.bench_function("decide: 3 slots x 20 candidates, decision only", |b| {
         let prior = micromoment::token::verify(&token, &keys, now).expect("verifies");

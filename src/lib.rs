@@ -20,6 +20,8 @@ pub mod bundle;
 mod codec;
 pub mod context;
 pub mod decide;
+#[cfg(all(target_arch = "wasm32", feature = "worker"))]
+mod edge;
 pub mod html;
 pub mod http;
 pub mod ids;

@@ -46,16 +46,21 @@ pub struct Outcome<'b> {
     pub token_rejected: Option<TokenError>,
 }
 
-/// Verifies a token; `None` with the reason when the visitor is to be treated as new.
-pub fn verify(text: Option<&str>, keys: &Keys, now: UnixSeconds) -> Result<State, TokenError> {
-    match text {
-        None => Err(TokenError::Missing),
-        Some(t) => token::verify(t, keys, now),
+/// Verifies a token; the reason when the visitor is to be treated as new. Without keys
+/// no token can be trusted.
+pub fn verify(
+    text: Option<&str>,
+    keys: Option<&Keys>,
+    now: UnixSeconds,
+) -> Result<State, TokenError> {
+    match (text, keys) {
+        (Some(t), Some(keys)) => token::verify(t, keys, now),
+        _ => Err(TokenError::Missing),
     }
 }
 
 /// Verifies, decides and re-signs.
-pub fn decide<'b>(bundle: &'b Bundle, keys: &Keys, request: &Request<'_>) -> Outcome<'b> {
+pub fn decide<'b>(bundle: &'b Bundle, keys: Option<&Keys>, request: &Request<'_>) -> Outcome<'b> {
     let (prior, token_rejected) = match verify(request.token, keys, request.now) {
         Ok(state) => (Some(state), None),
         Err(TokenError::Missing) => (None, None),
@@ -72,7 +77,7 @@ pub fn decide<'b>(bundle: &'b Bundle, keys: &Keys, request: &Request<'_>) -> Out
             explain: request.explain,
         },
     );
-    let token = seal(&mut decision, Some(keys), request.now);
+    let token = seal(&mut decision, keys, request.now);
     Outcome {
         decision,
         token,
@@ -94,7 +99,7 @@ pub fn seal(decision: &mut Decision<'_>, keys: Option<&Keys>, now: UnixSeconds) 
 /// no slot shown.
 pub fn events<'b>(
     bundle: &'b Bundle,
-    keys: &Keys,
+    keys: Option<&Keys>,
     request: &Request<'_>,
     names: &[String],
 ) -> Outcome<'b> {
@@ -124,7 +129,7 @@ pub fn events<'b>(
         }
         outcome.decision = decision;
     }
-    outcome.token = seal(&mut outcome.decision, Some(keys), request.now);
+    outcome.token = seal(&mut outcome.decision, keys, request.now);
     outcome
 }
 

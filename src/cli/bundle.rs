@@ -304,7 +304,7 @@ pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
         (None, Some(_), None) => {
             return Err(Failure::Usage("--token needs --keys to verify it".into()))
         }
-        (None, Some(token), Some(keys)) => match session::verify(Some(token), keys, now) {
+        (None, Some(token), Some(keys)) => match session::verify(Some(token), Some(keys), now) {
             Ok(state) => Some(state),
             Err(e) => {
                 // The CLI may say why; the edge never does.

@@ -37,7 +37,7 @@ fn a_visitor_returns_with_the_token_it_was_given() {
     let keys = keys();
     let slots = bundle.resolve_slots(["hero", "sidebar"]).unwrap();
     let ctx = Context::default();
-    let first = session::decide(&bundle, &keys, &request(None, &ctx, &slots, NOW));
+    let first = session::decide(&bundle, Some(&keys), &request(None, &ctx, &slots, NOW));
     let token = first.token.clone().expect("a token for a new visitor");
     assert_eq!(first.token_rejected, None);
     let state = token::verify(&token, &keys, NOW).unwrap();
@@ -46,7 +46,7 @@ fn a_visitor_returns_with_the_token_it_was_given() {
     // Two hours later: a second visit, impressions carried over.
     let second = session::decide(
         &bundle,
-        &keys,
+        Some(&keys),
         &request(Some(&token), &ctx, &slots, NOW + 7200),
     );
     assert_eq!(second.decision.state.visits, 2);
@@ -73,7 +73,7 @@ fn a_bad_token_is_a_new_visitor_with_the_reason_kept_for_logs() {
     let ctx = Context::default();
     let outcome = session::decide(
         &bundle,
-        &keys,
+        Some(&keys),
         &request(Some("v1.k1.AAAA.BBBB"), &ctx, &slots, NOW),
     );
     assert!(matches!(
@@ -91,7 +91,7 @@ fn without_consent_nothing_is_written() {
     let slots = bundle.resolve_slots(["hero"]).unwrap();
     let mut ctx = Context::default();
     ctx.consent.personalization = Some(false);
-    let outcome = session::decide(&bundle, &keys, &request(None, &ctx, &slots, NOW));
+    let outcome = session::decide(&bundle, Some(&keys), &request(None, &ctx, &slots, NOW));
     assert_eq!(outcome.token, None);
     assert!(outcome.decision.exposures.is_empty());
     assert_eq!(
@@ -107,7 +107,7 @@ fn events_move_the_journey_without_showing_anything() {
     let ctx = Context::default();
     let outcome = session::events(
         &bundle,
-        &keys,
+        Some(&keys),
         &request(None, &ctx, &[], NOW),
         &["order_completed".to_owned()],
     );

@@ -1,0 +1,325 @@
+//! The Cloudflare Worker: a thin adapter from Workers requests to the core.
+//!
+//! Routes (DESIGN §7): `/v1/decide`, `/v1/events`, `/v1/explain`, `/v1/bundle`,
+//! `/healthz`, and, when `ORIGIN` is set, every other path proxied to the origin with
+//! its `data-mm-slot` elements filled. No rule logic lives here: the adapter reads the
+//! request, calls `session`, and writes the response. It never turns a fault of ours
+//! into a 5xx: bad input is a 400 with a JSON error, anything else serves defaults or
+//! the page untouched.
+
+mod cache;
+mod proxy;
+mod request;
+
+use serde_json::json;
+use worker::{
+    console_log, event, AnalyticsEngineDataPointBuilder, Context as WorkerContext, Date, Env,
+    Headers, Method, Request, Response, ResponseBuilder, Result,
+};
+
+use crate::decide::Exposure;
+use crate::session::{self, Request as SessionRequest};
+
+use cache::Active;
+use request::{Incoming, TOKEN_HEADER};
+
+/// The largest `/v1/events` body read.
+const MAX_BODY: usize = 16 * 1024;
+/// The most events one `/v1/events` call applies.
+const MAX_EVENTS: usize = 32;
+
+pub(crate) fn now() -> i64 {
+    i64::try_from(Date::now().as_millis() / 1000).unwrap_or(0)
+}
+
+/// 128 bits from the platform's CSPRNG, for a new visitor id.
+pub(crate) fn entropy() -> [u8; 16] {
+    let mut id = [0u8; 16];
+    if getrandom::fill(&mut id).is_err() {
+        // crypto.getRandomValues does not fail in Workers; should it, the clock still
+        // spreads visitors apart rather than failing the request.
+        id[..8].copy_from_slice(&Date::now().as_millis().to_le_bytes());
+    }
+    id
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: WorkerContext) -> Result<Response> {
+    let path = req.path();
+    let response = match (req.method(), path.as_str()) {
+        (Method::Get, "/healthz") => Response::ok("ok"),
+        (Method::Get, "/v1/bundle") => bundle_info(&env).await,
+        (Method::Get, "/v1/decide") => decide(&req, &env, &ctx, false).await,
+        (Method::Get, "/v1/explain") => explain(&req, &env, &ctx).await,
+        (Method::Post, "/v1/events") => events(req, &env).await,
+        (_, "/v1/decide" | "/v1/explain" | "/v1/bundle" | "/v1/events" | "/healthz") => {
+            error(405, "method not allowed")
+        }
+        _ => proxy::page(req, &env, &ctx).await,
+    };
+    // A response we failed to build is still never a 5xx page of ours.
+    response.or_else(|e| {
+        console_log!(
+            "{}",
+            json!({"level": "error", "msg": "response failed", "detail": e.to_string()})
+        );
+        ResponseBuilder::new()
+            .with_status(200)
+            .from_json(&json!({"error": "temporarily unavailable", "decisions": []}))
+    })
+}
+
+/// A JSON error answer.
+fn error(status: u16, message: &str) -> Result<Response> {
+    ResponseBuilder::new()
+        .with_status(status)
+        .with_header("Cache-Control", "no-store")?
+        .from_json(&json!({ "error": message }))
+}
+
+async fn bundle_info(env: &Env) -> Result<Response> {
+    let Some(active) = cache::active(env, now()).await else {
+        return error(503, "no bundle");
+    };
+    let body = json!({
+        "id": active.bundle.id(),
+        "version": active.bundle.version(),
+        "hash": active.hash,
+        "source": active.source.as_str(),
+        "loaded_at": crate::view::rfc3339(active.loaded_at),
+        "counts": active.bundle.counts(),
+    });
+    ResponseBuilder::new()
+        .with_header("Cache-Control", "no-store")?
+        .from_json(&body)
+}
+
+/// The slots a request names, resolved, or a 400.
+fn requested_slots(
+    active: &Active,
+    incoming: &Incoming,
+) -> std::result::Result<Vec<crate::SlotRef>, String> {
+    let Some((_, list)) = incoming.query.iter().find(|(k, _)| k == "slots") else {
+        return Err("slots: required, e.g. ?slots=hero,sidebar".into());
+    };
+    let names: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .take(32)
+        .collect();
+    if names.is_empty() {
+        return Err("slots: name at least one slot".into());
+    }
+    active
+        .bundle
+        .resolve_slots(names)
+        .map_err(|e| e.to_string())
+}
+
+/// Sets the new token where the client sent the old one: the `X-MM-Token` header for
+/// apps, a cookie for the web.
+pub(crate) fn attach_token(
+    headers: &Headers,
+    incoming: &Incoming,
+    token: Option<&str>,
+) -> Result<()> {
+    let Some(token) = token else { return Ok(()) };
+    if incoming.app {
+        headers.set(TOKEN_HEADER, token)?;
+    } else {
+        headers.append("Set-Cookie", &session::set_cookie(token))?;
+    }
+    Ok(())
+}
+
+async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, explain: bool) -> Result<Response> {
+    let now = now();
+    let incoming = request::read(req, env);
+    let Some(active) = cache::active(env, now).await else {
+        return error(503, "no bundle");
+    };
+    let slots = match requested_slots(&active, &incoming) {
+        Ok(slots) => slots,
+        Err(message) => return error(400, &message),
+    };
+    let keys = cache::keys(env);
+    let request = SessionRequest {
+        token: incoming.token.as_deref(),
+        context: &incoming.context,
+        slots: &slots,
+        now,
+        entropy: entropy(),
+        explain,
+    };
+    let outcome = session::decide(&active.bundle, keys.as_deref(), &request);
+    // A preview neither writes state nor counts exposures.
+    let token = if explain {
+        None
+    } else {
+        outcome.token.as_deref()
+    };
+    let mut body = session::answer(&active.bundle, &outcome, false);
+    if explain {
+        if let Some(map) = body.as_object_mut() {
+            map.insert("token".into(), serde_json::Value::Null);
+        }
+    }
+    let response = ResponseBuilder::new()
+        .with_header("Cache-Control", "private, no-store")?
+        .with_header("Vary", "Cookie, X-MM-Token")?
+        .from_json(&body)?;
+    attach_token(response.headers(), &incoming, token)?;
+    if !explain {
+        send_exposures(env, ctx, &active, &outcome.decision.exposures);
+    }
+    Ok(response)
+}
+
+async fn explain(req: &Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
+    let secret = env
+        .secret("MM_PREVIEW_SECRET")
+        .ok()
+        .map(|s| s.to_string())
+        .or_else(|| env.var("MM_PREVIEW_SECRET").ok().map(|v| v.to_string()))
+        .filter(|s| !s.is_empty());
+    let given = req.headers().get("X-MM-Preview").ok().flatten();
+    let allowed = matches!((&secret, &given), (Some(s), Some(g)) if constant_time_eq(s.as_bytes(), g.as_bytes()));
+    if !allowed {
+        return error(403, "a valid X-MM-Preview header is required");
+    }
+    decide(req, env, ctx, true).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+#[derive(serde::Deserialize)]
+struct EventsBody {
+    events: Vec<EventItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct EventItem {
+    name: String,
+}
+
+async fn events(mut req: Request, env: &Env) -> Result<Response> {
+    let now = now();
+    let incoming = request::read(&req, env);
+    let bytes = req.bytes().await.unwrap_or_default();
+    if bytes.len() > MAX_BODY {
+        return error(
+            400,
+            &format!(
+                "body is {} bytes, over the limit of {MAX_BODY}",
+                bytes.len()
+            ),
+        );
+    }
+    let body: EventsBody = match serde_json::from_slice(&bytes) {
+        Ok(body) => body,
+        Err(e) => {
+            return error(
+                400,
+                &format!("body: expected {{\"events\":[{{\"name\":…}}]}}: {e}"),
+            )
+        }
+    };
+    if body.events.len() > MAX_EVENTS {
+        return error(
+            400,
+            &format!(
+                "{} events, over the limit of {MAX_EVENTS}",
+                body.events.len()
+            ),
+        );
+    }
+    let names: Vec<String> = body
+        .events
+        .into_iter()
+        .map(|e| e.name)
+        .filter(|n| !n.is_empty() && n.len() <= 128)
+        .collect();
+    let Some(active) = cache::active(env, now).await else {
+        return error(503, "no bundle");
+    };
+    let keys = cache::keys(env);
+    let request = SessionRequest {
+        token: incoming.token.as_deref(),
+        context: &incoming.context,
+        slots: &[],
+        now,
+        entropy: entropy(),
+        explain: false,
+    };
+    let outcome = session::events(&active.bundle, keys.as_deref(), &request, &names);
+    let response = ResponseBuilder::new()
+        .with_header("Cache-Control", "no-store")?
+        .from_json(&json!({"stage": outcome.decision.stage, "token": outcome.token}))?;
+    attach_token(response.headers(), &incoming, outcome.token.as_deref())?;
+    Ok(response)
+}
+
+/// Sends exposures after the response: to Analytics Engine when `EXPOSURES` is bound,
+/// else one JSON log line each.
+pub(crate) fn send_exposures(
+    env: &Env,
+    ctx: &WorkerContext,
+    active: &Active,
+    exposures: &[Exposure<'_>],
+) {
+    if exposures.is_empty() {
+        return;
+    }
+    let lines: Vec<serde_json::Value> = exposures
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
+    let dataset = env.analytics_engine("EXPOSURES").ok();
+    // In development the dataset is a local stub: mirror every exposure to the log.
+    let mirror = request::dev_mode(env);
+    let hash = active.hash.clone();
+    ctx.wait_until(async move {
+        for line in lines {
+            let text = |k: &str| {
+                line.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            if mirror {
+                console_log!("{}", json!({"event": "exposure", "exposure": line}));
+            }
+            match &dataset {
+                Some(ds) => {
+                    let written = AnalyticsEngineDataPointBuilder::new()
+                        .indexes([text("visitor").as_str()])
+                        .add_blob(text("slot"))
+                        .add_blob(text("content"))
+                        .add_blob(text("candidate"))
+                        .add_blob(text("experiment"))
+                        .add_blob(text("variant"))
+                        .add_blob(text("stage"))
+                        .add_blob(text("bundle"))
+                        .add_blob(hash.clone())
+                        .add_double(
+                            line.get("at")
+                                .and_then(serde_json::Value::as_f64)
+                                .unwrap_or(0.0),
+                        )
+                        .write_to(ds);
+                    if written.is_err() {
+                        console_log!("{}", json!({"event": "exposure", "exposure": line}));
+                    }
+                }
+                None if !mirror => {
+                    console_log!("{}", json!({"event": "exposure", "exposure": line}))
+                }
+                None => {}
+            }
+        }
+    });
+}

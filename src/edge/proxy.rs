@@ -1,0 +1,145 @@
+//! The page proxy: the origin's page with its `data-mm-slot` elements filled.
+//!
+//! Only a successful `GET` of `text/html` is personalized; every other response (other
+//! methods, other types, redirects, errors) is the origin's own response, untouched,
+//! byte for byte. The page is read (up to [`MAX_PAGE`]) so its slots are decided in
+//! document order before the `Set-Cookie` header carrying their impressions is sent;
+//! then lol_html rewrites it. Any fault on our side sends the page as the origin made
+//! it.
+
+use worker::{
+    Context as WorkerContext, Env, Fetch, Method, Request, RequestInit, RequestRedirect, Response,
+    ResponseBuilder, Result, Url,
+};
+
+use super::{attach_token, cache, entropy, error, now, request, send_exposures};
+use crate::html::{self, Fill};
+use crate::session::{self, Request as SessionRequest};
+
+/// The largest page personalized; larger pages pass through untouched.
+const MAX_PAGE: usize = 2 * 1024 * 1024;
+
+fn origin(env: &Env) -> Option<String> {
+    env.var("ORIGIN")
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Proxies one request to `ORIGIN`.
+pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
+    let Some(origin) = origin(env) else {
+        return error(404, "not found");
+    };
+    let url = req.url()?;
+    let Ok(mut target) = Url::parse(&origin) else {
+        return error(502, "ORIGIN is not a valid URL");
+    };
+    target.set_path(url.path());
+    target.set_query(url.query());
+
+    let method = req.method();
+    let headers = req.headers().clone();
+    // The origin answers for its own host; what reaches it is the visitor's request.
+    headers.delete("Host")?;
+    let mut init = RequestInit::new();
+    init.with_method(method.clone())
+        .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual);
+    if !matches!(method, Method::Get | Method::Head) {
+        init.with_body(req.inner().body().map(Into::into));
+    }
+    let incoming = request::read(&req, env);
+    let forwarded = Request::new_with_init(target.as_str(), &init)?;
+    let Ok(mut origin_response) = Fetch::Request(forwarded).send().await else {
+        return error(502, "origin unreachable");
+    };
+
+    let status = origin_response.status_code();
+    let content_type = origin_response
+        .headers()
+        .get("Content-Type")?
+        .unwrap_or_default();
+    let declared_len = origin_response
+        .headers()
+        .get("Content-Length")?
+        .and_then(|l| l.parse::<usize>().ok());
+    let personalize = method == Method::Get
+        && (200..300).contains(&status)
+        && content_type.to_ascii_lowercase().starts_with("text/html")
+        && declared_len.is_none_or(|len| len <= MAX_PAGE);
+    if !personalize {
+        return Ok(origin_response);
+    }
+    let headers = origin_response.headers().clone();
+    let page = origin_response.bytes().await?;
+    let untouched = |page: Vec<u8>| {
+        ResponseBuilder::new()
+            .with_status(status)
+            .with_headers(headers.clone())
+            .from_bytes(page)
+    };
+    if page.len() > MAX_PAGE {
+        return untouched(page);
+    }
+    let Some(active) = cache::active(env, now()).await else {
+        return untouched(page);
+    };
+    let Ok(declared) = html::scan_slots(&page) else {
+        return untouched(page);
+    };
+    // Slots the bundle does not know keep the page's own content.
+    let known: Vec<&str> = declared
+        .iter()
+        .map(String::as_str)
+        .filter(|name| active.bundle.slot_names().any(|s| s == *name))
+        .collect();
+    let Ok(slots) = active.bundle.resolve_slots(known) else {
+        return untouched(page);
+    };
+    if slots.is_empty() {
+        return untouched(page);
+    }
+    let keys = cache::keys(env);
+    let request = SessionRequest {
+        token: incoming.token.as_deref(),
+        context: &incoming.context,
+        slots: &slots,
+        now: now(),
+        entropy: entropy(),
+        explain: false,
+    };
+    let outcome = session::decide(&active.bundle, keys.as_deref(), &request);
+    let fills: Vec<Fill<'_>> = outcome
+        .decision
+        .decisions
+        .iter()
+        .filter_map(|d| {
+            Some(Fill {
+                slot: d.slot,
+                content: d.content,
+                html: d.html.as_deref()?,
+            })
+        })
+        .collect();
+    let Ok(rewritten) = html::rewrite_page(&page, &fills) else {
+        return untouched(page);
+    };
+    // The body changed: its length, validators and encoding are ours now.
+    for stale in [
+        "Content-Length",
+        "ETag",
+        "Content-Encoding",
+        "Last-Modified",
+    ] {
+        headers.delete(stale)?;
+    }
+    headers.append("Vary", "Cookie")?;
+    headers.set("Cache-Control", "private, no-store")?;
+    attach_token(&headers, &incoming, outcome.token.as_deref())?;
+    send_exposures(env, ctx, &active, &outcome.decision.exposures);
+    ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .from_bytes(rewritten)
+}

@@ -1,0 +1,133 @@
+//! A Workers `Request` → the pieces the core needs: context, token, query.
+//!
+//! Geo comes from `request.cf`, read as a raw object so a missing field is `None`
+//! (some typed `Cf` accessors unwrap). Under `wrangler dev` the `cf` object is a fixed
+//! placeholder, so with the var `MM_DEV=1` the `X-MM-Geo-*` headers override it; in
+//! production those headers are ignored.
+
+use wasm_bindgen::JsValue;
+use worker::{Env, Request};
+
+use crate::context::{Context, Geo};
+use crate::http::{self, RequestParts};
+use crate::token;
+
+/// The header apps send their token in, and get the new one back in.
+pub const TOKEN_HEADER: &str = "X-MM-Token";
+
+fn cf_field(req: &Request, key: &str) -> Option<String> {
+    let cf = js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf")).ok()?;
+    if cf.is_undefined() || cf.is_null() {
+        return None;
+    }
+    let value = js_sys::Reflect::get(&cf, &JsValue::from_str(key)).ok()?;
+    value
+        .as_string()
+        .or_else(|| value.as_f64().map(|f| f.to_string()))
+        .filter(|s| !s.is_empty())
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+pub fn dev_mode(env: &Env) -> bool {
+    env.var("MM_DEV")
+        .map(|v| v.to_string() == "1")
+        .unwrap_or(false)
+}
+
+fn geo(req: &Request, dev: bool) -> Geo {
+    let pick = |dev_header: &str, cf_key: &str| {
+        dev.then(|| header(req, dev_header))
+            .flatten()
+            .or_else(|| cf_field(req, cf_key))
+    };
+    let number = |dev_header: &str, cf_key: &str| {
+        pick(dev_header, cf_key).and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Geo {
+        country: pick("X-MM-Geo-Country", "country"),
+        region: pick("X-MM-Geo-Region", "region"),
+        city: pick("X-MM-Geo-City", "city"),
+        continent: pick("X-MM-Geo-Continent", "continent"),
+        postal: pick("X-MM-Geo-Postal", "postalCode"),
+        timezone: pick("X-MM-Geo-Timezone", "timezone"),
+        lat: number("X-MM-Geo-Lat", "latitude"),
+        lon: number("X-MM-Geo-Lon", "longitude"),
+        colo: pick("X-MM-Geo-Colo", "colo"),
+    }
+}
+
+/// What the routes need from a request.
+pub struct Incoming {
+    pub context: Context,
+    pub query: Vec<(String, String)>,
+    /// The token from `X-MM-Token` (apps) or the `mm` cookie (web).
+    pub token: Option<String>,
+    /// Whether the token came in the app header (answer in the header too).
+    pub app: bool,
+}
+
+/// Reads a request; never fails: what cannot be read is unknown.
+pub fn read(req: &Request, env: &Env) -> Incoming {
+    let url = req.url().ok();
+    let query: Vec<(String, String)> = url
+        .as_ref()
+        .map(|u| {
+            u.query_pairs()
+                .take(128)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let path = url
+        .as_ref()
+        .map(|u| u.path().to_owned())
+        .unwrap_or_else(|| "/".into());
+    let host = url.as_ref().and_then(|u| u.host_str().map(str::to_owned));
+    let cookie = header(req, "Cookie");
+    let app_token = header(req, TOKEN_HEADER).filter(|t| !t.is_empty());
+    let cookie_token = cookie
+        .as_deref()
+        .and_then(|c| token::cookie_value(c, token::COOKIE_NAME))
+        .map(str::to_owned);
+    let consent_cookie = cookie
+        .as_deref()
+        .and_then(|c| token::cookie_value(c, "mm_consent"))
+        .map(str::to_owned);
+    let (user_agent, ch_mobile, ch_platform) = (
+        header(req, "User-Agent"),
+        header(req, "Sec-CH-UA-Mobile"),
+        header(req, "Sec-CH-UA-Platform"),
+    );
+    let (referer, accept_language, sec_gpc, app_version) = (
+        header(req, "Referer"),
+        header(req, "Accept-Language"),
+        header(req, "Sec-GPC"),
+        header(req, "X-MM-App-Version"),
+    );
+    let parts = RequestParts {
+        path: &path,
+        host: host.as_deref(),
+        query: &query,
+        user_agent: user_agent.as_deref(),
+        ch_mobile: ch_mobile.as_deref(),
+        ch_platform: ch_platform.as_deref(),
+        referer: referer.as_deref(),
+        accept_language: accept_language.as_deref(),
+        sec_gpc: sec_gpc.as_deref(),
+        consent_cookie: consent_cookie.as_deref(),
+        app_token: app_token.is_some(),
+        app_version: app_version.as_deref(),
+        geo: geo(req, dev_mode(env)),
+    };
+    let context = http::context(&parts);
+    let app = app_token.is_some();
+    Incoming {
+        context,
+        query,
+        token: app_token.or(cookie_token),
+        app,
+    }
+}
