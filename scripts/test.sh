@@ -19,8 +19,14 @@ cargo clippy --all-targets --locked -- -D warnings
 step "clippy, wasm32 library"
 cargo clippy --lib --locked --target wasm32-unknown-unknown --no-default-features -- -D warnings
 
-step "tests"
+step "tests (native: unit, conformance, scenarios, properties, CLI)"
 cargo test --locked
+
+step "worker: tools, offline build, end-to-end tests under wrangler dev"
+bash scripts/worker-setup.sh
+bash scripts/build-worker.sh
+cargo build --locked --bin micromoment
+node --test tests/e2e/
 
 step "fuzz targets build (cargo-fuzz on nightly)"
 if ! cargo +nightly --version >/dev/null 2>&1; then

@@ -334,3 +334,69 @@ pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
     };
     print_json(&session::answer(&bundle, &outcome, true))
 }
+
+#[derive(Args)]
+pub(crate) struct PublishArgs {
+    /// A compiled `.mmb`.
+    pub file: PathBuf,
+    /// Write to the local KV of `wrangler dev` instead of Cloudflare.
+    #[arg(long)]
+    pub local: bool,
+    /// The local state folder `wrangler dev` was started with (`--persist-to`).
+    #[arg(long, requires = "local")]
+    pub persist_to: Option<PathBuf>,
+    /// The KV binding in wrangler.toml.
+    #[arg(long, default_value = "BUNDLES")]
+    pub binding: String,
+    /// The wrangler to run (default: node_modules/.bin/wrangler, else `npx wrangler`).
+    #[arg(long, env = "MM_WRANGLER")]
+    pub wrangler: Option<PathBuf>,
+}
+
+/// Writes `bundle:<hash>` and then `current` through wrangler, so an edge that reads
+/// the new `current` always finds its bundle.
+pub(crate) fn publish(args: PublishArgs) -> Outcome {
+    let bytes = read_file(&args.file)?;
+    let (bundle, header) = Bundle::from_mmb(&bytes, None, &Budget::default())
+        .map_err(|e| Failure::Findings(format!("{}: {e}", args.file.display())))?;
+    let (program, mut prefix): (PathBuf, Vec<String>) = match &args.wrangler {
+        Some(path) => (path.clone(), Vec::new()),
+        None if Path::new("node_modules/.bin/wrangler").exists() => ("node_modules/.bin/wrangler".into(), Vec::new()),
+        None => ("npx".into(), vec!["wrangler".into()]),
+    };
+    prefix.extend(["kv".into(), "key".into(), "put".into()]);
+    let mut common = vec!["--binding".to_owned(), args.binding.clone()];
+    if args.local {
+        common.push("--local".into());
+    } else {
+        common.push("--remote".into());
+    }
+    if let Some(dir) = &args.persist_to {
+        common.extend(["--persist-to".into(), dir.display().to_string()]);
+    }
+    let key = format!("bundle:{}", header.hash);
+    let file = args.file.display().to_string();
+    let steps: [Vec<String>; 2] = [
+        [prefix.clone(), vec![key.clone(), "--path".into(), file], common.clone()].concat(),
+        [prefix, vec!["current".into(), header.hash.clone()], common].concat(),
+    ];
+    for step in &steps {
+        let status = std::process::Command::new(&program)
+            .args(step)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| Failure::Usage(format!("cannot run {}: {e}", program.display())))?;
+        if !status.success() {
+            return Err(Failure::Usage(format!("{} {} failed ({status})", program.display(), step.join(" "))));
+        }
+    }
+    eprintln!(
+        "published {} {} as {key} and current ({})",
+        bundle.id(),
+        bundle.version(),
+        if args.local { "local" } else { "remote" }
+    );
+    print_json(&json!({"id": header.id, "version": header.version, "hash": header.hash, "key": key, "local": args.local}))
+}

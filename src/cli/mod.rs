@@ -44,6 +44,8 @@ enum Command {
     Simulate(bundle::SimulateArgs),
     /// Print the JSON Schema of the bundle authoring format.
     Schema,
+    /// Publish a compiled bundle to the Worker's KV namespace through wrangler.
+    Publish(bundle::PublishArgs),
 }
 
 /// How a command failed, which decides the exit code.
@@ -79,6 +81,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Inspect(args) => bundle::inspect(args),
         Command::Simulate(args) => bundle::simulate(args),
         Command::Schema => bundle::schema(),
+        Command::Publish(args) => bundle::publish(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -291,3 +291,13 @@ fn schema_is_json_schema() {
     );
     assert!(schema["properties"]["slots"].is_object());
 }
+
+#[test]
+fn the_embedded_default_bundle_is_the_compiled_automotive_fixture() {
+    let embedded = std::fs::read(crate::repo_path("fixtures/automotive.mmb")).expect("fixtures/automotive.mmb");
+    let compiled = automotive().to_mmb(None).unwrap();
+    assert!(
+        embedded == compiled,
+        "fixtures/automotive.mmb is stale: run `micromoment compile fixtures/automotive.json -o fixtures/automotive.mmb`"
+    );
+}
