@@ -434,7 +434,8 @@ pub fn decide<'b>(
                     .filter(|s| s.when.matches(&facts))
                     .map(|s| s.add)
                     .sum();
-                let score = (base + added).clamp(0.0, topic.cap);
+                // Not `clamp`: it panics on a NaN or inverted bound, and a bundle is input.
+                let score = (base + added).min(topic.cap).max(0.0);
                 if explain && added != 0.0 {
                     journey_trace.push(format!(
                         "intent {}: {base:.2} + {added} = {score:.2}",

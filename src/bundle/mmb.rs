@@ -301,6 +301,12 @@ impl Bundle {
         if self.stages.is_empty() || self.stages.len() > budget.max_stages.min(64) {
             return fail(format!("{} stages", self.stages.len()));
         }
+        for topic in &self.topics {
+            let sane = topic.cap.is_finite() && topic.cap > 0.0 && topic.half_life_secs.is_finite() && topic.half_life_secs > 0.0;
+            if !sane || topic.signals.iter().any(|s| !s.add.is_finite()) {
+                return fail(format!("intent \"{}\" has a cap, half-life or signal that is not a positive finite number", topic.name));
+            }
+        }
         let contents = self.contents.len();
         let in_contents = |c: u16| usize::from(c) < contents;
         for t in &self.transitions {
@@ -336,5 +342,30 @@ impl Bundle {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `bundle_load` fuzzer: a payload whose intent cap is NaN made the
+    /// decision's clamp panic. The loader now refuses it, and decide no longer clamps.
+    #[test]
+    fn a_bundle_with_a_nan_intent_cap_is_refused() {
+        let source = r#"{"id": "x", "version": 1,
+            "journey": {"stages": ["a"], "intents": {"t": {"signals": [], "cap": 10, "half_life_days": 1}}},
+            "content": {"c": {"html": "c"}}, "slots": {"s": {"default": "c"}}}"#;
+        let mut bundle = crate::bundle::compile(source, Budget::default()).expect("compiles");
+        bundle.topics[0].cap = f64::NAN;
+        let bytes = bundle.to_mmb(None).expect("encodes");
+        let err = Bundle::from_mmb(&bytes, None, &Budget::default()).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "inconsistent bundle: intent \"t\" has a cap, half-life or signal that is not a positive finite number"
+        );
+        // And deciding with such a bundle, had it been built in memory, does not panic.
+        let slots = bundle.all_slots();
+        let _ = crate::decide(&bundle, None, [0; 16], &crate::Context::default(), 1_790_000_000, &slots, crate::Options::default());
     }
 }
