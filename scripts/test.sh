@@ -16,8 +16,10 @@ cargo fmt --all -- --check
 step "clippy, native, all targets"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "clippy, wasm32 library"
+step "clippy, wasm32: the core, the Worker, the npm package API"
 cargo clippy --lib --locked --target wasm32-unknown-unknown --no-default-features -- -D warnings
+cargo clippy --lib --locked --target wasm32-unknown-unknown --no-default-features --features worker -- -D warnings
+cargo clippy --lib --locked --target wasm32-unknown-unknown --no-default-features --features js -- -D warnings
 
 step "tests (native: unit, conformance, scenarios, properties, CLI)"
 cargo test --locked

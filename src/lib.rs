@@ -25,6 +25,8 @@ mod edge;
 pub mod html;
 pub mod http;
 pub mod ids;
+#[cfg(all(target_arch = "wasm32", feature = "js"))]
+mod js;
 pub mod rules;
 pub mod session;
 mod suggest;

@@ -302,7 +302,10 @@ impl Bundle {
             return fail(format!("{} stages", self.stages.len()));
         }
         for topic in &self.topics {
-            let sane = topic.cap.is_finite() && topic.cap > 0.0 && topic.half_life_secs.is_finite() && topic.half_life_secs > 0.0;
+            let sane = topic.cap.is_finite()
+                && topic.cap > 0.0
+                && topic.half_life_secs.is_finite()
+                && topic.half_life_secs > 0.0;
             if !sane || topic.signals.iter().any(|s| !s.add.is_finite()) {
                 return fail(format!("intent \"{}\" has a cap, half-life or signal that is not a positive finite number", topic.name));
             }
@@ -366,6 +369,14 @@ mod tests {
         );
         // And deciding with such a bundle, had it been built in memory, does not panic.
         let slots = bundle.all_slots();
-        let _ = crate::decide(&bundle, None, [0; 16], &crate::Context::default(), 1_790_000_000, &slots, crate::Options::default());
+        let _ = crate::decide(
+            &bundle,
+            None,
+            [0; 16],
+            &crate::Context::default(),
+            1_790_000_000,
+            &slots,
+            crate::Options::default(),
+        );
     }
 }

@@ -361,7 +361,9 @@ pub(crate) fn publish(args: PublishArgs) -> Outcome {
         .map_err(|e| Failure::Findings(format!("{}: {e}", args.file.display())))?;
     let (program, mut prefix): (PathBuf, Vec<String>) = match &args.wrangler {
         Some(path) => (path.clone(), Vec::new()),
-        None if Path::new("node_modules/.bin/wrangler").exists() => ("node_modules/.bin/wrangler".into(), Vec::new()),
+        None if Path::new("node_modules/.bin/wrangler").exists() => {
+            ("node_modules/.bin/wrangler".into(), Vec::new())
+        }
         None => ("npx".into(), vec!["wrangler".into()]),
     };
     prefix.extend(["kv".into(), "key".into(), "put".into()]);
@@ -377,7 +379,12 @@ pub(crate) fn publish(args: PublishArgs) -> Outcome {
     let key = format!("bundle:{}", header.hash);
     let file = args.file.display().to_string();
     let steps: [Vec<String>; 2] = [
-        [prefix.clone(), vec![key.clone(), "--path".into(), file], common.clone()].concat(),
+        [
+            prefix.clone(),
+            vec![key.clone(), "--path".into(), file],
+            common.clone(),
+        ]
+        .concat(),
         [prefix, vec!["current".into(), header.hash.clone()], common].concat(),
     ];
     for step in &steps {
@@ -389,7 +396,11 @@ pub(crate) fn publish(args: PublishArgs) -> Outcome {
             .status()
             .map_err(|e| Failure::Usage(format!("cannot run {}: {e}", program.display())))?;
         if !status.success() {
-            return Err(Failure::Usage(format!("{} {} failed ({status})", program.display(), step.join(" "))));
+            return Err(Failure::Usage(format!(
+                "{} {} failed ({status})",
+                program.display(),
+                step.join(" ")
+            )));
         }
     }
     eprintln!(
@@ -398,5 +409,7 @@ pub(crate) fn publish(args: PublishArgs) -> Outcome {
         bundle.version(),
         if args.local { "local" } else { "remote" }
     );
-    print_json(&json!({"id": header.id, "version": header.version, "hash": header.hash, "key": key, "local": args.local}))
+    print_json(
+        &json!({"id": header.id, "version": header.version, "hash": header.hash, "key": key, "local": args.local}),
+    )
 }

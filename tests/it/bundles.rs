@@ -294,7 +294,8 @@ fn schema_is_json_schema() {
 
 #[test]
 fn the_embedded_default_bundle_is_the_compiled_automotive_fixture() {
-    let embedded = std::fs::read(crate::repo_path("fixtures/automotive.mmb")).expect("fixtures/automotive.mmb");
+    let embedded = std::fs::read(crate::repo_path("fixtures/automotive.mmb"))
+        .expect("fixtures/automotive.mmb");
     let compiled = automotive().to_mmb(None).unwrap();
     assert!(
         embedded == compiled,

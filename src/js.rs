@@ -1,0 +1,348 @@
+//! The npm package's API (wasm-bindgen, `js` feature): the same engine the Worker runs,
+//! for any JS runtime (Node, Deno, Vercel and Netlify edge functions).
+//!
+//! A thin adapter: JS values in, `session` in the middle, JSON out. A loaded bundle is a
+//! handle (`Bundle`) reused across calls, never decoded again. Errors are JS `Error`s
+//! carrying the Rust message. The clock and entropy default to `Date.now()` and
+//! `crypto.getRandomValues`, and can be passed in for reproducible answers.
+
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+
+use crate::bundle::{self, public_key_of};
+use crate::context::Context;
+use crate::rules::{self, JsonData, JsonSchema, Limits};
+use crate::session::{self, Request};
+use crate::token::{self, Keys, State};
+use crate::view::{parse_rfc3339, parse_visitor, state_from_json};
+use crate::Budget;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** The JOURNEY_KEYS document: `{"current": "k2", "keys": {"k1": "<base64 ≥ 32 bytes>", "k2": "…"}}`. */
+export interface JourneyKeys { current: string; keys: Record<string, string>; }
+/** A time: Unix milliseconds (like `Date.now()`), an RFC 3339 string, or a `Date`. */
+export type Instant = number | string | Date;
+/** The request context, in the variable names of rules (`geo.city`, `device.type`, …). */
+export interface RequestContext {
+  channel?: "web" | "app";
+  geo?: { country?: string; region?: string; city?: string; continent?: string; postal?: string;
+          timezone?: string; lat?: number; lon?: number; colo?: string };
+  device?: { type?: "mobile" | "tablet" | "desktop" | "tv" | "bot"; os?: string; browser?: string };
+  app?: { version?: string };
+  page?: { path?: string; host?: string; lang?: string; query?: Record<string, string> };
+  utm?: { source?: string; medium?: string; campaign?: string; term?: string; content?: string };
+  referrer?: { host?: string; kind?: "search" | "social" | "email" | "internal" | "direct" | "other" };
+  event?: string;
+  consent?: { personalization?: boolean };
+}
+export interface DecideOptions {
+  /** The visitor's token, from the `mm` cookie or `X-MM-Token`. */
+  token?: string;
+  /** Keys to verify the token and sign the new one; without them no token is issued. */
+  keys?: JourneyKeys | string;
+  /** The visitor's state by names, instead of a token (as `state` in an answer). */
+  state?: object;
+  context?: RequestContext;
+  /** Slots to decide, in order (default: every slot of the bundle). */
+  slots?: string[];
+  /** This request's app event. */
+  event?: string;
+  now?: Instant;
+  /** A new visitor's id, 32 hex digits (default: random). */
+  visitor?: string;
+  /** Add the trace: every candidate and why it was kept or skipped. */
+  explain?: boolean;
+}
+export interface SlotDecision {
+  slot: string; content: string; candidate: string | null; experiment?: string; variant?: string;
+  reason: "candidate" | "experiment" | "holdout" | "default" | "consent";
+  html?: string; json?: unknown; text?: string;
+}
+export interface Decision {
+  stage: string;
+  decisions: SlotDecision[];
+  /** The new token, or null without keys or consent. */
+  token: string | null;
+  /** The visitor's new state, by names. */
+  state: object;
+  trace?: object;
+}
+export interface MintOptions {
+  keys: JourneyKeys | string;
+  stage?: string;
+  segments?: string[];
+  visitor?: string;
+  /** Lifetime in seconds (default 30 days). */
+  ttlSeconds?: number;
+  now?: Instant;
+}
+"#;
+
+fn error(message: impl std::fmt::Display) -> JsError {
+    JsError::new(&message.to_string())
+}
+
+/// Reads any JS value as typed options through its JSON form.
+fn from_js<T: for<'de> Deserialize<'de>>(value: &JsValue, what: &str) -> Result<T, JsError> {
+    if value.is_undefined() || value.is_null() {
+        return serde_json::from_str("{}").map_err(|e| error(format!("{what}: {e}")));
+    }
+    let text = js_sys::JSON::stringify(value)
+        .map_err(|_| error(format!("{what}: not serializable to JSON")))?
+        .as_string()
+        .unwrap_or_default();
+    serde_json::from_str(&text).map_err(|e| error(format!("{what}: {e}")))
+}
+
+fn to_js(value: &serde_json::Value) -> Result<JsValue, JsError> {
+    js_sys::JSON::parse(&value.to_string()).map_err(|_| error("result is not JSON"))
+}
+
+/// A time given as Unix ms, RFC 3339 text, or a Date (which JSON makes RFC 3339).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Instant {
+    Millis(f64),
+    Text(String),
+}
+
+fn seconds(instant: Option<Instant>) -> Result<i64, JsError> {
+    match instant {
+        None => Ok((js_sys::Date::now() / 1000.0).floor() as i64),
+        Some(Instant::Millis(ms)) if ms.is_finite() => Ok((ms / 1000.0).floor() as i64),
+        Some(Instant::Millis(_)) => Err(error("now: not a finite number")),
+        Some(Instant::Text(text)) => parse_rfc3339(&text).map_err(error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum KeysInput {
+    Text(String),
+    Document(serde_json::Value),
+}
+
+fn keys(input: Option<KeysInput>) -> Result<Option<Keys>, JsError> {
+    let text = match input {
+        None => return Ok(None),
+        Some(KeysInput::Text(t)) => t,
+        Some(KeysInput::Document(d)) => d.to_string(),
+    };
+    Keys::from_json(&text)
+        .map(Some)
+        .map_err(|e| error(format!("keys: {e}")))
+}
+
+fn visitor(text: Option<&str>) -> Result<[u8; 16], JsError> {
+    match text {
+        Some(t) => parse_visitor(t).map_err(error),
+        None => {
+            let mut id = [0u8; 16];
+            getrandom::fill(&mut id).map_err(|e| error(format!("no entropy: {e}")))?;
+            Ok(id)
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct DecideOptions {
+    token: Option<String>,
+    keys: Option<KeysInput>,
+    state: Option<serde_json::Value>,
+    context: Option<Context>,
+    slots: Option<Vec<String>>,
+    event: Option<String>,
+    now: Option<Instant>,
+    visitor: Option<String>,
+    explain: bool,
+}
+
+/// A compiled bundle, loaded once and reused for every decision.
+#[wasm_bindgen]
+pub struct Bundle {
+    inner: crate::Bundle,
+    hash: Option<String>,
+}
+
+#[wasm_bindgen]
+impl Bundle {
+    /// Loads a compiled `.mmb`; with a public key (base64), its signature must verify.
+    #[wasm_bindgen(js_name = load)]
+    pub fn load(bytes: &[u8], public_key: Option<String>) -> Result<Bundle, JsError> {
+        let key = public_key
+            .map(|k| public_key_of(&k))
+            .transpose()
+            .map_err(error)?;
+        let (inner, header) =
+            crate::Bundle::from_mmb(bytes, key.as_ref(), &Budget::default()).map_err(error)?;
+        Ok(Bundle {
+            inner,
+            hash: Some(header.hash),
+        })
+    }
+
+    /// Validates and compiles authoring JSON; the error lists every problem.
+    #[wasm_bindgen(js_name = compile)]
+    pub fn compile(source: &str) -> Result<Bundle, JsError> {
+        let inner = bundle::compile(source, Budget::default()).map_err(|diagnostics| {
+            error(
+                diagnostics
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+        Ok(Bundle { inner, hash: None })
+    }
+
+    /// The bundle id.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        self.inner.id().to_owned()
+    }
+
+    /// The bundle version.
+    #[wasm_bindgen(getter)]
+    pub fn version(&self) -> f64 {
+        self.inner.version() as f64
+    }
+
+    /// The content hash of the `.mmb` it was loaded from (undefined when compiled here).
+    #[wasm_bindgen(getter)]
+    pub fn hash(&self) -> Option<String> {
+        self.hash.clone()
+    }
+
+    /// Slot names, in bundle order.
+    #[wasm_bindgen(getter)]
+    pub fn slots(&self) -> Vec<String> {
+        self.inner.slot_names().map(str::to_owned).collect()
+    }
+
+    /// Decides for one request, exactly as the edge does: the `/v1/decide` answer plus
+    /// the new `state`.
+    #[wasm_bindgen(unchecked_return_type = "Decision")]
+    pub fn decide(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "DecideOptions")] options: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let options: DecideOptions = from_js(&options, "options")?;
+        let bundle = &self.inner;
+        let now = seconds(options.now)?;
+        let visitor = visitor(options.visitor.as_deref())?;
+        let keys = keys(options.keys)?;
+        let mut context = options.context.unwrap_or_default();
+        if options.event.is_some() {
+            context.event = options.event;
+        }
+        let slots = match &options.slots {
+            Some(names) => bundle
+                .resolve_slots(names.iter().map(String::as_str))
+                .map_err(error)?,
+            None => bundle.all_slots(),
+        };
+        let outcome = match &options.state {
+            Some(state) => {
+                let prior = state_from_json(bundle, state, visitor)
+                    .map_err(|e| error(format!("state: {e}")))?;
+                let mut decision = crate::decide(
+                    bundle,
+                    Some(&prior),
+                    visitor,
+                    &context,
+                    now,
+                    &slots,
+                    crate::Options {
+                        explain: options.explain,
+                    },
+                );
+                let token = session::seal(&mut decision, keys.as_ref(), now);
+                session::Outcome {
+                    decision,
+                    token,
+                    token_rejected: None,
+                }
+            }
+            None => session::decide(
+                bundle,
+                keys.as_ref(),
+                &Request {
+                    token: options.token.as_deref(),
+                    context: &context,
+                    slots: &slots,
+                    now,
+                    entropy: visitor,
+                    explain: options.explain,
+                },
+            ),
+        };
+        to_js(&session::answer(bundle, &outcome, true))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct MintOptions {
+    keys: KeysInput,
+    stage: Option<String>,
+    #[serde(default)]
+    segments: Vec<String>,
+    visitor: Option<String>,
+    ttl_seconds: Option<f64>,
+    now: Option<Instant>,
+}
+
+/// Mints a token for a visitor a backend knows (after login, from a CDP), with the same
+/// format and keys as the edge.
+#[wasm_bindgen(js_name = mintToken)]
+pub fn mint_token(
+    #[wasm_bindgen(unchecked_param_type = "MintOptions")] options: JsValue,
+) -> Result<String, JsError> {
+    let options: MintOptions = from_js(&options, "options")?;
+    let keys = keys(Some(options.keys))?.ok_or_else(|| error("keys: required"))?;
+    let now = seconds(options.now)?;
+    let ttl = options.ttl_seconds.map_or(token::DEFAULT_TTL, |t| t as i64);
+    let mut state = State::new_visitor(visitor(options.visitor.as_deref())?, now, ttl);
+    state.stage = options
+        .stage
+        .as_deref()
+        .map(|s| crate::ids::stable_id(crate::ids::IdKind::Stage, s));
+    state.segments = options.segments;
+    token::sign(&state, &keys).map_err(error)
+}
+
+/// Verifies a token and returns its state; throws with the reason when it does not.
+#[wasm_bindgen(js_name = inspectToken)]
+pub fn inspect_token(
+    token: &str,
+    #[wasm_bindgen(unchecked_param_type = "JourneyKeys | string")] keys_input: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Instant | undefined")] now: JsValue,
+) -> Result<JsValue, JsError> {
+    let keys = keys(Some(from_js(&keys_input, "keys")?))?.ok_or_else(|| error("keys: required"))?;
+    let now = seconds(if now.is_undefined() || now.is_null() {
+        None
+    } else {
+        Some(from_js(&now, "now")?)
+    })?;
+    let state = token::verify(token, &keys, now).map_err(error)?;
+    to_js(&state.to_json())
+}
+
+/// Evaluates a JSON Logic rule (with micromoment's extensions) against data.
+#[wasm_bindgen(js_name = evalRule)]
+pub fn eval_rule(rule: JsValue, data: JsValue) -> Result<JsValue, JsError> {
+    let rule: serde_json::Value = from_js_value(&rule, "rule")?;
+    let data: serde_json::Value = from_js_value(&data, "data")?;
+    let compiled = rules::compile(&rule, &JsonSchema, Limits::default()).map_err(error)?;
+    to_js(&compiled.eval(&JsonData::new(&data)).to_json())
+}
+
+fn from_js_value(value: &JsValue, what: &str) -> Result<serde_json::Value, JsError> {
+    if value.is_undefined() {
+        return Ok(serde_json::Value::Null);
+    }
+    from_js(value, what)
+}
