@@ -24,10 +24,17 @@ cargo clippy --lib --locked --target wasm32-unknown-unknown --no-default-feature
 step "tests (native: unit, conformance, scenarios, properties, CLI)"
 cargo test --locked
 
-step "worker: tools, offline build, end-to-end tests under wrangler dev"
+step "npm package: the JS API under Node (wasm-bindgen-test), every scenario"
 bash scripts/worker-setup.sh
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test --locked --target wasm32-unknown-unknown --no-default-features --features js --test wasm
+
+step "builds: the npm package (packed), the Worker (offline), the CLI"
+bash scripts/build-npm.sh
 bash scripts/build-worker.sh
 cargo build --locked --bin micromoment
+
+step "end to end: the packed npm package, the Worker under wrangler dev"
 node --test tests/e2e/
 
 step "fuzz targets build (cargo-fuzz on nightly)"

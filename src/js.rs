@@ -66,6 +66,8 @@ export interface Decision {
   token: string | null;
   /** The visitor's new state, by names. */
   state: object;
+  /** Exposure events to send to your analytics after answering. */
+  exposures: object[];
   trace?: object;
 }
 export interface MintOptions {

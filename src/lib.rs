@@ -26,7 +26,7 @@ pub mod html;
 pub mod http;
 pub mod ids;
 #[cfg(all(target_arch = "wasm32", feature = "js"))]
-mod js;
+pub mod js;
 pub mod rules;
 pub mod session;
 mod suggest;

@@ -133,9 +133,10 @@ pub fn events<'b>(
     outcome
 }
 
-/// The JSON answer: `{stage, decisions, token}`, plus `state` (by names) and `trace`
-/// when asked for.
-pub fn answer(bundle: &Bundle, outcome: &Outcome<'_>, with_state: bool) -> Json {
+/// The JSON answer: `{stage, decisions, token}`, plus the `trace` when there is one.
+/// Tools (`simulate`, the npm package) ask for the full answer, which adds `state` (by
+/// names) and the `exposures` to send.
+pub fn answer(bundle: &Bundle, outcome: &Outcome<'_>, full: bool) -> Json {
     let decision = &outcome.decision;
     let mut out = json!({
         "stage": decision.stage,
@@ -143,8 +144,12 @@ pub fn answer(bundle: &Bundle, outcome: &Outcome<'_>, with_state: bool) -> Json 
         "token": outcome.token,
     });
     if let Some(map) = out.as_object_mut() {
-        if with_state {
+        if full {
             map.insert("state".into(), state_to_json(bundle, &decision.state));
+            map.insert(
+                "exposures".into(),
+                serde_json::to_value(&decision.exposures).unwrap_or(Json::Null),
+            );
         }
         if let Some(trace) = &decision.trace {
             map.insert(

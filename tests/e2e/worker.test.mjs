@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import net from "node:net";
+import { createRequire } from "node:module";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CLI = join(ROOT, "target", "debug", "micromoment");
@@ -189,6 +190,17 @@ test("tampered, expired and oversized tokens are new visitors, never errors", as
     assert.equal(r.body.decisions[0].content, "brand-film");
     assert.ok(r.token && r.token !== token);
   }
+});
+
+test("tokens minted by the npm package verify in the worker, and the other way round", async () => {
+  const mm = createRequire(import.meta.url)(join(ROOT, "js", "node", "micromoment.js"));
+  const minted = mm.mintToken({ keys: KEYS, stage: "purchase", visitor: "00112233445566778899aabbccddeeff" });
+  const r = await decide("slots=hero", { Cookie: `mm=${minted}` });
+  assert.equal(r.body.stage, "purchase");
+  assert.equal(r.body.decisions[0].content, "order-tracker");
+  const state = mm.inspectToken(r.token, KEYS);
+  assert.equal(state.visitor, "00112233445566778899aabbccddeeff");
+  assert.equal(state.visits, 1);
 });
 
 test("events move the journey: order_completed makes a purchase", async () => {

@@ -26,6 +26,8 @@ pub fn read_json(relative: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
+#[path = "../common/scenario.rs"]
+mod scenario_check;
 #[path = "../../benches/common/mod.rs"]
-mod common;
-pub use common::generated_bundle;
+mod generated;
+pub use generated::generated_bundle;

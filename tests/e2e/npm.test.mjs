@@ -1,0 +1,83 @@
+// The npm package as a user installs it: the packed tarball (scripts/build-npm.sh) goes
+// into a fresh folder with `npm install`, and must give the CLI's answers byte for byte.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { createRequire } from "node:module";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const CLI = join(ROOT, "target", "debug", "micromoment");
+const KEYS = { current: "k1", keys: { k1: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" } };
+const VISITOR = "0123456789abcdef0123456789abcdef";
+let dir, mm, keysFile;
+
+const cli = (...args) => execFileSync(CLI, args, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+
+before(() => {
+  const tarball = readdirSync(join(ROOT, "js")).find((f) => /^micromoment-.*\.tgz$/.test(f));
+  assert.ok(tarball, "js/micromoment-*.tgz exists (scripts/build-npm.sh)");
+  dir = mkdtempSync(join(tmpdir(), "mm-npm-"));
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", private: true }));
+  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", join(ROOT, "js", tarball)], { cwd: dir, stdio: "inherit" });
+  mm = createRequire(join(dir, "index.js"))("micromoment");
+  keysFile = join(dir, "keys.json");
+  writeFileSync(keysFile, JSON.stringify(KEYS));
+});
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test("decisions match the CLI's simulate byte for byte", () => {
+  const bundle = mm.Bundle.load(readFileSync(join(ROOT, "fixtures", "automotive.mmb")));
+  assert.equal(bundle.id, "acme-autos");
+  for (const [contextFile, slots, now] of [
+    ["suv-shopper-lyon.json", ["hero", "sidebar", "banner"], "2026-11-23T18:00:00Z"],
+    ["ev-browser-seattle-evening.json", ["hero", "banner"], "2026-11-24T03:00:00Z"],
+    ["app-owner-milan.json", ["push", "app-card"], "2026-11-23T09:30:00Z"],
+  ]) {
+    const context = JSON.parse(readFileSync(join(ROOT, "fixtures", "contexts", contextFile), "utf8"));
+    const js = bundle.decide({ context, slots, now, visitor: VISITOR, keys: KEYS, explain: true });
+    const fromCli = JSON.parse(cli("simulate", "fixtures/automotive.mmb", "--slots", slots.join(","), "--context",
+      `fixtures/contexts/${contextFile}`, "--now", now, "--visitor", VISITOR, "--keys", keysFile, "--explain"));
+    assert.equal(JSON.stringify(js), JSON.stringify(fromCli), contextFile);
+    // The returning visitor: the token from the first answer, an hour later.
+    const later = new Date(Date.parse(now) + 3600_000).toISOString().replace(".000Z", "Z");
+    const again = bundle.decide({ context, slots, now: later, token: js.token, keys: KEYS });
+    const againCli = JSON.parse(cli("simulate", "fixtures/automotive.mmb", "--slots", slots.join(","), "--context",
+      `fixtures/contexts/${contextFile}`, "--now", later, "--token", js.token, "--keys", keysFile));
+    assert.equal(JSON.stringify(again), JSON.stringify(againCli), `${contextFile}, returning`);
+  }
+});
+
+test("tokens minted in Node verify in the CLI, and the other way round", () => {
+  const token = mm.mintToken({ keys: KEYS, stage: "decision", segments: ["vip"], visitor: VISITOR });
+  const inspected = JSON.parse(cli("token", "inspect", token, "--keys", keysFile));
+  assert.equal(inspected.visitor, VISITOR);
+  assert.deepEqual(inspected.segments, ["vip"]);
+  const fromCli = cli("token", "mint", "--keys", keysFile, "--stage", "purchase", "--visitor", VISITOR).trim();
+  const state = mm.inspectToken(fromCli, KEYS);
+  assert.equal(state.visitor, VISITOR);
+  assert.deepEqual(state, JSON.parse(cli("token", "inspect", fromCli, "--keys", keysFile)));
+  assert.throws(() => mm.inspectToken(fromCli.slice(0, -2) + "AA", KEYS), Error);
+});
+
+test("errors are JS Errors with the engine's message", () => {
+  assert.throws(() => mm.Bundle.compile("{}"), /missing required field/);
+  assert.throws(() => mm.Bundle.load(new Uint8Array([1, 2, 3])), /not a micromoment bundle/);
+  const bundle = mm.Bundle.load(readFileSync(join(ROOT, "fixtures", "automotive.mmb")));
+  assert.throws(() => bundle.decide({ slots: ["heor"] }), /unknown slot "heor" \(did you mean "hero"\?\)/);
+  assert.throws(() => bundle.decide({ slotz: [] }), /unknown field `slotz`/);
+  assert.equal(mm.evalRule({ glob: [{ var: "page.path" }, "/models/**"] }, { page: { path: "/models/suv/x5" } }), true);
+});
+
+test("the ES module build runs in any runtime that has WebAssembly", async () => {
+  const web = await import(pathToFileURL(join(dir, "node_modules", "micromoment", "web", "micromoment.js")));
+  await web.default({ module_or_path: readFileSync(join(dir, "node_modules", "micromoment", "web", "micromoment_bg.wasm")) });
+  const bundle = web.Bundle.load(readFileSync(join(ROOT, "fixtures", "automotive.mmb")));
+  const answer = bundle.decide({ slots: ["hero"], visitor: VISITOR, now: 1795000000000 });
+  assert.equal(answer.decisions[0].content, "brand-film");
+  assert.equal(answer.token, null, "no keys, no token");
+});

@@ -1,0 +1,99 @@
+//! The npm package's API under Node (wasm-bindgen-test): every scenario of
+//! `fixtures/scenarios/` replayed through `Bundle.decide`, the same expectations as the
+//! native tests, and tokens minted and inspected through the JS functions.
+//!
+//! `CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+//!  cargo test --target wasm32-unknown-unknown --no-default-features --features js --test wasm`
+#![cfg(all(target_arch = "wasm32", feature = "js"))]
+
+use std::collections::BTreeMap;
+
+use micromoment::js::{inspect_token, mint_token, Bundle};
+use serde_json::{json, Value as Json};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+#[path = "common/scenario.rs"]
+mod scenario;
+
+#[wasm_bindgen(module = "fs")]
+extern "C" {
+    #[wasm_bindgen(js_name = readFileSync)]
+    fn read_text(path: &str, encoding: &str) -> String;
+    #[wasm_bindgen(js_name = readFileSync)]
+    fn read_bytes(path: &str) -> js_sys::Uint8Array;
+    #[wasm_bindgen(js_name = readdirSync)]
+    fn read_dir(path: &str) -> js_sys::Array;
+}
+
+fn repo(relative: &str) -> String {
+    format!("{}/{relative}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn to_js(value: &Json) -> JsValue {
+    js_sys::JSON::parse(&value.to_string()).expect("JSON")
+}
+
+fn from_js(value: &JsValue) -> Json {
+    serde_json::from_str(&js_sys::JSON::stringify(value).expect("JSON").as_string().expect("text")).expect("parses")
+}
+
+#[wasm_bindgen_test]
+fn every_scenario_decides_through_the_js_api() {
+    let mut names: Vec<String> = read_dir(&repo("fixtures/scenarios"))
+        .iter()
+        .filter_map(|v| v.as_string())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 25, "found {} scenarios", names.len());
+    let mut bundles: BTreeMap<String, Bundle> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for name in &names {
+        let scenario: Json = serde_json::from_str(&read_text(&repo(&format!("fixtures/scenarios/{name}")), "utf8")).expect("scenario");
+        let bundle_name = scenario["bundle"].as_str().expect("bundle").to_owned();
+        let bundle = bundles.entry(bundle_name.clone()).or_insert_with(|| {
+            Bundle::compile(&read_text(&repo(&format!("fixtures/{bundle_name}")), "utf8"))
+                .unwrap_or_else(|_| panic!("{bundle_name} compiles"))
+        });
+        let answer = match bundle.decide(to_js(&scenario::options(&scenario))) {
+            Ok(answer) => from_js(&answer),
+            Err(_) => {
+                failures.push(format!("{name}: decide threw"));
+                continue;
+            }
+        };
+        let errors = scenario::check(&scenario, &answer);
+        if !errors.is_empty() {
+            failures.push(format!("{name}:\n  {}", errors.join("\n  ")));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), names.len(), failures.join("\n"));
+}
+
+#[wasm_bindgen_test]
+fn the_embedded_bundle_loads_from_mmb_bytes() {
+    let bytes = read_bytes(&repo("fixtures/automotive.mmb")).to_vec();
+    let bundle = Bundle::load(&bytes, None).unwrap_or_else(|_| panic!("loads"));
+    assert_eq!(bundle.id(), "acme-autos");
+    assert_eq!(bundle.hash().map(|h| h.len()), Some(64));
+    assert!(bundle.slots().contains(&"hero".to_owned()));
+    assert!(Bundle::load(b"not a bundle", None).is_err());
+}
+
+#[wasm_bindgen_test]
+fn tokens_minted_in_js_inspect_in_js() {
+    let keys: Json = serde_json::from_str(scenario::KEYS).expect("keys");
+    let token = mint_token(to_js(&json!({
+        "keys": keys, "stage": "decision", "segments": ["vip"],
+        "visitor": "0123456789abcdef0123456789abcdef", "now": "2026-11-23T10:00:00Z"
+    })))
+    .unwrap_or_else(|_| panic!("mints"));
+    let state = from_js(&inspect_token(&token, to_js(&keys), to_js(&json!("2026-11-23T11:00:00Z"))).unwrap_or_else(|_| panic!("verifies")));
+    assert_eq!(state["visitor"], "0123456789abcdef0123456789abcdef");
+    assert_eq!(state["segments"], json!(["vip"]));
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    assert!(inspect_token(&tampered, to_js(&keys), JsValue::UNDEFINED).is_err());
+}
