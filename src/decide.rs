@@ -979,6 +979,48 @@ fn render_json(template: &JsonTemplate, facts: &Facts<'_>) -> serde_json::Value 
     }
 }
 
+/// A content's rendition for previews (the coverage report): the HTML if it has one,
+/// else the JSON, else the text, with placeholders filled from `ctx`.
+pub(crate) fn render_preview(
+    bundle: &Bundle,
+    content: &Content,
+    ctx: &Context,
+    now: UnixSeconds,
+) -> String {
+    let prior = State::default();
+    let time = LocalTime::at(now, ctx.geo.timezone.as_deref());
+    let facts = Facts {
+        bundle,
+        ctx,
+        prior: &prior,
+        stage: 0,
+        stage_since: now,
+        visits: 1,
+        intents: &[],
+        time: &time,
+        now,
+    };
+    match (&content.html, &content.json, &content.text) {
+        (Some(html), _, _) => render_template(html, &facts, true),
+        (None, Some(json), _) => {
+            let mut out = String::from("<pre>");
+            escape_html(
+                &serde_json::to_string_pretty(&render_json(json, &facts)).unwrap_or_default(),
+                &mut out,
+            );
+            out.push_str("</pre>");
+            out
+        }
+        (None, None, Some(text)) => {
+            let mut out = String::from("<p>");
+            escape_html(&render_template(text, &facts, false), &mut out);
+            out.push_str("</p>");
+            out
+        }
+        (None, None, None) => String::new(),
+    }
+}
+
 /// Escapes the five characters that matter in HTML text and attribute values.
 pub fn escape_html(text: &str, out: &mut String) {
     for c in text.chars() {

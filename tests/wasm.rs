@@ -35,7 +35,13 @@ fn to_js(value: &Json) -> JsValue {
 }
 
 fn from_js(value: &JsValue) -> Json {
-    serde_json::from_str(&js_sys::JSON::stringify(value).expect("JSON").as_string().expect("text")).expect("parses")
+    serde_json::from_str(
+        &js_sys::JSON::stringify(value)
+            .expect("JSON")
+            .as_string()
+            .expect("text"),
+    )
+    .expect("parses")
 }
 
 #[wasm_bindgen_test]
@@ -50,11 +56,18 @@ fn every_scenario_decides_through_the_js_api() {
     let mut bundles: BTreeMap<String, Bundle> = BTreeMap::new();
     let mut failures = Vec::new();
     for name in &names {
-        let scenario: Json = serde_json::from_str(&read_text(&repo(&format!("fixtures/scenarios/{name}")), "utf8")).expect("scenario");
+        let scenario: Json = serde_json::from_str(&read_text(
+            &repo(&format!("fixtures/scenarios/{name}")),
+            "utf8",
+        ))
+        .expect("scenario");
         let bundle_name = scenario["bundle"].as_str().expect("bundle").to_owned();
         let bundle = bundles.entry(bundle_name.clone()).or_insert_with(|| {
-            Bundle::compile(&read_text(&repo(&format!("fixtures/{bundle_name}")), "utf8"))
-                .unwrap_or_else(|_| panic!("{bundle_name} compiles"))
+            Bundle::compile(&read_text(
+                &repo(&format!("fixtures/{bundle_name}")),
+                "utf8",
+            ))
+            .unwrap_or_else(|_| panic!("{bundle_name} compiles"))
         });
         let answer = match bundle.decide(to_js(&scenario::options(&scenario))) {
             Ok(answer) => from_js(&answer),
@@ -68,7 +81,13 @@ fn every_scenario_decides_through_the_js_api() {
             failures.push(format!("{name}:\n  {}", errors.join("\n  ")));
         }
     }
-    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), names.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios failed:\n{}",
+        failures.len(),
+        names.len(),
+        failures.join("\n")
+    );
 }
 
 #[wasm_bindgen_test]
@@ -89,7 +108,10 @@ fn tokens_minted_in_js_inspect_in_js() {
         "visitor": "0123456789abcdef0123456789abcdef", "now": "2026-11-23T10:00:00Z"
     })))
     .unwrap_or_else(|_| panic!("mints"));
-    let state = from_js(&inspect_token(&token, to_js(&keys), to_js(&json!("2026-11-23T11:00:00Z"))).unwrap_or_else(|_| panic!("verifies")));
+    let state = from_js(
+        &inspect_token(&token, to_js(&keys), to_js(&json!("2026-11-23T11:00:00Z")))
+            .unwrap_or_else(|_| panic!("verifies")),
+    );
     assert_eq!(state["visitor"], "0123456789abcdef0123456789abcdef");
     assert_eq!(state["segments"], json!(["vip"]));
     let mut tampered = token.clone();

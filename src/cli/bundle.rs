@@ -413,3 +413,71 @@ pub(crate) fn publish(args: PublishArgs) -> Outcome {
         &json!({"id": header.id, "version": header.version, "hash": header.hash, "key": key, "local": args.local}),
     )
 }
+
+#[derive(Args)]
+pub(crate) struct ReportArgs {
+    /// The bundle: authoring JSON or compiled `.mmb`.
+    pub bundle: PathBuf,
+    /// Where to write the HTML report (or the JSON one with --json).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Write the report as JSON (to --output, or stdout) for CI pipelines.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when a candidate is unreachable or a slot only shows its default.
+    #[arg(long)]
+    pub strict: bool,
+    /// The clock the grid is decided at, RFC 3339 (default: now).
+    #[arg(long)]
+    pub now: Option<String>,
+}
+
+/// Runs the engine over the bundle's grid of audiences and writes the coverage report.
+pub(crate) fn report(args: ReportArgs) -> Outcome {
+    let bundle = load_bundle(&args.bundle)?;
+    let now = now_arg(args.now.as_deref())?;
+    let bytes = bundle
+        .to_mmb(None)
+        .map_err(|e| Failure::Usage(format!("cannot encode the bundle: {e}")))?;
+    let header = Bundle::read_header(&bytes, &Budget::default())
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let report = micromoment::report::build(&bundle, &header.hash, bytes.len(), now);
+    let text = if args.json {
+        serde_json::to_string_pretty(&report).map_err(|e| Failure::Usage(e.to_string()))? + "\n"
+    } else {
+        micromoment::report::html(&report)
+    };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &text)
+                .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))?;
+            eprintln!(
+                "{}: {} contexts, {} unreachable candidates, {} default-only slots, {} contents never shown -> {} ({} bytes)",
+                args.bundle.display(),
+                report.contexts,
+                report.unreachable.len(),
+                report.default_only.len(),
+                report.never_shown.len(),
+                path.display(),
+                text.len()
+            );
+        }
+        None if args.json => print!("{text}"),
+        None => return Err(Failure::Usage("an HTML report needs -o FILE".into())),
+    }
+    if args.strict && report.has_findings() {
+        let names: Vec<String> = report
+            .unreachable
+            .iter()
+            .map(|u| format!("unreachable: {} in {} ({})", u.candidate, u.slot, u.why))
+            .chain(
+                report
+                    .default_only
+                    .iter()
+                    .map(|s| format!("slot {s} only shows its default")),
+            )
+            .collect();
+        return Err(Failure::Findings(names.join("\n")));
+    }
+    Ok(())
+}

@@ -46,6 +46,8 @@ enum Command {
     Schema,
     /// Publish a compiled bundle to the Worker's KV namespace through wrangler.
     Publish(bundle::PublishArgs),
+    /// Write the coverage report: what each stage × device × channel sees, per slot.
+    Report(bundle::ReportArgs),
 }
 
 /// How a command failed, which decides the exit code.
@@ -82,6 +84,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Simulate(args) => bundle::simulate(args),
         Command::Schema => bundle::schema(),
         Command::Publish(args) => bundle::publish(args),
+        Command::Report(args) => bundle::report(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,6 +54,21 @@ impl Glob {
         Glob { segments }
     }
 
+    /// A path the pattern matches, for reports: wildcards become `x`, `**` nothing.
+    pub fn example(&self) -> String {
+        let parts: Vec<String> = self
+            .segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Deep => None,
+                Segment::One => Some("x".to_owned()),
+                Segment::Literal(l) => Some(l.clone()),
+                Segment::Wild(w) => Some(w.replace('*', "x")),
+            })
+            .collect();
+        format!("/{}", parts.join("/"))
+    }
+
     /// Whether `path` matches the pattern.
     pub fn matches(&self, path: &str) -> bool {
         let pattern = &self.segments;

@@ -81,12 +81,14 @@ impl<V> Rule<V> {
         self.eval(data).truthy()
     }
 
-    /// Every resolved variable the rule reads, with the literals it is compared to
-    /// directly (`{"==": [var, lit]}`, `{"in": [var, [lits]]}`, `{">=": [var, lit]}`).
-    /// The coverage report builds its grid of contexts from these.
-    pub fn comparisons(&self) -> Vec<(&V, Vec<&Lit>)> {
+    /// Every resolved variable the rule reads, each with example values that the rule
+    /// compares it to: the literals of `==`, `in`, `>=`…, a path matching a `glob`, a
+    /// string with a `starts_with` prefix, a `sem_ver` target, an `in_segment` name. The
+    /// coverage report builds its grid of contexts from these, so it never needs to
+    /// know what a bundle's rules are about.
+    pub fn examples(&self) -> Vec<(&V, Vec<serde_json::Value>)> {
         let mut out = Vec::new();
-        self.root.comparisons(&mut out);
+        self.root.examples(&mut out);
         out
     }
 }
@@ -117,37 +119,68 @@ pub(crate) enum Node<V> {
 }
 
 impl<V> Node<V> {
-    fn comparisons<'r>(&'r self, out: &mut Vec<(&'r V, Vec<&'r Lit>)>) {
-        let children: &[Node<V>] = match self {
-            Node::Lit(_) | Node::Local(..) | Node::Var(_, None) => &[],
-            Node::Var(_, Some(default)) | Node::DynVar(_, Some(default), _) => {
-                default.comparisons(out);
-                &[]
+    fn examples<'r>(&'r self, out: &mut Vec<(&'r V, Vec<serde_json::Value>)>) {
+        let lit = |node: &Node<V>| match node {
+            Node::Lit(l) => Some(Value::from_lit(l).to_json()),
+            _ => None,
+        };
+        let children: Vec<&Node<V>> = match self {
+            Node::Lit(_) | Node::Local(..) => Vec::new(),
+            Node::Var(var, default) => {
+                out.push((var, Vec::new()));
+                default.iter().map(AsRef::as_ref).collect()
             }
-            Node::DynVar(_, None, _) => &[],
-            Node::Array(items) => items,
-            Node::Glob(arg, _) | Node::SemVer(arg, ..) | Node::InSegment(_, arg) => {
-                arg.comparisons(out);
-                &[]
+            Node::DynVar(key, default, _) => std::iter::once(key.as_ref())
+                .chain(default.iter().map(AsRef::as_ref))
+                .collect(),
+            Node::Array(items) => items.iter().collect(),
+            Node::Glob(arg, glob) => {
+                if let Node::Var(var, _) = arg.as_ref() {
+                    out.push((var, vec![serde_json::Value::String(glob.example())]));
+                }
+                vec![arg.as_ref()]
+            }
+            Node::SemVer(arg, _, target) => {
+                if let Node::Var(var, _) = arg.as_ref() {
+                    // The target satisfies `=`, `>=`, `^`, `~`; the lowest version `<`.
+                    out.push((var, vec![target.to_string().into(), "0.0.0".into()]));
+                }
+                vec![arg.as_ref()]
+            }
+            Node::InSegment(var, arg) => {
+                out.push((var, lit(arg).into_iter().collect()));
+                vec![arg.as_ref()]
             }
             Node::Op(op, args) => {
-                if op.compares() {
-                    if let [Node::Var(var, _), Node::Lit(lit), ..] = args.as_slice() {
-                        let lits = match lit {
-                            Lit::Array(items) => items.iter().collect(),
-                            other => vec![other],
-                        };
-                        out.push((var, lits));
+                let pair = match args.as_slice() {
+                    [Node::Var(var, _), other, ..] | [other, Node::Var(var, _), ..] => {
+                        Some((var, other))
                     }
+                    _ => None,
+                };
+                if let Some((var, Node::Lit(value))) = pair {
+                    let values: Vec<serde_json::Value> = match (op, value) {
+                        (Op::StartsWith, Lit::String(p)) => vec![format!("{p}example").into()],
+                        (Op::EndsWith, Lit::String(p)) => vec![format!("example{p}").into()],
+                        (_, Lit::Array(items)) if op.compares() => {
+                            items.iter().map(|i| Value::from_lit(i).to_json()).collect()
+                        }
+                        // A number and the next one: between them every comparison
+                        // with the literal can go either way.
+                        (_, Lit::Number(n)) if op.compares() => vec![
+                            Value::Number(*n).to_json(),
+                            Value::Number(n + 1.0).to_json(),
+                        ],
+                        (_, other) if op.compares() => vec![Value::from_lit(other).to_json()],
+                        _ => Vec::new(),
+                    };
+                    out.push((var, values));
                 }
-                args
+                args.iter().collect()
             }
         };
-        if let Node::Var(var, _) = self {
-            out.push((var, Vec::new()));
-        }
         for child in children {
-            child.comparisons(out);
+            child.examples(out);
         }
     }
 }

@@ -6,12 +6,16 @@
 use serde_json::{json, Value as Json};
 
 /// The keys every face signs scenario tokens with.
-pub const KEYS: &str = r#"{"current":"k1","keys":{"k1":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}}"#;
+pub const KEYS: &str =
+    r#"{"current":"k1","keys":{"k1":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}}"#;
 
 /// The npm package's `decide` options for a scenario.
 pub fn options(scenario: &Json) -> Json {
     let mut context = scenario.get("context").cloned().unwrap_or(json!({}));
-    if let (Some(event), Some(map)) = (scenario.get("event").and_then(Json::as_str), context.as_object_mut()) {
+    if let (Some(event), Some(map)) = (
+        scenario.get("event").and_then(Json::as_str),
+        context.as_object_mut(),
+    ) {
         map.insert("event".into(), json!(event));
     }
     let mut options = json!({
@@ -41,7 +45,10 @@ fn contains(actual: &Json, expected: &Json, path: &str, errors: &mut Vec<String>
             }
         }
         (Json::Number(a), Json::Number(e)) => {
-            let (a, e) = (a.as_f64().unwrap_or(f64::NAN), e.as_f64().unwrap_or(f64::NAN));
+            let (a, e) = (
+                a.as_f64().unwrap_or(f64::NAN),
+                e.as_f64().unwrap_or(f64::NAN),
+            );
             if (a - e).abs() > 0.005 {
                 errors.push(format!("{path}: expected {e}, got {a}"));
             }
@@ -57,7 +64,13 @@ pub fn check(scenario: &Json, answer: &Json) -> Vec<String> {
     let mut errors = Vec::new();
     contains(&answer["stage"], &expect["stage"], "stage", &mut errors);
     let decisions = answer["decisions"].as_array().cloned().unwrap_or_default();
-    for (i, expected) in expect["decisions"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+    for (i, expected) in expect["decisions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let got = decisions.get(i).cloned().unwrap_or(Json::Null);
         // Renditions are compared separately, by slot.
         let mut want = expected.clone();
@@ -90,9 +103,15 @@ pub fn check(scenario: &Json, answer: &Json) -> Vec<String> {
         }
     }
     // With keys, a state that may be written comes back as a token.
-    let persist = expect.get("persist").and_then(Json::as_bool).unwrap_or(true);
+    let persist = expect
+        .get("persist")
+        .and_then(Json::as_bool)
+        .unwrap_or(true);
     if answer["token"].is_string() != persist {
-        errors.push(format!("persist: expected {persist}, got token {}", answer["token"]));
+        errors.push(format!(
+            "persist: expected {persist}, got token {}",
+            answer["token"]
+        ));
     }
     errors
 }

@@ -26,8 +26,8 @@ pub fn read_json(relative: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
-#[path = "../common/scenario.rs"]
-mod scenario_check;
 #[path = "../../benches/common/mod.rs"]
 mod generated;
+#[path = "../common/scenario.rs"]
+mod scenario_check;
 pub use generated::generated_bundle;

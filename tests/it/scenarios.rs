@@ -65,7 +65,15 @@ pub fn run(bundles: &mut BTreeMap<String, Bundle>, scenario: &Json) -> Vec<Strin
         .collect();
     let slots = bundle.resolve_slots(slot_names).expect("slots exist");
     let keys = Keys::from_json(crate::scenario_check::KEYS).expect("keys");
-    let mut decision = micromoment::decide(bundle, prior.as_ref(), visitor, &context, now, &slots, Options::default());
+    let mut decision = micromoment::decide(
+        bundle,
+        prior.as_ref(),
+        visitor,
+        &context,
+        now,
+        &slots,
+        Options::default(),
+    );
     let token = session::seal(&mut decision, Some(&keys), now);
     let outcome = session::Outcome {
         decision,
