@@ -174,7 +174,31 @@ struct Facts<'a> {
     now: UnixSeconds,
 }
 
-impl Facts<'_> {
+impl<'a> Facts<'a> {
+    /// The facts of one phase of a request: the journey `(stage, stage_since, visits)`
+    /// and intents as they stand at that phase.
+    fn new(
+        bundle: &'a Bundle,
+        ctx: &'a Context,
+        prior: &'a State,
+        (stage, stage_since, visits): (u16, UnixSeconds, u32),
+        intents: &'a [f64],
+        time: &'a LocalTime,
+        now: UnixSeconds,
+    ) -> Self {
+        Facts {
+            bundle,
+            ctx,
+            prior,
+            stage,
+            stage_since,
+            visits,
+            intents,
+            time,
+            now,
+        }
+    }
+
     fn impression(&self, id: u32) -> Option<&Impression> {
         self.prior.impressions.iter().find(|i| i.id == id)
     }
@@ -412,17 +436,15 @@ pub fn decide<'b>(
                     })
             })
             .collect();
-        let facts = Facts {
+        let facts = Facts::new(
             bundle,
             ctx,
             prior,
-            stage,
-            stage_since,
-            visits,
-            intents: &decayed,
-            time: &time,
+            (stage, stage_since, visits),
+            &decayed,
+            &time,
             now,
-        };
+        );
         intents = bundle
             .topics
             .iter()
@@ -447,17 +469,15 @@ pub fn decide<'b>(
             .collect();
         // 1c. Transitions, in bundle order, until none applies.
         for _ in 0..bundle.stages.len() {
-            let facts = Facts {
+            let facts = Facts::new(
                 bundle,
                 ctx,
                 prior,
-                stage,
-                stage_since,
-                visits,
-                intents: &intents,
-                time: &time,
+                (stage, stage_since, visits),
+                &intents,
+                &time,
                 now,
-            };
+            );
             let applies = bundle.transitions.iter().enumerate().find(|(_, t)| {
                 let direction_ok = if t.back { t.to != stage } else { t.to > stage };
                 direction_ok
@@ -487,17 +507,15 @@ pub fn decide<'b>(
         .stages
         .get(usize::from(stage))
         .map_or("", |s| s.name.as_str());
-    let facts = Facts {
+    let facts = Facts::new(
         bundle,
         ctx,
         prior,
-        stage,
-        stage_since,
-        visits,
-        intents: &intents,
-        time: &time,
+        (stage, stage_since, visits),
+        &intents,
+        &time,
         now,
-    };
+    );
     let mut visitor_buf = [0u8; 32];
     let visitor_hex = bucket::visitor_hex(&prior.visitor, &mut visitor_buf);
 
