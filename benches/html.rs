@@ -18,21 +18,36 @@ fn page(paragraphs: usize) -> Vec<u8> {
 
 fn html(c: &mut Criterion) {
     let fills = [
-        Fill { slot: "hero", content: "test-drive", html: "<a href=/test-drive>Book a test drive in Lyon</a>" },
-        Fill { slot: "sidebar", content: "finance", html: "<aside>0 % for 24 months</aside>" },
-        Fill { slot: "banner", content: "winter", html: "<b>Winter check</b>" },
+        Fill {
+            slot: "hero",
+            content: "test-drive",
+            html: "<a href=/test-drive>Book a test drive in Lyon</a>",
+        },
+        Fill {
+            slot: "sidebar",
+            content: "finance",
+            html: "<aside>0 % for 24 months</aside>",
+        },
+        Fill {
+            slot: "banner",
+            content: "winter",
+            html: "<b>Winter check</b>",
+        },
     ];
     let mut group = c.benchmark_group("html");
     for paragraphs in [100, 2000] {
         let page = page(paragraphs);
         group.throughput(Throughput::Bytes(page.len() as u64));
-        group.bench_function(format!("scan + rewrite, {} KiB page", page.len() / 1024), |b| {
-            b.iter(|| {
-                let slots = scan_slots(black_box(&page)).expect("scans");
-                assert_eq!(slots.len(), 3);
-                rewrite_page(black_box(&page), &fills).expect("rewrites")
-            })
-        });
+        group.bench_function(
+            format!("scan + rewrite, {} KiB page", page.len() / 1024),
+            |b| {
+                b.iter(|| {
+                    let slots = scan_slots(black_box(&page)).expect("scans");
+                    assert_eq!(slots.len(), 3);
+                    rewrite_page(black_box(&page), &fills).expect("rewrites")
+                })
+            },
+        );
     }
     group.finish();
 }

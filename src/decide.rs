@@ -403,7 +403,14 @@ pub fn decide<'b>(
     let mut journey_trace = Vec::new();
     let explain = options.explain;
 
-    let opted_out = ctx.consent.personalization == Some(false) || prior.consent.opted_out();
+    // This request's signal wins over the one remembered in the token, both ways.
+    let opted_out = match ctx.consent.personalization {
+        Some(given) => !given,
+        None => prior.consent.opted_out(),
+    };
+    if ctx.consent.personalization == Some(true) {
+        next.consent = crate::token::Consent(next.consent.0 & !crate::token::Consent::OPTED_OUT);
+    }
     let mut stage = stage_index(bundle, prior);
     let mut stage_since = if prior.stage_since == 0 {
         now

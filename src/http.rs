@@ -17,6 +17,10 @@ const MAX_QUERY_PARAMS: usize = 64;
 /// What an adapter knows about a request, already split.
 #[derive(Debug, Clone, Default)]
 pub struct RequestParts<'a> {
+    /// Whether this is an API call (`/v1/...`): only then do the `path`, `event`,
+    /// `channel` and `app_version` query parameters count, so a link to a page cannot
+    /// fire an app event or move a visitor along the journey.
+    pub api: bool,
     /// The URL path.
     pub path: &'a str,
     /// The host name.
@@ -66,12 +70,13 @@ fn param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
 pub fn context(parts: &RequestParts<'_>) -> Context {
     let mut ctx = Context::default();
     let query = parts.query;
+    let api_param = |name: &str| if parts.api { param(query, name) } else { None };
     let ua = bounded(parts.user_agent).unwrap_or("");
     ctx.device.kind = Some(device_type(ua, parts.ch_mobile));
     ctx.device.os = os(ua, bounded(parts.ch_platform)).map(str::to_owned);
     ctx.device.browser = browser(ua).map(str::to_owned);
     // Apps may name the screen they show in `path`.
-    ctx.page.path = Some(param(query, "path").unwrap_or(parts.path).to_owned());
+    ctx.page.path = Some(api_param("path").unwrap_or(parts.path).to_owned());
     ctx.page.host = parts.host.map(str::to_owned);
     ctx.page.lang = bounded(parts.accept_language).and_then(primary_language);
     for (k, v) in query.iter().take(MAX_QUERY_PARAMS) {
@@ -90,16 +95,16 @@ pub fn context(parts: &RequestParts<'_>) -> Context {
         ctx.utm.medium.as_deref(),
     ));
     ctx.referrer.host = referer_host.map(str::to_owned);
-    ctx.channel = match param(query, "channel") {
+    ctx.channel = match api_param("channel") {
         Some("app") => Channel::App,
         Some("web") => Channel::Web,
         _ if parts.app_token || parts.app_version.is_some() => Channel::App,
         _ => Channel::Web,
     };
     ctx.app.version = bounded(parts.app_version)
-        .or_else(|| param(query, "app_version"))
+        .or_else(|| api_param("app_version"))
         .map(str::to_owned);
-    ctx.event = param(query, "event")
+    ctx.event = api_param("event")
         .filter(|e| !e.is_empty())
         .map(str::to_owned);
     ctx.consent.personalization = consent(parts.sec_gpc, parts.consent_cookie);
@@ -398,6 +403,7 @@ mod tests {
             ("stock".to_owned(), "second".to_owned()),
         ];
         let parts = RequestParts {
+            api: true,
             path: "/models/suv/x5",
             host: Some("acme.example"),
             query: &query,
@@ -418,5 +424,17 @@ mod tests {
         assert_eq!(ctx.consent.personalization, Some(false));
         assert_eq!(ctx.channel, Channel::Web);
         assert_eq!(primary_language("*"), None);
+        // On a page (not an API call), a link cannot fire an event or pick the channel.
+        let query = vec![
+            ("event".to_owned(), "order_completed".to_owned()),
+            ("channel".to_owned(), "app".to_owned()),
+        ];
+        let page = context(&RequestParts {
+            path: "/",
+            query: &query,
+            ..RequestParts::default()
+        });
+        assert_eq!(page.event, None);
+        assert_eq!(page.channel, Channel::Web);
     }
 }

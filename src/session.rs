@@ -95,39 +95,47 @@ pub fn seal(decision: &mut Decision<'_>, keys: Option<&Keys>, now: UnixSeconds) 
     token::sign(&decision.state, keys?).ok()
 }
 
-/// Applies app events in order (`POST /v1/events`): each is one request's signals, with
-/// no slot shown.
+/// Applies app events in order (`POST /v1/events`): the request's own signals once
+/// (with the first event), then each further event alone, so a path or a UTM tag
+/// raises an intent once however many events arrive together. No slot is shown.
 pub fn events<'b>(
     bundle: &'b Bundle,
     keys: Option<&Keys>,
     request: &Request<'_>,
     names: &[String],
 ) -> Outcome<'b> {
+    let mut first = request.context.clone();
+    first.event = names.first().cloned();
     let mut outcome = decide(
         bundle,
         keys,
         &Request {
             slots: &[],
+            context: &first,
             ..request.clone()
         },
     );
-    for name in names {
-        let mut context = request.context.clone();
-        context.event = Some(name.clone());
+    // Later events keep who and where the visitor is, not what this request showed.
+    let mut later = request.context.clone();
+    later.page.path = None;
+    later.page.query.clear();
+    later.utm = Default::default();
+    later.referrer = Default::default();
+    for name in names.iter().skip(1) {
+        if !outcome.decision.persist {
+            break;
+        }
+        later.event = Some(name.clone());
         let prior = outcome.decision.state.clone();
-        let decision = decide::decide(
+        outcome.decision = decide::decide(
             bundle,
             Some(&prior),
             request.entropy,
-            &context,
+            &later,
             request.now,
             &[],
             Options::default(),
         );
-        if !decision.persist {
-            break;
-        }
-        outcome.decision = decision;
     }
     outcome.token = seal(&mut outcome.decision, keys, request.now);
     outcome

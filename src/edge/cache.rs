@@ -169,10 +169,17 @@ async fn refresh(env: &Env, current: &Active, now: i64) -> Result<Option<Active>
         .await
         .map_err(|e| format!("KV get bundle:{hash}: {e}"))?
         .ok_or_else(|| format!("bundle:{hash} is missing"))?;
-    let public_key = match var(env, "BUNDLE_PUBKEY") {
-        Some(text) => Some(public_key_of(&text).map_err(|e| format!("BUNDLE_PUBKEY: {e}"))?),
-        None => None,
-    };
+    // The bundle decides the HTML of every page: outside development, only bundles
+    // signed by the configured key are taken.
+    let public_key =
+        match var(env, "BUNDLE_PUBKEY") {
+            Some(text) => Some(public_key_of(&text).map_err(|e| format!("BUNDLE_PUBKEY: {e}"))?),
+            None if super::request::dev_mode(env) => None,
+            None => return Err(
+                "BUNDLE_PUBKEY is not set: KV bundles are refused outside development (MM_DEV=1)"
+                    .into(),
+            ),
+        };
     let (bundle, header) = Bundle::from_mmb(&bytes, public_key.as_ref(), &Budget::default())
         .map_err(|e| format!("bundle:{hash}: {e}"))?;
     if header.hash != hash {

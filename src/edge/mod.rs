@@ -65,6 +65,7 @@ async fn fetch(req: Request, env: Env, ctx: WorkerContext) -> Result<Response> {
         );
         ResponseBuilder::new()
             .with_status(200)
+            .with_header("Cache-Control", "no-store")?
             .from_json(&json!({"error": "temporarily unavailable", "decisions": []}))
     })
 }
@@ -102,12 +103,18 @@ fn requested_slots(
     let Some((_, list)) = incoming.query.iter().find(|(k, _)| k == "slots") else {
         return Err("slots: required, e.g. ?slots=hero,sidebar".into());
     };
-    let names: Vec<&str> = list
+    // Each slot once: a repeated name would count its impression and exposure twice.
+    let mut names: Vec<&str> = Vec::new();
+    for name in list
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .take(32)
-        .collect();
+    {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     if names.is_empty() {
         return Err("slots: name at least one slot".into());
     }
@@ -209,6 +216,19 @@ struct EventItem {
 async fn events(mut req: Request, env: &Env) -> Result<Response> {
     let now = now();
     let incoming = request::read(&req, env);
+    // Refuse a declared oversized body before reading any of it.
+    let declared = req
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .and_then(|l| l.trim().parse::<usize>().ok());
+    if let Some(len) = declared.filter(|len| *len > MAX_BODY) {
+        return error(
+            400,
+            &format!("body is {len} bytes, over the limit of {MAX_BODY}"),
+        );
+    }
     let bytes = req.bytes().await.unwrap_or_default();
     if bytes.len() > MAX_BODY {
         return error(

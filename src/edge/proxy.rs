@@ -64,15 +64,22 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
         .headers()
         .get("Content-Length")?
         .and_then(|l| l.parse::<usize>().ok());
+    // Only a whole page: a 206 range or another 2xx passes through.
     let personalize = method == Method::Get
-        && (200..300).contains(&status)
+        && status == 200
         && content_type.to_ascii_lowercase().starts_with("text/html")
         && declared_len.is_none_or(|len| len <= MAX_PAGE);
     if !personalize {
         return Ok(origin_response);
     }
     let headers = origin_response.headers().clone();
-    let page = origin_response.bytes().await?;
+    let Ok(page) = origin_response.bytes().await else {
+        return error(502, "origin body unreadable");
+    };
+    // The body goes out as read (decoded, whole): its old length and encoding are stale.
+    for stale in ["Content-Length", "Content-Encoding"] {
+        headers.delete(stale)?;
+    }
     let untouched = |page: Vec<u8>| {
         ResponseBuilder::new()
             .with_status(status)
@@ -82,11 +89,27 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
     if page.len() > MAX_PAGE {
         return untouched(page);
     }
+    match personalize_page(&page, headers.clone(), status, env, ctx, &incoming).await {
+        Ok(Some(response)) => Ok(response),
+        // Nothing to fill, or a fault of ours: the page as the origin made it.
+        Ok(None) | Err(_) => untouched(page),
+    }
+}
+
+/// Decides and fills a page's slots; `None` when there is nothing to personalize.
+async fn personalize_page(
+    page: &[u8],
+    headers: worker::Headers,
+    status: u16,
+    env: &Env,
+    ctx: &WorkerContext,
+    incoming: &request::Incoming,
+) -> Result<Option<Response>> {
     let Some(active) = cache::active(env, now()).await else {
-        return untouched(page);
+        return Ok(None);
     };
-    let Ok(declared) = html::scan_slots(&page) else {
-        return untouched(page);
+    let Ok(declared) = html::scan_slots(page) else {
+        return Ok(None);
     };
     // Slots the bundle does not know keep the page's own content.
     let known: Vec<&str> = declared
@@ -95,10 +118,10 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
         .filter(|name| active.bundle.slot_names().any(|s| s == *name))
         .collect();
     let Ok(slots) = active.bundle.resolve_slots(known) else {
-        return untouched(page);
+        return Ok(None);
     };
     if slots.is_empty() {
-        return untouched(page);
+        return Ok(None);
     }
     let keys = cache::keys(env);
     let request = SessionRequest {
@@ -122,24 +145,20 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
             })
         })
         .collect();
-    let Ok(rewritten) = html::rewrite_page(&page, &fills) else {
-        return untouched(page);
+    let Ok(rewritten) = html::rewrite_page(page, &fills) else {
+        return Ok(None);
     };
-    // The body changed: its length, validators and encoding are ours now.
-    for stale in [
-        "Content-Length",
-        "ETag",
-        "Content-Encoding",
-        "Last-Modified",
-    ] {
+    // The body changed: its validators are stale too.
+    for stale in ["ETag", "Last-Modified"] {
         headers.delete(stale)?;
     }
     headers.append("Vary", "Cookie")?;
     headers.set("Cache-Control", "private, no-store")?;
-    attach_token(&headers, &incoming, outcome.token.as_deref())?;
+    attach_token(&headers, incoming, outcome.token.as_deref())?;
     send_exposures(env, ctx, &active, &outcome.decision.exposures);
     ResponseBuilder::new()
         .with_status(status)
         .with_headers(headers)
         .from_bytes(rewritten)
+        .map(Some)
 }

@@ -108,6 +108,7 @@ pub fn read(req: &Request, env: &Env) -> Incoming {
         header(req, "X-MM-App-Version"),
     );
     let parts = RequestParts {
+        api: path.starts_with("/v1/"),
         path: &path,
         host: host.as_deref(),
         query: &query,

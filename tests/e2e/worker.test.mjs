@@ -66,6 +66,9 @@ before(async () => {
     if (req.url.startsWith("/page.html")) {
       res.writeHead(200, { "content-type": "text/html; charset=utf-8", etag: '"v1"' });
       res.end(PAGE);
+    } else if (req.url === "/partial.html") {
+      res.writeHead(206, { "content-type": "text/html", "content-range": `bytes 0-${PAGE.length - 1}/9999` });
+      res.end(PAGE);
     } else if (req.url === "/data.json") {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON_BODY);
@@ -238,6 +241,10 @@ test("bad requests are 400 with a JSON error", async () => {
   assert.equal(unknown.body.error, 'unknown slot "heor" (did you mean "hero"?)');
   const missing = await decide("");
   assert.equal(missing.status, 400);
+  const twice = await decide("slots=hero,hero");
+  assert.equal(twice.body.decisions.length, 1, "each slot once");
+  const big = await fetch(`${base}/v1/events`, { method: "POST", body: "x".repeat(999999) });
+  assert.equal(big.status, 400);
 });
 
 test("explain needs the preview secret and returns a trace", async () => {
@@ -282,6 +289,14 @@ test("the page proxy fills two slots and leaves everything else alone", async ()
   const image = await fetch(`${base}/image.png`);
   assert.deepEqual(Buffer.from(await image.arrayBuffer()), IMAGE);
   assert.equal(image.headers.get("set-cookie"), null);
+  // A byte range of a page is not a page: it passes through untouched.
+  const partial = await fetch(`${base}/partial.html`);
+  assert.equal(partial.status, 206);
+  assert.equal(await partial.text(), PAGE);
+  // A link cannot fire an app event on a page.
+  const linked = await fetch(`${base}/page.html?event=order_completed`);
+  const after = await decide("slots=hero", { Cookie: `mm=${tokenFrom(linked)}` });
+  assert.equal(after.body.stage, "awareness", "still the first stage");
   const missing = await fetch(`${base}/missing`);
   assert.equal(missing.status, 404);
   assert.equal(await missing.text(), "<h1>not here</h1>");

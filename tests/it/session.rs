@@ -123,3 +123,59 @@ fn events_move_the_journey_without_showing_anything() {
         )
     );
 }
+
+#[test]
+fn several_events_raise_the_request_intents_once() {
+    let bundle = crate::scenarios::fixture_bundle("automotive.json");
+    let keys = keys();
+    let mut ctx = Context::default();
+    ctx.page.path = Some("/models/suv/terra".into());
+    let names = [
+        "quote_requested".to_owned(),
+        "brochure_downloaded".to_owned(),
+        "configurator_saved".to_owned(),
+    ];
+    let once = session::events(
+        &bundle,
+        Some(&keys),
+        &request(None, &ctx, &[], NOW),
+        &names[..1],
+    );
+    let thrice = session::events(&bundle, Some(&keys), &request(None, &ctx, &[], NOW), &names);
+    let suv = |o: &session::Outcome<'_>| {
+        state_to_json(&bundle, &o.decision.state)["intents"]["suv"]["score"].clone()
+    };
+    assert_eq!(suv(&once), suv(&thrice));
+    assert_eq!(thrice.decision.stage, "decision");
+}
+
+#[test]
+fn consent_given_now_clears_an_earlier_opt_out() {
+    let bundle = crate::scenarios::fixture_bundle("automotive.json");
+    let keys = keys();
+    let slots = bundle.resolve_slots(["hero"]).unwrap();
+    let mut refused = Context::default();
+    refused.consent.personalization = Some(false);
+    let mut state = micromoment::token::State::new_visitor([3; 16], NOW, session::TOKEN_TTL);
+    state.consent = micromoment::token::Consent(micromoment::token::Consent::OPTED_OUT);
+    let token = micromoment::token::sign(&state, &keys).unwrap();
+    // Remembered opt-out, no signal now: defaults, nothing written.
+    let silent = session::decide(
+        &bundle,
+        Some(&keys),
+        &request(Some(&token), &Context::default(), &slots, NOW),
+    );
+    assert_eq!(silent.token, None);
+    // Consent given now: personalized again, and the new token forgets the opt-out.
+    let mut granted = Context::default();
+    granted.consent.personalization = Some(true);
+    let back = session::decide(
+        &bundle,
+        Some(&keys),
+        &request(Some(&token), &granted, &slots, NOW),
+    );
+    let fresh =
+        micromoment::token::verify(back.token.as_deref().expect("a token"), &keys, NOW).unwrap();
+    assert!(!fresh.consent.opted_out());
+    let _ = refused;
+}
