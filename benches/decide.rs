@@ -1,16 +1,14 @@
 //! The budgets of DESIGN §9, natively: bundle load (decode + verify) at 1, 100 and 10,000
-//! candidates, and one decision of 3 slots × 20 candidates with token verify + re-sign.
+//! candidates, and one decision of 3 slots × 20 candidates with token verify + re-sign
+//! (`common::decision_scenario`: signals, a transition, caps, an experiment per slot).
 
 mod common;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use micromoment::bundle::{keygen, public_key_of};
-use micromoment::session::{self, Request};
-use micromoment::token::Keys;
-use micromoment::{Budget, Bundle, Context};
+use micromoment::session;
+use micromoment::{Budget, Bundle};
 use std::hint::black_box;
-
-const NOW: i64 = 1_795_000_000;
 
 fn load(c: &mut Criterion) {
     let key = keygen([3; 32]);
@@ -36,71 +34,49 @@ fn load(c: &mut Criterion) {
 }
 
 fn decision(c: &mut Criterion) {
-    let source = common::generated_bundle(3, 20);
-    let bundle = micromoment::bundle::compile(&source, Budget::default()).expect("compiles");
-    let keys = Keys::from_json(
-        r#"{"current":"k1","keys":{"k1":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}}"#,
-    )
-    .expect("keys");
-    let slots = bundle.all_slots();
-    let mut ctx = Context::default();
-    ctx.page.path = Some("/models/suv/2/gallery".into());
-    ctx.geo.country = Some("FR".into());
-    ctx.geo.city = Some("Lyon".into());
-    ctx.geo.timezone = Some("Europe/Paris".into());
-    // A returning visitor with history: run a few requests to build a realistic token.
-    let mut token: Option<String> = None;
-    for i in 0..12 {
-        let request = Request {
-            token: token.as_deref(),
-            context: &ctx,
-            slots: &slots,
-            now: NOW + i * 3600,
-            entropy: [5; 16],
-            explain: false,
-        };
-        token = session::decide(&bundle, Some(&keys), &request).token;
+    for (history, label) in [(2, "returning visitor"), (12, "every candidate capped")] {
+        let scenario = common::decision_scenario(history);
+        let request = scenario.request();
+        let outcome = session::decide(&scenario.bundle, Some(&scenario.keys), &request);
+        assert!(outcome.token_rejected.is_none());
+        println!(
+            "{label}: token {} bytes; shows {:?}",
+            scenario.token.len(),
+            outcome
+                .decision
+                .decisions
+                .iter()
+                .map(|d| d.content)
+                .collect::<Vec<_>>()
+        );
+        c.bench_function(
+            &format!("decide 3x20, {label}: token verify + decide + re-sign"),
+            |b| {
+                b.iter(|| {
+                    session::decide(
+                        black_box(&scenario.bundle),
+                        Some(&scenario.keys),
+                        black_box(&request),
+                    )
+                })
+            },
+        );
+        let prior = micromoment::token::verify(&scenario.token, &scenario.keys, scenario.now)
+            .expect("verifies");
+        c.bench_function(&format!("decide 3x20, {label}: decision only"), |b| {
+            b.iter(|| {
+                micromoment::decide(
+                    black_box(&scenario.bundle),
+                    Some(&prior),
+                    [5; 16],
+                    &scenario.context,
+                    scenario.now,
+                    &scenario.slots,
+                    micromoment::Options::default(),
+                )
+            })
+        });
     }
-    let token = token.expect("a token");
-    let now = NOW + 13 * 3600;
-    let request = Request {
-        token: Some(&token),
-        context: &ctx,
-        slots: &slots,
-        now,
-        entropy: [5; 16],
-        explain: false,
-    };
-    let outcome = session::decide(&bundle, Some(&keys), &request);
-    assert!(outcome.token_rejected.is_none());
-    println!(
-        "token: {} bytes; decisions: {:?}",
-        token.len(),
-        outcome
-            .decision
-            .decisions
-            .iter()
-            .map(|d| d.content)
-            .collect::<Vec<_>>()
-    );
-    c.bench_function(
-        "decide: 3 slots x 20 candidates, token verify + re-sign",
-        |b| b.iter(|| session::decide(black_box(&bundle), Some(&keys), black_box(&request))),
-    );
-    c.bench_function("decide: 3 slots x 20 candidates, decision only", |b| {
-        let prior = micromoment::token::verify(&token, &keys, now).expect("verifies");
-        b.iter(|| {
-            micromoment::decide(
-                black_box(&bundle),
-                Some(&prior),
-                [5; 16],
-                &ctx,
-                now,
-                &slots,
-                micromoment::Options::default(),
-            )
-        })
-    });
 }
 
 criterion_group!(benches, load, decision);

@@ -6,13 +6,18 @@
 //! carrying the Rust message. The clock and entropy default to `Date.now()` and
 //! `crypto.getRandomValues`, and can be passed in for reproducible answers.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use wasm_bindgen::prelude::*;
 
 use crate::bundle::{self, public_key_of};
 use crate::context::Context;
 use crate::rules::{self, JsonData, JsonSchema, Limits};
-use crate::session::{self, Request};
+use crate::session::{self, Entropy, Request};
 use crate::token::{self, Keys, State};
 use crate::view::{parse_rfc3339, parse_visitor, state_from_json};
 use crate::Budget;
@@ -102,11 +107,34 @@ fn to_js(value: &serde_json::Value) -> Result<JsValue, JsError> {
 }
 
 /// A time given as Unix ms, RFC 3339 text, or a Date (which JSON makes RFC 3339).
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum Instant {
     Millis(f64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for Instant {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Instant;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("Unix milliseconds, an RFC 3339 string or a Date")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Instant, E> {
+                Ok(Instant::Millis(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Instant, E> {
+                Ok(Instant::Millis(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Instant, E> {
+                Ok(Instant::Millis(v as f64))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Instant, E> {
+                Ok(Instant::Text(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 fn seconds(instant: Option<Instant>) -> Result<i64, JsError> {
@@ -118,40 +146,45 @@ fn seconds(instant: Option<Instant>) -> Result<i64, JsError> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum KeysInput {
-    Text(String),
-    Document(serde_json::Value),
+/// The `JOURNEY_KEYS` document as given: its JSON, or a string holding it.
+fn keys_text(raw: &RawValue) -> Result<Cow<'_, str>, JsError> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        let inner: String = serde_json::from_str(text).map_err(|e| error(format!("keys: {e}")))?;
+        Ok(Cow::Owned(inner))
+    } else {
+        Ok(Cow::Borrowed(text))
+    }
 }
 
-fn keys(input: Option<KeysInput>) -> Result<Option<Keys>, JsError> {
-    let text = match input {
-        None => return Ok(None),
-        Some(KeysInput::Text(t)) => t,
-        Some(KeysInput::Document(d)) => d.to_string(),
-    };
-    Keys::from_json(&text)
-        .map(Some)
-        .map_err(|e| error(format!("keys: {e}")))
+fn keys(raw: Option<&RawValue>) -> Result<Option<Keys>, JsError> {
+    raw.map(|raw| Keys::from_json(&keys_text(raw)?).map_err(|e| error(format!("keys: {e}"))))
+        .transpose()
+}
+
+/// 128 bits from `crypto.getRandomValues`: a new visitor's id. Should the platform have
+/// no entropy (it always has), the clock still tells visitors apart.
+fn random_visitor() -> [u8; 16] {
+    let mut id = [0u8; 16];
+    if getrandom::fill(&mut id).is_err() {
+        id[..8].copy_from_slice(&js_sys::Date::now().to_le_bytes());
+    }
+    id
 }
 
 fn visitor(text: Option<&str>) -> Result<[u8; 16], JsError> {
     match text {
         Some(t) => parse_visitor(t).map_err(error),
-        None => {
-            let mut id = [0u8; 16];
-            getrandom::fill(&mut id).map_err(|e| error(format!("no entropy: {e}")))?;
-            Ok(id)
-        }
+        None => Ok(random_visitor()),
     }
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
-struct DecideOptions {
+struct DecideOptions<'a> {
     token: Option<String>,
-    keys: Option<KeysInput>,
+    #[serde(borrow)]
+    keys: Option<&'a RawValue>,
     state: Option<serde_json::Value>,
     context: Option<Context>,
     slots: Option<Vec<String>>,
@@ -161,11 +194,79 @@ struct DecideOptions {
     explain: bool,
 }
 
+// The two ends of the JSON boundary, in JavaScript, where each is cheapest.
+//
+// In: the options object as UTF-8 JSON bytes. `TextEncoder.encode` is a native copy;
+// a string parameter would go through wasm-bindgen's per-character loop, several times
+// slower for the few hundred characters of a request.
+//
+// Out: one string, `core \0 exposures [\0 trace]` (JSON text holds no raw NUL), and the
+// new state, kept in WebAssembly until someone reads it. The core `{stage, decisions,
+// token}` is parsed now; `exposures` and `trace` the first time they are read; `state`
+// is only written as JSON (by names) the first time it is read. They are ordinary enumerable properties (JSON.stringify,
+// spreading and `in` see them), so the answer behaves as one parsed object, while a
+// caller who reads only the decisions does not pay for building the rest.
+#[wasm_bindgen(inline_js = r#"
+const encoder = new TextEncoder();
+export function optionsJson(options) {
+  if (options === undefined || options === null) return encoder.encode("{}");
+  let text;
+  try { text = JSON.stringify(options); } catch { return undefined; }
+  return typeof text === "string" ? encoder.encode(text) : undefined;
+}
+function lazy(object, key, json) {
+  const settle = (value) => Object.defineProperty(object, key,
+    { value, writable: true, enumerable: true, configurable: true });
+  Object.defineProperty(object, key, {
+    enumerable: true, configurable: true,
+    get() { const value = JSON.parse(json()); settle(value); return value; },
+    set(value) { settle(value); },
+  });
+}
+export function answerObject(text) {
+  const parts = text.split("\0");
+  const answer = JSON.parse(parts[0]);
+  const n = parts.length;
+  lazy(answer, "state", () => parts[n - 1]);
+  lazy(answer, "exposures", () => parts[1]);
+  if (n > 3) lazy(answer, "trace", () => parts[2]);
+  return answer;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = optionsJson)]
+    fn options_json(options: &JsValue) -> Option<Vec<u8>>;
+    #[wasm_bindgen(js_name = answerObject)]
+    fn answer_object(text: &str) -> JsValue;
+}
+
+/// The `JOURNEY_KEYS` a bundle handle signed with last, by their JSON text: a caller
+/// passes the same document on every call, and parsing it (base64, HMAC key setup) each
+/// time would cost more than the decision.
+#[derive(Default)]
+struct KeysCache(RefCell<Option<(String, Rc<Keys>)>>);
+
+impl KeysCache {
+    fn get(&self, raw: Option<&RawValue>) -> Result<Option<Rc<Keys>>, JsError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let text = keys_text(raw)?;
+        if let Some((cached, keys)) = self.0.borrow().as_ref() {
+            if *cached == *text {
+                return Ok(Some(keys.clone()));
+            }
+        }
+        let keys = Rc::new(Keys::from_json(&text).map_err(|e| error(format!("keys: {e}")))?);
+        *self.0.borrow_mut() = Some((text.into_owned(), keys.clone()));
+        Ok(Some(keys))
+    }
+}
+
 /// A compiled bundle, loaded once and reused for every decision.
 #[wasm_bindgen]
 pub struct Bundle {
-    inner: crate::Bundle,
+    inner: Rc<crate::Bundle>,
     hash: Option<String>,
+    keys: KeysCache,
 }
 
 #[wasm_bindgen]
@@ -180,8 +281,9 @@ impl Bundle {
         let (inner, header) =
             crate::Bundle::from_mmb(bytes, key.as_ref(), &Budget::default()).map_err(error)?;
         Ok(Bundle {
-            inner,
+            inner: Rc::new(inner),
             hash: Some(header.hash),
+            keys: KeysCache::default(),
         })
     }
 
@@ -197,7 +299,11 @@ impl Bundle {
                     .join("\n"),
             )
         })?;
-        Ok(Bundle { inner, hash: None })
+        Ok(Bundle {
+            inner: Rc::new(inner),
+            hash: None,
+            keys: KeysCache::default(),
+        })
     }
 
     /// The bundle id.
@@ -231,11 +337,19 @@ impl Bundle {
         &self,
         #[wasm_bindgen(unchecked_param_type = "DecideOptions")] options: JsValue,
     ) -> Result<JsValue, JsError> {
-        let options: DecideOptions = from_js(&options, "options")?;
+        let bytes =
+            options_json(&options).ok_or_else(|| error("options: not serializable to JSON"))?;
+        let options: DecideOptions<'_> =
+            serde_json::from_slice(&bytes).map_err(|e| error(format!("options: {e}")))?;
         let bundle = &self.inner;
         let now = seconds(options.now)?;
-        let visitor = visitor(options.visitor.as_deref())?;
-        let keys = keys(options.keys)?;
+        let given = options
+            .visitor
+            .as_deref()
+            .map(parse_visitor)
+            .transpose()
+            .map_err(error)?;
+        let keys = self.keys.get(options.keys)?;
         let mut context = options.context.unwrap_or_default();
         if options.event.is_some() {
             context.event = options.event;
@@ -248,12 +362,19 @@ impl Bundle {
         };
         let outcome = match &options.state {
             Some(state) => {
-                let prior = state_from_json(bundle, state, visitor)
+                let fallback = given.unwrap_or_else(|| {
+                    if state.get("visitor").is_some() {
+                        [0; 16]
+                    } else {
+                        random_visitor()
+                    }
+                });
+                let prior = state_from_json(bundle, state, fallback)
                     .map_err(|e| error(format!("state: {e}")))?;
                 let mut decision = crate::decide(
                     bundle,
                     Some(&prior),
-                    visitor,
+                    prior.visitor,
                     &context,
                     now,
                     &slots,
@@ -261,7 +382,7 @@ impl Bundle {
                         explain: options.explain,
                     },
                 );
-                let token = session::seal(&mut decision, keys.as_ref(), now);
+                let token = session::seal(&mut decision, keys.as_deref(), now);
                 session::Outcome {
                     decision,
                     token,
@@ -270,25 +391,45 @@ impl Bundle {
             }
             None => session::decide(
                 bundle,
-                keys.as_ref(),
+                keys.as_deref(),
                 &Request {
                     token: options.token.as_deref(),
                     context: &context,
                     slots: &slots,
                     now,
-                    entropy: visitor,
+                    entropy: match given {
+                        Some(id) => Entropy::Fixed(id),
+                        None => Entropy::Source(&random_visitor),
+                    },
                     explain: options.explain,
                 },
             ),
         };
-        to_js(&session::answer(bundle, &outcome, true))
+        let mut core = session::Answer::of(bundle, &outcome, false);
+        core.trace = None;
+        // Serializing our own types into memory cannot fail; the text is UTF-8 JSON.
+        let mut text: Vec<u8> = Vec::with_capacity(2048);
+        let _ = serde_json::to_writer(&mut text, &core);
+        text.push(0);
+        let _ = serde_json::to_writer(&mut text, &outcome.decision.exposures);
+        if let Some(trace) = &outcome.decision.trace {
+            text.push(0);
+            let _ = serde_json::to_writer(&mut text, trace);
+        }
+        text.push(0);
+        let _ = serde_json::to_writer(
+            &mut text,
+            &crate::view::state_view(bundle, &outcome.decision.state),
+        );
+        let text = String::from_utf8(text).unwrap_or_default();
+        Ok(answer_object(&text))
     }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct MintOptions {
-    keys: KeysInput,
+    keys: Box<RawValue>,
     stage: Option<String>,
     #[serde(default)]
     segments: Vec<String>,
@@ -304,7 +445,7 @@ pub fn mint_token(
     #[wasm_bindgen(unchecked_param_type = "MintOptions")] options: JsValue,
 ) -> Result<String, JsError> {
     let options: MintOptions = from_js(&options, "options")?;
-    let keys = keys(Some(options.keys))?.ok_or_else(|| error("keys: required"))?;
+    let keys = keys(Some(&options.keys))?.ok_or_else(|| error("keys: required"))?;
     let now = seconds(options.now)?;
     let ttl = options.ttl_seconds.map_or(token::DEFAULT_TTL, |t| t as i64);
     let mut state = State::new_visitor(visitor(options.visitor.as_deref())?, now, ttl);
@@ -323,7 +464,8 @@ pub fn inspect_token(
     #[wasm_bindgen(unchecked_param_type = "JourneyKeys | string")] keys_input: JsValue,
     #[wasm_bindgen(unchecked_param_type = "Instant | undefined")] now: JsValue,
 ) -> Result<JsValue, JsError> {
-    let keys = keys(Some(from_js(&keys_input, "keys")?))?.ok_or_else(|| error("keys: required"))?;
+    let given: Box<RawValue> = from_js(&keys_input, "keys")?;
+    let keys = keys(Some(&given))?.ok_or_else(|| error("keys: required"))?;
     let now = seconds(if now.is_undefined() || now.is_null() {
         None
     } else {

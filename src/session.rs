@@ -5,17 +5,47 @@
 //! they give byte-identical answers for the same inputs. Pure: the clock and the entropy
 //! for a new visitor id are inputs.
 
-use serde_json::{json, Value as Json};
+use serde::Serialize;
+use serde_json::Value as Json;
 
 use crate::bundle::{Bundle, SlotRef};
 use crate::context::Context;
-use crate::decide::{self, Decision, Options};
+use crate::decide::{self, Decision, Exposure, Options, SlotDecision, Trace};
 use crate::time::UnixSeconds;
 use crate::token::{self, Keys, State, TokenError};
-use crate::view::state_to_json;
+use crate::view::{state_view, StateView};
 
 /// How long a token stays valid after the visitor's last request.
 pub const TOKEN_TTL: i64 = token::DEFAULT_TTL;
+
+/// Where a new visitor's id comes from: the adapter's entropy, drawn only when the
+/// request carries no valid token (a returning visitor keeps the id in the token).
+#[derive(Clone, Copy)]
+pub enum Entropy<'a> {
+    /// This id (tests, `simulate --visitor`, a backend that picks ids itself).
+    Fixed([u8; 16]),
+    /// 128 bits from this source (the platform's CSPRNG), asked at most once.
+    Source(&'a dyn Fn() -> [u8; 16]),
+}
+
+impl Entropy<'_> {
+    /// The id of a new visitor.
+    pub fn draw(&self) -> [u8; 16] {
+        match self {
+            Entropy::Fixed(id) => *id,
+            Entropy::Source(source) => source(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Entropy<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Entropy::Fixed(id) => f.debug_tuple("Fixed").field(id).finish(),
+            Entropy::Source(_) => f.write_str("Source"),
+        }
+    }
+}
 
 /// The inputs of one request.
 #[derive(Debug, Clone)]
@@ -28,8 +58,8 @@ pub struct Request<'a> {
     pub slots: &'a [SlotRef],
     /// The adapter's clock.
     pub now: UnixSeconds,
-    /// 128 bits of the adapter's entropy: the id of a new visitor.
-    pub entropy: [u8; 16],
+    /// The id of a new visitor, used only when the token is missing or refused.
+    pub entropy: Entropy<'a>,
     /// Whether to produce the trace.
     pub explain: bool,
 }
@@ -66,10 +96,14 @@ pub fn decide<'b>(bundle: &'b Bundle, keys: Option<&Keys>, request: &Request<'_>
         Err(TokenError::Missing) => (None, None),
         Err(e) => (None, Some(e)),
     };
+    let new_visitor = match prior {
+        Some(_) => [0; 16],
+        None => request.entropy.draw(),
+    };
     let mut decision = decide::decide(
         bundle,
         prior.as_ref(),
-        request.entropy,
+        new_visitor,
         request.context,
         request.now,
         request.slots,
@@ -130,7 +164,7 @@ pub fn events<'b>(
         outcome.decision = decide::decide(
             bundle,
             Some(&prior),
-            request.entropy,
+            prior.visitor,
             &later,
             request.now,
             &[],
@@ -141,32 +175,54 @@ pub fn events<'b>(
     outcome
 }
 
-/// The JSON answer: `{stage, decisions, token}`, plus the `trace` when there is one.
-/// Tools (`simulate`, the npm package) ask for the full answer, which adds `state` (by
-/// names) and the `exposures` to send.
-pub fn answer(bundle: &Bundle, outcome: &Outcome<'_>, full: bool) -> Json {
-    let decision = &outcome.decision;
-    let mut out = json!({
-        "stage": decision.stage,
-        "decisions": decision.decisions,
-        "token": outcome.token,
-    });
-    if let Some(map) = out.as_object_mut() {
-        if full {
-            map.insert("state".into(), state_to_json(bundle, &decision.state));
-            map.insert(
-                "exposures".into(),
-                serde_json::to_value(&decision.exposures).unwrap_or(Json::Null),
-            );
-        }
-        if let Some(trace) = &decision.trace {
-            map.insert(
-                "trace".into(),
-                serde_json::to_value(trace).unwrap_or(Json::Null),
-            );
+/// The JSON answer of `/v1/decide`, `simulate` and the npm package, serialized straight
+/// from the decision (no intermediate JSON tree): `{stage, decisions, token}`, then the
+/// `state` (by names) and the `exposures` when the answer is a tool's full one, then
+/// the `trace` when there is one. Fields an answer leaves out are not written.
+#[derive(Serialize)]
+pub struct Answer<'o, 'b> {
+    /// The visitor's stage after this request.
+    pub stage: &'b str,
+    /// One per requested slot.
+    pub decisions: &'o [SlotDecision<'b>],
+    /// The new token, or null.
+    pub token: Option<&'o str>,
+    /// The new state by names (full answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateView<'o>>,
+    /// The exposures to send (full answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposures: Option<&'o [Exposure<'b>]>,
+    /// The trace, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<&'o Trace<'b>>,
+}
+
+impl<'o, 'b> Answer<'o, 'b> {
+    /// The answer to `outcome`. Tools (`simulate`, the npm package) ask for the `full`
+    /// answer, which adds `state` and `exposures`; the edge leaves both out.
+    pub fn of(bundle: &'o Bundle, outcome: &'o Outcome<'b>, full: bool) -> Self {
+        let decision = &outcome.decision;
+        Answer {
+            stage: decision.stage,
+            decisions: &decision.decisions,
+            token: outcome.token.as_deref(),
+            state: full.then(|| state_view(bundle, &decision.state)),
+            exposures: full.then_some(decision.exposures.as_slice()),
+            trace: decision.trace.as_ref(),
         }
     }
-    out
+
+    /// The answer as JSON text.
+    pub fn to_text(&self) -> String {
+        // Every field serializes infallibly (no maps with non-string keys, no I/O).
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The answer as a JSON value, for tools and tests that look inside it.
+pub fn answer(bundle: &Bundle, outcome: &Outcome<'_>, full: bool) -> Json {
+    serde_json::to_value(Answer::of(bundle, outcome, full)).unwrap_or(Json::Null)
 }
 
 /// The `Set-Cookie` value carrying a token.

@@ -6,7 +6,9 @@
 //! not know (an item a later bundle removed) prints as `#<id>` and reads back the same,
 //! so nothing is lost in a round trip.
 
-use serde_json::{json, Map, Value as Json};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
 
 use crate::bundle::{Bundle, Offer};
 use crate::ids::{stable_id, IdKind};
@@ -25,10 +27,6 @@ pub fn parse_rfc3339(text: &str) -> Result<UnixSeconds, String> {
         .map_err(|e| format!("\"{text}\" is not an RFC 3339 time: {e}"))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Parses 32 hex digits into a visitor id.
 pub fn parse_visitor(text: &str) -> Result<[u8; 16], String> {
     let bad = || format!("visitor id \"{text}\" is not 32 hex digits");
@@ -43,13 +41,6 @@ pub fn parse_visitor(text: &str) -> Result<[u8; 16], String> {
     Ok(out)
 }
 
-fn name_or_id<'b>(names: impl Iterator<Item = (u32, &'b str)>, id: u32) -> String {
-    names
-        .into_iter()
-        .find(|(i, _)| *i == id)
-        .map_or_else(|| format!("#{id}"), |(_, n)| n.to_owned())
-}
-
 fn id_of(kind: IdKind, name: &str) -> u32 {
     name.strip_prefix('#')
         .and_then(|n| n.parse().ok())
@@ -58,15 +49,6 @@ fn id_of(kind: IdKind, name: &str) -> u32 {
 
 fn content_names(bundle: &Bundle) -> impl Iterator<Item = (u32, &str)> + Clone {
     bundle.contents.iter().map(|c| (c.id, c.name.as_str()))
-}
-
-fn impression_name(bundle: &Bundle, id: u32) -> String {
-    let campaigns = bundle.campaigns.iter().map(|c| (c.id, c.name.as_str()));
-    let campaign = campaigns.clone().find(|(i, _)| *i == id);
-    match campaign {
-        Some((_, name)) => format!("campaign:{name}"),
-        None => name_or_id(content_names(bundle), id),
-    }
 }
 
 /// The experiments of a bundle: stable id, candidate id, variant content names.
@@ -94,67 +76,205 @@ fn experiments(bundle: &Bundle) -> Vec<(u32, &str, Vec<&str>)> {
         .collect()
 }
 
+/// A time as RFC 3339 text when serialized, the way [`rfc3339`] writes it.
+struct Time(UnixSeconds);
+
+impl Serialize for Time {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 20];
+        match fast_rfc3339(self.0, &mut buf) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.serialize_str(&rfc3339(self.0)),
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` from 1970 to jiff's last timestamp (9999-12-30) without going
+/// through a formatter (the state view writes several times per answer); `None`
+/// outside, where [`rfc3339`] takes over. Days to civil date after Howard Hinnant's
+/// `civil_from_days`.
+fn fast_rfc3339(t: UnixSeconds, buf: &mut [u8; 20]) -> Option<&str> {
+    if !(0..=jiff::Timestamp::MAX.as_second()).contains(&t) {
+        return None;
+    }
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let fields = [
+        (0, 4, year),
+        (5, 2, month),
+        (8, 2, day),
+        (11, 2, secs / 3600),
+        (14, 2, secs / 60 % 60),
+        (17, 2, secs % 60),
+    ];
+    *buf = *b"0000-00-00T00:00:00Z";
+    for (at, width, mut value) in fields {
+        for k in (at..at + width).rev() {
+            *buf.get_mut(k)? = b'0' + u8::try_from(value % 10).ok()?;
+            value /= 10;
+        }
+    }
+    std::str::from_utf8(buf).ok()
+}
+
+/// A bundle item's name, or `#<id>` for an id the bundle does not know.
+enum Name<'b> {
+    Known(&'b str),
+    Campaign(&'b str),
+    Unknown(u32),
+}
+
+impl Name<'_> {
+    fn of<'b>(mut names: impl Iterator<Item = (u32, &'b str)>, id: u32) -> Name<'b> {
+        names
+            .find(|(i, _)| *i == id)
+            .map_or(Name::Unknown(id), |(_, n)| Name::Known(n))
+    }
+}
+
+impl Serialize for Name<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Name::Known(name) => serializer.serialize_str(name),
+            Name::Campaign(name) => serializer.collect_str(&format_args!("campaign:{name}")),
+            Name::Unknown(id) => serializer.collect_str(&format_args!("#{id}")),
+        }
+    }
+}
+
+fn impression_key<'b>(bundle: &'b Bundle, id: u32) -> Name<'b> {
+    match bundle.campaigns.iter().find(|c| c.id == id) {
+        Some(campaign) => Name::Campaign(&campaign.name),
+        None => Name::of(content_names(bundle), id),
+    }
+}
+
+/// A map written from an iterator of pairs, in order, without building it.
+struct Pairs<F>(F);
+
+impl<K: Serialize, V: Serialize, I: Iterator<Item = (K, V)>, F: Fn() -> I> Serialize for Pairs<F> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map((self.0)())
+    }
+}
+
+#[derive(Serialize)]
+struct IntentView {
+    score: f64,
+    updated_at: Time,
+}
+
+#[derive(Serialize)]
+struct ImpressionView {
+    count: u32,
+    window_start: Time,
+    last_shown: Time,
+    total: u32,
+}
+
+/// The state by names, serialized straight from the state (the npm package and
+/// `simulate` write one per answer): see [`state_to_json`].
+pub struct StateView<'a> {
+    bundle: &'a Bundle,
+    state: &'a State,
+}
+
+impl Serialize for StateView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (bundle, state) = (self.bundle, self.state);
+        let stages = || bundle.stages.iter().map(|s| (s.id, s.name.as_str()));
+        let topics = || bundle.topics.iter().map(|t| (t.id, t.name.as_str()));
+        let experiment_list = experiments(bundle);
+        let mut visitor = [0u8; 32];
+        let mut map = serializer.serialize_map(Some(13))?;
+        map.serialize_entry(
+            "visitor",
+            crate::bucket::visitor_hex(&state.visitor, &mut visitor),
+        )?;
+        map.serialize_entry("issued_at", &Time(state.issued_at))?;
+        map.serialize_entry("expires_at", &Time(state.expires_at))?;
+        map.serialize_entry("stage", &state.stage.map(|id| Name::of(stages(), id)))?;
+        map.serialize_entry("stage_since", &Time(state.stage_since))?;
+        map.serialize_entry("visits", &state.visits)?;
+        map.serialize_entry("last_visit", &Time(state.last_visit))?;
+        map.serialize_entry(
+            "intents",
+            &Pairs(|| {
+                state.intents.iter().map(|i| {
+                    (
+                        Name::of(topics(), i.topic),
+                        IntentView {
+                            score: (f64::from(i.score) * 100.0).round() / 100.0,
+                            updated_at: Time(i.updated_at),
+                        },
+                    )
+                })
+            }),
+        )?;
+        map.serialize_entry(
+            "impressions",
+            &Pairs(|| {
+                state.impressions.iter().map(|i| {
+                    (
+                        impression_key(bundle, i.id),
+                        ImpressionView {
+                            count: i.count,
+                            window_start: Time(i.window_start),
+                            last_shown: Time(i.last_shown),
+                            total: i.total,
+                        },
+                    )
+                })
+            }),
+        )?;
+        let sequence: Vec<Name<'_>> = state
+            .sequence
+            .iter()
+            .map(|&id| Name::of(content_names(bundle), id))
+            .collect();
+        map.serialize_entry("sequence", &sequence)?;
+        map.serialize_entry(
+            "experiments",
+            &Pairs(|| {
+                state.experiments.iter().map(|a| {
+                    let known = experiment_list
+                        .iter()
+                        .find(|(id, _, _)| *id == a.experiment);
+                    let name =
+                        known.map_or(Name::Unknown(a.experiment), |(_, n, _)| Name::Known(n));
+                    let variant = if a.variant == Assignment::HOLDOUT {
+                        Name::Known("holdout")
+                    } else {
+                        known
+                            .and_then(|(_, _, v)| v.get(usize::from(a.variant)).copied())
+                            .map_or(Name::Unknown(u32::from(a.variant)), Name::Known)
+                    };
+                    (name, variant)
+                })
+            }),
+        )?;
+        map.serialize_entry("segments", &state.segments)?;
+        map.serialize_entry("consent", &!state.consent.opted_out())?;
+        map.end()
+    }
+}
+
+/// The state by names, for serializing without an intermediate JSON tree.
+pub fn state_view<'a>(bundle: &'a Bundle, state: &'a State) -> StateView<'a> {
+    StateView { bundle, state }
+}
+
 /// The state as JSON, by names.
 pub fn state_to_json(bundle: &Bundle, state: &State) -> Json {
-    let stages = bundle.stages.iter().map(|s| (s.id, s.name.as_str()));
-    let topics = bundle.topics.iter().map(|t| (t.id, t.name.as_str()));
-    let intents: Map<String, Json> = state
-        .intents
-        .iter()
-        .map(|i| {
-            let score = (f64::from(i.score) * 100.0).round() / 100.0;
-            (
-                name_or_id(topics.clone(), i.topic),
-                json!({"score": score, "updated_at": rfc3339(i.updated_at)}),
-            )
-        })
-        .collect();
-    let impressions: Map<String, Json> = state
-        .impressions
-        .iter()
-        .map(|i| {
-            (
-                impression_name(bundle, i.id),
-                json!({"count": i.count, "window_start": rfc3339(i.window_start),
-                       "last_shown": rfc3339(i.last_shown), "total": i.total}),
-            )
-        })
-        .collect();
-    let experiment_list = experiments(bundle);
-    let assignments: Map<String, Json> = state
-        .experiments
-        .iter()
-        .map(|a| {
-            let known = experiment_list
-                .iter()
-                .find(|(id, _, _)| *id == a.experiment);
-            let name =
-                known.map_or_else(|| format!("#{}", a.experiment), |(_, n, _)| (*n).to_owned());
-            let variant = if a.variant == Assignment::HOLDOUT {
-                "holdout".to_owned()
-            } else {
-                known
-                    .and_then(|(_, _, v)| v.get(usize::from(a.variant)).map(|s| (*s).to_owned()))
-                    .unwrap_or_else(|| format!("#{}", a.variant))
-            };
-            (name, Json::String(variant))
-        })
-        .collect();
-    json!({
-        "visitor": hex(&state.visitor),
-        "issued_at": rfc3339(state.issued_at),
-        "expires_at": rfc3339(state.expires_at),
-        "stage": state.stage.map(|id| name_or_id(stages.clone(), id)),
-        "stage_since": rfc3339(state.stage_since),
-        "visits": state.visits,
-        "last_visit": rfc3339(state.last_visit),
-        "intents": intents,
-        "impressions": impressions,
-        "sequence": state.sequence.iter().map(|&id| name_or_id(content_names(bundle), id)).collect::<Vec<_>>(),
-        "experiments": assignments,
-        "segments": state.segments,
-        "consent": !state.consent.opted_out(),
-    })
+    serde_json::to_value(state_view(bundle, state)).unwrap_or(Json::Null)
 }
 
 fn time_field(map: &Map<String, Json>, key: &str) -> Result<Option<UnixSeconds>, String> {
@@ -276,4 +396,32 @@ pub fn state_from_json(bundle: &Bundle, json: &Json, visitor: [u8; 16]) -> Resul
         state.consent = Consent(Consent::OPTED_OUT);
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_rfc3339_writes_what_jiff_writes() {
+        let mut t: i64 = 0;
+        let mut step: i64 = 1;
+        while t <= jiff::Timestamp::MAX.as_second() {
+            let mut buf = [0u8; 20];
+            assert_eq!(fast_rfc3339(t, &mut buf), Some(rfc3339(t).as_str()), "{t}");
+            t += step;
+            step = step * 3 / 2 + 7_919;
+        }
+        for t in [951_782_400, 951_868_799, 4_107_542_399, 253_402_207_200] {
+            let mut buf = [0u8; 20];
+            assert_eq!(fast_rfc3339(t, &mut buf), Some(rfc3339(t).as_str()), "{t}");
+        }
+        let mut buf = [0u8; 20];
+        assert_eq!(fast_rfc3339(-1, &mut buf), None);
+        assert_eq!(fast_rfc3339(253_402_207_201, &mut buf), None);
+        assert_eq!(
+            serde_json::to_string(&Time(-86_400)).unwrap(),
+            "\"1969-12-31T00:00:00Z\""
+        );
+    }
 }

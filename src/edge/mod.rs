@@ -18,7 +18,7 @@ use worker::{
 };
 
 use crate::decide::Exposure;
-use crate::session::{self, Request as SessionRequest};
+use crate::session::{self, Entropy, Request as SessionRequest};
 
 use cache::Active;
 use request::{Incoming, TOKEN_HEADER};
@@ -156,7 +156,7 @@ async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, explain: bool) ->
         context: &incoming.context,
         slots: &slots,
         now,
-        entropy: entropy(),
+        entropy: Entropy::Source(&entropy),
         explain,
     };
     let outcome = session::decide(&active.bundle, keys.as_deref(), &request);
@@ -272,7 +272,7 @@ async fn events(mut req: Request, env: &Env) -> Result<Response> {
         context: &incoming.context,
         slots: &[],
         now,
-        entropy: entropy(),
+        entropy: Entropy::Source(&entropy),
         explain: false,
     };
     let outcome = session::events(&active.bundle, keys.as_deref(), &request, &names);

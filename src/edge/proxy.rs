@@ -14,7 +14,7 @@ use worker::{
 
 use super::{attach_token, cache, entropy, error, now, request, send_exposures};
 use crate::html::{self, Fill};
-use crate::session::{self, Request as SessionRequest};
+use crate::session::{self, Entropy, Request as SessionRequest};
 
 /// The largest page personalized; larger pages pass through untouched.
 const MAX_PAGE: usize = 2 * 1024 * 1024;
@@ -129,7 +129,7 @@ async fn personalize_page(
         context: &incoming.context,
         slots: &slots,
         now: now(),
-        entropy: entropy(),
+        entropy: Entropy::Source(&entropy),
         explain: false,
     };
     let outcome = session::decide(&active.bundle, keys.as_deref(), &request);

@@ -1,7 +1,7 @@
 //! One request through the session layer, as every face runs it: token in, decision,
 //! token out.
 
-use micromoment::session::{self, Request};
+use micromoment::session::{self, Entropy, Request};
 use micromoment::token::{self, Keys, TokenError};
 use micromoment::view::state_to_json;
 use micromoment::Context;
@@ -26,7 +26,7 @@ fn request<'a>(
         context: ctx,
         slots,
         now,
-        entropy: [9; 16],
+        entropy: Entropy::Fixed([9; 16]),
         explain: false,
     }
 }

@@ -1,0 +1,117 @@
+//! Instruction counts per operation, for `valgrind --tool=callgrind` (see
+//! `bench/callgrind.sh`): unlike wall-clock time they repeat exactly for the same binary
+//! and inputs, whatever else the machine is doing, so a change to a hot path can be
+//! judged on a busy machine. Each operation is set up first, outside the measured
+//! function, then run `N` times inside `measured`, which callgrind's `--toggle-collect`
+//! counts alone.
+//!
+//!   callgrind OPERATION [N]     OPERATION: decide, decide-only, decide-capped, verify,
+//!                               sign, load-10000, load-10000-unsigned, html
+
+mod common;
+
+use std::hint::black_box;
+
+use micromoment::bundle::{keygen, public_key_of};
+use micromoment::html::{rewrite_page, scan_slots, Fill};
+use micromoment::{session, token, Budget, Bundle};
+
+#[inline(never)]
+fn measured(n: usize, op: &mut dyn FnMut()) {
+    for _ in 0..n {
+        op();
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let (Some(op), n) = (args.first(), args.get(1).and_then(|n| n.parse().ok())) else {
+        eprintln!("usage: callgrind OPERATION [N]");
+        std::process::exit(2);
+    };
+    let n: usize = n.unwrap_or(1000);
+    match op.as_str() {
+        "decide" | "decide-capped" => {
+            let s = common::decision_scenario(if op == "decide" { 2 } else { 12 });
+            let request = s.request();
+            measured(n, &mut || {
+                black_box(session::decide(
+                    &s.bundle,
+                    Some(&s.keys),
+                    black_box(&request),
+                ));
+            });
+        }
+        "decide-only" => {
+            let s = common::decision_scenario(2);
+            let prior = token::verify(&s.token, &s.keys, s.now).expect("verifies");
+            measured(n, &mut || {
+                black_box(micromoment::decide(
+                    &s.bundle,
+                    Some(&prior),
+                    [5; 16],
+                    &s.context,
+                    s.now,
+                    &s.slots,
+                    micromoment::Options::default(),
+                ));
+            });
+        }
+        "verify" | "sign" => {
+            let s = common::decision_scenario(2);
+            let state = token::verify(&s.token, &s.keys, s.now).expect("verifies");
+            if op == "verify" {
+                measured(n, &mut || {
+                    black_box(token::verify(black_box(&s.token), &s.keys, s.now).ok());
+                });
+            } else {
+                measured(n, &mut || {
+                    black_box(token::sign(black_box(&state), &s.keys).ok());
+                });
+            }
+        }
+        "load-10000" | "load-10000-unsigned" => {
+            let key = keygen([3; 32]);
+            let public = public_key_of(&key.public_base64()).expect("public key");
+            let source = common::generated_bundle(100, 100);
+            let bundle =
+                micromoment::bundle::compile(&source, Budget::default()).expect("compiles");
+            let signed = op == "load-10000";
+            let bytes = bundle.to_mmb(signed.then_some(&key)).expect("encodes");
+            let public = signed.then_some(&public);
+            measured(n, &mut || {
+                black_box(Bundle::from_mmb(black_box(&bytes), public, &Budget::default()).ok());
+            });
+        }
+        "html" => {
+            let body: String = (0..300)
+                .map(|i| format!("<p class=\"copy\">Paragraph {i}: the <a href=\"/models/{i}\">2027 range</a>, financing &amp; service.</p>\n"))
+                .collect();
+            let page = format!("<!doctype html><html><body><div data-mm-slot=\"hero\">x</div>{body}<aside data-mm-slot=\"sidebar\">y</aside></body></html>").into_bytes();
+            let fills = [
+                Fill {
+                    slot: "hero",
+                    content: "a",
+                    html: "<b>a</b>",
+                },
+                Fill {
+                    slot: "sidebar",
+                    content: "b",
+                    html: "<b>b</b>",
+                },
+            ];
+            println!("page: {} bytes", page.len());
+            measured(n, &mut || {
+                black_box(scan_slots(black_box(&page)).ok());
+                black_box(rewrite_page(black_box(&page), &fills).ok());
+            });
+        }
+        other => {
+            eprintln!("unknown operation {other}");
+            std::process::exit(2);
+        }
+    }
+}
