@@ -5,8 +5,8 @@
 //! function, then run `N` times inside `measured`, which callgrind's `--toggle-collect`
 //! counts alone.
 //!
-//!   callgrind OPERATION [N]     OPERATION: decide, decide-only, decide-capped, verify,
-//!                               sign, load-10000, load-10000-unsigned, html
+//!   callgrind OPERATION [N]     OPERATION: decide, decide-only, decide-capped, answer,
+//!                               verify, sign, load-10000, load-10000-unsigned, html
 
 mod common;
 
@@ -58,6 +58,14 @@ fn main() {
                     &s.slots,
                     micromoment::Options::default(),
                 ));
+            });
+        }
+        "answer" => {
+            let s = common::decision_scenario(2);
+            let request = s.request();
+            let outcome = session::decide(&s.bundle, Some(&s.keys), &request);
+            measured(n, &mut || {
+                black_box(session::Answer::of(&s.bundle, &outcome, true).to_text());
             });
         }
         "verify" | "sign" => {

@@ -22,6 +22,9 @@ pub enum CodecError {
     /// The bytes do not describe a value of this type, or claim more than the limit.
     #[error("invalid encoding: {0}")]
     Invalid(String),
+    /// The value does not fit in the buffer given to [`encode_into`].
+    #[error("the encoding does not fit in {0} bytes")]
+    TooLong(usize),
 }
 
 fn config<const LIMIT: usize>() -> bincode::config::Configuration<
@@ -37,6 +40,16 @@ fn config<const LIMIT: usize>() -> bincode::config::Configuration<
 pub(crate) fn encode<T: Encode>(value: &T) -> Result<Vec<u8>, CodecError> {
     bincode::encode_to_vec(value, config::<{ usize::MAX }>())
         .map_err(|e| CodecError::Invalid(e.to_string()))
+}
+
+/// Encodes a value into `buf` in one pass (no allocation), returning the length written,
+/// or [`CodecError::TooLong`] when it does not fit.
+pub(crate) fn encode_into<T: Encode>(value: &T, buf: &mut [u8]) -> Result<usize, CodecError> {
+    let room = buf.len();
+    bincode::encode_into_slice(value, buf, config::<{ usize::MAX }>()).map_err(|e| match e {
+        bincode::error::EncodeError::UnexpectedEnd => CodecError::TooLong(room),
+        other => CodecError::Invalid(other.to_string()),
+    })
 }
 
 /// Decodes exactly one value from `bytes`, refusing trailing bytes and any claim of more

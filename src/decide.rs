@@ -170,8 +170,31 @@ struct Facts<'a> {
     stage_since: UnixSeconds,
     visits: u32,
     intents: &'a [f64],
-    time: &'a LocalTime,
+    time: &'a LazyTime<'a>,
     now: UnixSeconds,
+}
+
+/// The visitor's local time, worked out (a time zone lookup and a calendar conversion)
+/// only when a rule or placeholder reads `time.*`: most requests never do.
+struct LazyTime<'a> {
+    now: UnixSeconds,
+    timezone: Option<&'a str>,
+    local: std::cell::OnceCell<LocalTime>,
+}
+
+impl<'a> LazyTime<'a> {
+    fn new(now: UnixSeconds, timezone: Option<&'a str>) -> Self {
+        LazyTime {
+            now,
+            timezone,
+            local: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn get(&self) -> &LocalTime {
+        self.local
+            .get_or_init(|| LocalTime::at(self.now, self.timezone))
+    }
 }
 
 impl<'a> Facts<'a> {
@@ -183,7 +206,7 @@ impl<'a> Facts<'a> {
         prior: &'a State,
         (stage, stage_since, visits): (u16, UnixSeconds, u32),
         intents: &'a [f64],
-        time: &'a LocalTime,
+        time: &'a LazyTime<'a>,
         now: UnixSeconds,
     ) -> Self {
         Facts {
@@ -263,10 +286,10 @@ impl Data for Facts<'_> {
             VarId::DeviceOs => opt_str(&ctx.device.os),
             VarId::DeviceBrowser => opt_str(&ctx.device.browser),
             VarId::AppVersion => opt_str(&ctx.app.version),
-            VarId::TimeHour => Some(Value::Number(f64::from(self.time.hour))),
-            VarId::TimeWeekday => Some(Value::str(self.time.weekday)),
-            VarId::TimeDate => Some(Value::str(&self.time.date)),
-            VarId::TimeDaypart => Some(Value::str(self.time.daypart)),
+            VarId::TimeHour => Some(Value::Number(f64::from(self.time.get().hour))),
+            VarId::TimeWeekday => Some(Value::str(self.time.get().weekday)),
+            VarId::TimeDate => Some(Value::str(&self.time.get().date)),
+            VarId::TimeDaypart => Some(Value::str(self.time.get().daypart)),
             VarId::PagePath => opt_str(&ctx.page.path),
             VarId::PageHost => opt_str(&ctx.page.host),
             VarId::PageLang => opt_str(&ctx.page.lang),
@@ -399,7 +422,7 @@ pub fn decide<'b>(
     // but no visit.
     let is_new = prior.last_visit == 0;
     let mut next = prior.clone();
-    let time = LocalTime::at(now, ctx.geo.timezone.as_deref());
+    let time = LazyTime::new(now, ctx.geo.timezone.as_deref());
     let mut journey_trace = Vec::new();
     let explain = options.explain;
 
@@ -965,7 +988,15 @@ fn render(
 }
 
 fn render_template(template: &Template, facts: &Facts<'_>, html: bool) -> String {
-    let mut out = String::new();
+    let estimate: usize = template
+        .pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(text) => text.len(),
+            Piece::Var(_) => 16,
+        })
+        .sum();
+    let mut out = String::with_capacity(estimate);
     for piece in &template.pieces {
         match piece {
             Piece::Text(text) => out.push_str(text),
@@ -1013,7 +1044,7 @@ pub(crate) fn render_preview(
     now: UnixSeconds,
 ) -> String {
     let prior = State::default();
-    let time = LocalTime::at(now, ctx.geo.timezone.as_deref());
+    let time = LazyTime::new(now, ctx.geo.timezone.as_deref());
     let facts = Facts {
         bundle,
         ctx,
@@ -1048,6 +1079,14 @@ pub(crate) fn render_preview(
 
 /// Escapes the five characters that matter in HTML text and attribute values.
 pub fn escape_html(text: &str, out: &mut String) {
+    // Most values (a city, a name) need no escaping: copy them whole.
+    if !text
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+    {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

@@ -201,11 +201,13 @@ struct DecideOptions<'a> {
 // slower for the few hundred characters of a request.
 //
 // Out: one string, `core \0 exposures [\0 trace]` (JSON text holds no raw NUL), and the
-// new state, kept in WebAssembly until someone reads it. The core `{stage, decisions,
-// token}` is parsed now; `exposures` and `trace` the first time they are read; `state`
-// is only written as JSON (by names) the first time it is read. They are ordinary enumerable properties (JSON.stringify,
-// spreading and `in` see them), so the answer behaves as one parsed object, while a
-// caller who reads only the decisions does not pay for building the rest.
+// new state as bytes. The core `{stage, decisions, token}` is parsed now; `exposures`
+// and `trace` the first time they are read; `state` is written as JSON (by names), by
+// the bundle's `stateOf`, only the first time it is read. They are ordinary enumerable
+// properties (JSON.stringify, spreading and `in` see them), so the answer behaves as
+// one parsed object, while a caller who reads only the decisions does not pay for
+// building the rest. Nothing is held in WebAssembly memory for an answer: the state
+// bytes are a JavaScript array the garbage collector owns.
 #[wasm_bindgen(inline_js = r#"
 const encoder = new TextEncoder();
 export function optionsJson(options) {
@@ -223,13 +225,12 @@ function lazy(object, key, json) {
     set(value) { settle(value); },
   });
 }
-export function answerObject(text) {
+export function answerObject(text, stateOf, state) {
   const parts = text.split("\0");
   const answer = JSON.parse(parts[0]);
-  const n = parts.length;
-  lazy(answer, "state", () => parts[n - 1]);
+  lazy(answer, "state", () => stateOf(state));
   lazy(answer, "exposures", () => parts[1]);
-  if (n > 3) lazy(answer, "trace", () => parts[2]);
+  if (parts.length > 2) lazy(answer, "trace", () => parts[2]);
   return answer;
 }
 "#)]
@@ -237,7 +238,23 @@ extern "C" {
     #[wasm_bindgen(js_name = optionsJson)]
     fn options_json(options: &JsValue) -> Option<Vec<u8>>;
     #[wasm_bindgen(js_name = answerObject)]
-    fn answer_object(text: &str) -> JsValue;
+    fn answer_object(text: &str, state_of: &JsValue, state: js_sys::Uint8Array) -> JsValue;
+}
+
+/// A bundle's `stateOf`: state bytes ([`State::to_image`]) to the state by names, as
+/// JSON text. One per bundle handle, dropped with it.
+type StateOf = Closure<dyn Fn(js_sys::Uint8Array) -> String>;
+
+fn state_of(bundle: &Rc<crate::Bundle>) -> StateOf {
+    let bundle = Rc::clone(bundle);
+    Closure::new(move |bytes: js_sys::Uint8Array| {
+        State::from_image(&bytes.to_vec()).map_or_else(
+            || "null".to_owned(),
+            |state| {
+                serde_json::to_string(&crate::view::state_view(&bundle, &state)).unwrap_or_default()
+            },
+        )
+    })
 }
 
 /// The `JOURNEY_KEYS` a bundle handle signed with last, by their JSON text: a caller
@@ -267,6 +284,19 @@ pub struct Bundle {
     inner: Rc<crate::Bundle>,
     hash: Option<String>,
     keys: KeysCache,
+    state_of: StateOf,
+}
+
+impl Bundle {
+    fn new(inner: crate::Bundle, hash: Option<String>) -> Bundle {
+        let inner = Rc::new(inner);
+        Bundle {
+            state_of: state_of(&inner),
+            inner,
+            hash,
+            keys: KeysCache::default(),
+        }
+    }
 }
 
 #[wasm_bindgen]
@@ -280,11 +310,7 @@ impl Bundle {
             .map_err(error)?;
         let (inner, header) =
             crate::Bundle::from_mmb(bytes, key.as_ref(), &Budget::default()).map_err(error)?;
-        Ok(Bundle {
-            inner: Rc::new(inner),
-            hash: Some(header.hash),
-            keys: KeysCache::default(),
-        })
+        Ok(Bundle::new(inner, Some(header.hash)))
     }
 
     /// Validates and compiles authoring JSON; the error lists every problem.
@@ -299,11 +325,7 @@ impl Bundle {
                     .join("\n"),
             )
         })?;
-        Ok(Bundle {
-            inner: Rc::new(inner),
-            hash: None,
-            keys: KeysCache::default(),
-        })
+        Ok(Bundle::new(inner, None))
     }
 
     /// The bundle id.
@@ -331,7 +353,7 @@ impl Bundle {
     }
 
     /// Decides for one request, exactly as the edge does: the `/v1/decide` answer plus
-    /// the new `state`.
+    /// the new `state` and the `exposures` to send.
     #[wasm_bindgen(unchecked_return_type = "Decision")]
     pub fn decide(
         &self,
@@ -341,6 +363,40 @@ impl Bundle {
             options_json(&options).ok_or_else(|| error("options: not serializable to JSON"))?;
         let options: DecideOptions<'_> =
             serde_json::from_slice(&bytes).map_err(|e| error(format!("options: {e}")))?;
+        let bundle = &self.inner;
+        let outcome = self.run(options)?;
+        let mut core = session::Answer::of(bundle, &outcome, false);
+        core.trace = None;
+        // Serializing our own types into memory cannot fail; the text is UTF-8 JSON.
+        let mut text: Vec<u8> = Vec::with_capacity(2048);
+        let _ = serde_json::to_writer(&mut text, &core);
+        text.push(0);
+        let _ = serde_json::to_writer(&mut text, &outcome.decision.exposures);
+        if let Some(trace) = &outcome.decision.trace {
+            text.push(0);
+            let _ = serde_json::to_writer(&mut text, trace);
+        }
+        let text = String::from_utf8(text).unwrap_or_default();
+        let state = js_sys::Uint8Array::from(outcome.decision.state.to_image().as_slice());
+        Ok(answer_object(&text, self.state_of.as_ref(), state))
+    }
+
+    /// [`Bundle::decide`] from JSON text to JSON text, for a caller that holds the
+    /// options as JSON already (a request body) and sends the answer on as JSON (a
+    /// response body): no JavaScript objects are built either way. The answer is the one
+    /// `decide` gives, as JSON text (whole numbers may be written `25.0`).
+    #[wasm_bindgen(js_name = decideJson)]
+    pub fn decide_json(&self, options: &str) -> Result<String, JsError> {
+        let options: DecideOptions<'_> =
+            serde_json::from_str(options).map_err(|e| error(format!("options: {e}")))?;
+        let outcome = self.run(options)?;
+        Ok(session::Answer::of(&self.inner, &outcome, true).to_text())
+    }
+}
+
+impl Bundle {
+    /// One request's outcome from parsed options.
+    fn run(&self, options: DecideOptions<'_>) -> Result<session::Outcome<'_>, JsError> {
         let bundle = &self.inner;
         let now = seconds(options.now)?;
         let given = options
@@ -405,24 +461,7 @@ impl Bundle {
                 },
             ),
         };
-        let mut core = session::Answer::of(bundle, &outcome, false);
-        core.trace = None;
-        // Serializing our own types into memory cannot fail; the text is UTF-8 JSON.
-        let mut text: Vec<u8> = Vec::with_capacity(2048);
-        let _ = serde_json::to_writer(&mut text, &core);
-        text.push(0);
-        let _ = serde_json::to_writer(&mut text, &outcome.decision.exposures);
-        if let Some(trace) = &outcome.decision.trace {
-            text.push(0);
-            let _ = serde_json::to_writer(&mut text, trace);
-        }
-        text.push(0);
-        let _ = serde_json::to_writer(
-            &mut text,
-            &crate::view::state_view(bundle, &outcome.decision.state),
-        );
-        let text = String::from_utf8(text).unwrap_or_default();
-        Ok(answer_object(&text))
+        Ok(outcome)
     }
 }
 

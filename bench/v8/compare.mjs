@@ -498,11 +498,16 @@ function main() {
   for (const req of requests) {
     const first = bundle.decide({ ...req.oursA, keys: KEYS });
     req.oursB = { token: first.token, keys: KEYS, context: req.oursA.context, slots: slotNames, now: NOW_MS };
+    req.oursBText = JSON.stringify(req.oursB);
   }
 
   const contenders = [
     { name: "micromoment (a) decision only", fn: (r) => bundle.decide(r.oursA).decisions, ours: true },
     { name: "micromoment (b) + token verify & re-sign", fn: (r) => bundle.decide(r.oursB).decisions, ours: true },
+    // (c): (b) as text in, text out (decideJson): the engine's own cost in WASM, what a
+    // caller holding JSON pays (and close to the Worker's path), without building
+    // JavaScript objects. Not a like-for-like peer row: the peers take and give objects.
+    { name: "micromoment (c) = (b) as JSON text in and out", fn: (r) => bundle.decideJson(r.oursBText), ours: true, text: true },
     { name: "GrowthBook JS 1.8.0 (production bundle)", fn: growthBookPeer(gbBundled, toGrowthBookFeatures(model), model.contents, slotNames) },
     { name: "GrowthBook JS 1.8.0 (npm Node entry)", fn: growthBookPeer(gbNode, toGrowthBookFeatures(model), model.contents, slotNames) },
     { name: "json-logic-js 2.0.5 + priority loop", fn: jsonLogicPeer(model) },
@@ -518,7 +523,8 @@ function main() {
     for (const d of a) reasons[d.reason] = (reasons[d.reason] || 0) + 1;
     const expected = a.map((d) => d.content);
     for (const c of contenders.slice(1)) {
-      const got = c.fn(req).map((d) => d.content);
+      const out = c.fn(req);
+      const got = (c.text ? JSON.parse(out).decisions : out).map((d) => d.content);
       c.parity = (c.parity || 0) + 1;
       if (got.join() !== expected.join()) {
         mismatches++;

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use super::value::{compare, loose_eq, strict_eq, Value};
+use super::value::{compare, loose_eq, strict_eq, Lit, Value};
 use super::{Data, Node, Op};
 
 /// What `var` reads: the data, or the current element of an iterating operator.
@@ -121,6 +121,29 @@ pub(crate) fn eval<'a, D: Data>(
     }
 }
 
+/// A rule's JSON Logic truthiness, as `when` conditions use it: what
+/// `eval(node).truthy()` gives, without building the intermediate values of `and`, `or`,
+/// `!`, `!!`, `glob` and the [`fast_path`] shapes. Evaluation has no side effects, so
+/// deciding truthiness alone (and short-circuiting as `and` and `or` do) gives the same
+/// answer.
+pub(crate) fn test<'a, D: Data>(node: &'a Node<D::Var>, data: &'a D) -> bool {
+    match node {
+        // An empty `and` or `or` is null: false.
+        Node::Op(Op::And, args) => !args.is_empty() && args.iter().all(|n| test(n, data)),
+        Node::Op(Op::Or, args) => args.iter().any(|n| test(n, data)),
+        Node::Op(Op::Not, args) => !args.first().is_some_and(|n| test(n, data)),
+        Node::Op(Op::NotNot, args) => args.first().is_some_and(|n| test(n, data)),
+        Node::Op(op, args) => match fast_path(*op, args, data) {
+            Some(answer) => answer,
+            None => eval(node, data, &Scope::Top).truthy(),
+        },
+        Node::Glob(subject, glob) => eval(subject, data, &Scope::Top)
+            .as_str()
+            .is_some_and(|s| glob.matches(s)),
+        _ => eval(node, data, &Scope::Top).truthy(),
+    }
+}
+
 fn number_fold<'a, D: Data>(
     args: &'a [Node<D::Var>],
     data: &'a D,
@@ -133,12 +156,45 @@ fn number_fold<'a, D: Data>(
         .fold(init, |acc, n| fold(acc, convert(&eval(n, data, scope))))
 }
 
+/// The shapes most targeting rules are made of, `{"in": [{"var": …}, [literals]]}` and
+/// `{">=": [{"var": …}, number]}`, decided without evaluating their literal operand into
+/// a value first. Exactly the generic path's answers: the same `strict_eq` and `compare`,
+/// with the variable read as `Var` reads it (no default: absent is null).
+#[inline]
+fn fast_path<'a, D: Data>(op: Op, args: &'a [Node<D::Var>], data: &'a D) -> Option<bool> {
+    let (var, lit) = match args {
+        [Node::Var(var, None), Node::Lit(lit)] => (var, lit),
+        _ => return None,
+    };
+    let value = || data.get(var).unwrap_or(Value::Null);
+    let pass: fn(Ordering) -> bool = match (op, lit) {
+        (Op::In, Lit::Array(items)) => {
+            let needle = value();
+            return Some(
+                items
+                    .iter()
+                    .any(|item| strict_eq(&Value::from_lit(item), &needle)),
+            );
+        }
+        (Op::Gt, Lit::Number(_)) => |o| o == Ordering::Greater,
+        (Op::Ge, Lit::Number(_)) => |o| o != Ordering::Less,
+        (Op::Lt, Lit::Number(_)) => |o| o == Ordering::Less,
+        (Op::Le, Lit::Number(_)) => |o| o != Ordering::Greater,
+        _ => return None,
+    };
+    let Lit::Number(n) = lit else { return None };
+    Some(compare(&value(), &Value::Number(*n)).is_some_and(pass))
+}
+
 fn operator<'a, D: Data>(
     op: Op,
     args: &'a [Node<D::Var>],
     data: &'a D,
     scope: &Scope<'_, 'a>,
 ) -> Value<'a> {
+    if let Some(answer) = fast_path(op, args, data) {
+        return Value::Bool(answer);
+    }
     let a = |i| arg(args, i, data, scope);
     let cmp =
         |i: usize, j: usize, pass: fn(Ordering) -> bool| compare(&a(i), &a(j)).is_some_and(pass);

@@ -27,17 +27,36 @@ enum Segment {
 }
 
 impl Segment {
-    fn matches(&self, segment: &str) -> bool {
+    fn matches(&self, segment: &[u8]) -> bool {
         match self {
             Segment::Deep | Segment::One => true,
-            Segment::Literal(lit) => lit == segment,
-            Segment::Wild(pattern) => wildcard(pattern.as_bytes(), segment.as_bytes()),
+            Segment::Literal(lit) => lit.as_bytes() == segment,
+            Segment::Wild(pattern) => wildcard(pattern.as_bytes(), segment),
         }
     }
 }
 
 fn segments(path: &str) -> impl Iterator<Item = &str> + Clone {
     path.split('/').filter(|s| !s.is_empty())
+}
+
+/// The non-empty `/`-separated segments of a path, as bytes: what [`segments`] gives,
+/// with a byte scan cheaper than the general string searcher for the short segments of
+/// a URL path. Matching compares bytes, so no segment needs to be a `str` again.
+#[derive(Clone)]
+struct ByteSegments<'p>(&'p [u8]);
+
+impl<'p> Iterator for ByteSegments<'p> {
+    type Item = &'p [u8];
+
+    fn next(&mut self) -> Option<&'p [u8]> {
+        let start = self.0.iter().position(|&b| b != b'/')?;
+        let rest = self.0.get(start..)?;
+        let len = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let (segment, tail) = rest.split_at(len);
+        self.0 = tail;
+        Some(segment)
+    }
 }
 
 impl Glob {
@@ -73,7 +92,7 @@ impl Glob {
     pub fn matches(&self, path: &str) -> bool {
         let pattern = &self.segments;
         let mut p = 0;
-        let mut path_iter = segments(path);
+        let mut path_iter = ByteSegments(path.as_bytes());
         // The last `**` seen: where the pattern resumes, and where the path resumes
         // when the segments after it fail and the `**` must swallow one more segment.
         let mut backtrack: Option<(usize, _)> = None;

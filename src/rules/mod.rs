@@ -78,7 +78,7 @@ impl<V> Rule<V> {
 
     /// Evaluates the rule to its JSON Logic truthiness, as `when` conditions use it.
     pub fn matches<D: Data<Var = V>>(&self, data: &D) -> bool {
-        self.eval(data).truthy()
+        eval::test(&self.root, data)
     }
 
     /// Every resolved variable the rule reads, each with example values that the rule

@@ -29,6 +29,9 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 /// How far in the future `issued_at` may be: clocks of edge, apps and backends differ.
 pub const MAX_SKEW: i64 = 5 * MINUTE;
 
+/// Payloads up to this many bytes are encoded and decoded in a stack buffer.
+const SMALL_PAYLOAD: usize = 768;
+
 /// The cookie name, whose `mm=` counts against the cookie budget.
 const COOKIE_PREFIX_LEN: usize = "mm=".len();
 /// The length of the tag's base64url text: 32 bytes, no padding.
@@ -117,15 +120,18 @@ pub fn sign(state: &State, keys: &Keys) -> Result<String, TokenError> {
         .saturating_sub(fixed);
     // n bytes take ceil(4n / 3) characters, so floor(3p / 4) bytes fit in p.
     let budget = payload_text_max * 3 / 4;
-    let bytes = WireV1::from_state(state).encode_within(budget)?;
-    let payload = URL_SAFE_NO_PAD.encode(bytes);
-    let tag = mac::tag(&key.mac, &key.kid, &payload);
-    let mut token = String::with_capacity(fixed + payload.len());
+    // Most payloads are a few hundred bytes and are written on the stack; a larger one
+    // goes to the heap (and is trimmed there if it must be).
+    let mut small = [0u8; SMALL_PAYLOAD];
+    let bytes = WireV1::from_state(state).encode_within(budget, &mut small)?;
+    let mut token = String::with_capacity(fixed + (bytes.len() * 4).div_ceil(3));
     token.push_str(VERSION);
     token.push('.');
     token.push_str(&key.kid);
     token.push('.');
-    token.push_str(&payload);
+    let payload_at = token.len();
+    URL_SAFE_NO_PAD.encode_string(&bytes, &mut token);
+    let tag = mac::tag(&key.mac, &key.kid, token.get(payload_at..).unwrap_or(""));
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(tag, &mut token);
     Ok(token)
@@ -159,15 +165,26 @@ pub fn verify(token: &str, keys: &Keys, now: UnixSeconds) -> Result<State, Token
     let tag_len = URL_SAFE_NO_PAD
         .decode_slice(tag, &mut tag_bytes)
         .map_err(|_| TokenError::BadBase64)?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload)
+    // Decoded into a small stack buffer when it fits (most payloads), else the heap.
+    let mut small = [0u8; SMALL_PAYLOAD];
+    let mut large = Vec::new();
+    let estimate = payload.len().div_ceil(4) * 3;
+    let buf: &mut [u8] = if estimate <= SMALL_PAYLOAD {
+        &mut small
+    } else {
+        large.resize(estimate, 0);
+        &mut large
+    };
+    let payload_len = URL_SAFE_NO_PAD
+        .decode_slice(payload, &mut *buf)
         .map_err(|_| TokenError::BadBase64)?;
+    let bytes = buf.get(..payload_len).ok_or(TokenError::BadBase64)?;
     // `verify` refuses any tag that is not exactly 32 bytes, in constant time.
     let candidate = tag_bytes.get(..tag_len).ok_or(TokenError::BadTag)?;
     if !mac::verify(&key.mac, kid, payload, candidate) {
         return Err(TokenError::BadTag);
     }
-    let state = WireV1::decode(&bytes)?.into_state()?;
+    let state = WireV1::decode(bytes)?.into_state()?;
     if now >= state.expires_at {
         return Err(TokenError::Expired {
             expires_at: state.expires_at,

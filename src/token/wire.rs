@@ -205,7 +205,24 @@ impl WireV1 {
     }
 
     /// Encodes the payload in at most `budget` bytes, trimming as the module explains.
-    pub(crate) fn encode_within(mut self, budget: usize) -> Result<Vec<u8>, TokenError> {
+    /// The common case, a payload that fits, is written into `buf` without allocating.
+    pub(crate) fn encode_within<'b>(
+        self,
+        budget: usize,
+        buf: &'b mut [u8],
+    ) -> Result<std::borrow::Cow<'b, [u8]>, TokenError> {
+        let room = budget.min(buf.len());
+        let fits = buf
+            .get_mut(..room)
+            .map(|buf| codec::encode_into(&self, buf));
+        match fits {
+            Some(Ok(len)) => Ok(std::borrow::Cow::Borrowed(buf.get(..len).unwrap_or(&[]))),
+            _ => self.trimmed_within(budget).map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// [`WireV1::encode_within`] for a payload that does not fit as it is.
+    fn trimmed_within(mut self, budget: usize) -> Result<Vec<u8>, TokenError> {
         let mut bytes = encode(&self)?;
         if bytes.len() <= budget {
             return Ok(bytes);
@@ -288,4 +305,149 @@ fn drop_first<T: Encode>(
     let mut flags = doomed.into_iter();
     list.retain(|_| !flags.next().unwrap_or(false));
     excess
+}
+
+/// A state as bytes for handing it across a boundary inside one process (the npm
+/// package keeps the new state as bytes until someone reads it): every field exactly,
+/// nothing filtered or trimmed. Never persisted and never signed: tokens use [`WireV1`].
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+struct StateImage {
+    visitor: [u8; 16],
+    issued_at: i64,
+    expires_at: i64,
+    stage: Option<u32>,
+    stage_since: i64,
+    visits: u32,
+    last_visit: i64,
+    intents: Vec<(u32, f32, i64)>,
+    impressions: Vec<(u32, u32, i64, i64, u32)>,
+    sequence: Vec<u32>,
+    experiments: Vec<(u32, u8)>,
+    segments: Vec<String>,
+    consent: u8,
+}
+
+impl State {
+    /// The state as process-local bytes; see [`State::from_image`].
+    pub fn to_image(&self) -> Vec<u8> {
+        let image = StateImage {
+            visitor: self.visitor,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            stage: self.stage,
+            stage_since: self.stage_since,
+            visits: self.visits,
+            last_visit: self.last_visit,
+            intents: self
+                .intents
+                .iter()
+                .map(|i| (i.topic, i.score, i.updated_at))
+                .collect(),
+            impressions: self
+                .impressions
+                .iter()
+                .map(|i| (i.id, i.count, i.window_start, i.last_shown, i.total))
+                .collect(),
+            sequence: self.sequence.clone(),
+            experiments: self
+                .experiments
+                .iter()
+                .map(|a| (a.experiment, a.variant))
+                .collect(),
+            segments: self.segments.clone(),
+            consent: self.consent.0,
+        };
+        codec::encode(&image).unwrap_or_default()
+    }
+
+    /// The state [`State::to_image`] wrote, or `None` for bytes it did not write.
+    pub fn from_image(bytes: &[u8]) -> Option<State> {
+        let image = codec::decode::<StateImage, DECODE_LIMIT>(bytes).ok()?;
+        Some(State {
+            visitor: image.visitor,
+            issued_at: image.issued_at,
+            expires_at: image.expires_at,
+            stage: image.stage,
+            stage_since: image.stage_since,
+            visits: image.visits,
+            last_visit: image.last_visit,
+            intents: image
+                .intents
+                .into_iter()
+                .map(|(topic, score, updated_at)| Intent {
+                    topic,
+                    score,
+                    updated_at,
+                })
+                .collect(),
+            impressions: image
+                .impressions
+                .into_iter()
+                .map(|(id, count, window_start, last_shown, total)| Impression {
+                    id,
+                    count,
+                    window_start,
+                    last_shown,
+                    total,
+                })
+                .collect(),
+            sequence: image.sequence,
+            experiments: image
+                .experiments
+                .into_iter()
+                .map(|(experiment, variant)| Assignment {
+                    experiment,
+                    variant,
+                })
+                .collect(),
+            segments: image.segments,
+            consent: Consent(image.consent),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_image_round_trips_exactly() {
+        let state = State {
+            visitor: [7; 16],
+            issued_at: 10,
+            expires_at: -20,
+            stage: Some(3),
+            stage_since: i64::MIN,
+            visits: 9,
+            last_visit: i64::MAX,
+            intents: vec![Intent {
+                topic: 1,
+                score: f32::NAN,
+                updated_at: 5,
+            }],
+            impressions: vec![Impression {
+                id: 2,
+                count: 3,
+                window_start: 4,
+                last_shown: 5,
+                total: 6,
+            }],
+            sequence: vec![8],
+            experiments: vec![Assignment {
+                experiment: 9,
+                variant: Assignment::HOLDOUT,
+            }],
+            segments: vec!["x".repeat(MAX_SEGMENT_BYTES + 1)],
+            consent: Consent(Consent::OPTED_OUT),
+        };
+        let back = State::from_image(&state.to_image()).expect("decodes");
+        // NaN is not equal to itself: compare its bits, then the rest.
+        assert_eq!(back.intents[0].score.to_bits(), f32::NAN.to_bits());
+        let mut expected = state.clone();
+        expected.intents[0].score = 0.0;
+        let mut got = back;
+        got.intents[0].score = 0.0;
+        assert_eq!(got, expected);
+        assert_eq!(State::from_image(b"\xff\xff"), None);
+    }
 }

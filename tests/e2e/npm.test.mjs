@@ -39,7 +39,10 @@ test("decisions match the CLI's simulate byte for byte", () => {
     ["app-owner-milan.json", ["push", "app-card"], "2026-11-23T09:30:00Z"],
   ]) {
     const context = JSON.parse(readFileSync(join(ROOT, "fixtures", "contexts", contextFile), "utf8"));
-    const js = bundle.decide({ context, slots, now, visitor: VISITOR, keys: KEYS, explain: true });
+    const options = { context, slots, now, visitor: VISITOR, keys: KEYS, explain: true };
+    const js = bundle.decide(options);
+    assert.equal(JSON.stringify(JSON.parse(bundle.decideJson(JSON.stringify(options)))), JSON.stringify(js),
+      `${contextFile}: decideJson`);
     const fromCli = JSON.parse(cli("simulate", "fixtures/automotive.mmb", "--slots", slots.join(","), "--context",
       `fixtures/contexts/${contextFile}`, "--now", now, "--visitor", VISITOR, "--keys", keysFile, "--explain"));
     assert.equal(JSON.stringify(js), JSON.stringify(fromCli), contextFile);

@@ -41,6 +41,13 @@ fn jsonlogic_conformance_suite() {
         let rule = &case["rule"];
         let data = case.get("data").cloned().unwrap_or(Json::Null);
         let expected = &case["result"];
+        // Conditions (`when`) decide truthiness by a shorter path: it must agree.
+        if let Ok(compiled) = compile(rule, &JsonSchema, Limits::default()) {
+            let data = JsonData::new(&data);
+            if compiled.matches(&data) != compiled.eval(&data).truthy() {
+                failures.push(format!("{rule}: matches disagrees with eval's truthiness"));
+            }
+        }
         match eval(rule, &data) {
             Ok(actual) if numbers_equal(&actual, expected) => {}
             Ok(actual) => failures.push(format!(
@@ -411,6 +418,8 @@ mod properties {
                 let first = compiled.eval(&data).to_json();
                 // Same input, same output.
                 prop_assert_eq!(first, compiled.eval(&data).to_json());
+                // `when` conditions take the short cut to truthiness: the same answer.
+                prop_assert_eq!(compiled.matches(&data), compiled.eval(&data).truthy());
             }
         }
     }
