@@ -210,6 +210,9 @@ struct DecideOptions<'a> {
 // bytes are a JavaScript array the garbage collector owns.
 #[wasm_bindgen(inline_js = r#"
 const encoder = new TextEncoder();
+export function utf8(text) {
+  return encoder.encode(text);
+}
 export function optionsJson(options) {
   if (options === undefined || options === null) return encoder.encode("{}");
   let text;
@@ -237,6 +240,7 @@ export function answerObject(text, stateOf, state) {
 extern "C" {
     #[wasm_bindgen(js_name = optionsJson)]
     fn options_json(options: &JsValue) -> Option<Vec<u8>>;
+    fn utf8(text: &js_sys::JsString) -> Vec<u8>;
     #[wasm_bindgen(js_name = answerObject)]
     fn answer_object(text: &str, state_of: &JsValue, state: js_sys::Uint8Array) -> JsValue;
 }
@@ -386,9 +390,10 @@ impl Bundle {
     /// response body): no JavaScript objects are built either way. The answer is the one
     /// `decide` gives, as JSON text (whole numbers may be written `25.0`).
     #[wasm_bindgen(js_name = decideJson)]
-    pub fn decide_json(&self, options: &str) -> Result<String, JsError> {
+    pub fn decide_json(&self, options: &js_sys::JsString) -> Result<String, JsError> {
+        let bytes = utf8(options);
         let options: DecideOptions<'_> =
-            serde_json::from_str(options).map_err(|e| error(format!("options: {e}")))?;
+            serde_json::from_slice(&bytes).map_err(|e| error(format!("options: {e}")))?;
         let outcome = self.run(options)?;
         Ok(session::Answer::of(&self.inner, &outcome, true).to_text())
     }

@@ -76,6 +76,18 @@ fn experiments(bundle: &Bundle) -> Vec<(u32, &str, Vec<&str>)> {
         .collect()
 }
 
+/// The candidate id and experiment of an experiment's stable id.
+fn experiment_of(bundle: &Bundle, id: u32) -> Option<(&str, &crate::bundle::Experiment)> {
+    bundle
+        .slots
+        .iter()
+        .flat_map(|s| &s.candidates)
+        .find_map(|c| match &c.offer {
+            Offer::Experiment(e) if e.id == id => Some((c.name.as_str(), e)),
+            _ => None,
+        })
+}
+
 /// A time as RFC 3339 text when serialized, the way [`rfc3339`] writes it.
 struct Time(UnixSeconds);
 
@@ -192,7 +204,6 @@ impl Serialize for StateView<'_> {
         let (bundle, state) = (self.bundle, self.state);
         let stages = || bundle.stages.iter().map(|s| (s.id, s.name.as_str()));
         let topics = || bundle.topics.iter().map(|t| (t.id, t.name.as_str()));
-        let experiment_list = experiments(bundle);
         let mut visitor = [0u8; 32];
         let mut map = serializer.serialize_map(Some(13))?;
         map.serialize_entry(
@@ -245,17 +256,17 @@ impl Serialize for StateView<'_> {
             "experiments",
             &Pairs(|| {
                 state.experiments.iter().map(|a| {
-                    let known = experiment_list
-                        .iter()
-                        .find(|(id, _, _)| *id == a.experiment);
-                    let name =
-                        known.map_or(Name::Unknown(a.experiment), |(_, n, _)| Name::Known(n));
+                    let known = experiment_of(bundle, a.experiment);
+                    let name = known.map_or(Name::Unknown(a.experiment), |(n, _)| Name::Known(n));
                     let variant = if a.variant == Assignment::HOLDOUT {
                         Name::Known("holdout")
                     } else {
                         known
-                            .and_then(|(_, _, v)| v.get(usize::from(a.variant)).copied())
-                            .map_or(Name::Unknown(u32::from(a.variant)), Name::Known)
+                            .and_then(|(_, e)| e.variants.get(usize::from(a.variant)))
+                            .and_then(|&v| bundle.contents.get(usize::from(v)))
+                            .map_or(Name::Unknown(u32::from(a.variant)), |c| {
+                                Name::Known(&c.name)
+                            })
                     };
                     (name, variant)
                 })

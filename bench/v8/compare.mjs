@@ -20,7 +20,8 @@
 // Prints figures; asserts nothing but parity.
 //
 // Environment: ROUNDS (default 31), BATCH_MS (default 10), SAMPLES (default 2000), MM_CLI
-// (the micromoment binary that compiles the .mmb files; default: newest target/*/micromoment).
+// (the micromoment binary that compiles the .mmb files; default: newest target/*/micromoment),
+// PARTS (default decide,load: which sections run).
 
 import { createRequire } from "node:module";
 import { execFileSync } from "node:child_process";
@@ -487,7 +488,7 @@ function loadFigures() {
   }
 }
 
-function main() {
+function decideSection() {
   const model = scenarioModel(3, 20);
   const bundle = mm.Bundle.compile(JSON.stringify(toBundle(model)));
   const slotNames = bundle.slots;
@@ -533,9 +534,7 @@ function main() {
       }
     }
   }
-  console.log(`micromoment V8 comparison — node ${process.version} (V8 ${process.versions.v8}), ` +
-    `${os.cpus()[0]?.model} × ${os.cpus().length}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
-  console.log(`scenario: 3 slots × 20 candidates (1 experiment per slot, 50/50, holdout ${HOLDOUT * 100} %), ` +
+  console.log(`\nscenario: 3 slots × 20 candidates (1 experiment per slot, 50/50, holdout ${HOLDOUT * 100} %), ` +
     `${requests.length} sampled visitors/contexts`);
   console.log(`ours' reasons over the sample (slot decisions): ${JSON.stringify(reasons)}`);
   console.log("\nparity (same content in every slot as micromoment (a), per sampled request):");
@@ -566,8 +565,10 @@ function main() {
       (c.diagnostic ? "" : `${(oursA.median / c.median).toFixed(2).padStart(10)}× ${(oursB.median / c.median).toFixed(2).padStart(10)}×`));
   }
   console.log("  (ours(x)/it > 1: micromoment takes that many times as long as it)");
+}
 
-  // ---- Bundle load.
+function loadSection() {
+  const fmt = (x) => (x < 10 ? x.toFixed(2) : x.toFixed(1));
   const load = loadFigures();
   if (load.skipped) {
     console.log(`\nbundle load: ${load.skipped}`);
@@ -575,10 +576,18 @@ function main() {
     console.log(`\nBundle.load of generated_bundle .mmb files (compiled and signed by ${load.cli}), ms:`);
     for (const r of load.rows) {
       console.log(`  ${String(r.candidates).padStart(6)} candidates, ${String(r.bytes).padStart(9)} bytes: ` +
-        `decode + verify median ${fmt(r.verified.median)} (min ${fmt(r.verified.min)}, max ${fmt(r.verified.max)}); ` +
-        `decode only median ${fmt(r.unsigned.median)} — ${r.reps} loads each`);
+        `signature verified + decode median ${fmt(r.verified.median)} (min ${fmt(r.verified.min)}, max ${fmt(r.verified.max)}); ` +
+        `without a key (content hash checked instead) + decode median ${fmt(r.unsigned.median)} — ${r.reps} loads each`);
     }
   }
+}
+
+function main() {
+  console.log(`micromoment V8 comparison — node ${process.version} (V8 ${process.versions.v8}), ` +
+    `${os.cpus()[0]?.model} × ${os.cpus().length}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+  const parts = (process.env.PARTS || "decide,load").split(",");
+  if (parts.includes("decide")) decideSection();
+  if (parts.includes("load")) loadSection();
   console.log(`\nload average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(" ")} (sink ${sink})`);
 }
 

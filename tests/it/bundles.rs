@@ -110,12 +110,17 @@ fn tampering_is_caught_with_the_matching_error() {
     let budget = Budget::default();
     assert!(Bundle::from_mmb(&signed, Some(&public), &budget).is_ok());
 
-    // A payload byte: the content hash no longer matches.
+    // A payload byte: the signature no longer verifies; without a key to check it, the
+    // content hash no longer matches.
     let mut payload_flip = signed.clone();
     let middle = payload_flip.len() / 2;
     payload_flip[middle] ^= 0x01;
     assert_eq!(
         Bundle::from_mmb(&payload_flip, Some(&public), &budget).unwrap_err(),
+        LoadError::BadSignature
+    );
+    assert_eq!(
+        Bundle::from_mmb(&payload_flip, None, &budget).unwrap_err(),
         LoadError::HashMismatch
     );
 
