@@ -16,7 +16,7 @@
 //! hash. A frame that fails any check is refused with the [`LoadError`] that names it.
 
 use base64::Engine as _;
-use ed25519_dalek::{Signer, Verifier};
+use ed25519_dalek::Signer;
 use sha2::{Digest, Sha256};
 
 use super::model::Bundle;
