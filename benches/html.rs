@@ -1,10 +1,17 @@
-//! HTML slot rewriting throughput, as the page proxy does it: one scan for the slots,
-//! one rewrite pass (DESIGN §9: ≥ 50 MB/s in WASM; this is the native figure).
+//! HTML slot rewriting throughput, as the page proxy does it: one lol_html pass that
+//! decides each slot as it meets it (DESIGN §9: ≥ 50 MB/s in WASM; these are the native
+//! figures, `node bench/v8/compare.mjs` has the WASM ones).
+
+mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use micromoment::html::{rewrite_page, scan_slots, Fill};
+use micromoment::html::{rewrite_page, Fill};
+use micromoment::session::{self, Entropy, Request};
+use micromoment::{Budget, Context};
 use std::hint::black_box;
 
+/// A page of `paragraphs` tag-dense paragraphs with the hero, sidebar and banner slots
+/// of the automotive fixture.
 fn page(paragraphs: usize) -> Vec<u8> {
     let body: String = (0..paragraphs)
         .map(|i| format!("<p class=\"copy\">Paragraph {i}: the <a href=\"/models/{i}\">2027 range</a>, financing &amp; service.</p>\n"))
@@ -34,17 +41,38 @@ fn html(c: &mut Criterion) {
             html: "<b>Winter check</b>",
         },
     ];
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/automotive.json"
+    ))
+    .expect("fixture");
+    let bundle = micromoment::bundle::compile(&source, Budget::default()).expect("compiles");
+    let scenario = common::decision_scenario(1);
+    let mut ctx = Context::default();
+    ctx.geo.city = Some("Lyon".into());
+    let request = Request {
+        token: None,
+        context: &ctx,
+        slots: &[],
+        now: common::NOW,
+        entropy: Entropy::Fixed([5; 16]),
+        explain: false,
+    };
     let mut group = c.benchmark_group("html");
     for paragraphs in [100, 2000] {
         let page = page(paragraphs);
         group.throughput(Throughput::Bytes(page.len() as u64));
+        let kib = page.len() / 1024;
+        group.bench_function(format!("rewrite, {kib} KiB page"), |b| {
+            b.iter(|| rewrite_page(black_box(&page), &fills).expect("rewrites"))
+        });
         group.bench_function(
-            format!("scan + rewrite, {} KiB page", page.len() / 1024),
+            format!("decide + rewrite + sign (the proxy), {kib} KiB page"),
             |b| {
                 b.iter(|| {
-                    let slots = scan_slots(black_box(&page)).expect("scans");
-                    assert_eq!(slots.len(), 3);
-                    rewrite_page(black_box(&page), &fills).expect("rewrites")
+                    session::personalize(&bundle, Some(&scenario.keys), &request, black_box(&page))
+                        .expect("parses")
+                        .expect("has slots")
                 })
             },
         );

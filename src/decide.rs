@@ -396,7 +396,6 @@ enum Pick<'b> {
 
 /// Decides for one request. `prior` is the verified token state, `None` for a new
 /// visitor, who gets the id `new_visitor` (the adapter's entropy).
-#[allow(clippy::too_many_lines)]
 pub fn decide<'b>(
     bundle: &'b Bundle,
     prior: Option<&State>,
@@ -406,173 +405,234 @@ pub fn decide<'b>(
     slots: &[SlotRef],
     options: Options,
 ) -> Decision<'b> {
-    let fresh;
-    let prior = match prior {
-        Some(state) => state,
-        None => {
-            fresh = State {
+    let mut decider = Decider::new(bundle, prior, new_visitor, ctx, now, options);
+    for &slot in slots {
+        decider.slot(slot);
+    }
+    decider.finish()
+}
+
+/// One request's decision, taken slot by slot: [`Decider::new`] applies the request's
+/// signals, [`Decider::slot`] decides one slot (in the order asked: a page's slots in
+/// document order, as a streaming rewriter meets them), [`Decider::finish`] records the
+/// impressions and gives the [`Decision`]. [`decide`] is the three in a row.
+pub struct Decider<'a, 'b> {
+    bundle: &'b Bundle,
+    ctx: &'a Context,
+    prior: std::borrow::Cow<'a, State>,
+    next: State,
+    time: LazyTime<'a>,
+    now: UnixSeconds,
+    explain: bool,
+    opted_out: bool,
+    stage: u16,
+    stage_since: UnixSeconds,
+    visits: u32,
+    intents: Vec<f64>,
+    journey_trace: Vec<String>,
+    visitor_hex: [u8; 32],
+    /// The content of each decision, in order; defaults too.
+    placed: Vec<u16>,
+    /// Stable ids of contents and campaigns shown earlier in this request: caps count
+    /// them too, so two slots cannot overrun a cap together.
+    shown_now: Vec<u32>,
+    campaign_hits: Vec<u16>,
+    decisions: Vec<SlotDecision<'b>>,
+    slot_traces: Vec<SlotTrace<'b>>,
+}
+
+impl<'a, 'b> Decider<'a, 'b> {
+    /// Starts a request: counts the visit, decays and raises intents, applies
+    /// transitions. `prior` and `new_visitor` as in [`decide`].
+    pub fn new(
+        bundle: &'b Bundle,
+        prior: Option<&'a State>,
+        new_visitor: [u8; 16],
+        ctx: &'a Context,
+        now: UnixSeconds,
+        options: Options,
+    ) -> Self {
+        let prior = match prior {
+            Some(state) => std::borrow::Cow::Borrowed(state),
+            None => std::borrow::Cow::Owned(State {
                 visitor: new_visitor,
                 stage_since: now,
                 ..State::default()
-            };
-            &fresh
-        }
-    };
-    // A backend may mint a token for a visitor the edge has not seen yet: it has a stage
-    // but no visit.
-    let is_new = prior.last_visit == 0;
-    let mut next = prior.clone();
-    let time = LazyTime::new(now, ctx.geo.timezone.as_deref());
-    let mut journey_trace = Vec::new();
-    let explain = options.explain;
+            }),
+        };
+        let mut next = prior.as_ref().clone();
+        let time = LazyTime::new(now, ctx.geo.timezone.as_deref());
+        let mut journey_trace = Vec::new();
+        let explain = options.explain;
+        // A backend may mint a token for a visitor the edge has not seen yet: it has a
+        // stage but no visit.
+        let is_new = prior.last_visit == 0;
 
-    // This request's signal wins over the one remembered in the token, both ways.
-    let opted_out = match ctx.consent.personalization {
-        Some(given) => !given,
-        None => prior.consent.opted_out(),
-    };
-    if ctx.consent.personalization == Some(true) {
-        next.consent = crate::token::Consent(next.consent.0 & !crate::token::Consent::OPTED_OUT);
-    }
-    let mut stage = stage_index(bundle, prior);
-    let mut stage_since = if prior.stage_since == 0 {
-        now
-    } else {
-        prior.stage_since
-    };
-    let mut visits = prior.visits;
-    let mut intents: Vec<f64> = Vec::new();
-
-    if !opted_out {
-        // 1a. Visits.
-        if is_new || now - prior.last_visit >= VISIT_IDLE {
-            visits = visits.saturating_add(1);
-            if explain {
-                journey_trace.push(format!("visit {visits} starts"));
-            }
+        // This request's signal wins over the one remembered in the token, both ways.
+        let opted_out = match ctx.consent.personalization {
+            Some(given) => !given,
+            None => prior.consent.opted_out(),
+        };
+        if ctx.consent.personalization == Some(true) {
+            next.consent =
+                crate::token::Consent(next.consent.0 & !crate::token::Consent::OPTED_OUT);
         }
-        // 1b. Intents: decay everything, then add what this request signals.
-        let decayed: Vec<f64> = bundle
-            .topics
-            .iter()
-            .map(|topic| {
-                prior
-                    .intents
-                    .iter()
-                    .find(|i| i.topic == topic.id)
-                    .map_or(0.0, |i| {
-                        let elapsed = (now - i.updated_at).max(0) as f64;
-                        f64::from(i.score) * 0.5f64.powf(elapsed / topic.half_life_secs)
-                    })
-            })
-            .collect();
-        let facts = Facts::new(
-            bundle,
-            ctx,
-            prior,
-            (stage, stage_since, visits),
-            &decayed,
-            &time,
-            now,
-        );
-        intents = bundle
-            .topics
-            .iter()
-            .zip(&decayed)
-            .map(|(topic, &base)| {
-                let added: f64 = topic
-                    .signals
-                    .iter()
-                    .filter(|s| s.when.matches(&facts))
-                    .map(|s| s.add)
-                    .sum();
-                // Not `clamp`: it panics on a NaN or inverted bound, and a bundle is input.
-                let score = (base + added).min(topic.cap).max(0.0);
-                if explain && added != 0.0 {
-                    journey_trace.push(format!(
-                        "intent {}: {base:.2} + {added} = {score:.2}",
-                        topic.name
-                    ));
+        let mut stage = stage_index(bundle, &prior);
+        let mut stage_since = if prior.stage_since == 0 {
+            now
+        } else {
+            prior.stage_since
+        };
+        let mut visits = prior.visits;
+        let mut intents: Vec<f64> = Vec::new();
+
+        if !opted_out {
+            // 1a. Visits.
+            if is_new || now - prior.last_visit >= VISIT_IDLE {
+                visits = visits.saturating_add(1);
+                if explain {
+                    journey_trace.push(format!("visit {visits} starts"));
                 }
-                score
-            })
-            .collect();
-        // 1c. Transitions, in bundle order, until none applies.
-        for _ in 0..bundle.stages.len() {
+            }
+            // 1b. Intents: decay everything, then add what this request signals.
+            let decayed: Vec<f64> = bundle
+                .topics
+                .iter()
+                .map(|topic| {
+                    prior
+                        .intents
+                        .iter()
+                        .find(|i| i.topic == topic.id)
+                        .map_or(0.0, |i| {
+                            let elapsed = (now - i.updated_at).max(0) as f64;
+                            f64::from(i.score) * 0.5f64.powf(elapsed / topic.half_life_secs)
+                        })
+                })
+                .collect();
             let facts = Facts::new(
                 bundle,
                 ctx,
-                prior,
+                &prior,
                 (stage, stage_since, visits),
-                &intents,
+                &decayed,
                 &time,
                 now,
             );
-            let applies = bundle.transitions.iter().enumerate().find(|(_, t)| {
-                let direction_ok = if t.back { t.to != stage } else { t.to > stage };
-                direction_ok
-                    && t.from & (1u64 << (stage % 64)) != 0
-                    && t.when.as_ref().is_none_or(|w| w.matches(&facts))
-            });
-            let Some((i, t)) = applies else { break };
-            if explain {
-                let name = |s: u16| {
-                    bundle
-                        .stages
-                        .get(usize::from(s))
-                        .map_or("?", |s| s.name.as_str())
-                };
-                journey_trace.push(format!(
-                    "stage {} -> {} (transition {i})",
-                    name(stage),
-                    name(t.to)
-                ));
+            intents = bundle
+                .topics
+                .iter()
+                .zip(&decayed)
+                .map(|(topic, &base)| {
+                    let added: f64 = topic
+                        .signals
+                        .iter()
+                        .filter(|s| s.when.matches(&facts))
+                        .map(|s| s.add)
+                        .sum();
+                    // Not `clamp`: it panics on a NaN or inverted bound, and a bundle is
+                    // input.
+                    let score = (base + added).min(topic.cap).max(0.0);
+                    if explain && added != 0.0 {
+                        journey_trace.push(format!(
+                            "intent {}: {base:.2} + {added} = {score:.2}",
+                            topic.name
+                        ));
+                    }
+                    score
+                })
+                .collect();
+            // 1c. Transitions, in bundle order, until none applies.
+            for _ in 0..bundle.stages.len() {
+                let facts = Facts::new(
+                    bundle,
+                    ctx,
+                    &prior,
+                    (stage, stage_since, visits),
+                    &intents,
+                    &time,
+                    now,
+                );
+                let applies = bundle.transitions.iter().enumerate().find(|(_, t)| {
+                    let direction_ok = if t.back { t.to != stage } else { t.to > stage };
+                    direction_ok
+                        && t.from & (1u64 << (stage % 64)) != 0
+                        && t.when.as_ref().is_none_or(|w| w.matches(&facts))
+                });
+                let Some((i, t)) = applies else { break };
+                if explain {
+                    let name = |s: u16| {
+                        bundle
+                            .stages
+                            .get(usize::from(s))
+                            .map_or("?", |s| s.name.as_str())
+                    };
+                    journey_trace.push(format!(
+                        "stage {} -> {} (transition {i})",
+                        name(stage),
+                        name(t.to)
+                    ));
+                }
+                stage = t.to;
+                stage_since = now;
             }
-            stage = t.to;
-            stage_since = now;
+        }
+        let mut visitor_hex = [0u8; 32];
+        bucket::visitor_hex(&prior.visitor, &mut visitor_hex);
+        Decider {
+            bundle,
+            ctx,
+            prior,
+            next,
+            time,
+            now,
+            explain,
+            opted_out,
+            stage,
+            stage_since,
+            visits,
+            intents,
+            journey_trace,
+            visitor_hex,
+            placed: Vec::with_capacity(4),
+            shown_now: Vec::with_capacity(8),
+            campaign_hits: Vec::new(),
+            decisions: Vec::with_capacity(4),
+            slot_traces: Vec::new(),
         }
     }
 
-    let stage_name = bundle
-        .stages
-        .get(usize::from(stage))
-        .map_or("", |s| s.name.as_str());
-    let facts = Facts::new(
-        bundle,
-        ctx,
-        prior,
-        (stage, stage_since, visits),
-        &intents,
-        &time,
-        now,
-    );
-    let mut visitor_buf = [0u8; 32];
-    let visitor_hex = bucket::visitor_hex(&prior.visitor, &mut visitor_buf);
+    /// The decisions so far, in the order their slots were asked.
+    pub fn decisions(&self) -> &[SlotDecision<'b>] {
+        &self.decisions
+    }
 
-    // 2. Slots, in request order.
-    let mut placed: Vec<u16> = Vec::with_capacity(slots.len());
-    // Stable ids of contents and campaigns shown earlier in this request: caps count
-    // them too, so two slots cannot overrun a cap together.
-    let mut shown_now: Vec<u32> = Vec::with_capacity(slots.len() * 2);
-    let mut decisions = Vec::with_capacity(slots.len());
-    let mut slot_traces = Vec::new();
-    let mut campaign_hits: Vec<u16> = Vec::new();
-    for &SlotRef(slot_index) in slots {
-        let Some(slot) = bundle.slots.get(usize::from(slot_index)) else {
-            continue;
-        };
+    /// Decides one slot and returns its decision; `None` for a slot index the bundle
+    /// does not have. Each call is a slot of this request: asking for a slot twice
+    /// shows it twice.
+    pub fn slot(&mut self, SlotRef(slot_index): SlotRef) -> Option<&SlotDecision<'b>> {
+        let bundle = self.bundle;
+        let slot = bundle.slots.get(usize::from(slot_index))?;
+        let facts = Facts::new(
+            bundle,
+            self.ctx,
+            &self.prior,
+            (self.stage, self.stage_since, self.visits),
+            &self.intents,
+            &self.time,
+            self.now,
+        );
         let mut trace = Vec::new();
-        let pick = if opted_out {
+        let pick = if self.opted_out {
             Pick::Nothing
         } else {
             pick(
                 bundle,
                 &facts,
-                &mut next,
-                visitor_hex,
+                &mut self.next,
+                &self.visitor_hex,
                 &slot.candidates,
-                (&placed, &shown_now),
-                explain.then_some(&mut trace),
+                (&self.placed, &self.shown_now),
+                self.explain.then_some(&mut trace),
             )
         };
         let default_name = bundle
@@ -586,9 +646,9 @@ pub fn decide<'b>(
                 variant,
             } => {
                 if let Some(k) = candidate.campaign {
-                    campaign_hits.push(k);
+                    self.campaign_hits.push(k);
                     if let Some(campaign) = bundle.campaigns.get(usize::from(k)) {
-                        shown_now.push(campaign.id);
+                        self.shown_now.push(campaign.id);
                     }
                 }
                 let is_experiment = variant.is_some();
@@ -616,29 +676,29 @@ pub fn decide<'b>(
                 None,
                 None,
                 None,
-                if opted_out {
+                if self.opted_out {
                     Reason::Consent
                 } else {
                     Reason::Default
                 },
             ),
         };
-        placed.push(content);
+        self.placed.push(content);
         let content_ref = bundle.contents.get(usize::from(content));
         if let Some(c) = content_ref {
-            shown_now.push(c.id);
+            self.shown_now.push(c.id);
         }
         let content_name = content_ref.map_or(default_name, |c| c.name.as_str());
-        if explain {
-            slot_traces.push(SlotTrace {
+        if self.explain {
+            self.slot_traces.push(SlotTrace {
                 slot: &slot.name,
                 candidates: trace,
                 result: format!("{content_name} ({})", reason_text(reason)),
             });
         }
         let (html, json, text) =
-            content_ref.map_or((None, None, None), |c| render(c, ctx.channel, &facts));
-        decisions.push(SlotDecision {
+            content_ref.map_or((None, None, None), |c| render(c, self.ctx.channel, &facts));
+        self.decisions.push(SlotDecision {
             slot: &slot.name,
             content: content_name,
             candidate,
@@ -649,84 +709,115 @@ pub fn decide<'b>(
             json,
             text,
         });
+        self.decisions.last()
     }
 
-    if opted_out {
-        return Decision {
-            stage: stage_name,
+    fn stage_name(&self) -> &'b str {
+        self.bundle
+            .stages
+            .get(usize::from(self.stage))
+            .map_or("", |s| s.name.as_str())
+    }
+
+    /// Ends the request: records the impressions of every decision (defaults too),
+    /// sequence progress and the journey in the new state, and produces the exposures.
+    pub fn finish(self) -> Decision<'b> {
+        let bundle = self.bundle;
+        let stage_name = self.stage_name();
+        let Decider {
+            prior,
+            mut next,
+            now,
+            explain,
+            opted_out,
+            stage,
+            stage_since,
+            visits,
+            intents,
+            journey_trace,
+            placed,
+            campaign_hits,
             decisions,
-            trace: explain.then(|| Trace {
-                journey: vec!["no personalization consent: defaults, nothing written".into()],
-                slots: slot_traces,
-            }),
-            state: prior.clone(),
-            persist: false,
-            exposures: Vec::new(),
-        };
-    }
+            slot_traces,
+            ctx,
+            ..
+        } = self;
+        if opted_out {
+            return Decision {
+                stage: stage_name,
+                decisions,
+                trace: explain.then(|| Trace {
+                    journey: vec!["no personalization consent: defaults, nothing written".into()],
+                    slots: slot_traces,
+                }),
+                state: prior.into_owned(),
+                persist: false,
+                exposures: Vec::new(),
+            };
+        }
 
-    // 3. Impressions, sequence progress, journey state.
-    // `placed` holds the content of each decision, in order; defaults count too.
-    for &shown in &placed {
-        if let Some(content) = bundle.contents.get(usize::from(shown)) {
-            record_impression(&mut next, content.id, content.cap_period, now);
-            if content.prerequisite && !next.sequence.contains(&content.id) {
-                next.sequence.push(content.id);
+        // 3. Impressions, sequence progress, journey state.
+        for &shown in &placed {
+            if let Some(content) = bundle.contents.get(usize::from(shown)) {
+                record_impression(&mut next, content.id, content.cap_period, now);
+                if content.prerequisite && !next.sequence.contains(&content.id) {
+                    next.sequence.push(content.id);
+                }
             }
         }
-    }
-    for k in campaign_hits {
-        if let Some(campaign) = bundle.campaigns.get(usize::from(k)) {
-            record_impression(&mut next, campaign.id, Some(campaign.cap.per), now);
+        for k in campaign_hits {
+            if let Some(campaign) = bundle.campaigns.get(usize::from(k)) {
+                record_impression(&mut next, campaign.id, Some(campaign.cap.per), now);
+            }
         }
-    }
-    next.stage = bundle.stages.get(usize::from(stage)).map(|s| s.id);
-    next.stage_since = stage_since;
-    next.visits = visits;
-    next.last_visit = now;
-    next.issued_at = now;
-    for (topic, &score) in bundle.topics.iter().zip(&intents) {
-        next.intents.retain(|i| i.topic != topic.id);
-        if score >= INTENT_FLOOR {
-            next.intents.push(Intent {
-                topic: topic.id,
-                score: score as f32,
-                updated_at: now,
-            });
+        next.stage = bundle.stages.get(usize::from(stage)).map(|s| s.id);
+        next.stage_since = stage_since;
+        next.visits = visits;
+        next.last_visit = now;
+        next.issued_at = now;
+        for (topic, &score) in bundle.topics.iter().zip(&intents) {
+            next.intents.retain(|i| i.topic != topic.id);
+            if score >= INTENT_FLOOR {
+                next.intents.push(Intent {
+                    topic: topic.id,
+                    score: score as f32,
+                    updated_at: now,
+                });
+            }
         }
-    }
 
-    let exposures = if ctx.device.kind == Some(DeviceType::Bot) {
-        Vec::new()
-    } else {
-        decisions
-            .iter()
-            .map(|d| Exposure {
-                visitor: prior.visitor,
-                bundle: &bundle.id,
-                bundle_version: bundle.version,
-                slot: d.slot,
-                content: d.content,
-                candidate: d.candidate,
-                experiment: d.experiment,
-                variant: d.variant,
-                reason: d.reason,
-                stage: stage_name,
-                at: now,
-            })
-            .collect()
-    };
+        let exposures = if ctx.device.kind == Some(DeviceType::Bot) {
+            Vec::new()
+        } else {
+            decisions
+                .iter()
+                .map(|d| Exposure {
+                    visitor: prior.visitor,
+                    bundle: &bundle.id,
+                    bundle_version: bundle.version,
+                    slot: d.slot,
+                    content: d.content,
+                    candidate: d.candidate,
+                    experiment: d.experiment,
+                    variant: d.variant,
+                    reason: d.reason,
+                    stage: stage_name,
+                    at: now,
+                })
+                .collect()
+        };
 
-    Decision {
-        stage: stage_name,
-        decisions,
-        trace: explain.then_some(Trace {
-            journey: journey_trace,
-            slots: slot_traces,
-        }),
-        state: next,
-        persist: true,
-        exposures,
+        Decision {
+            stage: stage_name,
+            decisions,
+            trace: explain.then_some(Trace {
+                journey: journey_trace,
+                slots: slot_traces,
+            }),
+            state: next,
+            persist: true,
+            exposures,
+        }
     }
 }
 
@@ -753,7 +844,7 @@ fn pick<'b>(
     bundle: &'b Bundle,
     facts: &Facts<'_>,
     next: &mut State,
-    visitor_hex: &str,
+    visitor_hex: &[u8; 32],
     candidates: &'b [Candidate],
     page: (&[u16], &[u32]),
     mut trace: Option<&mut Vec<CandidateTrace<'b>>>,
@@ -860,7 +951,7 @@ fn judge<'b>(
     bundle: &'b Bundle,
     facts: &Facts<'_>,
     next: &mut State,
-    visitor_hex: &str,
+    visitor_hex: &[u8; 32],
     candidate: &'b Candidate,
     (placed, shown_now): (&[u16], &[u32]),
 ) -> Result<Pick<'b>, Skip> {
@@ -888,7 +979,9 @@ fn judge<'b>(
             let assigned = match sticky {
                 Some(v) => v,
                 None => {
-                    let n = bucket::hash(&candidate.name, visitor_hex, 2).unwrap_or(0.0);
+                    // The hex digits of the visitor id: ASCII, so always a `str`.
+                    let visitor = std::str::from_utf8(visitor_hex).unwrap_or("");
+                    let n = bucket::hash(&candidate.name, visitor, 2).unwrap_or(0.0);
                     let v = bucket::choose_variation(n, &experiment.ranges)
                         .and_then(|i| u8::try_from(i).ok())
                         .unwrap_or(Assignment::HOLDOUT);

@@ -4,8 +4,9 @@
 //! A page marks its slots with `data-mm-slot="hero"`; the rewriter replaces each such
 //! element's content with the chosen HTML and tags it `data-mm-content="<content id>"`
 //! for click attribution. Elements naming a slot without a fill keep the page's own
-//! content, which is the page's fallback. [`scan_slots`] lists a page's slots in
-//! document order, so the decision can follow the page's order. Memory is bounded; a
+//! content, which is the page's fallback. [`rewrite_each`] asks for each slot's fill as
+//! the parser meets it, so a page is decided and rewritten in one pass, in document
+//! order; [`scan_slots`] lists a page's slots, for tools. Memory is bounded; a
 //! page the parser cannot handle is an error the adapter answers by passing the page
 //! through untouched. This module does no I/O.
 
@@ -103,6 +104,45 @@ impl<'h, O: OutputSink> SlotRewriter<'h, O> {
     pub fn end(self) -> Result<(), HtmlError> {
         self.inner.end().map_err(|e| HtmlError(e.to_string()))
     }
+}
+
+/// Rewrites a whole page in one pass, asking `fill` for each `data-mm-slot` element as
+/// the parser meets it (document order): `fill(slot, set)` calls `set(content, html)`
+/// to replace the element's content (and tag it with the content id), or does nothing
+/// to keep the page's own. A slot can be decided when its element is reached, so the
+/// page is read once.
+pub fn rewrite_each<F>(page: &[u8], mut fill: F) -> Result<Vec<u8>, HtmlError>
+where
+    F: FnMut(&str, &mut dyn FnMut(&str, &str)),
+{
+    let mut out = Vec::with_capacity(page.len() + 1024);
+    {
+        let handler = element!("[data-mm-slot]", |el| {
+            let Some(name) = el.get_attribute(SLOT_ATTRIBUTE) else {
+                return Ok(());
+            };
+            let mut failed = None;
+            fill(&name, &mut |content: &str, html: &str| {
+                el.set_inner_content(html, ContentType::Html);
+                if let Err(e) = el.set_attribute(CONTENT_ATTRIBUTE, content) {
+                    failed = Some(e);
+                }
+            });
+            match failed {
+                Some(e) => Err(e.into()),
+                None => Ok(()),
+            }
+        });
+        let mut rewriter = HtmlRewriter::new(
+            Settings::new()
+                .append_element_content_handler(handler)
+                .with_memory_settings(settings_memory()),
+            |chunk: &[u8]| out.extend_from_slice(chunk),
+        );
+        rewriter.write(page).map_err(|e| HtmlError(e.to_string()))?;
+        rewriter.end().map_err(|e| HtmlError(e.to_string()))?;
+    }
+    Ok(out)
 }
 
 /// Rewrites a whole page at once.

@@ -75,6 +75,14 @@ export interface Decision {
   exposures: object[];
   trace?: object;
 }
+/** `decide`'s options for a page: the page names its slots, and the visitor comes from the token. */
+export type PageOptions = Omit<DecideOptions, "slots" | "state">;
+/** A personalized page: the decision for the slots it names, and the page with them filled. */
+export interface PersonalizedPage extends Decision {
+  /** The page, each `[data-mm-slot]` element filled and tagged `data-mm-content`: text when
+   *  the page was given as text, bytes when it was given as bytes. */
+  html: string | Uint8Array;
+}
 export interface MintOptions {
   keys: JourneyKeys | string;
   stage?: string;
@@ -107,6 +115,7 @@ fn to_js(value: &serde_json::Value) -> Result<JsValue, JsError> {
 }
 
 /// A time given as Unix ms, RFC 3339 text, or a Date (which JSON makes RFC 3339).
+#[derive(Clone)]
 enum Instant {
     Millis(f64),
     Text(String),
@@ -179,6 +188,14 @@ fn visitor(text: Option<&str>) -> Result<[u8; 16], JsError> {
     }
 }
 
+/// What [`Bundle::prepare`] reads from the options.
+struct Prepared {
+    now: i64,
+    given: Option<[u8; 16]>,
+    keys: Option<Rc<Keys>>,
+    context: Context,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 struct DecideOptions<'a> {
@@ -228,9 +245,10 @@ function lazy(object, key, json) {
     set(value) { settle(value); },
   });
 }
-export function answerObject(text, stateOf, state) {
+export function answerObject(text, stateOf, state, html) {
   const parts = text.split("\0");
   const answer = JSON.parse(parts[0]);
+  if (html !== undefined) answer.html = html;
   lazy(answer, "state", () => stateOf(state));
   lazy(answer, "exposures", () => parts[1]);
   if (parts.length > 2) lazy(answer, "trace", () => parts[2]);
@@ -242,7 +260,12 @@ extern "C" {
     fn options_json(options: &JsValue) -> Option<Vec<u8>>;
     fn utf8(text: &js_sys::JsString) -> Vec<u8>;
     #[wasm_bindgen(js_name = answerObject)]
-    fn answer_object(text: &str, state_of: &JsValue, state: js_sys::Uint8Array) -> JsValue;
+    fn answer_object(
+        text: &str,
+        state_of: &JsValue,
+        state: js_sys::Uint8Array,
+        html: Option<&JsValue>,
+    ) -> JsValue;
 }
 
 /// A bundle's `stateOf`: state bytes ([`State::to_image`]) to the state by names, as
@@ -367,22 +390,69 @@ impl Bundle {
             options_json(&options).ok_or_else(|| error("options: not serializable to JSON"))?;
         let options: DecideOptions<'_> =
             serde_json::from_slice(&bytes).map_err(|e| error(format!("options: {e}")))?;
-        let bundle = &self.inner;
         let outcome = self.run(options)?;
-        let mut core = session::Answer::of(bundle, &outcome, false);
-        core.trace = None;
-        // Serializing our own types into memory cannot fail; the text is UTF-8 JSON.
-        let mut text: Vec<u8> = Vec::with_capacity(2048);
-        let _ = serde_json::to_writer(&mut text, &core);
-        text.push(0);
-        let _ = serde_json::to_writer(&mut text, &outcome.decision.exposures);
-        if let Some(trace) = &outcome.decision.trace {
-            text.push(0);
-            let _ = serde_json::to_writer(&mut text, trace);
+        Ok(self.answer(&outcome, None))
+    }
+
+    /// Personalizes a page as the Worker's proxy does, in one pass: each
+    /// `[data-mm-slot]` element the bundle knows is decided in document order and
+    /// filled; the answer is `decide`'s plus the `html`, or `null` when the page has no
+    /// slot the bundle knows (nothing decided, nothing to write: serve it as it is).
+    /// The options are `decide`'s without `slots` (the page names them) or `state`.
+    #[wasm_bindgen(unchecked_return_type = "PersonalizedPage | null")]
+    pub fn personalize(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] page: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "PageOptions")] options: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let given_text = page.is_string();
+        let page = match page.dyn_ref::<js_sys::JsString>() {
+            Some(text) => utf8(text),
+            None => page
+                .dyn_ref::<js_sys::Uint8Array>()
+                .ok_or_else(|| error("page: expected a string or a Uint8Array"))?
+                .to_vec(),
+        };
+        let bytes =
+            options_json(&options).ok_or_else(|| error("options: not serializable to JSON"))?;
+        let options: DecideOptions<'_> =
+            serde_json::from_slice(&bytes).map_err(|e| error(format!("options: {e}")))?;
+        if options.slots.is_some() {
+            return Err(error("options.slots: a page names its own slots"));
         }
-        let text = String::from_utf8(text).unwrap_or_default();
-        let state = js_sys::Uint8Array::from(outcome.decision.state.to_image().as_slice());
-        Ok(answer_object(&text, self.state_of.as_ref(), state))
+        if options.state.is_some() {
+            return Err(error("options.state: pages take the visitor's token"));
+        }
+        let Prepared {
+            now,
+            given,
+            keys,
+            context,
+        } = self.prepare(&options)?;
+        let request = Request {
+            token: options.token.as_deref(),
+            context: &context,
+            slots: &[],
+            now,
+            entropy: match given {
+                Some(id) => Entropy::Fixed(id),
+                None => Entropy::Source(&random_visitor),
+            },
+            explain: options.explain,
+        };
+        match session::personalize(&self.inner, keys.as_deref(), &request, &page) {
+            Ok(Some(filled)) => {
+                // As given: text stays text; bytes (of any encoding) stay bytes.
+                let html: JsValue = if given_text {
+                    String::from_utf8_lossy(&filled.html).as_ref().into()
+                } else {
+                    js_sys::Uint8Array::from(filled.html.as_slice()).into()
+                };
+                Ok(self.answer(&filled.outcome, Some(&html)))
+            }
+            Ok(None) => Ok(JsValue::NULL),
+            Err(e) => Err(error(e)),
+        }
     }
 
     /// [`Bundle::decide`] from JSON text to JSON text, for a caller that holds the
@@ -400,10 +470,29 @@ impl Bundle {
 }
 
 impl Bundle {
-    /// One request's outcome from parsed options.
-    fn run(&self, options: DecideOptions<'_>) -> Result<session::Outcome<'_>, JsError> {
-        let bundle = &self.inner;
-        let now = seconds(options.now)?;
+    /// The answer object: the core now, `state`, `exposures` and `trace` when read (see
+    /// `answerObject`), and the page's `html` for `personalize`.
+    fn answer(&self, outcome: &session::Outcome<'_>, html: Option<&JsValue>) -> JsValue {
+        let mut core = session::Answer::of(&self.inner, outcome, false);
+        core.trace = None;
+        // Serializing our own types into memory cannot fail; the text is UTF-8 JSON.
+        let mut text: Vec<u8> = Vec::with_capacity(2048);
+        let _ = serde_json::to_writer(&mut text, &core);
+        text.push(0);
+        let _ = serde_json::to_writer(&mut text, &outcome.decision.exposures);
+        if let Some(trace) = &outcome.decision.trace {
+            text.push(0);
+            let _ = serde_json::to_writer(&mut text, trace);
+        }
+        let text = String::from_utf8(text).unwrap_or_default();
+        let state = js_sys::Uint8Array::from(outcome.decision.state.to_image().as_slice());
+        answer_object(&text, self.state_of.as_ref(), state, html)
+    }
+
+    /// What every request needs from the options: the clock, a visitor id if one was
+    /// given, the keys and the context.
+    fn prepare(&self, options: &DecideOptions<'_>) -> Result<Prepared, JsError> {
+        let now = seconds(options.now.clone())?;
         let given = options
             .visitor
             .as_deref()
@@ -411,10 +500,27 @@ impl Bundle {
             .transpose()
             .map_err(error)?;
         let keys = self.keys.get(options.keys)?;
-        let mut context = options.context.unwrap_or_default();
+        let mut context = options.context.clone().unwrap_or_default();
         if options.event.is_some() {
-            context.event = options.event;
+            context.event.clone_from(&options.event);
         }
+        Ok(Prepared {
+            now,
+            given,
+            keys,
+            context,
+        })
+    }
+
+    /// One request's outcome from parsed options.
+    fn run(&self, options: DecideOptions<'_>) -> Result<session::Outcome<'_>, JsError> {
+        let bundle = &self.inner;
+        let Prepared {
+            now,
+            given,
+            keys,
+            context,
+        } = self.prepare(&options)?;
         let slots = match &options.slots {
             Some(names) => bundle
                 .resolve_slots(names.iter().map(String::as_str))

@@ -10,7 +10,8 @@ use serde_json::Value as Json;
 
 use crate::bundle::{Bundle, SlotRef};
 use crate::context::Context;
-use crate::decide::{self, Decision, Exposure, Options, SlotDecision, Trace};
+use crate::decide::{self, Decider, Decision, Exposure, Options, SlotDecision, Trace};
+use crate::html::{self, HtmlError};
 use crate::time::UnixSeconds;
 use crate::token::{self, Keys, State, TokenError};
 use crate::view::{state_view, StateView};
@@ -89,17 +90,22 @@ pub fn verify(
     }
 }
 
+/// Who the request comes from: the verified state, or a new visitor's id (entropy is
+/// drawn only then), and why a token that was sent was not used.
+fn visitor(
+    request: &Request<'_>,
+    keys: Option<&Keys>,
+) -> (Option<State>, [u8; 16], Option<TokenError>) {
+    match verify(request.token, keys, request.now) {
+        Ok(state) => (Some(state), [0; 16], None),
+        Err(TokenError::Missing) => (None, request.entropy.draw(), None),
+        Err(e) => (None, request.entropy.draw(), Some(e)),
+    }
+}
+
 /// Verifies, decides and re-signs.
 pub fn decide<'b>(bundle: &'b Bundle, keys: Option<&Keys>, request: &Request<'_>) -> Outcome<'b> {
-    let (prior, token_rejected) = match verify(request.token, keys, request.now) {
-        Ok(state) => (Some(state), None),
-        Err(TokenError::Missing) => (None, None),
-        Err(e) => (None, Some(e)),
-    };
-    let new_visitor = match prior {
-        Some(_) => [0; 16],
-        None => request.entropy.draw(),
-    };
+    let (prior, new_visitor, token_rejected) = visitor(request, keys);
     let mut decision = decide::decide(
         bundle,
         prior.as_ref(),
@@ -117,6 +123,77 @@ pub fn decide<'b>(bundle: &'b Bundle, keys: Option<&Keys>, request: &Request<'_>
         token,
         token_rejected,
     }
+}
+
+/// A page with its slots filled, and the request's outcome (its decisions are the
+/// page's slots, in document order).
+pub struct Page<'b> {
+    /// The rewritten page.
+    pub html: Vec<u8>,
+    /// The decision, the new token and why the old one was refused, if it was.
+    pub outcome: Outcome<'b>,
+}
+
+/// Personalizes a page in one pass (the page proxy, and the npm package's `personalize`):
+/// verify the token, then decide each `[data-mm-slot]` element the bundle knows as the
+/// parser reaches it, in document order, fill it, and re-sign. A slot the page names
+/// twice is decided once and filled the same way; a slot the bundle does not know keeps
+/// the page's content. `request.slots` is not used: the page says which slots it has.
+/// `Ok(None)` when the page has no slot the bundle knows: nothing was decided and no
+/// state is to be written. An error when the page cannot be parsed.
+pub fn personalize<'b>(
+    bundle: &'b Bundle,
+    keys: Option<&Keys>,
+    request: &Request<'_>,
+    page: &[u8],
+) -> Result<Option<Page<'b>>, HtmlError> {
+    let (prior, new_visitor, token_rejected) = visitor(request, keys);
+    let mut decider = Decider::new(
+        bundle,
+        prior.as_ref(),
+        new_visitor,
+        request.context,
+        request.now,
+        Options {
+            explain: request.explain,
+        },
+    );
+    // The slots decided so far, with the index of their decision.
+    let mut decided: Vec<(SlotRef, usize)> = Vec::new();
+    let html = html::rewrite_each(page, |name, set| {
+        let Some(slot) = bundle.slot_ref(name) else {
+            return;
+        };
+        let index = match decided.iter().find(|(s, _)| *s == slot) {
+            Some(&(_, index)) => index,
+            None => {
+                if decider.slot(slot).is_none() {
+                    return;
+                }
+                let index = decider.decisions().len().saturating_sub(1);
+                decided.push((slot, index));
+                index
+            }
+        };
+        if let Some(d) = decider.decisions().get(index) {
+            if let Some(html) = d.html.as_deref() {
+                set(d.content, html);
+            }
+        }
+    })?;
+    if decided.is_empty() {
+        return Ok(None);
+    }
+    let mut decision = decider.finish();
+    let token = seal(&mut decision, keys, request.now);
+    Ok(Some(Page {
+        html,
+        outcome: Outcome {
+            decision,
+            token,
+            token_rejected,
+        },
+    }))
 }
 
 /// Gives the decision's new state a fresh sliding expiry and signs it, unless it must

@@ -16,12 +16,13 @@
 // Then timing: batches of ~10 ms per contender, interleaved round-robin so machine load
 // hits everyone alike, after a warm-up; the figure is the median of the batch means, in
 // µs per decision (one decision = all 3 slots). Also: Bundle.load of compiled .mmb files
-// (1, 100 and 10,000 candidates, decode + Ed25519 verify), when the CLI binary exists.
+// (1, 100 and 10,000 candidates, decode + Ed25519 verify), when the CLI binary exists, and
+// Bundle.personalize of HTML pages (MB/s).
 // Prints figures; asserts nothing but parity.
 //
 // Environment: ROUNDS (default 31), BATCH_MS (default 10), SAMPLES (default 2000), MM_CLI
 // (the micromoment binary that compiles the .mmb files; default: newest target/*/micromoment),
-// PARTS (default decide,load: which sections run).
+// PARTS (default decide,load,html: which sections run).
 
 import { createRequire } from "node:module";
 import { execFileSync } from "node:child_process";
@@ -582,12 +583,53 @@ function loadSection() {
   }
 }
 
+/** benches/html.rs `page`, verbatim in JS: tag-dense paragraphs around three slots. */
+function htmlPage(paragraphs) {
+  let body = "";
+  for (let i = 0; i < paragraphs; i++) {
+    body += `<p class="copy">Paragraph ${i}: the <a href="/models/${i}">2027 range</a>, financing &amp; service.</p>\n`;
+  }
+  return `<!doctype html><html><head><title>Acme</title></head><body><div data-mm-slot="hero"><p>origin hero</p></div>\n${body}` +
+    `<aside data-mm-slot="sidebar">origin</aside><footer data-mm-slot="banner">origin</footer></body></html>`;
+}
+
+/** `Bundle.personalize` in WASM: one pass deciding, filling and re-signing a page. */
+function htmlSection() {
+  const bundle = mm.Bundle.load(new Uint8Array(readFileSync(path.join(root, "fixtures/automotive.mmb"))));
+  const options = { keys: KEYS, now: NOW_MS, visitor: "0123456789abcdef0123456789abcdef", context: { geo: { city: "Lyon" } } };
+  console.log("\nBundle.personalize (decide + rewrite + sign, one pass) of benches/html.rs pages, automotive bundle:");
+  for (const paragraphs of [100, 2000]) {
+    const text = htmlPage(paragraphs);
+    const bytes = new TextEncoder().encode(text);
+    for (const [kind, page] of [["bytes", bytes], ["text", text]]) {
+      const once = bundle.personalize(page, options);
+      if (!once || once.decisions.length !== 3) throw new Error("the bench page must fill three slots");
+      const fn = () => bundle.personalize(page, options).decisions.length;
+      const means = [];
+      let count = 20;
+      for (const until = Date.now() + 300; Date.now() < until;) for (let i = 0; i < count; i++) fn();
+      for (let round = 0; round < ROUNDS; round++) {
+        const t0 = process.hrtime.bigint();
+        for (let i = 0; i < count; i++) sink += fn();
+        const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+        means.push(secs / count);
+        if (secs < BATCH_MS / 1000) count *= 2;
+      }
+      const per = median(means);
+      console.log(`  ${String(Math.round(bytes.length / 1024)).padStart(4)} KiB page as ${kind.padEnd(5)}: ` +
+        `median ${(per * 1e6).toFixed(0).padStart(6)} µs per page, ${(bytes.length / per / 1e6).toFixed(1)} MB/s ` +
+        `(${(bytes.length / per / 1048576).toFixed(1)} MiB/s)`);
+    }
+  }
+}
+
 function main() {
   console.log(`micromoment V8 comparison — node ${process.version} (V8 ${process.versions.v8}), ` +
     `${os.cpus()[0]?.model} × ${os.cpus().length}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
-  const parts = (process.env.PARTS || "decide,load").split(",");
+  const parts = (process.env.PARTS || "decide,load,html").split(",");
   if (parts.includes("decide")) decideSection();
   if (parts.includes("load")) loadSection();
+  if (parts.includes("html")) htmlSection();
   console.log(`\nload average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(" ")} (sink ${sink})`);
 }
 

@@ -233,17 +233,21 @@ impl Bundle {
         names
             .into_iter()
             .map(|name| {
-                self.slots
-                    .iter()
-                    .position(|s| s.name == name)
-                    .and_then(|i| u16::try_from(i).ok())
-                    .map(SlotRef)
-                    .ok_or_else(|| UnknownSlot {
-                        name: name.to_owned(),
-                        suggestion: did_you_mean(name, self.slot_names()).map(str::to_owned),
-                    })
+                self.slot_ref(name).ok_or_else(|| UnknownSlot {
+                    name: name.to_owned(),
+                    suggestion: did_you_mean(name, self.slot_names()).map(str::to_owned),
+                })
             })
             .collect()
+    }
+
+    /// The slot of this name, if the bundle has one.
+    pub fn slot_ref(&self, name: &str) -> Option<SlotRef> {
+        self.slots
+            .iter()
+            .position(|s| s.name == name)
+            .and_then(|i| u16::try_from(i).ok())
+            .map(SlotRef)
     }
 
     /// Every slot, in bundle order.

@@ -2,10 +2,10 @@
 //!
 //! Only a successful `GET` of `text/html` is personalized; every other response (other
 //! methods, other types, redirects, errors) is the origin's own response, untouched,
-//! byte for byte. The page is read (up to [`MAX_PAGE`]) so its slots are decided in
-//! document order before the `Set-Cookie` header carrying their impressions is sent;
-//! then lol_html rewrites it. Any fault on our side sends the page as the origin made
-//! it.
+//! byte for byte. The page is read (up to [`MAX_PAGE`]) and rewritten by lol_html in
+//! one pass that decides each slot as it meets it, in document order, before the
+//! `Set-Cookie` header carrying their impressions is sent. Any fault on our side sends
+//! the page as the origin made it.
 
 use worker::{
     Context as WorkerContext, Env, Fetch, Method, Request, RequestInit, RequestRedirect, Response,
@@ -13,7 +13,6 @@ use worker::{
 };
 
 use super::{attach_token, cache, entropy, error, now, request, send_exposures};
-use crate::html::{self, Fill};
 use crate::session::{self, Entropy, Request as SessionRequest};
 
 /// The largest page personalized; larger pages pass through untouched.
@@ -96,7 +95,8 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
     }
 }
 
-/// Decides and fills a page's slots; `None` when there is nothing to personalize.
+/// Decides and fills a page's slots in one pass; `None` when there is nothing to
+/// personalize.
 async fn personalize_page(
     page: &[u8],
     headers: worker::Headers,
@@ -108,44 +108,17 @@ async fn personalize_page(
     let Some(active) = cache::active(env, now()).await else {
         return Ok(None);
     };
-    let Ok(declared) = html::scan_slots(page) else {
-        return Ok(None);
-    };
-    // Slots the bundle does not know keep the page's own content.
-    let known: Vec<&str> = declared
-        .iter()
-        .map(String::as_str)
-        .filter(|name| active.bundle.slot_names().any(|s| s == *name))
-        .collect();
-    let Ok(slots) = active.bundle.resolve_slots(known) else {
-        return Ok(None);
-    };
-    if slots.is_empty() {
-        return Ok(None);
-    }
     let keys = cache::keys(env);
     let request = SessionRequest {
         token: incoming.token.as_deref(),
         context: &incoming.context,
-        slots: &slots,
+        slots: &[],
         now: now(),
         entropy: Entropy::Source(&entropy),
         explain: false,
     };
-    let outcome = session::decide(&active.bundle, keys.as_deref(), &request);
-    let fills: Vec<Fill<'_>> = outcome
-        .decision
-        .decisions
-        .iter()
-        .filter_map(|d| {
-            Some(Fill {
-                slot: d.slot,
-                content: d.content,
-                html: d.html.as_deref()?,
-            })
-        })
-        .collect();
-    let Ok(rewritten) = html::rewrite_page(page, &fills) else {
+    let Ok(Some(filled)) = session::personalize(&active.bundle, keys.as_deref(), &request, page)
+    else {
         return Ok(None);
     };
     // The body changed: its validators are stale too.
@@ -154,11 +127,11 @@ async fn personalize_page(
     }
     headers.append("Vary", "Cookie")?;
     headers.set("Cache-Control", "private, no-store")?;
-    attach_token(&headers, incoming, outcome.token.as_deref())?;
-    send_exposures(env, ctx, &active, &outcome.decision.exposures);
+    attach_token(&headers, incoming, filled.outcome.token.as_deref())?;
+    send_exposures(env, ctx, &active, &filled.outcome.decision.exposures);
     ResponseBuilder::new()
         .with_status(status)
         .with_headers(headers)
-        .from_bytes(rewritten)
+        .from_bytes(filled.html)
         .map(Some)
 }

@@ -67,6 +67,32 @@ test("tokens minted in Node verify in the CLI, and the other way round", () => {
   assert.throws(() => mm.inspectToken(fromCli.slice(0, -2) + "AA", KEYS), Error);
 });
 
+test("pages are personalized in one pass, as the Worker's proxy does", () => {
+  const bundle = mm.Bundle.load(readFileSync(join(ROOT, "fixtures", "automotive.mmb")));
+  const context = JSON.parse(readFileSync(join(ROOT, "fixtures", "contexts", "suv-shopper-lyon.json"), "utf8"));
+  const page = `<!doctype html><html><body><aside data-mm-slot="sidebar">origin sidebar</aside>
+<div data-mm-slot="hero">origin hero</div><div data-mm-slot="nowhere">kept</div><p>Köln ✓</p></body></html>`;
+  const options = { context, now: "2026-11-23T18:00:00Z", visitor: VISITOR, keys: KEYS };
+  const filled = bundle.personalize(page, options);
+  // The same decisions, in document order, as deciding those slots directly.
+  const direct = bundle.decide({ ...options, slots: ["sidebar", "hero"] });
+  assert.deepEqual(filled.decisions, direct.decisions);
+  assert.equal(filled.token, direct.token);
+  assert.deepEqual(filled.state, direct.state);
+  assert.equal(typeof filled.html, "string");
+  for (const d of filled.decisions) {
+    assert.ok(filled.html.includes(`data-mm-slot="${d.slot}" data-mm-content="${d.content}">${d.html}<`), d.slot);
+  }
+  assert.ok(filled.html.includes('<div data-mm-slot="nowhere">kept</div><p>Köln ✓</p>'));
+  // Bytes in, bytes out (a page in any encoding passes through as it is).
+  const bytes = bundle.personalize(new TextEncoder().encode(page), options);
+  assert.ok(bytes.html instanceof Uint8Array);
+  assert.equal(new TextDecoder().decode(bytes.html), filled.html);
+  // Nothing the bundle knows: null, serve the page as it is.
+  assert.equal(bundle.personalize("<p>no slots</p>", options), null);
+  assert.throws(() => bundle.personalize(page, { slots: ["hero"] }), /a page names its own slots/);
+});
+
 test("errors are JS Errors with the engine's message", () => {
   assert.throws(() => mm.Bundle.compile("{}"), /missing required field/);
   assert.throws(() => mm.Bundle.load(new Uint8Array([1, 2, 3])), /not a micromoment bundle/);

@@ -179,3 +179,76 @@ fn consent_given_now_clears_an_earlier_opt_out() {
     assert!(!fresh.consent.opted_out());
     let _ = refused;
 }
+
+/// A page as sites mark it: two known slots, a slot the bundle does not know, the hero
+/// twice, and a decoy `data-mm-slot` inside a comment and a script, which are not
+/// elements.
+const PAGE: &str = r#"<!doctype html><html><body>
+<!-- <div data-mm-slot="banner">not an element</div> -->
+<div data-mm-slot="sidebar"><p>origin sidebar</p></div>
+<script>document.write('<div data-mm-slot="banner">x</div>')</script>
+<main><div data-mm-slot="hero" class="hero">origin hero</div>
+<div data-mm-slot="nowhere">kept as it is</div></main>
+<footer data-mm-slot=hero>second hero</footer></body></html>"#;
+
+#[test]
+fn a_page_is_decided_and_filled_in_one_pass_in_document_order() {
+    let bundle = crate::scenarios::fixture_bundle("automotive.json");
+    let keys = keys();
+    let ctx: Context =
+        serde_json::from_value(crate::read_json("fixtures/contexts/suv-shopper-lyon.json"))
+            .unwrap();
+    let page = session::personalize(
+        &bundle,
+        Some(&keys),
+        &request(None, &ctx, &[], NOW),
+        PAGE.as_bytes(),
+    )
+    .unwrap()
+    .expect("the page has slots the bundle knows");
+    let decisions = &page.outcome.decision.decisions;
+    // Document order, each slot once; the comment, the script and the unknown slot
+    // are not decided.
+    let slots: Vec<&str> = decisions.iter().map(|d| d.slot).collect();
+    assert_eq!(slots, ["sidebar", "hero"]);
+    // The same as deciding the scanned slots and rewriting in a second pass.
+    let scanned = micromoment::html::scan_slots(PAGE.as_bytes()).unwrap();
+    assert_eq!(scanned, ["sidebar", "hero", "nowhere"]);
+    let known = bundle.resolve_slots(["sidebar", "hero"]).unwrap();
+    let two_pass = session::decide(&bundle, Some(&keys), &request(None, &ctx, &known, NOW));
+    let fills: Vec<micromoment::html::Fill<'_>> = two_pass
+        .decision
+        .decisions
+        .iter()
+        .map(|d| micromoment::html::Fill {
+            slot: d.slot,
+            content: d.content,
+            html: d.html.as_deref().unwrap(),
+        })
+        .collect();
+    let expected = micromoment::html::rewrite_page(PAGE.as_bytes(), &fills).unwrap();
+    assert_eq!(
+        String::from_utf8(page.html.clone()).unwrap(),
+        String::from_utf8(expected).unwrap()
+    );
+    assert_eq!(page.outcome.token, two_pass.token);
+    assert_eq!(page.outcome.decision.state, two_pass.decision.state);
+    let html = String::from_utf8(page.html).unwrap();
+    assert!(html.contains("kept as it is"));
+    assert!(html.contains("<!-- <div data-mm-slot=\"banner\">not an element</div> -->"));
+    assert_eq!(
+        html.matches(&format!("data-mm-content=\"{}\"", decisions[1].content))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_page_without_known_slots_is_not_personalized() {
+    let bundle = crate::scenarios::fixture_bundle("automotive.json");
+    let ctx = Context::default();
+    let page = br#"<html><body><div data-mm-slot="nowhere">x</div><p>no slots</p></body></html>"#;
+    let outcome =
+        session::personalize(&bundle, Some(&keys()), &request(None, &ctx, &[], NOW), page).unwrap();
+    assert!(outcome.is_none(), "nothing decided, nothing to write");
+}
