@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Load test under local workerd: micromoment vs a pass-through Worker on the same origin.
-#   bash bench/workerd-load.sh            (DURATION=20s CONNECTIONS=8 THREADS=2)
+#   bash bench/workerd-load.sh      (ROUNDS=4 DURATION=30s CONNECTIONS=1 THREADS=1)
 # Starts a static origin, the built micromoment Worker and bench/passthrough under
-# `wrangler dev` on free loopback ports, runs wrk against each, prints latency and
-# throughput, and stops everything. Prints figures; asserts nothing.
+# `wrangler dev` on free loopback ports, then runs wrk against each target in turn,
+# ROUNDS times (interleaved, so a noisy neighbour hits every target alike), and prints
+# per round and overall: requests, req/s, p50/p90/p99. The added latency is micromoment's
+# page p50 less the pass-through's, per round. Stops everything at the end. Prints
+# figures; asserts nothing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-DURATION="${DURATION:-20s}"; CONNECTIONS="${CONNECTIONS:-1}"; THREADS="${THREADS:-1}"
+ROUNDS="${ROUNDS:-4}"; DURATION="${DURATION:-30s}"; CONNECTIONS="${CONNECTIONS:-1}"; THREADS="${THREADS:-1}"
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
 bash scripts/worker-setup.sh
 [ -f build/worker/shim.mjs ] || bash scripts/build-worker.sh
@@ -56,12 +59,48 @@ done
 # Warm both isolates.
 for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$MM_PORT/page.html"; curl -s -o /dev/null "http://127.0.0.1:$PT_PORT/page.html"; done
 
-run() { # name url
-  echo "== $1: $2"
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$2" | grep -E "Latency|50%|90%|99%|requests in|Requests/sec|Non-2xx"
-}
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); wrk $THREADS threads, $CONNECTIONS connections, $DURATION each"
-run "origin direct" "http://127.0.0.1:$ORIGIN_PORT/page.html"
-run "pass-through worker, page" "http://127.0.0.1:$PT_PORT/page.html"
-run "micromoment, page (2 slots rewritten)" "http://127.0.0.1:$MM_PORT/page.html"
-run "micromoment, /v1/decide (3 slots)" "http://127.0.0.1:$MM_PORT/v1/decide?slots=hero,sidebar,banner"
+# wrk's own percentiles, as one line of numbers (microseconds).
+cat > "$tmp/report.lua" <<'LUA'
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %.3f %d %d %d %d\n", summary.requests, summary.duration / 1e6,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), summary.errors.status))
+end
+LUA
+targets=(
+  "origin direct|http://127.0.0.1:$ORIGIN_PORT/page.html"
+  "pass-through Worker, page|http://127.0.0.1:$PT_PORT/page.html"
+  "micromoment, page (2 slots decided and filled)|http://127.0.0.1:$MM_PORT/page.html"
+  "micromoment, /v1/decide (3 slots)|http://127.0.0.1:$MM_PORT/v1/decide?slots=hero,sidebar,banner"
+  "micromoment, /healthz (the Worker's floor)|http://127.0.0.1:$MM_PORT/healthz"
+)
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "wrk: $THREADS threads, $CONNECTIONS connections, $ROUNDS rounds of $DURATION per target, interleaved"
+: > "$tmp/results"
+for round in $(seq "$ROUNDS"); do
+  for i in "${!targets[@]}"; do
+    name="${targets[$i]%%|*}"; url="${targets[$i]#*|}"
+    line="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$tmp/report.lua" "$url" | grep '^RESULT')"
+    echo "$round $i $line" >> "$tmp/results"
+    set -- $line
+    printf 'round %s  %-48s %7d requests %8.1f req/s  p50 %6.2f ms  p90 %6.2f ms  p99 %6.2f ms  non-2xx %d\n' \
+      "$round" "$name" "$2" "$(echo "$2 / $3" | bc -l)" "$(echo "$4 / 1000" | bc -l)" "$(echo "$5 / 1000" | bc -l)" "$(echo "$6 / 1000" | bc -l)" "$7"
+  done
+done
+python3 - "$tmp/results" "${targets[@]}" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+names = [t.split("|")[0] for t in sys.argv[2:]]
+print("\noverall (median of the rounds' figures; requests and req/s over all rounds):")
+by = {}
+for r in rows:
+    by.setdefault(int(r[1]), []).append(r)
+for i, name in enumerate(names):
+    rs = by.get(i, [])
+    req = sum(int(r[3]) for r in rs); secs = sum(float(r[4]) for r in rs)
+    med = lambda k: statistics.median(int(r[k]) for r in rs) / 1000
+    print(f"  {name:48} {req:8d} requests {req / secs:8.1f} req/s  p50 {med(5):6.2f} ms  p90 {med(6):6.2f} ms  p99 {med(7):6.2f} ms")
+pt = {r[0]: int(r[5]) for r in by.get(1, [])}
+mm = {r[0]: int(r[5]) for r in by.get(2, [])}
+added = [(mm[k] - pt[k]) / 1000 for k in pt if k in mm]
+print(f"\nadded p50 latency of the page proxy, per round: {', '.join(f'{a:+.2f}' for a in added)} ms; median {statistics.median(added):+.2f} ms")
+PY

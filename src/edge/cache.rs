@@ -20,7 +20,7 @@ use crate::Budget;
 /// in step).
 const EMBEDDED: &[u8] = include_bytes!("../../fixtures/automotive.mmb");
 
-const DEFAULT_RECHECK_SECS: i64 = 30;
+pub(crate) const DEFAULT_RECHECK_SECS: i64 = 30;
 
 /// Where the active bundle came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,20 +88,13 @@ fn var(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn recheck_secs(env: &Env) -> i64 {
-    var(env, "MM_BUNDLE_RECHECK_SECS")
-        .and_then(|v| v.parse().ok())
-        .filter(|s: &i64| *s >= 0)
-        .unwrap_or(DEFAULT_RECHECK_SECS)
-}
-
 /// The bundle to decide with: the cached one, refreshed from KV when due.
 pub async fn active(env: &Env, now: i64) -> Option<Active> {
     let (current, due) = CACHE.with(|c| {
         let c = c.borrow();
         (
             c.active.clone(),
-            now.saturating_sub(c.checked_at) >= recheck_secs(env),
+            now.saturating_sub(c.checked_at) >= super::config(env).recheck_secs,
         )
     });
     let current = match current {

@@ -28,6 +28,43 @@ const MAX_BODY: usize = 16 * 1024;
 /// The most events one `/v1/events` call applies.
 const MAX_EVENTS: usize = 32;
 
+/// The Worker's vars, read once per isolate: a deployment (or a `wrangler dev` restart)
+/// that changes them starts new isolates, and each read crosses into JavaScript.
+pub(crate) struct Config {
+    /// `MM_DEV=1`: honour the `X-MM-Geo-*` headers and mirror exposures to the log.
+    pub dev: bool,
+    /// The site the page proxy personalizes.
+    pub origin: Option<String>,
+    /// How often the isolate checks KV for a new bundle.
+    pub recheck_secs: i64,
+}
+
+thread_local! {
+    static CONFIG: std::cell::OnceCell<std::rc::Rc<Config>> = const { std::cell::OnceCell::new() };
+}
+
+pub(crate) fn config(env: &Env) -> std::rc::Rc<Config> {
+    CONFIG.with(|cell| {
+        cell.get_or_init(|| {
+            let var = |name: &str| {
+                env.var(name)
+                    .ok()
+                    .map(|v| v.to_string())
+                    .filter(|v| !v.is_empty())
+            };
+            std::rc::Rc::new(Config {
+                dev: var("MM_DEV").as_deref() == Some("1"),
+                origin: var("ORIGIN"),
+                recheck_secs: var("MM_BUNDLE_RECHECK_SECS")
+                    .and_then(|v| v.parse().ok())
+                    .filter(|s: &i64| *s >= 0)
+                    .unwrap_or(cache::DEFAULT_RECHECK_SECS),
+            })
+        })
+        .clone()
+    })
+}
+
 pub(crate) fn now() -> i64 {
     i64::try_from(Date::now().as_millis() / 1000).unwrap_or(0)
 }

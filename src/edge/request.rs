@@ -6,7 +6,7 @@
 //! production those headers are ignored.
 
 use wasm_bindgen::JsValue;
-use worker::{Env, Request};
+use worker::{Env, Headers, Request};
 
 use crate::context::{Context, Geo};
 use crate::http::{self, RequestParts};
@@ -15,33 +15,32 @@ use crate::token;
 /// The header apps send their token in, and get the new one back in.
 pub const TOKEN_HEADER: &str = "X-MM-Token";
 
-fn cf_field(req: &Request, key: &str) -> Option<String> {
-    let cf = js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf")).ok()?;
-    if cf.is_undefined() || cf.is_null() {
-        return None;
-    }
-    let value = js_sys::Reflect::get(&cf, &JsValue::from_str(key)).ok()?;
+/// A field of `request.cf` (fetched once per request by the caller).
+fn cf_field(cf: Option<&JsValue>, key: &str) -> Option<String> {
+    let value = js_sys::Reflect::get(cf?, &JsValue::from_str(key)).ok()?;
     value
         .as_string()
         .or_else(|| value.as_f64().map(|f| f.to_string()))
         .filter(|s| !s.is_empty())
 }
 
-fn header(req: &Request, name: &str) -> Option<String> {
-    req.headers().get(name).ok().flatten()
+fn header(headers: &Headers, name: &str) -> Option<String> {
+    headers.get(name).ok().flatten()
 }
 
 pub fn dev_mode(env: &Env) -> bool {
-    env.var("MM_DEV")
-        .map(|v| v.to_string() == "1")
-        .unwrap_or(false)
+    super::config(env).dev
 }
 
-fn geo(req: &Request, dev: bool) -> Geo {
+fn geo(req: &Request, headers: &Headers, dev: bool) -> Geo {
+    // Each property read crosses into JavaScript: read `cf` once.
+    let cf = js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf"))
+        .ok()
+        .filter(|cf| !cf.is_undefined() && !cf.is_null());
     let pick = |dev_header: &str, cf_key: &str| {
-        dev.then(|| header(req, dev_header))
+        dev.then(|| header(headers, dev_header))
             .flatten()
-            .or_else(|| cf_field(req, cf_key))
+            .or_else(|| cf_field(cf.as_ref(), cf_key))
     };
     let number = |dev_header: &str, cf_key: &str| {
         pick(dev_header, cf_key).and_then(|v| v.trim().parse::<f64>().ok())
@@ -86,8 +85,11 @@ pub fn read(req: &Request, env: &Env) -> Incoming {
         .map(|u| u.path().to_owned())
         .unwrap_or_else(|| "/".into());
     let host = url.as_ref().and_then(|u| u.host_str().map(str::to_owned));
-    let cookie = header(req, "Cookie");
-    let app_token = header(req, TOKEN_HEADER).filter(|t| !t.is_empty());
+    // One Headers object for every header read.
+    let headers = req.headers();
+    let headers = &headers;
+    let cookie = header(headers, "Cookie");
+    let app_token = header(headers, TOKEN_HEADER).filter(|t| !t.is_empty());
     let cookie_token = cookie
         .as_deref()
         .and_then(|c| token::cookie_value(c, token::COOKIE_NAME))
@@ -97,15 +99,15 @@ pub fn read(req: &Request, env: &Env) -> Incoming {
         .and_then(|c| token::cookie_value(c, "mm_consent"))
         .map(str::to_owned);
     let (user_agent, ch_mobile, ch_platform) = (
-        header(req, "User-Agent"),
-        header(req, "Sec-CH-UA-Mobile"),
-        header(req, "Sec-CH-UA-Platform"),
+        header(headers, "User-Agent"),
+        header(headers, "Sec-CH-UA-Mobile"),
+        header(headers, "Sec-CH-UA-Platform"),
     );
     let (referer, accept_language, sec_gpc, app_version) = (
-        header(req, "Referer"),
-        header(req, "Accept-Language"),
-        header(req, "Sec-GPC"),
-        header(req, "X-MM-App-Version"),
+        header(headers, "Referer"),
+        header(headers, "Accept-Language"),
+        header(headers, "Sec-GPC"),
+        header(headers, "X-MM-App-Version"),
     );
     let parts = RequestParts {
         api: path.starts_with("/v1/"),
@@ -121,7 +123,7 @@ pub fn read(req: &Request, env: &Env) -> Incoming {
         consent_cookie: consent_cookie.as_deref(),
         app_token: app_token.is_some(),
         app_version: app_version.as_deref(),
-        geo: geo(req, dev_mode(env)),
+        geo: geo(req, headers, dev_mode(env)),
     };
     let context = http::context(&parts);
     let app = app_token.is_some();
