@@ -10,9 +10,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROUNDS="${ROUNDS:-4}"; DURATION="${DURATION:-30s}"; CONNECTIONS="${CONNECTIONS:-1}"; THREADS="${THREADS:-1}"
-command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
+for tool in wrk bc; do
+  command -v "$tool" >/dev/null || { apt-get install -y "$tool" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$tool" >/dev/null; }; }
+done
 bash scripts/worker-setup.sh
-[ -f build/worker/shim.mjs ] || bash scripts/build-worker.sh
+bash scripts/build-worker.sh   # the Worker as the sources are now
 
 export WRANGLER_SEND_METRICS=false CI=true
 tmp="$(mktemp -d /tmp/mm-load.XXXXXX)"

@@ -1,8 +1,9 @@
 // The V8 comparison (issue 7): micromoment's npm package against what a site would use
 // instead, on the same decisions, in one Node process.
 //
-//   npm ci --prefix bench/v8          (once: GrowthBook's SDK and json-logic-js, pinned)
-//   node bench/v8/compare.mjs         (needs js/node from `bash scripts/build-npm.sh`)
+//   bash bench/v8/run.sh              (installs the pinned peers, builds, runs this)
+//   node bench/v8/compare.mjs         (once built: js/node from `bash scripts/build-npm.sh`
+//                                      and the peers from `npm ci --prefix bench/v8`)
 //
 // One scenario, 3 slots x 20 candidates, is written once as plain data and expressed for
 // each contender: as a micromoment bundle, as GrowthBook features (Mongo-like conditions,
@@ -38,12 +39,12 @@ const require = createRequire(import.meta.url);
 const packagePath = path.join(root, "js/node/micromoment.js");
 if (!existsSync(packagePath)) {
   console.error(`compare: ${path.relative(process.cwd(), packagePath)} is missing.`);
-  console.error("Build the npm package first:  bash scripts/build-npm.sh");
+  console.error("Build the npm package first:  bash scripts/build-npm.sh  (or run:  bash bench/v8/run.sh)");
   process.exit(2);
 }
 const gbBundlePath = path.join(here, "node_modules/@growthbook/growthbook/dist/bundles/esm.min.js");
 if (!existsSync(gbBundlePath) || !existsSync(path.join(here, "node_modules/json-logic-js"))) {
-  console.error("compare: the peers are not installed. Run once:  npm ci --prefix bench/v8");
+  console.error("compare: the peers are not installed. Run once:  npm ci --prefix bench/v8  (or run:  bash bench/v8/run.sh)");
   process.exit(2);
 }
 

@@ -203,12 +203,9 @@ async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, explain: bool) ->
     } else {
         outcome.token.as_deref()
     };
-    let mut body = session::answer(&active.bundle, &outcome, false);
-    if explain {
-        if let Some(map) = body.as_object_mut() {
-            map.insert("token".into(), serde_json::Value::Null);
-        }
-    }
+    // Serialized straight from the decision; a preview shows no token.
+    let mut body = session::Answer::of(&active.bundle, &outcome, false);
+    body.token = token;
     let response = ResponseBuilder::new()
         .with_header("Cache-Control", "private, no-store")?
         .with_header("Vary", "Cookie, X-MM-Token")?
