@@ -7,7 +7,17 @@
 //! caller passes the most bytes the value may claim, so a hostile length prefix cannot
 //! make us allocate gigabytes.
 
+pub(crate) use bincode::enc::Encoder;
+pub(crate) use bincode::error::EncodeError;
 pub(crate) use bincode::{Decode, Encode};
+
+/// Writes the length of a list the way a `Vec` of it is encoded, for hand-written
+/// encoders that produce a `Vec`'s bytes without building the `Vec`.
+pub(crate) fn encode_len<E: Encoder>(len: usize, encoder: &mut E) -> Result<(), EncodeError> {
+    u64::try_from(len)
+        .map_err(|_| EncodeError::Other("list too long"))?
+        .encode(encoder)
+}
 
 /// Why bytes did not decode into the expected value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,6 +12,7 @@
 //! unknown or missing input falls back to a default, and the trace says why.
 
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use crate::bucket;
 use crate::bundle::{
@@ -21,6 +22,10 @@ use crate::context::{Channel, Context, DeviceType, LocalTime, VarId};
 use crate::rules::{Data, Value};
 use crate::time::{UnixSeconds, DAY, MINUTE};
 use crate::token::{Assignment, Impression, Intent, State};
+
+/// Intent scores of a request, one per topic: most bundles have a handful of topics, kept
+/// on the stack (a request allocates only what it returns).
+type Scores = SmallVec<[f64; 8]>;
 
 /// A new visit starts after this much idle time.
 pub const VISIT_IDLE: i64 = 30 * MINUTE;
@@ -428,15 +433,15 @@ pub struct Decider<'a, 'b> {
     stage: u16,
     stage_since: UnixSeconds,
     visits: u32,
-    intents: Vec<f64>,
+    intents: Scores,
     journey_trace: Vec<String>,
     visitor_hex: [u8; 32],
     /// The content of each decision, in order; defaults too.
-    placed: Vec<u16>,
+    placed: SmallVec<[u16; 8]>,
     /// Stable ids of contents and campaigns shown earlier in this request: caps count
     /// them too, so two slots cannot overrun a cap together.
-    shown_now: Vec<u32>,
-    campaign_hits: Vec<u16>,
+    shown_now: SmallVec<[u32; 16]>,
+    campaign_hits: SmallVec<[u16; 4]>,
     decisions: Vec<SlotDecision<'b>>,
     slot_traces: Vec<SlotTrace<'b>>,
 }
@@ -484,7 +489,7 @@ impl<'a, 'b> Decider<'a, 'b> {
             prior.stage_since
         };
         let mut visits = prior.visits;
-        let mut intents: Vec<f64> = Vec::new();
+        let mut intents = Scores::new();
 
         if !opted_out {
             // 1a. Visits.
@@ -495,7 +500,7 @@ impl<'a, 'b> Decider<'a, 'b> {
                 }
             }
             // 1b. Intents: decay everything, then add what this request signals.
-            let decayed: Vec<f64> = bundle
+            let decayed: Scores = bundle
                 .topics
                 .iter()
                 .map(|topic| {
@@ -593,9 +598,9 @@ impl<'a, 'b> Decider<'a, 'b> {
             intents,
             journey_trace,
             visitor_hex,
-            placed: Vec::with_capacity(4),
-            shown_now: Vec::with_capacity(8),
-            campaign_hits: Vec::new(),
+            placed: SmallVec::new(),
+            shown_now: SmallVec::new(),
+            campaign_hits: SmallVec::new(),
             decisions: Vec::with_capacity(4),
             slot_traces: Vec::new(),
         }

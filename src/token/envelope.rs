@@ -19,7 +19,7 @@ use crate::time::{UnixSeconds, MINUTE};
 use super::keys::Keys;
 use super::mac::{self, TAG_BYTES};
 use super::state::State;
-use super::wire::{WireV1, MAX_COOKIE_BYTES};
+use super::wire::{self, WireV1, MAX_COOKIE_BYTES};
 
 /// The version field of tokens this module writes and reads.
 pub const VERSION: &str = "v1";
@@ -123,7 +123,7 @@ pub fn sign(state: &State, keys: &Keys) -> Result<String, TokenError> {
     // Most payloads are a few hundred bytes and are written on the stack; a larger one
     // goes to the heap (and is trimmed there if it must be).
     let mut small = [0u8; SMALL_PAYLOAD];
-    let bytes = WireV1::from_state(state).encode_within(budget, &mut small)?;
+    let bytes = wire::encode_state_within(state, budget, &mut small)?;
     let mut token = String::with_capacity(fixed + (bytes.len() * 4).div_ceil(3));
     token.push_str(VERSION);
     token.push('.');
