@@ -74,6 +74,7 @@ targets=(
   "micromoment, page (2 slots decided and filled)|http://127.0.0.1:$MM_PORT/page.html"
   "micromoment, /v1/decide (3 slots)|http://127.0.0.1:$MM_PORT/v1/decide?slots=hero,sidebar,banner"
   "micromoment, /healthz (the Worker's floor)|http://127.0.0.1:$MM_PORT/healthz"
+  "pass-through Worker, /healthz (a JS Worker's floor)|http://127.0.0.1:$PT_PORT/healthz"
 )
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk: $THREADS threads, $CONNECTIONS connections, $ROUNDS rounds of $DURATION per target, interleaved"
@@ -84,7 +85,7 @@ for round in $(seq "$ROUNDS"); do
     line="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$tmp/report.lua" "$url" | grep '^RESULT')"
     echo "$round $i $line" >> "$tmp/results"
     set -- $line
-    printf 'round %s  %-48s %7d requests %8.1f req/s  p50 %6.2f ms  p90 %6.2f ms  p99 %6.2f ms  non-2xx %d\n' \
+    printf 'round %s  %-52s %7d requests %8.1f req/s  p50 %6.2f ms  p90 %6.2f ms  p99 %6.2f ms  non-2xx %d\n' \
       "$round" "$name" "$2" "$(echo "$2 / $3" | bc -l)" "$(echo "$4 / 1000" | bc -l)" "$(echo "$5 / 1000" | bc -l)" "$(echo "$6 / 1000" | bc -l)" "$7"
   done
 done
@@ -100,7 +101,7 @@ for i, name in enumerate(names):
     rs = by.get(i, [])
     req = sum(int(r[3]) for r in rs); secs = sum(float(r[4]) for r in rs)
     med = lambda k: statistics.median(int(r[k]) for r in rs) / 1000
-    print(f"  {name:48} {req:8d} requests {req / secs:8.1f} req/s  p50 {med(5):6.2f} ms  p90 {med(6):6.2f} ms  p99 {med(7):6.2f} ms")
+    print(f"  {name:52} {req:8d} requests {req / secs:8.1f} req/s  p50 {med(5):6.2f} ms  p90 {med(6):6.2f} ms  p99 {med(7):6.2f} ms")
 pt = {r[0]: int(r[5]) for r in by.get(1, [])}
 mm = {r[0]: int(r[5]) for r in by.get(2, [])}
 added = [(mm[k] - pt[k]) / 1000 for k in pt if k in mm]
