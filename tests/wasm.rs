@@ -100,6 +100,82 @@ fn the_embedded_bundle_loads_from_mmb_bytes() {
     assert!(Bundle::load(b"not a bundle", None).is_err());
 }
 
+fn get(object: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(object, &JsValue::from_str(key)).expect("readable")
+}
+
+#[wasm_bindgen_test]
+fn an_answer_reads_as_one_object_whatever_is_read_first() {
+    let bundle = Bundle::compile(&read_text(&repo("fixtures/automotive.json"), "utf8"))
+        .unwrap_or_else(|_| panic!("compiles"));
+    let keys: Json = serde_json::from_str(scenario::KEYS).expect("keys");
+    let options = json!({
+        "keys": keys, "context": {"geo": {"country": "FR", "city": "Lyon"}, "page": {"path": "/models/suv"}},
+        "visitor": "0123456789abcdef0123456789abcdef", "now": "2026-11-23T10:00:00Z"
+    });
+    let whole = from_js(
+        &bundle
+            .decide(to_js(&options))
+            .unwrap_or_else(|_| panic!("decides")),
+    );
+    let keys_in_order: Vec<&str> = whole
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys_in_order,
+        ["stage", "decisions", "token", "state", "exposures"]
+    );
+    assert_eq!(
+        whole["state"]["visitor"],
+        "0123456789abcdef0123456789abcdef"
+    );
+    assert!(!whole["exposures"].as_array().expect("exposures").is_empty());
+
+    // Read property by property, state before anything is serialized: the same answer.
+    let answer = bundle
+        .decide(to_js(&options))
+        .unwrap_or_else(|_| panic!("decides"));
+    assert_eq!(from_js(&get(&answer, "state")), whole["state"]);
+    assert_eq!(from_js(&get(&answer, "exposures")), whole["exposures"]);
+    assert_eq!(from_js(&get(&answer, "decisions")), whole["decisions"]);
+    assert!(js_sys::Reflect::has(&answer, &"exposures".into()).expect("has"));
+    assert!(
+        get(&answer, "trace").is_undefined(),
+        "no trace without explain"
+    );
+    assert_eq!(from_js(&answer), whole);
+
+    // Properties can be replaced, and the replacement is what is serialized.
+    let answer = bundle
+        .decide(to_js(&options))
+        .unwrap_or_else(|_| panic!("decides"));
+    js_sys::Reflect::set(&answer, &"exposures".into(), &js_sys::Array::new()).expect("settable");
+    assert_eq!(from_js(&answer)["exposures"], json!([]));
+    assert_eq!(from_js(&answer)["state"], whole["state"]);
+
+    // With explain, the trace comes last.
+    let mut explained = options.clone();
+    explained["explain"] = json!(true);
+    let traced = from_js(
+        &bundle
+            .decide(to_js(&explained))
+            .unwrap_or_else(|_| panic!("decides")),
+    );
+    assert_eq!(
+        traced
+            .as_object()
+            .expect("object")
+            .keys()
+            .next_back()
+            .map(String::as_str),
+        Some("trace")
+    );
+    assert_eq!(traced["state"], whole["state"]);
+}
+
 #[wasm_bindgen_test]
 fn tokens_minted_in_js_inspect_in_js() {
     let keys: Json = serde_json::from_str(scenario::KEYS).expect("keys");
