@@ -23,7 +23,7 @@
 //
 // Environment: ROUNDS (default 31), BATCH_MS (default 10), SAMPLES (default 2000), MM_CLI
 // (the micromoment binary that compiles the .mmb files; default: newest target/*/micromoment),
-// PARTS (default decide,load,html: which sections run).
+// PARTS (default decide,load,html: which sections run, each in a fresh Node process).
 
 import { createRequire } from "node:module";
 import { execFileSync } from "node:child_process";
@@ -628,14 +628,40 @@ function htmlSection() {
   }
 }
 
+const SECTIONS = { decide: decideSection, load: loadSection, html: htmlSection };
+
 function main() {
-  console.log(`micromoment V8 comparison — node ${process.version} (V8 ${process.versions.v8}), ` +
-    `${os.cpus()[0]?.model} × ${os.cpus().length}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
-  const parts = (process.env.PARTS || "decide,load,html").split(",");
-  if (parts.includes("decide")) decideSection();
-  if (parts.includes("load")) loadSection();
-  if (parts.includes("html")) htmlSection();
-  console.log(`\nload average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(" ")} (sink ${sink})`);
+  const inChild = Boolean(process.env.MM_SECTION_CHILD);
+  if (!inChild) {
+    console.log(`micromoment V8 comparison — node ${process.version} (V8 ${process.versions.v8}), ` +
+      `${os.cpus()[0]?.model} × ${os.cpus().length}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+  }
+  const parts = (process.env.PARTS || Object.keys(SECTIONS).join(",")).split(",");
+  const unknown = parts.filter((part) => !SECTIONS[part]);
+  if (unknown.length) {
+    console.error(`compare: PARTS names unknown sections: ${unknown.join(", ")} (known: ${Object.keys(SECTIONS).join(", ")})`);
+    process.exit(2);
+  }
+  if (inChild || parts.length === 1) {
+    for (const part of parts) SECTIONS[part]();
+  } else {
+    // Each section in a fresh Node process: a bundle load is what a new isolate pays,
+    // and measured after the decide section it would include that section's garbage
+    // and a grown, fragmented WebAssembly heap (~26 ms instead of ~15 for 10,000).
+    for (const part of parts) {
+      try {
+        execFileSync(process.execPath, [fileURLToPath(import.meta.url)], {
+          stdio: "inherit",
+          env: { ...process.env, PARTS: part, MM_SECTION_CHILD: "1" },
+        });
+      } catch (e) {
+        process.exit(typeof e.status === "number" ? e.status : 1);
+      }
+    }
+  }
+  // The sink is printed so that no timed result is dead code.
+  if (inChild) console.log(`(sink ${sink})`);
+  else console.log(`\nload average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(" ")} (sink ${sink})`);
 }
 
 // MM_NO_MAIN=1 lets a profiling script import the scenario without running the comparison.
