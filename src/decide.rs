@@ -13,6 +13,7 @@
 
 use serde::Serialize;
 use smallvec::SmallVec;
+use std::borrow::Cow;
 
 use crate::bucket;
 use crate::bundle::{
@@ -75,13 +76,13 @@ pub struct SlotDecision<'b> {
     pub reason: Reason,
     /// The HTML rendition, for the web channel.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub html: Option<String>,
+    pub html: Option<Cow<'b, str>>,
     /// The JSON rendition, for the app channel.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub json: Option<serde_json::Value>,
     /// The plain-text rendition.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
+    pub text: Option<Cow<'b, str>>,
 }
 
 /// The record that a visitor was shown a content, for attribution.
@@ -1056,11 +1057,15 @@ fn judge<'b>(
 
 /// The renditions a channel gets: web the HTML, apps the JSON, both the text; when the
 /// channel's own rendition is missing, whatever the content has.
-fn render(
-    content: &Content,
+fn render<'b>(
+    content: &'b Content,
     channel: Channel,
     facts: &Facts<'_>,
-) -> (Option<String>, Option<serde_json::Value>, Option<String>) {
+) -> (
+    Option<Cow<'b, str>>,
+    Option<serde_json::Value>,
+    Option<Cow<'b, str>>,
+) {
     let own_missing = match channel {
         Channel::Web => content.html.is_none(),
         Channel::App => content.json.is_none(),
@@ -1085,7 +1090,14 @@ fn render(
     )
 }
 
-fn render_template(template: &Template, facts: &Facts<'_>, html: bool) -> String {
+/// A template's text for this request: the bundle's own text when it has no
+/// placeholder (most contents), a new string otherwise.
+fn render_template<'t>(template: &'t Template, facts: &Facts<'_>, html: bool) -> Cow<'t, str> {
+    match template.pieces.as_slice() {
+        [] => return Cow::Borrowed(""),
+        [Piece::Text(text)] => return Cow::Borrowed(text),
+        _ => {}
+    }
     let estimate: usize = template
         .pieces
         .iter()
@@ -1112,7 +1124,7 @@ fn render_template(template: &Template, facts: &Facts<'_>, html: bool) -> String
             }
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 fn render_json(template: &JsonTemplate, facts: &Facts<'_>) -> serde_json::Value {
@@ -1120,7 +1132,9 @@ fn render_json(template: &JsonTemplate, facts: &Facts<'_>) -> serde_json::Value 
         JsonTemplate::Null => serde_json::Value::Null,
         JsonTemplate::Bool(b) => serde_json::Value::Bool(*b),
         JsonTemplate::Number(n) => Value::Number(*n).to_json(),
-        JsonTemplate::String(t) => serde_json::Value::String(render_template(t, facts, false)),
+        JsonTemplate::String(t) => {
+            serde_json::Value::String(render_template(t, facts, false).into_owned())
+        }
         JsonTemplate::Array(items) => {
             serde_json::Value::Array(items.iter().map(|i| render_json(i, facts)).collect())
         }
@@ -1155,7 +1169,7 @@ pub(crate) fn render_preview(
         now,
     };
     match (&content.html, &content.json, &content.text) {
-        (Some(html), _, _) => render_template(html, &facts, true),
+        (Some(html), _, _) => render_template(html, &facts, true).into_owned(),
         (None, Some(json), _) => {
             let mut out = String::from("<pre>");
             escape_html(
