@@ -242,8 +242,9 @@ export function optionsJson(options) {
   try { text = JSON.stringify(options); } catch { return undefined; }
   return typeof text === "string" ? encoder.encode(text) : undefined;
 }
+const UNREAD = Symbol("unread");
 class Answer {
-  #stateOf; #stateBytes; #exposuresJson; #state; #exposures;
+  #stateOf; #stateBytes; #exposuresJson; #state = UNREAD; #exposures = UNREAD;
   constructor(core, stateOf, exposuresJson, stateBytes) {
     this.stage = core.stage;
     this.decisions = core.decisions;
@@ -254,7 +255,7 @@ class Answer {
   }
   /** The visitor's new state, by names (written the first time it is read). */
   get state() {
-    if (this.#state === undefined) {
+    if (this.#state === UNREAD) {
       this.#state = JSON.parse(this.#stateOf(this.#stateBytes));
       this.#stateBytes = undefined;
     }
@@ -263,7 +264,7 @@ class Answer {
   set state(value) { this.#state = value; this.#stateBytes = undefined; }
   /** The exposure events to send (parsed the first time they are read). */
   get exposures() {
-    if (this.#exposures === undefined) {
+    if (this.#exposures === UNREAD) {
       this.#exposures = JSON.parse(this.#exposuresJson);
       this.#exposuresJson = undefined;
     }

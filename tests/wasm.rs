@@ -155,6 +155,11 @@ fn an_answer_reads_as_one_object_whatever_is_read_first() {
     js_sys::Reflect::set(&answer, &"exposures".into(), &js_sys::Array::new()).expect("settable");
     assert_eq!(from_js(&answer)["exposures"], json!([]));
     assert_eq!(from_js(&answer)["state"], whole["state"]);
+    js_sys::Reflect::set(&answer, &"state".into(), &JsValue::UNDEFINED).expect("settable");
+    assert!(
+        get(&answer, "state").is_undefined(),
+        "a state set to undefined stays so"
+    );
 
     // With explain, the trace comes last.
     let mut explained = options.clone();
