@@ -66,6 +66,18 @@ pub fn scan_slots(page: &[u8]) -> Result<Vec<String>, HtmlError> {
     Ok(slots)
 }
 
+/// What a `fill` callback calls to fill the slot it was asked for: `set(content, html)`.
+pub type SetSlot<'s> = dyn FnMut(&str, &str) + 's;
+
+/// The `fill` of [`SlotRewriter::each`] for fills known in advance.
+fn from_list<'a>(fills: &'a [Fill<'a>]) -> impl FnMut(&str, &mut SetSlot<'_>) + 'a {
+    move |name, set| {
+        if let Some(fill) = fills.iter().find(|f| f.slot == name) {
+            set(fill.content, fill.html);
+        }
+    }
+}
+
 /// A streaming slot rewriter: write the page in chunks, read the result from the sink.
 pub struct SlotRewriter<'h, O: OutputSink> {
     inner: HtmlRewriter<'h, O>,
@@ -74,15 +86,32 @@ pub struct SlotRewriter<'h, O: OutputSink> {
 impl<'h, O: OutputSink> SlotRewriter<'h, O> {
     /// A rewriter filling `fills` into the page it is fed.
     pub fn new(fills: &'h [Fill<'h>], sink: O) -> Self {
+        Self::each(from_list(fills), sink)
+    }
+
+    /// A rewriter asking `fill` for each `data-mm-slot` element as the parser meets it
+    /// (document order): `fill(slot, set)` calls `set(content, html)` to replace the
+    /// element's content (and tag it with the content id), or does nothing to keep the
+    /// page's own.
+    pub fn each<F>(mut fill: F, sink: O) -> Self
+    where
+        F: FnMut(&str, &mut SetSlot<'_>) + 'h,
+    {
         let handler = element!("[data-mm-slot]", move |el| {
             let Some(name) = el.get_attribute(SLOT_ATTRIBUTE) else {
                 return Ok(());
             };
-            if let Some(fill) = fills.iter().find(|f| f.slot == name) {
-                el.set_inner_content(fill.html, ContentType::Html);
-                el.set_attribute(CONTENT_ATTRIBUTE, fill.content)?;
+            let mut failed = None;
+            fill(&name, &mut |content: &str, html: &str| {
+                el.set_inner_content(html, ContentType::Html);
+                if let Err(e) = el.set_attribute(CONTENT_ATTRIBUTE, content) {
+                    failed = Some(e);
+                }
+            });
+            match failed {
+                Some(e) => Err(e.into()),
+                None => Ok(()),
             }
-            Ok(())
         });
         let inner = HtmlRewriter::new(
             Settings::new()
@@ -106,52 +135,23 @@ impl<'h, O: OutputSink> SlotRewriter<'h, O> {
     }
 }
 
-/// Rewrites a whole page in one pass, asking `fill` for each `data-mm-slot` element as
-/// the parser meets it (document order): `fill(slot, set)` calls `set(content, html)`
-/// to replace the element's content (and tag it with the content id), or does nothing
-/// to keep the page's own. A slot can be decided when its element is reached, so the
-/// page is read once.
-pub fn rewrite_each<F>(page: &[u8], mut fill: F) -> Result<Vec<u8>, HtmlError>
+/// Rewrites a whole page in one pass, asking `fill` for each slot as the parser meets
+/// it (see [`SlotRewriter::each`]): a slot can be decided when its element is reached,
+/// so the page is read once.
+pub fn rewrite_each<F>(page: &[u8], fill: F) -> Result<Vec<u8>, HtmlError>
 where
-    F: FnMut(&str, &mut dyn FnMut(&str, &str)),
+    F: FnMut(&str, &mut SetSlot<'_>),
 {
     let mut out = Vec::with_capacity(page.len() + 1024);
-    {
-        let handler = element!("[data-mm-slot]", |el| {
-            let Some(name) = el.get_attribute(SLOT_ATTRIBUTE) else {
-                return Ok(());
-            };
-            let mut failed = None;
-            fill(&name, &mut |content: &str, html: &str| {
-                el.set_inner_content(html, ContentType::Html);
-                if let Err(e) = el.set_attribute(CONTENT_ATTRIBUTE, content) {
-                    failed = Some(e);
-                }
-            });
-            match failed {
-                Some(e) => Err(e.into()),
-                None => Ok(()),
-            }
-        });
-        let mut rewriter = HtmlRewriter::new(
-            Settings::new()
-                .append_element_content_handler(handler)
-                .with_memory_settings(settings_memory()),
-            |chunk: &[u8]| out.extend_from_slice(chunk),
-        );
-        rewriter.write(page).map_err(|e| HtmlError(e.to_string()))?;
-        rewriter.end().map_err(|e| HtmlError(e.to_string()))?;
-    }
-    Ok(out)
-}
-
-/// Rewrites a whole page at once.
-pub fn rewrite_page(page: &[u8], fills: &[Fill<'_>]) -> Result<Vec<u8>, HtmlError> {
-    let mut out = Vec::with_capacity(page.len() + 1024);
-    let mut rewriter = SlotRewriter::new(fills, |chunk: &[u8]| out.extend_from_slice(chunk));
+    let mut rewriter = SlotRewriter::each(fill, |chunk: &[u8]| out.extend_from_slice(chunk));
     rewriter.write(page)?;
     rewriter.end()?;
     Ok(out)
+}
+
+/// Rewrites a whole page at once with fills known in advance.
+pub fn rewrite_page(page: &[u8], fills: &[Fill<'_>]) -> Result<Vec<u8>, HtmlError> {
+    rewrite_each(page, from_list(fills))
 }
 
 #[cfg(test)]

@@ -192,6 +192,12 @@ fn visitor(text: Option<&str>) -> Result<[u8; 16], JsError> {
     }
 }
 
+/// A new visitor's id: the one the caller gave, else drawn from the platform's CSPRNG
+/// (only if the request does make a new visitor).
+fn entropy(given: Option<[u8; 16]>) -> Entropy<'static> {
+    given.map_or(Entropy::Source(&random_visitor), Entropy::Fixed)
+}
+
 /// What [`Bundle::prepare`] reads from the options.
 struct Prepared {
     now: i64,
@@ -467,10 +473,7 @@ impl Bundle {
             context: &context,
             slots: &[],
             now,
-            entropy: match given {
-                Some(id) => Entropy::Fixed(id),
-                None => Entropy::Source(&random_visitor),
-            },
+            entropy: entropy(given),
             explain: options.explain,
         };
         match session::personalize(&self.inner, keys.as_deref(), &request, &page) {
@@ -608,10 +611,7 @@ impl Bundle {
                     context: &context,
                     slots: &slots,
                     now,
-                    entropy: match given {
-                        Some(id) => Entropy::Fixed(id),
-                        None => Entropy::Source(&random_visitor),
-                    },
+                    entropy: entropy(given),
                     explain: options.explain,
                 },
             ),
