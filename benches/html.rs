@@ -6,7 +6,7 @@ mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use micromoment::html::{rewrite_page, Fill};
-use micromoment::session::{self, Entropy, Request};
+use micromoment::session::{self, Entropy, Request, Visitor};
 use micromoment::{Budget, Context};
 use std::hint::black_box;
 
@@ -51,7 +51,7 @@ fn html(c: &mut Criterion) {
     let mut ctx = Context::default();
     ctx.geo.city = Some("Lyon".into());
     let request = Request {
-        token: None,
+        visitor: Visitor::New,
         context: &ctx,
         slots: &[],
         now: common::NOW,

@@ -1090,6 +1090,14 @@ fn render<'b>(
     )
 }
 
+/// The longest value one placeholder renders: longer values (a crafted query string)
+/// are cut at a character boundary.
+pub const MAX_PLACEHOLDER_BYTES: usize = 1024;
+
+/// The longest text a template renders to: past it, placeholders render empty, so a
+/// request cannot blow a rendition up (a template of many `{{page.query.q}}`).
+pub const MAX_RENDERED_BYTES: usize = 128 * 1024;
+
 /// A template's text for this request: the bundle's own text when it has no
 /// placeholder (most contents), a new string otherwise.
 fn render_template<'t>(template: &'t Template, facts: &Facts<'_>, html: bool) -> Cow<'t, str> {
@@ -1103,28 +1111,72 @@ fn render_template<'t>(template: &'t Template, facts: &Facts<'_>, html: bool) ->
         .iter()
         .map(|p| match p {
             Piece::Text(text) => text.len(),
-            Piece::Var(_) => 16,
+            Piece::Var(_) | Piece::Url { .. } => 16,
         })
         .sum();
     let mut out = String::with_capacity(estimate);
     for piece in &template.pieces {
-        match piece {
-            Piece::Text(text) => out.push_str(text),
-            Piece::Var(var) => {
-                let value = facts.get(var).unwrap_or(Value::Null);
-                if matches!(value, Value::Null) {
-                    continue;
-                }
-                let text = value.to_js_string();
-                if html {
-                    escape_html(&text, &mut out);
-                } else {
-                    out.push_str(&text);
-                }
+        let (var, url) = match piece {
+            Piece::Text(text) => {
+                out.push_str(text);
+                continue;
             }
+            Piece::Var(var) => (var, None),
+            Piece::Url { var, at_start } => (var, Some(*at_start)),
+        };
+        let value = facts.get(var).unwrap_or(Value::Null);
+        if matches!(value, Value::Null) {
+            continue;
+        }
+        let text = value.to_js_string();
+        let text = truncate(&text, MAX_PLACEHOLDER_BYTES);
+        if out.len().saturating_add(text.len()) > MAX_RENDERED_BYTES {
+            continue;
+        }
+        if url.is_some_and(|at_start| !keeps_url_safe(text, at_start)) {
+            continue;
+        }
+        if html {
+            escape_html(text, &mut out);
+        } else {
+            out.push_str(text);
         }
     }
     Cow::Owned(out)
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character.
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or("")
+}
+
+/// Whether a value placed where it can set a URL's scheme keeps the URL relative, or,
+/// when it starts the URL, http(s). Browsers ignore tabs and newlines in URLs and
+/// leading spaces and control characters, so the check does too.
+fn keeps_url_safe(value: &str, at_start: bool) -> bool {
+    let value = if at_start {
+        value.trim_start_matches(|c: char| c <= ' ')
+    } else {
+        value
+    };
+    let mut head = value
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .take_while(|c| !matches!(c, '/' | '?' | '#'));
+    if !head.any(|c| c == ':') {
+        return true;
+    }
+    let scheme: String = value
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .take(6)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    at_start && (scheme.starts_with("http:") || scheme.starts_with("https:"))
 }
 
 fn render_json(template: &JsonTemplate, facts: &Facts<'_>) -> serde_json::Value {

@@ -19,7 +19,8 @@ const MAX_QUERY_PARAMS: usize = 64;
 pub struct RequestParts<'a> {
     /// Whether this is an API call (`/v1/...`): only then do the `path`, `event`,
     /// `channel` and `app_version` query parameters count, so a link to a page cannot
-    /// fire an app event or move a visitor along the journey.
+    /// fire an app event or move a visitor along the journey (and `event` counts only
+    /// with `app_token`).
     pub api: bool,
     /// The URL path.
     pub path: &'a str,
@@ -104,8 +105,11 @@ pub fn context(parts: &RequestParts<'_>) -> Context {
     ctx.app.version = bounded(parts.app_version)
         .or_else(|| api_param("app_version"))
         .map(str::to_owned);
+    // An app event on a GET counts only from an app (its token header): a cross-site
+    // link to `/v1/decide?event=order_completed` carries the visitor's cookie, not
+    // that header, so it cannot move anyone's journey.
     ctx.event = api_param("event")
-        .filter(|e| !e.is_empty())
+        .filter(|e| !e.is_empty() && parts.app_token)
         .map(str::to_owned);
     ctx.consent.personalization = consent(parts.sec_gpc, parts.consent_cookie);
     ctx.geo = parts.geo.clone();
@@ -436,5 +440,21 @@ mod tests {
         });
         assert_eq!(page.event, None);
         assert_eq!(page.channel, Channel::Web);
+        // On the API, an event counts from an app only.
+        let web = context(&RequestParts {
+            api: true,
+            path: "/v1/decide",
+            query: &query,
+            ..RequestParts::default()
+        });
+        assert_eq!(web.event, None);
+        let app = context(&RequestParts {
+            api: true,
+            path: "/v1/decide",
+            query: &query,
+            app_token: true,
+            ..RequestParts::default()
+        });
+        assert_eq!(app.event.as_deref(), Some("order_completed"));
     }
 }

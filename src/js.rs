@@ -19,7 +19,7 @@ use wasm_bindgen::prelude::*;
 use crate::bundle::{self, public_key_of};
 use crate::context::Context;
 use crate::rules::{self, JsonData, JsonSchema, Limits};
-use crate::session::{self, Entropy, Request};
+use crate::session::{self, Entropy, Request, Visitor};
 use crate::token::{self, Keys, State};
 use crate::view::{parse_rfc3339, parse_visitor, state_from_json};
 use crate::Budget;
@@ -469,7 +469,10 @@ impl Bundle {
             context,
         } = self.prepare(&options)?;
         let request = Request {
-            token: options.token.as_deref(),
+            visitor: options
+                .token
+                .as_deref()
+                .map_or(Visitor::New, Visitor::Token),
             context: &context,
             slots: &[],
             now,
@@ -574,7 +577,7 @@ impl Bundle {
                 .map_err(error)?,
             None => bundle.all_slots(),
         };
-        let outcome = match &options.state {
+        let named = match &options.state {
             Some(state) => {
                 let fallback = given.unwrap_or_else(|| {
                     if state.get("visitor").is_some() {
@@ -583,39 +586,30 @@ impl Bundle {
                         random_visitor()
                     }
                 });
-                let prior = state_from_json(bundle, state, fallback)
-                    .map_err(|e| error(format!("state: {e}")))?;
-                let mut decision = crate::decide(
-                    bundle,
-                    Some(&prior),
-                    prior.visitor,
-                    &context,
-                    now,
-                    &slots,
-                    crate::Options {
-                        explain: options.explain,
-                    },
-                );
-                let token = session::seal(&mut decision, keys.as_deref(), now);
-                session::Outcome {
-                    decision,
-                    token,
-                    token_rejected: None,
-                }
+                Some(
+                    state_from_json(bundle, state, fallback)
+                        .map_err(|e| error(format!("state: {e}")))?,
+                )
             }
-            None => session::decide(
-                bundle,
-                keys.as_deref(),
-                &Request {
-                    token: options.token.as_deref(),
-                    context: &context,
-                    slots: &slots,
-                    now,
-                    entropy: entropy(given),
-                    explain: options.explain,
-                },
-            ),
+            None => None,
         };
+        let visitor = match (&named, options.token.as_deref()) {
+            (Some(state), _) => Visitor::State(state),
+            (None, Some(token)) => Visitor::Token(token),
+            (None, None) => Visitor::New,
+        };
+        let outcome = session::decide(
+            bundle,
+            keys.as_deref(),
+            &Request {
+                visitor,
+                context: &context,
+                slots: &slots,
+                now,
+                entropy: entropy(given),
+                explain: options.explain,
+            },
+        );
         Ok(outcome)
     }
 }

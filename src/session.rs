@@ -5,6 +5,8 @@
 //! they give byte-identical answers for the same inputs. Pure: the clock and the entropy
 //! for a new visitor id are inputs.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -48,11 +50,25 @@ impl std::fmt::Debug for Entropy<'_> {
     }
 }
 
+/// Who a request comes from, as the face knows it.
+#[derive(Debug, Clone, Copy)]
+pub enum Visitor<'a> {
+    /// A whole `Cookie` header: every `mm` cookie in it is considered and the freshest
+    /// valid one wins, so a stale parent-domain cookie cannot shadow the fresh one.
+    Cookie(&'a str),
+    /// One token text (`X-MM-Token`, a backend, `simulate --token`).
+    Token(&'a str),
+    /// A state the caller already holds (a named state in a tool or a test).
+    State(&'a State),
+    /// No token: a new visitor.
+    New,
+}
+
 /// The inputs of one request.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
-    /// The token text from the `mm` cookie or the `X-MM-Token` header, if any.
-    pub token: Option<&'a str>,
+    /// Who the request comes from.
+    pub visitor: Visitor<'a>,
     /// The request context.
     pub context: &'a Context,
     /// The slots to decide, in order.
@@ -77,26 +93,30 @@ pub struct Outcome<'b> {
     pub token_rejected: Option<TokenError>,
 }
 
-/// Verifies a token; the reason when the visitor is to be treated as new. Without keys
-/// no token can be trusted.
-pub fn verify(
-    text: Option<&str>,
+/// The visitor's verified state; the reason when the visitor is to be treated as new.
+/// Without keys no token can be trusted.
+pub fn verify<'s>(
+    visitor: Visitor<'s>,
     keys: Option<&Keys>,
     now: UnixSeconds,
-) -> Result<State, TokenError> {
-    match (text, keys) {
-        (Some(t), Some(keys)) => token::verify(t, keys, now),
-        _ => Err(TokenError::Missing),
+) -> Result<Cow<'s, State>, TokenError> {
+    match (visitor, keys) {
+        (Visitor::State(state), _) => Ok(Cow::Borrowed(state)),
+        (Visitor::New, _) | (_, None) => Err(TokenError::Missing),
+        (Visitor::Token(text), Some(keys)) => token::verify(text, keys, now).map(Cow::Owned),
+        (Visitor::Cookie(header), Some(keys)) => {
+            token::verify_cookie(header, keys, now).map(Cow::Owned)
+        }
     }
 }
 
 /// Who the request comes from: the verified state, or a new visitor's id (entropy is
 /// drawn only then), and why a token that was sent was not used.
-fn visitor(
-    request: &Request<'_>,
+fn visitor<'s>(
+    request: &Request<'s>,
     keys: Option<&Keys>,
-) -> (Option<State>, [u8; 16], Option<TokenError>) {
-    match verify(request.token, keys, request.now) {
+) -> (Option<Cow<'s, State>>, [u8; 16], Option<TokenError>) {
+    match verify(request.visitor, keys, request.now) {
         Ok(state) => (Some(state), [0; 16], None),
         Err(TokenError::Missing) => (None, request.entropy.draw(), None),
         Err(e) => (None, request.entropy.draw(), Some(e)),
@@ -108,7 +128,7 @@ pub fn decide<'b>(bundle: &'b Bundle, keys: Option<&Keys>, request: &Request<'_>
     let (prior, new_visitor, token_rejected) = visitor(request, keys);
     let mut decision = decide::decide(
         bundle,
-        prior.as_ref(),
+        prior.as_deref(),
         new_visitor,
         request.context,
         request.now,
@@ -150,7 +170,7 @@ pub fn personalize<'b>(
     let (prior, new_visitor, token_rejected) = visitor(request, keys);
     let mut decider = Decider::new(
         bundle,
-        prior.as_ref(),
+        prior.as_deref(),
         new_visitor,
         request.context,
         request.now,
@@ -160,24 +180,32 @@ pub fn personalize<'b>(
     );
     // The slots decided so far, with the index of their decision.
     let mut decided: Vec<(SlotRef, usize)> = Vec::new();
+    let mut filled = Fills::default();
     let html = html::rewrite_each(page, |name, set| {
         let Some(slot) = bundle.slot_ref(name) else {
             return;
         };
-        let index = match decided.iter().find(|(s, _)| *s == slot) {
-            Some(&(_, index)) => index,
+        if !filled.room_for_another() {
+            return;
+        }
+        // A slot's first element always shows its decision (its impression is recorded);
+        // a repeat of it is filled only while the page's fill budget lasts.
+        let (index, first) = match decided.iter().find(|(s, _)| *s == slot) {
+            Some(&(_, index)) => (index, false),
             None => {
                 if decider.slot(slot).is_none() {
                     return;
                 }
                 let index = decider.decisions().len().saturating_sub(1);
                 decided.push((slot, index));
-                index
+                (index, true)
             }
         };
         if let Some(d) = decider.decisions().get(index) {
             if let Some(html) = d.html.as_deref() {
-                set(d.content, html);
+                if filled.take(html.len(), first) {
+                    set(d.content, html);
+                }
             }
         }
     })?;
@@ -194,6 +222,44 @@ pub fn personalize<'b>(
             token_rejected,
         },
     }))
+}
+
+/// The most slot elements one page gets filled: user content keeps `data-*`
+/// attributes, so a page can hold any number of them; later ones keep the page's own
+/// content.
+pub const MAX_FILLED_ELEMENTS: usize = 64;
+
+/// The most HTML one page gets filled in, all slots together. Past it, repeated slot
+/// elements keep the page's own content. A slot's first element is always filled (its
+/// impression is counted), and a rendition is bounded
+/// (`bundle::MAX_RENDERED_BYTES`), so a personalized page is never more than
+/// [`MAX_FILLED_ELEMENTS`] renditions larger than the origin's.
+pub const MAX_FILL_BYTES: usize = 1024 * 1024;
+
+/// What a page has been filled with so far, against [`MAX_FILLED_ELEMENTS`] and
+/// [`MAX_FILL_BYTES`].
+#[derive(Debug, Default)]
+struct Fills {
+    elements: usize,
+    bytes: usize,
+}
+
+impl Fills {
+    fn room_for_another(&self) -> bool {
+        self.elements < MAX_FILLED_ELEMENTS
+    }
+
+    /// Counts one more filled element of `len` bytes, if it may be filled: a slot's
+    /// first element always, a repeat while the bytes last.
+    fn take(&mut self, len: usize, first: bool) -> bool {
+        let bytes = self.bytes.saturating_add(len);
+        if !first && bytes > MAX_FILL_BYTES {
+            return false;
+        }
+        self.elements += 1;
+        self.bytes = bytes;
+        true
+    }
 }
 
 /// Gives the decision's new state a fresh sliding expiry and signs it, unless it must

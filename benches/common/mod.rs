@@ -2,7 +2,7 @@
 //! decision scenario of DESIGN §9 (3 slots × 20 candidates, a returning visitor's token).
 #![allow(dead_code)]
 
-use micromoment::session::{self, Entropy, Request};
+use micromoment::session::{self, Entropy, Request, Visitor};
 use micromoment::token::Keys;
 use micromoment::{Budget, Bundle, Context, SlotRef};
 
@@ -107,7 +107,7 @@ impl DecisionScenario {
     /// The measured request.
     pub fn request(&self) -> Request<'_> {
         Request {
-            token: Some(&self.token),
+            visitor: Visitor::Token(&self.token),
             context: &self.context,
             slots: &self.slots,
             now: self.now,
@@ -139,7 +139,7 @@ pub fn decision_scenario(history: usize) -> DecisionScenario {
     let mut now = NOW;
     for _ in 0..history {
         let request = Request {
-            token: token.as_deref(),
+            visitor: token.as_deref().map_or(Visitor::New, Visitor::Token),
             context: &context,
             slots: &slots,
             now,

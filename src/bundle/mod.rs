@@ -6,6 +6,7 @@
 //! signature) and [`Bundle::from_mmb`] checks all of that before decoding a single byte
 //! of payload. Loading never panics on hostile bytes: every failure is a [`LoadError`].
 
+mod html_context;
 mod locate;
 mod mmb;
 mod model;

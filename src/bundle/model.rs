@@ -163,7 +163,14 @@ pub(crate) struct Template {
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub(crate) enum Piece {
     Text(String),
+    /// A value, HTML-escaped in an `html` rendition.
     Var(VarId),
+    /// A value where it can set a URL's scheme (`html_context`): escaped, and rendered
+    /// only when it keeps the URL relative, or http(s) when it starts the URL.
+    Url {
+        var: VarId,
+        at_start: bool,
+    },
 }
 
 /// A JSON rendition whose strings may hold placeholders.

@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde_json::{Map, Value as Json};
 
+use super::html_context::{self, Placement};
 use super::locate::{locate, Step};
 use super::model::*;
 use super::{Budget, BundleSchema, Diagnostic};
@@ -209,8 +210,18 @@ impl Walker<'_> {
         }
     }
 
-    fn template(&mut self, text: &str, path: &Path, schema: &BundleSchema<'_>) -> Option<Template> {
+    /// A rendition's text split at its placeholders. In an `html` rendition each
+    /// placeholder must sit where an escaped value stays text (`html_context`).
+    fn template(
+        &mut self,
+        text: &str,
+        path: &Path,
+        schema: &BundleSchema<'_>,
+        html: bool,
+    ) -> Option<Template> {
         let mut pieces = Vec::new();
+        // Each placeholder's name and the offset of its `{{` in `text`.
+        let mut placeholders: Vec<(usize, &str)> = Vec::new();
         let mut rest = text;
         let mut ok = true;
         while let Some(open) = rest.find("{{") {
@@ -218,6 +229,7 @@ impl Walker<'_> {
             if !before.is_empty() {
                 pieces.push(Piece::Text(before.to_owned()));
             }
+            let offset = text.len() - rest.len() + open;
             let after = after.get(2..).unwrap_or("");
             let Some(close) = after.find("}}") else {
                 self.report(path, "unclosed placeholder \"{{\"");
@@ -225,7 +237,10 @@ impl Walker<'_> {
             };
             let name = after.get(..close).unwrap_or("").trim();
             match schema.resolve(name) {
-                Ok(var) => pieces.push(Piece::Var(var)),
+                Ok(var) => {
+                    pieces.push(Piece::Var(var));
+                    placeholders.push((offset, name));
+                }
                 Err(unknown) => {
                     let hint = unknown
                         .suggestion
@@ -242,6 +257,34 @@ impl Walker<'_> {
         }
         if !rest.is_empty() {
             pieces.push(Piece::Text(rest.to_owned()));
+        }
+        if html && ok && !placeholders.is_empty() {
+            let starts: Vec<usize> = placeholders.iter().map(|(start, _)| *start).collect();
+            let placements = html_context::classify(text, &starts);
+            let mut vars = pieces.iter_mut().filter(|p| matches!(p, Piece::Var(_)));
+            for ((_, name), placement) in placeholders.iter().zip(placements) {
+                let Some(piece) = vars.next() else { break };
+                match placement {
+                    Ok(Placement::Escaped) => {}
+                    Ok(Placement::Url { at_start }) => {
+                        if let Piece::Var(var) = piece {
+                            *piece = Piece::Url {
+                                var: var.clone(),
+                                at_start,
+                            };
+                        }
+                    }
+                    Err(why) => {
+                        self.report(
+                            path,
+                            format!(
+                                "placeholder \"{name}\" {why}; placeholders go in text or quoted attribute values"
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
         }
         ok.then_some(Template { pieces })
     }
@@ -264,7 +307,7 @@ impl Walker<'_> {
             Json::Null => JsonTemplate::Null,
             Json::Bool(b) => JsonTemplate::Bool(*b),
             Json::Number(n) => JsonTemplate::Number(n.as_f64().unwrap_or(0.0)),
-            Json::String(s) => JsonTemplate::String(self.template(s, path, schema)?),
+            Json::String(s) => JsonTemplate::String(self.template(s, path, schema, false)?),
             Json::Array(items) => JsonTemplate::Array(
                 items
                     .iter()
@@ -792,10 +835,10 @@ fn content(
     }
     let html = w
         .string(map.get("html"), &path.key("html"), false)
-        .and_then(|s| w.template(s, &path.key("html"), schema));
+        .and_then(|s| w.template(s, &path.key("html"), schema, true));
     let text = w
         .string(map.get("text"), &path.key("text"), false)
-        .and_then(|s| w.template(s, &path.key("text"), schema));
+        .and_then(|s| w.template(s, &path.key("text"), schema, false));
     let json = map
         .get("json")
         .and_then(|j| w.json_template(j, &path.key("json"), schema, 0));

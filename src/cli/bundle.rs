@@ -5,7 +5,7 @@ use clap::Args;
 use micromoment::bundle::{self, public_key_of, SigningKey};
 use micromoment::token::Keys;
 use micromoment::view::{parse_rfc3339, parse_visitor, state_from_json};
-use micromoment::{session, Budget, Bundle, Context, Options};
+use micromoment::{session, Budget, Bundle, Context};
 use serde_json::json;
 
 use super::{print_json, read_file, Failure, Outcome};
@@ -291,9 +291,8 @@ pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
         ),
         None => None,
     };
-    let mut token_rejected = None;
-    let prior = match (&args.state, &args.token, &keys) {
-        (Some(path), _, _) => {
+    let named = match &args.state {
+        Some(path) => {
             let json: serde_json::Value = serde_json::from_slice(&read_file(path)?)
                 .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
             Some(
@@ -301,37 +300,32 @@ pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
                     .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?,
             )
         }
+        None => None,
+    };
+    let who = match (&named, &args.token, &keys) {
+        (Some(state), _, _) => session::Visitor::State(state),
         (None, Some(_), None) => {
             return Err(Failure::Usage("--token needs --keys to verify it".into()))
         }
-        (None, Some(token), Some(keys)) => match session::verify(Some(token), Some(keys), now) {
-            Ok(state) => Some(state),
-            Err(e) => {
-                // The CLI may say why; the edge never does.
-                eprintln!("token not accepted ({e}): deciding for a new visitor");
-                token_rejected = Some(e);
-                None
-            }
-        },
-        (None, None, _) => None,
+        (None, Some(token), Some(_)) => session::Visitor::Token(token),
+        (None, None, _) => session::Visitor::New,
     };
-    let mut decision = micromoment::decide(
+    let outcome = session::decide(
         &bundle,
-        prior.as_ref(),
-        visitor,
-        &context,
-        now,
-        &slots,
-        Options {
+        keys.as_ref(),
+        &session::Request {
+            visitor: who,
+            context: &context,
+            slots: &slots,
+            now,
+            entropy: session::Entropy::Fixed(visitor),
             explain: args.explain,
         },
     );
-    let token = session::seal(&mut decision, keys.as_ref(), now);
-    let outcome = session::Outcome {
-        decision,
-        token,
-        token_rejected,
-    };
+    if let Some(e) = &outcome.token_rejected {
+        // The CLI may say why; the edge never does.
+        eprintln!("token not accepted ({e}): deciding for a new visitor");
+    }
     print_json(&session::answer(&bundle, &outcome, true))
 }
 

@@ -1,17 +1,22 @@
-//! The isolate's active bundle and journey keys, refreshed from KV at most every
-//! `MM_BUNDLE_RECHECK_SECS` (30 s by default).
+//! The isolate's active bundle and journey keys, and what monitoring needs to know about
+//! them.
 //!
-//! A Worker isolate is single-threaded, so the cache is a `thread_local!` cell. A new
-//! bundle is fully loaded and verified before it replaces the old one in a single store,
-//! and any failure (KV down, key missing, bad signature, corrupt bytes) keeps the last
-//! good bundle; with none, the embedded default serves. No borrow is held across an
-//! `.await`.
+//! A Worker isolate is single-threaded, so the cache is a `thread_local!` cell. The first
+//! request of an isolate waits for KV (at most `MM_KV_TIMEOUT_MS`) so it decides with the
+//! published bundle; later re-checks, at most every `MM_BUNDLE_RECHECK_SECS`, run after
+//! the response (`wait_until`), so no request waits on KV again. A new bundle is fully
+//! loaded and verified before it replaces the old one in a single store, and any failure
+//! (KV down, slow or unbound, key missing, bad signature, corrupt bytes) keeps the last
+//! good bundle, logs a line and is kept for [`health`]; with none, the embedded default
+//! serves. No borrow is held across an `.await`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
-use worker::{console_error, console_log, Env};
+use worker::{console_error, console_log, Context as WorkerContext, Env};
 
+use super::io::within;
 use crate::bundle::{public_key_of, Bundle};
 use crate::token::Keys;
 use crate::Budget;
@@ -47,17 +52,39 @@ pub struct Active {
     pub loaded_at: i64,
 }
 
+/// What became of the journey keys.
+#[derive(Clone)]
+enum KeysState {
+    /// Parsed from this text.
+    Loaded(String, Rc<Keys>),
+    /// This text does not parse, for this reason (logged once).
+    Broken(String, String),
+}
+
 struct Cache {
     active: Option<Active>,
+    /// When KV was last asked (`i64::MIN`: never).
     checked_at: i64,
-    keys: Option<(String, Rc<Keys>)>,
+    /// Whether KV has answered at least once (a bundle, or "nothing published").
+    kv_answered: bool,
+    /// Why the last check failed, when it did, and when.
+    last_error: Option<(i64, String)>,
+    keys: Option<KeysState>,
 }
 
 thread_local! {
-    static CACHE: RefCell<Cache> = const { RefCell::new(Cache { active: None, checked_at: i64::MIN, keys: None }) };
+    static CACHE: RefCell<Cache> = const {
+        RefCell::new(Cache {
+            active: None,
+            checked_at: i64::MIN,
+            kv_answered: false,
+            last_error: None,
+            keys: None,
+        })
+    };
 }
 
-fn log(level: &str, message: &str, detail: &str) {
+pub(crate) fn log(level: &str, message: &str, detail: &str) {
     let line = serde_json::json!({"level": level, "msg": message, "detail": detail}).to_string();
     if level == "error" {
         console_error!("{}", line);
@@ -88,13 +115,15 @@ fn var(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The bundle to decide with: the cached one, refreshed from KV when due.
-pub async fn active(env: &Env, now: i64) -> Option<Active> {
-    let (current, due) = CACHE.with(|c| {
+/// The bundle to decide with: the cached one, re-checked against KV when due.
+pub async fn active(env: &Env, ctx: &WorkerContext, now: i64) -> Option<Active> {
+    let config = super::config(env);
+    let (current, due, answered) = CACHE.with(|c| {
         let c = c.borrow();
         (
             c.active.clone(),
-            now.saturating_sub(c.checked_at) >= super::config(env).recheck_secs,
+            now.saturating_sub(c.checked_at) >= config.recheck_secs,
+            c.kv_answered,
         )
     });
     let current = match current {
@@ -109,38 +138,72 @@ pub async fn active(env: &Env, now: i64) -> Option<Active> {
         return Some(current);
     }
     CACHE.with(|c| c.borrow_mut().checked_at = now);
-    match refresh(env, &current, now).await {
-        Ok(Some(fresh)) => {
-            log(
-                "info",
-                "bundle swapped",
-                &format!(
-                    "{} {} {}",
-                    fresh.bundle.id(),
-                    fresh.bundle.version(),
-                    fresh.hash
-                ),
-            );
-            CACHE.with(|c| c.borrow_mut().active = Some(fresh.clone()));
-            Some(fresh)
+    if answered {
+        // Re-checks run after the response: no request waits on KV once it has answered.
+        let env = env.clone();
+        ctx.wait_until(async move {
+            check(&env, &current, now).await;
+        });
+        return CACHE.with(|c| c.borrow().active.clone());
+    }
+    check(env, &current, now).await;
+    CACHE.with(|c| c.borrow().active.clone())
+}
+
+/// Asks KV for the published bundle and swaps it in, or records why not.
+async fn check(env: &Env, current: &Active, now: i64) {
+    let timeout = Duration::from_millis(super::config(env).kv_timeout_ms);
+    let outcome = match within(timeout, refresh(env, current, now)).await {
+        Some(outcome) => outcome,
+        None => Err(format!(
+            "KV did not answer within {} ms",
+            timeout.as_millis()
+        )),
+    };
+    match outcome {
+        Ok(fresh) => {
+            CACHE.with(|c| {
+                let mut c = c.borrow_mut();
+                c.kv_answered = true;
+                c.last_error = None;
+            });
+            if let Some(fresh) = fresh {
+                log(
+                    "info",
+                    "bundle swapped",
+                    &format!(
+                        "{} {} {}",
+                        fresh.bundle.id(),
+                        fresh.bundle.version(),
+                        fresh.hash
+                    ),
+                );
+                CACHE.with(|c| c.borrow_mut().active = Some(fresh));
+            }
         }
-        Ok(None) => Some(current),
         Err(e) => {
             log(
                 "error",
                 "bundle refresh failed, keeping the last good bundle",
                 &e,
             );
-            Some(current)
+            CACHE.with(|c| {
+                let mut c = c.borrow_mut();
+                // A KV that fails is an answer too: the next check runs in the background.
+                c.kv_answered = true;
+                c.last_error = Some((now, e));
+            });
         }
     }
 }
 
 /// Loads the bundle KV points at, if it differs from the active one.
 async fn refresh(env: &Env, current: &Active, now: i64) -> Result<Option<Active>, String> {
-    let Ok(kv) = env.kv("BUNDLES") else {
-        // No KV binding: the embedded bundle is all there is.
-        return Ok(None);
+    let kv = match env.kv("BUNDLES") {
+        Ok(kv) => kv,
+        // No KV binding: the embedded bundle is all there is, and that is a setup to
+        // report, not a fault of each request.
+        Err(e) => return Err(format!("KV binding BUNDLES is not usable: {e}")),
     };
     let pointer = kv
         .get("current")
@@ -167,7 +230,7 @@ async fn refresh(env: &Env, current: &Active, now: i64) -> Result<Option<Active>
     let public_key =
         match var(env, "BUNDLE_PUBKEY") {
             Some(text) => Some(public_key_of(&text).map_err(|e| format!("BUNDLE_PUBKEY: {e}"))?),
-            None if super::request::dev_mode(env) => None,
+            None if super::config(env).dev => None,
             None => return Err(
                 "BUNDLE_PUBKEY is not set: KV bundles are refused outside development (MM_DEV=1)"
                     .into(),
@@ -189,27 +252,32 @@ async fn refresh(env: &Env, current: &Active, now: i64) -> Result<Option<Active>
     }))
 }
 
-/// The journey keys from the `JOURNEY_KEYS` secret, parsed once per value.
-pub fn keys(env: &Env) -> Option<Rc<Keys>> {
-    let text = env
-        .secret("JOURNEY_KEYS")
+/// The `JOURNEY_KEYS` secret's text, if set.
+fn keys_text(env: &Env) -> Option<String> {
+    env.secret("JOURNEY_KEYS")
         .ok()
         .map(|s| s.to_string())
-        .or_else(|| var(env, "JOURNEY_KEYS"))?;
-    if let Some(keys) = CACHE.with(|c| {
-        c.borrow()
-            .keys
-            .as_ref()
-            .filter(|(source, _)| *source == text)
-            .map(|(_, k)| k.clone())
-    }) {
-        return Some(keys);
+        .or_else(|| var(env, "JOURNEY_KEYS"))
+        .filter(|t| !t.is_empty())
+}
+
+/// The journey keys from the `JOURNEY_KEYS` secret, parsed once per value. A value that
+/// does not parse is logged once and reported by [`health`]; requests then get the
+/// default content and no token.
+pub fn keys(env: &Env) -> Option<Rc<Keys>> {
+    let text = keys_text(env)?;
+    let known = CACHE.with(|c| match &c.borrow().keys {
+        Some(KeysState::Loaded(source, keys)) if *source == text => Some(Some(keys.clone())),
+        Some(KeysState::Broken(source, _)) if *source == text => Some(None),
+        _ => None,
+    });
+    if let Some(keys) = known {
+        return keys;
     }
-    match Keys::from_json(&text) {
+    let (state, keys) = match Keys::from_json(&text) {
         Ok(keys) => {
             let keys = Rc::new(keys);
-            CACHE.with(|c| c.borrow_mut().keys = Some((text, keys.clone())));
-            Some(keys)
+            (KeysState::Loaded(text, keys.clone()), Some(keys))
         }
         Err(e) => {
             log(
@@ -217,7 +285,43 @@ pub fn keys(env: &Env) -> Option<Rc<Keys>> {
                 "JOURNEY_KEYS does not load; tokens are not issued",
                 &e.to_string(),
             );
-            None
+            (KeysState::Broken(text, e.to_string()), None)
         }
-    }
+    };
+    CACHE.with(|c| c.borrow_mut().keys = Some(state));
+    keys
+}
+
+/// The health of keys, bundle and preview secret, for `/v1/bundle`: what a monitor
+/// alerts on (a broken secret makes every visitor new, silently for visitors).
+pub fn health(env: &Env, preview: &super::Preview) -> serde_json::Value {
+    let keys = match (keys_text(env), keys(env)) {
+        (None, _) => serde_json::json!({"status": "missing"}),
+        (Some(_), Some(keys)) => {
+            serde_json::json!({"status": "ok", "current": keys.current_kid(), "kids": keys.kids().count()})
+        }
+        (Some(_), None) => {
+            let error = CACHE.with(|c| match &c.borrow().keys {
+                Some(KeysState::Broken(_, e)) => e.clone(),
+                _ => String::new(),
+            });
+            serde_json::json!({"status": "invalid", "error": error})
+        }
+    };
+    let (checked_at, last_error) = CACHE.with(|c| {
+        let c = c.borrow();
+        (
+            (c.checked_at != i64::MIN).then_some(c.checked_at),
+            c.last_error.clone(),
+        )
+    });
+    let bundle = serde_json::json!({
+        "status": if last_error.is_some() { "stale" } else { "ok" },
+        "checked_at": checked_at.map(crate::view::rfc3339),
+        "error": last_error.as_ref().map(|(_, e)| e),
+        "error_at": last_error.map(|(at, _)| crate::view::rfc3339(at)),
+    });
+    let status_ok = |v: &serde_json::Value| v.get("status").and_then(|s| s.as_str()) == Some("ok");
+    let ok = status_ok(&keys) && status_ok(&bundle);
+    serde_json::json!({"ok": ok, "keys": keys, "bundle": bundle, "preview": preview.as_str()})
 }

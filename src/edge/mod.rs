@@ -8,6 +8,7 @@
 //! the page untouched.
 
 mod cache;
+mod io;
 mod proxy;
 mod request;
 
@@ -37,6 +38,53 @@ pub(crate) struct Config {
     pub origin: Option<String>,
     /// How often the isolate checks KV for a new bundle.
     pub recheck_secs: i64,
+    /// How long a KV read may take before the last good bundle is kept.
+    pub kv_timeout_ms: u64,
+    /// How long the origin may take to send its response headers.
+    pub origin_timeout_ms: u64,
+    /// The preview secret for `/v1/explain`.
+    pub preview: Preview,
+}
+
+/// The shortest preview secret accepted: a shorter one could be guessed.
+pub(crate) const MIN_PREVIEW_SECRET: usize = 16;
+
+/// The `MM_PREVIEW_SECRET`, if it is long enough to be one.
+pub(crate) enum Preview {
+    Missing,
+    TooShort,
+    Secret(String),
+}
+
+impl Preview {
+    fn read(env: &Env) -> Preview {
+        let secret = env
+            .secret("MM_PREVIEW_SECRET")
+            .ok()
+            .map(|s| s.to_string())
+            .or_else(|| env.var("MM_PREVIEW_SECRET").ok().map(|v| v.to_string()))
+            .filter(|s| !s.is_empty());
+        match secret {
+            None => Preview::Missing,
+            Some(s) if s.len() < MIN_PREVIEW_SECRET => {
+                cache::log(
+                    "error",
+                    "MM_PREVIEW_SECRET is shorter than 16 bytes; /v1/explain is off",
+                    &format!("{} bytes", s.len()),
+                );
+                Preview::TooShort
+            }
+            Some(s) => Preview::Secret(s),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &'static str {
+        match self {
+            Preview::Missing => "missing",
+            Preview::TooShort => "too short",
+            Preview::Secret(_) => "ok",
+        }
+    }
 }
 
 thread_local! {
@@ -52,6 +100,12 @@ pub(crate) fn config(env: &Env) -> std::rc::Rc<Config> {
                     .map(|v| v.to_string())
                     .filter(|v| !v.is_empty())
             };
+            let millis = |name: &str, default: u64| {
+                var(name)
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .filter(|ms| *ms > 0)
+                    .unwrap_or(default)
+            };
             std::rc::Rc::new(Config {
                 dev: var("MM_DEV").as_deref() == Some("1"),
                 origin: var("ORIGIN"),
@@ -59,6 +113,9 @@ pub(crate) fn config(env: &Env) -> std::rc::Rc<Config> {
                     .and_then(|v| v.parse().ok())
                     .filter(|s: &i64| *s >= 0)
                     .unwrap_or(cache::DEFAULT_RECHECK_SECS),
+                kv_timeout_ms: millis("MM_KV_TIMEOUT_MS", 1_000),
+                origin_timeout_ms: millis("MM_ORIGIN_TIMEOUT_MS", 15_000),
+                preview: Preview::read(env),
             })
         })
         .clone()
@@ -85,10 +142,10 @@ async fn fetch(req: Request, env: Env, ctx: WorkerContext) -> Result<Response> {
     let path = req.path();
     let response = match (req.method(), path.as_str()) {
         (Method::Get, "/healthz") => Response::ok("ok"),
-        (Method::Get, "/v1/bundle") => bundle_info(&env).await,
+        (Method::Get, "/v1/bundle") => bundle_info(&env, &ctx).await,
         (Method::Get, "/v1/decide") => decide(&req, &env, &ctx, false).await,
         (Method::Get, "/v1/explain") => explain(&req, &env, &ctx).await,
-        (Method::Post, "/v1/events") => events(req, &env).await,
+        (Method::Post, "/v1/events") => events(req, &env, &ctx).await,
         (_, "/v1/decide" | "/v1/explain" | "/v1/bundle" | "/v1/events" | "/healthz") => {
             error(405, "method not allowed")
         }
@@ -115,8 +172,8 @@ fn error(status: u16, message: &str) -> Result<Response> {
         .from_json(&json!({ "error": message }))
 }
 
-async fn bundle_info(env: &Env) -> Result<Response> {
-    let Some(active) = cache::active(env, now()).await else {
+async fn bundle_info(env: &Env, ctx: &WorkerContext) -> Result<Response> {
+    let Some(active) = cache::active(env, ctx, now()).await else {
         return error(503, "no bundle");
     };
     let body = json!({
@@ -126,6 +183,7 @@ async fn bundle_info(env: &Env) -> Result<Response> {
         "source": active.source.as_str(),
         "loaded_at": crate::view::rfc3339(active.loaded_at),
         "counts": active.bundle.counts(),
+        "health": cache::health(env, &config(env).preview),
     });
     ResponseBuilder::new()
         .with_header("Cache-Control", "no-store")?
@@ -180,7 +238,7 @@ pub(crate) fn attach_token(
 async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, explain: bool) -> Result<Response> {
     let now = now();
     let incoming = request::read(req, env);
-    let Some(active) = cache::active(env, now).await else {
+    let Some(active) = cache::active(env, ctx, now).await else {
         return error(503, "no bundle");
     };
     let slots = match requested_slots(&active, &incoming) {
@@ -189,7 +247,7 @@ async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, explain: bool) ->
     };
     let keys = cache::keys(env);
     let request = SessionRequest {
-        token: incoming.token.as_deref(),
+        visitor: incoming.visitor(),
         context: &incoming.context,
         slots: &slots,
         now,
@@ -218,14 +276,12 @@ async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, explain: bool) ->
 }
 
 async fn explain(req: &Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
-    let secret = env
-        .secret("MM_PREVIEW_SECRET")
-        .ok()
-        .map(|s| s.to_string())
-        .or_else(|| env.var("MM_PREVIEW_SECRET").ok().map(|v| v.to_string()))
-        .filter(|s| !s.is_empty());
+    let config = config(env);
     let given = req.headers().get("X-MM-Preview").ok().flatten();
-    let allowed = matches!((&secret, &given), (Some(s), Some(g)) if constant_time_eq(s.as_bytes(), g.as_bytes()));
+    let allowed = match (&config.preview, &given) {
+        (Preview::Secret(s), Some(g)) => constant_time_eq(s.as_bytes(), g.as_bytes()),
+        _ => false,
+    };
     if !allowed {
         return error(403, "a valid X-MM-Preview header is required");
     }
@@ -247,32 +303,18 @@ struct EventItem {
     name: String,
 }
 
-async fn events(mut req: Request, env: &Env) -> Result<Response> {
+async fn events(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
     let now = now();
     let incoming = request::read(&req, env);
-    // Refuse a declared oversized body before reading any of it.
-    let declared = req
-        .headers()
-        .get("Content-Length")
-        .ok()
-        .flatten()
-        .and_then(|l| l.trim().parse::<usize>().ok());
-    if let Some(len) = declared.filter(|len| *len > MAX_BODY) {
-        return error(
-            400,
-            &format!("body is {len} bytes, over the limit of {MAX_BODY}"),
-        );
-    }
-    let bytes = req.bytes().await.unwrap_or_default();
-    if bytes.len() > MAX_BODY {
-        return error(
-            400,
-            &format!(
-                "body is {} bytes, over the limit of {MAX_BODY}",
-                bytes.len()
-            ),
-        );
-    }
+    let bytes = match io::read_body(&req, MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(io::BodyError::TooLarge) => {
+            return error(413, &format!("body is over the limit of {MAX_BODY} bytes"))
+        }
+        Err(io::BodyError::Unreadable(e)) => {
+            return error(400, &format!("body could not be read: {e}"))
+        }
+    };
     let body: EventsBody = match serde_json::from_slice(&bytes) {
         Ok(body) => body,
         Err(e) => {
@@ -297,12 +339,12 @@ async fn events(mut req: Request, env: &Env) -> Result<Response> {
         .map(|e| e.name)
         .filter(|n| !n.is_empty() && n.len() <= 128)
         .collect();
-    let Some(active) = cache::active(env, now).await else {
+    let Some(active) = cache::active(env, ctx, now).await else {
         return error(503, "no bundle");
     };
     let keys = cache::keys(env);
     let request = SessionRequest {
-        token: incoming.token.as_deref(),
+        visitor: incoming.visitor(),
         context: &incoming.context,
         slots: &[],
         now,

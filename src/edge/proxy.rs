@@ -13,6 +13,10 @@ use worker::{
     RequestRedirect, Response, ResponseBody, ResponseBuilder, Result, Url,
 };
 
+use std::time::Duration;
+
+use super::cache::log;
+use super::io::within;
 use super::{attach_token, cache, entropy, error, now, request, send_exposures};
 use crate::session::{self, Entropy, Request as SessionRequest};
 
@@ -45,8 +49,10 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
 
     let method = req.method();
     let headers = req.headers().clone();
-    // The origin answers for its own host; what reaches it is the visitor's request.
+    // The origin answers for its own host; what reaches it is the visitor's request,
+    // less the preview secret, which is ours alone.
     headers.delete("Host")?;
+    headers.delete("X-MM-Preview")?;
     let mut init = RequestInit::new();
     init.with_method(method.clone())
         .with_headers(headers)
@@ -56,8 +62,21 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
     }
     let incoming = request::read(&req, env);
     let forwarded = Request::new_with_init(target.as_str(), &init)?;
-    let Ok(mut origin_response) = Fetch::Request(forwarded).send().await else {
-        return error(502, "origin unreachable");
+    let timeout = Duration::from_millis(super::config(env).origin_timeout_ms);
+    let mut origin_response = match within(timeout, Fetch::Request(forwarded).send()).await {
+        Some(Ok(response)) => response,
+        Some(Err(e)) => {
+            log("error", "origin unreachable", &e.to_string());
+            return error(502, "origin unreachable");
+        }
+        None => {
+            log(
+                "error",
+                "origin timed out",
+                &format!("no response headers within {} ms", timeout.as_millis()),
+            );
+            return error(504, "origin timed out");
+        }
     };
 
     let status = origin_response.status_code();
@@ -85,11 +104,12 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
     for stale in ["Content-Length", "Content-Encoding"] {
         headers.delete(stale)?;
     }
+    // `fixed` keeps the headers as set (`from_bytes` would make every page a download).
     let untouched = |page: Vec<u8>| {
-        ResponseBuilder::new()
+        Ok(ResponseBuilder::new()
             .with_status(status)
             .with_headers(headers.clone())
-            .from_bytes(page)
+            .fixed(page))
     };
     if page.len() > MAX_PAGE {
         return untouched(page);
@@ -111,12 +131,12 @@ async fn personalize_page(
     ctx: &WorkerContext,
     incoming: &request::Incoming,
 ) -> Result<Option<Response>> {
-    let Some(active) = cache::active(env, now()).await else {
+    let Some(active) = cache::active(env, ctx, now()).await else {
         return Ok(None);
     };
     let keys = cache::keys(env);
     let request = SessionRequest {
-        token: incoming.token.as_deref(),
+        visitor: incoming.visitor(),
         context: &incoming.context,
         slots: &[],
         now: now(),
@@ -135,9 +155,10 @@ async fn personalize_page(
     headers.set("Cache-Control", "private, no-store")?;
     attach_token(&headers, incoming, filled.outcome.token.as_deref())?;
     send_exposures(env, ctx, &active, &filled.outcome.decision.exposures);
-    ResponseBuilder::new()
-        .with_status(status)
-        .with_headers(headers)
-        .from_bytes(filled.html)
-        .map(Some)
+    Ok(Some(
+        ResponseBuilder::new()
+            .with_status(status)
+            .with_headers(headers)
+            .fixed(filled.html),
+    ))
 }

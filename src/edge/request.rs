@@ -10,6 +10,7 @@ use worker::{Env, Headers, Request};
 
 use crate::context::{Context, Geo};
 use crate::http::{self, RequestParts};
+use crate::session::Visitor;
 use crate::token;
 
 /// The header apps send their token in, and get the new one back in.
@@ -62,10 +63,23 @@ fn geo(req: &Request, headers: &Headers, dev: bool) -> Geo {
 pub struct Incoming {
     pub context: Context,
     pub query: Vec<(String, String)>,
-    /// The token from `X-MM-Token` (apps) or the `mm` cookie (web).
-    pub token: Option<String>,
+    /// The token from `X-MM-Token` (apps).
+    pub app_token: Option<String>,
+    /// The whole `Cookie` header (web): every `mm` cookie in it is considered.
+    pub cookie: Option<String>,
     /// Whether the token came in the app header (answer in the header too).
     pub app: bool,
+}
+
+impl Incoming {
+    /// Who the request comes from: the app header wins over cookies.
+    pub fn visitor(&self) -> Visitor<'_> {
+        match (&self.app_token, &self.cookie) {
+            (Some(token), _) => Visitor::Token(token),
+            (None, Some(header)) => Visitor::Cookie(header),
+            (None, None) => Visitor::New,
+        }
+    }
 }
 
 /// Reads a request; never fails: what cannot be read is unknown.
@@ -90,10 +104,6 @@ pub fn read(req: &Request, env: &Env) -> Incoming {
     let headers = &headers;
     let cookie = header(headers, "Cookie");
     let app_token = header(headers, TOKEN_HEADER).filter(|t| !t.is_empty());
-    let cookie_token = cookie
-        .as_deref()
-        .and_then(|c| token::cookie_value(c, token::COOKIE_NAME))
-        .map(str::to_owned);
     let consent_cookie = cookie
         .as_deref()
         .and_then(|c| token::cookie_value(c, "mm_consent"))
@@ -130,7 +140,8 @@ pub fn read(req: &Request, env: &Env) -> Incoming {
     Incoming {
         context,
         query,
-        token: app_token.or(cookie_token),
+        app_token,
+        cookie,
         app,
     }
 }

@@ -1,7 +1,7 @@
 //! One request through the session layer, as every face runs it: token in, decision,
 //! token out.
 
-use micromoment::session::{self, Entropy, Request};
+use micromoment::session::{self, Entropy, Request, Visitor};
 use micromoment::token::{self, Keys, TokenError};
 use micromoment::view::state_to_json;
 use micromoment::Context;
@@ -22,7 +22,7 @@ fn request<'a>(
     now: i64,
 ) -> Request<'a> {
     Request {
-        token,
+        visitor: token.map_or(Visitor::New, Visitor::Token),
         context: ctx,
         slots,
         now,

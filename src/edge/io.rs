@@ -1,0 +1,83 @@
+//! Reading from the platform with bounds: request bodies that stop at a byte limit
+//! whatever the headers claim, and awaits that give up after a deadline.
+//!
+//! A Worker isolate has 128 MB for every request it serves at once, so a body is read
+//! chunk by chunk and refused as soon as it passes the limit (the rest is never read),
+//! and a binding or an origin that hangs costs a request its deadline, not its life.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use wasm_bindgen::JsCast;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{js_sys, web_sys, Delay, Request};
+
+/// Why a body was not read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// More than the limit arrived (or was declared).
+    TooLarge,
+    /// The stream failed.
+    Unreadable(String),
+}
+
+/// Reads the request body, at most `max` bytes. A declared `Content-Length` over the
+/// limit is refused before reading; a chunked body is refused at the first chunk past
+/// it, and the stream is cancelled.
+pub async fn read_body(req: &Request, max: usize) -> Result<Vec<u8>, BodyError> {
+    let declared = req
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .and_then(|l| l.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let Some(stream) = req.inner().body() else {
+        return Ok(Vec::new());
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = stream
+        .get_reader()
+        .dyn_into()
+        .map_err(|_| BodyError::Unreadable("not a byte stream".into()))?;
+    let mut body = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| BodyError::Unreadable(format!("{e:?}")))?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into())
+            .ok()
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true);
+        if done {
+            return Ok(body);
+        }
+        let Ok(value) = js_sys::Reflect::get(&chunk, &"value".into()) else {
+            return Ok(body);
+        };
+        let bytes = js_sys::Uint8Array::new(&value);
+        let len = bytes.length() as usize;
+        if body.len().saturating_add(len) > max {
+            // Nothing more is read: the platform drops the rest.
+            let _ = reader.cancel();
+            return Err(BodyError::TooLarge);
+        }
+        let start = body.len();
+        body.resize(start + len, 0);
+        if let Some(room) = body.get_mut(start..) {
+            bytes.copy_to(room);
+        }
+    }
+}
+
+/// `future`'s output, or `None` when `timeout` passes first.
+pub async fn within<F: Future>(timeout: Duration, future: F) -> Option<F::Output> {
+    let future = std::pin::pin!(future);
+    let delay = std::pin::pin!(Delay::from(timeout));
+    match select(future, delay).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(((), _)) => None,
+    }
+}
