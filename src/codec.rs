@@ -62,6 +62,11 @@ pub(crate) fn encode_into<T: Encode>(value: &T, buf: &mut [u8]) -> Result<usize,
     })
 }
 
+/// [`decode`] with the bundle's limits.
+pub(crate) fn decode_bounded<T: Decode<()>>(bytes: &[u8], _max: usize) -> Result<T, CodecError> {
+    decode::<T, { 32 * 1024 * 1024 }>(bytes)
+}
+
 /// Decodes exactly one value from `bytes`, refusing trailing bytes and any claim of more
 /// than `LIMIT` bytes of allocation.
 pub(crate) fn decode<T: Decode<()>, const LIMIT: usize>(bytes: &[u8]) -> Result<T, CodecError> {

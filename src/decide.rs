@@ -20,7 +20,7 @@ use crate::bundle::{
     Bundle, Candidate, Content, JsonTemplate, Offer, Period, Piece, SlotRef, Template,
 };
 use crate::context::{Channel, Context, DeviceType, LocalTime, VarId};
-use crate::rules::{Data, Value};
+use crate::rules::{Data, Value, Verdict};
 use crate::time::{UnixSeconds, DAY, MINUTE};
 use crate::token::{Assignment, Impression, Intent, State};
 
@@ -909,6 +909,7 @@ fn pick<'b>(
 enum Skip {
     Stage,
     When,
+    OutOfFuel,
     Placed(u16),
     After(u16),
     Cap { shown: u32, max: u32, per: Period },
@@ -932,6 +933,7 @@ impl Skip {
                 format!("stage {stage} is not one of its stages")
             }
             Skip::When => "when is false".into(),
+            Skip::OutOfFuel => "when ran out of its work budget: counted as false".into(),
             Skip::Placed(c) => format!("{} is already placed in another slot", name_of(*c)),
             Skip::After(c) => format!("after: {} not seen yet", name_of(*c)),
             Skip::Cap { shown, max, per } => {
@@ -967,8 +969,10 @@ fn judge<'b>(
         return Err(Skip::Stage);
     }
     if let Some(when) = &candidate.when {
-        if !when.matches(facts) {
-            return Err(Skip::When);
+        match when.verdict(facts) {
+            Verdict::True => {}
+            Verdict::False => return Err(Skip::When),
+            Verdict::OutOfFuel => return Err(Skip::OutOfFuel),
         }
     }
     let (content, variant) = match &candidate.offer {

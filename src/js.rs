@@ -669,7 +669,8 @@ pub fn eval_rule(rule: JsValue, data: JsValue) -> Result<JsValue, JsError> {
     let rule: serde_json::Value = from_js_value(&rule, "rule")?;
     let data: serde_json::Value = from_js_value(&data, "data")?;
     let compiled = rules::compile(&rule, &JsonSchema, Limits::default()).map_err(error)?;
-    to_js(&compiled.eval(&JsonData::new(&data)).to_json())
+    let value = compiled.eval(&JsonData::new(&data)).map_err(error)?;
+    to_js(&value.to_json())
 }
 
 fn from_js_value(value: &JsValue, what: &str) -> Result<serde_json::Value, JsError> {

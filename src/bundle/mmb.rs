@@ -27,7 +27,7 @@ use crate::codec::{self, CodecError};
 pub const MAGIC: &[u8; 4] = b"MMB1";
 
 /// The version of the compiled form; bumped whenever `model.rs` changes shape.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 const SIGNATURE_LEN: usize = 64;
 
@@ -72,9 +72,12 @@ pub enum LoadError {
     /// The payload passed the hash but does not decode.
     #[error("payload does not decode: {0}")]
     Decode(CodecError),
-    /// The payload decoded but contradicts its header or the budget.
+    /// The payload decoded but contradicts its header or itself.
     #[error("inconsistent bundle: {0}")]
     Inconsistent(String),
+    /// The payload decoded but is over a budget the compiler enforces.
+    #[error("bundle over budget: {0}")]
+    OverBudget(String),
 }
 
 /// What the frame says about itself, readable without decoding the payload.
@@ -291,8 +294,9 @@ impl Bundle {
                 }
             }
         }
-        // The payload can never claim more memory than the bundle budget.
-        let bundle: Bundle = codec::decode::<Bundle, { 64 * 1024 * 1024 }>(frame.payload)
+        // Decoding claims memory against the budget as it goes, so a small payload
+        // cannot unfold into a large bundle, and nests no deeper than the codec allows.
+        let bundle: Bundle = codec::decode_bounded(frame.payload, budget.max_decoded_bytes)
             .map_err(LoadError::Decode)?;
         if bundle.id != frame.header.id || bundle.version != frame.header.version {
             return Err(LoadError::Inconsistent(
@@ -310,6 +314,72 @@ impl Bundle {
         let fail = |what: String| Err(LoadError::Inconsistent(what));
         if self.stages.is_empty() || self.stages.len() > budget.max_stages.min(64) {
             return fail(format!("{} stages", self.stages.len()));
+        }
+        // The budgets the compiler enforced, again: a payload can be made by hand.
+        let candidates: usize = self.slots.iter().map(|s| s.candidates.len()).sum();
+        let counts = [
+            (
+                "transitions",
+                self.transitions.len(),
+                budget.max_transitions,
+            ),
+            ("intents", self.topics.len(), budget.max_topics),
+            ("contents", self.contents.len(), budget.max_contents),
+            ("slots", self.slots.len(), budget.max_slots),
+            ("candidates", candidates, budget.max_candidates),
+        ];
+        for (what, count, limit) in counts {
+            if count > limit {
+                return Err(LoadError::OverBudget(format!(
+                    "{count} {what}, over the budget of {limit}"
+                )));
+            }
+        }
+        if let Some(slot) = self
+            .slots
+            .iter()
+            .find(|s| s.candidates.len() > budget.max_candidates_per_slot)
+        {
+            return Err(LoadError::OverBudget(format!(
+                "slot \"{}\" has {} candidates, over the budget of {}",
+                slot.name,
+                slot.candidates.len(),
+                budget.max_candidates_per_slot
+            )));
+        }
+        if let Some(long) = self
+            .longest_string()
+            .filter(|len| *len > budget.max_string_bytes)
+        {
+            return Err(LoadError::OverBudget(format!(
+                "a string of {long} bytes, over the budget of {}",
+                budget.max_string_bytes
+            )));
+        }
+        for (rule, _) in self.rules() {
+            let (depth, nodes) = rule.shape();
+            if depth > budget.max_rule_depth || nodes > budget.max_rule_nodes {
+                return Err(LoadError::OverBudget(format!(
+                    "a rule of depth {depth} and {nodes} nodes, over the budget of depth {} and {} nodes",
+                    budget.max_rule_depth, budget.max_rule_nodes
+                )));
+            }
+        }
+        self.check_work(budget).map_err(LoadError::OverBudget)?;
+        let sorted = self.content_order.len() == self.contents.len()
+            && self.content_order.windows(2).all(|pair| match pair {
+                [a, b] => {
+                    let name = |i: &u16| self.contents.get(usize::from(*i)).map(|c| &c.name);
+                    name(a).is_some() && name(b).is_some() && name(a) < name(b)
+                }
+                _ => true,
+            })
+            && self
+                .content_order
+                .iter()
+                .all(|&i| usize::from(i) < self.contents.len());
+        if !sorted {
+            return fail("the content index is not the contents sorted by name".into());
         }
         for topic in &self.topics {
             let sane = topic.cap.is_finite()

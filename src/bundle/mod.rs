@@ -24,7 +24,7 @@ pub(crate) use model::{
 pub(crate) use source::offered;
 
 use crate::context::{VarId, FIXED_VARIABLES};
-use crate::rules::{Schema, UnknownVariable};
+use crate::rules::{Schema, UnknownVariable, VarBound};
 use crate::suggest::did_you_mean;
 
 /// Limits a bundle must stay within, checked when compiling and again when loading.
@@ -54,6 +54,12 @@ pub struct Budget {
     pub max_rule_depth: usize,
     /// Nodes of a rule.
     pub max_rule_nodes: usize,
+    /// The worst case, in rule steps, of every rule one request may evaluate
+    /// (transitions once per stage, signals, every candidate's `when`).
+    pub max_request_steps: u64,
+    /// The memory a decoded `.mmb` may claim for its lists and strings, checked while
+    /// decoding: the byte size alone does not bound it.
+    pub max_decoded_bytes: usize,
 }
 
 impl Default for Budget {
@@ -71,6 +77,8 @@ impl Default for Budget {
             max_candidates: 20_000,
             max_rule_depth: 32,
             max_rule_nodes: 4096,
+            max_request_steps: 1_000_000,
+            max_decoded_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -140,6 +148,41 @@ impl Schema for BundleSchema<'_> {
         Err(UnknownVariable {
             suggestion: did_you_mean(path, names.iter().map(String::as_str)).map(str::to_owned),
         })
+    }
+
+    fn bound(&self, var: &VarId) -> VarBound {
+        var_bound(var)
+    }
+
+    fn any_bound(&self) -> VarBound {
+        VarBound {
+            built: true,
+            ..var_bound(&VarId::Segments)
+        }
+        .max_text(MAX_CONTEXT_TEXT)
+    }
+}
+
+/// The longest text a context field is assumed to hold when a rule's worst case is
+/// worked out: the longest URL Cloudflare accepts (longer headers are cut at 2 KiB).
+pub const MAX_CONTEXT_TEXT: u64 = 16 * 1024;
+
+/// The most a context variable can hold.
+fn var_bound(var: &VarId) -> VarBound {
+    use crate::token::{MAX_SEGMENTS, MAX_SEGMENT_BYTES};
+    match var {
+        VarId::Segments => VarBound::list_of_text(MAX_SEGMENTS as u64, MAX_SEGMENT_BYTES as u64),
+        VarId::StageIndex
+        | VarId::DaysInStage
+        | VarId::Intent(_)
+        | VarId::Visits
+        | VarId::Returning
+        | VarId::Seen(_)
+        | VarId::GeoLat
+        | VarId::GeoLon
+        | VarId::TimeHour
+        | VarId::ConsentPersonalization => VarBound::SCALAR,
+        _ => VarBound::text(MAX_CONTEXT_TEXT),
     }
 }
 
@@ -267,15 +310,120 @@ impl Bundle {
             .map(|s| s.name.as_str())
     }
 
-    /// Resolves a name-based variable for run-time lookups (`{"var": {"cat": …}}`).
+    /// Resolves a name-based variable for run-time lookups (`{"var": {"cat": …}}`,
+    /// `missing`): no allocation and no suggestion work, a binary search for contents.
     pub(crate) fn resolve_var(&self, path: &str) -> Option<VarId> {
+        if let Some((_, var)) = FIXED_VARIABLES.iter().find(|(name, _)| *name == path) {
+            return Some(var.clone());
+        }
+        if let Some(topic) = path.strip_prefix("intent.") {
+            return self
+                .topics
+                .iter()
+                .position(|t| t.name == topic)
+                .and_then(|i| u16::try_from(i).ok())
+                .map(VarId::Intent);
+        }
+        if let Some(content) = path.strip_prefix("seen.") {
+            let name = |i: &u16| self.contents.get(usize::from(*i)).map(|c| c.name.as_str());
+            return self
+                .content_order
+                .binary_search_by(|i| name(i).cmp(&Some(content)))
+                .ok()
+                .and_then(|at| self.content_order.get(at).copied())
+                .map(VarId::Seen);
+        }
+        source::query_var(path)
+    }
+
+    /// The schema of this bundle's own names, to work a rule's worst case out with.
+    fn with_schema<T>(&self, f: impl FnOnce(&BundleSchema<'_>) -> T) -> T {
         let topics: Vec<&str> = self.topic_names().collect();
         let contents: Vec<&str> = self.content_names().collect();
-        BundleSchema {
+        f(&BundleSchema {
             topics: &topics,
             contents: &contents,
-        }
-        .resolve(path)
-        .ok()
+        })
+    }
+
+    /// The longest string the bundle holds: a name, or the text of a rendition.
+    pub(crate) fn longest_string(&self) -> Option<usize> {
+        let template = |t: &Template| -> usize {
+            t.pieces
+                .iter()
+                .map(|p| match p {
+                    model::Piece::Text(text) => text.len(),
+                    _ => 0,
+                })
+                .sum()
+        };
+        let names = self
+            .stages
+            .iter()
+            .map(|s| s.name.len())
+            .chain(self.topics.iter().map(|t| t.name.len()))
+            .chain(self.campaigns.iter().map(|c| c.name.len()))
+            .chain(self.slots.iter().map(|s| s.name.len()))
+            .chain(
+                self.slots
+                    .iter()
+                    .flat_map(|s| &s.candidates)
+                    .map(|c| c.name.len()),
+            );
+        let contents = self.contents.iter().flat_map(|c| {
+            [
+                c.name.len(),
+                c.html.as_ref().map_or(0, template),
+                c.text.as_ref().map_or(0, template),
+            ]
+        });
+        names.chain(contents).chain([self.id.len()]).max()
+    }
+
+    /// Every rule one request may evaluate, with how often: transitions once per
+    /// stage pass, signals and candidates' `when` once.
+    fn rules(&self) -> impl Iterator<Item = (&Condition, u64)> {
+        let passes = self.stages.len() as u64;
+        let transitions = self
+            .transitions
+            .iter()
+            .filter_map(move |t| t.when.as_ref().map(|w| (w, passes)));
+        let signals = self
+            .topics
+            .iter()
+            .flat_map(|t| &t.signals)
+            .map(|s| (&s.when, 1));
+        let candidates = self
+            .slots
+            .iter()
+            .flat_map(|s| &s.candidates)
+            .filter_map(|c| c.when.as_ref().map(|w| (w, 1)));
+        transitions.chain(signals).chain(candidates)
+    }
+
+    /// Checks the work one request can cost: each rule within the per-evaluation
+    /// budget, all of them within [`Budget::max_request_steps`].
+    pub(crate) fn check_work(&self, budget: &Budget) -> Result<(), String> {
+        self.with_schema(|schema| {
+            let mut total: u64 = 0;
+            for (rule, times) in self.rules() {
+                let (steps, bytes) = rule.worst_case(schema);
+                if steps > crate::rules::MAX_STEPS || bytes > crate::rules::MAX_BYTES {
+                    return Err(format!(
+                        "a rule can take up to {steps} steps and {bytes} bytes per evaluation, over the budget of {} steps and {} bytes",
+                        crate::rules::MAX_STEPS,
+                        crate::rules::MAX_BYTES
+                    ));
+                }
+                total = total.saturating_add(steps.saturating_mul(times));
+            }
+            if total > budget.max_request_steps {
+                return Err(format!(
+                    "the rules of one request can take up to {total} steps, over the budget of {} (max_request_steps)",
+                    budget.max_request_steps
+                ));
+            }
+            Ok(())
+        })
     }
 }

@@ -24,6 +24,9 @@ pub struct Bundle {
     pub(crate) contents: Vec<Content>,
     pub(crate) slots: Vec<Slot>,
     pub(crate) campaigns: Vec<Campaign>,
+    /// Content indices sorted by content name: `seen.<content>` read by a path computed
+    /// at run time is found by binary search, with no allocation and no suggestion work.
+    pub(crate) content_order: Vec<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]

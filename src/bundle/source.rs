@@ -189,6 +189,7 @@ impl Walker<'_> {
         let limits = Limits {
             max_depth: self.budget.max_rule_depth,
             max_nodes: self.budget.max_rule_nodes,
+            check_cost: true,
         };
         match rules::compile(value, schema, limits) {
             Ok(rule) => Some(rule),
@@ -621,7 +622,14 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     if !w.diagnostics.is_empty() {
         return None;
     }
-    Some(Bundle {
+    let mut content_order: Vec<u16> = (0..contents.len())
+        .filter_map(|i| u16::try_from(i).ok())
+        .collect();
+    content_order.sort_by(|&a, &b| {
+        let name = |i: u16| contents.get(usize::from(i)).map(|c| c.name.as_str());
+        name(a).cmp(&name(b))
+    });
+    let bundle = Bundle {
         id: id?,
         version: version?,
         stages: stage_names
@@ -636,7 +644,13 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
         contents,
         slots,
         campaigns,
-    })
+        content_order,
+    };
+    if let Err(e) = bundle.check_work(&w.budget) {
+        w.report(&root, e);
+        return None;
+    }
+    Some(bundle)
 }
 
 /// The contents a candidate may show.

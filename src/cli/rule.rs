@@ -26,7 +26,10 @@ pub(crate) fn run(cmd: RuleCmd) -> Outcome {
             };
             let compiled = compile(&rule, &JsonSchema, Limits::default())
                 .map_err(|e| Failure::Usage(format!("the rule does not compile: {e}")))?;
-            print_json(&compiled.eval(&JsonData::new(&data)).to_json())
+            match compiled.eval(&JsonData::new(&data)) {
+                Ok(value) => print_json(&value.to_json()),
+                Err(out_of_fuel) => Err(Failure::Findings(format!("error: {out_of_fuel}"))),
+            }
         }
     }
 }

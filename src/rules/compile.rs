@@ -17,6 +17,10 @@ pub struct Limits {
     pub max_depth: usize,
     /// The most nodes (operators, literals, variables) in one rule.
     pub max_nodes: usize,
+    /// Whether to refuse a rule whose worst case, over the schema's variable bounds,
+    /// is over the work budget ([`super::MAX_STEPS`], [`super::MAX_BYTES`]). Rules
+    /// over data of unknown size (`rule eval`) rely on the budget at evaluation.
+    pub check_cost: bool,
 }
 
 impl Default for Limits {
@@ -24,6 +28,7 @@ impl Default for Limits {
         Limits {
             max_depth: 32,
             max_nodes: 4096,
+            check_cost: false,
         }
     }
 }
@@ -81,6 +86,14 @@ pub enum CompileErrorKind {
         /// The closest known variable.
         suggestion: Option<String>,
     },
+    /// The rule's worst case is over the work budget.
+    #[error("rule can take up to {} steps and build up to {} bytes per evaluation, over the budget of {} steps and {} bytes", figure(*steps), figure(*bytes), super::MAX_STEPS, super::MAX_BYTES)]
+    TooCostly {
+        /// The worst-case steps (`u64::MAX`: unbounded).
+        steps: u64,
+        /// The worst-case bytes built.
+        bytes: u64,
+    },
     /// An argument that must be known at compile time is not, or is malformed.
     #[error("\"{op}\": {reason}")]
     InvalidArgument {
@@ -89,6 +102,14 @@ pub enum CompileErrorKind {
         /// What is wrong with the argument.
         reason: String,
     },
+}
+
+fn figure(n: u64) -> String {
+    if n == u64::MAX {
+        "unboundedly many".into()
+    } else {
+        n.to_string()
+    }
 }
 
 fn hint(suggestion: &Option<String>) -> String {
@@ -217,6 +238,18 @@ pub fn compile<S: Schema>(
         nodes: 0,
     };
     let root = compiler.node(rule, &Path::Root, 0, false)?;
+    if limits.check_cost {
+        let cost = super::cost::cost(&root, &|v| schema.bound(v), schema.any_bound());
+        if cost.steps > super::MAX_STEPS || cost.alloc > super::MAX_BYTES {
+            return Err(error(
+                &Path::Root,
+                CompileErrorKind::TooCostly {
+                    steps: cost.steps,
+                    bytes: cost.alloc,
+                },
+            ));
+        }
+    }
     Ok(Rule { root })
 }
 

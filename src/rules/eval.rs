@@ -1,6 +1,14 @@
 //! Evaluation of compiled rules. Total: every input has an answer, nothing panics.
+//!
+//! Every evaluation runs on a [`Fuel`] budget: each node evaluated and each list
+//! element visited costs a step, each string or list built costs its bytes. A rule
+//! whose data makes it grow (a `reduce` that doubles a list, nested `some`) stops when
+//! the budget is spent: the rest of it evaluates to `null` at once, and the caller
+//! learns that the rule ran out ([`Fuel::exhausted`]). The compiler refuses rules whose
+//! worst case is over the budget, so a bundle that compiles never gets there.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::cmp::Ordering;
 
 use super::value::{compare, loose_eq, strict_eq, Lit, Value};
@@ -54,38 +62,151 @@ fn dynamic_lookup<'a, D: Data>(
     }
 }
 
+/// A work budget for one evaluation: steps (nodes evaluated, list elements visited)
+/// and bytes (strings and lists built).
+#[derive(Debug)]
+pub struct Fuel {
+    steps: Cell<u64>,
+    bytes: Cell<u64>,
+    exhausted: Cell<bool>,
+    limit: (u64, u64),
+}
+
+/// The steps one evaluation of a rule may take.
+pub const MAX_STEPS: u64 = 10_000;
+/// The bytes of strings and lists one evaluation of a rule may build.
+pub const MAX_BYTES: u64 = 256 * 1024;
+/// What a list element costs in bytes, for the budget: the size of a value on a 64-bit
+/// target, fixed so that every face (native, WASM) judges a rule the same.
+pub(crate) const ITEM_BYTES: u64 = 32;
+
+impl Default for Fuel {
+    fn default() -> Self {
+        Fuel::new(MAX_STEPS, MAX_BYTES)
+    }
+}
+
+impl Fuel {
+    /// A budget of `steps` steps and `bytes` bytes.
+    pub fn new(steps: u64, bytes: u64) -> Fuel {
+        Fuel {
+            steps: Cell::new(steps),
+            bytes: Cell::new(bytes),
+            exhausted: Cell::new(false),
+            limit: (steps, bytes),
+        }
+    }
+
+    /// What was spent so far: `(steps, bytes)`.
+    pub fn used(&self) -> (u64, u64) {
+        (
+            self.limit.0.saturating_sub(self.steps.get()),
+            self.limit.1.saturating_sub(self.bytes.get()),
+        )
+    }
+
+    /// Whether the budget ran out during the evaluation.
+    pub fn exhausted(&self) -> bool {
+        self.exhausted.get()
+    }
+
+    /// Takes `n` steps; false (and exhausted) when they are not there.
+    fn step(&self, n: u64) -> bool {
+        take(&self.steps, n, &self.exhausted)
+    }
+
+    /// Takes `n` bytes; false (and exhausted) when they are not there.
+    fn alloc(&self, n: u64) -> bool {
+        take(&self.bytes, n, &self.exhausted)
+    }
+
+    /// Gives back bytes charged ahead of building a value that is charged whole.
+    fn refund(&self, n: u64) {
+        if !self.exhausted.get() {
+            self.bytes.set(self.bytes.get().saturating_add(n));
+        }
+    }
+
+    /// Charges what a value just built holds: a string's bytes, a list's elements.
+    fn charge<'a>(&self, value: Value<'a>) -> Value<'a> {
+        let cost = match &value {
+            Value::Str(Cow::Owned(s)) => s.len() as u64,
+            Value::Array(items) => (items.len() as u64).saturating_mul(ITEM_BYTES),
+            _ => 0,
+        };
+        if cost > 0 && !self.alloc(cost) {
+            return Value::Null;
+        }
+        value
+    }
+}
+
+fn take(left: &Cell<u64>, n: u64, exhausted: &Cell<bool>) -> bool {
+    if exhausted.get() {
+        return false;
+    }
+    match left.get().checked_sub(n) {
+        Some(rest) => {
+            left.set(rest);
+            true
+        }
+        None => {
+            left.set(0);
+            exhausted.set(true);
+            false
+        }
+    }
+}
+
 fn arg<'a, D: Data>(
     args: &'a [Node<D::Var>],
     i: usize,
     data: &'a D,
     scope: &Scope<'_, 'a>,
+    fuel: &Fuel,
 ) -> Value<'a> {
     args.get(i)
-        .map_or(Value::Null, |node| eval(node, data, scope))
+        .map_or(Value::Null, |node| eval(node, data, scope, fuel))
 }
 
 pub(crate) fn eval<'a, D: Data>(
     node: &'a Node<D::Var>,
     data: &'a D,
     scope: &Scope<'_, 'a>,
+    fuel: &Fuel,
+) -> Value<'a> {
+    if !fuel.step(1) {
+        return Value::Null;
+    }
+    let value = eval_node(node, data, scope, fuel);
+    fuel.charge(value)
+}
+
+fn eval_node<'a, D: Data>(
+    node: &'a Node<D::Var>,
+    data: &'a D,
+    scope: &Scope<'_, 'a>,
+    fuel: &Fuel,
 ) -> Value<'a> {
     match node {
         Node::Lit(lit) => Value::from_lit(lit),
-        Node::Array(items) => Value::Array(items.iter().map(|n| eval(n, data, scope)).collect()),
+        Node::Array(items) => {
+            Value::Array(items.iter().map(|n| eval(n, data, scope, fuel)).collect())
+        }
         Node::Var(var, default) => match data.get(var) {
             Some(value) => value,
             None => default
                 .as_ref()
-                .map_or(Value::Null, |d| eval(d, data, scope)),
+                .map_or(Value::Null, |d| eval(d, data, scope, fuel)),
         },
         Node::Local(path, default) => match scope.lookup(path.iter().map(String::as_str)) {
             Some(value) => value,
             None => default
                 .as_ref()
-                .map_or(Value::Null, |d| eval(d, data, scope)),
+                .map_or(Value::Null, |d| eval(d, data, scope, fuel)),
         },
         Node::DynVar(key, default, _) => {
-            let key = eval(key, data, scope);
+            let key = eval(key, data, scope, fuel);
             let path = match &key {
                 Value::Null => Cow::Borrowed(""),
                 Value::Array(items) if items.is_empty() => Cow::Borrowed(""),
@@ -95,16 +216,16 @@ pub(crate) fn eval<'a, D: Data>(
                 Some(value) => value,
                 None => default
                     .as_ref()
-                    .map_or(Value::Null, |d| eval(d, data, scope)),
+                    .map_or(Value::Null, |d| eval(d, data, scope, fuel)),
             }
         }
         Node::Glob(subject, glob) => Value::Bool(
-            eval(subject, data, scope)
+            eval(subject, data, scope, fuel)
                 .as_str()
                 .is_some_and(|s| glob.matches(s)),
         ),
         Node::SemVer(subject, op, target) => {
-            let subject = eval(subject, data, scope);
+            let subject = eval(subject, data, scope, fuel);
             let text = match &subject {
                 Value::Str(s) => Some(Cow::Borrowed(s.as_ref())),
                 Value::Number(_) => Some(subject.to_js_string()),
@@ -114,10 +235,10 @@ pub(crate) fn eval<'a, D: Data>(
             Value::Bool(version.is_some_and(|v| op.holds(&v, target)))
         }
         Node::InSegment(var, segment) => {
-            let segment = eval(segment, data, scope);
+            let segment = eval(segment, data, scope, fuel);
             Value::Bool(segment.as_str().is_some_and(|s| data.list_contains(var, s)))
         }
-        Node::Op(op, args) => operator(*op, args, data, scope),
+        Node::Op(op, args) => operator(*op, args, data, scope, fuel),
     }
 }
 
@@ -126,21 +247,24 @@ pub(crate) fn eval<'a, D: Data>(
 /// `!`, `!!`, `glob` and the [`fast_path`] shapes. Evaluation has no side effects, so
 /// deciding truthiness alone (and short-circuiting as `and` and `or` do) gives the same
 /// answer.
-pub(crate) fn test<'a, D: Data>(node: &'a Node<D::Var>, data: &'a D) -> bool {
+pub(crate) fn test<'a, D: Data>(node: &'a Node<D::Var>, data: &'a D, fuel: &Fuel) -> bool {
+    if !fuel.step(1) {
+        return false;
+    }
     match node {
         // An empty `and` or `or` is null: false.
-        Node::Op(Op::And, args) => !args.is_empty() && args.iter().all(|n| test(n, data)),
-        Node::Op(Op::Or, args) => args.iter().any(|n| test(n, data)),
-        Node::Op(Op::Not, args) => !args.first().is_some_and(|n| test(n, data)),
-        Node::Op(Op::NotNot, args) => args.first().is_some_and(|n| test(n, data)),
+        Node::Op(Op::And, args) => !args.is_empty() && args.iter().all(|n| test(n, data, fuel)),
+        Node::Op(Op::Or, args) => args.iter().any(|n| test(n, data, fuel)),
+        Node::Op(Op::Not, args) => !args.first().is_some_and(|n| test(n, data, fuel)),
+        Node::Op(Op::NotNot, args) => args.first().is_some_and(|n| test(n, data, fuel)),
         Node::Op(op, args) => match fast_path(*op, args, data) {
             Some(answer) => answer,
-            None => eval(node, data, &Scope::Top).truthy(),
+            None => operator(*op, args, data, &Scope::Top, fuel).truthy(),
         },
-        Node::Glob(subject, glob) => eval(subject, data, &Scope::Top)
+        Node::Glob(subject, glob) => eval(subject, data, &Scope::Top, fuel)
             .as_str()
             .is_some_and(|s| glob.matches(s)),
-        _ => eval(node, data, &Scope::Top).truthy(),
+        _ => eval_node(node, data, &Scope::Top, fuel).truthy(),
     }
 }
 
@@ -148,12 +272,14 @@ fn number_fold<'a, D: Data>(
     args: &'a [Node<D::Var>],
     data: &'a D,
     scope: &Scope<'_, 'a>,
+    fuel: &Fuel,
     init: f64,
     convert: fn(&Value<'_>) -> f64,
     fold: fn(f64, f64) -> f64,
 ) -> f64 {
-    args.iter()
-        .fold(init, |acc, n| fold(acc, convert(&eval(n, data, scope))))
+    args.iter().fold(init, |acc, n| {
+        fold(acc, convert(&eval(n, data, scope, fuel)))
+    })
 }
 
 /// The shapes most targeting rules are made of, `{"in": [{"var": …}, [literals]]}` and
@@ -191,11 +317,12 @@ fn operator<'a, D: Data>(
     args: &'a [Node<D::Var>],
     data: &'a D,
     scope: &Scope<'_, 'a>,
+    fuel: &Fuel,
 ) -> Value<'a> {
     if let Some(answer) = fast_path(op, args, data) {
         return Value::Bool(answer);
     }
-    let a = |i| arg(args, i, data, scope);
+    let a = |i| arg(args, i, data, scope, fuel);
     let cmp =
         |i: usize, j: usize, pass: fn(Ordering) -> bool| compare(&a(i), &a(j)).is_some_and(pass);
     match op {
@@ -223,7 +350,7 @@ fn operator<'a, D: Data>(
             let want = op == Op::Or;
             let mut last = Value::Null;
             for node in args {
-                last = eval(node, data, scope);
+                last = eval(node, data, scope, fuel);
                 if last.truthy() == want {
                     return last;
                 }
@@ -252,6 +379,7 @@ fn operator<'a, D: Data>(
             args,
             data,
             scope,
+            fuel,
             f64::NEG_INFINITY,
             |v| v.to_number(),
             |x, y| {
@@ -266,6 +394,7 @@ fn operator<'a, D: Data>(
             args,
             data,
             scope,
+            fuel,
             f64::INFINITY,
             |v| v.to_number(),
             |x, y| {
@@ -280,6 +409,7 @@ fn operator<'a, D: Data>(
             args,
             data,
             scope,
+            fuel,
             0.0,
             |v| v.parse_float(),
             |x, y| x + y,
@@ -288,6 +418,7 @@ fn operator<'a, D: Data>(
             args,
             data,
             scope,
+            fuel,
             1.0,
             |v| v.parse_float(),
             |x, y| x * y,
@@ -304,13 +435,14 @@ fn operator<'a, D: Data>(
         Op::Map | Op::Filter | Op::All | Op::None | Op::Some => {
             let list = a(0);
             let body = args.get(1);
-            let test =
-                |item: &Value<'a>| body.is_some_and(|b| eval(b, data, &Scope::Item(item)).truthy());
+            let test = |item: &Value<'a>| {
+                body.is_some_and(|b| eval(b, data, &Scope::Item(item), fuel).truthy())
+            };
             match op {
                 Op::Map => Value::Array(
                     list.items()
                         .map(|item| {
-                            body.map_or(Value::Null, |b| eval(b, data, &Scope::Item(&item)))
+                            body.map_or(Value::Null, |b| eval(b, data, &Scope::Item(&item), fuel))
                         })
                         .collect(),
                 ),
@@ -328,6 +460,9 @@ fn operator<'a, D: Data>(
             let mut accumulator = a(2);
             if let Some(body) = args.get(1) {
                 for current in list.items() {
+                    if fuel.exhausted() {
+                        return Value::Null;
+                    }
                     accumulator = eval(
                         body,
                         data,
@@ -335,6 +470,7 @@ fn operator<'a, D: Data>(
                             current: &current,
                             accumulator: &accumulator,
                         },
+                        fuel,
                     );
                 }
             }
@@ -343,13 +479,25 @@ fn operator<'a, D: Data>(
         Op::Merge => {
             let mut out = Vec::new();
             for node in args {
-                let value = eval(node, data, scope);
+                let value = eval(node, data, scope, fuel);
+                // Copying the elements is work the result's charge comes after: charge
+                // it before, so a doubling merge stops before it copies.
+                let len = if value.is_array() {
+                    value.items().count()
+                } else {
+                    1
+                };
+                if !fuel.alloc((len as u64).saturating_mul(ITEM_BYTES)) {
+                    return Value::Null;
+                }
                 if value.is_array() {
                     out.extend(value.items());
                 } else {
                     out.push(value);
                 }
             }
+            // Charged element by element above.
+            fuel.refund((out.len() as u64).saturating_mul(ITEM_BYTES));
             Value::Array(out)
         }
         Op::In => {
@@ -362,19 +510,34 @@ fn operator<'a, D: Data>(
             }
         }
         Op::Cat => {
+            // `Array.prototype.join` of the arguments: null (and a missing value) is "".
             let mut out = String::new();
             for node in args {
-                out.push_str(&eval(node, data, scope).to_js_string());
+                let value = eval(node, data, scope, fuel);
+                if matches!(value, Value::Null) {
+                    continue;
+                }
+                let text = value.to_js_string();
+                if !fuel.alloc(text.len() as u64) {
+                    return Value::Null;
+                }
+                out.push_str(&text);
             }
+            // Charged piece by piece above.
+            fuel.refund(out.len() as u64);
             Value::Str(Cow::Owned(out))
         }
-        Op::Substr => substr(&a(0), &a(1), args.get(2).map(|n| eval(n, data, scope))),
-        Op::Missing => Value::Array(missing(args, data, scope)),
+        Op::Substr => substr(
+            &a(0),
+            &a(1),
+            args.get(2).map(|n| eval(n, data, scope, fuel)),
+        ),
+        Op::Missing => Value::Array(missing(args, data, scope, fuel)),
         Op::MissingSome => {
             let need = a(0).to_number();
             let options = a(1);
             let total = options.items().count();
-            let missing = missing_keys(options.items(), data, scope);
+            let missing = missing_keys(options.items(), data, scope, fuel);
             // `total - missing` present keys satisfy the requirement.
             if (total.saturating_sub(missing.len()) as f64) >= need {
                 Value::Array(Vec::new())
@@ -400,17 +563,18 @@ fn missing<'a, D: Data>(
     args: &'a [Node<D::Var>],
     data: &'a D,
     scope: &Scope<'_, 'a>,
+    fuel: &Fuel,
 ) -> Vec<Value<'a>> {
-    let Some(first) = args.first().map(|n| eval(n, data, scope)) else {
+    let Some(first) = args.first().map(|n| eval(n, data, scope, fuel)) else {
         return Vec::new();
     };
     if first.is_array() {
-        missing_keys(first.items(), data, scope)
+        missing_keys(first.items(), data, scope, fuel)
     } else {
         let keys: Vec<Value<'a>> = std::iter::once(first)
-            .chain(args.iter().skip(1).map(|n| eval(n, data, scope)))
+            .chain(args.iter().skip(1).map(|n| eval(n, data, scope, fuel)))
             .collect();
-        missing_keys(keys.into_iter(), data, scope)
+        missing_keys(keys.into_iter(), data, scope, fuel)
     }
 }
 
@@ -418,8 +582,12 @@ fn missing_keys<'a, D: Data>(
     keys: impl Iterator<Item = Value<'a>>,
     data: &'a D,
     scope: &Scope<'_, 'a>,
+    fuel: &Fuel,
 ) -> Vec<Value<'a>> {
     keys.filter(|key| {
+        if !fuel.step(1) {
+            return false;
+        }
         let path = key.to_js_string();
         match dynamic_lookup(data, scope, &path) {
             None | Some(Value::Null) => true,

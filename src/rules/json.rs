@@ -3,6 +3,7 @@
 //! Every path is a valid variable here, since JSON data has no fixed shape; the engine's
 //! request context has its own schema that knows its fields.
 
+use super::cost::VarBound;
 use super::value::{Lit, Value};
 use super::{Data, Schema, UnknownVariable};
 
@@ -19,6 +20,69 @@ impl Schema for JsonSchema {
         } else {
             path.split('.').map(str::to_owned).collect()
         })
+    }
+}
+
+/// [`JsonSchema`] with every variable bounded by the size of one JSON document: the
+/// schema a rule's worst case over that data is worked out with.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundedJsonSchema {
+    bound: VarBound,
+}
+
+impl BoundedJsonSchema {
+    /// The schema of `data`: any variable holds at most what `data` holds anywhere.
+    pub fn of(data: &serde_json::Value) -> BoundedJsonSchema {
+        fn walk(json: &serde_json::Value, depth: usize, out: &mut VarBound) -> u64 {
+            let bytes = match json {
+                serde_json::Value::String(s) => s.len() as u64,
+                serde_json::Value::Array(items) => {
+                    out.items = out.items.max(items.len() as u64);
+                    if depth > 0 {
+                        out.item_items = out.item_items.max(items.len() as u64);
+                    }
+                    let inner: u64 = items
+                        .iter()
+                        .map(|i| walk(i, depth + 1, out).saturating_add(1))
+                        .sum();
+                    inner
+                }
+                serde_json::Value::Object(map) => {
+                    for v in map.values() {
+                        walk(v, depth + 1, out);
+                    }
+                    15
+                }
+                _ => 24,
+            };
+            out.bytes = out.bytes.max(bytes);
+            if depth > 0 {
+                out.item_bytes = out.item_bytes.max(bytes);
+            }
+            bytes
+        }
+        let mut bound = VarBound::SCALAR;
+        walk(data, 0, &mut bound);
+        // Lists nested in objects are elements too, as far as a path reaching them goes.
+        bound.item_items = bound.item_items.max(bound.items);
+        bound.item_bytes = bound.item_bytes.max(bound.bytes);
+        BoundedJsonSchema { bound }
+    }
+}
+
+impl Schema for BoundedJsonSchema {
+    type Var = Vec<String>;
+
+    fn resolve(&self, path: &str) -> Result<Vec<String>, UnknownVariable> {
+        JsonSchema.resolve(path)
+    }
+
+    fn bound(&self, _var: &Vec<String>) -> VarBound {
+        self.bound
+    }
+
+    fn any_bound(&self) -> VarBound {
+        self.bound
     }
 }
 

@@ -14,6 +14,7 @@
 //! rule is found by [`compile`], with the path of the offending node.
 
 mod compile;
+mod cost;
 mod eval;
 mod glob;
 mod json;
@@ -21,8 +22,10 @@ mod semver;
 mod value;
 
 pub use compile::{compile, CompileError, CompileErrorKind, Limits};
+pub use cost::VarBound;
+pub use eval::{Fuel, MAX_BYTES, MAX_STEPS};
 pub use glob::Glob;
-pub use json::{JsonData, JsonSchema};
+pub use json::{BoundedJsonSchema, JsonData, JsonSchema};
 pub use semver::{SemOp, Version};
 pub use value::{compare, loose_eq, strict_eq, Lit, Value};
 
@@ -35,7 +38,29 @@ pub trait Schema {
 
     /// Resolves a dotted variable path such as `geo.country` or `intent.suv`.
     fn resolve(&self, path: &str) -> Result<Self::Var, UnknownVariable>;
+
+    /// The most a resolved variable can hold, for a rule's worst case
+    /// ([`Limits::check_cost`]); unknown sizes are unbounded.
+    fn bound(&self, _var: &Self::Var) -> VarBound {
+        VarBound {
+            built: true,
+            ..VarBound::list_of_text(u64::MAX, u64::MAX)
+        }
+    }
+
+    /// The most whatever a computed path (`{"var": {"cat": …}}`) may name can hold.
+    fn any_bound(&self) -> VarBound {
+        VarBound {
+            built: true,
+            ..VarBound::list_of_text(u64::MAX, u64::MAX)
+        }
+    }
 }
+
+/// A rule evaluation that spent its whole work budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("rule ran out of its work budget ({MAX_STEPS} steps, {MAX_BYTES} bytes)")]
+pub struct OutOfFuel;
 
 /// A variable the schema does not know, with the closest name it does know.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -70,15 +95,65 @@ pub struct Rule<V> {
     root: Node<V>,
 }
 
+/// A rule's truthiness, or the news that it ran out of its work budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The rule is true.
+    True,
+    /// The rule is false.
+    False,
+    /// The rule spent its [`Fuel`] before it was decided: it counts as false.
+    OutOfFuel,
+}
+
 impl<V> Rule<V> {
-    /// Evaluates the rule to a value.
-    pub fn eval<'a, D: Data<Var = V>>(&'a self, data: &'a D) -> Value<'a> {
-        eval::eval(&self.root, data, &eval::Scope::Top)
+    /// Evaluates the rule to a value on a default [`Fuel`] budget; `Err` with the
+    /// partial value when the budget ran out.
+    pub fn eval<'a, D: Data<Var = V>>(&'a self, data: &'a D) -> Result<Value<'a>, OutOfFuel> {
+        let fuel = Fuel::default();
+        let value = eval::eval(&self.root, data, &eval::Scope::Top, &fuel);
+        if fuel.exhausted() {
+            Err(OutOfFuel)
+        } else {
+            Ok(value)
+        }
     }
 
-    /// Evaluates the rule to its JSON Logic truthiness, as `when` conditions use it.
+    /// The rule's JSON Logic truthiness, as `when` conditions use it, on a default
+    /// [`Fuel`] budget.
+    pub fn verdict<D: Data<Var = V>>(&self, data: &D) -> Verdict {
+        let fuel = Fuel::default();
+        let truthy = eval::test(&self.root, data, &fuel);
+        match (fuel.exhausted(), truthy) {
+            (true, _) => Verdict::OutOfFuel,
+            (false, true) => Verdict::True,
+            (false, false) => Verdict::False,
+        }
+    }
+
+    /// Evaluates the rule on the given budget, which keeps what it spent.
+    pub fn eval_with<'a, D: Data<Var = V>>(&'a self, data: &'a D, fuel: &Fuel) -> Value<'a> {
+        eval::eval(&self.root, data, &eval::Scope::Top, fuel)
+    }
+
+    /// The most one evaluation can charge to its [`Fuel`], over the variable bounds of
+    /// `schema`: `(steps, bytes)`, `u64::MAX` when unbounded.
+    pub fn worst_case<S: Schema<Var = V>>(&self, schema: &S) -> (u64, u64) {
+        let cost = cost::cost(&self.root, &|v| schema.bound(v), schema.any_bound());
+        (cost.steps, cost.alloc)
+    }
+
+    /// The rule's nesting depth and node count, as [`Limits`] bound them (arrays of
+    /// literals count as one node, as the compiler counts them).
+    pub fn shape(&self) -> (usize, usize) {
+        let mut nodes = 0;
+        let depth = self.root.shape(0, &mut nodes);
+        (depth, nodes)
+    }
+
+    /// Whether the rule holds: [`Rule::verdict`], a rule out of fuel being false.
     pub fn matches<D: Data<Var = V>>(&self, data: &D) -> bool {
-        eval::test(&self.root, data)
+        self.verdict(data) == Verdict::True
     }
 
     /// Every resolved variable the rule reads, each with example values that the rule
@@ -119,6 +194,29 @@ pub(crate) enum Node<V> {
 }
 
 impl<V> Node<V> {
+    /// The depth below this node (itself at `depth`), counting nodes into `nodes`.
+    fn shape(&self, depth: usize, nodes: &mut usize) -> usize {
+        *nodes += 1;
+        let children: Vec<&Node<V>> = match self {
+            Node::Lit(_) => Vec::new(),
+            Node::Array(items) | Node::Op(_, items) => items.iter().collect(),
+            Node::Var(_, default) | Node::Local(_, default) => {
+                default.iter().map(AsRef::as_ref).collect()
+            }
+            Node::DynVar(key, default, _) => std::iter::once(key.as_ref())
+                .chain(default.iter().map(AsRef::as_ref))
+                .collect(),
+            Node::Glob(arg, _) | Node::SemVer(arg, _, _) | Node::InSegment(_, arg) => {
+                vec![arg.as_ref()]
+            }
+        };
+        children
+            .into_iter()
+            .map(|c| c.shape(depth + 1, nodes))
+            .max()
+            .unwrap_or(depth)
+    }
+
     fn examples<'r>(&'r self, out: &mut Vec<(&'r V, Vec<serde_json::Value>)>) {
         let lit = |node: &Node<V>| match node {
             Node::Lit(l) => Some(Value::from_lit(l).to_json()),

@@ -1,12 +1,17 @@
 //! The rules engine: the JSON Logic conformance suite, the extensions, compile errors.
 
-use micromoment::rules::{compile, CompileErrorKind, JsonData, JsonSchema, Limits};
+use micromoment::rules::{
+    compile, BoundedJsonSchema, CompileErrorKind, Fuel, JsonData, JsonSchema, Limits,
+};
 use serde_json::{json, Value as Json};
 
 /// Compiles `rule` over plain JSON and evaluates it against `data`.
 fn eval(rule: &Json, data: &Json) -> Result<Json, String> {
     let compiled = compile(rule, &JsonSchema, Limits::default()).map_err(|e| e.to_string())?;
-    Ok(compiled.eval(&JsonData::new(data)).to_json())
+    compiled
+        .eval(&JsonData::new(data))
+        .map(|v| v.to_json())
+        .map_err(|e| e.to_string())
 }
 
 #[track_caller]
@@ -44,7 +49,7 @@ fn jsonlogic_conformance_suite() {
         // Conditions (`when`) decide truthiness by a shorter path: it must agree.
         if let Ok(compiled) = compile(rule, &JsonSchema, Limits::default()) {
             let data = JsonData::new(&data);
-            if compiled.matches(&data) != compiled.eval(&data).truthy() {
+            if Ok(compiled.matches(&data)) != compiled.eval(&data).map(|v| v.truthy()) {
                 failures.push(format!("{rule}: matches disagrees with eval's truthiness"));
             }
         }
@@ -411,15 +416,32 @@ mod properties {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
+        /// The compile-time worst case is an upper bound on what an evaluation spends,
+        /// so a rule the compiler accepts never runs out of fuel.
+        #[test]
+        fn the_worst_case_bounds_every_evaluation(rule in json_rule(), data in json_rule()) {
+            let schema = BoundedJsonSchema::of(&data);
+            if let Ok(compiled) = compile(&rule, &schema, Limits::default()) {
+                let (steps, bytes) = compiled.worst_case(&schema);
+                let fuel = Fuel::new(u64::MAX / 2, u64::MAX / 2);
+                let _ = compiled.eval_with(&JsonData::new(&data), &fuel);
+                let (used_steps, used_bytes) = fuel.used();
+                prop_assert!(used_steps <= steps, "{rule} on {data}: {used_steps} steps > {steps}");
+                prop_assert!(used_bytes <= bytes, "{rule} on {data}: {used_bytes} bytes > {bytes}");
+            }
+        }
+
         #[test]
         fn compiling_and_evaluating_never_panics(rule in json_rule(), data in json_rule()) {
             if let Ok(compiled) = compile(&rule, &JsonSchema, Limits::default()) {
                 let data = JsonData::new(&data);
-                let first = compiled.eval(&data).to_json();
+                let first = compiled.eval(&data).map(|v| v.to_json());
                 // Same input, same output.
-                prop_assert_eq!(first, compiled.eval(&data).to_json());
-                // `when` conditions take the short cut to truthiness: the same answer.
-                prop_assert_eq!(compiled.matches(&data), compiled.eval(&data).truthy());
+                prop_assert_eq!(&first, &compiled.eval(&data).map(|v| v.to_json()));
+                // `when` conditions take the short cut to truthiness: the same answer
+                // (a rule out of fuel is false).
+                let truthy = compiled.eval(&data).is_ok_and(|v| v.truthy());
+                prop_assert_eq!(compiled.matches(&data), truthy);
             }
         }
     }
@@ -488,5 +510,56 @@ fn rule_eval_cli_examples() {
     assert_eq!(
         stderr,
         "error: the rule does not compile: unknown operator \"glb\" (did you mean \"glob\"?)\n"
+    );
+}
+
+/// Rules whose work grows with their data: refused at compile time over bounded data,
+/// and stopped by the fuel at evaluation over data of any size.
+#[test]
+fn rules_whose_work_explodes_are_refused_or_stopped() {
+    let doubling = json!({"reduce": [{"var": "list"},
+        {"merge": [{"var": "accumulator"}, {"var": "accumulator"}]}, [1]]});
+    // Each element of `matrix` is a list: the inner `some` visits all of them.
+    let nested = json!({"some": [{"var": "matrix"}, {"some": [{"var": ""},
+        {"==": [{"var": ""}, -1]}]}]});
+    let list: Vec<u32> = (0..40).collect();
+    let row: Vec<u32> = (0..120).collect();
+    let data = json!({ "list": list, "matrix": vec![row; 120] });
+    let schema = BoundedJsonSchema::of(&data);
+    let checked = Limits {
+        check_cost: true,
+        ..Limits::default()
+    };
+    for rule in [&doubling, &nested] {
+        let err = compile(rule, &schema, checked).expect_err("over the budget");
+        assert!(
+            matches!(err.kind, CompileErrorKind::TooCostly { .. }),
+            "{rule}: {err}"
+        );
+        // Evaluated anyway (`rule eval` does not know the data in advance): the fuel
+        // stops it.
+        let compiled = compile(rule, &JsonSchema, Limits::default()).expect("compiles");
+        assert_eq!(
+            compiled.eval(&JsonData::new(&data)).map(|v| v.to_json()),
+            Err(micromoment::rules::OutOfFuel),
+            "{rule}"
+        );
+    }
+    let err = compile(&doubling, &schema, checked).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "rule can take up to unboundedly many steps and build up to unboundedly many bytes per evaluation, over the budget of 10000 steps and 262144 bytes"
+    );
+    // A rule that iterates within the budget is fine: 2 steps, then 40 elements of a
+    // 3-node body; each element read is charged as a copy of the largest value the
+    // data holds (1,280 bytes of text), an upper bound.
+    let fine = json!({"some": [{"var": "list"}, {"==": [{"var": ""}, 39]}]});
+    let small = json!({ "list": (0..40).collect::<Vec<u32>>() });
+    let schema = BoundedJsonSchema::of(&small);
+    let compiled = compile(&fine, &schema, checked).expect("within the budget");
+    assert_eq!(compiled.worst_case(&schema), (122, 51_200));
+    assert_eq!(
+        compiled.eval(&JsonData::new(&small)).map(|v| v.to_json()),
+        Ok(json!(true))
     );
 }
