@@ -91,6 +91,9 @@ pub struct Header {
     pub hash: String,
     /// The payload size in bytes.
     pub payload_bytes: usize,
+    /// The memory the decoded lists and nodes claim (`Budget::max_decoded_bytes`); 0
+    /// until the payload is decoded.
+    pub decoded_bytes: usize,
     /// The whole frame's size in bytes.
     pub total_bytes: usize,
     /// Whether a signature is attached.
@@ -231,6 +234,7 @@ fn parse_frame<'b>(bytes: &'b [u8], budget: &Budget) -> Result<Frame<'b>, LoadEr
             version,
             hash: hex(&hash),
             payload_bytes: payload.len(),
+            decoded_bytes: 0,
             total_bytes: bytes.len(),
             signed: signature.is_some(),
         },
@@ -296,15 +300,18 @@ impl Bundle {
         }
         // Decoding claims memory against the budget as it goes, so a small payload
         // cannot unfold into a large bundle, and nests no deeper than the codec allows.
-        let bundle: Bundle = codec::decode_bounded(frame.payload, budget.max_decoded_bytes)
-            .map_err(LoadError::Decode)?;
+        let (bundle, claimed): (Bundle, usize) =
+            codec::decode_bounded(frame.payload, budget.max_decoded_bytes)
+                .map_err(LoadError::Decode)?;
         if bundle.id != frame.header.id || bundle.version != frame.header.version {
             return Err(LoadError::Inconsistent(
                 "payload id or version differs from the header".into(),
             ));
         }
         bundle.check_shape(budget)?;
-        Ok((bundle, frame.header))
+        let mut header = frame.header;
+        header.decoded_bytes = claimed;
+        Ok((bundle, header))
     }
 
     /// Checks what a hand-made payload could get wrong: counts over budget and indices

@@ -6,7 +6,7 @@
 //! types are encoded into `.mmb` payloads; any change to them bumps
 //! [`super::FORMAT_VERSION`].
 
-use crate::codec::{Decode, Encode};
+use crate::codec::{Decode, Encode, List};
 use crate::context::VarId;
 use crate::rules::Rule;
 
@@ -15,18 +15,19 @@ pub type Condition = Rule<VarId>;
 
 /// A compiled, validated bundle.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub struct Bundle {
     pub(crate) id: String,
     pub(crate) version: u64,
-    pub(crate) stages: Vec<Stage>,
-    pub(crate) transitions: Vec<Transition>,
-    pub(crate) topics: Vec<Topic>,
-    pub(crate) contents: Vec<Content>,
-    pub(crate) slots: Vec<Slot>,
-    pub(crate) campaigns: Vec<Campaign>,
+    pub(crate) stages: List<Stage>,
+    pub(crate) transitions: List<Transition>,
+    pub(crate) topics: List<Topic>,
+    pub(crate) contents: List<Content>,
+    pub(crate) slots: List<Slot>,
+    pub(crate) campaigns: List<Campaign>,
     /// Content indices sorted by content name: `seen.<content>` read by a path computed
     /// at run time is found by binary search, with no allocation and no suggestion work.
-    pub(crate) content_order: Vec<u16>,
+    pub(crate) content_order: List<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -37,6 +38,7 @@ pub(crate) struct Stage {
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub(crate) struct Transition {
     pub to: u16,
     /// Bit `i` set: the transition applies from stage `i`; all bits set when unrestricted.
@@ -46,21 +48,24 @@ pub(crate) struct Transition {
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub(crate) struct Topic {
     pub name: String,
     pub id: u32,
     pub cap: f64,
     pub half_life_secs: f64,
-    pub signals: Vec<Signal>,
+    pub signals: List<Signal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub(crate) struct Signal {
     pub when: Condition,
     pub add: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub(crate) struct Content {
     pub name: String,
     pub id: u32,
@@ -76,14 +81,16 @@ pub(crate) struct Content {
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub(crate) struct Slot {
     pub name: String,
     pub default: u16,
     /// Sorted by priority, highest first; ties keep bundle order.
-    pub candidates: Vec<Candidate>,
+    pub candidates: List<Candidate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub(crate) struct Candidate {
     pub name: String,
     pub offer: Offer,
@@ -92,23 +99,25 @@ pub(crate) struct Candidate {
     pub stages: u64,
     pub when: Option<Condition>,
     pub cap: Option<Cap>,
-    pub after: Vec<u16>,
+    pub after: List<u16>,
     pub campaign: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub(crate) enum Offer {
     Content(u16),
     Experiment(Experiment),
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub(crate) struct Experiment {
     /// `stable_id(Experiment, candidate id)`.
     pub id: u32,
-    pub variants: Vec<u16>,
+    pub variants: List<u16>,
     /// GrowthBook bucket ranges, one per variant; a hash outside all is the holdout.
-    pub ranges: Vec<(f64, f64)>,
+    pub ranges: List<(f64, f64)>,
     pub holdout: f64,
 }
 
@@ -159,8 +168,9 @@ impl Period {
 
 /// Text with `{{variable}}` placeholders, split at compile time.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub(crate) struct Template {
-    pub pieces: Vec<Piece>,
+    pub pieces: List<Piece>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -176,8 +186,9 @@ pub(crate) enum Piece {
     },
 }
 
-/// A JSON rendition whose strings may hold placeholders.
-#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+/// A JSON rendition whose strings may hold placeholders. Decoded by hand (`codec`),
+/// with a depth bound.
+#[derive(Debug, Clone, PartialEq, Encode)]
 pub(crate) enum JsonTemplate {
     Null,
     Bool(bool),

@@ -287,7 +287,9 @@ impl Walker<'_> {
                 }
             }
         }
-        ok.then_some(Template { pieces })
+        ok.then_some(Template {
+            pieces: pieces.into(),
+        })
     }
 
     fn json_template(
@@ -639,12 +641,12 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
                 id: stable_id(IdKind::Stage, name),
             })
             .collect(),
-        transitions,
-        topics,
-        contents,
-        slots,
-        campaigns,
-        content_order,
+        transitions: transitions.into(),
+        topics: topics.into(),
+        contents: contents.into(),
+        slots: slots.into(),
+        campaigns: campaigns.into(),
+        content_order: content_order.into(),
     };
     if let Err(e) = bundle.check_work(&w.budget) {
         w.report(&root, e);
@@ -657,7 +659,7 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
 pub(crate) fn offered(candidate: &Candidate) -> Vec<u16> {
     match &candidate.offer {
         Offer::Content(c) => vec![*c],
-        Offer::Experiment(e) => e.variants.clone(),
+        Offer::Experiment(e) => e.variants.to_vec(),
     }
 }
 
@@ -824,7 +826,7 @@ fn topics(
                 id: stable_id(IdKind::Topic, name),
                 cap,
                 half_life_secs: half_life * crate::time::DAY as f64,
-                signals,
+                signals: signals.into(),
             });
         }
     }
@@ -946,7 +948,7 @@ fn slots(
             out.push(Slot {
                 name: name.clone(),
                 default,
-                candidates,
+                candidates: candidates.into(),
             });
         }
     }
@@ -1051,7 +1053,7 @@ fn candidate(
         stages: stage_mask?,
         when: when?,
         cap: cap?,
-        after: after?,
+        after: after?.into(),
         campaign: campaign?,
     })
 }
@@ -1137,8 +1139,8 @@ fn experiment_offer(
     let normalized: Vec<f64> = weights.iter().map(|w| w / sum).collect();
     Some(Offer::Experiment(Experiment {
         id: stable_id(IdKind::Experiment, candidate),
-        ranges: bucket::bucket_ranges(variants.len(), 1.0 - holdout, Some(&normalized)),
-        variants,
+        ranges: bucket::bucket_ranges(variants.len(), 1.0 - holdout, Some(&normalized)).into(),
+        variants: variants.into(),
         holdout,
     }))
 }

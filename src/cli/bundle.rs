@@ -113,11 +113,33 @@ pub(crate) fn validate(args: ValidateArgs) -> Outcome {
     let text = read_text(&args.bundle)?;
     match bundle::compile(&text, Budget::default()) {
         Ok(b) => {
+            encoded(&args.bundle, &b, None)?;
             eprintln!("{}: ok ({} {})", args.bundle.display(), b.id(), b.version());
             Ok(())
         }
         Err(d) => Err(report_diagnostics(&args.bundle, &d)),
     }
+}
+
+/// The `.mmb` of a compiled bundle, checked as the edge will load it: within the byte
+/// budget and, decoded, within the decoded-size budget.
+fn encoded(path: &Path, bundle: &Bundle, key: Option<&SigningKey>) -> Result<Vec<u8>, Failure> {
+    let bytes = bundle
+        .to_mmb(key)
+        .map_err(|e| Failure::Usage(format!("cannot encode the bundle: {e}")))?;
+    let budget = Budget::default();
+    if bytes.len() > budget.max_bundle_bytes {
+        return Err(Failure::Findings(format!(
+            "{}: compiled bundle is {} bytes, over the budget of {} (max_bundle_bytes)",
+            path.display(),
+            bytes.len(),
+            budget.max_bundle_bytes
+        )));
+    }
+    Bundle::from_mmb(&bytes, None, &budget).map_err(|e| {
+        Failure::Findings(format!("{}: the edge would refuse it: {e}", path.display()))
+    })?;
+    Ok(bytes)
 }
 
 pub(crate) fn compile(args: CompileArgs) -> Outcome {
@@ -131,18 +153,8 @@ pub(crate) fn compile(args: CompileArgs) -> Outcome {
         ),
         None => None,
     };
-    let bytes = bundle
-        .to_mmb(key.as_ref())
-        .map_err(|e| Failure::Usage(format!("cannot encode the bundle: {e}")))?;
+    let bytes = encoded(&args.bundle, &bundle, key.as_ref())?;
     let budget = Budget::default();
-    if bytes.len() > budget.max_bundle_bytes {
-        return Err(Failure::Findings(format!(
-            "{}: compiled bundle is {} bytes, over the budget of {} (max_bundle_bytes)",
-            args.bundle.display(),
-            bytes.len(),
-            budget.max_bundle_bytes
-        )));
-    }
     std::fs::write(&args.output, &bytes)
         .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", args.output.display())))?;
     let header = Bundle::read_header(&bytes, &budget).map_err(|e| Failure::Usage(e.to_string()))?;
@@ -185,11 +197,12 @@ pub(crate) fn inspect(args: InspectArgs) -> Outcome {
         "version": header.version,
         "hash": header.hash,
         "format_version": bundle::FORMAT_VERSION,
-        "sizes": {"total_bytes": header.total_bytes, "payload_bytes": header.payload_bytes},
+        "sizes": {"total_bytes": header.total_bytes, "payload_bytes": header.payload_bytes, "decoded_bytes": header.decoded_bytes},
         "counts": counts,
         "signature": signature,
         "budget": {
             "bundle_bytes": {"used": header.total_bytes, "limit": budget.max_bundle_bytes, "percent": percent(header.total_bytes, budget.max_bundle_bytes)},
+            "decoded_bytes": {"used": header.decoded_bytes, "limit": budget.max_decoded_bytes, "percent": percent(header.decoded_bytes, budget.max_decoded_bytes)},
             "candidates": {"used": counts.candidates, "limit": budget.max_candidates, "percent": percent(counts.candidates, budget.max_candidates)},
             "contents": {"used": counts.contents, "limit": budget.max_contents, "percent": percent(counts.contents, budget.max_contents)},
             "slots": {"used": counts.slots, "limit": budget.max_slots, "percent": percent(counts.slots, budget.max_slots)},

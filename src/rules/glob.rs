@@ -6,12 +6,13 @@
 //! characters within it (`/models/suv-*`). Matching never allocates: it walks the path
 //! with a cloned iterator as its only backtracking state.
 
-use crate::codec::{Decode, Encode};
+use crate::codec::{Decode, Encode, List};
 
 /// A compiled path pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub struct Glob {
-    segments: Vec<Segment>,
+    segments: List<Segment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]

@@ -89,10 +89,10 @@ pub trait Data {
     }
 }
 
-/// A compiled rule.
-#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+/// A compiled rule. Decoded by hand (`codec`), as its nodes are.
+#[derive(Debug, Clone, PartialEq, Encode)]
 pub struct Rule<V> {
-    root: Node<V>,
+    pub(crate) root: Node<V>,
 }
 
 /// A rule's truthiness, or the news that it ran out of its work budget.
@@ -168,8 +168,8 @@ impl<V> Rule<V> {
     }
 }
 
-/// A node of a compiled rule.
-#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+/// A node of a compiled rule. Decoded by hand (`codec`), with a depth bound.
+#[derive(Debug, Clone, PartialEq, Encode)]
 pub(crate) enum Node<V> {
     /// A literal, including arrays whose elements are all literals.
     Lit(Lit),

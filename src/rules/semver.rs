@@ -9,15 +9,16 @@
 
 use std::cmp::Ordering;
 
-use crate::codec::{Decode, Encode};
+use crate::codec::{Decode, Encode, List};
 
 /// A parsed semantic version.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub struct Version {
     major: u64,
     minor: u64,
     patch: u64,
-    pre: Vec<Pre>,
+    pre: List<Pre>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -131,7 +132,7 @@ impl Version {
             major,
             minor,
             patch,
-            pre,
+            pre: pre.into(),
         })
     }
 }

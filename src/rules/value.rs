@@ -8,10 +8,11 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use crate::codec::{Decode, Encode};
+use crate::codec::Encode;
 
-/// A JSON literal inside a compiled rule, or JSON data given to `rule eval`.
-#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+/// A JSON literal inside a compiled rule, or JSON data given to `rule eval`. Decoded by
+/// hand (`codec`), with a depth bound.
+#[derive(Debug, Clone, PartialEq, Encode)]
 pub enum Lit {
     /// `null`.
     Null,

@@ -307,3 +307,34 @@ fn the_embedded_default_bundle_is_the_compiled_automotive_fixture() {
         "fixtures/automotive.mmb is stale: run `micromoment compile fixtures/automotive.json -o fixtures/automotive.mmb`"
     );
 }
+
+/// The decoded size is what an isolate pays: counted while decoding, against
+/// `max_decoded_bytes`, whatever the byte size says.
+#[test]
+fn the_decoded_size_is_bounded_while_decoding() {
+    let budget = Budget::default();
+    // The largest bundle the budgets allow in candidates fits with room to spare.
+    let source = crate::generated_bundle(100, 199);
+    let bundle = micromoment::bundle::compile(&source, budget).expect("compiles");
+    assert_eq!(bundle.counts().candidates, 19_900);
+    assert_eq!(bundle.counts().contents, 20_000);
+    let bytes = bundle.to_mmb(None).unwrap();
+    let (_, header) = Bundle::from_mmb(&bytes, None, &budget).expect("loads");
+    println!(
+        "19,900 candidates, 20,000 contents: {} bytes as .mmb, {} bytes of lists and nodes decoded",
+        header.total_bytes, header.decoded_bytes
+    );
+    assert!(header.decoded_bytes > header.payload_bytes);
+    assert!(header.decoded_bytes < budget.max_decoded_bytes);
+    // The same bytes under a smaller decoded budget are refused, typed, before the
+    // memory is taken.
+    let tight = Budget {
+        max_decoded_bytes: header.decoded_bytes / 2,
+        ..budget
+    };
+    let err = Bundle::from_mmb(&bytes, None, &tight).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "payload does not decode: invalid encoding: Other(\"decoded size over budget (max_decoded_bytes)\")"
+    );
+}
