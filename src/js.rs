@@ -669,7 +669,8 @@ pub fn eval_rule(rule: JsValue, data: JsValue) -> Result<JsValue, JsError> {
     let rule: serde_json::Value = from_js_value(&rule, "rule")?;
     let data: serde_json::Value = from_js_value(&data, "data")?;
     let compiled = rules::compile(&rule, &JsonSchema, Limits::default()).map_err(error)?;
-    let value = compiled.eval(&JsonData::new(&data)).map_err(error)?;
+    let data = JsonData::new(&data);
+    let value = compiled.eval(&data).map_err(error)?;
     to_js(&value.to_json())
 }
 
