@@ -358,14 +358,69 @@ pub(crate) struct PublishArgs {
     /// The wrangler to run (default: node_modules/.bin/wrangler, else `npx wrangler`).
     #[arg(long, env = "MM_WRANGLER")]
     pub wrangler: Option<PathBuf>,
+    /// The public key the edge verifies bundles with (default: `BUNDLE_PUBKEY` in
+    /// the `[vars]` of --config).
+    #[arg(long)]
+    pub pubkey: Option<PathBuf>,
+    /// The Worker's wrangler.toml, read for `BUNDLE_PUBKEY`.
+    #[arg(long, default_value = "wrangler.toml")]
+    pub config: PathBuf,
+}
+
+/// `BUNDLE_PUBKEY` from a wrangler.toml's `[vars]`, when it sets one.
+fn configured_pubkey(config: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(config).ok()?;
+    let mut in_vars = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_vars = line == "[vars]";
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if in_vars && key.trim() == "BUNDLE_PUBKEY" {
+            let value = value
+                .split('#')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
+            return (!value.is_empty()).then(|| value.to_owned());
+        }
+    }
+    None
 }
 
 /// Writes `bundle:<hash>` and then `current` through wrangler, so an edge that reads
 /// the new `current` always finds its bundle.
 pub(crate) fn publish(args: PublishArgs) -> Outcome {
     let bytes = read_file(&args.file)?;
-    let (bundle, header) = Bundle::from_mmb(&bytes, None, &Budget::default())
-        .map_err(|e| Failure::Findings(format!("{}: {e}", args.file.display())))?;
+    // The edge refuses what it cannot verify, silently for visitors: say so here, where
+    // a person is reading.
+    let key_text = match &args.pubkey {
+        Some(path) => Some(read_text(path)?),
+        None => configured_pubkey(&args.config),
+    };
+    let key = key_text
+        .map(|text| public_key_of(&text).map_err(|e| Failure::Usage(format!("BUNDLE_PUBKEY: {e}"))))
+        .transpose()?;
+    let (bundle, header) = Bundle::from_mmb(&bytes, key.as_ref(), &Budget::default())
+        .map_err(|e| {
+            let why = if key.is_some() {
+                " (the edge verifies bundles with BUNDLE_PUBKEY and would refuse it; compile with --sign-key)"
+            } else {
+                ""
+            };
+            Failure::Findings(format!("{}: {e}{why}", args.file.display()))
+        })?;
+    if key.is_none() && !args.local {
+        eprintln!(
+            "warning: no BUNDLE_PUBKEY in {} or --pubkey: the edge refuses KV bundles outside development until it is set",
+            args.config.display()
+        );
+    }
     let (program, mut prefix): (PathBuf, Vec<String>) = match &args.wrangler {
         Some(path) => (path.clone(), Vec::new()),
         None if Path::new("node_modules/.bin/wrangler").exists() => {
@@ -469,7 +524,7 @@ pub(crate) fn report(args: ReportArgs) -> Outcome {
                 text.len()
             );
         }
-        None if args.json => print!("{text}"),
+        None if args.json => super::print_text(&text)?,
         None => return Err(Failure::Usage("an HTML report needs -o FILE".into())),
     }
     if args.strict && report.has_findings() {

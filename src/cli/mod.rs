@@ -57,6 +57,9 @@ pub(crate) enum Failure {
     Findings(String),
     /// Bad arguments, unreadable files, malformed JSON: the command could not do its job.
     Usage(String),
+    /// Whoever reads stdout stopped reading (`micromoment … | head`): not a failure,
+    /// there is just nobody left to tell (ripgrep exits 0 too).
+    ClosedPipe,
 }
 
 pub(crate) type Outcome = Result<(), Failure>;
@@ -96,15 +99,34 @@ pub(crate) fn main() -> ExitCode {
             eprintln!("error: {msg}");
             ExitCode::from(2)
         }
+        Err(Failure::ClosedPipe) => ExitCode::SUCCESS,
     }
+}
+
+/// Why a write to stdout failed: a closed pipe is the reader's choice, anything else an
+/// I/O error.
+fn stdout_failure(e: &std::io::Error) -> Failure {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Failure::ClosedPipe
+    } else {
+        Failure::Usage(format!("cannot write to stdout: {e}"))
+    }
+}
+
+/// Writes text to stdout as it is.
+pub(crate) fn print_text(text: &str) -> Outcome {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| stdout_failure(&e))
 }
 
 /// Writes one JSON value and a newline to stdout.
 pub(crate) fn print_json(value: &serde_json::Value) -> Outcome {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)
-        .map_err(|e| Failure::Usage(format!("cannot write to stdout: {e}")))?;
-    writeln!(out).map_err(|e| Failure::Usage(format!("cannot write to stdout: {e}")))
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::Usage(format!("cannot write JSON: {e}")))?;
+    text.push('\n');
+    print_text(&text)
 }
 
 /// Reads a whole file, naming it in the error.

@@ -120,8 +120,7 @@ pub(crate) fn run(cmd: TokenCmd) -> Outcome {
             state.segments = segments;
             let text = token::sign(&state, &keys)
                 .map_err(|e| Failure::Usage(format!("cannot sign: {e}")))?;
-            println!("{text}");
-            Ok(())
+            super::print_text(&format!("{text}\n"))
         }
         TokenCmd::Inspect { token, keys, now } => {
             let keys = load_keys(&keys)?;

@@ -84,7 +84,7 @@ mod tests {
     fn wycheproof_hmac_sha256() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/conformance/wycheproof/hmac_sha256_test.json"
+            "/tests/conformance/wycheproof/hmac_sha256_test.json"
         );
         let text = std::fs::read_to_string(path).unwrap();
         let doc: serde_json::Value = serde_json::from_str(&text).unwrap();

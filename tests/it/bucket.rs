@@ -4,7 +4,7 @@ use micromoment::bucket::{bucket_ranges, choose_variation, equal_weights, hash};
 use serde_json::Value as Json;
 
 fn cases(section: &str) -> Vec<Json> {
-    let spec = crate::read_json("../shared/conformance/growthbook/cases.json");
+    let spec = crate::read_json("tests/conformance/growthbook/cases.json");
     spec[section]
         .as_array()
         .unwrap_or_else(|| panic!("section {section}"))

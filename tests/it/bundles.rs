@@ -338,3 +338,91 @@ fn the_decoded_size_is_bounded_while_decoding() {
         "payload does not decode: invalid encoding: Other(\"decoded size over budget (max_decoded_bytes)\")"
     );
 }
+
+/// `micromoment … | head`: a reader that stops reading is not an error (ripgrep's
+/// rule): exit 0, nothing on stderr, no panic.
+#[test]
+fn cli_output_survives_a_closed_pipe() {
+    for args in [
+        &[
+            "report",
+            "fixtures/automotive.json",
+            "--json",
+            "--now",
+            "2026-11-23T12:00:00Z",
+        ][..],
+        &["schema"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_micromoment"))
+            .args(args)
+            .current_dir(crate::repo_path(""))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the command writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+}
+
+/// `publish` refuses what the edge would refuse without a word to anyone: an unsigned
+/// bundle, or one signed by another key, when the Worker verifies with BUNDLE_PUBKEY.
+#[test]
+fn publish_refuses_a_bundle_the_edge_would_not_verify() {
+    let dir = temp_dir("publish");
+    let d = |name: &str| dir.join(name).display().to_string();
+    assert_eq!(cli(&["keygen", "ed25519", "-o", &d("keys")]).code, Some(0));
+    assert_eq!(cli(&["keygen", "ed25519", "-o", &d("other")]).code, Some(0));
+    let public = std::fs::read_to_string(dir.join("keys/bundle-signing.pub")).unwrap();
+    std::fs::write(
+        dir.join("wrangler.toml"),
+        format!(
+            "name = \"x\"\n[vars]\nORIGIN = \"\"\nBUNDLE_PUBKEY = \"{}\" # the key\n",
+            public.trim()
+        ),
+    )
+    .unwrap();
+    let compile = |out: &str, key: Option<&str>| {
+        let mut args = vec!["compile", "fixtures/automotive.json", "-o", out];
+        if let Some(key) = key {
+            args.extend(["--sign-key", key]);
+        }
+        assert_eq!(cli(&args).code, Some(0));
+    };
+    compile(&d("unsigned.mmb"), None);
+    compile(&d("other.mmb"), Some(&d("other/bundle-signing.key")));
+    compile(&d("signed.mmb"), Some(&d("keys/bundle-signing.key")));
+    // `false` as wrangler: reaching it would fail with exit 2, not 1.
+    let publish = |file: &str| {
+        cli(&[
+            "publish",
+            file,
+            "--local",
+            "--config",
+            &d("wrangler.toml"),
+            "--wrangler",
+            "/bin/false",
+        ])
+    };
+    let unsigned = publish(&d("unsigned.mmb"));
+    assert_eq!(unsigned.code, Some(1));
+    assert_eq!(
+        unsigned.stderr.trim(),
+        format!("{}: bundle is not signed, and a public key requires a signature (the edge verifies bundles with BUNDLE_PUBKEY and would refuse it; compile with --sign-key)", d("unsigned.mmb"))
+    );
+    let other = publish(&d("other.mmb"));
+    assert_eq!(other.code, Some(1));
+    assert!(other.stderr.contains("bad signature"), "{}", other.stderr);
+    // The right signature gets as far as wrangler.
+    let signed = publish(&d("signed.mmb"));
+    assert_eq!(signed.code, Some(2), "{}", signed.stderr);
+    assert!(
+        signed.stderr.contains("/bin/false kv key put"),
+        "{}",
+        signed.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

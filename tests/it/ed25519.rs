@@ -11,7 +11,7 @@ fn unhex(s: &str) -> Vec<u8> {
 
 #[test]
 fn wycheproof_ed25519() {
-    let suite = crate::read_json("../shared/conformance/wycheproof/ed25519_test.json");
+    let suite = crate::read_json("tests/conformance/wycheproof/ed25519_test.json");
     let mut ran = 0;
     let mut failures = Vec::new();
     for group in suite["testGroups"].as_array().unwrap() {

@@ -1,5 +1,5 @@
 //! The integration test binary: one binary, one module per area, data in `fixtures/`
-//! and `../shared/conformance/`.
+//! and `tests/conformance/`.
 
 mod bucket;
 mod bundles;

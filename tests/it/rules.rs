@@ -33,7 +33,7 @@ fn check_error(rule: Json, expected: &str) {
 #[test]
 fn jsonlogic_conformance_suite() {
     // Every case of the shared suite runs; there are no exclusions.
-    let suite = crate::read_json("../shared/conformance/jsonlogic/compatible.json");
+    let suite = crate::read_json("tests/conformance/jsonlogic/compatible.json");
     let cases = suite.as_array().expect("the suite is an array");
     let mut failures = Vec::new();
     let mut ran = 0;
