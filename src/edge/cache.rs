@@ -69,6 +69,9 @@ struct Cache {
     kv_answered: bool,
     /// Why the last check failed, when it did, and when.
     last_error: Option<(i64, String)>,
+    /// The hash of a published bundle that was refused, and why: not fetched and
+    /// decoded again at every re-check until `current` names another.
+    refused: Option<(String, String)>,
     keys: Option<KeysState>,
 }
 
@@ -79,6 +82,7 @@ thread_local! {
             checked_at: i64::MIN,
             kv_answered: false,
             last_error: None,
+            refused: None,
             keys: None,
         })
     };
@@ -219,12 +223,31 @@ async fn refresh(env: &Env, current: &Active, now: i64) -> Result<Option<Active>
     if hash == current.hash {
         return Ok(None);
     }
+    if let Some(why) = CACHE.with(|c| {
+        c.borrow()
+            .refused
+            .as_ref()
+            .filter(|(refused, _)| *refused == hash)
+            .map(|(_, why)| why.clone())
+    }) {
+        return Err(why);
+    }
     let bytes = kv
         .get(&format!("bundle:{hash}"))
         .bytes()
         .await
         .map_err(|e| format!("KV get bundle:{hash}: {e}"))?
         .ok_or_else(|| format!("bundle:{hash} is missing"))?;
+    // What these bytes are judged is final for them: refusals are not judged again.
+    let fresh = load(env, &bytes, &hash, now);
+    if let Err(why) = &fresh {
+        CACHE.with(|c| c.borrow_mut().refused = Some((hash.clone(), why.clone())));
+    }
+    fresh.map(Some)
+}
+
+/// Verifies and decodes the bytes of `bundle:<hash>`.
+fn load(env: &Env, bytes: &[u8], hash: &str, now: i64) -> Result<Active, String> {
     // The bundle decides the HTML of every page: outside development, only bundles
     // signed by the configured key are taken.
     let public_key =
@@ -236,7 +259,7 @@ async fn refresh(env: &Env, current: &Active, now: i64) -> Result<Option<Active>
                     .into(),
             ),
         };
-    let (bundle, header) = Bundle::from_mmb(&bytes, public_key.as_ref(), &Budget::default())
+    let (bundle, header) = Bundle::from_mmb(bytes, public_key.as_ref(), &Budget::default())
         .map_err(|e| format!("bundle:{hash}: {e}"))?;
     if header.hash != hash {
         return Err(format!(
@@ -244,12 +267,12 @@ async fn refresh(env: &Env, current: &Active, now: i64) -> Result<Option<Active>
             header.hash
         ));
     }
-    Ok(Some(Active {
+    Ok(Active {
         bundle: Rc::new(bundle),
-        hash,
+        hash: hash.to_owned(),
         source: Source::Kv,
         loaded_at: now,
-    }))
+    })
 }
 
 /// The `JOURNEY_KEYS` secret's text, if set.

@@ -21,7 +21,7 @@ use super::{attach_token, cache, entropy, error, now, request, send_exposures};
 use crate::session::{self, Entropy, Request as SessionRequest};
 
 /// The largest page personalized; larger pages pass through untouched.
-const MAX_PAGE: usize = 2 * 1024 * 1024;
+const MAX_PAGE: usize = 4 * 1024 * 1024;
 
 /// The whole body of a fetched response. `arrayBuffer()` reads it natively in one
 /// promise; `Response::bytes` would bring every chunk across the boundary through its

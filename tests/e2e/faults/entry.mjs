@@ -1,0 +1,59 @@
+// A fault-injecting wrapper around the real, built micromoment Worker, for
+// tests/e2e/faults.test.mjs under `wrangler dev`: the Worker's code and runtime are the
+// real ones; only its KV binding is wrapped, so the test can make KV throw, hang or
+// return garbage, switched per request through `/__faults?kv=…`, and count its reads
+// (`/__faults/reads`). Never deployed.
+import { WorkerEntrypoint } from "cloudflare:workers";
+import Micromoment from "../../../build/worker/shim.mjs";
+
+let kvMode = "ok";
+/** How often each key was read, for `/__faults/reads`. */
+const reads = new Map();
+
+function garbage(length) {
+  const bytes = new Uint8Array(length);
+  crypto.getRandomValues(bytes);
+  return bytes;
+}
+
+/** The KV namespace as the Worker sees it, failing as `kvMode` says. */
+function faulty(kv) {
+  const get = async (key, options) => {
+    reads.set(key, (reads.get(key) ?? 0) + 1);
+    switch (kvMode) {
+      case "throw":
+        throw new Error("injected KV failure");
+      case "hang":
+        return new Promise(() => {});
+      case "garbage": {
+        const type = typeof options === "string" ? options : options?.type;
+        if (type === "arrayBuffer") return garbage(4096).buffer;
+        return key === "current" ? "0f".repeat(32) : "garbage";
+      }
+      default:
+        return kv.get(key, options);
+    }
+  };
+  return {
+    get,
+    getWithMetadata: async (key, options) => ({ value: await get(key, options), metadata: null }),
+    put: (...args) => kv.put(...args),
+    list: (...args) => kv.list(...args),
+    delete: (...args) => kv.delete(...args),
+  };
+}
+
+export default class extends WorkerEntrypoint {
+  async fetch(request) {
+    const url = new URL(request.url);
+    if (url.pathname === "/__faults/reads") {
+      return Response.json(Object.fromEntries(reads));
+    }
+    if (url.pathname === "/__faults") {
+      kvMode = url.searchParams.get("kv") ?? "ok";
+      return new Response(`kv: ${kvMode}\n`);
+    }
+    const env = { ...this.env, BUNDLES: faulty(this.env.BUNDLES) };
+    return new Micromoment(this.ctx, env).fetch(request);
+  }
+}

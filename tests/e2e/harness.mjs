@@ -1,0 +1,119 @@
+// What the end-to-end tests share: free ports, the built Worker under `wrangler dev`
+// (local workerd) with a config of the test's own, readiness polled with a deadline,
+// the CLI, and the headless Chromium the page tests open pages in.
+import { spawn, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import net from "node:net";
+import assert from "node:assert/strict";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const CLI = join(ROOT, "target", "debug", "micromoment");
+export const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
+export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+export const KEYS = { current: "k1", keys: { k1: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" } };
+const READY_DEADLINE_MS = 15 * 60 * 1000; // a first run may still be building
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+export function tempDir(name) {
+  return mkdtempSync(join(tmpdir(), `mm-${name}-`));
+}
+
+export function cli(...args) {
+  return execFileSync(CLI, args, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+}
+
+/** The token in a response's `Set-Cookie`, if any. */
+export function tokenFrom(response) {
+  const cookie = response.headers.get("set-cookie") ?? "";
+  const match = /(?:^|,\s*)mm=([^;]+)/.exec(cookie);
+  return match ? match[1] : null;
+}
+
+/** Polls `condition` until it holds or `ms` pass; fails with `log()`. */
+export async function eventually(condition, ms, log = () => "") {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail(`condition not met within ${ms} ms; log:\n${log()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Starts the built Worker under `wrangler dev` in `dir`, with `vars` as `--var`s and,
+ * when given, another `main` module (a fault-injecting wrapper). Resolves to
+ * `{base, log(), stop()}` once `/healthz` answers.
+ */
+export async function startWorker({ dir, vars = {}, main, extraConfig = "" }) {
+  // A config without a [build] section keeps wrangler from rebuilding or restarting
+  // the Worker while the tests run: scripts/build-worker.sh built it.
+  const config = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
+    .replace(/\[build\][^[]*/s, "")
+    .replace(/^main = .*$/m, `main = "${main ?? join(ROOT, "build", "worker", "shim.mjs")}"`) + extraConfig;
+  const configPath = join(dir, "wrangler.toml");
+  writeFileSync(configPath, config);
+  const port = await freePort();
+  const inspector = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const args = [
+    "dev", "--config", configPath, "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector),
+    "--persist-to", join(dir, "state"), "--show-interactive-dev-session=false",
+  ];
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  let output = "";
+  const child = spawn(WRANGLER, args, {
+    cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+  });
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const log = () => output;
+  const deadline = Date.now() + READY_DEADLINE_MS;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${log()}`);
+    try {
+      const r = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) });
+      if (r.ok) break;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`not ready after ${READY_DEADLINE_MS} ms:\n${log()}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  async function stop() {
+    if (child.exitCode !== null) return;
+    try { process.kill(-child.pid, "SIGTERM"); } catch {}
+    const until = Date.now() + 10000;
+    while (Date.now() < until) {
+      try { process.kill(-child.pid, 0); } catch { return; }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    try { process.kill(-child.pid, "SIGKILL"); } catch {}
+  }
+  return { base, log, stop, child, persist: join(dir, "state") };
+}
+
+/** Headless Chromium with the flags this machine needs (no background networking). */
+export async function launchChromium() {
+  assert.ok(existsSync(CHROMIUM), `Chromium is required at ${CHROMIUM} (.ci/run and scripts/test.sh install it)`);
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+}
+
+export function cleanup(dir) {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
