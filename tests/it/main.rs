@@ -5,6 +5,7 @@ mod bucket;
 mod bundles;
 mod decide_props;
 mod ed25519;
+mod pages;
 mod rules;
 mod scenarios;
 mod session;
