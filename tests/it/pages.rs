@@ -19,11 +19,7 @@ struct Page {
 
 fn pages() -> Vec<Page> {
     let manifest = crate::read_json("fixtures/pages/manifest.json");
-    let field = |p: &Json, path: &[&str]| -> Json {
-        path.iter()
-            .fold(p, |v, k| &v[*k])
-            .clone()
-    };
+    let field = |p: &Json, path: &[&str]| -> Json { path.iter().fold(p, |v, k| &v[*k]).clone() };
     manifest["pages"]
         .as_array()
         .expect("pages")
@@ -77,7 +73,12 @@ fn check(page: &Page) {
         page.file,
         page.offset
     );
-    assert_eq!(page.insert_at, page.offset + tag_open.len(), "{}", page.file);
+    assert_eq!(
+        page.insert_at,
+        page.offset + tag_open.len(),
+        "{}",
+        page.file
+    );
     assert_eq!(
         matches(&bytes, &page.selector),
         vec![page.offset],
@@ -112,9 +113,16 @@ fn every_saved_page_has_one_slot_where_the_manifest_says() {
     // Every page in the folder is in the manifest.
     let listed: Vec<&str> = pages.iter().map(|p| p.file.as_str()).collect();
     for entry in std::fs::read_dir(crate::repo_path("fixtures/pages")).expect("folder") {
-        let name = entry.expect("entry").file_name().into_string().expect("utf-8");
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8");
         if name.ends_with(".html") {
-            assert!(listed.contains(&name.as_str()), "{name} is not in the manifest");
+            assert!(
+                listed.contains(&name.as_str()),
+                "{name} is not in the manifest"
+            );
         }
     }
 }
