@@ -8,6 +8,10 @@
 
 use crate::context::{Channel, Context, DeviceType, Geo, ReferrerKind};
 
+mod bots;
+
+pub use bots::is_bot;
+
 /// The longest header value looked at; longer ones are cut, not rejected.
 const MAX_HEADER: usize = 2048;
 
@@ -129,28 +133,18 @@ fn contains_any(haystack: &str, needles: &[&str]) -> bool {
 }
 
 /// Classifies a device; crawlers first, since many claim to be desktop browsers.
+///
+/// Android browsers say `Mobile` on phones and not on tablets, except some tablets that
+/// say it anyway: Samsung's and Lenovo's are known by their model names. Feature-phone
+/// browsers and Android's `Dalvik` HTTP client say neither. A `Macintosh` user agent
+/// that also says `Mobile` is an iPhone or iPad that asked for the desktop site, and
+/// gets it.
 pub fn device_type(ua: &str, ch_mobile: Option<&str>) -> DeviceType {
     let lower = ua.to_ascii_lowercase();
-    if lower.is_empty()
-        || contains_any(
-            &lower,
-            &[
-                "bot",
-                "crawl",
-                "spider",
-                "slurp",
-                "curl/",
-                "wget/",
-                "python-requests",
-                "headlesschrome",
-                "lighthouse",
-                "facebookexternalhit",
-                "preview",
-            ],
-        )
-    {
+    if bots::is_bot_lowercase(&lower) {
         return DeviceType::Bot;
     }
+    let mobile_word = lower.contains("mobile");
     if contains_any(
         &lower,
         &[
@@ -161,16 +155,37 @@ pub fn device_type(ua: &str, ch_mobile: Option<&str>) -> DeviceType {
             "crkey",
             "roku",
             "hbbtv",
-            "tizen",
             "webos; tv",
         ],
-    ) {
+    ) || (lower.contains("tizen") && !mobile_word)
+    {
         return DeviceType::Tv;
     }
-    if contains_any(&lower, &["ipad", "tablet", "kindle", "silk/"])
-        || (lower.contains("android") && !lower.contains("mobile"))
+    if contains_any(&lower, &["ipad", "tablet", "kindle", "silk/", "lenovo tb"])
+        || model_number(&lower, &["sm-t", "sm-p", "sm-x"])
     {
         return DeviceType::Tablet;
+    }
+    if contains_any(
+        &lower,
+        &[
+            "opera mini",
+            "midp",
+            "j2me",
+            "series 60",
+            "series60",
+            "symbian",
+            "windows ce",
+            "dalvik/",
+        ],
+    ) {
+        return DeviceType::Mobile;
+    }
+    if lower.contains("android") && !mobile_word {
+        return DeviceType::Tablet;
+    }
+    if lower.contains("macintosh") {
+        return DeviceType::Desktop;
     }
     if ch_mobile.map(str::trim) == Some("?1")
         || contains_any(&lower, &["mobi", "iphone", "ipod", "android"])
@@ -178,6 +193,18 @@ pub fn device_type(ua: &str, ch_mobile: Option<&str>) -> DeviceType {
         return DeviceType::Mobile;
     }
     DeviceType::Desktop
+}
+
+/// Whether one of the model prefixes occurs followed by a digit (`sm-t380`).
+fn model_number(lower: &str, prefixes: &[&str]) -> bool {
+    prefixes.iter().any(|prefix| {
+        lower.match_indices(prefix).any(|(at, _)| {
+            lower
+                .as_bytes()
+                .get(at + prefix.len())
+                .is_some_and(u8::is_ascii_digit)
+        })
+    })
 }
 
 fn os(ua: &str, ch_platform: Option<&str>) -> Option<&'static str> {

@@ -10,6 +10,7 @@ mod rules;
 mod scenarios;
 mod session;
 mod token;
+mod user_agents;
 
 use std::path::PathBuf;
 
