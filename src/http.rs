@@ -43,6 +43,9 @@ pub struct RequestParts<'a> {
     pub accept_language: Option<&'a str>,
     /// `Sec-GPC`.
     pub sec_gpc: Option<&'a str>,
+    /// Why the browser asks: the first of `Sec-Purpose`, `Purpose`, `X-Purpose` and
+    /// `X-Moz` the request has (`prefetch`, `prefetch;prerender`, `preview`).
+    pub purpose: Option<&'a str>,
     /// The value of the `mm_consent` cookie, if any.
     pub consent_cookie: Option<&'a str>,
     /// Whether the request carries an app token (`X-MM-Token`).
@@ -112,6 +115,7 @@ pub fn context(parts: &RequestParts<'_>) -> Context {
         .filter(|e| !e.is_empty())
         .map(str::to_owned);
     ctx.consent.personalization = consent(parts.sec_gpc, parts.consent_cookie);
+    ctx.prefetch = bounded(parts.purpose).is_some_and(ahead_of_time);
     ctx.geo = parts.geo.clone();
     ctx
 }
@@ -126,6 +130,16 @@ fn consent(sec_gpc: Option<&str>, cookie: Option<&str>) -> Option<bool> {
         Some("1" | "true" | "yes") => Some(true),
         _ => None,
     }
+}
+
+/// Whether a purpose header says the page is fetched ahead of time, not viewed: its first
+/// item (`prefetch` in `prefetch;prerender`) is `prefetch`, `prerender` or `preview`
+/// (Safari's Top Sites).
+fn ahead_of_time(purpose: &str) -> bool {
+    let first = purpose.split([',', ';']).next().unwrap_or("").trim();
+    ["prefetch", "prerender", "preview"]
+        .iter()
+        .any(|p| first.eq_ignore_ascii_case(p))
 }
 
 fn contains_any(haystack: &str, needles: &[&str]) -> bool {
@@ -381,6 +395,34 @@ mod tests {
         assert_eq!(browser(mac), Some("edge"));
         assert_eq!(browser(iphone), Some("safari"));
         assert_eq!(browser(pixel), Some("chrome"));
+    }
+
+    #[test]
+    fn prefetches_and_previews_are_not_views() {
+        let prefetch = |purpose: Option<&str>| {
+            context(&RequestParts {
+                path: "/",
+                purpose,
+                ..RequestParts::default()
+            })
+            .prefetch
+        };
+        // Chrome's speculation rules and <link rel=prefetch>, its prerender, Chrome's
+        // and Firefox's older headers, Safari's Top Sites.
+        for purpose in [
+            "prefetch",
+            "prefetch;prerender",
+            "prefetch; anonymous-client-ip",
+            "Prefetch",
+            " prerender ",
+            "preview",
+        ] {
+            assert!(prefetch(Some(purpose)), "{purpose:?}");
+        }
+        for purpose in ["", "prefetchx", "navigate", "x, prefetch", "pre fetch"] {
+            assert!(!prefetch(Some(purpose)), "{purpose:?}");
+        }
+        assert!(!prefetch(None));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod bundles;
 mod decide_props;
 mod ed25519;
 mod pages;
+mod prefetch;
 mod rules;
 mod scenarios;
 mod session;
