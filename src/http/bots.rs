@@ -40,6 +40,9 @@ const EXCUSES: &[(&str, &str)] = &[
     ("\\|", "alipayclient/"),
 ];
 
+/// Bytes of nearly every browser's user agent, besides letters and digits.
+const COMMON_IN_USER_AGENTS: &[u8] = b" ./;()_-,:";
+
 /// The most steps one pattern may take on one user agent; past it, no match.
 const MAX_STEPS: u32 = 20_000;
 
@@ -90,11 +93,23 @@ enum Node {
     End,
     /// `\b` (true) or `\B` (false).
     Boundary(bool),
-    /// Alternatives (`(?:a|b)`, or a capturing group: nothing is captured).
-    Group(Vec<Vec<Node>>),
+    /// Alternatives (`(?:a|b)`, or a capturing group: nothing is captured), with what
+    /// each can start with when that is known (filled after parsing), so the matcher
+    /// passes over an alternative that cannot start at the current character.
+    Group {
+        alts: Vec<Vec<Node>>,
+        starts: Vec<Option<First>>,
+    },
     /// `inner{min,max}`; `max` is `u32::MAX` when unbounded. Lazy and greedy are the
-    /// same here: only whether a match exists is asked.
-    Repeat(Box<Node>, u32, u32),
+    /// same here: only whether a match exists is asked. `possessive`: a repeated
+    /// character that what follows can never start with, so giving characters back
+    /// cannot help (`[\w-]+/`): decided at compile time, it spares the backtracking.
+    Repeat {
+        inner: Box<Node>,
+        min: u32,
+        max: u32,
+        possessive: bool,
+    },
     /// `(?=…)`, `(?!…)`, `(?<=…)`, `(?<!…)`; `span` is the most bytes a look-behind's
     /// alternatives can cover (`None`: unbounded).
     Look {
@@ -267,7 +282,10 @@ impl Parser<'_> {
                     return Err(Unsupported::Unbalanced);
                 }
                 match look {
-                    None => Node::Group(alts),
+                    None => Node::Group {
+                        alts,
+                        starts: Vec::new(),
+                    },
                     Some((ahead, negate)) => {
                         let span = alts
                             .iter()
@@ -421,7 +439,20 @@ impl Parser<'_> {
         {
             return Err(self.unsupported());
         }
-        Ok(Node::Repeat(Box::new(atom), min, max))
+        // A repeated byte is a repeated one-byte set: the matcher's fast repetition.
+        let atom = match atom {
+            Node::Lit(bytes) => match *bytes.as_slice() {
+                [byte] => Node::Set(ByteSet::default().with(byte)),
+                _ => return Err(self.unsupported()),
+            },
+            atom => atom,
+        };
+        Ok(Node::Repeat {
+            inner: Box::new(atom),
+            min,
+            max,
+            possessive: false,
+        })
     }
 
     /// `{n}`, `{n,}` or `{n,m}` at the current `{`, leaving the position on its `}`; `None`
@@ -457,17 +488,178 @@ fn max_len(nodes: &[Node]) -> Option<usize> {
             Node::Lit(bytes) => Some(bytes.len()),
             Node::Set(_) | Node::Any => Some(4),
             Node::Start | Node::End | Node::Boundary(_) | Node::Look { .. } => Some(0),
-            Node::Group(alts) => alts
+            Node::Group { alts, .. } => alts
                 .iter()
                 .map(|alt| max_len(alt))
                 .try_fold(0, |most: usize, len| len.map(|len| most.max(len))),
-            Node::Repeat(inner, _, max) => {
+            Node::Repeat { inner, max, .. } => {
                 let one = max_len(std::slice::from_ref(inner.as_ref()))?;
                 (*max != u32::MAX).then(|| one.saturating_mul(*max as usize))
             }
         }?;
         Some(total.saturating_add(len))
     })
+}
+
+/// What a match of a sequence can start with: these characters, the end of the text,
+/// or, when `anything`, something this analysis does not follow (an assertion).
+#[derive(Debug, Clone, Copy, Default)]
+struct First {
+    chars: ByteSet,
+    end: bool,
+    anything: bool,
+}
+
+impl First {
+    fn union(self, other: First) -> First {
+        First {
+            chars: self.chars.union(other.chars),
+            end: self.end || other.end,
+            anything: self.anything || other.anything,
+        }
+    }
+
+    fn unknown() -> First {
+        First {
+            anything: true,
+            ..First::default()
+        }
+    }
+
+    /// Whether what this describes can start at a position followed by `next` (`None`:
+    /// the end of the text).
+    fn admits(&self, next: Option<u8>) -> bool {
+        self.anything || next.map_or(self.end, |byte| self.chars.has(byte))
+    }
+
+    /// Whether no character of `set` can start what this describes.
+    fn disjoint(&self, set: &ByteSet) -> bool {
+        let shared_ascii = self
+            .chars
+            .bits
+            .iter()
+            .zip(set.bits)
+            .any(|(a, b)| a & b != 0);
+        !(self.anything || shared_ascii || (self.chars.non_ascii && set.non_ascii))
+    }
+}
+
+/// The characters `.` matches.
+fn any_char() -> ByteSet {
+    ByteSet::default().with(b'\n').with(b'\r').negate()
+}
+
+/// What one node can start with, and whether it can match nothing.
+fn first_of_node(node: &Node) -> (First, bool) {
+    let chars = |chars| First {
+        chars,
+        ..First::default()
+    };
+    match node {
+        Node::Lit(bytes) => (
+            chars(
+                bytes
+                    .first()
+                    .map_or(ByteSet::default(), |&b| ByteSet::default().with(b)),
+            ),
+            bytes.is_empty(),
+        ),
+        Node::Set(set) => (chars(*set), false),
+        Node::Any => (chars(any_char()), false),
+        Node::End => (
+            First {
+                end: true,
+                ..First::default()
+            },
+            false,
+        ),
+        Node::Start | Node::Boundary(_) | Node::Look { .. } => (First::unknown(), true),
+        Node::Group { alts, .. } => alts.iter().fold((First::default(), false), |(f, n), alt| {
+            let (first, nullable) = first_of(alt, First::default());
+            (f.union(first), n || nullable)
+        }),
+        Node::Repeat { inner, min, .. } => {
+            let (first, nullable) = first_of_node(inner);
+            (first, nullable || *min == 0)
+        }
+    }
+}
+
+/// What `nodes` then `follow` can start with, and whether `nodes` can match nothing.
+fn first_of(nodes: &[Node], follow: First) -> (First, bool) {
+    let mut first = First::default();
+    for node in nodes {
+        let (f, nullable) = first_of_node(node);
+        first = first.union(f);
+        if !nullable {
+            return (first, false);
+        }
+    }
+    (first.union(follow), true)
+}
+
+/// Marks the repetitions of single characters that what follows them (`follow` after
+/// the sequence) can never start with.
+fn mark_possessive(nodes: &mut [Node], follow: First) {
+    for at in (0..nodes.len()).rev() {
+        let after = first_of(nodes.get(at + 1..).unwrap_or_default(), follow).0;
+        let Some(node) = nodes.get_mut(at) else {
+            continue;
+        };
+        match node {
+            Node::Repeat {
+                inner, possessive, ..
+            } => match inner.as_mut() {
+                Node::Set(set) => *possessive = after.disjoint(set),
+                Node::Any => *possessive = after.disjoint(&any_char()),
+                group @ Node::Group { .. } => {
+                    // Another repetition may follow a repetition's end.
+                    let again = first_of_node(group).0.union(after);
+                    if let Node::Group { alts, .. } = group {
+                        for alt in alts {
+                            mark_possessive(alt, again);
+                        }
+                    }
+                }
+                _ => {}
+            },
+            Node::Group { alts, .. } => {
+                for alt in alts {
+                    mark_possessive(alt, after);
+                }
+            }
+            // What follows a look-around's content is not what follows the look-around.
+            _ => {}
+        }
+    }
+}
+
+/// Records in each group what each alternative can start with, where that does not
+/// depend on what follows the group (the alternative cannot match nothing).
+fn fill_starts(nodes: &mut [Node]) {
+    for node in nodes {
+        match node {
+            Node::Group { alts, starts } => {
+                *starts = alts
+                    .iter()
+                    .map(|alt| {
+                        let (first, nullable) = first_of(alt, First::unknown());
+                        (!nullable && !first.anything).then_some(first)
+                    })
+                    .collect();
+                for alt in alts {
+                    fill_starts(alt);
+                }
+            }
+            Node::Repeat { inner, .. } => fill_starts(std::slice::from_mut(inner.as_mut())),
+            Node::Look { alts, .. } => {
+                for alt in alts {
+                    fill_starts(alt);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// One compiled pattern.
@@ -482,6 +674,9 @@ struct Pattern {
     literal_first: bool,
     /// A token that excuses this pattern's match (see [`EXCUSES`]).
     excuse: Option<&'static [u8]>,
+    /// The pattern ends with `$` after one character of this set (or a literal ending
+    /// with one of these bytes): a text whose last byte is not in it cannot match.
+    last: Option<ByteSet>,
 }
 
 impl Pattern {
@@ -494,11 +689,17 @@ impl Pattern {
         if parser.at != source.len() {
             return Err(Unsupported::Unbalanced);
         }
-        let nodes = if alts.len() == 1 {
+        let mut nodes = if alts.len() == 1 {
             alts.pop().unwrap_or_default()
         } else {
-            vec![Node::Group(alts)]
+            vec![Node::Group {
+                alts,
+                starts: Vec::new(),
+            }]
         };
+        // A match may end anywhere: the search accepts it as soon as the pattern ends.
+        mark_possessive(&mut nodes, First::unknown());
+        fill_starts(&mut nodes);
         let anchored = matches!(nodes.first(), Some(Node::Start));
         let literal_first = anchored && matches!(nodes.get(1), Some(Node::Lit(_)));
         let literal = if literal_first {
@@ -507,20 +708,35 @@ impl Pattern {
                 _ => None,
             }
         } else {
+            // The longest literal, but a rare byte (`@`, `|`) beats a common one (`.`):
+            // the prefilter is worth what the literal's rarity is.
             nodes
                 .iter()
                 .filter_map(|node| match node {
                     Node::Lit(bytes) => Some(bytes),
                     _ => None,
                 })
-                .max_by_key(|bytes| bytes.len())
+                .max_by_key(|bytes| {
+                    let rare = bytes.iter().any(|b| !COMMON_IN_USER_AGENTS.contains(b));
+                    (bytes.len().min(3), rare, bytes.len())
+                })
                 .cloned()
+        };
+        let last = match nodes.as_slice() {
+            [.., Node::Lit(bytes), Node::End] => bytes.last().map(|&b| ByteSet::default().with(b)),
+            [.., Node::Set(set), Node::End] => Some(*set),
+            [.., Node::Repeat { inner, min, .. }, Node::End] if *min > 0 => match inner.as_ref() {
+                Node::Set(set) => Some(*set),
+                _ => None,
+            },
+            _ => None,
         };
         let excuse = EXCUSES
             .iter()
             .find(|(pattern, _)| *pattern == source)
             .map(|(_, token)| token.as_bytes());
         Ok(Pattern {
+            last,
             nodes,
             anchored,
             literal,
@@ -536,75 +752,123 @@ struct Matcher {
     patterns: Vec<Pattern>,
     /// Patterns without a literal: tried on every user agent.
     always: Vec<usize>,
-    /// `(literal, pattern)` of every pattern with a literal.
-    literals: Vec<(Vec<u8>, usize)>,
-    /// Indices into `literals` by the literal's first byte.
-    by_first: Vec<Vec<usize>>,
-    /// Bit `256 * a + b` is set when a literal starts with `a`, then `b` (or is `a`
-    /// alone), so most positions of a user agent are passed over in one look-up.
+    /// `(literal, pattern, at the start only)` of every pattern with a literal.
+    literals: Vec<(Vec<u8>, usize, bool)>,
+    /// Literals of one or two bytes, by their first byte.
+    short: Vec<Vec<usize>>,
+    /// Bit `256 * a + b`: a literal of three bytes or more starts with `a`, `b`; or a
+    /// short literal starts with `a`. Most positions of a user agent stop here.
     pairs: Vec<u64>,
+    /// Literals of three bytes or more, by a hash of their first three: bucket `h` is
+    /// `long[long_start[h]..long_start[h + 1]]`. Most buckets are empty, so most
+    /// positions of a user agent cost one hash and one look-up.
+    long_start: Vec<u32>,
+    long: Vec<usize>,
     /// The patterns left out, with why (for the tests).
     #[cfg_attr(not(test), allow(dead_code))]
     skipped: Vec<(String, Unsupported)>,
 }
 
+/// log2 of the number of hash buckets of the long literals.
+const BUCKET_BITS: u32 = 12;
+
+fn trigram(a: u8, b: u8, c: u8) -> usize {
+    let word = (u32::from(a) << 16) | (u32::from(b) << 8) | u32::from(c);
+    (word.wrapping_mul(0x9e37_79b1) >> (32 - BUCKET_BITS)) as usize
+}
+
 impl Matcher {
     fn new(sources: &[String]) -> Matcher {
-        let mut matcher = Matcher {
-            patterns: Vec::new(),
-            always: Vec::new(),
-            literals: Vec::new(),
-            by_first: vec![Vec::new(); 256],
-            pairs: vec![0; 65536 / 64],
-            skipped: Vec::new(),
-        };
+        let mut patterns = Vec::new();
+        let mut always = Vec::new();
+        let mut literals = Vec::new();
+        let mut skipped = Vec::new();
         for source in sources {
             match Pattern::compile(source) {
                 Ok(pattern) => {
-                    let index = matcher.patterns.len();
+                    let index = patterns.len();
                     match &pattern.literal {
-                        Some(literal) => matcher.add_literal(literal, index),
-                        None => matcher.always.push(index),
+                        Some(literal) if !literal.is_empty() => {
+                            literals.push((literal.clone(), index, pattern.literal_first))
+                        }
+                        _ => always.push(index),
                     }
-                    matcher.patterns.push(pattern);
+                    patterns.push(pattern);
                 }
-                Err(why) => matcher.skipped.push((source.clone(), why)),
+                Err(why) => skipped.push((source.clone(), why)),
             }
         }
-        matcher
-    }
-
-    fn add_literal(&mut self, literal: &[u8], pattern: usize) {
-        let Some(&first) = literal.first() else {
-            self.always.push(pattern);
-            return;
-        };
-        if let Some(list) = self.by_first.get_mut(usize::from(first)) {
-            list.push(self.literals.len());
-        }
-        self.literals.push((literal.to_vec(), pattern));
-        let seconds: Vec<u8> = match literal.get(1) {
-            Some(&second) => vec![second],
-            None => (0..=255).collect(),
-        };
-        for second in seconds {
-            let bit = usize::from(first) * 256 + usize::from(second);
-            if let Some(word) = self.pairs.get_mut(bit / 64) {
+        let mut short = vec![Vec::new(); 256];
+        let mut buckets = vec![Vec::new(); 1 << BUCKET_BITS];
+        let mut pairs = vec![0u64; 65536 / 64];
+        let mut set_pair = |a: u8, b: u8| {
+            let bit = usize::from(a) * 256 + usize::from(b);
+            if let Some(word) = pairs.get_mut(bit / 64) {
                 *word |= 1 << (bit % 64);
             }
+        };
+        for (index, (literal, _, _)) in literals.iter().enumerate() {
+            let list = match *literal.as_slice() {
+                [a, b, c, ..] => {
+                    set_pair(a, b);
+                    buckets.get_mut(trigram(a, b, c))
+                }
+                [a, ..] => {
+                    for b in 0..=255 {
+                        set_pair(a, b);
+                    }
+                    short.get_mut(usize::from(a))
+                }
+                [] => None,
+            };
+            if let Some(list) = list {
+                list.push(index);
+            }
         }
-    }
-
-    fn pair(&self, first: u8, second: u8) -> bool {
-        let bit = usize::from(first) * 256 + usize::from(second);
-        self.pairs
-            .get(bit / 64)
-            .is_some_and(|word| word & (1 << (bit % 64)) != 0)
+        let mut long_start = Vec::with_capacity(buckets.len() + 1);
+        let mut long = Vec::new();
+        for bucket in buckets {
+            long_start.push(u32::try_from(long.len()).unwrap_or(u32::MAX));
+            long.extend(bucket);
+        }
+        long_start.push(u32::try_from(long.len()).unwrap_or(u32::MAX));
+        Matcher {
+            patterns,
+            always,
+            literals,
+            short,
+            pairs,
+            long_start,
+            long,
+            skipped,
+        }
     }
 
     /// The index of the first pattern (in list order) that matches the lowercased user
     /// agent and, with `excuses`, is not excused.
     fn first_match(&self, lower: &[u8], excuses: bool) -> Option<usize> {
+        let candidates = self.candidates(lower);
+        let set_bits = candidates.iter().enumerate().flat_map(|(w, &word)| {
+            let mut word = word;
+            std::iter::from_fn(move || {
+                (word != 0).then(|| {
+                    let bit = word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    w * 64 + bit
+                })
+            })
+        });
+        set_bits.into_iter().find(|&index| {
+            self.patterns.get(index).is_some_and(|pattern| {
+                Run::new(lower).finds(pattern)
+                    && !(excuses && pattern.excuse.is_some_and(|token| contains(lower, token)))
+            })
+        })
+    }
+
+    /// The patterns worth trying on a lowercased user agent, as a bit set: those without
+    /// a literal, and those whose literal it contains.
+    fn candidates(&self, lower: &[u8]) -> SmallVec<[u64; 4]> {
         let mut candidates: SmallVec<[u64; 4]> =
             SmallVec::from_elem(0, self.patterns.len().div_ceil(64));
         let mut mark = |pattern: usize| {
@@ -615,34 +879,41 @@ impl Matcher {
         for &pattern in &self.always {
             mark(pattern);
         }
-        for (at, &first) in lower.iter().enumerate() {
-            if let Some(&second) = lower.get(at + 1) {
-                if !self.pair(first, second) {
-                    continue;
+        let mut check = |index: usize, at: usize, rest: &[u8]| {
+            if let Some((literal, pattern, first_only)) = self.literals.get(index) {
+                if (at == 0 || !first_only) && rest.starts_with(literal) {
+                    mark(*pattern);
                 }
             }
+        };
+        for at in 0..lower.len() {
             let rest = lower.get(at..).unwrap_or_default();
-            for &index in self.by_first.get(usize::from(first)).into_iter().flatten() {
-                if let Some((literal, pattern)) = self.literals.get(index) {
-                    let first_only = self.patterns.get(*pattern).is_some_and(|p| p.literal_first);
-                    if (at == 0 || !first_only) && rest.starts_with(literal) {
-                        mark(*pattern);
-                    }
+            let (a, b) = match *rest {
+                [a, b, ..] => (a, b),
+                [a] => (a, 0),
+                [] => break,
+            };
+            let bit = usize::from(a) * 256 + usize::from(b);
+            if self
+                .pairs
+                .get(bit / 64)
+                .is_none_or(|word| word & (1 << (bit % 64)) == 0)
+            {
+                continue;
+            }
+            for &index in self.short.get(usize::from(a)).into_iter().flatten() {
+                check(index, at, rest);
+            }
+            if let [_, _, c, ..] = *rest {
+                let bucket = trigram(a, b, c);
+                let from = self.long_start.get(bucket).copied().unwrap_or(0) as usize;
+                let to = self.long_start.get(bucket + 1).copied().unwrap_or(0) as usize;
+                for &index in self.long.get(from..to).into_iter().flatten() {
+                    check(index, at, rest);
                 }
             }
         }
-        (0..self.patterns.len())
-            .filter(|pattern| {
-                candidates
-                    .get(pattern / 64)
-                    .is_some_and(|word| word & (1 << (pattern % 64)) != 0)
-            })
-            .find(|&index| {
-                self.patterns.get(index).is_some_and(|pattern| {
-                    Run::new(lower).finds(pattern)
-                        && !(excuses && pattern.excuse.is_some_and(|token| contains(lower, token)))
-                })
-            })
+        candidates
     }
 }
 
@@ -667,12 +938,26 @@ impl<'s> Run<'s> {
     }
 
     fn finds(&self, pattern: &Pattern) -> bool {
+        if let Some(last) = &pattern.last {
+            // The last character, if it is not ASCII, is a run of bytes >= 0x80.
+            if !self.text.last().is_some_and(|&b| last.has(b)) {
+                return false;
+            }
+        }
         if pattern.anchored {
             return self.sequence(&pattern.nodes, 0, &mut |_| true);
         }
+        // A pattern that starts with a literal can only match where the literal is.
+        let lead = match pattern.nodes.first() {
+            Some(Node::Lit(bytes)) => bytes.first().copied(),
+            _ => None,
+        };
         for start in 0..=self.text.len() {
             if self.steps.get() >= MAX_STEPS {
                 return false;
+            }
+            if lead.is_some_and(|lead| self.text.get(start) != Some(&lead)) {
+                continue;
             }
             if self.boundary_of_char(start) && self.sequence(&pattern.nodes, start, &mut |_| true) {
                 return true;
@@ -741,11 +1026,26 @@ impl<'s> Run<'s> {
                 let after = self.text.get(at).is_some_and(|&b| is_word(b));
                 (before != after) == *wanted && self.sequence(rest, at, then)
             }
-            Node::Group(alts) => alts
-                .iter()
-                .any(|alt| self.sequence(alt, at, &mut |end| self.sequence(rest, end, then))),
-            Node::Repeat(inner, min, max) => match inner.as_ref() {
-                Node::Set(_) | Node::Any => self.repeat_one(inner, *min, *max, rest, at, then),
+            Node::Group { alts, starts } => {
+                let next = self.text.get(at).copied();
+                alts.iter().enumerate().any(|(i, alt)| {
+                    starts
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .is_none_or(|first| first.admits(next))
+                        && self.sequence(alt, at, &mut |end| self.sequence(rest, end, then))
+                })
+            }
+            Node::Repeat {
+                inner,
+                min,
+                max,
+                possessive,
+            } => match inner.as_ref() {
+                Node::Set(_) | Node::Any => {
+                    self.repeat_one(inner, (*min, *max, *possessive), rest, at, then)
+                }
                 _ => self.repeat(inner, *min, *max, 0, rest, at, then),
             },
             Node::Look {
@@ -785,8 +1085,7 @@ impl<'s> Run<'s> {
     fn repeat_one(
         &self,
         inner: &Node,
-        min: u32,
-        max: u32,
+        (min, max, possessive): (u32, u32, bool),
         rest: &[Node],
         at: usize,
         then: &mut dyn FnMut(usize) -> bool,
@@ -808,7 +1107,7 @@ impl<'s> Run<'s> {
             if self.sequence(rest, end, then) {
                 return true;
             }
-            if count == 0 || self.steps.get() >= MAX_STEPS {
+            if possessive || count == 0 || self.steps.get() >= MAX_STEPS {
                 return false;
             }
             count -= 1;
