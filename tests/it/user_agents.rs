@@ -142,3 +142,21 @@ fn browsers_get_their_device_type_and_are_not_bots() {
     assert!(flagged_unlisted * 1000 <= browsers.len());
     assert_eq!((flagged, browsers.len()), (25, 12142));
 }
+
+proptest::proptest! {
+    /// Any header value, however hostile: the classification never panics and is the
+    /// same every time, and `is_bot` agrees with `device_type`.
+    #[test]
+    fn any_user_agent_is_classified(ua in "\\PC{0,300}", cut in 0usize..300) {
+        let first = device_type(&ua, None);
+        proptest::prop_assert_eq!(first, device_type(&ua, None));
+        proptest::prop_assert_eq!(
+            micromoment::http::is_bot(&ua),
+            first == DeviceType::Bot
+        );
+        // Pieces of real crawler user agents, cut anywhere.
+        let crawler = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+        let piece: String = crawler.chars().take(cut).chain(ua.chars()).collect();
+        let _ = device_type(&piece, None);
+    }
+}
