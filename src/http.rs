@@ -1,6 +1,7 @@
-//! From HTTP request parts to a [`Context`]: device from `User-Agent` and client hints,
-//! referrer kind from `Referer`, UTM tags and page from the URL, language from
-//! `Accept-Language`, consent from `Sec-GPC` and the consent cookie.
+//! From HTTP request parts to a [`Context`]: device from `User-Agent` and client hints
+//! (crawlers by isbot's patterns, in `bots`), referrer kind from `Referer`, UTM tags and
+//! page from the URL, language from `Accept-Language`, consent from `Sec-GPC` and the
+//! consent cookie, prefetches from `Sec-Purpose` and its older names.
 //!
 //! Pure and platform-free, so the Worker and any other adapter classify requests the
 //! same way, and tests run natively. Every input is bounded and optional; nothing here
