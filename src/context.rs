@@ -36,6 +36,11 @@ pub struct Context {
     pub event: Option<String>,
     /// The visitor's consent signals.
     pub consent: ConsentSignal,
+    /// The browser fetched the page ahead of time (`Sec-Purpose: prefetch`, a prerender,
+    /// a link preview): the visitor may never see it, so it is served but, like a bot's
+    /// request, never counted as an exposure.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub prefetch: bool,
 }
 
 /// Web pages or app screens.

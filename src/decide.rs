@@ -792,7 +792,7 @@ impl<'a, 'b> Decider<'a, 'b> {
             }
         }
 
-        let exposures = if ctx.device.kind == Some(DeviceType::Bot) {
+        let exposures = if ctx.device.kind == Some(DeviceType::Bot) || ctx.prefetch {
             Vec::new()
         } else {
             decisions

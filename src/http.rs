@@ -1,12 +1,17 @@
-//! From HTTP request parts to a [`Context`]: device from `User-Agent` and client hints,
-//! referrer kind from `Referer`, UTM tags and page from the URL, language from
-//! `Accept-Language`, consent from `Sec-GPC` and the consent cookie.
+//! From HTTP request parts to a [`Context`]: device from `User-Agent` and client hints
+//! (crawlers by isbot's patterns, in `bots`), referrer kind from `Referer`, UTM tags and
+//! page from the URL, language from `Accept-Language`, consent from `Sec-GPC` and the
+//! consent cookie, prefetches from `Sec-Purpose` and its older names.
 //!
 //! Pure and platform-free, so the Worker and any other adapter classify requests the
 //! same way, and tests run natively. Every input is bounded and optional; nothing here
 //! fails: what cannot be read is unknown.
 
 use crate::context::{Channel, Context, DeviceType, Geo, ReferrerKind};
+
+mod bots;
+
+pub use bots::is_bot;
 
 /// The longest header value looked at; longer ones are cut, not rejected.
 const MAX_HEADER: usize = 2048;
@@ -40,6 +45,9 @@ pub struct RequestParts<'a> {
     pub accept_language: Option<&'a str>,
     /// `Sec-GPC`.
     pub sec_gpc: Option<&'a str>,
+    /// Why the browser asks: the first of `Sec-Purpose`, `Purpose`, `X-Purpose` and
+    /// `X-Moz` the request has (`prefetch`, `prefetch;prerender`, `preview`).
+    pub purpose: Option<&'a str>,
     /// The value of the `mm_consent` cookie, if any.
     pub consent_cookie: Option<&'a str>,
     /// Whether the request carries an app token (`X-MM-Token`).
@@ -112,6 +120,7 @@ pub fn context(parts: &RequestParts<'_>) -> Context {
         .filter(|e| !e.is_empty() && parts.app_token)
         .map(str::to_owned);
     ctx.consent.personalization = consent(parts.sec_gpc, parts.consent_cookie);
+    ctx.prefetch = bounded(parts.purpose).is_some_and(ahead_of_time);
     ctx.geo = parts.geo.clone();
     ctx
 }
@@ -128,33 +137,33 @@ fn consent(sec_gpc: Option<&str>, cookie: Option<&str>) -> Option<bool> {
     }
 }
 
+/// Whether a purpose header says the page is fetched ahead of time, not viewed: its first
+/// item (`prefetch` in `prefetch;prerender`) is `prefetch`, `prerender` or `preview`
+/// (Safari's Top Sites).
+fn ahead_of_time(purpose: &str) -> bool {
+    let first = purpose.split([',', ';']).next().unwrap_or("").trim();
+    ["prefetch", "prerender", "preview"]
+        .iter()
+        .any(|p| first.eq_ignore_ascii_case(p))
+}
+
 fn contains_any(haystack: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| haystack.contains(n))
 }
 
 /// Classifies a device; crawlers first, since many claim to be desktop browsers.
+///
+/// Android browsers say `Mobile` on phones and not on tablets, except some tablets that
+/// say it anyway: Samsung's and Lenovo's are known by their model names. Feature-phone
+/// browsers and Android's `Dalvik` HTTP client say neither. A `Macintosh` user agent
+/// that also says `Mobile` is an iPhone or iPad that asked for the desktop site, and
+/// gets it.
 pub fn device_type(ua: &str, ch_mobile: Option<&str>) -> DeviceType {
     let lower = ua.to_ascii_lowercase();
-    if lower.is_empty()
-        || contains_any(
-            &lower,
-            &[
-                "bot",
-                "crawl",
-                "spider",
-                "slurp",
-                "curl/",
-                "wget/",
-                "python-requests",
-                "headlesschrome",
-                "lighthouse",
-                "facebookexternalhit",
-                "preview",
-            ],
-        )
-    {
+    if bots::is_bot_lowercase(&lower) {
         return DeviceType::Bot;
     }
+    let mobile_word = lower.contains("mobile");
     if contains_any(
         &lower,
         &[
@@ -165,16 +174,37 @@ pub fn device_type(ua: &str, ch_mobile: Option<&str>) -> DeviceType {
             "crkey",
             "roku",
             "hbbtv",
-            "tizen",
             "webos; tv",
         ],
-    ) {
+    ) || (lower.contains("tizen") && !mobile_word)
+    {
         return DeviceType::Tv;
     }
-    if contains_any(&lower, &["ipad", "tablet", "kindle", "silk/"])
-        || (lower.contains("android") && !lower.contains("mobile"))
+    if contains_any(&lower, &["ipad", "tablet", "kindle", "silk/", "lenovo tb"])
+        || model_number(&lower, &["sm-t", "sm-p", "sm-x"])
     {
         return DeviceType::Tablet;
+    }
+    if contains_any(
+        &lower,
+        &[
+            "opera mini",
+            "midp",
+            "j2me",
+            "series 60",
+            "series60",
+            "symbian",
+            "windows ce",
+            "dalvik/",
+        ],
+    ) {
+        return DeviceType::Mobile;
+    }
+    if lower.contains("android") && !mobile_word {
+        return DeviceType::Tablet;
+    }
+    if lower.contains("macintosh") {
+        return DeviceType::Desktop;
     }
     if ch_mobile.map(str::trim) == Some("?1")
         || contains_any(&lower, &["mobi", "iphone", "ipod", "android"])
@@ -182,6 +212,18 @@ pub fn device_type(ua: &str, ch_mobile: Option<&str>) -> DeviceType {
         return DeviceType::Mobile;
     }
     DeviceType::Desktop
+}
+
+/// Whether one of the model prefixes occurs followed by a digit (`sm-t380`).
+fn model_number(lower: &str, prefixes: &[&str]) -> bool {
+    prefixes.iter().any(|prefix| {
+        lower.match_indices(prefix).any(|(at, _)| {
+            lower
+                .as_bytes()
+                .get(at + prefix.len())
+                .is_some_and(u8::is_ascii_digit)
+        })
+    })
 }
 
 fn os(ua: &str, ch_platform: Option<&str>) -> Option<&'static str> {
@@ -358,6 +400,34 @@ mod tests {
         assert_eq!(browser(mac), Some("edge"));
         assert_eq!(browser(iphone), Some("safari"));
         assert_eq!(browser(pixel), Some("chrome"));
+    }
+
+    #[test]
+    fn prefetches_and_previews_are_not_views() {
+        let prefetch = |purpose: Option<&str>| {
+            context(&RequestParts {
+                path: "/",
+                purpose,
+                ..RequestParts::default()
+            })
+            .prefetch
+        };
+        // Chrome's speculation rules and <link rel=prefetch>, its prerender, Chrome's
+        // and Firefox's older headers, Safari's Top Sites.
+        for purpose in [
+            "prefetch",
+            "prefetch;prerender",
+            "prefetch; anonymous-client-ip",
+            "Prefetch",
+            " prerender ",
+            "preview",
+        ] {
+            assert!(prefetch(Some(purpose)), "{purpose:?}");
+        }
+        for purpose in ["", "prefetchx", "navigate", "x, prefetch", "pre fetch"] {
+            assert!(!prefetch(Some(purpose)), "{purpose:?}");
+        }
+        assert!(!prefetch(None));
     }
 
     #[test]

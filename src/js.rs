@@ -42,6 +42,8 @@ export interface RequestContext {
   referrer?: { host?: string; kind?: "search" | "social" | "email" | "internal" | "direct" | "other" };
   event?: string;
   consent?: { personalization?: boolean };
+  /** Fetched ahead of time (prefetch, prerender): served, but no exposures. */
+  prefetch?: boolean;
 }
 export interface DecideOptions {
   /** The visitor's token, from the `mm` cookie or `X-MM-Token`. */

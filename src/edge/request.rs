@@ -119,6 +119,9 @@ pub fn read(req: &Request, env: &Env) -> Incoming {
         header(headers, "Sec-GPC"),
         header(headers, "X-MM-App-Version"),
     );
+    let purpose = ["Sec-Purpose", "Purpose", "X-Purpose", "X-Moz"]
+        .into_iter()
+        .find_map(|name| header(headers, name));
     let parts = RequestParts {
         api: path.starts_with("/v1/"),
         path: &path,
@@ -130,6 +133,7 @@ pub fn read(req: &Request, env: &Env) -> Incoming {
         referer: referer.as_deref(),
         accept_language: accept_language.as_deref(),
         sec_gpc: sec_gpc.as_deref(),
+        purpose: purpose.as_deref(),
         consent_cookie: consent_cookie.as_deref(),
         app_token: app_token.is_some(),
         app_version: app_version.as_deref(),

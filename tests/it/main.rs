@@ -5,10 +5,13 @@ mod bucket;
 mod bundles;
 mod decide_props;
 mod ed25519;
+mod pages;
+mod prefetch;
 mod rules;
 mod scenarios;
 mod session;
 mod token;
+mod user_agents;
 
 use std::path::PathBuf;
 

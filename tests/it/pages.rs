@@ -1,0 +1,128 @@
+//! The saved real-world pages of `fixtures/pages/` and their manifest: each page is the
+//! bytes the manifest names (by SHA-256), each slot selector matches exactly one element,
+//! the one whose start tag is at the recorded offset, and inserting the slot attribute
+//! there gives a page whose only slot is `hero`.
+
+use lol_html::{element, HtmlRewriter, Settings};
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+
+/// What the manifest says of one page.
+struct Page {
+    file: String,
+    sha256: String,
+    selector: String,
+    tag: String,
+    offset: usize,
+    insert_at: usize,
+}
+
+fn pages() -> Vec<Page> {
+    let manifest = crate::read_json("fixtures/pages/manifest.json");
+    let field = |p: &Json, path: &[&str]| -> Json { path.iter().fold(p, |v, k| &v[*k]).clone() };
+    manifest["pages"]
+        .as_array()
+        .expect("pages")
+        .iter()
+        .map(|p| Page {
+            file: field(p, &["file"]).as_str().expect("file").to_owned(),
+            sha256: field(p, &["sha256"]).as_str().expect("sha256").to_owned(),
+            selector: field(p, &["slot", "selector"])
+                .as_str()
+                .expect("selector")
+                .to_owned(),
+            tag: field(p, &["slot", "tag"]).as_str().expect("tag").to_owned(),
+            offset: field(p, &["slot", "offset"]).as_u64().expect("offset") as usize,
+            insert_at: field(p, &["slot", "insert_at"])
+                .as_u64()
+                .expect("insert_at") as usize,
+        })
+        .collect()
+}
+
+/// The byte offsets of the start tags `selector` matches, in document order.
+fn matches(page: &[u8], selector: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut rewriter = HtmlRewriter::new(
+        Settings::new().append_element_content_handler(element!(selector, |el| {
+            starts.push(el.source_location().bytes().start);
+            Ok(())
+        })),
+        |_: &[u8]| {},
+    );
+    rewriter.write(page).expect("parses");
+    rewriter.end().expect("ends");
+    starts
+}
+
+#[track_caller]
+fn check(page: &Page) {
+    let path = crate::repo_path(&format!("fixtures/pages/{}", page.file));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(digest, page.sha256, "{}: bytes changed", page.file);
+    let tag_open = format!("<{}", page.tag);
+    assert!(
+        bytes
+            .get(page.offset..page.offset + tag_open.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(tag_open.as_bytes())),
+        "{}: no {tag_open} at byte {}",
+        page.file,
+        page.offset
+    );
+    assert_eq!(
+        page.insert_at,
+        page.offset + tag_open.len(),
+        "{}",
+        page.file
+    );
+    assert_eq!(
+        matches(&bytes, &page.selector),
+        vec![page.offset],
+        "{}: {:?} must match exactly the element at byte {}",
+        page.file,
+        page.selector,
+        page.offset
+    );
+    let mut slotted = bytes[..page.insert_at].to_vec();
+    slotted.extend_from_slice(b" data-mm-slot=\"hero\"");
+    slotted.extend_from_slice(&bytes[page.insert_at..]);
+    assert_eq!(
+        micromoment::html::scan_slots(&slotted).expect("scans"),
+        vec!["hero".to_owned()],
+        "{}",
+        page.file
+    );
+}
+
+#[test]
+fn every_saved_page_has_one_slot_where_the_manifest_says() {
+    let pages = pages();
+    assert!((12..=20).contains(&pages.len()), "{} pages", pages.len());
+    let mut total = 0;
+    for page in &pages {
+        check(page);
+        total += std::fs::metadata(crate::repo_path(&format!("fixtures/pages/{}", page.file)))
+            .expect("page")
+            .len();
+    }
+    assert!(total < 6 << 20, "{total} bytes of pages");
+    // Every page in the folder is in the manifest.
+    let listed: Vec<&str> = pages.iter().map(|p| p.file.as_str()).collect();
+    for entry in std::fs::read_dir(crate::repo_path("fixtures/pages")).expect("folder") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8");
+        if name.ends_with(".html") {
+            assert!(
+                listed.contains(&name.as_str()),
+                "{name} is not in the manifest"
+            );
+        }
+    }
+}
