@@ -40,9 +40,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         keys = pathlib.Path(tmp) / "keys.json"
         keys.write_text(json.dumps(KEYS))
+        fixed = ["--visitor", "0123456789abcdef0123456789abcdef", "--now", "2026-11-23T12:00:00Z"]
         tokens = [
-            cli("token", "mint", "--keys", str(keys)),
-            cli("token", "mint", "--keys", str(keys), "--stage", "decision", "--segments", "vip,b2b"),
+            cli("token", "mint", "--keys", str(keys), *fixed),
+            cli("token", "mint", "--keys", str(keys), "--stage", "decision", "--segments", "vip,b2b", *fixed),
         ]
         # A returning visitor with impressions, intents and an experiment.
         answer = json.loads(cli("simulate", "fixtures/automotive.json", "--keys", str(keys),
@@ -76,6 +77,11 @@ def main():
         put("html", page.read_bytes()[:64 * 1024])
     put("html", '<!doctype html><div data-mm-slot="hero"><p>x</p></div><aside data-mm-slot=sidebar>y</aside>'
                 '<div data-mm-slot="hero">again</div><script>var s = "<div data-mm-slot=hero>";</script>')
+    agents = (ROOT / "fixtures" / "user-agents")
+    for line in (agents / "crawlers.txt").read_text().splitlines()[:40:4]:
+        put("user_agent", line)
+    for line in (agents / "browsers.tsv").read_text().splitlines()[1:400:40]:
+        put("user_agent", json.loads(line.split("\t")[-1]) if line.split("\t")[-1].startswith('"') else line.split("\t")[-1])
     for fields in [
         ["/models/suv/x5", "acme.example", "utm_source=newsletter&utm_medium=email&q=%3Cx%3E",
          "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1", "?1",

@@ -22,9 +22,15 @@ pub enum BodyError {
     Unreadable(String),
 }
 
+/// How much of a body past the limit is read (and dropped) before giving up on it: a
+/// client that sent a little too much still gets its 413 on a connection it can use
+/// again; past this, the stream is cancelled and the rest never read.
+const DRAIN: usize = 1024 * 1024;
+
 /// Reads the request body, at most `max` bytes. A declared `Content-Length` over the
-/// limit is refused before reading; a chunked body is refused at the first chunk past
-/// it, and the stream is cancelled.
+/// limit is refused before reading; a chunked body is refused once it passes the
+/// limit: what follows is dropped as it arrives, up to [`DRAIN`] more bytes, then the
+/// stream is cancelled. Memory never holds more than `max` bytes of it.
 pub async fn read_body(req: &Request, max: usize) -> Result<Vec<u8>, BodyError> {
     let declared = req
         .headers()
@@ -43,6 +49,7 @@ pub async fn read_body(req: &Request, max: usize) -> Result<Vec<u8>, BodyError> 
         .dyn_into()
         .map_err(|_| BodyError::Unreadable("not a byte stream".into()))?;
     let mut body = Vec::new();
+    let mut seen: usize = 0;
     loop {
         let chunk = JsFuture::from(reader.read())
             .await
@@ -52,17 +59,26 @@ pub async fn read_body(req: &Request, max: usize) -> Result<Vec<u8>, BodyError> 
             .and_then(|d| d.as_bool())
             .unwrap_or(true);
         if done {
-            return Ok(body);
+            return if seen > max {
+                Err(BodyError::TooLarge)
+            } else {
+                Ok(body)
+            };
         }
         let Ok(value) = js_sys::Reflect::get(&chunk, &"value".into()) else {
             return Ok(body);
         };
         let bytes = js_sys::Uint8Array::new(&value);
         let len = bytes.length() as usize;
-        if body.len().saturating_add(len) > max {
-            // Nothing more is read: the platform drops the rest.
-            let _ = reader.cancel();
-            return Err(BodyError::TooLarge);
+        seen = seen.saturating_add(len);
+        if seen > max {
+            // Over the limit: dropped as it arrives, then not read at all.
+            body = Vec::new();
+            if seen > max.saturating_add(DRAIN) {
+                let _ = reader.cancel();
+                return Err(BodyError::TooLarge);
+            }
+            continue;
         }
         let start = body.len();
         body.resize(start + len, 0);
