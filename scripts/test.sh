@@ -34,7 +34,14 @@ bash scripts/build-npm.sh
 bash scripts/build-worker.sh
 cargo build --locked --bin micromoment
 
-step "end to end: the packed npm package, the Worker under wrangler dev"
+step "Chromium for the browser tests (pages and reports as visitors open them)"
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get install -y chromium >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }
+fi
+chromium --version
+
+step "end to end: the packed npm package, the Worker under wrangler dev, pages and reports in Chromium"
 node --test tests/e2e/
 
 step "fuzz targets build (cargo-fuzz on nightly)"

@@ -1,6 +1,6 @@
 // The coverage report as a marketer opens it: rendered in headless Chromium with the
 // network cut off, screenshotted, its matrix checked in the DOM, and its preview panel
-// driven by a real selection. Runs where Chromium is installed (.ci/run installs it).
+// driven by a real selection. Chromium is required (scripts/test.sh installs it).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -8,23 +8,16 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync, rmSync,
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { launchChromium } from "./harness.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CLI = join(ROOT, "target", "debug", "micromoment");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const haveChromium = existsSync(CHROMIUM);
 const SHOTS = join(ROOT, "target", "report-screenshots");
 let tmp, browser;
 
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), "mm-report-"));
-  if (!haveChromium) return;
-  const { chromium } = await import("playwright-core");
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   mkdirSync(SHOTS, { recursive: true });
 });
 
@@ -41,7 +34,7 @@ for (const [name, stages, changed] of [
   ["automotive", 5, ["awareness", "purchase"]],
   ["retail", null, null],
 ]) {
-  test(`the ${name} report renders offline, has a full matrix, and its preview follows the stage`, { skip: !haveChromium && "Chromium is not installed" }, async () => {
+  test(`the ${name} report renders offline, has a full matrix, and its preview follows the stage`, async () => {
     const file = join(tmp, `${name}.html`);
     const run = report(`fixtures/${name}.json`, file);
     assert.equal(run.status, 0, run.stderr);

@@ -11,6 +11,7 @@ mod rules;
 mod scenarios;
 mod session;
 mod token;
+mod xss;
 mod user_agents;
 
 use std::path::PathBuf;
