@@ -439,6 +439,31 @@ impl Bundle {
 mod tests {
     use super::*;
 
+    /// A payload made by hand can hold what the compiler refuses: loading checks the
+    /// work budgets again.
+    #[test]
+    fn a_rule_over_the_work_budget_is_refused_at_load() {
+        let source = r#"{"id": "x", "version": 1, "journey": {"stages": ["a"]},
+            "content": {"c": {"html": "c"}},
+            "slots": {"s": {"default": "c", "candidates": [{"id": "k", "content": "c", "when": {"==": [1, 1]}}]}}}"#;
+        let mut bundle = crate::bundle::compile(source, Budget::default()).expect("compiles");
+        let doubling = serde_json::json!({"reduce": [{"var": "segments"},
+            {"merge": [{"var": "accumulator"}, {"var": "accumulator"}]}, [1]]});
+        let schema = crate::bundle::BundleSchema {
+            topics: &[],
+            contents: &["c"],
+        };
+        let unchecked = crate::rules::compile(&doubling, &schema, crate::rules::Limits::default())
+            .expect("compiles without the cost check");
+        bundle.slots[0].candidates[0].when = Some(unchecked);
+        let bytes = bundle.to_mmb(None).expect("encodes");
+        let err = Bundle::from_mmb(&bytes, None, &Budget::default()).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "bundle over budget: rule can take up to unboundedly many steps and build up to unboundedly many bytes per evaluation, over the budget of 10000 steps and 262144 bytes"
+        );
+    }
+
     /// Found by the `bundle_load` fuzzer: a payload whose intent cap is NaN made the
     /// decision's clamp panic. The loader now refuses it, and decide no longer clamps.
     #[test]

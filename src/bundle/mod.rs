@@ -409,11 +409,7 @@ impl Bundle {
             for (rule, times) in self.rules() {
                 let (steps, bytes) = rule.worst_case(schema);
                 if steps > crate::rules::MAX_STEPS || bytes > crate::rules::MAX_BYTES {
-                    return Err(format!(
-                        "a rule can take up to {steps} steps and {bytes} bytes per evaluation, over the budget of {} steps and {} bytes",
-                        crate::rules::MAX_STEPS,
-                        crate::rules::MAX_BYTES
-                    ));
+                    return Err(crate::rules::CompileErrorKind::TooCostly { steps, bytes }.to_string());
                 }
                 total = total.saturating_add(steps.saturating_mul(times));
             }

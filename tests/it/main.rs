@@ -11,8 +11,8 @@ mod rules;
 mod scenarios;
 mod session;
 mod token;
-mod xss;
 mod user_agents;
+mod xss;
 
 use std::path::PathBuf;
 

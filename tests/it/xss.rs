@@ -52,7 +52,11 @@ fn payloads() -> Vec<String> {
 fn bundle() -> micromoment::Bundle {
     let html: String = VARIABLES
         .iter()
-        .flat_map(|var| PLACES.iter().map(move |p| p.replace("{v}", &format!("{{{{{var}}}}}"))))
+        .flat_map(|var| {
+            PLACES
+                .iter()
+                .map(move |p| p.replace("{v}", &format!("{{{{{var}}}}}")))
+        })
         .collect();
     let source = serde_json::json!({
         "id": "xss", "version": 1,
@@ -93,8 +97,11 @@ fn script_bearing(html: &str) -> Option<String> {
     let mut rewriter = HtmlRewriter::new(
         Settings::new().append_element_content_handler(element!("*", |el| {
             let tag = el.tag_name();
-            if ["script", "iframe", "object", "embed", "svg", "math", "style", "base", "link", "meta"]
-                .contains(&tag.as_str())
+            if [
+                "script", "iframe", "object", "embed", "svg", "math", "style", "base", "link",
+                "meta",
+            ]
+            .contains(&tag.as_str())
             {
                 found.get_or_insert(format!("element <{tag}>"));
             }
@@ -110,9 +117,22 @@ fn script_bearing(html: &str) -> Option<String> {
                 if name.starts_with("on") || name == "style" || name == "srcdoc" {
                     found.get_or_insert(format!("attribute {name} on <{tag}>"));
                 }
-                let url = ["href", "src", "action", "formaction", "xlink:href", "poster", "srcset", "background"]
-                    .contains(&name.as_str());
-                if url && ["javascript:", "vbscript:", "data:"].iter().any(|s| value.starts_with(s)) {
+                let url = [
+                    "href",
+                    "src",
+                    "action",
+                    "formaction",
+                    "xlink:href",
+                    "poster",
+                    "srcset",
+                    "background",
+                ]
+                .contains(&name.as_str());
+                if url
+                    && ["javascript:", "vbscript:", "data:"]
+                        .iter()
+                        .any(|s| value.starts_with(s))
+                {
                     found.get_or_insert(format!("{name}=\"{value}\" on <{tag}>"));
                 }
             }
@@ -129,7 +149,10 @@ fn shape(html: &str) -> Shape {
     let mut elements = Vec::new();
     let mut rewriter = HtmlRewriter::new(
         Settings::new().append_element_content_handler(element!("*", |el| {
-            elements.push((el.tag_name(), el.attributes().iter().map(|a| a.name()).collect()));
+            elements.push((
+                el.tag_name(),
+                el.attributes().iter().map(|a| a.name()).collect(),
+            ));
             Ok(())
         })),
         |_: &[u8]| {},
@@ -154,16 +177,26 @@ fn render(bundle: &micromoment::Bundle, value: &str) -> String {
             explain: false,
         },
     );
-    outcome.decision.decisions[0].html.as_deref().unwrap_or("").to_owned()
+    outcome.decision.decisions[0]
+        .html
+        .as_deref()
+        .unwrap_or("")
+        .to_owned()
 }
 
 #[test]
 fn the_checker_sees_what_runs() {
     // The test below can only fail if this one sees script where there is script.
     for (html, why) in [
-        ("<a href=/x onclick=alert(1)>x</a>", "attribute onclick on <a>"),
+        (
+            "<a href=/x onclick=alert(1)>x</a>",
+            "attribute onclick on <a>",
+        ),
         ("<img src=x onerror=alert(1)>", "attribute onerror on <img>"),
-        ("<a href=\" JaVa\tScript:alert(1)\">x</a>", "href=\"javascript:alert(1)\" on <a>"),
+        (
+            "<a href=\" JaVa\tScript:alert(1)\">x</a>",
+            "href=\"javascript:alert(1)\" on <a>",
+        ),
         ("<p>x</p><script>alert(1)</script>", "element <script>"),
         ("<svg><animate onbegin=alert(1)>", "element <svg>"),
     ] {
@@ -171,7 +204,10 @@ fn the_checker_sees_what_runs() {
     }
     assert_eq!(script_bearing("<a href=\"/x?q=javascript:1\">x</a>"), None);
     // Text that reads like a script URL outside a URL is text.
-    assert_eq!(script_bearing("<p title=\"javascript:alert(1)\">x</p>"), None);
+    assert_eq!(
+        script_bearing("<p title=\"javascript:alert(1)\">x</p>"),
+        None
+    );
 }
 
 #[test]
@@ -190,16 +226,33 @@ fn every_payload_through_every_request_variable_renders_inert() {
         }
         let shape = shape(&html);
         if shape != benign {
-            failures.push(format!("{payload:?}: the markup changed: {:?}", shape.elements.len()));
+            failures.push(format!(
+                "{payload:?}: the markup changed: {:?}",
+                shape.elements.len()
+            ));
         }
         // A value that would set a URL's scheme renders empty there.
         if html.contains("href=\"\"") {
             emptied += 1;
         }
     }
-    assert!(failures.is_empty(), "{} of {} payloads:\n{}", failures.len(), payloads.len(), failures.join("\n"));
-    println!("{} payloads x {} variables x {} places inert; {emptied} blanked at a URL's start", payloads.len(), VARIABLES.len(), PLACES.len());
-    assert!(emptied > 100, "javascript: payloads are blanked where they would start a URL");
+    assert!(
+        failures.is_empty(),
+        "{} of {} payloads:\n{}",
+        failures.len(),
+        payloads.len(),
+        failures.join("\n")
+    );
+    println!(
+        "{} payloads x {} variables x {} places inert; {emptied} blanked at a URL's start",
+        payloads.len(),
+        VARIABLES.len(),
+        PLACES.len()
+    );
+    assert!(
+        emptied > 100,
+        "javascript: payloads are blanked where they would start a URL"
+    );
 }
 
 #[test]
@@ -209,8 +262,13 @@ fn the_unsafe_places_are_compile_errors() {
             "id": "x", "version": 1, "journey": {"stages": ["any"]},
             "content": {"c": {"html": html}}, "slots": {"s": {"default": "c"}}
         });
-        let diagnostics = micromoment::bundle::compile(&source.to_string(), Budget::default()).unwrap_err();
-        diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+        let diagnostics =
+            micromoment::bundle::compile(&source.to_string(), Budget::default()).unwrap_err();
+        diagnostics
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     assert_eq!(
         place("<a href=/offers?c={{utm.campaign}}>x</a>"),
