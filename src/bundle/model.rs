@@ -24,6 +24,8 @@ pub struct Bundle {
     pub(crate) contents: Vec<Content>,
     pub(crate) slots: Vec<Slot>,
     pub(crate) campaigns: Vec<Campaign>,
+    /// What counts as a conversion, for `analyze` (DESIGN §12); never read by a decision.
+    pub(crate) goals: Vec<Goal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -114,6 +116,16 @@ pub(crate) struct Campaign {
     pub name: String,
     pub id: u32,
     pub cap: Cap,
+}
+
+/// A goal: conversions are the app events of this name.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct Goal {
+    pub name: String,
+    /// The event (`POST /v1/events` name) that is a conversion of this goal.
+    pub event: String,
+    /// Whether conversions carry a value (revenue) worth averaging.
+    pub value: bool,
 }
 
 /// At most `max` impressions per `per`.

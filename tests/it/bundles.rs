@@ -169,7 +169,7 @@ fn tampering_is_caught_with_the_matching_error() {
         Bundle::from_mmb(&future, None, &budget).unwrap_err(),
         LoadError::UnsupportedVersion {
             found: 9,
-            supported: 1
+            supported: 2
         }
     );
     assert_eq!(
