@@ -15,14 +15,14 @@
 //!
 //! Deterministic: everything is drawn from a seeded generator; there is no clock.
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::bucket::visitor_hex;
 use crate::bundle::Bundle;
 use crate::context::{
     App, Channel, Context, Device, DeviceType, Geo, Page, Referrer, ReferrerKind, Utm,
 };
-use crate::decide::{decide, Options};
+use crate::decide::{decide, Options, Reason};
 use crate::token::State;
 
 /// What to simulate.
@@ -38,6 +38,11 @@ pub struct Plan {
     pub days: u32,
     /// The most visits per person (at least one).
     pub max_visits: u32,
+    /// The most page views per visit (at least one).
+    pub max_pages: u32,
+    /// The web slots each page asks for (default: `hero`, `sidebar`, `banner` where
+    /// the bundle has them, else every slot).
+    pub slots: Vec<String>,
     /// The experiment with the planted effect (default: the bundle's first).
     pub experiment: Option<String>,
     /// The goal with the planted effect (default: the first goal with a value, else
@@ -69,6 +74,8 @@ impl Default for Plan {
             start: 1_790_000_000,
             days: 14,
             max_visits: 4,
+            max_pages: 3,
+            slots: Vec::new(),
             experiment: None,
             goal: None,
             base_rate: 0.2,
@@ -195,6 +202,43 @@ const CAMPAIGNS: &[(&str, &str, &str)] = &[
     ("google", "cpc", "ev-launch"),
     ("facebook", "social", "suv-family"),
 ];
+
+/// An exposure line, as the Worker writes it.
+#[derive(Serialize)]
+struct ExposureLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    visitor: &'a str,
+    profile: Option<&'a str>,
+    at: i64,
+    bundle: &'a str,
+    bundle_version: u64,
+    channel: &'a str,
+    device: &'a str,
+    slot: &'a str,
+    content: &'a str,
+    candidate: Option<&'a str>,
+    experiment: Option<&'a str>,
+    variant: Option<&'a str>,
+    stage: &'a str,
+    reason: Reason,
+}
+
+/// A conversion line, as the Worker writes it.
+#[derive(Serialize)]
+struct ConversionLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    visitor: &'a str,
+    profile: Option<&'a str>,
+    at: i64,
+    bundle: &'a str,
+    channel: &'a str,
+    device: &'a str,
+    goal: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+}
 
 /// One request of a person's timeline.
 #[derive(Debug, Clone, Copy)]
@@ -338,12 +382,13 @@ pub fn generate(
         lines: 0,
     };
     let other_goals: Vec<_> = goals.iter().filter(|g| g.name != goal.name).collect();
+    let wanted: Vec<&str> = if plan.slots.is_empty() {
+        vec!["hero", "sidebar", "banner"]
+    } else {
+        plan.slots.iter().map(String::as_str).collect()
+    };
     let slots_web = bundle
-        .resolve_slots(
-            ["hero", "sidebar", "banner"]
-                .into_iter()
-                .filter(|s| bundle.slot_ref(s).is_some()),
-        )
+        .resolve_slots(wanted.into_iter().filter(|s| bundle.slot_ref(s).is_some()))
         .unwrap_or_default();
     let slots_web = if slots_web.is_empty() {
         bundle.all_slots()
@@ -358,8 +403,9 @@ pub fn generate(
         )
         .unwrap_or_default();
     let mut written = 0u64;
-    let mut out = |line: &str, truth: &mut Truth| {
-        emit(line);
+    let mut text: Vec<u8> = Vec::with_capacity(512);
+    let mut out = |line: &[u8], truth: &mut Truth| {
+        emit(std::str::from_utf8(line).unwrap_or_default());
         written += 1;
         truth.lines += 1;
         if let Some(every) = plan.noise_every {
@@ -402,7 +448,7 @@ pub fn generate(
         let mut requests: Vec<Request<'_>> = Vec::new();
         for v in 0..visits {
             let device = rng.range(0, devices.len() as i64) as usize;
-            let pages = 1 + rng.range(0, 3);
+            let pages = 1 + rng.range(0, i64::from(plan.max_pages.max(1)));
             let mut page_at = at;
             for n in 0..pages {
                 let path = if v == 0 && n == 0 {
@@ -515,35 +561,49 @@ pub fn generate(
                         continue;
                     }
                 }
-                let line = json!({
-                    "type": "exposure", "visitor": visitor, "profile": profile_text, "at": e.at,
-                    "bundle": e.bundle, "bundle_version": e.bundle_version, "channel": channel,
-                    "device": device_name, "slot": e.slot, "content": e.content,
-                    "candidate": e.candidate, "experiment": e.experiment, "variant": e.variant,
-                    "stage": e.stage, "reason": serde_json::to_value(e.reason).unwrap_or_default(),
-                });
-                out(&line.to_string(), &mut truth);
+                let line = ExposureLine {
+                    kind: "exposure",
+                    visitor: &visitor,
+                    profile: profile_text.as_deref(),
+                    at: e.at,
+                    bundle: e.bundle,
+                    bundle_version: e.bundle_version,
+                    channel,
+                    device: device_name,
+                    slot: e.slot,
+                    content: e.content,
+                    candidate: e.candidate,
+                    experiment: e.experiment,
+                    variant: e.variant,
+                    stage: e.stage,
+                    reason: e.reason,
+                };
+                text.clear();
+                if serde_json::to_writer(&mut text, &line).is_ok() {
+                    out(&text, &mut truth);
+                }
             }
             if let Some(event) = request.event {
                 for g in goals.iter().filter(|g| g.event == event) {
-                    let mut line = json!({
-                        "type": "conversion", "visitor": visitor, "profile": profile_text,
-                        "at": request.at, "bundle": bundle.id(), "channel": channel,
-                        "device": device_name, "goal": g.name,
-                    });
-                    if g.value {
-                        if let Some(fields) = line.as_object_mut() {
-                            fields.insert(
-                                "value".into(),
-                                json!(if g.name == goal.name {
-                                    request.value
-                                } else {
-                                    0.0
-                                }),
-                            );
-                        }
+                    let line = ConversionLine {
+                        kind: "conversion",
+                        visitor: &visitor,
+                        profile: profile_text.as_deref(),
+                        at: request.at,
+                        bundle: bundle.id(),
+                        channel,
+                        device: device_name,
+                        goal: g.name,
+                        value: g.value.then_some(if g.name == goal.name {
+                            request.value
+                        } else {
+                            0.0
+                        }),
+                    };
+                    text.clear();
+                    if serde_json::to_writer(&mut text, &line).is_ok() {
+                        out(&text, &mut truth);
                     }
-                    out(&line.to_string(), &mut truth);
                 }
             }
             let stage = decision.stage;
