@@ -16,7 +16,7 @@
 //! variance, an empty arm), this module returns [`Undefined`] with the same reason, and
 //! the lift alone when it can be computed.
 
-use statrs::distribution::{ChiSquared, ContinuousCDF, Normal, StudentsT};
+use statrs::distribution::{ChiSquared, Continuous, ContinuousCDF, Normal, StudentsT};
 
 /// Counts of one arm for one metric: people, and the sum and sum of squares of the
 /// metric per person (a conversion rate: conversions, and conversions again).
@@ -154,10 +154,10 @@ fn welch(
     let dof = (var_b / n_b + var_a / n_a).powi(2)
         / (var_b.powi(2) / (n_b.powi(2) * (n_b - 1.0))
             + var_a.powi(2) / (n_a.powi(2) * (n_a - 1.0)));
-    let t = StudentsT::new(0.0, 1.0, dof).map_err(|_| Undefined::ZeroVariance)?;
+    let t = Student::new(dof).ok_or(Undefined::ZeroVariance)?;
     let critical = point / std_error;
     let p_value = 2.0 * (1.0 - t.cdf(critical.abs()));
-    let width = t.inverse_cdf(1.0 - ALPHA / 2.0) * std_error;
+    let width = t.quantile(1.0 - ALPHA / 2.0) * std_error;
     // EffectBayesianABTest, improper prior: the posterior is N(point, variance), and
     // the chance to win is its mass above zero, `norm.sf(0, point, std_error)`.
     let normal = Normal::new(point, std_error).map_err(|_| Undefined::ZeroVariance)?;
@@ -169,6 +169,73 @@ fn welch(
         std_error,
         dof,
     })
+}
+
+/// Student's t distribution as scipy computes it, from statrs.
+///
+/// statrs 0.19's `StudentsT::inverse_cdf` loses digits past ~3·10⁴ degrees of freedom
+/// (1.959848 instead of 1.959966 at 10⁶) and does not return at 10⁸, and its `cdf`
+/// drifts past 10⁸; Welch's degrees of freedom reach millions on large experiments.
+/// So the quantile is Newton's method on statrs' `cdf` (accurate to ~10⁻¹¹ there), and
+/// past 10⁷ degrees of freedom both come from the normal distribution with the
+/// first terms of the t's expansions in 1/ν (the quantile's is Abramowitz & Stegun
+/// 26.7.5), whose error at 10⁷ is below 10⁻¹⁵.
+struct Student {
+    dof: f64,
+    t: Option<StudentsT>,
+    normal: Normal,
+}
+
+/// Past this many degrees of freedom the expansion is used.
+const LARGE_DOF: f64 = 1e7;
+
+impl Student {
+    fn new(dof: f64) -> Option<Student> {
+        if dof.is_nan() || dof <= 0.0 {
+            return None;
+        }
+        let t = if dof <= LARGE_DOF {
+            Some(StudentsT::new(0.0, 1.0, dof).ok()?)
+        } else {
+            None
+        };
+        Some(Student {
+            dof,
+            t,
+            normal: Normal::new(0.0, 1.0).ok()?,
+        })
+    }
+
+    fn cdf(&self, x: f64) -> f64 {
+        match &self.t {
+            Some(t) => t.cdf(x),
+            None => {
+                // The next term is below 0.25·φ(x)/ν²: 10⁻¹⁵ at 10⁷.
+                let correction = (x.powi(3) + x) / (4.0 * self.dof);
+                self.normal.cdf(x) - self.normal.pdf(x) * correction
+            }
+        }
+    }
+
+    fn quantile(&self, p: f64) -> f64 {
+        let z = self.normal.inverse_cdf(p);
+        let n = self.dof;
+        let cornish_fisher = z
+            + (z.powi(3) + z) / (4.0 * n)
+            + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * n * n);
+        let Some(t) = &self.t else {
+            return cornish_fisher;
+        };
+        let mut x = cornish_fisher;
+        for _ in 0..50 {
+            let step = (t.cdf(x) - p) / t.pdf(x);
+            x -= step;
+            if step.abs() < 1e-14 * x.abs().max(1.0) {
+                break;
+            }
+        }
+        x
+    }
 }
 
 /// `check_srm`: the p-value of the people per arm against the arms' shares. Arms with a
@@ -259,6 +326,27 @@ mod tests {
         assert_eq!((c.lift, c.test), (None, Err(Undefined::ZeroBaseline)));
         let c = compare(&some, &zero, Metric::Proportion);
         assert_eq!((c.lift, c.test), (Some(-1.0), Err(Undefined::ZeroVariance)));
+    }
+
+    #[test]
+    fn student_t_holds_its_digits_at_any_degrees_of_freedom() {
+        // scipy.stats.t.ppf(0.975, ν) and t.cdf(1.96, ν).
+        for (dof, quantile, cdf) in [
+            (10.0, 2.228138851986, 0.960781879876150),
+            (1e4, 1.960201239891, 0.974988239884083),
+            (1e5, 1.959987707535, 0.975000718402849),
+            (1e6, 1.959966356814, 0.975001966207365),
+            (1e8, 1.959964008263, 0.975002103465336),
+            (1e12, 1.959963984542, 0.975002104851641),
+        ] {
+            let t = Student::new(dof).unwrap();
+            assert!(
+                (t.quantile(0.975) - quantile).abs() < 1e-9,
+                "ν {dof}: {}",
+                t.quantile(0.975)
+            );
+            assert!((t.cdf(1.96) - cdf).abs() < 1e-9, "ν {dof}: {}", t.cdf(1.96));
+        }
     }
 
     #[test]
