@@ -8,10 +8,12 @@
 //!   "value_sum_squares"}`: one arm's counts for one goal (`variant` is a content id or
 //!   `holdout`);
 //! - `{"goal", "path": [{"content", "slot", "candidate", "channel"}, …], "conversions",
-//!   "nulls", "value", "time_decay"?, "time_decay_value"?}`: one path's counts;
-//!   without the time-decay shares (they need the touches' ages) a path's conversions
-//!   are shared equally by its touches under `time_decay`, and that is counted;
-//! - `{"goal", "unattributed", "value"?}`: conversions with no touch in the window.
+//!   "nulls", "value", "time_decay"?, "time_decay_value"?}`: one path's counts (its
+//!   touches all in one slot); without the time-decay shares (they need the touches'
+//!   ages) a path's conversions are shared equally by its touches under `time_decay`,
+//!   and that is counted;
+//! - `{"goal", "conversions", "value"?}`: all of the goal's conversions, attributed or
+//!   not (without it, the attributed ones of the slot with the most are taken).
 //!
 //! Numbers may be JSON numbers or numeric strings (ClickHouse quotes 64-bit integers).
 
@@ -51,6 +53,7 @@ pub fn read_aggregates<R: BufRead>(
     let mut data = Sufficient::empty(&experiments, goals.len());
     let mut touches: HashMap<TouchKey, u32> = HashMap::new();
     let mut row = 0usize;
+    let mut totals_given = vec![false; goals.len()];
     for document in serde_json::Deserializer::from_reader(reader).into_iter::<Value>() {
         let document = document.map_err(|e| AggregateError::NotJson(e.to_string()))?;
         let rows: Vec<Value> = match document {
@@ -212,24 +215,50 @@ pub fn read_aggregates<R: BufRead>(
                         *x += y;
                     }
                 }
-            } else if map.contains_key("unattributed") {
+            } else if map.contains_key("goal") && map.contains_key("conversions") {
                 let g = goal_of(&map)?;
-                let n = number(&map, "unattributed", true).map_err(fail)?;
+                let n = number(&map, "conversions", true).map_err(fail)?;
                 let v = number(&map, "value", false).map_err(fail)?;
-                if let Some(u) = data.unattributed.get_mut(g) {
-                    u.0 += n;
-                    u.1 += v;
+                if let Some(total) = data.totals.get_mut(g) {
+                    total.0 += n;
+                    total.1 += v;
+                }
+                if let Some(given) = totals_given.get_mut(g) {
+                    *given = true;
                 }
             } else if map.contains_key("people") {
                 data.people += number(&map, "people", true).map_err(fail)?;
             } else {
                 let keys: Vec<&str> = map.keys().map(String::as_str).collect();
                 return Err(fail(format!(
-                    "not an aggregate row (columns: {}); expected people, experiment, path or unattributed rows",
+                    "not an aggregate row (columns: {}); expected people, experiment, path or goal total rows",
                     keys.join(", ")
                 )));
             }
         }
+    }
+    // Without a goal's total, the slot that attributed the most stands in for it.
+    for ((given, total), paths) in totals_given
+        .iter()
+        .zip(data.totals.iter_mut())
+        .zip(&data.paths)
+    {
+        if *given {
+            continue;
+        }
+        let mut per_slot: HashMap<&str, (f64, f64)> = HashMap::new();
+        for (path, stat) in &paths.map {
+            let slot = path
+                .first()
+                .and_then(|&t| data.touches.get(usize::try_from(t).ok()?))
+                .map_or("", |k| k.slot.as_str());
+            let e = per_slot.entry(slot).or_default();
+            e.0 += stat.conversions;
+            e.1 += stat.value;
+        }
+        *total = per_slot
+            .into_values()
+            .fold((0.0, 0.0), |best, x| if x.0 > best.0 { x } else { best });
     }
     Ok(data)
 }

@@ -8,7 +8,7 @@
 //! lines; a person's exposures beyond [`MAX_TOUCHES_PER_PERSON`] (a crawler that got
 //! through, a kiosk) are dropped oldest first, and counted. [`Collector::finish`] then
 //! sorts each person's facts by time and joins them: the experiment counts per arm and
-//! goal, and the attribution paths per goal.
+//! goal, and the attribution paths per goal and slot.
 
 use std::collections::HashMap;
 
@@ -250,6 +250,13 @@ impl<'b> Collector<'b> {
         let w = window.seconds;
         let mut path: Vec<u32> = Vec::new();
         let mut times: Vec<u32> = Vec::new();
+        let mut slots: Vec<u32> = Vec::new();
+        let mut in_slot: Vec<Touch> = Vec::new();
+        let slot_of = |touch: u32| {
+            touches
+                .get(usize::try_from(touch).unwrap_or(usize::MAX))
+                .map_or(NONE, |key| key[1])
+        };
         for person in &mut people {
             person.touches.sort_by_key(|t| t.at);
             person.conversions.sort_by_key(|c| c.at);
@@ -281,33 +288,49 @@ impl<'b> Collector<'b> {
                     }
                 }
             }
-            // Attribution: per goal, each conversion's path is the exposures since the
-            // previous conversion of that goal and within the window before it.
-            for (g, paths) in out.paths.iter_mut().enumerate() {
-                let mut rest: &[Touch] = &person.touches;
-                for c in person
-                    .conversions
-                    .iter()
-                    .filter(|c| usize::from(c.goal) == g)
-                {
-                    let upto = rest.partition_point(|t| t.at <= c.at);
-                    let (journey, after) = rest.split_at(upto);
-                    rest = after;
-                    let since = i64::from(c.at).saturating_sub(w);
-                    let old = journey.partition_point(|t| i64::from(t.at) < since);
-                    let (stale, recent) = journey.split_at(old);
-                    if collapse(stale, &mut path, &mut times) {
+            for c in &person.conversions {
+                if let Some(total) = out.totals.get_mut(usize::from(c.goal)) {
+                    total.0 += 1.0;
+                    total.1 += c.value;
+                }
+            }
+            // Attribution, per slot (a page shows several slots at once, so a path
+            // across slots would order same-second exposures arbitrarily): per goal,
+            // each conversion's path is the slot's exposures since the previous
+            // conversion of that goal and within the window before it.
+            slots.clear();
+            for t in &person.touches {
+                let slot = slot_of(t.touch);
+                if !slots.contains(&slot) {
+                    slots.push(slot);
+                }
+            }
+            for &slot in &slots {
+                in_slot.clear();
+                in_slot.extend(person.touches.iter().filter(|t| slot_of(t.touch) == slot));
+                for (g, paths) in out.paths.iter_mut().enumerate() {
+                    let mut rest: &[Touch] = &in_slot;
+                    for c in person
+                        .conversions
+                        .iter()
+                        .filter(|c| usize::from(c.goal) == g)
+                    {
+                        let upto = rest.partition_point(|t| t.at <= c.at);
+                        let (journey, after) = rest.split_at(upto);
+                        rest = after;
+                        let since = i64::from(c.at).saturating_sub(w);
+                        let old = journey.partition_point(|t| i64::from(t.at) < since);
+                        let (stale, recent) = journey.split_at(old);
+                        if collapse(stale, &mut path, &mut times) {
+                            paths.add_null(&path);
+                        }
+                        if collapse(recent, &mut path, &mut times) {
+                            paths.add_conversion(&path, &times, c.at, c.value);
+                        }
+                    }
+                    if collapse(rest, &mut path, &mut times) {
                         paths.add_null(&path);
                     }
-                    if collapse(recent, &mut path, &mut times) {
-                        paths.add_conversion(&path, &times, c.at, c.value);
-                    } else if let Some(u) = out.unattributed.get_mut(g) {
-                        u.0 += 1.0;
-                        u.1 += c.value;
-                    }
-                }
-                if collapse(rest, &mut path, &mut times) {
-                    paths.add_null(&path);
                 }
             }
         }
@@ -389,7 +412,7 @@ impl Sufficient {
                 .collect(),
             touches: Vec::new(),
             paths: vec![Paths::default(); goals],
-            unattributed: vec![(0.0, 0.0); goals],
+            totals: vec![(0.0, 0.0); goals],
             input: Input::default(),
         }
     }

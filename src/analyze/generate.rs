@@ -500,7 +500,10 @@ pub fn generate(
             };
             let app = device.app && request.event.is_none() && rng.chance(0.3);
             let ctx = context(&mut rng, place, device.kind, app, &request);
-            let slots = if app && !slots_app.is_empty() {
+            // An event goes to `POST /v1/events`, which decides no slot.
+            let slots: &[_] = if request.event.is_some() {
+                &[]
+            } else if app && !slots_app.is_empty() {
                 &slots_app
             } else {
                 &slots_web
@@ -545,8 +548,8 @@ pub fn generate(
                             } else {
                                 0.0
                             };
-                            // The planted conversion: a request with the goal's event on
-                            // the person's first device, within five days.
+                            // The planted conversion: the goal's event (`POST /v1/events`)
+                            // from the person's first device, within five days.
                             plant = Some(Request {
                                 at: request.at + rng.range(600, 5 * 86_400),
                                 device: 0,

@@ -281,7 +281,11 @@ fn experiment_section(e: &ExperimentResult) -> String {
             v.people,
             v.conversions,
             percent(v.rate),
-            money(v.mean_value),
+            if e.value_goal {
+                money(v.mean_value)
+            } else {
+                "—".to_owned()
+            },
             lift,
             ci,
             p,
@@ -294,67 +298,92 @@ fn experiment_section(e: &ExperimentResult) -> String {
 
 fn touch_label(row: &super::results::AttributionRow) -> String {
     format!(
-        "{} · {} · {} · {}",
+        "{} · {} · {}",
         row.content,
-        row.slot,
         row.candidate.as_deref().unwrap_or("default"),
         row.channel
     )
 }
 
-fn attribution_section(goal: &str, models: &[&AttributionResult]) -> String {
-    let top = models
+fn model_title(name: &str) -> &str {
+    Model::ALL
         .iter()
-        .flat_map(|m| m.rows.iter().map(|r| r.conversions))
-        .fold(0.0, f64::max)
-        .max(1e-9);
-    let first = models.first();
+        .find(|m| m.name() == name)
+        .map_or(name, |m| m.title())
+}
+
+/// One goal: a tab per slot, and in each a tab per model with its bars.
+fn attribution_section(goal: &str, entries: &[&AttributionResult]) -> String {
+    let mut slots: Vec<&str> = entries.iter().map(|a| a.slot.as_str()).collect();
+    slots.dedup();
+    let with_value = entries.iter().any(|a| a.value > 0.0);
     let mut html = format!(
-        "<section class=attribution data-goal='{0}'><h3>Which touches earned “{0}”</h3><p class=dim>{1} conversions with a touch in the window, {2} without one. \
-         Each model splits every conversion over the touches before it; pick one.</p><div class=tabs role=tablist>",
-        escape(goal),
-        first.map_or(0.0, |m| m.conversions).round(),
-        first.map_or(0.0, |m| m.unattributed).round(),
+        "<section class=attribution data-goal='{0}'><h3>What earned “{0}”</h3>\
+         <p class=dim>Credit for each conversion, per slot: what the slot showed the person within the window before it. \
+         Pick a slot, then a model.</p><div class='tabs slots' role=tablist>",
+        escape(goal)
     );
-    for (i, m) in models.iter().enumerate() {
-        let title = Model::ALL
-            .iter()
-            .find(|x| x.name() == m.model)
-            .map_or(m.model, |x| x.title());
+    for (i, slot) in slots.iter().enumerate() {
         html.push_str(&format!(
-            "<button role=tab data-model='{}' aria-selected={}>{}</button>",
-            m.model,
-            i == 0,
-            escape(title)
+            "<button role=tab data-slot='{0}' aria-selected={1}>{0}</button>",
+            escape(slot),
+            i == 0
         ));
     }
     html.push_str("</div>");
-    for m in models {
-        let title = Model::ALL
+    for slot in &slots {
+        let models: Vec<&&AttributionResult> = entries.iter().filter(|a| a.slot == *slot).collect();
+        let top = models
             .iter()
-            .find(|x| x.name() == m.model)
-            .map_or(m.model, |x| x.title());
+            .flat_map(|m| m.rows.iter().map(|r| r.conversions))
+            .fold(0.0, f64::max)
+            .max(1e-9);
+        let first = models.first();
         html.push_str(&format!(
-            "<div class=model data-model='{}'><h4>{}</h4><ol class=bars>",
-            m.model,
-            escape(title)
+            "<div class=slot data-slot='{}'><p class=dim>{} conversions with something shown in {} before them, {} without.</p><div class='tabs models' role=tablist>",
+            escape(slot),
+            first.map_or(0.0, |m| m.conversions).round(),
+            escape(slot),
+            first.map_or(0.0, |m| m.unattributed).round(),
         ));
-        for row in m.rows.iter().take(12) {
+        for (i, m) in models.iter().enumerate() {
             html.push_str(&format!(
-                "<li><span class=label>{}</span><span class=bar style='width:{:.1}%'></span><span class=num>{:.1} conv · {} value</span></li>",
-                escape(&touch_label(row)),
-                row.conversions / top * 100.0,
-                row.conversions,
-                money(row.value)
+                "<button role=tab data-model='{}' aria-selected={}>{}</button>",
+                m.model,
+                i == 0,
+                escape(model_title(m.model))
             ));
         }
-        if m.rows.len() > 12 {
+        html.push_str("</div>");
+        for m in &models {
             html.push_str(&format!(
-                "<li class=dim>and {} more touches</li>",
-                m.rows.len() - 12
+                "<div class=model data-model='{}'><h4>{} · {}</h4><ol class=bars>",
+                m.model,
+                escape(slot),
+                escape(model_title(m.model))
             ));
+            for row in m.rows.iter().take(10) {
+                let value = if with_value {
+                    format!(" · {} value", money(row.value))
+                } else {
+                    String::new()
+                };
+                html.push_str(&format!(
+                    "<li><span class=label>{}</span><span class=bar style='width:{:.1}%'></span><span class=num>{:.1} conv{value}</span></li>",
+                    escape(&touch_label(row)),
+                    row.conversions / top * 100.0,
+                    row.conversions,
+                ));
+            }
+            if m.rows.len() > 10 {
+                html.push_str(&format!(
+                    "<li class=dim>and {} more</li>",
+                    m.rows.len() - 10
+                ));
+            }
+            html.push_str("</ol></div>");
         }
-        html.push_str("</ol></div>");
+        html.push_str("</div>");
     }
     html.push_str("</section>");
     html
@@ -379,13 +408,16 @@ pub fn html(report: &Report, bundle: &str) -> String {
     body.push_str("<h2>Attribution</h2>");
     let mut goals: Vec<&str> = report.attribution.iter().map(|a| a.goal.as_str()).collect();
     goals.dedup();
+    if goals.is_empty() {
+        body.push_str("<p>No conversion followed an exposure yet.</p>");
+    }
     for goal in goals {
-        let models: Vec<&AttributionResult> = report
+        let entries: Vec<&AttributionResult> = report
             .attribution
             .iter()
             .filter(|a| a.goal == goal)
             .collect();
-        body.push_str(&attribution_section(goal, &models));
+        body.push_str(&attribution_section(goal, &entries));
     }
     body.push_str(
         "<footer><p>Rates: people who converted within the window after their first exposure, over the arm's people; \

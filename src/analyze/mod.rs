@@ -3,7 +3,7 @@
 //!
 //! Everything here is computed from **sufficient statistics** ([`Sufficient`]): per
 //! experiment, goal and arm the people, conversions, Σvalue and Σvalue²; per goal the
-//! path counts (path → conversions, nulls, value). They come either from logs
+//! path counts per slot (path → conversions, nulls, value). They come either from logs
 //! ([`Analysis`], streamed line by line through a [`BufRead`] handed in, never loaded
 //! whole) or from the output of the Analytics Engine SQL that `--sql` prints
 //! ([`read_aggregates`]); [`results`] turns them into the report, [`html`] into a page.
@@ -166,10 +166,10 @@ pub struct Sufficient {
     pub arms: Vec<Vec<Vec<ArmCounts>>>,
     /// The touches that paths name by index.
     pub touches: Vec<TouchKey>,
-    /// Per goal, the path counts.
+    /// Per goal, the path counts; every path stays within one slot.
     pub paths: Vec<Paths>,
-    /// Per goal, conversions (and their value) with no exposure within the window.
-    pub unattributed: Vec<(f64, f64)>,
+    /// Per goal, all its conversions and their value (attributed or not).
+    pub totals: Vec<(f64, f64)>,
     /// What was read.
     pub input: Input,
 }
@@ -311,7 +311,7 @@ impl Sufficient {
                 }
             }
         }
-        for (a, b) in self.unattributed.iter_mut().zip(other.unattributed) {
+        for (a, b) in self.totals.iter_mut().zip(other.totals) {
             a.0 += b.0;
             a.1 += b.1;
         }

@@ -91,19 +91,22 @@ pub struct VariantResult {
     pub value_error: Option<Option<&'static str>>,
 }
 
-/// One goal under one model.
+/// One goal in one slot under one model. Attribution is per slot: a page shows several
+/// slots at once, and each slot's path is the sequence of what it showed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttributionResult {
     /// The goal.
     pub goal: String,
+    /// The slot whose touches are credited.
+    pub slot: String,
     /// The model's name: `last_touch`, `first_touch`, `linear`, `time_decay`,
     /// `position_based` or `markov`.
     pub model: &'static str,
-    /// Conversions attributed (those with a touch within the window).
+    /// Conversions attributed (those with a touch of this slot within the window).
     pub conversions: f64,
     /// Their value.
     pub value: f64,
-    /// Conversions with no exposure within the window before them.
+    /// The goal's conversions with no touch of this slot within the window.
     pub unattributed: f64,
     /// Per touch, most conversions first.
     pub rows: Vec<AttributionRow>,
@@ -127,6 +130,40 @@ pub struct AttributionRow {
     /// For `markov`: the removal effect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removal_effect: Option<f64>,
+}
+
+/// Paths grouped by their slot, in bundle order (slots the bundle lacks last).
+type BySlot<'d> =
+    std::collections::BTreeMap<(usize, &'d str), Vec<(&'d [u32], &'d super::PathStat)>>;
+
+/// The touches with any credit.
+fn rows_of(
+    credit: &super::attribution::Credit,
+    touches: &[super::TouchKey],
+) -> Vec<AttributionRow> {
+    touches
+        .iter()
+        .enumerate()
+        .filter_map(|(t, key)| {
+            let conversions = credit.conversions.get(t).copied().unwrap_or(0.0);
+            let value = credit.value.get(t).copied().unwrap_or(0.0);
+            let removal_effect = credit
+                .removal_effects
+                .as_ref()
+                .and_then(|re| re.get(t).copied());
+            (conversions > 0.0 || value > 0.0 || removal_effect.is_some_and(|r| r > 0.0)).then(
+                || AttributionRow {
+                    content: key.content.clone(),
+                    slot: key.slot.clone(),
+                    candidate: key.candidate.clone(),
+                    channel: key.channel.clone(),
+                    conversions,
+                    value,
+                    removal_effect,
+                },
+            )
+        })
+        .collect()
 }
 
 /// People counts are whole numbers (sample-weighted sums are too).
@@ -255,62 +292,52 @@ pub fn results(bundle: &Bundle, data: &Sufficient, window: &Window) -> Report {
         }
     }
     let mut attribution = Vec::new();
-    for ((goal, paths), &(unattributed, _)) in goals.iter().zip(&data.paths).zip(&data.unattributed)
-    {
-        for model in Model::ALL {
-            let credit = credit(
-                model,
-                paths.map.iter().map(|(p, s)| (p.as_slice(), s)),
-                data.touches.len(),
-            );
-            let mut rows: Vec<AttributionRow> = data
-                .touches
+    let slot_order: Vec<&str> = bundle.slot_names().collect();
+    for ((goal, paths), &(total, _)) in goals.iter().zip(&data.paths).zip(&data.totals) {
+        let mut by_slot: BySlot<'_> = BySlot::new();
+        for (path, stat) in &paths.map {
+            let slot = path
+                .first()
+                .and_then(|&t| data.touches.get(usize::try_from(t).ok()?))
+                .map_or("", |k| k.slot.as_str());
+            let order = slot_order
                 .iter()
-                .enumerate()
-                .filter_map(|(t, key)| {
-                    let conversions = credit.conversions.get(t).copied().unwrap_or(0.0);
-                    let value = credit.value.get(t).copied().unwrap_or(0.0);
-                    let removal_effect = credit
-                        .removal_effects
-                        .as_ref()
-                        .and_then(|re| re.get(t).copied());
-                    (conversions > 0.0 || value > 0.0 || removal_effect.is_some_and(|r| r > 0.0))
-                        .then(|| AttributionRow {
-                            content: key.content.clone(),
-                            slot: key.slot.clone(),
-                            candidate: key.candidate.clone(),
-                            channel: key.channel.clone(),
-                            conversions,
-                            value,
-                            removal_effect,
+                .position(|s| *s == slot)
+                .unwrap_or(usize::MAX);
+            by_slot
+                .entry((order, slot))
+                .or_default()
+                .push((path.as_slice(), stat));
+        }
+        for ((_, slot), slot_paths) in &by_slot {
+            let (conversions, value) = slot_paths.iter().fold((0.0, 0.0), |(c, v), (_, s)| {
+                (c + s.conversions, v + s.value)
+            });
+            for model in Model::ALL {
+                let credit = credit(model, slot_paths.iter().copied(), data.touches.len());
+                let mut rows = rows_of(&credit, &data.touches);
+                rows.sort_by(|a, b| {
+                    b.conversions
+                        .total_cmp(&a.conversions)
+                        .then_with(|| b.value.total_cmp(&a.value))
+                        .then_with(|| {
+                            (&a.content, &a.candidate, &a.channel).cmp(&(
+                                &b.content,
+                                &b.candidate,
+                                &b.channel,
+                            ))
                         })
-                })
-                .collect();
-            rows.sort_by(|a, b| {
-                b.conversions
-                    .total_cmp(&a.conversions)
-                    .then_with(|| b.value.total_cmp(&a.value))
-                    .then_with(|| {
-                        (&a.content, &a.slot, &a.candidate, &a.channel).cmp(&(
-                            &b.content,
-                            &b.slot,
-                            &b.candidate,
-                            &b.channel,
-                        ))
-                    })
-            });
-            let (conversions, value) = paths
-                .map
-                .values()
-                .fold((0.0, 0.0), |(c, v), s| (c + s.conversions, v + s.value));
-            attribution.push(AttributionResult {
-                goal: goal.name.to_owned(),
-                model: model.name(),
-                conversions,
-                value,
-                unattributed,
-                rows,
-            });
+                });
+                attribution.push(AttributionResult {
+                    goal: goal.name.to_owned(),
+                    slot: (*slot).to_owned(),
+                    model: model.name(),
+                    conversions,
+                    value,
+                    unattributed: (total - conversions).max(0.0),
+                    rows,
+                });
+            }
         }
     }
     Report {

@@ -116,6 +116,15 @@ fn seen(visitor: &str, at: i64, content: &str) -> String {
     .to_string()
 }
 
+/// An exposure of `content` in the `side` slot (any content: touches need not be in the
+/// bundle).
+fn shown(visitor: &str, at: i64, content: &str) -> String {
+    json!({"type": "exposure", "visitor": visitor, "at": at, "bundle": "small", "channel": "web",
+           "device": "desktop", "slot": "side", "content": content, "candidate": null,
+           "experiment": null, "variant": null, "stage": "any", "reason": "default"})
+    .to_string()
+}
+
 fn bought(visitor: &str, at: i64, value: f64) -> String {
     json!({"type": "conversion", "visitor": visitor, "at": at, "bundle": "small", "channel": "web",
            "device": "mobile", "goal": "purchase", "value": value})
@@ -145,12 +154,12 @@ fn arms(report: &Report) -> Vec<(&str, u64, u64, f64)> {
         .collect()
 }
 
-/// Attribution rows of `purchase` under `model`: (content, conversions, value).
+/// Attribution rows of `purchase` in `side` under `model`: (content, conversions, value).
 fn credit(report: &Report, model: &str) -> Vec<(String, f64, f64)> {
     report
         .attribution
         .iter()
-        .find(|a| a.goal == "purchase" && a.model == model)
+        .find(|a| a.goal == "purchase" && a.slot == "side" && a.model == model)
         .unwrap()
         .rows
         .iter()
@@ -239,11 +248,11 @@ fn consecutive_repeats_are_one_touch_and_each_model_splits_as_written() {
     // Path c, c, a, c, d then a purchase of 100: collapsed to c > a > c > d.
     let report = check_lines(
         &[
-            seen(&p, T0, "c"),
-            seen(&p, T0 + 60, "c"),
-            seen(&p, T0 + DAY, "a"),
-            seen(&p, T0 + 7 * DAY, "c"),
-            seen(&p, T0 + 14 * DAY, "d"),
+            shown(&p, T0, "c"),
+            shown(&p, T0 + 60, "c"),
+            shown(&p, T0 + DAY, "a"),
+            shown(&p, T0 + 7 * DAY, "c"),
+            shown(&p, T0 + 14 * DAY, "d"),
             bought(&p, T0 + 14 * DAY, 100.0),
         ],
         "14d",
@@ -291,10 +300,10 @@ fn position_based_gives_one_touch_everything_and_two_touches_half_each() {
     let (p, q) = (person(30), person(31));
     let report = check_lines(
         &[
-            seen(&p, T0, "c"),
+            shown(&p, T0, "c"),
             bought(&p, T0 + 60, 10.0),
-            seen(&q, T0, "c"),
-            seen(&q, T0 + 60, "d"),
+            shown(&q, T0, "c"),
+            shown(&q, T0 + 60, "d"),
             bought(&q, T0 + 120, 30.0),
         ],
         "7d",
@@ -307,14 +316,45 @@ fn position_based_gives_one_touch_everything_and_two_touches_half_each() {
 }
 
 #[test]
+fn each_slot_is_credited_by_its_own_path() {
+    // One page shows hero and side at once: each slot gets the conversion once, so
+    // neither slot's last touch depends on the order of same-second lines.
+    let p = person(45);
+    let report = check_lines(
+        &[
+            seen(&p, T0, "a"),
+            shown(&p, T0, "c"),
+            seen(&p, T0 + DAY, "a"),
+            shown(&p, T0 + DAY, "e"),
+            bought(&p, T0 + DAY, 30.0),
+        ],
+        "7d",
+    );
+    let last: Vec<(&str, &str, f64, f64)> = report
+        .attribution
+        .iter()
+        .filter(|a| a.goal == "purchase" && a.model == "last_touch")
+        .map(|a| {
+            (
+                a.slot.as_str(),
+                a.rows[0].content.as_str(),
+                a.rows[0].conversions,
+                a.unattributed,
+            )
+        })
+        .collect();
+    assert_eq!(last, [("hero", "a", 1.0, 0.0), ("side", "e", 1.0, 0.0)]);
+}
+
+#[test]
 fn touches_older_than_the_window_and_after_the_last_conversion_are_null_journeys() {
     let p = person(40);
     let report = check_lines(
         &[
-            seen(&p, T0, "c"),               // 10 days before: a journey that did not convert
-            seen(&p, T0 + 9 * DAY, "d"),     // in the window
+            shown(&p, T0, "c"),              // 10 days before: a journey that did not convert
+            shown(&p, T0 + 9 * DAY, "d"),    // in the window
             bought(&p, T0 + 10 * DAY, 10.0), // converts
-            seen(&p, T0 + 11 * DAY, "c"),    // after: a journey that did not convert (yet)
+            shown(&p, T0 + 11 * DAY, "c"),   // after: a journey that did not convert (yet)
         ],
         "7d",
     );
