@@ -309,7 +309,9 @@ pub fn results(bundle: &Bundle, data: &Sufficient, window: &Window) -> Report {
                 .or_default()
                 .push((path.as_slice(), stat));
         }
-        for ((_, slot), slot_paths) in &by_slot {
+        for ((_, slot), slot_paths) in &mut by_slot {
+            // In path order, so sums come out the same bit for bit on every run.
+            slot_paths.sort_by(|a, b| a.0.cmp(b.0));
             let (conversions, value) = slot_paths.iter().fold((0.0, 0.0), |(c, v), (_, s)| {
                 (c + s.conversions, v + s.value)
             });
