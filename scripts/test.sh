@@ -24,6 +24,9 @@ cargo clippy --lib --locked --target wasm32-unknown-unknown --no-default-feature
 step "tests (native: unit, conformance, scenarios, properties, CLI)"
 cargo test --locked
 
+step "analyze against its peers: gbstats 0.8.0, scipy, ChannelAttribution 2.2.5 (Python venv from PyPI)"
+bash tests/peers/run.sh
+
 step "npm package: the JS API under Node (wasm-bindgen-test), every scenario"
 bash scripts/worker-setup.sh
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \

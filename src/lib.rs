@@ -15,6 +15,8 @@
 )]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "cli")]
+pub mod analyze;
 pub mod bucket;
 pub mod bundle;
 mod codec;

@@ -200,6 +200,31 @@ pub struct UnknownSlot {
     pub suggestion: Option<String>,
 }
 
+/// An experiment as `analyze` reads it: where it runs and how it splits traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentSpec<'b> {
+    /// The experiment's name: its candidate id, as in exposures.
+    pub name: &'b str,
+    /// The slot it runs in.
+    pub slot: &'b str,
+    /// The variants in bundle order (the first is the control): content id and the
+    /// share of all visitors it gets (its weight times `1 - holdout`).
+    pub variants: Vec<(&'b str, f64)>,
+    /// The share of visitors held out (shown the slot's default).
+    pub holdout: f64,
+}
+
+/// A goal: which app event is a conversion, and whether it carries a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoalSpec<'b> {
+    /// The goal's name, as in conversions.
+    pub name: &'b str,
+    /// The event that is a conversion of it.
+    pub event: &'b str,
+    /// Whether conversions carry a value (revenue).
+    pub value: bool,
+}
+
 /// Counts of what a bundle holds, for `inspect` and `/v1/bundle`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
@@ -250,6 +275,42 @@ impl Bundle {
     /// Intent topic names.
     pub fn topic_names(&self) -> impl Iterator<Item = &str> {
         self.topics.iter().map(|t| t.name.as_str())
+    }
+
+    /// Every experiment, in slot and then priority order.
+    pub fn experiments(&self) -> Vec<ExperimentSpec<'_>> {
+        let content = |c: u16| {
+            self.contents
+                .get(usize::from(c))
+                .map_or("", |c| c.name.as_str())
+        };
+        self.slots
+            .iter()
+            .flat_map(|slot| slot.candidates.iter().map(move |c| (slot, c)))
+            .filter_map(|(slot, candidate)| match &candidate.offer {
+                Offer::Experiment(e) => Some(ExperimentSpec {
+                    name: &candidate.name,
+                    slot: &slot.name,
+                    variants: e
+                        .variants
+                        .iter()
+                        .zip(&e.ranges)
+                        .map(|(&c, &(start, end))| (content(c), end - start))
+                        .collect(),
+                    holdout: e.holdout,
+                }),
+                Offer::Content(_) => None,
+            })
+            .collect()
+    }
+
+    /// The goals, in bundle order.
+    pub fn goals(&self) -> impl Iterator<Item = GoalSpec<'_>> {
+        self.goals.iter().map(|g| GoalSpec {
+            name: &g.name,
+            event: &g.event,
+            value: g.value,
+        })
     }
 
     /// What the bundle holds.

@@ -28,6 +28,8 @@ pub struct Bundle {
     /// Content indices sorted by content name: `seen.<content>` read by a path computed
     /// at run time is found by binary search, with no allocation and no suggestion work.
     pub(crate) content_order: List<u16>,
+    /// What counts as a conversion, for `analyze` (DESIGN §12); never read by a decision.
+    pub(crate) goals: List<Goal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -126,6 +128,16 @@ pub(crate) struct Campaign {
     pub name: String,
     pub id: u32,
     pub cap: Cap,
+}
+
+/// A goal: conversions are the app events of this name.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct Goal {
+    pub name: String,
+    /// The event (`POST /v1/events` name) that is a conversion of this goal.
+    pub event: String,
+    /// Whether conversions carry a value (revenue) worth averaging.
+    pub value: bool,
 }
 
 /// At most `max` impressions per `per`.

@@ -448,6 +448,7 @@ const TOP_KEYS: &[&str] = &[
     "content",
     "slots",
     "campaigns",
+    "goals",
 ];
 const CANDIDATE_KEYS: &[&str] = &[
     "id",
@@ -583,6 +584,8 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
         })
         .collect();
 
+    let goals = goals(w, top.get("goals"), &root.key("goals"));
+
     let mut contents: Vec<Content> = content_map
         .iter()
         .filter_map(|(name, value)| content(w, name, value, &content_path.key(name), &schema))
@@ -647,12 +650,57 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
         slots: slots.into(),
         campaigns: campaigns.into(),
         content_order: content_order.into(),
+        goals: goals.into(),
     };
     if let Err(e) = bundle.check_work(&w.budget) {
         w.report(&root, e);
         return None;
     }
     Some(bundle)
+}
+
+/// `goals`: `{"purchase": {"event": "order_completed", "value": true}}`. A JSON object
+/// cannot hold a name twice, so goal names are unique by construction.
+fn goals(w: &mut Walker<'_>, value: Option<&Json>, path: &Path) -> Vec<Goal> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let Some(map) = value.as_object() else {
+        w.report(path, format!("expected an object, found {}", kind(value)));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, goal) in map {
+        let path = path.key(name);
+        let Some(fields) = w.object(goal, &path, &["event", "value", "description"]) else {
+            continue;
+        };
+        w.string(fields.get("description"), &path.key("description"), false);
+        let event = w.string(fields.get("event"), &path.key("event"), true);
+        let value = match fields.get("value") {
+            None => Some(false),
+            Some(Json::Bool(b)) => Some(*b),
+            Some(other) => {
+                w.report(
+                    &path.key("value"),
+                    format!("expected a boolean, found {}", kind(other)),
+                );
+                None
+            }
+        };
+        if name.is_empty() {
+            w.report(&path, "a goal name must not be empty");
+            continue;
+        }
+        if let (Some(event), Some(value)) = (event, value) {
+            out.push(Goal {
+                name: name.clone(),
+                event: event.to_owned(),
+                value,
+            });
+        }
+    }
+    out
 }
 
 /// The contents a candidate may show.

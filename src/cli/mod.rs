@@ -2,6 +2,7 @@
 //! invalid bundle, a token that does not verify), 2 usage or I/O error. Machine-readable
 //! JSON goes to stdout, human text to stderr.
 
+mod analyze;
 mod bundle;
 mod rule;
 mod token;
@@ -48,6 +49,10 @@ enum Command {
     Publish(bundle::PublishArgs),
     /// Write the coverage report: what each stage × device × channel sees, per slot.
     Report(bundle::ReportArgs),
+    /// Experiment results and attribution from exposure and conversion logs.
+    Analyze(analyze::AnalyzeArgs),
+    /// Simulated logs through the real engine, with a planted effect, for `analyze`.
+    AnalyzeGenerate(analyze::GenerateArgs),
 }
 
 /// How a command failed, which decides the exit code.
@@ -88,6 +93,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Schema => bundle::schema(),
         Command::Publish(args) => bundle::publish(args),
         Command::Report(args) => bundle::report(args),
+        Command::Analyze(args) => analyze::analyze(args),
+        Command::AnalyzeGenerate(args) => analyze::generate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

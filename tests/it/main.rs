@@ -1,6 +1,7 @@
 //! The integration test binary: one binary, one module per area, data in `fixtures/`
 //! and `tests/conformance/`.
 
+mod analyze;
 mod bucket;
 mod bundles;
 mod decide_props;
