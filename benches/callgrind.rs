@@ -14,8 +14,17 @@ mod common;
 use std::hint::black_box;
 
 use micromoment::bundle::{keygen, public_key_of};
-use micromoment::html::{rewrite_page, Fill};
+use micromoment::html::{rewrite_each, SetSlot};
 use micromoment::{session, token, Budget, Bundle};
+
+/// A rewriter's fill for slots known in advance: `(slot, content, html)`.
+fn fill<'a>(known: &'a [(&'a str, &'a str, &'a str)]) -> impl FnMut(&str, &mut SetSlot<'_>) + 'a {
+    move |name, set| {
+        if let Some((_, content, html)) = known.iter().find(|(s, _, _)| *s == name) {
+            set(content, html);
+        }
+    }
+}
 
 #[inline(never)]
 fn measured(n: usize, op: &mut dyn FnMut()) {
@@ -40,7 +49,7 @@ fn main() {
             let s = common::decision_scenario(if op == "decide" { 2 } else { 12 });
             let request = s.request();
             measured(n, &mut || {
-                black_box(session::decide(
+                let _ = black_box(session::decide(
                     &s.bundle,
                     Some(&s.keys),
                     black_box(&request),
@@ -53,21 +62,23 @@ fn main() {
             measured(n, &mut || {
                 black_box(micromoment::decide(
                     &s.bundle,
-                    Some(&prior),
-                    [5; 16],
-                    &s.context,
-                    s.now,
+                    &micromoment::Visit {
+                        prior: Some(&prior),
+                        new_visitor: [5; 16],
+                        context: &s.context,
+                        now: s.now,
+                        explain: false,
+                    },
                     &s.slots,
-                    micromoment::Options::default(),
                 ));
             });
         }
         "answer" => {
             let s = common::decision_scenario(2);
             let request = s.request();
-            let outcome = session::decide(&s.bundle, Some(&s.keys), &request);
+            let outcome = session::decide(&s.bundle, Some(&s.keys), &request).expect("slots");
             measured(n, &mut || {
-                black_box(session::Answer::of(&s.bundle, &outcome, true).to_text());
+                black_box(session::Answer::of(&s.bundle, &outcome, session::Shape::Full).to_text());
             });
         }
         "verify" | "sign" => {
@@ -98,13 +109,8 @@ fn main() {
         }
         "html-tiny" => {
             let page = b"<html><body><div data-mm-slot=\"hero\">x</div></body></html>";
-            let fills = [Fill {
-                slot: "hero",
-                content: "a",
-                html: "<b>a</b>",
-            }];
             measured(n, &mut || {
-                black_box(rewrite_page(black_box(page), &fills).ok());
+                black_box(rewrite_each(black_box(page), fill(&[("hero", "a", "<b>a</b>")])).ok());
             });
         }
         "html" => {
@@ -112,21 +118,10 @@ fn main() {
                 .map(|i| format!("<p class=\"copy\">Paragraph {i}: the <a href=\"/models/{i}\">2027 range</a>, financing &amp; service.</p>\n"))
                 .collect();
             let page = format!("<!doctype html><html><body><div data-mm-slot=\"hero\">x</div>{body}<aside data-mm-slot=\"sidebar\">y</aside></body></html>").into_bytes();
-            let fills = [
-                Fill {
-                    slot: "hero",
-                    content: "a",
-                    html: "<b>a</b>",
-                },
-                Fill {
-                    slot: "sidebar",
-                    content: "b",
-                    html: "<b>b</b>",
-                },
-            ];
+            let fills = [("hero", "a", "<b>a</b>"), ("sidebar", "b", "<b>b</b>")];
             println!("page: {} bytes", page.len());
             measured(n, &mut || {
-                black_box(rewrite_page(black_box(&page), &fills).ok());
+                black_box(rewrite_each(black_box(&page), fill(&fills)).ok());
             });
         }
         other => {

@@ -39,7 +39,8 @@ fn decision(c: &mut Criterion) {
     for (history, label) in [(2, "returning visitor"), (12, "every candidate capped")] {
         let scenario = common::decision_scenario(history);
         let request = scenario.request();
-        let outcome = session::decide(&scenario.bundle, Some(&scenario.keys), &request);
+        let outcome =
+            session::decide(&scenario.bundle, Some(&scenario.keys), &request).expect("slots");
         assert!(outcome.token_rejected.is_none());
         println!(
             "{label}: token {} bytes; shows {:?}",
@@ -69,12 +70,14 @@ fn decision(c: &mut Criterion) {
             b.iter(|| {
                 micromoment::decide(
                     black_box(&scenario.bundle),
-                    Some(&prior),
-                    [5; 16],
-                    &scenario.context,
-                    scenario.now,
+                    &micromoment::Visit {
+                        prior: Some(&prior),
+                        new_visitor: [5; 16],
+                        context: &scenario.context,
+                        now: scenario.now,
+                        explain: false,
+                    },
                     &scenario.slots,
-                    micromoment::Options::default(),
                 )
             })
         });

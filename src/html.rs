@@ -6,7 +6,7 @@
 //! for click attribution. Elements naming a slot without a fill keep the page's own
 //! content, which is the page's fallback. [`rewrite_each`] asks for each slot's fill as
 //! the parser meets it, so a page is decided and rewritten in one pass, in document
-//! order; [`scan_slots`] lists a page's slots, for tools. Memory is bounded; a
+//! order. Memory is bounded; a
 //! page the parser cannot handle is an error the adapter answers by passing the page
 //! through untouched. This module does no I/O.
 
@@ -23,17 +23,6 @@ pub const CONTENT_ATTRIBUTE: &str = "data-mm-content";
 /// single tag or a selector match needs, so this bounds hostile markup, not page size).
 const MAX_PARSER_MEMORY: usize = 4 * 1024 * 1024;
 
-/// What to put in one slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fill<'a> {
-    /// The slot name, as in `data-mm-slot`.
-    pub slot: &'a str,
-    /// The content id shown.
-    pub content: &'a str,
-    /// The rendered HTML.
-    pub html: &'a str,
-}
-
 /// Why a page could not be rewritten.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("html rewriting failed: {0}")]
@@ -43,40 +32,8 @@ fn settings_memory() -> MemorySettings {
     MemorySettings::new().with_max_allowed_memory_usage(MAX_PARSER_MEMORY)
 }
 
-/// The slots a page declares, in document order, each once.
-pub fn scan_slots(page: &[u8]) -> Result<Vec<String>, HtmlError> {
-    let mut slots: Vec<String> = Vec::new();
-    {
-        let mut rewriter = HtmlRewriter::new(
-            Settings::new()
-                .append_element_content_handler(element!("[data-mm-slot]", |el| {
-                    if let Some(name) = el.get_attribute(SLOT_ATTRIBUTE) {
-                        if !slots.contains(&name) {
-                            slots.push(name);
-                        }
-                    }
-                    Ok(())
-                }))
-                .with_memory_settings(settings_memory()),
-            |_: &[u8]| {},
-        );
-        rewriter.write(page).map_err(|e| HtmlError(e.to_string()))?;
-        rewriter.end().map_err(|e| HtmlError(e.to_string()))?;
-    }
-    Ok(slots)
-}
-
 /// What a `fill` callback calls to fill the slot it was asked for: `set(content, html)`.
 pub type SetSlot<'s> = dyn FnMut(&str, &str) + 's;
-
-/// The `fill` of [`SlotRewriter::each`] for fills known in advance.
-fn from_list<'a>(fills: &'a [Fill<'a>]) -> impl FnMut(&str, &mut SetSlot<'_>) + 'a {
-    move |name, set| {
-        if let Some(fill) = fills.iter().find(|f| f.slot == name) {
-            set(fill.content, fill.html);
-        }
-    }
-}
 
 /// A streaming slot rewriter: write the page in chunks, read the result from the sink.
 pub struct SlotRewriter<'h, O: OutputSink> {
@@ -84,11 +41,6 @@ pub struct SlotRewriter<'h, O: OutputSink> {
 }
 
 impl<'h, O: OutputSink> SlotRewriter<'h, O> {
-    /// A rewriter filling `fills` into the page it is fed.
-    pub fn new(fills: &'h [Fill<'h>], sink: O) -> Self {
-        Self::each(from_list(fills), sink)
-    }
-
     /// A rewriter asking `fill` for each `data-mm-slot` element as the parser meets it
     /// (document order): `fill(slot, set)` calls `set(content, html)` to replace the
     /// element's content (and tag it with the content id), or does nothing to keep the
@@ -149,34 +101,31 @@ where
     Ok(out)
 }
 
-/// Rewrites a whole page at once with fills known in advance.
-pub fn rewrite_page(page: &[u8], fills: &[Fill<'_>]) -> Result<Vec<u8>, HtmlError> {
-    rewrite_each(page, from_list(fills))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fill of known slots, as a test gives them.
+    fn fills<'a>(
+        known: &'a [(&'a str, &'a str, &'a str)],
+    ) -> impl FnMut(&str, &mut SetSlot<'_>) + 'a {
+        move |name, set| {
+            if let Some((_, content, html)) = known.iter().find(|(s, _, _)| *s == name) {
+                set(content, html);
+            }
+        }
+    }
 
     #[test]
     fn fills_named_slots_and_keeps_the_rest() {
         let page = br#"<html><body><div data-mm-slot="hero"><p>fallback</p></div>
 <aside data-mm-slot='sidebar'>old</aside><div data-mm-slot="unknown">keep</div>
 <div data-mm-slot=hero>second hero</div></body></html>"#;
-        assert_eq!(scan_slots(page).unwrap(), ["hero", "sidebar", "unknown"]);
-        let fills = [
-            Fill {
-                slot: "hero",
-                content: "test-drive",
-                html: "<a href=/td>Book</a>",
-            },
-            Fill {
-                slot: "sidebar",
-                content: "offer",
-                html: "<b>10%</b>",
-            },
+        let known = [
+            ("hero", "test-drive", "<a href=/td>Book</a>"),
+            ("sidebar", "offer", "<b>10%</b>"),
         ];
-        let out = String::from_utf8(rewrite_page(page, &fills).unwrap()).unwrap();
+        let out = String::from_utf8(rewrite_each(page, fills(&known)).unwrap()).unwrap();
         assert_eq!(
             out,
             "<html><body><div data-mm-slot=\"hero\" data-mm-content=\"test-drive\"><a href=/td>Book</a></div>\n\
@@ -188,15 +137,11 @@ mod tests {
     #[test]
     fn chunk_boundaries_do_not_matter() {
         let page = b"<div data-mm-slot=\"hero\">x</div><p>tail</p>";
-        let fills = [Fill {
-            slot: "hero",
-            content: "c",
-            html: "<i>y</i>",
-        }];
-        let whole = rewrite_page(page, &fills).unwrap();
+        let known = [("hero", "c", "<i>y</i>")];
+        let whole = rewrite_each(page, fills(&known)).unwrap();
         for split in 1..page.len() {
             let mut out = Vec::new();
-            let mut r = SlotRewriter::new(&fills, |c: &[u8]| out.extend_from_slice(c));
+            let mut r = SlotRewriter::each(fills(&known), |c: &[u8]| out.extend_from_slice(c));
             r.write(&page[..split]).unwrap();
             r.write(&page[split..]).unwrap();
             r.end().unwrap();

@@ -19,7 +19,7 @@ use wasm_bindgen::prelude::*;
 use crate::bundle::{self, public_key_of};
 use crate::context::Context;
 use crate::rules::{self, JsonData, JsonSchema, Limits};
-use crate::session::{self, Entropy, Request, Visitor};
+use crate::session::{self, Entropy, Mode, Request, Slots, Visitor};
 use crate::token::{self, Keys, State};
 use crate::view::{parse_rfc3339, parse_visitor, state_from_json};
 use crate::Budget;
@@ -470,16 +470,14 @@ impl Bundle {
             keys,
             context,
         } = self.prepare(&options)?;
+        let visitor = options
+            .token
+            .as_deref()
+            .map_or(Visitor::New, Visitor::Token);
         let request = Request {
-            visitor: options
-                .token
-                .as_deref()
-                .map_or(Visitor::New, Visitor::Token),
-            context: &context,
-            slots: &[],
-            now,
-            entropy: entropy(given),
-            explain: options.explain,
+            event: options.event.as_deref(),
+            mode: mode(options.explain),
+            ..Request::new(visitor, &context, now, entropy(given))
         };
         match session::personalize(&self.inner, keys.as_deref(), &request, &page) {
             Ok(Some(filled)) => {
@@ -506,7 +504,7 @@ impl Bundle {
         let options: DecideOptions<'_> =
             serde_json::from_slice(&bytes).map_err(|e| error(format!("options: {e}")))?;
         let outcome = self.run(options)?;
-        Ok(session::Answer::of(&self.inner, &outcome, true).to_text())
+        Ok(session::Answer::of(&self.inner, &outcome, session::Shape::Full).to_text())
     }
 }
 
@@ -514,7 +512,7 @@ impl Bundle {
     /// The answer object: the core now, `state`, `exposures` and `trace` when read (see
     /// `answerObject`), and the page's `html` for `personalize`.
     fn answer(&self, outcome: &session::Outcome<'_>, html: Option<&JsValue>) -> JsValue {
-        let mut core = session::Answer::of(&self.inner, outcome, false);
+        let mut core = session::Answer::of(&self.inner, outcome, session::Shape::Edge);
         core.trace = None;
         // Serializing our own types into memory cannot fail; the text is UTF-8 JSON.
         let mut text: Vec<u8> = Vec::with_capacity(2048);
@@ -552,10 +550,7 @@ impl Bundle {
             .transpose()
             .map_err(error)?;
         let keys = self.keys.get(options.keys)?;
-        let mut context = options.context.clone().unwrap_or_default();
-        if options.event.is_some() {
-            context.event.clone_from(&options.event);
-        }
+        let context = options.context.clone().unwrap_or_default();
         Ok(Prepared {
             now,
             given,
@@ -573,12 +568,7 @@ impl Bundle {
             keys,
             context,
         } = self.prepare(&options)?;
-        let slots = match &options.slots {
-            Some(names) => bundle
-                .resolve_slots(names.iter().map(String::as_str))
-                .map_err(error)?,
-            None => bundle.all_slots(),
-        };
+        let names: Vec<&str> = options.slots.iter().flatten().map(String::as_str).collect();
         let named = match &options.state {
             Some(state) => {
                 let fallback = given.unwrap_or_else(|| {
@@ -600,19 +590,17 @@ impl Bundle {
             (None, Some(token)) => Visitor::Token(token),
             (None, None) => Visitor::New,
         };
-        let outcome = session::decide(
-            bundle,
-            keys.as_deref(),
-            &Request {
-                visitor,
-                context: &context,
-                slots: &slots,
-                now,
-                entropy: entropy(given),
-                explain: options.explain,
+        let request = Request {
+            event: options.event.as_deref(),
+            slots: if options.slots.is_some() {
+                Slots::Names(&names)
+            } else {
+                Slots::All
             },
-        );
-        Ok(outcome)
+            mode: mode(options.explain),
+            ..Request::new(visitor, &context, now, entropy(given))
+        };
+        session::decide(bundle, keys.as_deref(), &request).map_err(error)
     }
 }
 
@@ -626,6 +614,15 @@ struct MintOptions {
     visitor: Option<String>,
     ttl_seconds: Option<f64>,
     now: Option<Instant>,
+}
+
+/// The session mode of `explain`: a tool's explain writes state too.
+fn mode(explain: bool) -> Mode {
+    if explain {
+        Mode::Explain
+    } else {
+        Mode::Serve
+    }
 }
 
 /// Mints a token for a visitor a backend knows (after login, from a CDP), with the same

@@ -40,5 +40,5 @@ pub mod view;
 pub use bundle::{Budget, Bundle, Diagnostic, LoadError, SlotRef};
 pub use codec::CodecError;
 pub use context::Context;
-pub use decide::{decide, Decision, Options};
+pub use decide::{decide, Decision, Visit};
 pub use suggest::did_you_mean;

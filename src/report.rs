@@ -16,7 +16,8 @@ use serde_json::{json, Value as Json};
 
 use crate::bundle::{offered, Bundle, Offer, Period};
 use crate::context::{Channel, Context, DeviceType, VarId};
-use crate::decide::{decide, Options, Reason};
+use crate::decide::{Reason, Verdict};
+use crate::session::{self, Entropy, Mode, Slots, Visitor};
 use crate::time::{UnixSeconds, DAY, HOUR};
 use crate::token::{Consent, Impression, Intent, State};
 use crate::{Budget, SlotRef};
@@ -395,6 +396,26 @@ fn clock(now: UnixSeconds, dims: &[Dimension], picks: &[usize]) -> UnixSeconds {
     midnight + hour.clamp(0, 23) * HOUR
 }
 
+/// One cell of the grid, decided through the session as every face decides: the
+/// grid's visitor in its named state. (Slots given as references are never unknown.)
+fn grid_decision<'b>(
+    bundle: &'b Bundle,
+    state: &State,
+    ctx: &Context,
+    now: UnixSeconds,
+    slots: &[SlotRef],
+    mode: Mode,
+) -> Option<crate::decide::Decision<'b>> {
+    let request = session::Request {
+        slots: Slots::Refs(slots),
+        mode,
+        ..session::Request::new(Visitor::State(state), ctx, now, Entropy::Fixed(VISITOR))
+    };
+    session::decide(bundle, None, &request)
+        .ok()
+        .map(|outcome| outcome.decision)
+}
+
 /// Every combination of picks, first dimension slowest.
 fn combinations(sizes: &[usize]) -> impl Iterator<Item = Vec<usize>> + '_ {
     let total: usize = sizes.iter().product();
@@ -469,15 +490,16 @@ pub fn build(bundle: &Bundle, hash: &str, bytes: usize, now: UnixSeconds) -> Rep
             for picks in combinations(&sizes) {
                 let ctx = build_context(channel, device, &dims, &picks);
                 let state = build_state(bundle, stage, now, &dims, &picks);
-                let decision = decide(
+                let Some(decision) = grid_decision(
                     bundle,
-                    Some(&state),
-                    VISITOR,
+                    &state,
                     &ctx,
                     clock(now, &dims, &picks),
                     &slots,
-                    Options::default(),
-                );
+                    Mode::Serve,
+                ) else {
+                    continue;
+                };
                 contexts += 1;
                 for (s, d) in decision.decisions.iter().enumerate() {
                     cells.push(u16::try_from(content_index(d.content)).unwrap_or(0));
@@ -500,15 +522,16 @@ pub fn build(bundle: &Bundle, hash: &str, bytes: usize, now: UnixSeconds) -> Rep
                 for picks in combinations(&slot_sizes) {
                     let ctx = build_context(channel, device, &slot_dims, &picks);
                     let state = build_state(bundle, stage, now, &slot_dims, &picks);
-                    let decision = decide(
+                    let Some(decision) = grid_decision(
                         bundle,
-                        Some(&state),
-                        VISITOR,
+                        &state,
                         &ctx,
                         clock(now, &slot_dims, &picks),
                         &only,
-                        Options::default(),
-                    );
+                        Mode::Serve,
+                    ) else {
+                        continue;
+                    };
                     contexts += 1;
                     if let Some(d) = decision.decisions.first() {
                         note(s, d);
@@ -545,15 +568,16 @@ pub fn build(bundle: &Bundle, hash: &str, bytes: usize, now: UnixSeconds) -> Rep
         for &(device, channel) in &columns {
             let ctx = build_context(channel, device, &dims, &baseline);
             let state = build_state(bundle, stage, now, &dims, &baseline);
-            let decision = decide(
+            let Some(decision) = grid_decision(
                 bundle,
-                Some(&state),
-                VISITOR,
+                &state,
                 &ctx,
                 clock(now, &dims, &baseline),
                 &slots,
-                Options { explain: true },
-            );
+                Mode::Explain,
+            ) else {
+                continue;
+            };
             for (s, d) in decision.decisions.iter().enumerate() {
                 if let Some(row) = row_cells.get_mut(s) {
                     row.push(Cell {
@@ -570,11 +594,11 @@ pub fn build(bundle: &Bundle, hash: &str, bytes: usize, now: UnixSeconds) -> Rep
                 .enumerate()
             {
                 for c in &trace.candidates {
-                    if !c.kept && !c.why.starts_with("not evaluated") {
+                    if !c.kept && c.why != Verdict::NotEvaluated {
                         *reasons
                             .entry((s, c.candidate.to_owned()))
                             .or_default()
-                            .entry(c.why.clone())
+                            .entry(c.why.to_string())
                             .or_default() += 1;
                     }
                 }

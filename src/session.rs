@@ -1,18 +1,22 @@
-//! One request, start to finish, the same for every face: verify the token (any failure
-//! is a new visitor), decide, re-sign, and shape the JSON answer.
+//! One request, start to finish, the same for every face: who the visitor is (every
+//! `mm` cookie, a token, a named state or nobody yet; any failure is a new visitor),
+//! this request's event and slots, the decision, the re-signed token, and the answer's
+//! shape.
 //!
-//! The Worker, the npm package and `simulate` all call [`decide`] and [`answer`], so
-//! they give byte-identical answers for the same inputs. Pure: the clock and the entropy
-//! for a new visitor id are inputs.
+//! This is the only place a request is assembled: the Worker, the npm package,
+//! `simulate`, the coverage report and the tests all build a [`Request`] and call
+//! [`decide`], [`personalize`] or [`events`], so they give byte-identical answers for
+//! the same inputs. Pure: the clock and the entropy for a new visitor id are inputs.
 
 use std::borrow::Cow;
 
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use crate::bundle::UnknownSlot;
 use crate::bundle::{Bundle, SlotRef};
 use crate::context::Context;
-use crate::decide::{self, Decider, Decision, Exposure, Options, SlotDecision, Trace};
+use crate::decide::{self, Decider, Decision, Exposure, SlotDecision, Trace, Visit};
 use crate::html::{self, HtmlError};
 use crate::time::UnixSeconds;
 use crate::token::{self, Keys, State, TokenError};
@@ -64,6 +68,33 @@ pub enum Visitor<'a> {
     New,
 }
 
+/// Which slots a request decides.
+#[derive(Debug, Clone, Copy)]
+pub enum Slots<'a> {
+    /// These, by name, in order; each once, and at most [`MAX_SLOTS`].
+    Names(&'a [&'a str]),
+    /// These, already resolved (a tool that asked the bundle itself).
+    Refs(&'a [SlotRef]),
+    /// Every slot of the bundle, in bundle order.
+    All,
+}
+
+/// The most slots one request decides.
+pub const MAX_SLOTS: usize = 32;
+
+/// What the request wants besides the decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Decide, write the new state, count the exposures.
+    #[default]
+    Serve,
+    /// [`Mode::Serve`] plus the trace (`simulate --explain`).
+    Explain,
+    /// The decision and its trace as a preview: no token, no exposures
+    /// (`/v1/explain`).
+    Preview,
+}
+
 /// The inputs of one request.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
@@ -71,14 +102,36 @@ pub struct Request<'a> {
     pub visitor: Visitor<'a>,
     /// The request context.
     pub context: &'a Context,
-    /// The slots to decide, in order.
-    pub slots: &'a [SlotRef],
+    /// This request's app event, over the context's (an API's `event`, `--event`).
+    pub event: Option<&'a str>,
+    /// The slots to decide (a page names its own: [`personalize`] ignores this).
+    pub slots: Slots<'a>,
     /// The adapter's clock.
     pub now: UnixSeconds,
     /// The id of a new visitor, used only when the token is missing or refused.
     pub entropy: Entropy<'a>,
-    /// Whether to produce the trace.
-    pub explain: bool,
+    /// Serve, explain or preview.
+    pub mode: Mode,
+}
+
+impl<'a> Request<'a> {
+    /// A request to serve `context` to `visitor` at `now`, every slot, no event.
+    pub fn new(
+        visitor: Visitor<'a>,
+        context: &'a Context,
+        now: UnixSeconds,
+        entropy: Entropy<'a>,
+    ) -> Self {
+        Request {
+            visitor,
+            context,
+            event: None,
+            slots: Slots::All,
+            now,
+            entropy,
+            mode: Mode::Serve,
+        }
+    }
 }
 
 /// What one request produced.
@@ -123,21 +176,74 @@ fn visitor<'s>(
     }
 }
 
-/// Verifies, decides and re-signs.
-pub fn decide<'b>(bundle: &'b Bundle, keys: Option<&Keys>, request: &Request<'_>) -> Outcome<'b> {
+/// The context a request decides with: its own, or with the request's event over it.
+fn context_of<'r>(request: &Request<'r>) -> Cow<'r, Context> {
+    match request.event {
+        Some(event) => {
+            let mut context = request.context.clone();
+            context.event = Some(event.to_owned()).filter(|e| !e.is_empty());
+            Cow::Owned(context)
+        }
+        None => Cow::Borrowed(request.context),
+    }
+}
+
+/// The slots a request names, resolved: each once, at most [`MAX_SLOTS`]; the first
+/// unknown name is an error.
+pub fn resolve_slots(bundle: &Bundle, slots: Slots<'_>) -> Result<Vec<SlotRef>, UnknownSlot> {
+    match slots {
+        Slots::All => Ok(bundle.all_slots()),
+        Slots::Refs(refs) => Ok(refs.to_vec()),
+        Slots::Names(names) => {
+            // Each slot once: a repeated name would count its impression twice.
+            let mut once: Vec<&str> = Vec::new();
+            for &name in names.iter().take(MAX_SLOTS) {
+                if !once.contains(&name) {
+                    once.push(name);
+                }
+            }
+            bundle.resolve_slots(once)
+        }
+    }
+}
+
+/// Verifies, decides and re-signs; an unknown slot name is an error (a `400`).
+pub fn decide<'b>(
+    bundle: &'b Bundle,
+    keys: Option<&Keys>,
+    request: &Request<'_>,
+) -> Result<Outcome<'b>, UnknownSlot> {
+    let slots = resolve_slots(bundle, request.slots)?;
     let (prior, new_visitor, token_rejected) = visitor(request, keys);
-    let mut decision = decide::decide(
+    let context = context_of(request);
+    let decision = decide::decide(
         bundle,
-        prior.as_deref(),
-        new_visitor,
-        request.context,
-        request.now,
-        request.slots,
-        Options {
-            explain: request.explain,
+        &Visit {
+            prior: prior.as_deref(),
+            new_visitor,
+            context: &context,
+            now: request.now,
+            explain: request.mode != Mode::Serve,
         },
+        &slots,
     );
-    let token = seal(&mut decision, keys, request.now);
+    Ok(finish(decision, keys, request, token_rejected))
+}
+
+/// What every request ends with: the re-signed token, unless the state may not be
+/// written or the request is a preview (which counts no exposures either).
+fn finish<'b>(
+    mut decision: Decision<'b>,
+    keys: Option<&Keys>,
+    request: &Request<'_>,
+    token_rejected: Option<TokenError>,
+) -> Outcome<'b> {
+    let token = if request.mode == Mode::Preview {
+        decision.exposures.clear();
+        None
+    } else {
+        seal(&mut decision, keys, request.now)
+    };
     Outcome {
         decision,
         token,
@@ -168,14 +274,15 @@ pub fn personalize<'b>(
     page: &[u8],
 ) -> Result<Option<Page<'b>>, HtmlError> {
     let (prior, new_visitor, token_rejected) = visitor(request, keys);
+    let context = context_of(request);
     let mut decider = Decider::new(
         bundle,
-        prior.as_deref(),
-        new_visitor,
-        request.context,
-        request.now,
-        Options {
-            explain: request.explain,
+        &Visit {
+            prior: prior.as_deref(),
+            new_visitor,
+            context: &context,
+            now: request.now,
+            explain: request.mode != Mode::Serve,
         },
     );
     // The slots decided so far, with the index of their decision.
@@ -212,15 +319,9 @@ pub fn personalize<'b>(
     if decided.is_empty() {
         return Ok(None);
     }
-    let mut decision = decider.finish();
-    let token = seal(&mut decision, keys, request.now);
     Ok(Some(Page {
         html,
-        outcome: Outcome {
-            decision,
-            token,
-            token_rejected,
-        },
+        outcome: finish(decider.finish(), keys, request, token_rejected),
     }))
 }
 
@@ -281,16 +382,19 @@ pub fn events<'b>(
     request: &Request<'_>,
     names: &[String],
 ) -> Outcome<'b> {
+    let (prior, new_visitor, token_rejected) = visitor(request, keys);
     let mut first = request.context.clone();
     first.event = names.first().cloned();
-    let mut outcome = decide(
+    let mut decision = decide::decide(
         bundle,
-        keys,
-        &Request {
-            slots: &[],
+        &Visit {
+            prior: prior.as_deref(),
+            new_visitor,
             context: &first,
-            ..request.clone()
+            now: request.now,
+            explain: false,
         },
+        &[],
     );
     // Later events keep who and where the visitor is, not what this request showed.
     let mut later = request.context.clone();
@@ -299,23 +403,24 @@ pub fn events<'b>(
     later.utm = Default::default();
     later.referrer = Default::default();
     for name in names.iter().skip(1) {
-        if !outcome.decision.persist {
+        if !decision.persist {
             break;
         }
         later.event = Some(name.clone());
-        let prior = outcome.decision.state.clone();
-        outcome.decision = decide::decide(
+        let prior = decision.state.clone();
+        decision = decide::decide(
             bundle,
-            Some(&prior),
-            prior.visitor,
-            &later,
-            request.now,
+            &Visit {
+                prior: Some(&prior),
+                new_visitor: prior.visitor,
+                context: &later,
+                now: request.now,
+                explain: false,
+            },
             &[],
-            Options::default(),
         );
     }
-    outcome.token = seal(&mut outcome.decision, keys, request.now);
-    outcome
+    finish(decision, keys, request, token_rejected)
 }
 
 /// The JSON answer of `/v1/decide`, `simulate` and the npm package, serialized straight
@@ -341,10 +446,21 @@ pub struct Answer<'o, 'b> {
     pub trace: Option<&'o Trace<'b>>,
 }
 
+/// How much of an outcome an answer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// What the edge sends a client: `stage`, `decisions`, `token` (and the trace of a
+    /// preview).
+    Edge,
+    /// What tools show (`simulate`, the npm package): the edge's answer plus the new
+    /// `state` by names and the `exposures`.
+    Full,
+}
+
 impl<'o, 'b> Answer<'o, 'b> {
-    /// The answer to `outcome`. Tools (`simulate`, the npm package) ask for the `full`
-    /// answer, which adds `state` and `exposures`; the edge leaves both out.
-    pub fn of(bundle: &'o Bundle, outcome: &'o Outcome<'b>, full: bool) -> Self {
+    /// The answer to `outcome`, in `shape`.
+    pub fn of(bundle: &'o Bundle, outcome: &'o Outcome<'b>, shape: Shape) -> Self {
+        let full = shape == Shape::Full;
         let decision = &outcome.decision;
         Answer {
             stage: decision.stage,
@@ -364,8 +480,8 @@ impl<'o, 'b> Answer<'o, 'b> {
 }
 
 /// The answer as a JSON value, for tools and tests that look inside it.
-pub fn answer(bundle: &Bundle, outcome: &Outcome<'_>, full: bool) -> Json {
-    serde_json::to_value(Answer::of(bundle, outcome, full)).unwrap_or(Json::Null)
+pub fn answer(bundle: &Bundle, outcome: &Outcome<'_>, shape: Shape) -> Json {
+    serde_json::to_value(Answer::of(bundle, outcome, shape)).unwrap_or(Json::Null)
 }
 
 /// The `Set-Cookie` value carrying a token.

@@ -2,7 +2,7 @@
 //! decision scenario of DESIGN §9 (3 slots × 20 candidates, a returning visitor's token).
 #![allow(dead_code)]
 
-use micromoment::session::{self, Entropy, Request, Visitor};
+use micromoment::session::{self, Entropy, Request, Slots, Visitor};
 use micromoment::token::Keys;
 use micromoment::{Budget, Bundle, Context, SlotRef};
 
@@ -107,12 +107,13 @@ impl DecisionScenario {
     /// The measured request.
     pub fn request(&self) -> Request<'_> {
         Request {
-            visitor: Visitor::Token(&self.token),
-            context: &self.context,
-            slots: &self.slots,
-            now: self.now,
-            entropy: Entropy::Fixed([5; 16]),
-            explain: false,
+            slots: Slots::Refs(&self.slots),
+            ..Request::new(
+                Visitor::Token(&self.token),
+                &self.context,
+                self.now,
+                Entropy::Fixed([5; 16]),
+            )
         }
     }
 }
@@ -139,14 +140,17 @@ pub fn decision_scenario(history: usize) -> DecisionScenario {
     let mut now = NOW;
     for _ in 0..history {
         let request = Request {
-            visitor: token.as_deref().map_or(Visitor::New, Visitor::Token),
-            context: &context,
-            slots: &slots,
-            now,
-            entropy: Entropy::Fixed([5; 16]),
-            explain: false,
+            slots: Slots::Refs(&slots),
+            ..Request::new(
+                token.as_deref().map_or(Visitor::New, Visitor::Token),
+                &context,
+                now,
+                Entropy::Fixed([5; 16]),
+            )
         };
-        token = session::decide(&bundle, Some(&keys), &request).token;
+        token = session::decide(&bundle, Some(&keys), &request)
+            .expect("every slot")
+            .token;
         now += 3600;
     }
     DecisionScenario {

@@ -3,11 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use micromoment::{Budget, Bundle, Context, Options};
+use micromoment::{Budget, Bundle, Context};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((bundle, _)) = Bundle::from_mmb(data, None, &Budget::default()) {
         let slots = bundle.all_slots();
-        let _ = micromoment::decide(&bundle, None, [1; 16], &Context::default(), 1_790_000_000, &slots, Options { explain: true });
+        let _ = micromoment::decide(&bundle, &micromoment::Visit { prior: None, new_visitor: [1; 16], context: &Context::default(), now: 1_790_000_000, explain: true }, &slots);
     }
 });

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use micromoment::{Budget, Bundle, Context, Options};
+use micromoment::{Budget, Bundle, Context};
 use sha2::{Digest, Sha256};
 
 /// The frame of `bundle/mmb.rs`: magic, format, id, version, hash, length, payload.
@@ -30,7 +30,7 @@ fuzz_target!(|payload: &[u8]| {
     if let Ok((bundle, _)) = Bundle::from_mmb(&bytes, None, &Budget::default()) {
         let slots = bundle.all_slots();
         let ctx = Context::default();
-        let _ = micromoment::decide(&bundle, None, [1; 16], &ctx, 1_790_000_000, &slots, Options { explain: true });
+        let _ = micromoment::decide(&bundle, &micromoment::Visit { prior: None, new_visitor: [1; 16], context: &ctx, now: 1_790_000_000, explain: true }, &slots);
     }
 });
 

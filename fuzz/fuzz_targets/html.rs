@@ -18,14 +18,7 @@ fn bundle() -> &'static Bundle {
 fuzz_target!(|page: &[u8]| {
     let mut ctx = Context::default();
     ctx.geo.city = Some("Lyon<script>".into());
-    let request = Request {
-        visitor: Visitor::New,
-        context: &ctx,
-        slots: &[],
-        now: 1_790_000_000,
-        entropy: Entropy::Fixed([7; 16]),
-        explain: false,
-    };
+    let request = Request::new(Visitor::New, &ctx, 1_790_000_000, Entropy::Fixed([7; 16]));
     if let Ok(Some(filled)) = session::personalize(bundle(), None, &request, page) {
         let tags = filled.html.windows(16).filter(|w| w == b"data-mm-content=").count();
         assert!(tags <= session::MAX_FILLED_ELEMENTS + page.windows(16).filter(|w| w == b"data-mm-content=").count());

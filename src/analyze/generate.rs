@@ -22,7 +22,8 @@ use crate::bundle::Bundle;
 use crate::context::{
     App, Channel, Context, Device, DeviceType, Geo, Page, Referrer, ReferrerKind, Utm,
 };
-use crate::decide::{decide, Options, Reason};
+use crate::decide::Reason;
+use crate::session::{self, Entropy, Slots, Visitor};
 use crate::token::State;
 
 /// What to simulate.
@@ -508,15 +509,23 @@ pub fn generate(
             } else {
                 &slots_web
             };
-            let decision = decide(
+            let visitor = device.state.as_ref().map_or(Visitor::New, Visitor::State);
+            let Ok(outcome) = session::decide(
                 bundle,
-                device.state.as_ref(),
-                device.visitor,
-                &ctx,
-                request.at,
-                slots,
-                Options::default(),
-            );
+                None,
+                &session::Request {
+                    slots: Slots::Refs(slots),
+                    ..session::Request::new(
+                        visitor,
+                        &ctx,
+                        request.at,
+                        Entropy::Fixed(device.visitor),
+                    )
+                },
+            ) else {
+                continue;
+            };
+            let decision = outcome.decision;
             let channel = ctx.channel.as_str();
             let device_name = device_name(device.kind);
             let mut hex = [0u8; 32];

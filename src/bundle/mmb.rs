@@ -483,12 +483,14 @@ mod tests {
         let slots = bundle.all_slots();
         let _ = crate::decide(
             &bundle,
-            None,
-            [0; 16],
-            &crate::Context::default(),
-            1_790_000_000,
+            &crate::Visit {
+                prior: None,
+                new_visitor: [0; 16],
+                context: &crate::Context::default(),
+                now: 1_790_000_000,
+                explain: false,
+            },
             &slots,
-            crate::Options::default(),
         );
     }
 }

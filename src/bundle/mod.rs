@@ -17,10 +17,8 @@ use std::fmt;
 pub use mmb::{
     keygen, public_key_of, verify_signature, Header, LoadError, SigningKey, FORMAT_VERSION, MAGIC,
 };
-pub use model::{Bundle, Condition};
-pub(crate) use model::{
-    Candidate, Content, Experiment, JsonTemplate, Offer, Period, Piece, Template,
-};
+pub use model::{Bundle, Condition, Period};
+pub(crate) use model::{Candidate, Content, Experiment, JsonTemplate, Offer, Piece, Template};
 pub(crate) use source::offered;
 
 use crate::context::{VarId, FIXED_VARIABLES};

@@ -149,15 +149,31 @@ pub(crate) struct Cap {
 
 /// A cap's counting window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Encode, Decode)]
-pub(crate) enum Period {
+pub enum Period {
     /// A window of this many seconds, opened by the first impression in it.
     Seconds(i64),
     /// Forever.
     Lifetime,
 }
 
+impl std::fmt::Display for Period {
+    /// `30m`, `12h`, `7d`, `2w` or `lifetime`: what [`Period::parse`] reads, in the
+    /// largest unit that divides it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::time::{DAY, HOUR, MINUTE, WEEK};
+        match *self {
+            Period::Lifetime => f.write_str("lifetime"),
+            Period::Seconds(s) if s % WEEK == 0 => write!(f, "{}w", s / WEEK),
+            Period::Seconds(s) if s % DAY == 0 => write!(f, "{}d", s / DAY),
+            Period::Seconds(s) if s % HOUR == 0 => write!(f, "{}h", s / HOUR),
+            Period::Seconds(s) => write!(f, "{}m", s / MINUTE),
+        }
+    }
+}
+
 impl Period {
-    /// Parses `30m`, `12h`, `7d`, `2w` or `lifetime`.
+    /// Parses `30m`, `12h`, `7d`, `2w` or `lifetime`: the one reader of periods, for
+    /// caps, windows and TTLs alike.
     pub fn parse(text: &str) -> Option<Period> {
         if text == "lifetime" {
             return Some(Period::Lifetime);

@@ -279,24 +279,14 @@ pub(crate) fn visitor_arg(visitor: Option<&str>) -> Result<[u8; 16], Failure> {
 
 pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
     let bundle = load_bundle(&args.bundle)?;
-    let mut context: Context = match &args.context {
+    let context: Context = match &args.context {
         Some(path) => serde_json::from_slice(&read_file(path)?).map_err(|e| {
             Failure::Usage(format!("{}: not a request context: {e}", path.display()))
         })?,
         None => Context::default(),
     };
-    if args.event.is_some() {
-        context.event.clone_from(&args.event);
-    }
     let now = now_arg(args.now.as_deref())?;
     let visitor = visitor_arg(args.visitor.as_deref())?;
-    let slots = if args.slots.is_empty() {
-        bundle.all_slots()
-    } else {
-        bundle
-            .resolve_slots(args.slots.iter().map(String::as_str))
-            .map_err(|e| Failure::Usage(e.to_string()))?
-    };
     let keys = match &args.keys {
         Some(path) => Some(
             Keys::from_json(&read_text(path)?)
@@ -323,23 +313,28 @@ pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
         (None, Some(token), Some(_)) => session::Visitor::Token(token),
         (None, None, _) => session::Visitor::New,
     };
-    let outcome = session::decide(
-        &bundle,
-        keys.as_ref(),
-        &session::Request {
-            visitor: who,
-            context: &context,
-            slots: &slots,
-            now,
-            entropy: session::Entropy::Fixed(visitor),
-            explain: args.explain,
+    let names: Vec<&str> = args.slots.iter().map(String::as_str).collect();
+    let request = session::Request {
+        event: args.event.as_deref(),
+        slots: if names.is_empty() {
+            session::Slots::All
+        } else {
+            session::Slots::Names(&names)
         },
-    );
+        mode: if args.explain {
+            session::Mode::Explain
+        } else {
+            session::Mode::Serve
+        },
+        ..session::Request::new(who, &context, now, session::Entropy::Fixed(visitor))
+    };
+    let outcome = session::decide(&bundle, keys.as_ref(), &request)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
     if let Some(e) = &outcome.token_rejected {
         // The CLI may say why; the edge never does.
         eprintln!("token not accepted ({e}): deciding for a new visitor");
     }
-    print_json(&session::answer(&bundle, &outcome, true))
+    print_json(&session::answer(&bundle, &outcome, session::Shape::Full))
 }
 
 #[derive(Args)]

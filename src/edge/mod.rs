@@ -19,7 +19,7 @@ use worker::{
 };
 
 use crate::decide::Exposure;
-use crate::session::{self, Entropy, Request as SessionRequest};
+use crate::session::{self, Entropy, Mode, Request as SessionRequest, Shape, Slots};
 
 use cache::Active;
 use request::{Incoming, TOKEN_HEADER};
@@ -143,7 +143,7 @@ async fn fetch(req: Request, env: Env, ctx: WorkerContext) -> Result<Response> {
     let response = match (req.method(), path.as_str()) {
         (Method::Get, "/healthz") => Response::ok("ok"),
         (Method::Get, "/v1/bundle") => bundle_info(&env, &ctx).await,
-        (Method::Get, "/v1/decide") => decide(&req, &env, &ctx, false).await,
+        (Method::Get, "/v1/decide") => decide(&req, &env, &ctx, Mode::Serve).await,
         (Method::Get, "/v1/explain") => explain(&req, &env, &ctx).await,
         (Method::Post, "/v1/events") => events(req, &env, &ctx).await,
         (_, "/v1/decide" | "/v1/explain" | "/v1/bundle" | "/v1/events" | "/healthz") => {
@@ -190,33 +190,20 @@ async fn bundle_info(env: &Env, ctx: &WorkerContext) -> Result<Response> {
         .from_json(&body)
 }
 
-/// The slots a request names, resolved, or a 400.
-fn requested_slots(
-    active: &Active,
-    incoming: &Incoming,
-) -> std::result::Result<Vec<crate::SlotRef>, String> {
+/// The slot names of `?slots=hero,sidebar`, or why there are none (a 400).
+fn slot_names(incoming: &Incoming) -> std::result::Result<Vec<&str>, &'static str> {
     let Some((_, list)) = incoming.query.iter().find(|(k, _)| k == "slots") else {
-        return Err("slots: required, e.g. ?slots=hero,sidebar".into());
+        return Err("slots: required, e.g. ?slots=hero,sidebar");
     };
-    // Each slot once: a repeated name would count its impression and exposure twice.
-    let mut names: Vec<&str> = Vec::new();
-    for name in list
+    let names: Vec<&str> = list
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .take(32)
-    {
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
+        .collect();
     if names.is_empty() {
-        return Err("slots: name at least one slot".into());
+        return Err("slots: name at least one slot");
     }
-    active
-        .bundle
-        .resolve_slots(names)
-        .map_err(|e| e.to_string())
+    Ok(names)
 }
 
 /// Sets the new token where the client sent the old one: the `X-MM-Token` header for
@@ -235,43 +222,39 @@ pub(crate) fn attach_token(
     Ok(())
 }
 
-async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, explain: bool) -> Result<Response> {
+async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, mode: Mode) -> Result<Response> {
     let now = now();
     let incoming = request::read(req, env);
     let Some(active) = cache::active(env, ctx, now).await else {
         return error(503, "no bundle");
     };
-    let slots = match requested_slots(&active, &incoming) {
-        Ok(slots) => slots,
-        Err(message) => return error(400, &message),
+    let names = match slot_names(&incoming) {
+        Ok(names) => names,
+        Err(message) => return error(400, message),
     };
     let keys = cache::keys(env);
     let request = SessionRequest {
-        visitor: incoming.visitor(),
-        context: &incoming.context,
-        slots: &slots,
-        now,
-        entropy: Entropy::Source(&entropy),
-        explain,
+        slots: Slots::Names(&names),
+        mode,
+        ..SessionRequest::new(
+            incoming.visitor(),
+            &incoming.context,
+            now,
+            Entropy::Source(&entropy),
+        )
     };
-    let outcome = session::decide(&active.bundle, keys.as_deref(), &request);
-    // A preview neither writes state nor counts exposures.
-    let token = if explain {
-        None
-    } else {
-        outcome.token.as_deref()
+    let outcome = match session::decide(&active.bundle, keys.as_deref(), &request) {
+        Ok(outcome) => outcome,
+        Err(unknown) => return error(400, &unknown.to_string()),
     };
-    // Serialized straight from the decision; a preview shows no token.
-    let mut body = session::Answer::of(&active.bundle, &outcome, false);
-    body.token = token;
+    // Serialized straight from the decision (a preview's has no token).
+    let body = session::Answer::of(&active.bundle, &outcome, Shape::Edge);
     let response = ResponseBuilder::new()
         .with_header("Cache-Control", "private, no-store")?
         .with_header("Vary", "Cookie, X-MM-Token")?
         .from_json(&body)?;
-    attach_token(response.headers(), &incoming, token)?;
-    if !explain {
-        send_exposures(env, ctx, &active, &outcome.decision.exposures);
-    }
+    attach_token(response.headers(), &incoming, outcome.token.as_deref())?;
+    send_exposures(env, ctx, &active, &outcome.decision.exposures);
     Ok(response)
 }
 
@@ -285,7 +268,7 @@ async fn explain(req: &Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
     if !allowed {
         return error(403, "a valid X-MM-Preview header is required");
     }
-    decide(req, env, ctx, true).await
+    decide(req, env, ctx, Mode::Preview).await
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -343,14 +326,12 @@ async fn events(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response
         return error(503, "no bundle");
     };
     let keys = cache::keys(env);
-    let request = SessionRequest {
-        visitor: incoming.visitor(),
-        context: &incoming.context,
-        slots: &[],
+    let request = SessionRequest::new(
+        incoming.visitor(),
+        &incoming.context,
         now,
-        entropy: Entropy::Source(&entropy),
-        explain: false,
-    };
+        Entropy::Source(&entropy),
+    );
     let outcome = session::events(&active.bundle, keys.as_deref(), &request, &names);
     let response = ResponseBuilder::new()
         .with_header("Cache-Control", "no-store")?

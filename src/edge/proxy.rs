@@ -135,14 +135,12 @@ async fn personalize_page(
         return Ok(None);
     };
     let keys = cache::keys(env);
-    let request = SessionRequest {
-        visitor: incoming.visitor(),
-        context: &incoming.context,
-        slots: &[],
-        now: now(),
-        entropy: Entropy::Source(&entropy),
-        explain: false,
-    };
+    let request = SessionRequest::new(
+        incoming.visitor(),
+        &incoming.context,
+        now(),
+        Entropy::Source(&entropy),
+    );
     let Ok(Some(filled)) = session::personalize(&active.bundle, keys.as_deref(), &request, page)
     else {
         return Ok(None);

@@ -1,7 +1,7 @@
 //! Invariants of the decision engine over random request sequences (proptest).
 
 use micromoment::view::state_to_json;
-use micromoment::{Budget, Bundle, Context, Options};
+use micromoment::{Budget, Bundle, Context};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -114,11 +114,11 @@ proptest! {
         let mut a_seen = false;
         for r in &requests {
             now += r.advance_secs;
-            let slots = bundle.resolve_slots(r.slots.iter().copied()).unwrap();
             let ctx = context(r);
-            let decision = micromoment::decide(&bundle, state.as_ref(), visitor, &ctx, now, &slots, Options::default());
+            let ask = || crate::Ask { state: state.as_ref(), visitor, context: &ctx, now, slots: &r.slots };
+            let decision = crate::decide(&bundle, ask());
             // Deterministic: the same inputs give the same decision.
-            let again = micromoment::decide(&bundle, state.as_ref(), visitor, &ctx, now, &slots, Options::default());
+            let again = crate::decide(&bundle, ask());
             prop_assert_eq!(&decision, &again);
             let mut page: Vec<&str> = Vec::new();
             for d in &decision.decisions {
@@ -147,7 +147,6 @@ proptest! {
 #[test]
 fn experiment_split_follows_the_weights_over_100000_visitors() {
     let bundle = bundle();
-    let slots = bundle.resolve_slots(["hero"]).unwrap();
     let ctx = Context {
         event: Some("engage".into()),
         ..Context::default()
@@ -157,14 +156,15 @@ fn experiment_split_follows_the_weights_over_100000_visitors() {
     let n = 100_000;
     for _ in 0..n {
         let visitor = next_visitor(&mut seed);
-        let decision = micromoment::decide(
+        let decision = crate::decide(
             &bundle,
-            None,
-            visitor,
-            &ctx,
-            1_790_000_000,
-            &slots,
-            Options::default(),
+            crate::Ask {
+                state: None,
+                visitor,
+                context: &ctx,
+                now: 1_790_000_000,
+                slots: &["hero"],
+            },
         );
         match decision.decisions[0].variant {
             Some("x") => x += 1,

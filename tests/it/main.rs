@@ -36,3 +36,36 @@ mod generated;
 #[path = "../common/scenario.rs"]
 mod scenario_check;
 pub use generated::generated_bundle;
+
+/// One request as every face makes it: through `session::decide`, the visitor in a
+/// named state (or new, with `visitor` as its id), slots by name, no keys.
+pub struct Ask<'a> {
+    /// The visitor's state; `None` for a new visitor.
+    pub state: Option<&'a micromoment::token::State>,
+    /// A new visitor's id.
+    pub visitor: [u8; 16],
+    /// The request context.
+    pub context: &'a micromoment::Context,
+    /// The clock.
+    pub now: i64,
+    /// The slots, by name.
+    pub slots: &'a [&'a str],
+}
+
+/// The decision of one request (see [`Ask`]).
+#[track_caller]
+pub fn decide<'b>(bundle: &'b micromoment::Bundle, ask: Ask<'_>) -> micromoment::Decision<'b> {
+    use micromoment::session::{self, Entropy, Request, Slots, Visitor};
+    let request = Request {
+        slots: Slots::Names(ask.slots),
+        ..Request::new(
+            ask.state.map_or(Visitor::New, Visitor::State),
+            ask.context,
+            ask.now,
+            Entropy::Fixed(ask.visitor),
+        )
+    };
+    session::decide(bundle, None, &request)
+        .expect("the slots exist")
+        .decision
+}

@@ -2,7 +2,6 @@
 //! time. Both are served the page's decisions, and neither is counted as an exposure.
 
 use micromoment::http::{context, RequestParts};
-use micromoment::{decide, Options};
 
 const NOW: i64 = 1_795_000_000;
 
@@ -13,21 +12,21 @@ const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.goo
 #[track_caller]
 fn check(user_agent: &str, purpose: Option<&str>, expected_exposures: usize) {
     let bundle = crate::scenarios::fixture_bundle("automotive.json");
-    let slots = bundle.resolve_slots(["hero", "sidebar"]).unwrap();
     let ctx = context(&RequestParts {
         path: "/",
         user_agent: Some(user_agent),
         purpose,
         ..RequestParts::default()
     });
-    let decision = decide(
+    let decision = crate::decide(
         &bundle,
-        None,
-        [7; 16],
-        &ctx,
-        NOW,
-        &slots,
-        Options::default(),
+        crate::Ask {
+            state: None,
+            visitor: [7; 16],
+            context: &ctx,
+            now: NOW,
+            slots: &["hero", "sidebar"],
+        },
     );
     assert_eq!(decision.decisions.len(), 2, "served either way");
     assert_eq!(

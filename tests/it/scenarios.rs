@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use micromoment::token::Keys;
 use micromoment::view::{parse_rfc3339, parse_visitor, state_from_json};
-use micromoment::{session, Budget, Bundle, Context, Options};
+use micromoment::{session, Budget, Bundle, Context};
 use serde_json::Value as Json;
 
 /// Loads every scenario file, sorted by name.
@@ -63,24 +63,23 @@ pub fn run(bundles: &mut BTreeMap<String, Bundle>, scenario: &Json) -> Vec<Strin
         .iter()
         .map(|s| s.as_str().expect("slot name"))
         .collect();
-    let slots = bundle.resolve_slots(slot_names).expect("slots exist");
     let keys = Keys::from_json(crate::scenario_check::KEYS).expect("keys");
-    let mut decision = micromoment::decide(
-        bundle,
-        prior.as_ref(),
-        visitor,
-        &context,
-        now,
-        &slots,
-        Options::default(),
-    );
-    let token = session::seal(&mut decision, Some(&keys), now);
-    let outcome = session::Outcome {
-        decision,
-        token,
-        token_rejected: None,
+    let request = session::Request {
+        slots: session::Slots::Names(&slot_names),
+        ..session::Request::new(
+            prior
+                .as_ref()
+                .map_or(session::Visitor::New, session::Visitor::State),
+            &context,
+            now,
+            session::Entropy::Fixed(visitor),
+        )
     };
-    crate::scenario_check::check(scenario, &session::answer(bundle, &outcome, true))
+    let outcome = session::decide(bundle, Some(&keys), &request).expect("slots exist");
+    crate::scenario_check::check(
+        scenario,
+        &session::answer(bundle, &outcome, session::Shape::Full),
+    )
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! One request through the session layer, as every face runs it: token in, decision,
 //! token out.
 
-use micromoment::session::{self, Entropy, Request, Visitor};
+use micromoment::session::{self, Entropy, Request, Shape, Slots, Visitor};
 use micromoment::token::{self, Keys, TokenError};
 use micromoment::view::state_to_json;
 use micromoment::Context;
@@ -18,35 +18,46 @@ fn keys() -> Keys {
 fn request<'a>(
     token: Option<&'a str>,
     ctx: &'a Context,
-    slots: &'a [micromoment::SlotRef],
+    slots: &'a [&'a str],
     now: i64,
 ) -> Request<'a> {
     Request {
-        visitor: token.map_or(Visitor::New, Visitor::Token),
-        context: ctx,
-        slots,
-        now,
-        entropy: Entropy::Fixed([9; 16]),
-        explain: false,
+        slots: Slots::Names(slots),
+        ..Request::new(
+            token.map_or(Visitor::New, Visitor::Token),
+            ctx,
+            now,
+            Entropy::Fixed([9; 16]),
+        )
     }
+}
+
+/// `session::decide`, for slots the bundle has.
+#[track_caller]
+fn decide<'b>(
+    bundle: &'b micromoment::Bundle,
+    keys: &Keys,
+    request: &Request<'_>,
+) -> session::Outcome<'b> {
+    session::decide(bundle, Some(keys), request).expect("known slots")
 }
 
 #[test]
 fn a_visitor_returns_with_the_token_it_was_given() {
     let bundle = crate::scenarios::fixture_bundle("automotive.json");
     let keys = keys();
-    let slots = bundle.resolve_slots(["hero", "sidebar"]).unwrap();
+    let slots = ["hero", "sidebar"];
     let ctx = Context::default();
-    let first = session::decide(&bundle, Some(&keys), &request(None, &ctx, &slots, NOW));
+    let first = decide(&bundle, &keys, &request(None, &ctx, &slots, NOW));
     let token = first.token.clone().expect("a token for a new visitor");
     assert_eq!(first.token_rejected, None);
     let state = token::verify(&token, &keys, NOW).unwrap();
     assert_eq!(state.visits, 1);
     assert_eq!(state.expires_at, NOW + session::TOKEN_TTL);
     // Two hours later: a second visit, impressions carried over.
-    let second = session::decide(
+    let second = decide(
         &bundle,
-        Some(&keys),
+        &keys,
         &request(Some(&token), &ctx, &slots, NOW + 7200),
     );
     assert_eq!(second.decision.state.visits, 2);
@@ -60,7 +71,7 @@ fn a_visitor_returns_with_the_token_it_was_given() {
         1
     };
     assert_eq!(view["impressions"][first_hero]["total"], expected);
-    let answer = session::answer(&bundle, &second, false);
+    let answer = session::answer(&bundle, &second, Shape::Edge);
     assert_eq!(answer["token"], second.token.as_deref().unwrap());
     assert!(answer.get("state").is_none());
 }
@@ -69,11 +80,11 @@ fn a_visitor_returns_with_the_token_it_was_given() {
 fn a_bad_token_is_a_new_visitor_with_the_reason_kept_for_logs() {
     let bundle = crate::scenarios::fixture_bundle("automotive.json");
     let keys = keys();
-    let slots = bundle.resolve_slots(["hero"]).unwrap();
+    let slots = ["hero"];
     let ctx = Context::default();
-    let outcome = session::decide(
+    let outcome = decide(
         &bundle,
-        Some(&keys),
+        &keys,
         &request(Some("v1.k1.AAAA.BBBB"), &ctx, &slots, NOW),
     );
     assert!(matches!(
@@ -88,14 +99,14 @@ fn a_bad_token_is_a_new_visitor_with_the_reason_kept_for_logs() {
 fn without_consent_nothing_is_written() {
     let bundle = crate::scenarios::fixture_bundle("automotive.json");
     let keys = keys();
-    let slots = bundle.resolve_slots(["hero"]).unwrap();
+    let slots = ["hero"];
     let mut ctx = Context::default();
     ctx.consent.personalization = Some(false);
-    let outcome = session::decide(&bundle, Some(&keys), &request(None, &ctx, &slots, NOW));
+    let outcome = decide(&bundle, &keys, &request(None, &ctx, &slots, NOW));
     assert_eq!(outcome.token, None);
     assert!(outcome.decision.exposures.is_empty());
     assert_eq!(
-        session::answer(&bundle, &outcome, false)["token"],
+        session::answer(&bundle, &outcome, Shape::Edge)["token"],
         serde_json::Value::Null
     );
 }
@@ -153,25 +164,25 @@ fn several_events_raise_the_request_intents_once() {
 fn consent_given_now_clears_an_earlier_opt_out() {
     let bundle = crate::scenarios::fixture_bundle("automotive.json");
     let keys = keys();
-    let slots = bundle.resolve_slots(["hero"]).unwrap();
+    let slots = ["hero"];
     let mut refused = Context::default();
     refused.consent.personalization = Some(false);
     let mut state = micromoment::token::State::new_visitor([3; 16], NOW, session::TOKEN_TTL);
     state.consent = micromoment::token::Consent(micromoment::token::Consent::OPTED_OUT);
     let token = micromoment::token::sign(&state, &keys).unwrap();
     // Remembered opt-out, no signal now: defaults, nothing written.
-    let silent = session::decide(
+    let silent = decide(
         &bundle,
-        Some(&keys),
+        &keys,
         &request(Some(&token), &Context::default(), &slots, NOW),
     );
     assert_eq!(silent.token, None);
     // Consent given now: personalized again, and the new token forgets the opt-out.
     let mut granted = Context::default();
     granted.consent.personalization = Some(true);
-    let back = session::decide(
+    let back = decide(
         &bundle,
-        Some(&keys),
+        &keys,
         &request(Some(&token), &granted, &slots, NOW),
     );
     let fresh =
@@ -211,22 +222,16 @@ fn a_page_is_decided_and_filled_in_one_pass_in_document_order() {
     // are not decided.
     let slots: Vec<&str> = decisions.iter().map(|d| d.slot).collect();
     assert_eq!(slots, ["sidebar", "hero"]);
-    // The same as deciding the scanned slots and rewriting in a second pass.
-    let scanned = micromoment::html::scan_slots(PAGE.as_bytes()).unwrap();
-    assert_eq!(scanned, ["sidebar", "hero", "nowhere"]);
-    let known = bundle.resolve_slots(["sidebar", "hero"]).unwrap();
-    let two_pass = session::decide(&bundle, Some(&keys), &request(None, &ctx, &known, NOW));
-    let fills: Vec<micromoment::html::Fill<'_>> = two_pass
+    // The same as deciding the page's slots and rewriting in a second pass.
+    let known = ["sidebar", "hero"];
+    let two_pass = decide(&bundle, &keys, &request(None, &ctx, &known, NOW));
+    let fills: Vec<(&str, &str, &str)> = two_pass
         .decision
         .decisions
         .iter()
-        .map(|d| micromoment::html::Fill {
-            slot: d.slot,
-            content: d.content,
-            html: d.html.as_deref().unwrap(),
-        })
+        .map(|d| (d.slot, d.content, d.html.as_deref().unwrap()))
         .collect();
-    let expected = micromoment::html::rewrite_page(PAGE.as_bytes(), &fills).unwrap();
+    let expected = rewrite(PAGE.as_bytes(), &fills);
     assert_eq!(
         String::from_utf8(page.html.clone()).unwrap(),
         String::from_utf8(expected).unwrap()
@@ -241,6 +246,30 @@ fn a_page_is_decided_and_filled_in_one_pass_in_document_order() {
             .count(),
         2
     );
+}
+
+/// A second pass with lol_html: each `data-mm-slot` element of a known fill replaced
+/// and tagged, as the one-pass rewriter does.
+fn rewrite(page: &[u8], fills: &[(&str, &str, &str)]) -> Vec<u8> {
+    use lol_html::html_content::ContentType;
+    let mut out = Vec::new();
+    let mut rewriter = lol_html::HtmlRewriter::new(
+        lol_html::Settings::new().append_element_content_handler(lol_html::element!(
+            "[data-mm-slot]",
+            |el| {
+                let name = el.get_attribute("data-mm-slot").unwrap_or_default();
+                if let Some((_, content, html)) = fills.iter().find(|(s, _, _)| *s == name) {
+                    el.set_inner_content(html, ContentType::Html);
+                    el.set_attribute("data-mm-content", content)?;
+                }
+                Ok(())
+            }
+        )),
+        |c: &[u8]| out.extend_from_slice(c),
+    );
+    rewriter.write(page).unwrap();
+    rewriter.end().unwrap();
+    out
 }
 
 #[test]

@@ -164,19 +164,8 @@ fn shape(html: &str) -> Shape {
 
 fn render(bundle: &micromoment::Bundle, value: &str) -> String {
     let ctx = context(value);
-    let slots = bundle.all_slots();
-    let outcome = session::decide(
-        bundle,
-        None,
-        &Request {
-            visitor: Visitor::New,
-            context: &ctx,
-            slots: &slots,
-            now: 1_790_000_000,
-            entropy: Entropy::Fixed([1; 16]),
-            explain: false,
-        },
-    );
+    let request = Request::new(Visitor::New, &ctx, 1_790_000_000, Entropy::Fixed([1; 16]));
+    let outcome = session::decide(bundle, None, &request).expect("every slot");
     outcome.decision.decisions[0]
         .html
         .as_deref()

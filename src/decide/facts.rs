@@ -1,0 +1,172 @@
+//! What rules and placeholders read: the request context, and the visitor's journey as
+//! it stands at each phase of the request.
+
+use crate::bundle::{Bundle, Content};
+use crate::context::{Context, LocalTime, VarId};
+use crate::rules::{Data, Value};
+use crate::time::{UnixSeconds, DAY};
+use crate::token::{Impression, State};
+
+/// Where the visitor is on the journey at one phase of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Journey {
+    /// The stage's index in the bundle.
+    pub stage: u16,
+    /// When the visitor entered it.
+    pub since: UnixSeconds,
+    /// Visits so far, this one included.
+    pub visits: u32,
+}
+
+/// The visitor's local time, worked out (a time zone lookup and a calendar conversion)
+/// only when a rule or placeholder reads `time.*`: most requests never do.
+pub(crate) struct LazyTime<'a> {
+    now: UnixSeconds,
+    timezone: Option<&'a str>,
+    local: std::cell::OnceCell<LocalTime>,
+}
+
+impl<'a> LazyTime<'a> {
+    pub fn new(now: UnixSeconds, timezone: Option<&'a str>) -> Self {
+        LazyTime {
+            now,
+            timezone,
+            local: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn get(&self) -> &LocalTime {
+        self.local
+            .get_or_init(|| LocalTime::at(self.now, self.timezone))
+    }
+}
+
+/// What rules read: the request context plus the visitor's journey so far.
+pub(crate) struct Facts<'a> {
+    pub bundle: &'a Bundle,
+    pub ctx: &'a Context,
+    pub prior: &'a State,
+    pub journey: Journey,
+    pub intents: &'a [f64],
+    pub time: &'a LazyTime<'a>,
+    pub now: UnixSeconds,
+}
+
+impl Facts<'_> {
+    pub fn impression(&self, id: u32) -> Option<&Impression> {
+        self.prior.impressions.iter().find(|i| i.id == id)
+    }
+
+    fn seen_total(&self, content: &Content) -> u32 {
+        self.impression(content.id).map_or(0, |i| i.total)
+    }
+
+    /// Whether the visitor saw a content before this request.
+    pub fn seen_before(&self, content: &Content) -> bool {
+        self.seen_total(content) > 0 || self.prior.sequence.contains(&content.id)
+    }
+}
+
+fn opt_str(value: &Option<String>) -> Option<Value<'_>> {
+    value.as_deref().map(Value::str)
+}
+
+impl Data for Facts<'_> {
+    type Var = VarId;
+
+    fn get(&self, var: &VarId) -> Option<Value<'_>> {
+        let ctx = self.ctx;
+        match var {
+            VarId::Stage => self
+                .bundle
+                .stages
+                .get(usize::from(self.journey.stage))
+                .map(|s| Value::str(&s.name)),
+            VarId::StageIndex => Some(Value::Number(f64::from(self.journey.stage))),
+            VarId::DaysInStage => Some(Value::Number(
+                (self.now - self.journey.since) as f64 / DAY as f64,
+            )),
+            VarId::Intent(topic) => Some(Value::Number(
+                self.intents
+                    .get(usize::from(*topic))
+                    .copied()
+                    .unwrap_or(0.0),
+            )),
+            VarId::Visits => Some(Value::Number(f64::from(self.journey.visits))),
+            VarId::Returning => Some(Value::Bool(self.journey.visits > 1)),
+            VarId::Segments => Some(Value::Array(
+                self.prior.segments.iter().map(|s| Value::str(s)).collect(),
+            )),
+            VarId::Seen(content) => self
+                .bundle
+                .contents
+                .get(usize::from(*content))
+                .map(|c| Value::Number(f64::from(self.seen_total(c)))),
+            VarId::Event => opt_str(&ctx.event),
+            VarId::Channel => Some(Value::str(ctx.channel.as_str())),
+            VarId::GeoCountry => opt_str(&ctx.geo.country),
+            VarId::GeoRegion => opt_str(&ctx.geo.region),
+            VarId::GeoCity => opt_str(&ctx.geo.city),
+            VarId::GeoContinent => opt_str(&ctx.geo.continent),
+            VarId::GeoPostal => opt_str(&ctx.geo.postal),
+            VarId::GeoTimezone => opt_str(&ctx.geo.timezone),
+            VarId::GeoLat => ctx.geo.lat.map(Value::Number),
+            VarId::GeoLon => ctx.geo.lon.map(Value::Number),
+            VarId::GeoColo => opt_str(&ctx.geo.colo),
+            VarId::DeviceType => ctx.device.kind.map(|k| Value::str(k.as_str())),
+            VarId::DeviceOs => opt_str(&ctx.device.os),
+            VarId::DeviceBrowser => opt_str(&ctx.device.browser),
+            VarId::AppVersion => opt_str(&ctx.app.version),
+            VarId::TimeHour => Some(Value::Number(f64::from(self.time.get().hour))),
+            VarId::TimeWeekday => Some(Value::str(self.time.get().weekday)),
+            VarId::TimeDate => Some(Value::str(&self.time.get().date)),
+            VarId::TimeDaypart => Some(Value::str(self.time.get().daypart)),
+            VarId::PagePath => opt_str(&ctx.page.path),
+            VarId::PageHost => opt_str(&ctx.page.host),
+            VarId::PageLang => opt_str(&ctx.page.lang),
+            VarId::PageQuery(key) => ctx.page.query.get(key).map(|v| Value::str(v)),
+            VarId::UtmSource => opt_str(&ctx.utm.source),
+            VarId::UtmMedium => opt_str(&ctx.utm.medium),
+            VarId::UtmCampaign => opt_str(&ctx.utm.campaign),
+            VarId::UtmTerm => opt_str(&ctx.utm.term),
+            VarId::UtmContent => opt_str(&ctx.utm.content),
+            VarId::ReferrerHost => opt_str(&ctx.referrer.host),
+            VarId::ReferrerKind => ctx.referrer.kind.map(|k| Value::str(k.as_str())),
+            VarId::ConsentPersonalization => ctx.consent.personalization.map(Value::Bool),
+        }
+    }
+
+    fn get_path(&self, path: &str) -> Option<Value<'_>> {
+        let var = self.bundle.resolve_var(path)?;
+        // The resolved id borrows nothing, so the value can be read and returned.
+        match self.get(&var)? {
+            Value::Str(s) => Some(Value::Str(std::borrow::Cow::Owned(s.into_owned()))),
+            Value::Array(items) => Some(Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Str(s) => Value::Str(std::borrow::Cow::Owned(s.into_owned())),
+                        other => other,
+                    })
+                    .collect(),
+            )),
+            other => Some(other),
+        }
+    }
+
+    fn list_contains(&self, var: &VarId, item: &str) -> bool {
+        match var {
+            VarId::Segments => self.prior.segments.iter().any(|s| s == item),
+            _ => false,
+        }
+    }
+}
+
+/// The index of the visitor's stage in this bundle: unknown or absent is the first.
+pub(crate) fn stage_index(bundle: &Bundle, state: &State) -> u16 {
+    state
+        .stage
+        .and_then(|id| bundle.stages.iter().position(|s| s.id == id))
+        .and_then(|i| u16::try_from(i).ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,124 @@
+//! What a decision gives: the answer per slot, the exposures, the new state.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+use super::trace::Trace;
+use crate::bucket;
+use crate::time::UnixSeconds;
+use crate::token::State;
+
+/// Why a slot shows what it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    /// A candidate won.
+    Candidate,
+    /// An experiment variant won.
+    Experiment,
+    /// The visitor is in the experiment's holdout: the default is shown.
+    Holdout,
+    /// No candidate was eligible: the default is shown.
+    Default,
+    /// No personalization consent: the default is shown.
+    Consent,
+}
+
+impl Reason {
+    /// The word a trace and the API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Candidate => "candidate",
+            Reason::Experiment => "experiment",
+            Reason::Holdout => "holdout",
+            Reason::Default => "default",
+            Reason::Consent => "consent",
+        }
+    }
+}
+
+/// The answer for one slot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlotDecision<'b> {
+    /// The slot.
+    pub slot: &'b str,
+    /// The content shown.
+    pub content: &'b str,
+    /// The candidate that won, or null for a default.
+    pub candidate: Option<&'b str>,
+    /// The experiment (its candidate id), when one decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<&'b str>,
+    /// The experiment variant (its content id, or `holdout`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<&'b str>,
+    /// Why.
+    pub reason: Reason,
+    /// The HTML rendition, for the web channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html: Option<Cow<'b, str>>,
+    /// The JSON rendition, for the app channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<serde_json::Value>,
+    /// The plain-text rendition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<Cow<'b, str>>,
+}
+
+/// The record that a visitor was shown a content, for attribution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exposure<'b> {
+    /// The visitor id, written as 32 hex digits.
+    #[serde(serialize_with = "serialize_visitor")]
+    pub visitor: [u8; 16],
+    /// The bundle id.
+    pub bundle: &'b str,
+    /// The bundle version.
+    pub bundle_version: u64,
+    /// The slot.
+    pub slot: &'b str,
+    /// The content shown.
+    pub content: &'b str,
+    /// The winning candidate, if any.
+    pub candidate: Option<&'b str>,
+    /// The experiment, if one decided.
+    pub experiment: Option<&'b str>,
+    /// The variant, if an experiment decided.
+    pub variant: Option<&'b str>,
+    /// Why the content was shown.
+    pub reason: Reason,
+    /// The visitor's stage.
+    pub stage: &'b str,
+    /// When, in Unix seconds.
+    pub at: UnixSeconds,
+}
+
+/// Everything a decision produces.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision<'b> {
+    /// The visitor's stage after this request's signals.
+    pub stage: &'b str,
+    /// One per requested slot, in request order.
+    pub decisions: Vec<SlotDecision<'b>>,
+    /// The trace, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace<'b>>,
+    /// The visitor's new state.
+    #[serde(skip)]
+    pub state: State,
+    /// Whether the new state may be written (false without consent).
+    #[serde(skip)]
+    pub persist: bool,
+    /// Exposure events to send after the response.
+    #[serde(skip)]
+    pub exposures: Vec<Exposure<'b>>,
+}
+
+fn serialize_visitor<S: serde::Serializer>(
+    visitor: &[u8; 16],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut buf = [0u8; 32];
+    serializer.serialize_str(bucket::visitor_hex(visitor, &mut buf))
+}
