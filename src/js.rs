@@ -18,10 +18,12 @@ use wasm_bindgen::prelude::*;
 
 use crate::bundle::{self, public_key_of};
 use crate::context::Context;
+use crate::ids::parse_hex128;
 use crate::rules::{self, JsonData, JsonSchema, Limits};
 use crate::session::{self, Entropy, Mode, Request, Slots, Visitor};
+use crate::time::parse_rfc3339;
 use crate::token::{self, Keys, State};
-use crate::view::{parse_rfc3339, parse_visitor, state_from_json};
+use crate::view::state_from_json;
 use crate::Budget;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -189,7 +191,7 @@ fn random_visitor() -> [u8; 16] {
 
 fn visitor(text: Option<&str>) -> Result<[u8; 16], JsError> {
     match text {
-        Some(t) => parse_visitor(t).map_err(error),
+        Some(t) => parse_hex128(t).map_err(|e| error(format!("visitor: {e}"))),
         None => Ok(random_visitor()),
     }
 }
@@ -546,7 +548,7 @@ impl Bundle {
         let given = options
             .visitor
             .as_deref()
-            .map(parse_visitor)
+            .map(|t| parse_hex128(t).map_err(|e| format!("visitor: {e}")))
             .transpose()
             .map_err(error)?;
         let keys = self.keys.get(options.keys)?;
@@ -626,40 +628,87 @@ fn mode(explain: bool) -> Mode {
 }
 
 /// Mints a token for a visitor a backend knows (after login, from a CDP), with the same
-/// format and keys as the edge.
+/// format and keys as the edge. The stage is not checked against a bundle:
+/// `bundle.mintToken` checks it.
 #[wasm_bindgen(js_name = mintToken)]
 pub fn mint_token(
     #[wasm_bindgen(unchecked_param_type = "MintOptions")] options: JsValue,
 ) -> Result<String, JsError> {
-    let options: MintOptions = from_js(&options, "options")?;
-    let keys = keys(Some(&options.keys))?.ok_or_else(|| error("keys: required"))?;
-    let now = seconds(options.now)?;
-    let ttl = options.ttl_seconds.map_or(token::DEFAULT_TTL, |t| t as i64);
-    let mut state = State::new_visitor(visitor(options.visitor.as_deref())?, now, ttl);
-    state.stage = options
-        .stage
-        .as_deref()
-        .map(|s| crate::ids::stable_id(crate::ids::IdKind::Stage, s));
-    state.segments = options.segments;
-    token::sign(&state, &keys).map_err(error)
+    mint(&options, None)
 }
 
-/// Verifies a token and returns its state; throws with the reason when it does not.
+/// Verifies a token and returns its state by stable ids (`bundle.inspectToken` names
+/// them); throws with the reason when it does not verify.
 #[wasm_bindgen(js_name = inspectToken)]
 pub fn inspect_token(
     token: &str,
     #[wasm_bindgen(unchecked_param_type = "JourneyKeys | string")] keys_input: JsValue,
     #[wasm_bindgen(unchecked_param_type = "Instant | undefined")] now: JsValue,
 ) -> Result<JsValue, JsError> {
-    let given: Box<RawValue> = from_js(&keys_input, "keys")?;
+    let state = verified(token, &keys_input, &now)?;
+    to_js(&state.to_json())
+}
+
+fn mint(options: &JsValue, bundle: Option<&crate::Bundle>) -> Result<String, JsError> {
+    let options: MintOptions = from_js(options, "options")?;
+    let keys = keys(Some(&options.keys))?.ok_or_else(|| error("keys: required"))?;
+    let now = seconds(options.now)?;
+    let ttl = options.ttl_seconds.map_or(token::DEFAULT_TTL, |t| t as i64);
+    let mut state = State::new_visitor(visitor(options.visitor.as_deref())?, now, ttl);
+    if let Some(stage) = options.stage.as_deref() {
+        if let Some(bundle) = bundle {
+            if !bundle.stage_names().any(|s| s == stage) {
+                let hint = crate::did_you_mean(stage, bundle.stage_names())
+                    .map(|s| format!(" (did you mean {s:?}?)"))
+                    .unwrap_or_default();
+                return Err(error(format!(
+                    "stage: {stage:?} is not a stage of {} {}{hint}",
+                    bundle.id(),
+                    bundle.version()
+                )));
+            }
+        }
+        state.stage = Some(crate::ids::stable_id(crate::ids::IdKind::Stage, stage));
+    }
+    state.segments = options.segments;
+    token::sign(&state, &keys).map_err(error)
+}
+
+fn verified(token: &str, keys_input: &JsValue, now: &JsValue) -> Result<State, JsError> {
+    let given: Box<RawValue> = from_js(keys_input, "keys")?;
     let keys = keys(Some(&given))?.ok_or_else(|| error("keys: required"))?;
     let now = seconds(if now.is_undefined() || now.is_null() {
         None
     } else {
-        Some(from_js(&now, "now")?)
+        Some(from_js(now, "now")?)
     })?;
-    let state = token::verify(token, &keys, now).map_err(error)?;
-    to_js(&state.to_json())
+    token::verify(token, &keys, now).map_err(error)
+}
+
+#[wasm_bindgen]
+impl Bundle {
+    /// [`mint_token`], the stage checked against this bundle: an unknown one throws,
+    /// with a did-you-mean.
+    #[wasm_bindgen(js_name = mintToken)]
+    pub fn mint_token(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "MintOptions")] options: JsValue,
+    ) -> Result<String, JsError> {
+        mint(&options, Some(&self.inner))
+    }
+
+    /// [`inspect_token`], with stages, contents, topics and experiments named by this
+    /// bundle (the `simulate` state shape).
+    #[wasm_bindgen(js_name = inspectToken)]
+    pub fn inspect_token(
+        &self,
+        token: &str,
+        #[wasm_bindgen(unchecked_param_type = "JourneyKeys | string")] keys_input: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Instant | undefined")] now: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let state = verified(token, &keys_input, &now)?;
+        to_js(&crate::view::state_to_json(&self.inner, &state))
+    }
 }
 
 /// Evaluates a JSON Logic rule (with micromoment's extensions) against data.
