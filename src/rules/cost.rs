@@ -285,12 +285,14 @@ impl<V> Estimator<'_, V> {
         let alloc = costs.iter().map(|c| c.alloc).fold(0, add);
         let values: Vec<VarBound> = costs.iter().map(|c| c.value).collect();
         let value = match op {
-            // One of the arguments, passed through (and charged again when built).
+            // One of the arguments, passed through (and charged again when built); `*`
+            // gives back a single argument as it is.
             Op::If | Op::Or | Op::And | Op::Log => values
                 .iter()
                 .copied()
                 .reduce(VarBound::max)
                 .unwrap_or(VarBound::SCALAR),
+            Op::Mul if values.len() == 1 => values.first().copied().unwrap_or(VarBound::SCALAR),
             Op::Cat | Op::Substr => {
                 let bytes = if op == Op::Cat {
                     values.iter().map(|v| v.bytes).fold(0, add)

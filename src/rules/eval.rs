@@ -414,6 +414,9 @@ fn operator<'a, D: Data>(
             |v| v.parse_float(),
             |x, y| x + y,
         )),
+        // json-logic-js multiplies with a `reduce` that has no initial value: a single
+        // argument comes back as it is, unconverted.
+        Op::Mul if args.len() == 1 => a(0),
         Op::Mul => Value::Number(number_fold(
             args,
             data,

@@ -81,6 +81,23 @@ fn numbers_equal(a: &Json, b: &Json) -> bool {
     }
 }
 
+// Differences from json-logic-js 2.0.5 that its differential test
+// (tests/e2e/jsonlogic.test.mjs) found, each pinned to json-logic-js's answer.
+
+#[test]
+fn times_with_one_argument_returns_it_unconverted() {
+    // json-logic-js multiplies with a `reduce` that has no initial value.
+    check(json!({"*": ["3"]}), Json::Null, json!("3"));
+    check(json!({"*": [[2]]}), Json::Null, json!([2]));
+    check(json!({"*": false}), Json::Null, json!(false));
+    check(
+        json!({"*": [{"var": "a"}]}),
+        json!({"a": {"b": 1}}),
+        json!({"b": 1}),
+    );
+    check(json!({"*": ["3", "2"]}), Json::Null, json!(6));
+}
+
 #[test]
 fn glob_matches_path_segments() {
     let cases = [
