@@ -47,14 +47,72 @@ impl Lit {
         }
     }
 
-    /// The member `key` of an object, or the element at index `key` of an array.
-    pub(crate) fn member(&self, key: &str) -> Option<&Lit> {
+    /// The property `key` as JavaScript reads it (`value[key]`): an object's member, an
+    /// array's element at a canonical index (`"1"`, not `"01"` or `"+1"`) or its `length`,
+    /// a string's UTF-16 unit or its `length`.
+    pub(crate) fn member(&self, key: &str) -> Option<Value<'_>> {
         match self {
-            Lit::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            Lit::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-            _ => None,
+            Lit::Object(fields) => fields
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| Value::from_lit(v)),
+            Lit::Array(items) => {
+                array_member(items.len(), key, |i| items.get(i).map(Value::from_lit))
+            }
+            Lit::String(s) => string_member(s, key, Cow::Borrowed),
+            Lit::Null | Lit::Bool(_) | Lit::Number(_) => None,
         }
     }
+}
+
+/// The index an array property names: JavaScript's canonical array index, the decimal
+/// digits of a number below 2^32 - 1 with no sign and no leading zero.
+fn array_index(key: &str) -> Option<usize> {
+    let canonical = !key.is_empty()
+        && key.bytes().all(|b| b.is_ascii_digit())
+        && (key == "0" || !key.starts_with('0'));
+    let index = key.parse::<u32>().ok().filter(|_| canonical)?;
+    (index != u32::MAX).then_some(index as usize)
+}
+
+/// An array's property `key`: an element, through `get`, or its `length`.
+fn array_member<'a>(
+    len: usize,
+    key: &str,
+    get: impl FnOnce(usize) -> Option<Value<'a>>,
+) -> Option<Value<'a>> {
+    if key == "length" {
+        return Some(Value::Number(len as f64));
+    }
+    array_index(key).and_then(get)
+}
+
+/// A string's property `key`: its `length` in UTF-16 units, or the unit at an index, as
+/// a one-character string (`text` borrows or copies it out of `s`). Half of a character
+/// outside the BMP is a lone surrogate in JavaScript, which a Rust string cannot hold:
+/// U+FFFD stands for it.
+fn string_member<'s, 'a>(
+    s: &'s str,
+    key: &str,
+    text: impl FnOnce(&'s str) -> Cow<'a, str>,
+) -> Option<Value<'a>> {
+    if key == "length" {
+        return Some(Value::Number(s.encode_utf16().count() as f64));
+    }
+    let index = array_index(key)?;
+    let mut unit = 0;
+    for (at, c) in s.char_indices() {
+        let width = c.len_utf16();
+        if index < unit + width {
+            return Some(Value::Str(text(if width == 1 {
+                s.get(at..at + c.len_utf8())?
+            } else {
+                "\u{fffd}"
+            })));
+        }
+        unit += width;
+    }
+    None
 }
 
 /// A value during evaluation.
@@ -126,16 +184,14 @@ impl<'a> Value<'a> {
         }
     }
 
-    /// Member lookup used by `var` paths inside `map`/`filter`/`reduce` scopes.
+    /// The property `key` as JavaScript reads it, for `var` paths: see [`Lit::member`].
     pub(crate) fn member(&self, key: &str) -> Option<Value<'a>> {
         match self {
-            Value::Lit(lit) => lit.member(key).map(Value::from_lit),
-            Value::Array(items) => key
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| items.get(i))
-                .cloned(),
-            _ => None,
+            Value::Lit(lit) => lit.member(key),
+            Value::Array(items) => array_member(items.len(), key, |i| items.get(i).cloned()),
+            Value::Str(Cow::Borrowed(s)) => string_member(s, key, Cow::Borrowed),
+            Value::Str(Cow::Owned(s)) => string_member(s, key, |t| Cow::Owned(t.to_owned())),
+            Value::Null | Value::Bool(_) | Value::Number(_) => None,
         }
     }
 

@@ -99,6 +99,48 @@ fn times_with_one_argument_returns_it_unconverted() {
 }
 
 #[test]
+fn var_reads_javascript_properties_of_arrays_and_strings() {
+    check(json!({"var": "s.length"}), json!({"s": "abc"}), json!(3));
+    check(
+        json!({"var": "l.length"}),
+        json!({"l": [1, 2, 3]}),
+        json!(3),
+    );
+    check(json!({"var": "s.1"}), json!({"s": "abc"}), json!("b"));
+    check(json!({"var": "s.3"}), json!({"s": "abc"}), Json::Null);
+    check(json!({"var": "n.length"}), json!({"n": 5}), Json::Null);
+    check(
+        json!({"var": "o.length"}),
+        json!({"o": {"length": 7}}),
+        json!(7),
+    );
+    check(
+        json!({"map": [["ab", "c"], {"var": "0"}]}),
+        Json::Null,
+        json!(["a", "c"]),
+    );
+    check(json!({"var": "0"}), json!("xyz"), json!("x"));
+    // Strings count UTF-16 units, as JavaScript does.
+    check(json!({"var": "s.length"}), json!({"s": "😀!"}), json!(3));
+    check(json!({"var": "s.2"}), json!({"s": "😀!"}), json!("!"));
+    // Half an emoji is a lone surrogate in JavaScript; a Rust string holds U+FFFD (a
+    // listed quirk of the differential test).
+    check(
+        json!({"var": "s.0"}),
+        json!({"s": "😀!"}),
+        json!("\u{fffd}"),
+    );
+}
+
+#[test]
+fn var_indexes_arrays_by_canonical_numbers_only() {
+    check(json!({"var": "l.1"}), json!({"l": [1, 2]}), json!(2));
+    check(json!({"var": "l.01"}), json!({"l": [1, 2]}), Json::Null);
+    check(json!({"var": "l.+1"}), json!({"l": [1, 2]}), Json::Null);
+    check(json!({"missing": ["01"]}), json!([1, 2]), json!(["01"]));
+}
+
+#[test]
 fn glob_matches_path_segments() {
     let cases = [
         ("/models/**", "/models/suv/x5", true),
