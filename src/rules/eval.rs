@@ -36,7 +36,12 @@ impl<'a> Scope<'_, 'a> {
             } => match path.next() {
                 Some("current") => (*current).clone(),
                 Some("accumulator") => (*accumulator).clone(),
-                _ => return None,
+                Some(_) => return None,
+                // The whole of what the body reads, as json-logic-js builds it.
+                None => Value::Object(vec![
+                    ("current", (*current).clone()),
+                    ("accumulator", (*accumulator).clone()),
+                ]),
             },
         };
         for key in path {
@@ -127,17 +132,27 @@ impl Fuel {
         }
     }
 
-    /// Charges what a value just built holds: a string's bytes, a list's elements.
+    /// Charges what a value just built holds: a string's bytes, a list's elements, an
+    /// object's members and what they hold.
     fn charge<'a>(&self, value: Value<'a>) -> Value<'a> {
-        let cost = match &value {
-            Value::Str(Cow::Owned(s)) => s.len() as u64,
-            Value::Array(items) => (items.len() as u64).saturating_mul(ITEM_BYTES),
-            _ => 0,
-        };
+        let cost = built_bytes(&value);
         if cost > 0 && !self.alloc(cost) {
             return Value::Null;
         }
         value
+    }
+}
+
+/// What [`Fuel::charge`] charges for a value.
+fn built_bytes(value: &Value<'_>) -> u64 {
+    match value {
+        Value::Str(Cow::Owned(s)) => s.len() as u64,
+        Value::Array(items) => (items.len() as u64).saturating_mul(ITEM_BYTES),
+        Value::Object(fields) => fields.iter().fold(0, |sum, (_, v)| {
+            sum.saturating_add(ITEM_BYTES)
+                .saturating_add(built_bytes(v))
+        }),
+        _ => 0,
     }
 }
 

@@ -130,6 +130,9 @@ pub enum Value<'a> {
     Lit(&'a Lit),
     /// An array built during evaluation (`map`, `merge`, an array of rules).
     Array(Vec<Value<'a>>),
+    /// An object built during evaluation: `{"current": …, "accumulator": …}`, what the
+    /// body of `reduce` reads as `{"var": ""}`.
+    Object(Vec<(&'static str, Value<'a>)>),
 }
 
 impl<'a> Value<'a> {
@@ -157,7 +160,7 @@ impl<'a> Value<'a> {
             Value::Number(n) => *n != 0.0 && !n.is_nan(),
             Value::Str(s) => !s.is_empty(),
             Value::Lit(Lit::Array(items)) => !items.is_empty(),
-            Value::Lit(_) => true,
+            Value::Lit(_) | Value::Object(_) => true,
             Value::Array(items) => !items.is_empty(),
         }
     }
@@ -189,6 +192,10 @@ impl<'a> Value<'a> {
         match self {
             Value::Lit(lit) => lit.member(key),
             Value::Array(items) => array_member(items.len(), key, |i| items.get(i).cloned()),
+            Value::Object(fields) => fields
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone()),
             Value::Str(Cow::Borrowed(s)) => string_member(s, key, Cow::Borrowed),
             Value::Str(Cow::Owned(s)) => string_member(s, key, |t| Cow::Owned(t.to_owned())),
             Value::Null | Value::Bool(_) | Value::Number(_) => None,
@@ -202,7 +209,7 @@ impl<'a> Value<'a> {
             Value::Bool(b) => f64::from(u8::from(*b)),
             Value::Number(n) => *n,
             Value::Str(s) => js_string_to_number(s),
-            Value::Lit(Lit::Object(_)) => f64::NAN,
+            Value::Lit(Lit::Object(_)) | Value::Object(_) => f64::NAN,
             Value::Lit(_) | Value::Array(_) => js_string_to_number(&self.to_js_string()),
         }
     }
@@ -224,7 +231,7 @@ impl<'a> Value<'a> {
             Value::Bool(false) => Cow::Borrowed("false"),
             Value::Number(n) => Cow::Owned(js_number_to_string(*n)),
             Value::Str(s) => Cow::Borrowed(s),
-            Value::Lit(Lit::Object(_)) => Cow::Borrowed("[object Object]"),
+            Value::Lit(Lit::Object(_)) | Value::Object(_) => Cow::Borrowed("[object Object]"),
             Value::Lit(_) | Value::Array(_) => {
                 let mut out = String::new();
                 for (i, item) in self.items().enumerate() {
@@ -252,6 +259,12 @@ impl<'a> Value<'a> {
             Value::Array(items) => {
                 serde_json::Value::Array(items.iter().map(Value::to_json).collect())
             }
+            Value::Object(fields) => serde_json::Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -431,12 +444,17 @@ pub fn loose_eq(a: &Value<'_>, b: &Value<'_>) -> bool {
         }
         // Two arrays or objects are equal only if they are the same object, which two
         // values of a rule never are.
-        (Value::Lit(_) | Value::Array(_), Value::Lit(_) | Value::Array(_)) => false,
-        (composite @ (Value::Lit(_) | Value::Array(_)), primitive)
-        | (primitive, composite @ (Value::Lit(_) | Value::Array(_))) => loose_eq(
-            &Value::Str(Cow::Owned(composite.to_js_string().into_owned())),
-            primitive,
-        ),
+        (
+            Value::Lit(_) | Value::Array(_) | Value::Object(_),
+            Value::Lit(_) | Value::Array(_) | Value::Object(_),
+        ) => false,
+        (composite @ (Value::Lit(_) | Value::Array(_) | Value::Object(_)), primitive)
+        | (primitive, composite @ (Value::Lit(_) | Value::Array(_) | Value::Object(_))) => {
+            loose_eq(
+                &Value::Str(Cow::Owned(composite.to_js_string().into_owned())),
+                primitive,
+            )
+        }
     }
 }
 
@@ -456,7 +474,7 @@ pub fn strict_eq(a: &Value<'_>, b: &Value<'_>) -> bool {
 pub fn compare(a: &Value<'_>, b: &Value<'_>) -> Option<Ordering> {
     let prim = |v: &Value<'_>| -> Option<String> {
         match v {
-            Value::Lit(Lit::Object(_)) => Some("[object Object]".into()),
+            Value::Lit(Lit::Object(_)) | Value::Object(_) => Some("[object Object]".into()),
             Value::Lit(_) | Value::Array(_) => Some(v.to_js_string().into_owned()),
             _ => None,
         }

@@ -141,6 +141,51 @@ fn var_indexes_arrays_by_canonical_numbers_only() {
 }
 
 #[test]
+fn reduce_body_reads_current_and_accumulator_as_one_object() {
+    check(
+        json!({"reduce": [[1, 2], {"var": ""}, 0]}),
+        Json::Null,
+        json!({"current": 2, "accumulator": {"current": 1, "accumulator": 0}}),
+    );
+    check(
+        json!({"reduce": [[1, 2], {"missing": ["", "current", "x"]}, 0]}),
+        Json::Null,
+        json!(["x"]),
+    );
+    check(
+        json!({"reduce": [[1], {"cat": [{"var": ""}, "!"]}, 0]}),
+        Json::Null,
+        json!("[object Object]!"),
+    );
+}
+
+#[test]
+fn reduce_objects_stay_within_the_worst_case() {
+    // The object the body of `reduce` reads copies the accumulator: the compile-time
+    // worst case counts it.
+    let data = json!({"list": [[1, 2, 3], "abcdef", [4, 5]], "s": "xyz"});
+    let schema = BoundedJsonSchema::of(&data);
+    for rule in [
+        json!({"reduce": [{"var": "list"}, {"var": ""}, 0]}),
+        json!({"reduce": [{"var": "list"}, {"merge": [{"var": ""}, {"var": "current"}]}, []]}),
+        json!({"reduce": [{"var": "list"}, {"var": [{"cat": []}]}, {"var": "list"}]}),
+        json!({"reduce": [{"var": "list"}, {"map": [{"merge": [{"var": ""}]}, {"var": "accumulator"}]}, 1]}),
+        json!({"map": [{"var": "list"}, {"reduce": [{"var": ""}, {"var": ""}, {"var": ""}]}]}),
+    ] {
+        let compiled = compile(&rule, &schema, Limits::default()).expect("compiles");
+        let (steps, bytes) = compiled.worst_case(&schema);
+        let fuel = Fuel::new(u64::MAX / 2, u64::MAX / 2);
+        let _ = compiled.eval_with(&JsonData::new(&data), &fuel);
+        let (used_steps, used_bytes) = fuel.used();
+        assert!(used_bytes > 0, "{rule}: builds something");
+        assert!(
+            used_steps <= steps && used_bytes <= bytes,
+            "{rule}: used {used_steps} steps, {used_bytes} bytes; worst case {steps}, {bytes}"
+        );
+    }
+}
+
+#[test]
 fn glob_matches_path_segments() {
     let cases = [
         ("/models/**", "/models/suv/x5", true),
