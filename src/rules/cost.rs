@@ -373,9 +373,17 @@ impl<V> Estimator<'_, V> {
                 }
             }
             Op::Missing | Op::MissingSome => {
+                // A list's keys, or those of its first element when that is a list
+                // (`missing_some` reads `[[keys…], …]` so).
                 let keys = values
                     .iter()
-                    .map(|v| if v.items > 0 { v.items } else { 1 })
+                    .map(|v| {
+                        if v.items > 0 {
+                            v.items.max(v.item_items)
+                        } else {
+                            1
+                        }
+                    })
                     .fold(0, add);
                 let (_, key_bytes) = elements_of(&values);
                 return Cost {

@@ -67,6 +67,25 @@ fn dynamic_lookup<'a, D: Data>(
     }
 }
 
+/// What `{"var": name}` reads when the name is a value of the evaluation (a computed
+/// `var`, a key of `missing`), as json-logic-js reads it: null and `""` name the whole
+/// data; any other value names the dotted path its string spells. An array whose string
+/// is empty (`[]`, `[null]`) is not itself `""`, so it names the member `""`.
+fn read_name<'a, D: Data>(
+    data: &'a D,
+    scope: &Scope<'_, 'a>,
+    name: &Value<'_>,
+) -> Option<Value<'a>> {
+    match name {
+        Value::Null => dynamic_lookup(data, scope, ""),
+        Value::Str(s) if s.is_empty() => dynamic_lookup(data, scope, ""),
+        other => match other.to_js_string() {
+            path if path.is_empty() => dynamic_lookup(data, scope, "")?.member(""),
+            path => dynamic_lookup(data, scope, &path),
+        },
+    }
+}
+
 /// A work budget for one evaluation: steps (nodes evaluated, list elements visited)
 /// and bytes (strings and lists built).
 #[derive(Debug)]
@@ -222,12 +241,7 @@ fn eval_node<'a, D: Data>(
         },
         Node::DynVar(key, default, _) => {
             let key = eval(key, data, scope, fuel);
-            let path = match &key {
-                Value::Null => Cow::Borrowed(""),
-                Value::Array(items) if items.is_empty() => Cow::Borrowed(""),
-                other => other.to_js_string(),
-            };
-            match dynamic_lookup(data, scope, &path) {
+            match read_name(data, scope, &key) {
                 Some(value) => value,
                 None => default
                     .as_ref()
@@ -554,10 +568,28 @@ fn operator<'a, D: Data>(
         Op::MissingSome => {
             let need = a(0).to_number();
             let options = a(1);
-            let total = options.items().count();
-            let missing = missing_keys(options.items(), data, scope, fuel);
+            // json-logic-js asks `{"missing": options}`, so a first option that is an
+            // array is the list of keys, and anything but an array is the one key; and it
+            // counts `options.length`: a string's length, nothing (NaN) for the rest.
+            let (missing, total) = match options.items().next() {
+                Some(first) if first.is_array() => (
+                    missing_keys(first.items(), data, scope, fuel),
+                    options.items().count() as f64,
+                ),
+                _ if options.is_array() => (
+                    missing_keys(options.items(), data, scope, fuel),
+                    options.items().count() as f64,
+                ),
+                _ => (
+                    missing_keys(std::iter::once(options.clone()), data, scope, fuel),
+                    match options.member("length") {
+                        Some(Value::Number(n)) => n,
+                        _ => f64::NAN,
+                    },
+                ),
+            };
             // `total - missing` present keys satisfy the requirement.
-            if (total.saturating_sub(missing.len()) as f64) >= need {
+            if total - missing.len() as f64 >= need {
                 Value::Array(Vec::new())
             } else {
                 Value::Array(missing)
@@ -606,8 +638,16 @@ fn missing_keys<'a, D: Data>(
         if !fuel.step(1) {
             return false;
         }
-        let path = key.to_js_string();
-        match dynamic_lookup(data, scope, &path) {
+        // json-logic-js looks each key up as `{"var": key}`, so an array key is `var`'s
+        // arguments: the name and a default.
+        let found = if key.is_array() {
+            let mut parts = key.items();
+            let name = parts.next().unwrap_or(Value::Null);
+            read_name(data, scope, &name).or_else(|| parts.next())
+        } else {
+            read_name(data, scope, key)
+        };
+        match found {
             None | Some(Value::Null) => true,
             Some(Value::Str(s)) => s.is_empty(),
             Some(_) => false,

@@ -141,6 +141,52 @@ fn var_indexes_arrays_by_canonical_numbers_only() {
 }
 
 #[test]
+fn computed_var_names_an_empty_array_as_the_member_named_empty() {
+    // json-logic-js tests the name for "" before turning it into a string.
+    check(json!({"var": [[]]}), json!({"": 5, "a": 1}), json!(5));
+    check(json!({"var": [[]]}), json!({"a": 1}), Json::Null);
+    check(json!({"var": {"merge": []}}), json!({"": 5}), json!(5));
+    check(json!({"var": [""]}), json!({"a": 1}), json!({"a": 1}));
+}
+
+#[test]
+fn missing_looks_each_key_up_as_var_does() {
+    // null and "" name the whole data.
+    check(json!({"missing": [null]}), json!(0), json!([]));
+    check(json!({"missing": [""]}), Json::Null, json!([""]));
+    check(json!({"missing": [["0"]]}), json!("1"), json!([]));
+    // An array key is `var`'s arguments: a name and a default.
+    check(
+        json!({"missing": ["x", ["b", 1], ["c"], []]}),
+        json!({"c": 2}),
+        json!(["x"]),
+    );
+    check(
+        json!({"missing": ["x", ["b", ""]]}),
+        json!({}),
+        json!(["x", ["b", ""]]),
+    );
+}
+
+#[test]
+fn missing_some_reads_its_options_as_missing_does() {
+    // A first option that is an array is the list of keys; the count is the options'.
+    check(
+        json!({"missing_some": [1, [["a", "b"], "c"]]}),
+        json!({}),
+        json!(["a", "b"]),
+    );
+    // Anything but an array is the one key; a string counts its length.
+    check(json!({"missing_some": [1, "abc"]}), json!({}), json!([]));
+    check(json!({"missing_some": [1, 5]}), json!({}), json!([5]));
+    check(
+        json!({"missing_some": [1, [null, "a"]]}),
+        json!({"b": 1}),
+        json!([]),
+    );
+}
+
+#[test]
 fn reduce_body_reads_current_and_accumulator_as_one_object() {
     check(
         json!({"reduce": [[1, 2], {"var": ""}, 0]}),
@@ -160,10 +206,11 @@ fn reduce_body_reads_current_and_accumulator_as_one_object() {
 }
 
 #[test]
-fn reduce_objects_stay_within_the_worst_case() {
-    // The object the body of `reduce` reads copies the accumulator: the compile-time
-    // worst case counts it.
-    let data = json!({"list": [[1, 2, 3], "abcdef", [4, 5]], "s": "xyz"});
+fn reduce_objects_and_nested_keys_stay_within_the_worst_case() {
+    // The object the body of `reduce` reads copies the accumulator, and `missing_some`
+    // may look up the keys of its first option: the compile-time worst case counts both.
+    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    let data = json!({"list": [[1, 2, 3], "abcdef", [4, 5]], "s": "xyz", "keys": [keys]});
     let schema = BoundedJsonSchema::of(&data);
     for rule in [
         json!({"reduce": [{"var": "list"}, {"var": ""}, 0]}),
@@ -171,6 +218,8 @@ fn reduce_objects_stay_within_the_worst_case() {
         json!({"reduce": [{"var": "list"}, {"var": [{"cat": []}]}, {"var": "list"}]}),
         json!({"reduce": [{"var": "list"}, {"map": [{"merge": [{"var": ""}]}, {"var": "accumulator"}]}, 1]}),
         json!({"map": [{"var": "list"}, {"reduce": [{"var": ""}, {"var": ""}, {"var": ""}]}]}),
+        json!({"missing_some": [1, {"var": "keys"}]}),
+        json!({"missing_some": [1, [keys]]}),
     ] {
         let compiled = compile(&rule, &schema, Limits::default()).expect("compiles");
         let (steps, bytes) = compiled.worst_case(&schema);
