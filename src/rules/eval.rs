@@ -536,6 +536,8 @@ fn operator<'a, D: Data>(
             let needle = a(0);
             let haystack = a(1);
             match &haystack {
+                // An empty string is falsy: json-logic-js answers false before searching.
+                Value::Str(s) if s.is_empty() => Value::Bool(false),
                 Value::Str(s) => Value::Bool(s.contains(needle.to_js_string().as_ref())),
                 h if h.is_array() => Value::Bool(h.items().any(|item| strict_eq(&item, &needle))),
                 _ => Value::Bool(false),
@@ -656,31 +658,37 @@ fn missing_keys<'a, D: Data>(
     .collect()
 }
 
-/// JavaScript's `String(source).substr(start, length)`, with json-logic-js's reading of
-/// a negative length as "stop that many characters before the end".
+/// json-logic-js's `substr`: JavaScript's `String(source).substr(start, length)`, in
+/// UTF-16 units as JavaScript counts them, where a negative length stops that many units
+/// before the end (`temp.substr(0, temp.length + length)`; a length that is negative
+/// but not a number makes that `+` a string concatenation, which is no characters).
+/// Half of a character outside the BMP becomes U+FFFD: a Rust string has no lone
+/// surrogates.
 fn substr<'a>(source: &Value<'_>, start: &Value<'_>, length: Option<Value<'_>>) -> Value<'a> {
-    let chars: Vec<char> = source.to_js_string().chars().collect();
-    let len = chars.len() as f64;
-    let start = start.to_number();
-    let start = if start.is_nan() { 0.0 } else { start.trunc() };
+    // JavaScript's ToIntegerOrInfinity.
+    let integer = |n: f64| if n.is_nan() { 0.0 } else { n.trunc() };
+    let units: Vec<u16> = source.to_js_string().encode_utf16().collect();
+    let size = units.len() as f64;
+    let start = integer(start.to_number());
     let from = if start < 0.0 {
-        (len + start).max(0.0)
+        (size + start).max(0.0)
     } else {
-        start.min(len)
+        start.min(size)
     };
-    let to = match length.map(|l| l.to_number()) {
-        None => len,
-        Some(l) if l.is_nan() => from,
-        Some(l) if l < 0.0 => (len + l.trunc()).max(from),
-        Some(l) => (from + l.trunc()).min(len),
+    let rest = size - from;
+    let count = match length {
+        None => rest,
+        Some(Value::Number(n)) if n < 0.0 => integer(rest + n),
+        Some(l) => match l.to_number() {
+            n if n < 0.0 => 0.0,
+            n => integer(n),
+        },
     };
-    // Both bounds are clamped to [0, len] above, so the casts are exact.
+    let to = from + count.clamp(0.0, rest);
+    // Both bounds are clamped to [0, size] above, so the casts are exact.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let (from, to) = (from as usize, to as usize);
-    let text: String = chars
-        .get(from..to.max(from))
-        .unwrap_or(&[])
-        .iter()
-        .collect();
-    Value::Str(Cow::Owned(text))
+    Value::Str(Cow::Owned(String::from_utf16_lossy(
+        units.get(from..to).unwrap_or(&[]),
+    )))
 }

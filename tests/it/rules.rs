@@ -235,6 +235,39 @@ fn reduce_objects_and_nested_keys_stay_within_the_worst_case() {
 }
 
 #[test]
+fn substr_negative_lengths_and_utf16_units_as_json_logic_js() {
+    // A negative length stops that many units before the end, counted from the start…
+    check(
+        json!({"substr": ["abcdef", 1, -1]}),
+        Json::Null,
+        json!("bcde"),
+    );
+    check(
+        json!({"substr": ["abcdef", 1, -1.5]}),
+        Json::Null,
+        json!("bcd"),
+    );
+    check(json!({"substr": ["日本", -2, -1.5]}), Json::Null, json!(""));
+    // …and one that is not a number concatenates instead of adding: nothing.
+    check(json!({"substr": ["0x1f", 1, "-1"]}), Json::Null, json!(""));
+    check(json!({"substr": ["abc", 1, [-1]]}), Json::Null, json!(""));
+    check(json!({"substr": ["abc", 1, "2"]}), Json::Null, json!("bc"));
+    check(json!({"substr": ["😀!", 2]}), Json::Null, json!("!"));
+    check(json!({"substr": ["😀!", 0, 2]}), Json::Null, json!("😀"));
+    check(
+        json!({"substr": ["😀!", 1]}),
+        Json::Null,
+        json!("\u{fffd}!"),
+    );
+}
+
+#[test]
+fn in_an_empty_string_is_false() {
+    check(json!({"in": ["", ""]}), Json::Null, json!(false));
+    check(json!({"in": ["", "a"]}), Json::Null, json!(true));
+}
+
+#[test]
 fn glob_matches_path_segments() {
     let cases = [
         ("/models/**", "/models/suv/x5", true),
