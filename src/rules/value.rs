@@ -442,12 +442,11 @@ pub fn loose_eq(a: &Value<'_>, b: &Value<'_>) -> bool {
         (Value::Number(x), Value::Str(s)) | (Value::Str(s), Value::Number(x)) => {
             *x == js_string_to_number(s)
         }
-        // Two arrays or objects are equal only if they are the same object, which two
-        // values of a rule never are.
+        // Two arrays or objects are equal only if they are the same object.
         (
             Value::Lit(_) | Value::Array(_) | Value::Object(_),
             Value::Lit(_) | Value::Array(_) | Value::Object(_),
-        ) => false,
+        ) => same_object(a, b),
         (composite @ (Value::Lit(_) | Value::Array(_) | Value::Object(_)), primitive)
         | (primitive, composite @ (Value::Lit(_) | Value::Array(_) | Value::Object(_))) => {
             loose_eq(
@@ -465,6 +464,18 @@ pub fn strict_eq(a: &Value<'_>, b: &Value<'_>) -> bool {
         (Value::Number(x), Value::Number(y)) => x == y,
         (Value::Str(x), Value::Str(y)) => x == y,
         (Value::Bool(x), Value::Bool(y)) => x == y,
+        _ => same_object(a, b),
+    }
+}
+
+/// Whether two values are the same JavaScript object: the same array or object of the
+/// data read twice (`{"==": [{"var": "a"}, {"var": "a"}]}`). A rule's own arrays are
+/// built afresh by json-logic-js each time they are evaluated, and so are the lists that
+/// `map`, `merge`… build, so those are never the same object as anything else; a literal
+/// node cannot meet its own value of another evaluation, as `reduce` would need.
+fn same_object(a: &Value<'_>, b: &Value<'_>) -> bool {
+    match (a, b) {
+        (Value::Lit(x), Value::Lit(y)) => std::ptr::eq(*x, *y),
         _ => false,
     }
 }

@@ -268,6 +268,43 @@ fn in_an_empty_string_is_false() {
 }
 
 #[test]
+fn the_same_data_object_equals_itself() {
+    let data = json!({"a": [[1]]});
+    check(
+        json!({"==": [{"var": "a"}, {"var": "a"}]}),
+        data.clone(),
+        json!(true),
+    );
+    check(
+        json!({"===": [{"var": "a"}, {"var": "a"}]}),
+        data.clone(),
+        json!(true),
+    );
+    check(
+        json!({"!=": [{"var": "a"}, {"var": "a"}]}),
+        data.clone(),
+        json!(false),
+    );
+    check(
+        json!({"!==": [{"var": "a"}, {"var": "a"}]}),
+        data.clone(),
+        json!(false),
+    );
+    check(
+        json!({"in": [{"var": "a.0"}, {"var": "a"}]}),
+        data.clone(),
+        json!(true),
+    );
+    // A rule's own arrays are new each time, and so are built lists.
+    check(json!({"==": [[1], [1]]}), Json::Null, json!(false));
+    check(
+        json!({"==": [{"var": "a"}, {"merge": [{"var": "a"}]}]}),
+        data,
+        json!(false),
+    );
+}
+
+#[test]
 fn glob_matches_path_segments() {
     let cases = [
         ("/models/**", "/models/suv/x5", true),
