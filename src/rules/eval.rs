@@ -411,13 +411,7 @@ fn operator<'a, D: Data>(
             fuel,
             f64::NEG_INFINITY,
             |v| v.to_number(),
-            |x, y| {
-                if x.is_nan() || y.is_nan() {
-                    f64::NAN
-                } else {
-                    x.max(y)
-                }
-            },
+            js_max,
         )),
         Op::Min => Value::Number(number_fold(
             args,
@@ -426,13 +420,7 @@ fn operator<'a, D: Data>(
             fuel,
             f64::INFINITY,
             |v| v.to_number(),
-            |x, y| {
-                if x.is_nan() || y.is_nan() {
-                    f64::NAN
-                } else {
-                    x.min(y)
-                }
-            },
+            |x, y| -js_max(-x, -y),
         )),
         Op::Add => Value::Number(number_fold(
             args,
@@ -656,6 +644,21 @@ fn missing_keys<'a, D: Data>(
         }
     })
     .collect()
+}
+
+/// JavaScript's `Math.max` of two numbers: NaN wins, and +0 is above -0.
+fn js_max(x: f64, y: f64) -> f64 {
+    if x.is_nan() || y.is_nan() {
+        f64::NAN
+    } else if x == y {
+        if x.is_sign_positive() {
+            x
+        } else {
+            y
+        }
+    } else {
+        x.max(y)
+    }
 }
 
 /// json-logic-js's `substr`: JavaScript's `String(source).substr(start, length)`, in

@@ -217,6 +217,8 @@ impl<'a> Value<'a> {
     /// JavaScript's `parseFloat(String(value))`, which `+` and `*` use.
     pub fn parse_float(&self) -> f64 {
         match self {
+            // `String(-0)` is "0".
+            Value::Number(n) if *n == 0.0 => 0.0,
             Value::Number(n) => *n,
             Value::Str(s) => js_parse_float(s),
             other => js_parse_float(&other.to_js_string()),
@@ -491,7 +493,7 @@ pub fn compare(a: &Value<'_>, b: &Value<'_>) -> Option<Ordering> {
         }
     };
     match (a, b) {
-        (Value::Str(x), Value::Str(y)) => Some(x.as_ref().cmp(y.as_ref())),
+        (Value::Str(x), Value::Str(y)) => Some(js_string_cmp(x, y)),
         (Value::Number(x), Value::Number(y)) => x.partial_cmp(y),
         _ => {
             let (pa, pb) = (prim(a), prim(b));
@@ -501,11 +503,21 @@ pub fn compare(a: &Value<'_>, b: &Value<'_>) -> Option<Ordering> {
             let a = pa.map_or_else(|| a.clone(), |s| Value::Str(Cow::Owned(s)));
             let b = pb.map_or_else(|| b.clone(), |s| Value::Str(Cow::Owned(s)));
             match (&a, &b) {
-                (Value::Str(x), Value::Str(y)) => Some(x.as_ref().cmp(y.as_ref())),
+                (Value::Str(x), Value::Str(y)) => Some(js_string_cmp(x, y)),
                 _ => a.to_number().partial_cmp(&b.to_number()),
             }
         }
     }
+}
+
+/// JavaScript's string order: by UTF-16 code units, where a character outside the BMP
+/// sorts before U+E000..U+FFFF (UTF-8 bytes would sort it after).
+fn js_string_cmp(x: &str, y: &str) -> Ordering {
+    if x.is_ascii() || y.is_ascii() {
+        // The first difference involves an ASCII character: bytes order it the same.
+        return x.cmp(y);
+    }
+    x.encode_utf16().cmp(y.encode_utf16())
 }
 
 #[cfg(test)]

@@ -305,6 +305,51 @@ fn the_same_data_object_equals_itself() {
 }
 
 #[test]
+fn strings_compare_by_utf16_units() {
+    // U+FF61 is above the surrogates that encode an emoji, below its code point.
+    check(json!({"<": ["\u{ff61}", "😀"]}), Json::Null, json!(false));
+    check(json!({">": ["\u{ff61}", "😀"]}), Json::Null, json!(true));
+    check(json!({"<": ["a", "😀"]}), Json::Null, json!(true));
+}
+
+#[test]
+fn plus_times_max_and_min_treat_minus_zero_as_javascript() {
+    // `parseFloat(String(-0))` is 0, so `+` and `*` lose the sign.
+    let below_zero = |x: Json| json!({"<": [{"/": [1, x]}, 0]});
+    check(
+        below_zero(json!({"*": [{"-": [0]}, 5]})),
+        Json::Null,
+        json!(false),
+    );
+    check(
+        below_zero(json!({"+": [{"-": [0]}]})),
+        Json::Null,
+        json!(false),
+    );
+    // `Math.max` puts 0 above -0.
+    check(
+        below_zero(json!({"max": [{"-": [0]}, 0]})),
+        Json::Null,
+        json!(false),
+    );
+    check(
+        below_zero(json!({"max": [0, {"-": [0]}]})),
+        Json::Null,
+        json!(false),
+    );
+    check(
+        below_zero(json!({"min": [0, {"-": [0]}]})),
+        Json::Null,
+        json!(true),
+    );
+    check(
+        below_zero(json!({"max": [{"-": [0]}]})),
+        Json::Null,
+        json!(true),
+    );
+}
+
+#[test]
 fn glob_matches_path_segments() {
     let cases = [
         ("/models/**", "/models/suv/x5", true),
