@@ -722,9 +722,64 @@ pub fn eval_rule(rule: JsValue, data: JsValue) -> Result<JsValue, JsError> {
     to_js(&value.to_json())
 }
 
+/// How deep `evalRule` reads a rule or data (as deep as serde_json parses JSON text).
+const MAX_JS_DEPTH: usize = 128;
+
+/// A rule or data as JSON, read from the JS value itself, as json-logic-js reads it:
+/// null is null (options, `from_js`, take it for `{}`), and -0 stays -0, which JSON
+/// text would write as 0 (`{"/": [1, -0]}` is -Infinity). Anything but null, booleans,
+/// numbers, strings, arrays and plain objects (a `Date`, an object with `toJSON`) is
+/// read as `JSON.stringify` writes it; so are NaN and the infinities (null), and
+/// `undefined` or a function inside an array (null) or an object (left out).
 fn from_js_value(value: &JsValue, what: &str) -> Result<serde_json::Value, JsError> {
-    if value.is_undefined() {
-        return Ok(serde_json::Value::Null);
+    json_of(value, what, MAX_JS_DEPTH)
+}
+
+fn json_of(value: &JsValue, what: &str, depth: usize) -> Result<serde_json::Value, JsError> {
+    use serde_json::Value as Json;
+    if value.is_null() || value.is_undefined() || value.is_function() || value.is_symbol() {
+        return Ok(Json::Null);
     }
-    from_js(value, what)
+    if let Some(b) = value.as_bool() {
+        return Ok(Json::Bool(b));
+    }
+    if let Some(n) = value.as_f64() {
+        return Ok(serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number));
+    }
+    if let Some(s) = value.as_string() {
+        return Ok(Json::String(s));
+    }
+    let Some(depth) = depth.checked_sub(1) else {
+        return Err(error(format!(
+            "{what}: nested deeper than {MAX_JS_DEPTH} levels"
+        )));
+    };
+    if js_sys::Array::is_array(value) {
+        let array: &js_sys::Array = value.unchecked_ref();
+        return array
+            .iter()
+            .map(|item| json_of(&item, what, depth))
+            .collect::<Result<_, _>>()
+            .map(Json::Array);
+    }
+    let plain = value.is_object() && {
+        let proto = js_sys::Object::get_prototype_of(value);
+        (proto.is_null() || js_sys::Object::get_prototype_of(&proto).is_null())
+            && !js_sys::Reflect::get(value, &JsValue::from_str("toJSON"))
+                .is_ok_and(|f| f.is_function())
+    };
+    if !plain {
+        return from_js(value, what);
+    }
+    let mut map = serde_json::Map::new();
+    for entry in js_sys::Object::entries(value.unchecked_ref()).iter() {
+        let entry: js_sys::Array = entry.unchecked_into();
+        let item = entry.get(1);
+        if item.is_undefined() || item.is_function() || item.is_symbol() {
+            continue;
+        }
+        let key = entry.get(0).as_string().unwrap_or_default();
+        map.insert(key, json_of(&item, what, depth)?);
+    }
+    Ok(Json::Object(map))
 }
