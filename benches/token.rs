@@ -40,9 +40,11 @@ fn typical() -> State {
         experiments: vec![Assignment {
             experiment: stable_id(IdKind::Experiment, "hero-test"),
             variant: 1,
+            at: NOW,
         }],
         segments: vec!["vip".into()],
         consent: Consent(0),
+        ..State::default()
     }
 }
 
@@ -64,6 +66,23 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("token/cookie+verify", |b| {
         b.iter(|| token::verify_cookie(black_box(&header), &keys, NOW).unwrap())
+    });
+    // A device linked to a profile: the `v2` token (the link and the person's visits
+    // per device type on top).
+    let mut linked = typical();
+    linked.link = Some(token::Link {
+        profile: [7; 16],
+        seq: 12,
+        devices: 2,
+    });
+    linked.visits_by = [3, 0, 4, 0, 0];
+    let linked_text = token::sign(&linked, &keys).unwrap();
+    eprintln!("typical linked token: {} bytes", linked_text.len());
+    c.bench_function("token/verify+decode linked", |b| {
+        b.iter(|| token::verify(black_box(&linked_text), &keys, NOW).unwrap())
+    });
+    c.bench_function("token/encode+sign linked", |b| {
+        b.iter(|| token::sign(black_box(&linked), &keys).unwrap())
     });
 }
 

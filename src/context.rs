@@ -43,7 +43,8 @@ pub struct Context {
     pub prefetch: bool,
 }
 
-/// Web pages or app screens.
+/// Where a request comes from: web pages and app screens at the edge; e-mails, pushes
+/// and the store through the backend API (DESIGN §10).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
@@ -52,14 +53,73 @@ pub enum Channel {
     Web,
     /// A mobile app: JSON renditions.
     App,
+    /// An e-mail rendered by the ESP at send time: HTML renditions.
+    Email,
+    /// A screen in the store (a sales assistant's, a kiosk): JSON renditions.
+    Store,
+    /// A push notification: text renditions (and JSON for the payload).
+    Push,
 }
 
 impl Channel {
+    /// Every channel, in code order.
+    pub const ALL: [Channel; 5] = [
+        Channel::Web,
+        Channel::App,
+        Channel::Email,
+        Channel::Store,
+        Channel::Push,
+    ];
+
     /// The name rules compare with.
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Web => "web",
             Channel::App => "app",
+            Channel::Email => "email",
+            Channel::Store => "store",
+            Channel::Push => "push",
+        }
+    }
+
+    /// The channel named `name`.
+    pub fn parse(name: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// A one-byte code for the token (0 is "none").
+    pub fn code(self) -> u8 {
+        match self {
+            Channel::Web => 1,
+            Channel::App => 2,
+            Channel::Email => 3,
+            Channel::Store => 4,
+            Channel::Push => 5,
+        }
+    }
+
+    /// The channel of a [`Channel::code`], `None` for 0 or a code this build does not
+    /// know.
+    pub fn from_code(code: u8) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.code() == code)
+    }
+}
+
+impl Context {
+    /// The device type or channel this request's visit counts under (`visits.<kind>`),
+    /// `None` for bots, e-mails and pushes, which are not visits.
+    pub fn visit_kind(&self) -> Option<crate::token::DeviceKind> {
+        use crate::token::DeviceKind;
+        match self.channel {
+            Channel::App => Some(DeviceKind::App),
+            Channel::Store => Some(DeviceKind::Store),
+            Channel::Email | Channel::Push => None,
+            Channel::Web => match self.device.kind {
+                Some(DeviceType::Bot) => None,
+                Some(DeviceType::Mobile) => Some(DeviceKind::Mobile),
+                Some(DeviceType::Tablet) => Some(DeviceKind::Tablet),
+                Some(DeviceType::Desktop | DeviceType::Tv) | None => Some(DeviceKind::Desktop),
+            },
         }
     }
 }
@@ -273,6 +333,14 @@ pub enum VarId {
     ReferrerHost,
     ReferrerKind,
     ConsentPersonalization,
+    /// `profile.linked`: whether the device is linked to a profile (DESIGN §10).
+    ProfileLinked,
+    /// `profile.devices`: how many devices the profile has (1 when not linked).
+    ProfileDevices,
+    /// `visits.<kind>`, by [`crate::token::DeviceKind`] index.
+    VisitsOf(u8),
+    /// `last_channel`: the channel of the person's previous request.
+    LastChannel,
 }
 
 /// Every variable with a fixed name.
@@ -313,6 +381,14 @@ pub const FIXED_VARIABLES: &[(&str, VarId)] = &[
     ("referrer.host", VarId::ReferrerHost),
     ("referrer.kind", VarId::ReferrerKind),
     ("consent.personalization", VarId::ConsentPersonalization),
+    ("profile.linked", VarId::ProfileLinked),
+    ("profile.devices", VarId::ProfileDevices),
+    ("visits.mobile", VarId::VisitsOf(0)),
+    ("visits.tablet", VarId::VisitsOf(1)),
+    ("visits.desktop", VarId::VisitsOf(2)),
+    ("visits.app", VarId::VisitsOf(3)),
+    ("visits.store", VarId::VisitsOf(4)),
+    ("last_channel", VarId::LastChannel),
 ];
 
 /// The visitor's local time, derived once per request from `now` and `geo.timezone`.

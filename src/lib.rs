@@ -35,6 +35,7 @@ pub mod http;
 pub mod ids;
 #[cfg(all(target_arch = "wasm32", feature = "js"))]
 pub mod js;
+pub mod profile;
 pub mod report;
 pub mod rules;
 pub mod session;

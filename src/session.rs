@@ -18,6 +18,7 @@ use crate::bundle::{Bundle, SlotRef};
 use crate::context::Context;
 use crate::decide::{self, Decider, Decision, Exposure, SlotDecision, Trace, Visit};
 use crate::html::{self, HtmlError};
+use crate::profile::{self, Message, Sync};
 use crate::time::UnixSeconds;
 use crate::token::{self, Keys, State, TokenError};
 use crate::view::{state_view, StateView};
@@ -112,6 +113,9 @@ pub struct Request<'a> {
     pub entropy: Entropy<'a>,
     /// Serve, explain or preview.
     pub mode: Mode,
+    /// How the visitor's state relates to its profile, for a linked device (DESIGN
+    /// §10): the face synced before calling, or did not.
+    pub sync: Sync,
 }
 
 impl<'a> Request<'a> {
@@ -130,6 +134,7 @@ impl<'a> Request<'a> {
             now,
             entropy,
             mode: Mode::Serve,
+            sync: Sync::Skipped,
         }
     }
 }
@@ -144,6 +149,9 @@ pub struct Outcome<'b> {
     /// Why the incoming token was not used, if it was not (for logs and the CLI; never
     /// shown to a client).
     pub token_rejected: Option<TokenError>,
+    /// What to send the device's profile after the response, for a linked device whose
+    /// request changed what the person shares (DESIGN §10).
+    pub push: Option<Message>,
 }
 
 /// The visitor's verified state; the reason when the visitor is to be treated as new.
@@ -227,27 +235,50 @@ pub fn decide<'b>(
         },
         &slots,
     );
-    Ok(finish(decision, keys, request, token_rejected))
+    Ok(finish(
+        bundle,
+        prior.as_deref(),
+        decision,
+        keys,
+        request,
+        token_rejected,
+    ))
 }
 
-/// What every request ends with: the re-signed token, unless the state may not be
-/// written or the request is a preview (which counts no exposures either).
+/// What every request ends with: the push to the profile of a linked device (its
+/// sequence number in the new state), then the re-signed token, unless the state may
+/// not be written or the request is a preview (which counts no exposures and pushes
+/// nothing either).
 fn finish<'b>(
+    bundle: &Bundle,
+    prior: Option<&State>,
     mut decision: Decision<'b>,
     keys: Option<&Keys>,
     request: &Request<'_>,
     token_rejected: Option<TokenError>,
 ) -> Outcome<'b> {
+    let mut push = None;
     let token = if request.mode == Mode::Preview {
         decision.exposures.clear();
         None
     } else {
+        if let (Some(prior), true) = (prior, decision.persist) {
+            push = profile::plan_push(
+                bundle,
+                request.context,
+                prior,
+                &mut decision.state,
+                request.sync,
+                request.now,
+            );
+        }
         seal(&mut decision, keys, request.now)
     };
     Outcome {
         decision,
         token,
         token_rejected,
+        push,
     }
 }
 
@@ -321,7 +352,14 @@ pub fn personalize<'b>(
     }
     Ok(Some(Page {
         html,
-        outcome: finish(decider.finish(), keys, request, token_rejected),
+        outcome: finish(
+            bundle,
+            prior.as_deref(),
+            decider.finish(),
+            keys,
+            request,
+            token_rejected,
+        ),
     }))
 }
 
@@ -420,7 +458,14 @@ pub fn events<'b>(
             &[],
         );
     }
-    finish(decision, keys, request, token_rejected)
+    finish(
+        bundle,
+        prior.as_deref(),
+        decision,
+        keys,
+        request,
+        token_rejected,
+    )
 }
 
 /// The JSON answer of `/v1/decide`, `simulate` and the npm package, serialized straight

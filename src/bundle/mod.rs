@@ -179,7 +179,10 @@ fn var_bound(var: &VarId) -> VarBound {
         | VarId::GeoLat
         | VarId::GeoLon
         | VarId::TimeHour
-        | VarId::ConsentPersonalization => VarBound::SCALAR,
+        | VarId::ConsentPersonalization
+        | VarId::ProfileLinked
+        | VarId::ProfileDevices
+        | VarId::VisitsOf(_) => VarBound::SCALAR,
         _ => VarBound::text(MAX_CONTEXT_TEXT),
     }
 }

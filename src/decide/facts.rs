@@ -5,7 +5,7 @@ use crate::bundle::{Bundle, Content};
 use crate::context::{Context, LocalTime, VarId};
 use crate::rules::{Data, Value};
 use crate::time::{UnixSeconds, DAY};
-use crate::token::{Impression, State};
+use crate::token::{DeviceKind, Impression, State};
 
 /// Where the visitor is on the journey at one phase of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub(crate) struct Journey {
     pub since: UnixSeconds,
     /// Visits so far, this one included.
     pub visits: u32,
+    /// Back moves so far ([`State::stage_generation`]).
+    pub generation: u16,
 }
 
 /// The visitor's local time, worked out (a time zone lookup and a calendar conversion)
@@ -133,6 +135,27 @@ impl Data for Facts<'_> {
             VarId::ReferrerHost => opt_str(&ctx.referrer.host),
             VarId::ReferrerKind => ctx.referrer.kind.map(|k| Value::str(k.as_str())),
             VarId::ConsentPersonalization => ctx.consent.personalization.map(Value::Bool),
+            VarId::ProfileLinked => Some(Value::Bool(self.prior.link.is_some())),
+            VarId::ProfileDevices => Some(Value::Number(f64::from(
+                self.prior.link.map_or(1, |l| l.devices.max(1)),
+            ))),
+            VarId::VisitsOf(kind) => {
+                let kind = DeviceKind::ALL.get(usize::from(*kind))?;
+                let this = ctx.visit_kind();
+                // This request's visit, when it starts one, counts under its own kind.
+                let new_visit = self.journey.visits > self.prior.visits;
+                let now = u32::from(new_visit && this == Some(*kind));
+                Some(Value::Number(f64::from(
+                    self.prior.visits_of(*kind, this).saturating_add(now),
+                )))
+            }
+            VarId::LastChannel => self
+                .prior
+                .last_channel
+                // A state from a `v1` token does not say: a returning device's last
+                // request came through the channel it uses now.
+                .or_else(|| (self.prior.visits > 0).then_some(ctx.channel))
+                .map(|c| Value::str(c.as_str())),
         }
     }
 

@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 use super::facts::{stage_index, Facts, Journey, LazyTime};
 use super::trace::JourneyStep;
 use crate::bundle::Bundle;
-use crate::context::Context;
+use crate::context::{Channel, Context};
 use crate::time::{UnixSeconds, MINUTE};
 use crate::token::State;
 
@@ -78,6 +78,7 @@ pub(crate) fn apply<'b>(scene: &Scene<'_, 'b>, opted_out: bool) -> Signals<'b> {
                 prior.stage_since
             },
             visits: prior.visits,
+            generation: prior.stage_generation,
         },
         intents: Scores::new(),
         steps: Vec::new(),
@@ -92,6 +93,10 @@ pub(crate) fn apply<'b>(scene: &Scene<'_, 'b>, opted_out: bool) -> Signals<'b> {
 }
 
 fn count_visit(signals: &mut Signals<'_>, scene: &Scene<'_, '_>) {
+    // An e-mail rendered or a push sent is not a visit of the person's.
+    if matches!(scene.ctx.channel, Channel::Email | Channel::Push) {
+        return;
+    }
     // A backend may mint a token for a visitor the edge has not seen yet: it has a
     // stage but no visit.
     let is_new = scene.prior.last_visit == 0;
@@ -181,5 +186,8 @@ fn move_along<'b>(signals: &mut Signals<'b>, scene: &Scene<'_, 'b>) {
         }
         signals.journey.stage = t.to;
         signals.journey.since = scene.now;
+        if t.back {
+            signals.journey.generation = signals.journey.generation.saturating_add(1);
+        }
     }
 }

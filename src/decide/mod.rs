@@ -24,6 +24,7 @@ mod types;
 use smallvec::SmallVec;
 use std::borrow::Cow;
 
+pub(crate) use journey::opted_out;
 pub use journey::VISIT_IDLE;
 pub(crate) use render::{escape_html, render_preview};
 pub use render::{MAX_PLACEHOLDER_BYTES, MAX_RENDERED_BYTES};
@@ -126,8 +127,13 @@ impl<'a, 'b> Decider<'a, 'b> {
             },
             opted_out,
         );
+        // A linked device buckets by its profile, so every device of the person draws
+        // the same variant even before they sync.
         let mut visitor_hex = [0u8; 32];
-        ids::hex128(&prior.visitor, &mut visitor_hex);
+        ids::hex128(
+            &prior.link.map_or(prior.visitor, |l| l.profile),
+            &mut visitor_hex,
+        );
         Decider {
             bundle,
             ctx,
@@ -321,7 +327,21 @@ impl<'a, 'b> Decider<'a, 'b> {
         }
         next.stage = bundle.stages.get(usize::from(journey.stage)).map(|s| s.id);
         next.stage_since = journey.since;
+        if let Some(kind) = ctx.visit_kind() {
+            // Visits a `v1` token counted without a kind are this device's.
+            let known = next
+                .visits_by
+                .iter()
+                .fold(0u32, |a, &b| a.saturating_add(b));
+            let unknown = prior.visits.saturating_sub(known);
+            let new = journey.visits.saturating_sub(prior.visits);
+            if let Some(count) = next.visits_by.get_mut(kind.index()) {
+                *count = count.saturating_add(unknown).saturating_add(new);
+            }
+        }
         next.visits = journey.visits;
+        next.stage_generation = journey.generation;
+        next.last_channel = Some(ctx.channel);
         next.last_visit = now;
         next.issued_at = now;
         for (topic, &score) in bundle.topics.iter().zip(&intents) {

@@ -11,7 +11,8 @@ use crate::rules::{Data, Value};
 use crate::time::UnixSeconds;
 use crate::token::State;
 
-/// The renditions a channel gets: web the HTML, apps the JSON, both the text; when the
+/// The renditions a channel gets: web and e-mail the HTML, apps and the store the JSON,
+/// pushes the text (and the JSON, a push's payload); every channel the text. When the
 /// channel's own rendition is missing, whatever the content has.
 pub(crate) fn render<'b>(
     content: &'b Content,
@@ -22,12 +23,15 @@ pub(crate) fn render<'b>(
     Option<serde_json::Value>,
     Option<Cow<'b, str>>,
 ) {
+    let html_channel = matches!(channel, Channel::Web | Channel::Email);
+    let json_channel = matches!(channel, Channel::App | Channel::Store | Channel::Push);
     let own_missing = match channel {
-        Channel::Web => content.html.is_none(),
-        Channel::App => content.json.is_none(),
+        Channel::Web | Channel::Email => content.html.is_none(),
+        Channel::App | Channel::Store => content.json.is_none(),
+        Channel::Push => content.text.is_none() && content.json.is_none(),
     };
-    let want_html = channel == Channel::Web || own_missing;
-    let want_json = channel == Channel::App || own_missing;
+    let want_html = html_channel || own_missing;
+    let want_json = json_channel || own_missing;
     (
         content
             .html
@@ -173,6 +177,7 @@ pub(crate) fn render_preview(
             stage: 0,
             since: now,
             visits: 1,
+            generation: 0,
         },
         intents: &[],
         time: &time,

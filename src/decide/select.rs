@@ -150,6 +150,7 @@ fn judge<'b>(
                     next.experiments.push(Assignment {
                         experiment: experiment.id,
                         variant: v,
+                        at: facts.now,
                     });
                     v
                 }

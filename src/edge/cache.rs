@@ -119,8 +119,21 @@ fn var(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Where work after the response runs: a request's `wait_until`, or a Durable
+/// Object's.
+pub trait Background {
+    /// Runs `future` after the response, within the platform's limits.
+    fn run(&self, future: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>);
+}
+
+impl Background for WorkerContext {
+    fn run(&self, future: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) {
+        self.wait_until(future);
+    }
+}
+
 /// The bundle to decide with: the cached one, re-checked against KV when due.
-pub async fn active(env: &Env, ctx: &WorkerContext, now: i64) -> Option<Active> {
+pub async fn active(env: &Env, ctx: &impl Background, now: i64) -> Option<Active> {
     let config = super::config(env);
     let (current, due, answered) = CACHE.with(|c| {
         let c = c.borrow();
@@ -145,9 +158,9 @@ pub async fn active(env: &Env, ctx: &WorkerContext, now: i64) -> Option<Active> 
     if answered {
         // Re-checks run after the response: no request waits on KV once it has answered.
         let env = env.clone();
-        ctx.wait_until(async move {
+        ctx.run(Box::pin(async move {
             check(&env, &current, now).await;
-        });
+        }));
         return CACHE.with(|c| c.borrow().active.clone());
     }
     check(env, &current, now).await;

@@ -9,6 +9,7 @@
 
 mod cache;
 mod io;
+mod profile;
 mod proxy;
 mod request;
 
@@ -27,7 +28,7 @@ use request::{Incoming, TOKEN_HEADER};
 /// The largest `/v1/events` body read.
 const MAX_BODY: usize = 16 * 1024;
 /// The most events one `/v1/events` call applies.
-const MAX_EVENTS: usize = 32;
+pub(crate) const MAX_EVENTS: usize = 32;
 
 /// The Worker's vars, read once per isolate: a deployment (or a `wrangler dev` restart)
 /// that changes them starts new isolates, and each read crosses into JavaScript.
@@ -44,6 +45,10 @@ pub(crate) struct Config {
     pub origin_timeout_ms: u64,
     /// The preview secret for `/v1/explain`.
     pub preview: Preview,
+    /// How long a linked device's request waits for its profile sync.
+    pub profile_wait_ms: u64,
+    /// How long a backend API call waits for the profile.
+    pub backend_timeout_ms: u64,
 }
 
 /// The shortest preview secret accepted: a shorter one could be guessed.
@@ -116,6 +121,8 @@ pub(crate) fn config(env: &Env) -> std::rc::Rc<Config> {
                 kv_timeout_ms: millis("MM_KV_TIMEOUT_MS", 1_000),
                 origin_timeout_ms: millis("MM_ORIGIN_TIMEOUT_MS", 15_000),
                 preview: Preview::read(env),
+                profile_wait_ms: millis("MM_PROFILE_WAIT_MS", crate::profile::PROFILE_WAIT_MS),
+                backend_timeout_ms: millis("MM_BACKEND_TIMEOUT_MS", 5_000),
             })
         })
         .clone()
@@ -140,15 +147,33 @@ pub(crate) fn entropy() -> [u8; 16] {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: WorkerContext) -> Result<Response> {
     let path = req.path();
+    // An identity link on a page: the redirect that links the device (DESIGN §10).
+    if req.method() == Method::Get && !path.starts_with("/v1/") {
+        if let Some(link) = link_param(&req) {
+            let incoming = request::read(&req, &env);
+            return profile::open_link(&req, &env, &incoming, &link)
+                .or_else(|_| error(400, "identity link could not be read"));
+        }
+    }
+    if let Some(rest) = path.strip_prefix("/v1/profiles/") {
+        return profile::backend(req, &env, rest).await;
+    }
     let response = match (req.method(), path.as_str()) {
         (Method::Get, "/healthz") => Response::ok("ok"),
+        (Method::Post, "/v1/identity/forget") => profile::forget(&env, &request::read(&req, &env)),
         (Method::Get, "/v1/bundle") => bundle_info(&env, &ctx).await,
         (Method::Get, "/v1/decide") => decide(&req, &env, &ctx, Mode::Serve).await,
         (Method::Get, "/v1/explain") => explain(&req, &env, &ctx).await,
         (Method::Post, "/v1/events") => events(req, &env, &ctx).await,
-        (_, "/v1/decide" | "/v1/explain" | "/v1/bundle" | "/v1/events" | "/healthz") => {
-            error(405, "method not allowed")
-        }
+        (
+            _,
+            "/v1/decide"
+            | "/v1/explain"
+            | "/v1/bundle"
+            | "/v1/events"
+            | "/healthz"
+            | "/v1/identity/forget",
+        ) => error(405, "method not allowed"),
         _ => proxy::page(req, &env, &ctx).await,
     };
     // A response we failed to build is still never a 5xx page of ours.
@@ -162,6 +187,15 @@ async fn fetch(req: Request, env: Env, ctx: WorkerContext) -> Result<Response> {
             .with_header("Cache-Control", "no-store")?
             .from_json(&json!({"error": "temporarily unavailable", "decisions": []}))
     })
+}
+
+/// The `mm_link` query parameter, if the URL has one.
+fn link_param(req: &Request) -> Option<String> {
+    let url = req.url().ok()?;
+    url.query()?.contains("mm_link=").then_some(())?;
+    url.query_pairs()
+        .find(|(k, _)| k == "mm_link")
+        .map(|(_, v)| v.into_owned())
 }
 
 /// A JSON error answer.
@@ -233,11 +267,17 @@ async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, mode: Mode) -> Re
         Err(message) => return error(400, message),
     };
     let keys = cache::keys(env);
+    let prepared = if mode == Mode::Preview {
+        profile::Prepared::untouched()
+    } else {
+        profile::prepare(env, &incoming, keys.as_deref(), now).await
+    };
     let request = SessionRequest {
         slots: Slots::Names(&names),
         mode,
+        sync: prepared.sync,
         ..SessionRequest::new(
-            incoming.visitor(),
+            prepared.visitor(&incoming),
             &incoming.context,
             now,
             Entropy::Source(&entropy),
@@ -247,6 +287,7 @@ async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, mode: Mode) -> Re
         Ok(outcome) => outcome,
         Err(unknown) => return error(400, &unknown.to_string()),
     };
+    profile::after(env, ctx, prepared.pending, outcome.push.clone());
     // Serialized straight from the decision (a preview's has no token).
     let body = session::Answer::of(&active.bundle, &outcome, Shape::Edge);
     let response = ResponseBuilder::new()
@@ -271,7 +312,7 @@ async fn explain(req: &Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
     decide(req, env, ctx, Mode::Preview).await
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
@@ -326,13 +367,18 @@ async fn events(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response
         return error(503, "no bundle");
     };
     let keys = cache::keys(env);
-    let request = SessionRequest::new(
-        incoming.visitor(),
-        &incoming.context,
-        now,
-        Entropy::Source(&entropy),
-    );
+    let prepared = profile::prepare(env, &incoming, keys.as_deref(), now).await;
+    let request = SessionRequest {
+        sync: prepared.sync,
+        ..SessionRequest::new(
+            prepared.visitor(&incoming),
+            &incoming.context,
+            now,
+            Entropy::Source(&entropy),
+        )
+    };
     let outcome = session::events(&active.bundle, keys.as_deref(), &request, &names);
+    profile::after(env, ctx, prepared.pending, outcome.push.clone());
     let response = ResponseBuilder::new()
         .with_header("Cache-Control", "no-store")?
         .from_json(&json!({"stage": outcome.decision.stage, "token": outcome.token}))?;
@@ -344,7 +390,7 @@ async fn events(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response
 /// else one JSON log line each.
 pub(crate) fn send_exposures(
     env: &Env,
-    ctx: &WorkerContext,
+    ctx: &impl cache::Background,
     active: &Active,
     exposures: &[Exposure<'_>],
 ) {
@@ -359,7 +405,7 @@ pub(crate) fn send_exposures(
     // In development the dataset is a local stub: mirror every exposure to the log.
     let mirror = request::dev_mode(env);
     let hash = active.hash.clone();
-    ctx.wait_until(async move {
+    ctx.run(Box::pin(async move {
         for line in lines {
             let text = |k: &str| {
                 line.get(k)
@@ -398,5 +444,5 @@ pub(crate) fn send_exposures(
                 None => {}
             }
         }
-    });
+    }));
 }

@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use super::cache::log;
 use super::io::within;
-use super::{attach_token, cache, entropy, error, now, request, send_exposures};
+use super::{attach_token, cache, entropy, error, now, profile, request, send_exposures};
 use crate::session::{self, Entropy, Request as SessionRequest};
+use futures_util::future::join;
 
 /// The largest page personalized; larger pages pass through untouched.
 const MAX_PAGE: usize = 4 * 1024 * 1024;
@@ -63,7 +64,19 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
     let incoming = request::read(&req, env);
     let forwarded = Request::new_with_init(target.as_str(), &init)?;
     let timeout = Duration::from_millis(super::config(env).origin_timeout_ms);
-    let mut origin_response = match within(timeout, Fetch::Request(forwarded).send()).await {
+    // A linked device's sync runs while the origin answers: it adds nothing to a page
+    // that takes longer than the sync, and nothing at all for everybody else.
+    let keys = cache::keys(env);
+    let personalizable = method == Method::Get;
+    let (fetched, prepared) = join(within(timeout, Fetch::Request(forwarded).send()), async {
+        if personalizable {
+            profile::prepare(env, &incoming, keys.as_deref(), now()).await
+        } else {
+            profile::Prepared::untouched()
+        }
+    })
+    .await;
+    let mut origin_response = match fetched {
         Some(Ok(response)) => response,
         Some(Err(e)) => {
             log("error", "origin unreachable", &e.to_string());
@@ -114,7 +127,17 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
     if page.len() > MAX_PAGE {
         return untouched(page);
     }
-    match personalize_page(&page, headers.clone(), status, env, ctx, &incoming).await {
+    match personalize_page(
+        &page,
+        headers.clone(),
+        status,
+        env,
+        ctx,
+        &incoming,
+        prepared,
+    )
+    .await
+    {
         Ok(Some(response)) => Ok(response),
         // Nothing to fill, or a fault of ours: the page as the origin made it.
         Ok(None) | Err(_) => untouched(page),
@@ -130,21 +153,28 @@ async fn personalize_page(
     env: &Env,
     ctx: &WorkerContext,
     incoming: &request::Incoming,
+    prepared: profile::Prepared,
 ) -> Result<Option<Response>> {
     let Some(active) = cache::active(env, ctx, now()).await else {
         return Ok(None);
     };
     let keys = cache::keys(env);
-    let request = SessionRequest::new(
-        incoming.visitor(),
-        &incoming.context,
-        now(),
-        Entropy::Source(&entropy),
-    );
-    let Ok(Some(filled)) = session::personalize(&active.bundle, keys.as_deref(), &request, page)
-    else {
+    let request = SessionRequest {
+        sync: prepared.sync,
+        ..SessionRequest::new(
+            prepared.visitor(incoming),
+            &incoming.context,
+            now(),
+            Entropy::Source(&entropy),
+        )
+    };
+    let filled = session::personalize(&active.bundle, keys.as_deref(), &request, page);
+    let Ok(Some(filled)) = filled else {
+        // Nothing decided: a late sync still lands.
+        profile::after(env, ctx, prepared.pending, None);
         return Ok(None);
     };
+    profile::after(env, ctx, prepared.pending, filled.outcome.push.clone());
     // The body changed: its validators are stale too.
     for stale in ["ETag", "Last-Modified"] {
         headers.delete(stale)?;

@@ -16,13 +16,16 @@ use base64::Engine as _;
 
 use crate::time::{UnixSeconds, MINUTE};
 
-use super::keys::Keys;
+use super::keys::{Key, Keys};
 use super::mac::{self, TAG_BYTES};
 use super::state::State;
-use super::wire::{self, WireV1, MAX_COOKIE_BYTES};
+use super::wire::{self, Payload, Version, WireV1, WireV2, MAX_COOKIE_BYTES};
 
-/// The version field of tokens this module writes and reads.
+/// The version field of tokens of devices that are not linked to a profile.
 pub const VERSION: &str = "v1";
+/// The version field of tokens of devices linked to a profile (DESIGN §10): the `v1`
+/// payload and the link, tagged over `mm-v2`.
+pub const VERSION_2: &str = "v2";
 /// The longest token text [`verify`] looks at; longer input is refused before any
 /// decoding or crypto. Tokens we sign are shorter than [`MAX_COOKIE_BYTES`].
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -30,7 +33,7 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 pub const MAX_SKEW: i64 = 5 * MINUTE;
 
 /// Payloads up to this many bytes are encoded and decoded in a stack buffer.
-const SMALL_PAYLOAD: usize = 768;
+pub(crate) const SMALL_PAYLOAD: usize = 768;
 
 /// The cookie name, whose `mm=` counts against the cookie budget.
 const COOKIE_PREFIX_LEN: usize = "mm=".len();
@@ -62,7 +65,7 @@ pub enum TokenError {
         count: usize,
     },
     /// The first field is not a version this build reads.
-    #[error("token version is not {VERSION}")]
+    #[error("token version is not {VERSION} or {VERSION_2}")]
     UnknownVersion,
     /// The key id is not listed in the keys.
     #[error("token is signed with a key id that is not listed")]
@@ -110,11 +113,16 @@ pub enum TokenError {
 /// first ([`State::new_visitor`], [`State::reissue`]). If `mm=<token>` would reach
 /// [`MAX_COOKIE_BYTES`], the payload is trimmed as `wire.rs` describes, so the token may
 /// hold less than `state`; intents with a non-finite score and segments outside
-/// their bounds are never written.
+/// their bounds are never written. A state linked to a profile is a `v2` token, any
+/// other a `v1` token.
 pub fn sign(state: &State, keys: &Keys) -> Result<String, TokenError> {
     let key = keys.current();
+    let (version, domain) = match Version::of(state) {
+        Version::V1 => (VERSION, mac::DOMAIN_V1),
+        Version::V2 => (VERSION_2, mac::DOMAIN_V2),
+    };
     // Everything but the payload text: `v1.` kid `.` `.` tag.
-    let fixed = VERSION.len() + 1 + key.kid.len() + 2 + TAG_TEXT_LEN;
+    let fixed = version.len() + 1 + key.kid.len() + 2 + TAG_TEXT_LEN;
     let payload_text_max = (MAX_COOKIE_BYTES - 1)
         .saturating_sub(COOKIE_PREFIX_LEN)
         .saturating_sub(fixed);
@@ -124,67 +132,51 @@ pub fn sign(state: &State, keys: &Keys) -> Result<String, TokenError> {
     // goes to the heap (and is trimmed there if it must be).
     let mut small = [0u8; SMALL_PAYLOAD];
     let bytes = wire::encode_state_within(state, budget, &mut small)?;
-    let mut token = String::with_capacity(fixed + (bytes.len() * 4).div_ceil(3));
-    token.push_str(VERSION);
+    Ok(seal(version, domain, key, &bytes))
+}
+
+/// `<version>.<kid>.<payload>.<tag>` for these payload bytes under `key`.
+pub(crate) fn seal(version: &str, domain: &[u8], key: &Key, bytes: &[u8]) -> String {
+    let mut token = String::with_capacity(
+        version.len() + key.kid.len() + 3 + TAG_TEXT_LEN + (bytes.len() * 4).div_ceil(3),
+    );
+    token.push_str(version);
     token.push('.');
     token.push_str(&key.kid);
     token.push('.');
     let payload_at = token.len();
-    URL_SAFE_NO_PAD.encode_string(&bytes, &mut token);
-    let tag = mac::tag(&key.mac, &key.kid, token.get(payload_at..).unwrap_or(""));
+    URL_SAFE_NO_PAD.encode_string(bytes, &mut token);
+    let tag = mac::tag(
+        &key.mac,
+        domain,
+        &key.kid,
+        token.get(payload_at..).unwrap_or(""),
+    );
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(tag, &mut token);
-    Ok(token)
+    token
 }
 
 /// Verifies a token text (without `mm=`) and returns the state it carries.
 pub fn verify(token: &str, keys: &Keys, now: UnixSeconds) -> Result<State, TokenError> {
-    check_length(token.as_bytes())?;
-    let mut fields = token.split('.');
-    let (Some(version), Some(kid), Some(payload), Some(tag), None) = (
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-    ) else {
-        return Err(TokenError::WrongFieldCount {
-            count: token.split('.').count(),
-        });
-    };
-    if version != VERSION {
-        return Err(TokenError::UnknownVersion);
-    }
-    let key = keys.get(kid).ok_or(TokenError::UnknownKid)?;
-    // A tag of another length (a truncated one, say) cannot be the full HMAC.
-    if tag.len() != TAG_TEXT_LEN {
-        return Err(TokenError::BadTag);
-    }
-    // One spare byte: the decoder wants room for its estimate of 43 characters.
-    let mut tag_bytes = [0u8; TAG_BYTES + 1];
-    let tag_len = URL_SAFE_NO_PAD
-        .decode_slice(tag, &mut tag_bytes)
-        .map_err(|_| TokenError::BadBase64)?;
-    // Decoded into a small stack buffer when it fits (most payloads), else the heap.
     let mut small = [0u8; SMALL_PAYLOAD];
     let mut large = Vec::new();
-    let estimate = payload.len().div_ceil(4) * 3;
-    let buf: &mut [u8] = if estimate <= SMALL_PAYLOAD {
-        &mut small
-    } else {
-        large.resize(estimate, 0);
-        &mut large
-    };
-    let payload_len = URL_SAFE_NO_PAD
-        .decode_slice(payload, &mut *buf)
-        .map_err(|_| TokenError::BadBase64)?;
-    let bytes = buf.get(..payload_len).ok_or(TokenError::BadBase64)?;
-    // `verify` refuses any tag that is not exactly 32 bytes, in constant time.
-    let candidate = tag_bytes.get(..tag_len).ok_or(TokenError::BadTag)?;
-    if !mac::verify(&key.mac, kid, payload, candidate) {
-        return Err(TokenError::BadTag);
+    let (version, bytes) = open(
+        token,
+        keys,
+        |version| match version {
+            VERSION => Some((mac::DOMAIN_V1, Version::V1)),
+            VERSION_2 => Some((mac::DOMAIN_V2, Version::V2)),
+            _ => None,
+        },
+        &mut small,
+        &mut large,
+    )?;
+    let state = match version {
+        Version::V1 => Payload::V1(WireV1::decode(bytes)?),
+        Version::V2 => Payload::V2(WireV2::decode(bytes)?),
     }
-    let state = WireV1::decode(bytes)?.into_state()?;
+    .into_state()?;
     if now >= state.expires_at {
         return Err(TokenError::Expired {
             expires_at: state.expires_at,
@@ -198,6 +190,63 @@ pub fn verify(token: &str, keys: &Keys, now: UnixSeconds) -> Result<State, Token
         });
     }
     Ok(state)
+}
+
+/// Checks a signed text's envelope and tag and returns what its version field names
+/// and the payload bytes, tag checked, not yet parsed. `versions` maps a version field
+/// to its tag domain; any other version is [`TokenError::UnknownVersion`]. The payload
+/// is decoded into `small` when it fits (most do), else into `large`.
+pub(crate) fn open<'p, V>(
+    token: &str,
+    keys: &Keys,
+    versions: impl Fn(&str) -> Option<(&'static [u8], V)>,
+    small: &'p mut [u8; SMALL_PAYLOAD],
+    large: &'p mut Vec<u8>,
+) -> Result<(V, &'p [u8]), TokenError> {
+    check_length(token.as_bytes())?;
+    let mut fields = token.split('.');
+    let (Some(version), Some(kid), Some(payload), Some(tag), None) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
+        return Err(TokenError::WrongFieldCount {
+            count: token.split('.').count(),
+        });
+    };
+    let (domain, version) = versions(version).ok_or(TokenError::UnknownVersion)?;
+    let key = keys.get(kid).ok_or(TokenError::UnknownKid)?;
+    // A tag of another length (a truncated one, say) cannot be the full HMAC.
+    if tag.len() != TAG_TEXT_LEN {
+        return Err(TokenError::BadTag);
+    }
+    // One spare byte: the decoder wants room for its estimate of 43 characters.
+    let mut tag_bytes = [0u8; TAG_BYTES + 1];
+    let tag_len = URL_SAFE_NO_PAD
+        .decode_slice(tag, &mut tag_bytes)
+        .map_err(|_| TokenError::BadBase64)?;
+    let estimate = payload.len().div_ceil(4) * 3;
+    let buf: &'p mut [u8] = if estimate <= SMALL_PAYLOAD {
+        small
+    } else {
+        large.resize(estimate, 0);
+        large
+    };
+    let payload_len = URL_SAFE_NO_PAD
+        .decode_slice(payload, &mut *buf)
+        .map_err(|_| TokenError::BadBase64)?;
+    // `verify` refuses any tag that is not exactly 32 bytes, in constant time.
+    let candidate = tag_bytes.get(..tag_len).ok_or(TokenError::BadTag)?;
+    if !mac::verify(&key.mac, domain, kid, payload, candidate) {
+        return Err(TokenError::BadTag);
+    }
+    let bytes: &'p [u8] = buf;
+    Ok((
+        version,
+        bytes.get(..payload_len).ok_or(TokenError::BadBase64)?,
+    ))
 }
 
 /// [`verify`] for raw bytes, as a header value arrives: checks the length, then UTF-8.

@@ -17,7 +17,12 @@ pub(crate) type HmacSha256 = Hmac<Sha256>;
 pub(crate) const TAG_BYTES: usize = 32;
 
 /// The domain-separation prefix of the tagged message for version 1 tokens.
-const DOMAIN: &[u8] = b"mm-v1";
+pub(crate) const DOMAIN_V1: &[u8] = b"mm-v1";
+/// The same for version 2 tokens (linked devices, DESIGN §10).
+pub(crate) const DOMAIN_V2: &[u8] = b"mm-v2";
+/// The same for identity links (`?mm_link=`, DESIGN §10): a link never verifies as a
+/// token, nor a token as a link.
+pub(crate) const DOMAIN_LINK: &[u8] = b"mm-link-v1";
 
 /// Absorbs a key of any length (HMAC hashes keys longer than a block, pads shorter
 /// ones). Strength rules live in [`super::Keys`]; this layer takes what it is given, so
@@ -29,25 +34,31 @@ pub(crate) fn keyed(key: &[u8]) -> Option<HmacSha256> {
 }
 
 /// Feeds the message the tag covers for `kid` and `payload`.
-fn absorb(mac: &mut HmacSha256, kid: &str, payload: &str) {
-    mac.update(DOMAIN);
+fn absorb(mac: &mut HmacSha256, domain: &[u8], kid: &str, payload: &str) {
+    mac.update(domain);
     mac.update(&[0]);
     mac.update(kid.as_bytes());
     mac.update(&[0]);
     mac.update(payload.as_bytes());
 }
 
-/// The tag of a token with this key id and payload text.
-pub(crate) fn tag(key: &HmacSha256, kid: &str, payload: &str) -> [u8; TAG_BYTES] {
+/// The tag of a token (or link) of this domain, key id and payload text.
+pub(crate) fn tag(key: &HmacSha256, domain: &[u8], kid: &str, payload: &str) -> [u8; TAG_BYTES] {
     let mut mac = key.clone();
-    absorb(&mut mac, kid, payload);
+    absorb(&mut mac, domain, kid, payload);
     mac.finalize().into_bytes().into()
 }
 
 /// Whether `candidate` is the full tag of this key id and payload, in constant time.
-pub(crate) fn verify(key: &HmacSha256, kid: &str, payload: &str, candidate: &[u8]) -> bool {
+pub(crate) fn verify(
+    key: &HmacSha256,
+    domain: &[u8],
+    kid: &str,
+    payload: &str,
+    candidate: &[u8],
+) -> bool {
     let mut mac = key.clone();
-    absorb(&mut mac, kid, payload);
+    absorb(&mut mac, domain, kid, payload);
     mac.verify_slice(candidate).is_ok()
 }
 
@@ -130,11 +141,14 @@ mod tests {
             mac.update(b"mm-v1\0k1\0abc");
             <[u8; 32]>::from(mac.finalize().into_bytes())
         };
-        assert_eq!(tag(&key, "k1", "abc"), expected);
-        assert!(verify(&key, "k1", "abc", &expected));
-        assert!(!verify(&key, "k1", "abd", &expected));
-        assert!(!verify(&key, "k2", "abc", &expected));
-        assert!(!verify(&key, "k1", "abc", &expected[..31]));
-        assert!(!verify(&key, "k1", "abc", &[]));
+        assert_eq!(tag(&key, DOMAIN_V1, "k1", "abc"), expected);
+        assert!(verify(&key, DOMAIN_V1, "k1", "abc", &expected));
+        assert!(!verify(&key, DOMAIN_V1, "k1", "abd", &expected));
+        assert!(!verify(&key, DOMAIN_V1, "k2", "abc", &expected));
+        assert!(!verify(&key, DOMAIN_V1, "k1", "abc", &expected[..31]));
+        assert!(!verify(&key, DOMAIN_V1, "k1", "abc", &[]));
+        // Another domain, another message: a v1 tag is neither a v2 tag nor a link's.
+        assert!(!verify(&key, DOMAIN_V2, "k1", "abc", &expected));
+        assert!(!verify(&key, DOMAIN_LINK, "k1", "abc", &expected));
     }
 }

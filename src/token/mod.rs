@@ -23,6 +23,7 @@
 mod cookie;
 mod envelope;
 mod keys;
+mod link;
 mod mac;
 mod state;
 mod wire;
@@ -31,7 +32,10 @@ pub use cookie::{
     cookie_value, cookie_values, verify_cookie, CookieValues, COOKIE_NAME, MAX_COOKIES,
     MAX_COOKIE_HEADER_BYTES, MAX_DUPLICATES,
 };
-pub use envelope::{sign, verify, verify_bytes, TokenError, MAX_SKEW, MAX_TOKEN_LEN, VERSION};
+pub use envelope::{
+    sign, verify, verify_bytes, TokenError, MAX_SKEW, MAX_TOKEN_LEN, VERSION, VERSION_2,
+};
 pub use keys::{Keys, KeysError, MAX_KEYS, MAX_KEY_BYTES, MAX_KID_LEN, MIN_KEY_BYTES};
-pub use state::{Assignment, Consent, Impression, Intent, State, DEFAULT_TTL};
-pub use wire::{MAX_COOKIE_BYTES, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
+pub use link::{IdentityLink, LinkError, LINK_VERSION, MAX_CAMPAIGN_BYTES, MAX_LINK_TTL};
+pub use state::{Assignment, Consent, DeviceKind, Impression, Intent, Link, State, DEFAULT_TTL};
+pub use wire::{compact, segment_ok, MAX_COOKIE_BYTES, MAX_SEGMENTS, MAX_SEGMENT_BYTES};

@@ -16,6 +16,7 @@
 //! This module never reads a clock or a source of randomness: a new visitor's id and
 //! the time are handed in.
 
+use crate::context::Channel;
 use crate::time::{UnixSeconds, DAY};
 
 /// How long a token stays valid when nothing else is said: 30 days.
@@ -51,6 +52,17 @@ pub struct State {
     pub segments: Vec<String>,
     /// Consent bits, see [`Consent`].
     pub consent: Consent,
+    /// How many `back` transitions this journey has taken, on any device (DESIGN §10):
+    /// a back move starts a new generation, and a stage of a later generation wins over
+    /// every stage of an earlier one when devices are joined.
+    pub stage_generation: u16,
+    /// Visits per device type or channel, [`DeviceKind`] order (all devices together once
+    /// linked). A state from a `v1` token has none; see [`State::visits_of`].
+    pub visits_by: [u32; DeviceKind::COUNT],
+    /// The channel of the person's latest request before this one, once known.
+    pub last_channel: Option<Channel>,
+    /// The person this device is linked to, if it is (DESIGN §10).
+    pub link: Option<Link>,
 }
 
 impl State {
@@ -75,7 +87,23 @@ impl State {
             experiments: Vec::new(),
             segments: Vec::new(),
             consent: Consent::default(),
+            stage_generation: 0,
+            visits_by: [0; DeviceKind::COUNT],
+            last_channel: None,
+            link: None,
         }
+    }
+
+    /// The visits of one device type or channel. Visits counted before the state knew
+    /// kinds (a `v1` token, a backend's mint) are this device's: they are counted under
+    /// `this_device`.
+    pub fn visits_of(&self, kind: DeviceKind, this_device: Option<DeviceKind>) -> u32 {
+        let own = self.visits_by.get(kind.index()).copied().unwrap_or(0);
+        if Some(kind) != this_device {
+            return own;
+        }
+        let known: u32 = self.visits_by.iter().fold(0, |a, &b| a.saturating_add(b));
+        own.saturating_add(self.visits.saturating_sub(known))
     }
 
     /// Marks the state as issued `now`, valid for `ttl` more seconds: what the edge does
@@ -119,6 +147,10 @@ pub struct Assignment {
     pub experiment: u32,
     /// The variant index, or [`Assignment::HOLDOUT`].
     pub variant: u8,
+    /// When it was made, so that the first one made on any device wins (DESIGN §10). A
+    /// `v1` token does not carry it: it reads as the token's `issued_at`, the latest it
+    /// can have been.
+    pub at: UnixSeconds,
 }
 
 impl Assignment {
@@ -138,4 +170,65 @@ impl Consent {
     pub fn opted_out(self) -> bool {
         self.0 & Self::OPTED_OUT != 0
     }
+}
+
+/// The device types and channels visits are counted by (`visits.<kind>`, DESIGN §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeviceKind {
+    /// A phone's browser.
+    Mobile,
+    /// A tablet's browser.
+    Tablet,
+    /// A computer's browser (and any other browser that is not a bot).
+    Desktop,
+    /// A mobile app.
+    App,
+    /// A store: a sales assistant's screen, a till, through the backend API.
+    Store,
+}
+
+impl DeviceKind {
+    /// How many kinds there are.
+    pub const COUNT: usize = 5;
+    /// Every kind, in index order.
+    pub const ALL: [DeviceKind; DeviceKind::COUNT] = [
+        DeviceKind::Mobile,
+        DeviceKind::Tablet,
+        DeviceKind::Desktop,
+        DeviceKind::App,
+        DeviceKind::Store,
+    ];
+
+    /// The position in [`State::visits_by`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The name rules use: `visits.<name>`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Mobile => "mobile",
+            DeviceKind::Tablet => "tablet",
+            DeviceKind::Desktop => "desktop",
+            DeviceKind::App => "app",
+            DeviceKind::Store => "store",
+        }
+    }
+
+    /// The kind named `name`.
+    pub fn parse(name: &str) -> Option<DeviceKind> {
+        DeviceKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// What a linked device knows of its profile (DESIGN §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    /// The profile id: 128 opaque bits chosen by a backend.
+    pub profile: [u8; 16],
+    /// This device's sync sequence: the next exchange with the profile carries it, and
+    /// the profile applies an exchange only once (a retried sync counts once).
+    pub seq: u32,
+    /// How many devices the profile had at the last sync (`profile.devices`).
+    pub devices: u8,
 }

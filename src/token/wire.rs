@@ -23,8 +23,9 @@ use std::cmp::Ordering;
 
 use crate::codec::{self, CodecError, Decode, Encode};
 
-use super::state::{Assignment, Consent, Impression, Intent, State};
+use super::state::{Assignment, Consent, DeviceKind, Impression, Intent, Link, State};
 use super::TokenError;
+use crate::context::Channel;
 
 /// The cookie `mm=<token>` stays strictly below this many bytes (DESIGN §5).
 pub const MAX_COOKIE_BYTES: usize = 3_800;
@@ -39,9 +40,19 @@ pub const MAX_SEGMENT_BYTES: usize = 32;
 /// prefix cannot make the decoder allocate beyond it.
 const DECODE_LIMIT: usize = 64 * 1024;
 
-/// Version 1 of the payload. Field order is the wire order: never reorder or insert.
+/// Version 1 of the payload: the state of a device that is not linked to a profile.
+/// Field order is the wire order: never reorder or insert.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub(crate) struct WireV1 {
+    head: Head,
+    lists: Lists<WireAssignment>,
+    consent: u8,
+}
+
+/// The fields every version starts with (a struct encodes as its fields in order, so
+/// this is the same bytes as writing them out).
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+struct Head {
     visitor: [u8; 16],
     issued_at: i64,
     /// `expires_at - issued_at`.
@@ -52,12 +63,62 @@ pub(crate) struct WireV1 {
     visits: u32,
     /// `issued_at - last_visit`.
     last_visit_age: i64,
+}
+
+impl Head {
+    fn of(state: &State) -> Head {
+        let at = state.issued_at;
+        Head {
+            visitor: state.visitor,
+            issued_at: at,
+            ttl: state.expires_at.wrapping_sub(at),
+            stage: state.stage,
+            stage_age: at.wrapping_sub(state.stage_since),
+            visits: state.visits,
+            last_visit_age: at.wrapping_sub(state.last_visit),
+        }
+    }
+
+    /// The state these fields describe, everything else empty.
+    fn state(&self, consent: u8) -> State {
+        let at = self.issued_at;
+        State {
+            visitor: self.visitor,
+            issued_at: at,
+            expires_at: at.wrapping_add(self.ttl),
+            stage: self.stage,
+            stage_since: at.wrapping_sub(self.stage_age),
+            visits: self.visits,
+            last_visit: at.wrapping_sub(self.last_visit_age),
+            consent: Consent(consent),
+            ..State::default()
+        }
+    }
+}
+
+/// Version 2: everything of version 1 (assignments with their age), then what a
+/// device linked to a profile carries (DESIGN §10). Written only for linked states, so
+/// every other token stays a `v1` token, byte for byte. Never reorder or insert.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub(crate) struct WireV2 {
+    head: Head,
+    lists: Lists<WireAssignmentV2>,
+    consent: u8,
+    stage_generation: u16,
+    visits_by: [u32; DeviceKind::COUNT],
+    /// [`Channel::code`], 0 for none.
+    last_channel: u8,
+    link: Option<WireLink>,
+}
+
+/// The trimmable lists, in wire order (version 1 and 2 alike).
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+struct Lists<A> {
     intents: Vec<WireIntent>,
     impressions: Vec<WireImpression>,
     sequence: Vec<u32>,
-    experiments: Vec<WireAssignment>,
+    experiments: Vec<A>,
     segments: Vec<String>,
-    consent: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -85,24 +146,46 @@ struct WireAssignment {
     variant: u8,
 }
 
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+struct WireAssignmentV2 {
+    experiment: u32,
+    variant: u8,
+    /// `issued_at - at`.
+    age: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+struct WireLink {
+    profile: [u8; 16],
+    seq: u32,
+    devices: u8,
+}
+
 /// Whether a segment name may travel in a token.
-pub(crate) fn segment_ok(segment: &str) -> bool {
+pub fn segment_ok(segment: &str) -> bool {
     !segment.is_empty() && segment.len() <= MAX_SEGMENT_BYTES
 }
 
-impl WireV1 {
-    /// The wire form of a state. Intents with a non-finite score and segments outside
-    /// the bounds are left out, so that every token we sign decodes.
-    pub(crate) fn from_state(state: &State) -> WireV1 {
+/// A decoded payload of either version.
+pub(crate) enum Payload {
+    V1(WireV1),
+    V2(WireV2),
+}
+
+impl Payload {
+    /// The state this payload describes, or why it cannot describe one.
+    pub(crate) fn into_state(self) -> Result<State, TokenError> {
+        match self {
+            Payload::V1(wire) => wire.into_state(),
+            Payload::V2(wire) => wire.into_state(),
+        }
+    }
+}
+
+impl<A> Lists<A> {
+    fn of(state: &State, assignment: impl Fn(&Assignment) -> A) -> Lists<A> {
         let at = state.issued_at;
-        WireV1 {
-            visitor: state.visitor,
-            issued_at: at,
-            ttl: state.expires_at.wrapping_sub(at),
-            stage: state.stage,
-            stage_age: at.wrapping_sub(state.stage_since),
-            visits: state.visits,
-            last_visit_age: at.wrapping_sub(state.last_visit),
+        Lists {
             intents: state
                 .intents
                 .iter()
@@ -125,14 +208,7 @@ impl WireV1 {
                 })
                 .collect(),
             sequence: state.sequence.clone(),
-            experiments: state
-                .experiments
-                .iter()
-                .map(|a| WireAssignment {
-                    experiment: a.experiment,
-                    variant: a.variant,
-                })
-                .collect(),
+            experiments: state.experiments.iter().map(assignment).collect(),
             segments: state
                 .segments
                 .iter()
@@ -140,92 +216,55 @@ impl WireV1 {
                 .take(MAX_SEGMENTS)
                 .cloned()
                 .collect(),
-            consent: state.consent.0,
         }
     }
 
-    /// The state this payload describes, or why it cannot describe one.
-    pub(crate) fn into_state(self) -> Result<State, TokenError> {
-        let at = self.issued_at;
+    /// Checks what the payload cannot be trusted with: non-finite scores, segments
+    /// outside their bounds.
+    fn check(&self) -> Result<(), TokenError> {
         if self.intents.iter().any(|i| !i.score.is_finite())
             || self.segments.len() > MAX_SEGMENTS
             || !self.segments.iter().all(|s| segment_ok(s))
         {
             return Err(TokenError::Malformed);
         }
-        Ok(State {
-            visitor: self.visitor,
-            issued_at: at,
-            expires_at: at.wrapping_add(self.ttl),
-            stage: self.stage,
-            stage_since: at.wrapping_sub(self.stage_age),
-            visits: self.visits,
-            last_visit: at.wrapping_sub(self.last_visit_age),
-            intents: self
-                .intents
-                .into_iter()
-                .map(|i| Intent {
-                    topic: i.topic,
-                    score: i.score,
-                    updated_at: at.wrapping_sub(i.age),
-                })
-                .collect(),
-            impressions: self
-                .impressions
-                .into_iter()
-                .map(|i| Impression {
-                    id: i.id,
-                    count: i.count,
-                    window_start: at.wrapping_sub(i.window_age),
-                    last_shown: at.wrapping_sub(i.shown_age),
-                    total: i.total,
-                })
-                .collect(),
-            sequence: self.sequence,
-            experiments: self
-                .experiments
-                .into_iter()
-                .map(|a| Assignment {
-                    experiment: a.experiment,
-                    variant: a.variant,
-                })
-                .collect(),
-            segments: self.segments,
-            consent: Consent(self.consent),
-        })
+        Ok(())
     }
 
-    /// Decodes a payload: exactly one `WireV1`, nothing after it.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<WireV1, TokenError> {
-        codec::decode::<WireV1, DECODE_LIMIT>(bytes).map_err(|e| match e {
-            CodecError::Truncated => TokenError::Truncated,
-            CodecError::Trailing(_) => TokenError::TrailingBytes,
-            _ => TokenError::Malformed,
-        })
+    /// Writes the lists into `state`, times relative to `at`.
+    fn into_state(self, at: i64, state: &mut State, assignment: impl Fn(A) -> Assignment) {
+        state.intents = self
+            .intents
+            .into_iter()
+            .map(|i| Intent {
+                topic: i.topic,
+                score: i.score,
+                updated_at: at.wrapping_sub(i.age),
+            })
+            .collect();
+        state.impressions = self
+            .impressions
+            .into_iter()
+            .map(|i| Impression {
+                id: i.id,
+                count: i.count,
+                window_start: at.wrapping_sub(i.window_age),
+                last_shown: at.wrapping_sub(i.shown_age),
+                total: i.total,
+            })
+            .collect();
+        state.sequence = self.sequence;
+        state.experiments = self.experiments.into_iter().map(assignment).collect();
+        state.segments = self.segments;
     }
+}
 
-    /// The payload in at most `budget` bytes, trimmed as the module explains.
-    fn trimmed_within(mut self, budget: usize) -> Result<Vec<u8>, TokenError> {
-        let mut bytes = encode(&self)?;
-        if bytes.len() <= budget {
-            return Ok(bytes);
-        }
-        // One pass that removes entries by their own encoded size: a list's length
-        // prefix can only shrink as entries go, so after it the payload fits unless
-        // every trimmable list ran out.
-        let at = self.issued_at;
-        let oldest_shown = |a: &WireImpression, b: &WireImpression| {
-            at.wrapping_sub(a.shown_age)
-                .cmp(&at.wrapping_sub(b.shown_age))
-        };
-        let weakest = |a: &WireIntent, b: &WireIntent| {
-            a.score
-                .total_cmp(&b.score)
-                .then_with(|| at.wrapping_sub(a.age).cmp(&at.wrapping_sub(b.age)))
-        };
-        let mut excess = bytes.len().saturating_sub(budget);
-        excess = drop_first(&mut self.impressions, excess, oldest_shown);
-        excess = drop_first(&mut self.intents, excess, weakest);
+impl<A: Encode> Lists<A> {
+    /// Drops entries worth `excess` encoded bytes, in the order the module explains;
+    /// returns what is still to remove.
+    fn drop_worth(&mut self, at: i64, mut excess: usize) -> usize {
+        excess = drop_first(&mut self.impressions, excess, oldest_shown(at));
+        excess = drop_first(&mut self.intents, excess, weakest(at));
         excess = drop_first(&mut self.experiments, excess, in_order);
         excess = drop_first(&mut self.sequence, excess, in_order);
         while excess > 0 {
@@ -234,21 +273,174 @@ impl WireV1 {
                 None => break,
             }
         }
+        excess
+    }
+
+    /// Drops the one least valuable entry; false when every list is empty.
+    fn drop_one(&mut self, at: i64) -> bool {
+        drop_first(&mut self.impressions, 1, oldest_shown(at)) == 0
+            || drop_first(&mut self.intents, 1, weakest(at)) == 0
+            || drop_first(&mut self.experiments, 1, in_order) == 0
+            || drop_first(&mut self.sequence, 1, in_order) == 0
+            || self.segments.pop().is_some()
+    }
+}
+
+fn oldest_shown(at: i64) -> impl Fn(&WireImpression, &WireImpression) -> Ordering {
+    move |a, b| {
+        at.wrapping_sub(a.shown_age)
+            .cmp(&at.wrapping_sub(b.shown_age))
+    }
+}
+
+fn weakest(at: i64) -> impl Fn(&WireIntent, &WireIntent) -> Ordering {
+    move |a, b| {
+        a.score
+            .total_cmp(&b.score)
+            .then_with(|| at.wrapping_sub(a.age).cmp(&at.wrapping_sub(b.age)))
+    }
+}
+
+/// A payload whose lists can be trimmed to a budget.
+trait Trim: Encode {
+    fn drop_worth(&mut self, excess: usize) -> usize;
+    fn drop_one(&mut self) -> bool;
+
+    /// The payload in at most `budget` bytes, trimmed as the module explains.
+    fn trimmed_within(mut self, budget: usize) -> Result<Vec<u8>, TokenError>
+    where
+        Self: Sized,
+    {
+        let mut bytes = encode(&self)?;
+        if bytes.len() <= budget {
+            return Ok(bytes);
+        }
+        // One pass that removes entries by their own encoded size: a list's length
+        // prefix can only shrink as entries go, so after it the payload fits unless
+        // every trimmable list ran out.
+        self.drop_worth(bytes.len().saturating_sub(budget));
         bytes = encode(&self)?;
         // The estimate above is exact or generous; this loop is the guarantee. Asking
         // `drop_first` to remove one byte removes exactly one entry.
         while bytes.len() > budget {
-            let dropped = drop_first(&mut self.impressions, 1, oldest_shown) == 0
-                || drop_first(&mut self.intents, 1, weakest) == 0
-                || drop_first(&mut self.experiments, 1, in_order) == 0
-                || drop_first(&mut self.sequence, 1, in_order) == 0
-                || self.segments.pop().is_some();
-            if !dropped {
+            if !self.drop_one() {
                 return Err(TokenError::Unencodable);
             }
             bytes = encode(&self)?;
         }
         Ok(bytes)
+    }
+}
+
+impl Trim for WireV1 {
+    fn drop_worth(&mut self, excess: usize) -> usize {
+        self.lists.drop_worth(self.head.issued_at, excess)
+    }
+    fn drop_one(&mut self) -> bool {
+        self.lists.drop_one(self.head.issued_at)
+    }
+}
+
+impl Trim for WireV2 {
+    fn drop_worth(&mut self, excess: usize) -> usize {
+        self.lists.drop_worth(self.head.issued_at, excess)
+    }
+    fn drop_one(&mut self) -> bool {
+        self.lists.drop_one(self.head.issued_at)
+    }
+}
+
+fn decode_error(e: CodecError) -> TokenError {
+    match e {
+        CodecError::Truncated => TokenError::Truncated,
+        CodecError::Trailing(_) => TokenError::TrailingBytes,
+        _ => TokenError::Malformed,
+    }
+}
+
+impl WireV1 {
+    /// The wire form of a state. Intents with a non-finite score and segments outside
+    /// the bounds are left out, so that every token we sign decodes.
+    pub(crate) fn from_state(state: &State) -> WireV1 {
+        WireV1 {
+            head: Head::of(state),
+            lists: Lists::of(state, |a| WireAssignment {
+                experiment: a.experiment,
+                variant: a.variant,
+            }),
+            consent: state.consent.0,
+        }
+    }
+
+    /// The state this payload describes, or why it cannot describe one. Assignments
+    /// read as made at `issued_at`, the latest they can have been made.
+    pub(crate) fn into_state(self) -> Result<State, TokenError> {
+        self.lists.check()?;
+        let at = self.head.issued_at;
+        let mut state = self.head.state(self.consent);
+        self.lists.into_state(at, &mut state, |a| Assignment {
+            experiment: a.experiment,
+            variant: a.variant,
+            at,
+        });
+        Ok(state)
+    }
+
+    /// Decodes a payload: exactly one `WireV1`, nothing after it.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<WireV1, TokenError> {
+        codec::decode::<WireV1, DECODE_LIMIT>(bytes).map_err(decode_error)
+    }
+}
+
+impl WireV2 {
+    /// The wire form of a linked state, as [`WireV1::from_state`] and the rest.
+    pub(crate) fn from_state(state: &State) -> WireV2 {
+        let at = state.issued_at;
+        WireV2 {
+            head: Head::of(state),
+            lists: Lists::of(state, |a| WireAssignmentV2 {
+                experiment: a.experiment,
+                variant: a.variant,
+                age: at.wrapping_sub(a.at),
+            }),
+            consent: state.consent.0,
+            stage_generation: state.stage_generation,
+            visits_by: state.visits_by,
+            last_channel: state.last_channel.map_or(0, Channel::code),
+            link: state.link.map(|l| WireLink {
+                profile: l.profile,
+                seq: l.seq,
+                devices: l.devices,
+            }),
+        }
+    }
+
+    /// The state this payload describes, or why it cannot describe one.
+    pub(crate) fn into_state(self) -> Result<State, TokenError> {
+        self.lists.check()?;
+        let at = self.head.issued_at;
+        let mut state = State {
+            stage_generation: self.stage_generation,
+            visits_by: self.visits_by,
+            last_channel: Channel::from_code(self.last_channel),
+            link: self.link.map(|l| Link {
+                profile: l.profile,
+                seq: l.seq,
+                devices: l.devices,
+            }),
+            ..self.head.state(self.consent)
+        };
+        self.lists.into_state(at, &mut state, |a| Assignment {
+            experiment: a.experiment,
+            variant: a.variant,
+            at: at.wrapping_sub(a.age),
+        });
+        Ok(state)
+    }
+
+    /// Decodes a payload: exactly one `WireV2`, nothing after it.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<WireV2, TokenError> {
+        codec::decode::<WireV2, DECODE_LIMIT>(bytes).map_err(decode_error)
     }
 }
 
@@ -310,13 +502,37 @@ impl Encode for WireV1Of<'_> {
     }
 }
 
+/// The payload version a state is written in: `v2` once linked, `v1` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    /// The version a state is written in.
+    pub(crate) fn of(state: &State) -> Version {
+        if state.link.is_some() {
+            Version::V2
+        } else {
+            Version::V1
+        }
+    }
+}
+
 /// A state's payload in at most `budget` bytes, trimmed as the module explains. The
-/// common case, a payload that fits in `buf`, is written there without allocating.
+/// common case, an unlinked state whose payload fits in `buf`, is written there
+/// without allocating.
 pub(crate) fn encode_state_within<'b>(
     state: &State,
     budget: usize,
     buf: &'b mut [u8],
 ) -> Result<std::borrow::Cow<'b, [u8]>, TokenError> {
+    if Version::of(state) == Version::V2 {
+        return WireV2::from_state(state)
+            .trimmed_within(budget)
+            .map(std::borrow::Cow::Owned);
+    }
     let room = budget.min(buf.len());
     let fits = buf
         .get_mut(..room)
@@ -326,6 +542,37 @@ pub(crate) fn encode_state_within<'b>(
         _ => WireV1::from_state(state)
             .trimmed_within(budget)
             .map(std::borrow::Cow::Owned),
+    }
+}
+
+/// `state` within `budget` bytes of `v2` payload, trimmed as a token is (oldest
+/// impressions first, then the weakest intents, ...): how a profile bounds what it
+/// stores. A state that fits is returned as it is.
+pub fn compact(state: State, budget: usize) -> State {
+    let wire = WireV2::from_state(&state);
+    let fits = codec::encode(&wire).is_ok_and(|b| b.len() <= budget);
+    if fits {
+        return state;
+    }
+    let trimmed = wire
+        .trimmed_within(budget)
+        .ok()
+        .and_then(|bytes| WireV2::decode(&bytes).ok())
+        .and_then(|wire| wire.into_state().ok());
+    match trimmed {
+        Some(mut trimmed) => {
+            // Non-finite scores and bad segments never reach a wire form.
+            trimmed.consent = state.consent;
+            trimmed
+        }
+        None => State {
+            intents: Vec::new(),
+            impressions: Vec::new(),
+            sequence: Vec::new(),
+            experiments: Vec::new(),
+            segments: Vec::new(),
+            ..state
+        },
     }
 }
 
@@ -382,9 +629,13 @@ struct StateImage {
     intents: Vec<(u32, f32, i64)>,
     impressions: Vec<(u32, u32, i64, i64, u32)>,
     sequence: Vec<u32>,
-    experiments: Vec<(u32, u8)>,
+    experiments: Vec<(u32, u8, i64)>,
     segments: Vec<String>,
     consent: u8,
+    stage_generation: u16,
+    visits_by: [u32; DeviceKind::COUNT],
+    last_channel: u8,
+    link: Option<([u8; 16], u32, u8)>,
 }
 
 impl State {
@@ -412,10 +663,14 @@ impl State {
             experiments: self
                 .experiments
                 .iter()
-                .map(|a| (a.experiment, a.variant))
+                .map(|a| (a.experiment, a.variant, a.at))
                 .collect(),
             segments: self.segments.clone(),
             consent: self.consent.0,
+            stage_generation: self.stage_generation,
+            visits_by: self.visits_by,
+            last_channel: self.last_channel.map_or(0, Channel::code),
+            link: self.link.map(|l| (l.profile, l.seq, l.devices)),
         };
         codec::encode(&image).unwrap_or_default()
     }
@@ -455,13 +710,22 @@ impl State {
             experiments: image
                 .experiments
                 .into_iter()
-                .map(|(experiment, variant)| Assignment {
+                .map(|(experiment, variant, at)| Assignment {
                     experiment,
                     variant,
+                    at,
                 })
                 .collect(),
             segments: image.segments,
             consent: Consent(image.consent),
+            stage_generation: image.stage_generation,
+            visits_by: image.visits_by,
+            last_channel: Channel::from_code(image.last_channel),
+            link: image.link.map(|(profile, seq, devices)| Link {
+                profile,
+                seq,
+                devices,
+            }),
         })
     }
 }
@@ -505,6 +769,7 @@ mod tests {
             experiments: vec![Assignment {
                 experiment: 8,
                 variant: 1,
+                at: 1_794_000_000,
             }],
             segments: (0..20)
                 .map(|n| {
@@ -516,6 +781,7 @@ mod tests {
                 })
                 .collect(),
             consent: Consent(Consent::OPTED_OUT),
+            ..State::default()
         };
         for _ in 0..2 {
             let expected = codec::encode(&WireV1::from_state(&state)).unwrap();
@@ -553,9 +819,18 @@ mod tests {
             experiments: vec![Assignment {
                 experiment: 9,
                 variant: Assignment::HOLDOUT,
+                at: -3,
             }],
             segments: vec!["x".repeat(MAX_SEGMENT_BYTES + 1)],
             consent: Consent(Consent::OPTED_OUT),
+            stage_generation: 4,
+            visits_by: [1, 2, 3, 4, 5],
+            last_channel: Some(Channel::Store),
+            link: Some(Link {
+                profile: [9; 16],
+                seq: 77,
+                devices: 3,
+            }),
         };
         let back = State::from_image(&state.to_image()).expect("decodes");
         // NaN is not equal to itself: compare its bits, then the rest.
@@ -566,5 +841,99 @@ mod tests {
         got.intents[0].score = 0.0;
         assert_eq!(got, expected);
         assert_eq!(State::from_image(b"\xff\xff"), None);
+    }
+
+    fn linked() -> State {
+        State {
+            visitor: [5; 16],
+            issued_at: 1_795_000_000,
+            expires_at: 1_797_592_000,
+            stage: Some(42),
+            stage_since: 1_794_000_000,
+            visits: 7,
+            last_visit: 1_794_990_000,
+            intents: vec![Intent {
+                topic: 1,
+                score: 12.5,
+                updated_at: 1_794_000_000,
+            }],
+            impressions: vec![Impression {
+                id: 2,
+                count: 3,
+                window_start: 1_794_100_000,
+                last_shown: 1_794_200_000,
+                total: 6,
+            }],
+            sequence: vec![8],
+            experiments: vec![Assignment {
+                experiment: 9,
+                variant: 1,
+                at: 1_793_000_000,
+            }],
+            segments: vec!["vip".into()],
+            consent: Consent(0),
+            stage_generation: 2,
+            visits_by: [3, 0, 4, 0, 0],
+            last_channel: Some(Channel::App),
+            link: Some(Link {
+                profile: [7; 16],
+                seq: 12,
+                devices: 2,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_linked_state_round_trips_through_v2_and_an_unlinked_one_stays_v1() {
+        let state = linked();
+        assert_eq!(Version::of(&state), Version::V2);
+        let mut buf = [0u8; 768];
+        let bytes = encode_state_within(&state, 2_800, &mut buf)
+            .unwrap()
+            .into_owned();
+        let back = WireV2::decode(&bytes).unwrap().into_state().unwrap();
+        assert_eq!(back, state);
+        // Version 1 drops what only version 2 holds; assignments read as made at
+        // `issued_at`.
+        let mut unlinked = state.clone();
+        unlinked.link = None;
+        assert_eq!(Version::of(&unlinked), Version::V1);
+        let bytes = encode_state_within(&unlinked, 2_800, &mut buf)
+            .unwrap()
+            .into_owned();
+        assert!(WireV2::decode(&bytes).is_err());
+        let back = WireV1::decode(&bytes).unwrap().into_state().unwrap();
+        assert_eq!(back.experiments[0].at, unlinked.issued_at);
+        assert_eq!(
+            (back.stage_generation, back.visits_by, back.last_channel),
+            (0, [0; 5], None)
+        );
+    }
+
+    #[test]
+    fn a_linked_state_is_trimmed_to_the_budget_like_an_unlinked_one() {
+        let mut state = linked();
+        state.impressions = (0..400)
+            .map(|n| Impression {
+                id: n,
+                count: 1,
+                window_start: 1_794_000_000 + i64::from(n),
+                last_shown: 1_794_000_000 + i64::from(n),
+                total: 1,
+            })
+            .collect();
+        let mut buf = [0u8; 768];
+        let bytes = encode_state_within(&state, 1_000, &mut buf)
+            .unwrap()
+            .into_owned();
+        assert!(bytes.len() <= 1_000);
+        let back = WireV2::decode(&bytes).unwrap().into_state().unwrap();
+        // The newest impressions survive, the link always.
+        assert!(back.impressions.len() < 400 && !back.impressions.is_empty());
+        assert!(back
+            .impressions
+            .iter()
+            .all(|i| i.id >= 400 - back.impressions.len() as u32));
+        assert_eq!(back.link, state.link);
     }
 }

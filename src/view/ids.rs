@@ -22,9 +22,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::Channel;
 use crate::ids;
 use crate::time::UnixSeconds;
-use crate::token::{Assignment, Consent, Impression, Intent, State};
+use crate::token::{Assignment, Consent, DeviceKind, Impression, Intent, Link, State};
 
 /// Why a JSON value is not a state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +37,9 @@ pub enum ViewError {
     /// `visitor` is not 32 hexadecimal digits.
     #[error("visitor: {0:?} is not 32 hexadecimal digits")]
     Visitor(String),
+    /// `link.profile` is not 32 hexadecimal digits.
+    #[error("link.profile: {0:?} is not 32 hexadecimal digits")]
+    Profile(String),
     /// A time string is not RFC 3339.
     #[error("{field}: {value:?} is not an RFC 3339 time")]
     Time {
@@ -67,6 +71,24 @@ struct View {
     segments: Vec<String>,
     #[serde(default)]
     consent: ConsentView,
+    /// The rest is written only for a linked state, as only a `v2` token carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link: Option<LinkView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stage_generation: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    visits_by: Option<std::collections::BTreeMap<String, u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_channel: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LinkView {
+    profile: String,
+    #[serde(default)]
+    seq: u32,
+    #[serde(default)]
+    devices: u8,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -92,6 +114,8 @@ struct AssignmentView {
     variant: u8,
     #[serde(default, skip_deserializing)]
     holdout: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<Time>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -145,6 +169,7 @@ fn widen(score: f32) -> f64 {
 impl State {
     /// The JSON view of this state, as the module shows.
     pub fn to_json(&self) -> serde_json::Value {
+        let linked = self.link.is_some();
         let view = View {
             visitor: ids::hex128_string(&self.visitor),
             issued_at: Time::of(self.issued_at),
@@ -181,6 +206,7 @@ impl State {
                     experiment: a.experiment,
                     variant: a.variant,
                     holdout: a.variant == Assignment::HOLDOUT,
+                    at: linked.then(|| Time::of(a.at)),
                 })
                 .collect(),
             segments: self.segments.clone(),
@@ -188,6 +214,23 @@ impl State {
                 bits: self.consent.0,
                 personalization: !self.consent.opted_out(),
             },
+            link: self.link.map(|l| LinkView {
+                profile: ids::hex128_string(&l.profile),
+                seq: l.seq,
+                devices: l.devices,
+            }),
+            stage_generation: linked.then_some(self.stage_generation),
+            visits_by: linked.then(|| {
+                DeviceKind::ALL
+                    .iter()
+                    .zip(self.visits_by)
+                    .map(|(k, n)| (k.as_str().to_owned(), n))
+                    .collect()
+            }),
+            last_channel: self
+                .last_channel
+                .filter(|_| linked)
+                .map(|c| c.as_str().to_owned()),
         };
         // The view holds only strings, integers, finite-or-null floats and lists:
         // serializing it to a `Value` cannot fail.
@@ -224,9 +267,47 @@ impl State {
                 total: i.total,
             });
         }
+        let issued_at = view.issued_at.unix(|| "issued_at".into())?;
+        let mut experiments = Vec::with_capacity(view.experiments.len());
+        for (n, a) in view.experiments.into_iter().enumerate() {
+            experiments.push(Assignment {
+                experiment: a.experiment,
+                variant: a.variant,
+                at: match a.at {
+                    Some(at) => at.unix(|| format!("experiments[{n}].at"))?,
+                    None => issued_at,
+                },
+            });
+        }
+        let link = match view.link {
+            Some(l) => Some(Link {
+                profile: ids::parse_hex128(&l.profile)
+                    .map_err(|_| ViewError::Profile(l.profile.clone()))?,
+                seq: l.seq,
+                devices: l.devices,
+            }),
+            None => None,
+        };
+        let mut visits_by = [0u32; DeviceKind::COUNT];
+        for (name, count) in view.visits_by.unwrap_or_default() {
+            let kind = DeviceKind::parse(&name).ok_or_else(|| {
+                ViewError::Json(format!(
+                    "visits_by: unknown device type or channel {name:?}"
+                ))
+            })?;
+            if let Some(slot) = visits_by.get_mut(kind.index()) {
+                *slot = count;
+            }
+        }
+        let last_channel = match view.last_channel {
+            Some(name) => Some(Channel::parse(&name).ok_or_else(|| {
+                ViewError::Json(format!("last_channel: unknown channel {name:?}"))
+            })?),
+            None => None,
+        };
         Ok(State {
             visitor,
-            issued_at: view.issued_at.unix(|| "issued_at".into())?,
+            issued_at,
             expires_at: view.expires_at.unix(|| "expires_at".into())?,
             stage: view.stage,
             stage_since: view.stage_since.unix(|| "stage_since".into())?,
@@ -235,16 +316,13 @@ impl State {
             intents,
             impressions,
             sequence: view.sequence,
-            experiments: view
-                .experiments
-                .into_iter()
-                .map(|a| Assignment {
-                    experiment: a.experiment,
-                    variant: a.variant,
-                })
-                .collect(),
+            experiments,
             segments: view.segments,
             consent: Consent(view.consent.bits),
+            stage_generation: view.stage_generation.unwrap_or(0),
+            visits_by,
+            last_channel,
+            link,
         })
     }
 }

@@ -11,9 +11,10 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
 use crate::bundle::{Bundle, Offer};
+use crate::context::Channel;
 use crate::ids::{self, stable_id, IdKind};
 use crate::time::{parse_rfc3339, UnixSeconds};
-use crate::token::{Assignment, Consent, Impression, Intent, State};
+use crate::token::{Assignment, Consent, DeviceKind, Impression, Intent, Link, State};
 
 fn id_of(kind: IdKind, name: &str) -> u32 {
     name.strip_prefix('#')
@@ -166,6 +167,13 @@ struct ImpressionView {
     total: u32,
 }
 
+#[derive(Serialize)]
+struct LinkView<'a> {
+    profile: &'a str,
+    seq: u32,
+    devices: u8,
+}
+
 /// The state by names, serialized straight from the state (the npm package and
 /// `simulate` write one per answer): see [`state_to_json`].
 pub struct StateView<'a> {
@@ -179,7 +187,7 @@ impl Serialize for StateView<'_> {
         let stages = || bundle.stages.iter().map(|s| (s.id, s.name.as_str()));
         let topics = || bundle.topics.iter().map(|t| (t.id, t.name.as_str()));
         let mut visitor = [0u8; 32];
-        let mut map = serializer.serialize_map(Some(13))?;
+        let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("visitor", ids::hex128(&state.visitor, &mut visitor))?;
         map.serialize_entry("issued_at", &Time(state.issued_at))?;
         map.serialize_entry("expires_at", &Time(state.expires_at))?;
@@ -245,6 +253,29 @@ impl Serialize for StateView<'_> {
         )?;
         map.serialize_entry("segments", &state.segments)?;
         map.serialize_entry("consent", &!state.consent.opted_out())?;
+        // What only a linked state's token carries (DESIGN §10).
+        if let Some(link) = &state.link {
+            let mut profile = [0u8; 32];
+            map.serialize_entry(
+                "link",
+                &LinkView {
+                    profile: ids::hex128(&link.profile, &mut profile),
+                    seq: link.seq,
+                    devices: link.devices,
+                },
+            )?;
+            map.serialize_entry(
+                "visits_by",
+                &Pairs(|| {
+                    DeviceKind::ALL
+                        .iter()
+                        .zip(state.visits_by)
+                        .map(|(k, n)| (k.as_str(), n))
+                }),
+            )?;
+            map.serialize_entry("last_channel", &state.last_channel.map(Channel::as_str))?;
+            map.serialize_entry("stage_generation", &state.stage_generation)?;
+        }
         map.end()
     }
 }
@@ -364,6 +395,7 @@ pub fn state_from_json(bundle: &Bundle, json: &Json, visitor: [u8; 16]) -> Resul
             state.experiments.push(Assignment {
                 experiment: id,
                 variant: index,
+                at: state.issued_at,
             });
         }
     }
@@ -376,6 +408,41 @@ pub fn state_from_json(bundle: &Bundle, json: &Json, visitor: [u8; 16]) -> Resul
     }
     if map.get("consent") == Some(&Json::Bool(false)) {
         state.consent = Consent(Consent::OPTED_OUT);
+    }
+    if let Some(link) = map.get("link") {
+        let fields = object(link, "state.link")?;
+        let profile = fields
+            .get("profile")
+            .and_then(Json::as_str)
+            .ok_or("state.link.profile: expected 32 hexadecimal digits")?;
+        let number = |key: &str| fields.get(key).and_then(Json::as_u64).unwrap_or(0);
+        state.link = Some(Link {
+            profile: ids::parse_hex128(profile).map_err(|e| format!("state.link.profile: {e}"))?,
+            seq: u32::try_from(number("seq")).unwrap_or(u32::MAX),
+            devices: u8::try_from(number("devices")).unwrap_or(u8::MAX),
+        });
+    }
+    if let Some(by) = map.get("visits_by") {
+        for (name, count) in object(by, "state.visits_by")? {
+            let kind = DeviceKind::parse(name).ok_or_else(|| {
+                format!("state.visits_by: unknown device type or channel \"{name}\"")
+            })?;
+            if let Some(slot) = state.visits_by.get_mut(kind.index()) {
+                *slot = count
+                    .as_u64()
+                    .and_then(|c| u32::try_from(c).ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    if let Some(name) = map.get("last_channel").and_then(Json::as_str) {
+        state.last_channel = Some(
+            Channel::parse(name)
+                .ok_or_else(|| format!("state.last_channel: unknown channel \"{name}\""))?,
+        );
+    }
+    if let Some(generation) = map.get("stage_generation").and_then(Json::as_u64) {
+        state.stage_generation = u16::try_from(generation).unwrap_or(u16::MAX);
     }
     Ok(state)
 }

@@ -74,14 +74,17 @@ fn typical() -> State {
             Assignment {
                 experiment: stable_id(IdKind::Experiment, "hero-test"),
                 variant: 1,
+                at: NOW,
             },
             Assignment {
                 experiment: stable_id(IdKind::Experiment, "push-test"),
                 variant: Assignment::HOLDOUT,
+                at: NOW,
             },
         ],
         segments: vec!["vip".into(), "newsletter".into()],
         consent: Consent(0),
+        ..State::default()
     }
 }
 
@@ -271,7 +274,7 @@ fn bad_token_wrong_field_count() {
 #[test]
 fn bad_token_unknown_version() {
     let (k, _, [_, kid, p, t]) = sample();
-    for version in ["v2", "V1", "v0", "", "v1 "] {
+    for version in ["v3", "V1", "V2", "v0", "", "v1 "] {
         check_rejects(
             &format!("{version}.{kid}.{p}.{t}"),
             &k,
@@ -279,6 +282,26 @@ fn bad_token_unknown_version() {
             TokenError::UnknownVersion,
         );
     }
+}
+
+/// `v2` is a version (linked devices' tokens), with a tag of its own: a `v1` token
+/// relabelled `v2` does not verify, nor the other way round.
+#[test]
+fn versions_have_their_own_tags() {
+    let (k, _, [_, kid, p, t]) = sample();
+    check_rejects(&format!("v2.{kid}.{p}.{t}"), &k, NOW, TokenError::BadTag);
+    let linked = State {
+        link: Some(token::Link {
+            profile: [0x51; 16],
+            seq: 3,
+            devices: 2,
+        }),
+        ..typical()
+    };
+    let text = token::sign(&linked, &k).unwrap();
+    assert!(text.starts_with("v2."), "{text}");
+    assert_eq!(token::verify(&text, &k, NOW).unwrap(), linked);
+    check_rejects(&text.replacen("v2.", "v1.", 1), &k, NOW, TokenError::BadTag);
 }
 
 #[test]
@@ -474,7 +497,7 @@ fn error_messages() {
             TokenError::WrongFieldCount { count: 3 },
             "token has 3 dot-separated fields, not 4",
         ),
-        (TokenError::UnknownVersion, "token version is not v1"),
+        (TokenError::UnknownVersion, "token version is not v1 or v2"),
         (
             TokenError::UnknownKid,
             "token is signed with a key id that is not listed",
@@ -911,9 +934,11 @@ fn json_view_pinned() {
         experiments: vec![Assignment {
             experiment: 5,
             variant: Assignment::HOLDOUT,
+            at: NOW,
         }],
         segments: vec!["vip".into()],
         consent: Consent(Consent::OPTED_OUT),
+        ..State::default()
     };
     let t = |unix: i64, text: &str| serde_json::json!({"unix": unix, "rfc3339": text});
     let expected = serde_json::json!({
@@ -988,7 +1013,7 @@ fn json_view_errors() {
         ),
         (
             serde_json::json!([]),
-            "state is not valid: invalid length 0, expected struct View with 13 elements"
+            "state is not valid: invalid length 0, expected struct View with 17 elements"
                 .to_owned(),
         ),
     ] {
@@ -1032,9 +1057,10 @@ fn state() -> impl Strategy<Value = State> {
         0..40,
     );
     let experiments = prop::collection::vec(
-        (any::<u32>(), any::<u8>()).prop_map(|(experiment, variant)| Assignment {
+        (any::<u32>(), any::<u8>(), time()).prop_map(|(experiment, variant, at)| Assignment {
             experiment,
             variant,
+            at,
         }),
         0..8,
     );
@@ -1052,27 +1078,54 @@ fn state() -> impl Strategy<Value = State> {
             prop::collection::vec(any::<u32>(), 0..16),
         ),
         (experiments, segments, any::<u8>()),
+        (
+            prop::option::of((any::<[u8; 16]>(), any::<u32>(), any::<u8>())),
+            any::<u16>(),
+            any::<[u32; 5]>(),
+            prop::option::of(prop::sample::select(
+                micromoment::context::Channel::ALL.to_vec(),
+            )),
+        ),
     )
         .prop_map(
             |(
                 (visitor, issued_at, ttl),
                 (stage, stage_since, visits, last_visit),
                 (intents, impressions, sequence),
-                (experiments, segments, consent),
-            )| State {
-                visitor,
-                issued_at,
-                expires_at: issued_at + ttl,
-                stage,
-                stage_since,
-                visits,
-                last_visit,
-                intents,
-                impressions,
-                sequence,
-                experiments,
-                segments,
-                consent: Consent(consent),
+                (mut experiments, segments, consent),
+                (link, stage_generation, visits_by, last_channel),
+            )| {
+                let link = link.map(|(profile, seq, devices)| token::Link {
+                    profile,
+                    seq,
+                    devices,
+                });
+                // A `v1` token (an unlinked device) carries none of the rest, and
+                // reads its assignments as made when it was issued.
+                if link.is_none() {
+                    for a in &mut experiments {
+                        a.at = issued_at;
+                    }
+                }
+                State {
+                    visitor,
+                    issued_at,
+                    expires_at: issued_at + ttl,
+                    stage,
+                    stage_since,
+                    visits,
+                    last_visit,
+                    intents,
+                    impressions,
+                    sequence,
+                    experiments,
+                    segments,
+                    consent: Consent(consent),
+                    stage_generation: if link.is_some() { stage_generation } else { 0 },
+                    visits_by: if link.is_some() { visits_by } else { [0; 5] },
+                    last_channel: last_channel.filter(|_| link.is_some()),
+                    link,
+                }
             },
         )
 }

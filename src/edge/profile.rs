@@ -1,0 +1,997 @@
+//! One journey per person at the edge (DESIGN §10): the `Profile` Durable Object, the
+//! Worker's sync and push around a linked device's request, identity links, logout,
+//! and the backend API.
+//!
+//! The object is one per profile (binding `PROFILES`, named by the profile id in hex),
+//! SQLite-backed: a `devices` table of the records `crate::profile` decides over, and a
+//! `meta` table for the erasure mark. Everything it decides is the pure core's; it
+//! loads, calls `Profile::exchange` (or a backend decision), and stores what changed.
+//! Its clock is the Worker's (every message carries `now`), so a profile's history is
+//! a function of its messages.
+//!
+//! The Worker never waits on the object longer than `MM_PROFILE_WAIT_MS` (default
+//! 50 ms) and never for a visitor without a profile: their requests do not look for the
+//! binding at all. A sync that is late, fails, or finds no binding leaves the request to
+//! decide on the device's own state; a push after the response makes up for it.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use worker::{
+    durable_object, Context as WorkerContext, DurableObject, Env, Method, Request, RequestInit,
+    Response, ResponseBuilder, Result, SqlStorageValue, State as ObjectState,
+};
+
+use super::cache::{self, log, Background};
+use super::request::Incoming;
+use super::{attach_token, entropy, error, now};
+use crate::codec::{self, Decode, Encode};
+use crate::context::{Channel, Context};
+use crate::ids;
+use crate::profile::{self, Device, Message, Op, Profile as Devices, Reply, Sync};
+use crate::session::{self, Entropy, Request as SessionRequest, Shape, Slots, Visitor};
+use crate::time::UnixSeconds;
+use crate::token::{
+    segment_ok, DeviceKind, IdentityLink, Keys, Link, State, DEFAULT_TTL, MAX_SEGMENTS,
+};
+use crate::view::state_to_json;
+
+/// The most bytes an exchange body may claim while decoding: two bounded states.
+const DECODE_LIMIT: usize = 4 * profile::MAX_PROFILE_BYTES;
+/// The largest backend API body read.
+const MAX_BACKEND_BODY: usize = 16 * 1024;
+
+// ---------------------------------------------------------------------------------
+// The wire between the Worker and the object.
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+struct ExchangeWire {
+    /// 0 sync, 1 push, 2 push from the sync's input.
+    op: u8,
+    device: [u8; 16],
+    seq: u32,
+    /// `DeviceKind` index + 1, 0 for none.
+    kind: u8,
+    now: i64,
+    state: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+struct ReplyWire {
+    /// 0 synced, 1 pushed, 2 stale, 3 erased.
+    status: u8,
+    seq: u32,
+    devices: u8,
+    view: Vec<u8>,
+}
+
+fn kind_code(kind: Option<DeviceKind>) -> u8 {
+    kind.map_or(0, |k| u8::try_from(k.index() + 1).unwrap_or(0))
+}
+
+fn kind_of(code: u8) -> Option<DeviceKind> {
+    DeviceKind::ALL
+        .get(usize::from(code).checked_sub(1)?)
+        .copied()
+}
+
+impl ExchangeWire {
+    fn of(message: &Message) -> ExchangeWire {
+        ExchangeWire {
+            op: match message.op {
+                Op::Sync => 0,
+                Op::Push { from_input: false } => 1,
+                Op::Push { from_input: true } => 2,
+            },
+            device: message.device,
+            seq: message.seq,
+            kind: kind_code(message.kind),
+            now: message.now,
+            state: message.state.to_image(),
+        }
+    }
+
+    fn into_message(self) -> Option<Message> {
+        Some(Message {
+            op: match self.op {
+                0 => Op::Sync,
+                1 => Op::Push { from_input: false },
+                2 => Op::Push { from_input: true },
+                _ => return None,
+            },
+            device: self.device,
+            seq: self.seq,
+            kind: kind_of(self.kind),
+            now: self.now,
+            state: State::from_image(&self.state)?,
+        })
+    }
+}
+
+impl ReplyWire {
+    fn of(reply: &Reply) -> ReplyWire {
+        match reply {
+            Reply::Synced { view, seq, devices } => ReplyWire {
+                status: 0,
+                seq: *seq,
+                devices: *devices,
+                view: view.to_image(),
+            },
+            Reply::Pushed { seq } => ReplyWire {
+                status: 1,
+                seq: *seq,
+                devices: 0,
+                view: Vec::new(),
+            },
+            Reply::Stale => ReplyWire {
+                status: 2,
+                seq: 0,
+                devices: 0,
+                view: Vec::new(),
+            },
+            Reply::Erased => ReplyWire {
+                status: 3,
+                seq: 0,
+                devices: 0,
+                view: Vec::new(),
+            },
+        }
+    }
+
+    fn into_reply(self) -> Option<Reply> {
+        Some(match self.status {
+            0 => Reply::Synced {
+                view: Box::new(State::from_image(&self.view)?),
+                seq: self.seq,
+                devices: self.devices,
+            },
+            1 => Reply::Pushed { seq: self.seq },
+            2 => Reply::Stale,
+            3 => Reply::Erased,
+            _ => return None,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The Durable Object.
+
+/// One person's profile (class `Profile`, binding `PROFILES`).
+#[durable_object(fetch)]
+pub struct Profile {
+    state: ObjectState,
+    env: Env,
+    /// The profile as last loaded or stored: an object stays in memory between
+    /// requests, and it is the only writer of its storage.
+    cached: RefCell<Option<Devices>>,
+}
+
+impl Background for ObjectState {
+    fn run(&self, future: Pin<Box<dyn Future<Output = ()>>>) {
+        self.wait_until(future);
+    }
+}
+
+/// A backend API call as the Worker hands it to the object.
+#[derive(Serialize, Deserialize, Default)]
+struct BackendCall {
+    now: UnixSeconds,
+    profile: String,
+    /// `get`, `erase`, `events` or `decide`.
+    action: String,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    slots: Vec<String>,
+    #[serde(default)]
+    context: Option<serde_json::Value>,
+    #[serde(default)]
+    segments_add: Vec<String>,
+    #[serde(default)]
+    segments_remove: Vec<String>,
+}
+
+impl DurableObject for Profile {
+    fn new(state: ObjectState, env: Env) -> Self {
+        Profile {
+            state,
+            env,
+            cached: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let path = req.path();
+        let bytes = req.bytes().await.unwrap_or_default();
+        match path.as_str() {
+            "/exchange" => self.exchange(&bytes).await,
+            "/backend" => self.backend(&bytes).await,
+            _ => error(404, "not found"),
+        }
+    }
+}
+
+impl Profile {
+    fn sql(&self) -> worker::SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn ensure_tables(&self) -> Result<()> {
+        let sql = self.sql();
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS devices (id BLOB PRIMARY KEY, seq INTEGER NOT NULL, \
+             kind INTEGER NOT NULL, own BLOB NOT NULL, base BLOB NOT NULL, input BLOB NOT NULL, \
+             seen_at INTEGER NOT NULL)",
+            None,
+        )?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)",
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// The profile from storage (once per object instance).
+    fn load(&self) -> Result<Devices> {
+        if let Some(p) = self.cached.borrow().as_ref() {
+            return Ok(p.clone());
+        }
+        self.ensure_tables()?;
+        let sql = self.sql();
+        let mut devices = Vec::new();
+        for row in sql
+            .exec(
+                "SELECT id, seq, kind, own, base, input, seen_at FROM devices ORDER BY id",
+                None,
+            )?
+            .raw()
+        {
+            let row = row?;
+            if let Some(device) = device_of_row(&row) {
+                devices.push(device);
+            }
+        }
+        let erased_at = sql
+            .exec("SELECT value FROM meta WHERE key = 'erased_at'", None)?
+            .raw()
+            .next()
+            .and_then(|r| r.ok())
+            .and_then(|r| match r.first() {
+                Some(SqlStorageValue::Integer(t)) => Some(*t),
+                _ => None,
+            });
+        devices.sort_by_key(|d: &Device| d.id);
+        let profile = Devices { devices, erased_at };
+        *self.cached.borrow_mut() = Some(profile.clone());
+        Ok(profile)
+    }
+
+    /// Writes what changed from `before` to `after`.
+    fn store(&self, before: &Devices, after: &Devices) -> Result<()> {
+        let sql = self.sql();
+        for d in &after.devices {
+            if before.devices.iter().any(|b| b == d) {
+                continue;
+            }
+            sql.exec(
+                "INSERT OR REPLACE INTO devices (id, seq, kind, own, base, input, seen_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                vec![
+                    SqlStorageValue::Blob(d.id.to_vec()),
+                    SqlStorageValue::Integer(i64::from(d.seq)),
+                    SqlStorageValue::Integer(i64::from(kind_code(d.kind))),
+                    SqlStorageValue::Blob(d.own.to_image()),
+                    SqlStorageValue::Blob(d.base.to_image()),
+                    SqlStorageValue::Blob(d.input.to_image()),
+                    SqlStorageValue::Integer(d.seen_at),
+                ],
+            )?;
+        }
+        for b in &before.devices {
+            if !after.devices.iter().any(|d| d.id == b.id) {
+                sql.exec(
+                    "DELETE FROM devices WHERE id = ?",
+                    vec![SqlStorageValue::Blob(b.id.to_vec())],
+                )?;
+            }
+        }
+        if before.erased_at != after.erased_at {
+            match after.erased_at {
+                Some(t) => sql.exec(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('erased_at', ?)",
+                    vec![SqlStorageValue::Integer(t)],
+                )?,
+                None => sql.exec("DELETE FROM meta WHERE key = 'erased_at'", None)?,
+            };
+        }
+        *self.cached.borrow_mut() = Some(after.clone());
+        Ok(())
+    }
+
+    async fn bundle(&self, now: UnixSeconds) -> Option<cache::Active> {
+        cache::active(&self.env, &self.state, now).await
+    }
+
+    async fn exchange(&self, bytes: &[u8]) -> Result<Response> {
+        let Some(message) = codec::decode::<ExchangeWire, DECODE_LIMIT>(bytes)
+            .ok()
+            .and_then(ExchangeWire::into_message)
+        else {
+            return error(400, "not an exchange");
+        };
+        let Some(active) = self.bundle(message.now).await else {
+            return error(503, "no bundle");
+        };
+        let before = self.load()?;
+        let mut after = before.clone();
+        let reply = after.exchange(&active.bundle, message);
+        self.store(&before, &after)?;
+        let body = codec::encode(&ReplyWire::of(&reply)).unwrap_or_default();
+        Ok(ResponseBuilder::new().fixed(body))
+    }
+
+    async fn backend(&self, bytes: &[u8]) -> Result<Response> {
+        let call: BackendCall = match serde_json::from_slice(bytes) {
+            Ok(call) => call,
+            Err(e) => return error(400, &e.to_string()),
+        };
+        let Some(active) = self.bundle(call.now).await else {
+            return error(503, "no bundle");
+        };
+        let bundle = &active.bundle;
+        let before = self.load()?;
+        let mut after = before.clone();
+        let now = call.now;
+        match call.action.as_str() {
+            "get" => {
+                if !before.exists() {
+                    return error(404, "no such profile");
+                }
+                let view = before.view(bundle, now);
+                let devices: Vec<serde_json::Value> = before
+                    .devices
+                    .iter()
+                    .filter(|d| d.id != profile::RETIRED)
+                    .map(|d| {
+                        json!({
+                            "device": if profile::is_backend(&d.id) {
+                                backend_name(&d.id)
+                            } else {
+                                ids::hex128_string(&d.id)
+                            },
+                            "kind": d.kind.map(DeviceKind::as_str),
+                            "visits": d.own.visits,
+                            "seen_at": crate::time::rfc3339(d.seen_at),
+                        })
+                    })
+                    .collect();
+                return ResponseBuilder::new()
+                    .with_header("Cache-Control", "no-store")?
+                    .from_json(&json!({
+                        "profile": call.profile,
+                        "devices": before.device_count(),
+                        "records": devices,
+                        "stage": stage_name(bundle, &view),
+                        "state": state_to_json(bundle, &view),
+                    }));
+            }
+            "erase" => {
+                after.erase(now);
+                self.sql().exec("DELETE FROM devices", None)?;
+                let erased = Devices {
+                    devices: Vec::new(),
+                    erased_at: None,
+                };
+                self.store(&erased, &after)?;
+                return ResponseBuilder::new()
+                    .with_header("Cache-Control", "no-store")?
+                    .from_json(&json!({"profile": call.profile, "erased": true}));
+            }
+            "events" | "decide" => {}
+            _ => return error(400, "unknown backend call"),
+        }
+        let Some(channel) = call.channel.as_deref().and_then(Channel::parse) else {
+            return error(400, "unknown channel");
+        };
+        let mut context: Context = match call.context {
+            Some(value) => match serde_json::from_value(value) {
+                Ok(ctx) => ctx,
+                Err(e) => return error(400, &format!("context: {e}")),
+            },
+            None => Context::default(),
+        };
+        context.channel = channel;
+        let profile_id = ids::parse_hex128(&call.profile).unwrap_or([0; 16]);
+        let mut prior = after.backend_prior(bundle, channel, now);
+        prior.visitor = profile_id;
+        prior.link = Some(Link {
+            profile: profile_id,
+            seq: 0,
+            devices: after.device_count(),
+        });
+        let request = SessionRequest::new(
+            Visitor::State(&prior),
+            &context,
+            now,
+            Entropy::Fixed(profile_id),
+        );
+        let answer = if call.action == "events" {
+            let outcome = session::events(bundle, None, &request, &call.events);
+            let mut next = outcome.decision.state.clone();
+            for s in &call.segments_add {
+                if segment_ok(s) && !next.segments.contains(s) {
+                    next.segments.push(s.clone());
+                }
+            }
+            after.backend_record(bundle, channel, &prior, &next, now);
+            for s in &call.segments_remove {
+                after.remove_segment(s);
+            }
+            json!({
+                "profile": call.profile,
+                "stage": outcome.decision.stage,
+                "devices": after.device_count(),
+            })
+        } else {
+            let names: Vec<&str> = call.slots.iter().map(String::as_str).collect();
+            let request = SessionRequest {
+                slots: Slots::Names(&names),
+                ..request
+            };
+            let outcome = match session::decide(bundle, None, &request) {
+                Ok(outcome) => outcome,
+                Err(unknown) => return error(400, &unknown.to_string()),
+            };
+            after.backend_record(bundle, channel, &prior, &outcome.decision.state, now);
+            super::send_exposures(&self.env, &self.state, &active, &outcome.decision.exposures);
+            session::answer(bundle, &outcome, Shape::Edge)
+        };
+        self.store(&before, &after)?;
+        ResponseBuilder::new()
+            .with_header("Cache-Control", "no-store")?
+            .from_json(&answer)
+    }
+}
+
+fn backend_name(id: &[u8; 16]) -> String {
+    if *id == profile::RETIRED {
+        return "retired".into();
+    }
+    Channel::from_code(id[15]).map_or("backend".into(), |c| format!("backend:{}", c.as_str()))
+}
+
+fn stage_name<'b>(bundle: &'b crate::Bundle, state: &State) -> &'b str {
+    let index = state
+        .stage
+        .and_then(|id| bundle.stages.iter().position(|s| s.id == id))
+        .unwrap_or(0);
+    bundle.stages.get(index).map_or("", |s| s.name.as_str())
+}
+
+fn device_of_row(row: &[SqlStorageValue]) -> Option<Device> {
+    let blob = |i: usize| match row.get(i) {
+        Some(SqlStorageValue::Blob(b)) => Some(b.as_slice()),
+        _ => None,
+    };
+    let int = |i: usize| match row.get(i) {
+        Some(SqlStorageValue::Integer(n)) => Some(*n),
+        Some(SqlStorageValue::Float(f)) => Some(*f as i64),
+        _ => None,
+    };
+    Some(Device {
+        id: blob(0)?.try_into().ok()?,
+        seq: u32::try_from(int(1)?).ok()?,
+        kind: kind_of(u8::try_from(int(2)?).ok()?),
+        own: State::from_image(blob(3)?)?,
+        base: State::from_image(blob(4)?)?,
+        input: State::from_image(blob(5)?)?,
+        seen_at: int(6)?,
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// The Worker's side.
+
+/// The object of a profile, if the binding is there.
+fn stub(env: &Env, profile: &[u8; 16]) -> Option<worker::Stub> {
+    let namespace = match env.durable_object("PROFILES") {
+        Ok(ns) => ns,
+        Err(_) => {
+            log(
+                "error",
+                "PROFILES is not bound: linked devices do not sync",
+                "add the Durable Object binding in wrangler.toml",
+            );
+            return None;
+        }
+    };
+    namespace
+        .id_from_name(&ids::hex128_string(profile))
+        .and_then(|id| id.get_stub())
+        .ok()
+}
+
+async fn send(stub: worker::Stub, message: Message) -> std::result::Result<Reply, String> {
+    let body = codec::encode(&ExchangeWire::of(&message)).map_err(|e| e.to_string())?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(
+        worker::js_sys::Uint8Array::from(body.as_slice()).into(),
+    ));
+    let request =
+        Request::new_with_init("https://profile/exchange", &init).map_err(|e| e.to_string())?;
+    let mut response = stub
+        .fetch_with_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status_code() != 200 {
+        return Err(format!("profile answered {}", response.status_code()));
+    }
+    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+    codec::decode::<ReplyWire, DECODE_LIMIT>(&bytes)
+        .ok()
+        .and_then(ReplyWire::into_reply)
+        .ok_or_else(|| "profile answer unreadable".to_owned())
+}
+
+/// A sync still on its way when the request stopped waiting for it.
+pub(crate) type Pending = Pin<Box<dyn Future<Output = std::result::Result<Reply, String>>>>;
+
+/// Who a request is, ready for `session`: the verified state (with the profile's view
+/// adopted, for a linked device that synced), how it relates to the profile, and a sync
+/// that did not answer in time.
+pub(crate) struct Prepared {
+    /// The verified state; `None` when the visitor is new or the token was refused
+    /// (`session` then says why).
+    pub state: Option<State>,
+    /// For `session::Request::sync`.
+    pub sync: Sync,
+    /// A late sync, to await after the response.
+    pub pending: Option<Pending>,
+}
+
+impl Prepared {
+    /// The visitor as the request names it, with no profile work (a preview).
+    pub fn untouched() -> Prepared {
+        Prepared {
+            state: None,
+            sync: Sync::Skipped,
+            pending: None,
+        }
+    }
+
+    /// The visitor to hand `session`.
+    pub fn visitor<'a>(&'a self, incoming: &'a Incoming) -> Visitor<'a> {
+        match &self.state {
+            Some(state) => Visitor::State(state),
+            None => incoming.visitor(),
+        }
+    }
+}
+
+/// Verifies the visitor and, for a linked device at identification or on a new visit,
+/// syncs with its profile, waiting at most `MM_PROFILE_WAIT_MS`. A visitor without a
+/// profile costs one token verification, as before: no binding is looked up.
+pub(crate) async fn prepare(
+    env: &Env,
+    incoming: &Incoming,
+    keys: Option<&Keys>,
+    now: UnixSeconds,
+) -> Prepared {
+    let state = match session::verify(incoming.visitor(), keys, now) {
+        Ok(state) => state.into_owned(),
+        Err(_) => {
+            return Prepared {
+                state: None,
+                sync: Sync::Skipped,
+                pending: None,
+            }
+        }
+    };
+    let Some(link) = state.link else {
+        return Prepared {
+            state: Some(state),
+            sync: Sync::Skipped,
+            pending: None,
+        };
+    };
+    if !profile::needs_sync(&state, &incoming.context, now) {
+        return Prepared {
+            state: Some(state),
+            sync: Sync::Skipped,
+            pending: None,
+        };
+    }
+    let Some(stub) = stub(env, &link.profile) else {
+        return Prepared {
+            state: Some(state),
+            sync: Sync::Skipped,
+            pending: None,
+        };
+    };
+    let message = Message {
+        op: Op::Sync,
+        device: state.visitor,
+        seq: link.seq,
+        kind: incoming.context.visit_kind(),
+        now,
+        state: state.clone(),
+    };
+    let wait = Duration::from_millis(super::config(env).profile_wait_ms);
+    let exchange: Pending = Box::pin(send(stub, message));
+    let delay = Box::pin(worker::Delay::from(wait));
+    match select(exchange, delay).await {
+        Either::Left((Ok(Reply::Synced { view, seq, devices }), _)) => {
+            let mut adopted = profile::adopt(&state, &view, devices);
+            if let Some(l) = adopted.link.as_mut() {
+                l.seq = seq;
+            }
+            Prepared {
+                state: Some(adopted),
+                sync: Sync::Adopted,
+                pending: None,
+            }
+        }
+        Either::Left((Ok(Reply::Erased), _)) => {
+            // The person's data is gone: this device starts as a new visitor.
+            let fresh = State::new_visitor(entropy(), now, DEFAULT_TTL);
+            Prepared {
+                state: Some(fresh),
+                sync: Sync::Skipped,
+                pending: None,
+            }
+        }
+        Either::Left((Ok(_), _)) => Prepared {
+            state: Some(state),
+            sync: Sync::Missed,
+            pending: None,
+        },
+        Either::Left((Err(e), _)) => {
+            log("error", "profile sync failed", &e);
+            Prepared {
+                state: Some(state),
+                sync: Sync::Missed,
+                pending: None,
+            }
+        }
+        Either::Right(((), late)) => {
+            log(
+                "info",
+                "profile sync late, deciding on the device's state",
+                &format!("no answer within {} ms", wait.as_millis()),
+            );
+            Prepared {
+                state: Some(state),
+                sync: Sync::Missed,
+                pending: Some(late),
+            }
+        }
+    }
+}
+
+/// After the response: waits for a late sync, then sends the request's push.
+pub(crate) fn after(
+    env: &Env,
+    ctx: &WorkerContext,
+    pending: Option<Pending>,
+    push: Option<Message>,
+) {
+    if pending.is_none() && push.is_none() {
+        return;
+    }
+    let env = env.clone();
+    ctx.wait_until(async move {
+        if let Some(late) = pending {
+            if let Err(e) = late.await {
+                log("error", "profile sync failed", &e);
+            }
+        }
+        let Some(push) = push else { return };
+        let Some(link) = push.state.link else { return };
+        let Some(stub) = stub(&env, &link.profile) else {
+            return;
+        };
+        if let Err(e) = send(stub, push).await {
+            log("error", "profile push failed", &e);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------
+// Identity links and logout.
+
+/// `GET …?mm_link=<link>`: a `302` to the same URL without it, linking the device when
+/// the link verifies (DESIGN §10). An expired, forged or unreadable link is ignored:
+/// the redirect alone, the device as it was.
+pub(crate) fn open_link(
+    req: &Request,
+    env: &Env,
+    incoming: &Incoming,
+    text: &str,
+) -> Result<Response> {
+    let now = now();
+    let mut clean = req.url()?;
+    let kept: Vec<(String, String)> = clean
+        .query_pairs()
+        .filter(|(k, _)| k != "mm_link")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        clean.set_query(None);
+    } else {
+        clean.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    let location = match clean.query() {
+        Some(q) => format!("{}?{q}", clean.path()),
+        None => clean.path().to_owned(),
+    };
+    let response = ResponseBuilder::new()
+        .with_status(302)
+        .with_header("Location", &location)?
+        .with_header("Cache-Control", "no-store")?
+        .with_header("Referrer-Policy", "no-referrer")?
+        .fixed(Vec::new());
+    let keys = cache::keys(env);
+    let Some(keys) = keys.as_deref() else {
+        return Ok(response);
+    };
+    let link = match IdentityLink::verify(text, keys, now) {
+        Ok(link) => link,
+        Err(e) => {
+            log("info", "identity link ignored", &e.to_string());
+            return Ok(response);
+        }
+    };
+    let current = session::verify(incoming.visitor(), Some(keys), now)
+        .ok()
+        .map(std::borrow::Cow::into_owned);
+    let linked = match current {
+        // Already this person's: nothing to change.
+        Some(s) if s.link.map(|l| l.profile) == Some(link.profile) => None,
+        // Another person's device (a shared tablet): it starts from the new person's
+        // journey and brings nothing of the first one's.
+        Some(s) if s.link.is_some() => Some(linked_state(
+            State::new_visitor(entropy(), now, DEFAULT_TTL),
+            link.profile,
+        )),
+        // An anonymous device: its history joins the profile at the first sync.
+        Some(s) => Some(linked_state(s, link.profile)),
+        None => Some(linked_state(
+            State::new_visitor(entropy(), now, DEFAULT_TTL),
+            link.profile,
+        )),
+    };
+    cache::log(
+        "info",
+        "identity link opened",
+        &format!("campaign {}", link.campaign.as_deref().unwrap_or("(none)")),
+    );
+    if let Some(mut state) = linked {
+        state.reissue(now, DEFAULT_TTL);
+        if let Ok(token) = crate::token::sign(&state, keys) {
+            attach_token(response.headers(), incoming, Some(&token))?;
+        }
+    }
+    Ok(response)
+}
+
+fn linked_state(mut state: State, profile: [u8; 16]) -> State {
+    state.link = Some(Link {
+        profile,
+        seq: 0,
+        devices: 1,
+    });
+    state
+}
+
+/// `POST /v1/identity/forget` (logout): the device is unlinked and starts as a new
+/// visitor; the profile keeps what the device contributed.
+pub(crate) fn forget(env: &Env, incoming: &Incoming) -> Result<Response> {
+    let now = now();
+    let keys = cache::keys(env);
+    let mut fresh = State::new_visitor(entropy(), now, DEFAULT_TTL);
+    fresh.reissue(now, DEFAULT_TTL);
+    let token = keys
+        .as_deref()
+        .and_then(|k| crate::token::sign(&fresh, k).ok());
+    let response = ResponseBuilder::new()
+        .with_header("Cache-Control", "no-store")?
+        .from_json(&json!({"token": token}))?;
+    attach_token(response.headers(), incoming, token.as_deref())?;
+    Ok(response)
+}
+
+// ---------------------------------------------------------------------------------
+// The backend API.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsBody {
+    #[serde(default)]
+    events: Vec<EventItem>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    context: Option<serde_json::Value>,
+    #[serde(default)]
+    segments: Option<SegmentChanges>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventItem {
+    name: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SegmentChanges {
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideBody {
+    slots: Vec<String>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    context: Option<serde_json::Value>,
+}
+
+/// Whether the request carries `Authorization: Bearer <MM_BACKEND_TOKEN>`, compared in
+/// constant time.
+fn authorized(req: &Request, env: &Env) -> bool {
+    let secret = env
+        .secret("MM_BACKEND_TOKEN")
+        .ok()
+        .map(|s| s.to_string())
+        .or_else(|| env.var("MM_BACKEND_TOKEN").ok().map(|v| v.to_string()))
+        .filter(|s| s.len() >= super::MIN_PREVIEW_SECRET);
+    let given = req.headers().get("Authorization").ok().flatten();
+    match (
+        secret,
+        given.as_deref().and_then(|g| g.strip_prefix("Bearer ")),
+    ) {
+        (Some(secret), Some(given)) => super::constant_time_eq(secret.as_bytes(), given.as_bytes()),
+        _ => false,
+    }
+}
+
+/// Reads `POST /v1/profiles/<id>/events` into `call`, or says what is wrong.
+fn events_call(bytes: &[u8], call: &mut BackendCall) -> std::result::Result<(), String> {
+    let body: EventsBody = serde_json::from_slice(bytes).map_err(|e| {
+        format!("body: expected {{\"events\":[{{\"name\":…}}], \"channel\"?, \"context\"?, \"segments\"?}}: {e}")
+    })?;
+    if body.events.len() > super::MAX_EVENTS {
+        return Err(format!(
+            "{} events, over the limit of {}",
+            body.events.len(),
+            super::MAX_EVENTS
+        ));
+    }
+    let channel = body.channel.unwrap_or_else(|| "store".into());
+    if Channel::parse(&channel).is_none() {
+        return Err("channel: expected web, app, email, store or push".into());
+    }
+    let segments = body.segments.unwrap_or_default();
+    if segments.add.len() > MAX_SEGMENTS
+        || segments.remove.len() > MAX_SEGMENTS
+        || !segments.add.iter().all(|s| segment_ok(s))
+    {
+        return Err("segments: at most 16 to add and 16 to remove, each 1 to 32 bytes".into());
+    }
+    call.action = "events".into();
+    call.channel = Some(channel);
+    call.events = body
+        .events
+        .into_iter()
+        .map(|e| e.name)
+        .filter(|n| !n.is_empty() && n.len() <= 128)
+        .collect();
+    call.context = body.context;
+    call.segments_add = segments.add;
+    call.segments_remove = segments.remove;
+    Ok(())
+}
+
+/// Reads `POST /v1/profiles/<id>/decide` into `call`, or says what is wrong.
+fn decide_call(bytes: &[u8], call: &mut BackendCall) -> std::result::Result<(), String> {
+    let body: DecideBody = serde_json::from_slice(bytes).map_err(|e| {
+        format!("body: expected {{\"slots\":[…], \"channel\"?, \"context\"?}}: {e}")
+    })?;
+    let channel = body.channel.unwrap_or_else(|| "email".into());
+    if Channel::parse(&channel).is_none() {
+        return Err("channel: expected web, app, email, store or push".into());
+    }
+    if body.slots.is_empty() || body.slots.len() > session::MAX_SLOTS {
+        return Err("slots: name 1 to 32 slots".into());
+    }
+    call.action = "decide".into();
+    call.channel = Some(channel);
+    call.slots = body.slots;
+    call.context = body.context;
+    Ok(())
+}
+
+/// `/v1/profiles/<id>[/events|/decide]`: the backend API (DESIGN §10).
+pub(crate) async fn backend(req: Request, env: &Env, rest: &str) -> Result<Response> {
+    if !authorized(&req, env) {
+        return error(
+            401,
+            "Authorization: Bearer <MM_BACKEND_TOKEN> is required (the secret must be set, at least 16 bytes)",
+        );
+    }
+    let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    let Ok(profile_id) = ids::parse_hex128(id) else {
+        return error(400, "profile id: expected 32 hexadecimal digits");
+    };
+    let profile = ids::hex128_string(&profile_id);
+    let method = req.method();
+    let mut call = BackendCall {
+        now: now(),
+        profile,
+        ..BackendCall::default()
+    };
+    match (method, action) {
+        (Method::Get, "") => call.action = "get".into(),
+        (Method::Delete, "") => call.action = "erase".into(),
+        (Method::Post, "events" | "decide") => {
+            let bytes = match super::io::read_body(&req, MAX_BACKEND_BODY).await {
+                Ok(bytes) => bytes,
+                Err(super::io::BodyError::TooLarge) => {
+                    return error(
+                        413,
+                        &format!("body is over the limit of {MAX_BACKEND_BODY} bytes"),
+                    )
+                }
+                Err(super::io::BodyError::Unreadable(e)) => {
+                    return error(400, &format!("body could not be read: {e}"))
+                }
+            };
+            let checked = if action == "events" {
+                events_call(&bytes, &mut call)
+            } else {
+                decide_call(&bytes, &mut call)
+            };
+            if let Err(message) = checked {
+                return error(400, &message);
+            }
+        }
+        _ => return error(405, "method not allowed"),
+    }
+    let Some(stub) = stub(env, &profile_id) else {
+        return error(503, "PROFILES is not bound");
+    };
+    let mut init = RequestInit::new();
+    let body = serde_json::to_string(&call).unwrap_or_default();
+    init.with_method(Method::Post).with_body(Some(body.into()));
+    let forwarded = Request::new_with_init("https://profile/backend", &init)?;
+    let wait = Duration::from_millis(super::config(env).backend_timeout_ms);
+    // Nothing was applied when the object fails: the caller is told to retry, not
+    // told that it worked.
+    let unavailable = |message: &str| -> Result<Response> {
+        ResponseBuilder::new()
+            .with_status(503)
+            .with_header("Retry-After", "1")?
+            .with_header("Cache-Control", "no-store")?
+            .from_json(&json!({ "error": message }))
+    };
+    match super::io::within(wait, stub.fetch_with_request(forwarded)).await {
+        Some(Ok(response)) => Ok(response),
+        Some(Err(e)) => {
+            log("error", "profile unavailable", &e.to_string());
+            unavailable("profile unavailable, nothing was applied: retry")
+        }
+        None => unavailable("profile did not answer in time, nothing was applied: retry"),
+    }
+}

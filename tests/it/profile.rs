@@ -1,0 +1,563 @@
+//! One journey per person (DESIGN §10): the merge and the profile's exchanges, over
+//! random histories split across 2–5 devices and random delivery orders (proptest),
+//! through the real engine and real tokens.
+//!
+//! - `join` is commutative and associative (exactly, but for the rounding of summed
+//!   intent scores) and has the empty contribution as identity;
+//! - a profile's view does not depend on the order the devices' exchanges arrive in,
+//!   nor on retried and replayed ones (each counts once);
+//! - with every request synced, a cap of 2 per week holds across devices (counted
+//!   from the log of what every device showed, with the engine's own window rule);
+//! - stages move forward only, on every device, unless a `back` transition moved
+//!   them, and the back move wins over the stages set before it;
+//! - the first experiment assignment made on any device is every device's.
+
+use micromoment::context::Channel;
+use micromoment::profile::{self, Message, Op, Profile, Reply, Sync};
+use micromoment::session::{self, Entropy, Request, Slots, Visitor};
+use micromoment::time::{DAY, HOUR, MINUTE};
+use micromoment::token::{self, Assignment, Keys, Link, State};
+use micromoment::{Budget, Bundle, Context};
+use proptest::prelude::*;
+use serde_json::json;
+
+const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+const PROFILE: [u8; 16] = [0x51; 16];
+
+fn bundle() -> Bundle {
+    let source = json!({
+        "id": "profiles", "version": 1,
+        "journey": {"stages": ["awareness", "consideration", "decision", "purchase"],
+            "transitions": [
+                {"to": "consideration", "when": {"glob": [{"var": "page.path"}, "/models/**"]}},
+                {"to": "decision", "when": {"==": [{"var": "event"}, "test_drive_booked"]}},
+                {"to": "purchase", "when": {"==": [{"var": "event"}, "order_completed"]}},
+                {"to": "awareness", "back": true, "when": {"==": [{"var": "event"}, "reset"]}}],
+            "intents": {"suv": {"signals": [{"when": {"glob": [{"var": "page.path"}, "/models/suv/**"]}, "add": 20}],
+                                "cap": 100, "half_life_days": 7}}},
+        "content": {
+            "film": {"html": "F"}, "drive": {"html": "D"}, "teaser-a": {"html": "A"},
+            "teaser-b": {"html": "B"}, "next": {"html": "N"}, "thanks": {"html": "T"}
+        },
+        "slots": {
+            "hero": {"default": "film", "candidates": [
+                {"id": "thanks", "content": "thanks", "stages": ["purchase"], "priority": 40},
+                {"id": "drive", "content": "drive", "priority": 30, "cap": {"max": 2, "per": "7d"},
+                 "stages": ["consideration", "decision"]},
+                {"id": "next", "content": "next", "priority": 25, "after": ["teaser-a"]},
+                {"id": "test", "experiment": {"variants": [{"content": "teaser-a", "weight": 50},
+                                                            {"content": "teaser-b", "weight": 50}]},
+                 "priority": 20}
+            ]}
+        }
+    });
+    micromoment::bundle::compile(&source.to_string(), Budget::default())
+        .expect("the profile bundle compiles")
+}
+
+fn keys() -> Keys {
+    Keys::from_json(
+        r#"{"current":"k1","keys":{"k1":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}}"#,
+    )
+    .unwrap()
+}
+
+fn device_id(n: usize) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    id[0] = 1 + u8::try_from(n).unwrap();
+    id[15] = 0xd0;
+    id
+}
+
+fn context(n: usize, path: &str, event: Option<&str>) -> Context {
+    let mut ctx = Context::default();
+    ctx.page.path = Some(path.to_owned());
+    ctx.event = event.map(str::to_owned);
+    // Phones, laptops and an app, by device number.
+    match n % 3 {
+        0 => ctx.device.kind = Some(micromoment::context::DeviceType::Mobile),
+        1 => ctx.device.kind = Some(micromoment::context::DeviceType::Desktop),
+        _ => ctx.channel = Channel::App,
+    }
+    ctx
+}
+
+/// A device: its token, as the browser or the app keeps it.
+struct Phone {
+    token: Option<String>,
+}
+
+/// One request of a simulated history.
+#[derive(Debug, Clone)]
+struct Step {
+    device: usize,
+    advance: i64,
+    path: &'static str,
+    event: Option<&'static str>,
+}
+
+fn step(devices: usize) -> impl Strategy<Value = Step> {
+    (
+        0..devices,
+        prop_oneof![0i64..5 * MINUTE, 31 * MINUTE..6 * HOUR, HOUR..4 * DAY],
+        prop::sample::select(vec!["/", "/models/suv/x5", "/models/ev", "/news"]),
+        prop::option::weighted(
+            0.3,
+            prop::sample::select(vec!["test_drive_booked", "order_completed", "reset"]),
+        ),
+    )
+        .prop_map(|(device, advance, path, event)| Step {
+            device,
+            advance,
+            path,
+            event,
+        })
+}
+
+fn history() -> impl Strategy<Value = (usize, Vec<Step>)> {
+    (2usize..=5).prop_flat_map(|n| (Just(n), prop::collection::vec(step(n), 1..14)))
+}
+
+/// What the simulation saw.
+#[derive(Default)]
+struct Log {
+    /// When `drive` (capped at 2 per 7 days) was shown, on any device.
+    drive_shown: Vec<i64>,
+    /// Per device, the stage generation and stage index of each of its decisions, in
+    /// order.
+    stages: Vec<Vec<(u16, usize)>>,
+    /// Every decision's stage generation and stage index, in the order they were made.
+    in_order: Vec<(u16, usize)>,
+    /// Every assignment of the experiment made, with its time.
+    assignments: Vec<Assignment>,
+}
+
+fn stage_index(bundle: &Bundle, name: &str) -> usize {
+    bundle.stage_names().position(|s| s == name).unwrap()
+}
+
+/// Runs a history with every request synced before it is decided and its push
+/// delivered at once: the profile as one strongly consistent object sees it.
+fn run_synced(bundle: &Bundle, devices: usize, steps: &[Step]) -> (Profile, Vec<Phone>, Log, i64) {
+    let keys = keys();
+    let mut profile = Profile::default();
+    let mut phones: Vec<Phone> = (0..devices)
+        .map(|n| {
+            // Every device starts linked (a login minted it a token) at sequence 0.
+            let mut state = State::new_visitor(device_id(n), NOW, 30 * DAY);
+            state.link = Some(Link {
+                profile: PROFILE,
+                seq: 0,
+                devices: 1,
+            });
+            Phone {
+                token: Some(token::sign(&state, &keys).unwrap()),
+            }
+        })
+        .collect();
+    let mut log = Log {
+        stages: vec![Vec::new(); devices],
+        ..Log::default()
+    };
+    let mut now = NOW;
+    for s in steps {
+        now += s.advance;
+        let ctx = context(s.device, s.path, s.event);
+        let phone = &mut phones[s.device];
+        let mut state = token::verify(phone.token.as_deref().unwrap(), &keys, now)
+            .expect("the device's own token verifies");
+        let link = state.link.expect("linked");
+        // Synced before every decision (the strongest setting caps are promised in).
+        let reply = profile.exchange(
+            bundle,
+            Message {
+                op: Op::Sync,
+                device: state.visitor,
+                seq: link.seq,
+                kind: ctx.visit_kind(),
+                now,
+                state: state.clone(),
+            },
+        );
+        match reply {
+            Reply::Synced { view, seq, devices } => {
+                state = profile::adopt(&state, &view, devices);
+                state.link.as_mut().unwrap().seq = seq;
+            }
+            other => panic!("a sync answered {other:?}"),
+        }
+        let before = state.experiments.clone();
+        let request = Request {
+            slots: Slots::Names(&["hero"]),
+            sync: Sync::Adopted,
+            ..Request::new(Visitor::State(&state), &ctx, now, Entropy::Fixed([9; 16]))
+        };
+        let outcome = session::decide(bundle, Some(&keys), &request).unwrap();
+        let decision = &outcome.decision;
+        if decision.decisions[0].content == "drive" {
+            log.drive_shown.push(now);
+        }
+        let mark = (
+            decision.state.stage_generation,
+            stage_index(bundle, decision.stage),
+        );
+        log.stages[s.device].push(mark);
+        log.in_order.push(mark);
+        for a in &decision.state.experiments {
+            if !before.contains(a) {
+                log.assignments.push(*a);
+            }
+        }
+        if let Some(push) = outcome.push.clone() {
+            let reply = profile.exchange(bundle, push);
+            assert!(matches!(reply, Reply::Pushed { .. }), "{reply:?}");
+        }
+        phones[s.device].token = outcome.token.clone();
+    }
+    (profile, phones, log, now)
+}
+
+/// Impressions per window, counted the way one device counts them (a window opens at
+/// the first impression after the last one closed).
+fn windows(shown: &[i64], period: i64) -> Vec<usize> {
+    let mut counts = Vec::new();
+    let mut start = None;
+    for &t in shown {
+        match start {
+            Some(s) if t - s < period => *counts.last_mut().unwrap() += 1,
+            _ => {
+                start = Some(t);
+                counts.push(1);
+            }
+        }
+    }
+    counts
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(40_000),
+        .. ProptestConfig::default()
+    })]
+
+    /// Caps hold across devices, stages move forward only but for a back move, and the
+    /// first assignment is everybody's, when every request syncs.
+    #[test]
+    fn synced_devices_share_caps_stages_and_variants((devices, steps) in history()) {
+        let bundle = bundle();
+        let (profile, phones, log, end) = run_synced(&bundle, devices, &steps);
+        // Caps: 2 per 7 days across every device.
+        for count in windows(&log.drive_shown, 7 * DAY) {
+            prop_assert!(count <= 2, "a window showed drive {} times: {:?}", count, log.drive_shown);
+        }
+        // Stages: on every device, never behind the stage it had but after a back move
+        // (on any device: the generation rose), and generations never fall.
+        for seen in &log.stages {
+            for pair in seen.windows(2) {
+                prop_assert!(pair[1] >= pair[0], "stage went from {:?} to {:?}: {:?}", pair[0], pair[1], seen);
+            }
+        }
+        // Across devices: every device decides at or past the furthest stage of the
+        // latest generation any device had reached before its sync.
+        let mut furthest = (0u16, 0usize);
+        for (s, &(generation, stage)) in steps.iter().zip(log.in_order.iter()) {
+            prop_assert!((generation, stage) >= furthest, "device {} decided at {:?} after {:?}", s.device, (generation, stage), furthest);
+            furthest = furthest.max((generation, stage));
+        }
+        // First assignment: every device ends with the earliest one made.
+        let keys = keys();
+        let view = profile.view(&bundle, end);
+        if let Some(first) = log.assignments.iter().min_by_key(|a| (a.at, a.variant)) {
+            prop_assert_eq!(view.experiments.iter().find(|a| a.experiment == first.experiment).map(|a| a.variant), Some(first.variant));
+            for phone in &phones {
+                let Some(text) = phone.token.as_deref() else { continue };
+                let mut state = token::verify(text, &keys, end).unwrap();
+                let link = state.link.unwrap();
+                if let Reply::Synced { view, .. } = profile.clone().exchange(&bundle, Message {
+                    op: Op::Sync, device: state.visitor, seq: link.seq, kind: None, now: end, state: state.clone(),
+                }) {
+                    state = profile::adopt(&state, &view, 1);
+                }
+                let mine = state.experiments.iter().find(|a| a.experiment == first.experiment).map(|a| a.variant);
+                prop_assert_eq!(mine, Some(first.variant));
+            }
+        }
+        prop_assert!(profile.device_count() as usize <= devices);
+    }
+}
+
+/// A device's own history through the engine, unlinked: the state it ends with is a
+/// contribution as a device would make it (real ids, windows, decayed intents).
+fn solo(bundle: &Bundle, device: usize, start: i64, steps: &[Step]) -> State {
+    let mut state = State::new_visitor(device_id(device), start, 30 * DAY);
+    let mut now = start;
+    for s in steps {
+        now += s.advance;
+        let ctx = context(device, s.path, s.event);
+        let request = Request {
+            slots: Slots::Names(&["hero"]),
+            ..Request::new(Visitor::State(&state), &ctx, now, Entropy::Fixed([7; 16]))
+        };
+        state = session::decide(bundle, None, &request)
+            .unwrap()
+            .decision
+            .state
+            .clone();
+    }
+    state
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(step(1), 0..10)
+}
+
+/// Two states equal as contributions: every field but the visitor and consent (a join
+/// keeps its left side's); intents by their score decayed to the later of their two
+/// times (the bundle's one topic halves in 7 days), to a relative 1e-5 (f32 sums round).
+fn assert_same(a: &State, b: &State) -> Result<(), TestCaseError> {
+    let strip = |s: &State| State {
+        visitor: [0; 16],
+        consent: token::Consent::default(),
+        intents: Vec::new(),
+        ..s.clone()
+    };
+    prop_assert_eq!(strip(a), strip(b));
+    prop_assert_eq!(a.intents.len(), b.intents.len());
+    for (x, y) in a.intents.iter().zip(&b.intents) {
+        prop_assert_eq!(x.topic, y.topic);
+        let at = x.updated_at.max(y.updated_at);
+        let decayed = |score: f32, from: i64| {
+            f64::from(score) * 0.5f64.powf((at - from) as f64 / (7 * DAY) as f64)
+        };
+        let (x, y) = (
+            decayed(x.score, x.updated_at),
+            decayed(y.score, y.updated_at),
+        );
+        prop_assert!(
+            (x - y).abs() <= 1e-5 * x.abs().max(y.abs()).max(1.0),
+            "intent scores {} and {}",
+            x,
+            y
+        );
+    }
+    Ok(())
+}
+
+/// One device's pushes after its first sync, as the edge plans them: requests decided
+/// between syncs (`Sync::Skipped`), each push carrying the next sequence number.
+fn pushes(
+    bundle: &Bundle,
+    keys: &Keys,
+    device: usize,
+    start: i64,
+    steps: &[Step],
+) -> (Message, Vec<Message>, i64) {
+    let mut state = State::new_visitor(device_id(device), start, 30 * DAY);
+    state.link = Some(Link {
+        profile: PROFILE,
+        seq: 0,
+        devices: 1,
+    });
+    let first = Message {
+        op: Op::Sync,
+        device: state.visitor,
+        seq: 0,
+        kind: None,
+        now: start,
+        state: state.clone(),
+    };
+    state.link.as_mut().unwrap().seq = 1;
+    let mut token = token::sign(&state, keys).unwrap();
+    let mut out = Vec::new();
+    let mut now = start;
+    for s in steps {
+        now += s.advance;
+        let ctx = context(device, s.path, s.event);
+        let state = token::verify(&token, keys, now).unwrap();
+        let request = Request {
+            slots: Slots::Names(&["hero"]),
+            ..Request::new(Visitor::State(&state), &ctx, now, Entropy::Fixed([3; 16]))
+        };
+        let outcome = session::decide(bundle, Some(keys), &request).unwrap();
+        out.extend(outcome.push.clone());
+        token = outcome.token.clone().unwrap();
+    }
+    (first, out, now)
+}
+
+fn view_after(bundle: &Bundle, firsts: &[Message], messages: &[Message], end: i64) -> State {
+    let mut profile = Profile::default();
+    for m in firsts {
+        assert!(matches!(
+            profile.exchange(bundle, m.clone()),
+            Reply::Synced { .. }
+        ));
+    }
+    for m in messages {
+        let reply = profile.exchange(bundle, m.clone());
+        assert!(
+            matches!(reply, Reply::Pushed { .. } | Reply::Stale),
+            "{reply:?}"
+        );
+    }
+    profile.view(bundle, end)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(30_000),
+        .. ProptestConfig::default()
+    })]
+
+    /// `join` is commutative and associative, and the empty contribution is its identity.
+    #[test]
+    fn join_is_commutative_associative_with_identity(
+        a in steps(), b in steps(), c in steps(), gap in 0i64..20 * DAY,
+    ) {
+        let bundle = bundle();
+        let (a, b, c) = (solo(&bundle, 0, NOW, &a), solo(&bundle, 1, NOW + 3600, &b), solo(&bundle, 2, NOW + 7200, &c));
+        let now = [a.issued_at, b.issued_at, c.issued_at].into_iter().max().unwrap() + gap;
+        let join = |x: &State, y: &State| profile::join(&bundle, x, y, now);
+        assert_same(&join(&a, &b), &join(&b, &a))?;
+        assert_same(&join(&join(&a, &b), &c), &join(&a, &join(&b, &c)))?;
+        // The identity: nothing joined in changes nothing (lists come back sorted and
+        // closed windows count nothing, so compare with `a` joined once).
+        let empty = State::default();
+        let once = join(&a, &empty);
+        assert_same(&join(&once, &empty), &once)?;
+        assert_same(&join(&empty, &a), &once)?;
+        // A contribution joined to itself is not itself: devices' counts add, so the
+        // profile must never apply one exchange twice (the next property checks it).
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(30_000),
+        .. ProptestConfig::default()
+    })]
+
+    /// The view does not depend on the order pushes arrive in, on duplicates of them,
+    /// nor on lost ones but for each device's last: each change counts once.
+    #[test]
+    fn delivery_order_duplicates_and_losses_do_not_change_the_view(
+        histories in prop::collection::vec(steps(), 2..5),
+        order in prop::collection::vec(any::<u64>(), 64),
+        copies in prop::collection::vec(1usize..=3, 64),
+        lost in prop::collection::vec(any::<bool>(), 64),
+    ) {
+        let bundle = bundle();
+        let keys = keys();
+        let mut firsts = Vec::new();
+        let mut in_order = Vec::new();
+        let mut end = NOW;
+        for (n, h) in histories.iter().enumerate() {
+            let (first, mine, last) = pushes(&bundle, &keys, n, NOW + i64::try_from(n).unwrap() * 60, h);
+            firsts.push(first);
+            end = end.max(last);
+            in_order.push(mine);
+        }
+        let expected = view_after(&bundle, &firsts, &in_order.concat(), end);
+        // Shuffled across and within devices, each message one to three times.
+        let mut shuffled: Vec<(u64, Message)> = Vec::new();
+        let mut k = 0;
+        for mine in &in_order {
+            for m in mine {
+                for c in 0..copies[k % copies.len()] {
+                    shuffled.push((order[(k + c * 7) % order.len()].wrapping_add(c as u64), m.clone()));
+                }
+                k += 1;
+            }
+        }
+        shuffled.sort_by_key(|(key, _)| *key);
+        let shuffled: Vec<Message> = shuffled.into_iter().map(|(_, m)| m).collect();
+        assert_same(&view_after(&bundle, &firsts, &shuffled, end), &expected)?;
+        // Lost ones, but for each device's last, which makes up for them.
+        let mut survivors = Vec::new();
+        let mut k = 0;
+        for mine in &in_order {
+            for (i, m) in mine.iter().enumerate() {
+                if i + 1 == mine.len() || !lost[k % lost.len()] {
+                    survivors.push(m.clone());
+                }
+                k += 1;
+            }
+        }
+        assert_same(&view_after(&bundle, &firsts, &survivors, end), &expected)?;
+    }
+}
+
+/// A visitor who browsed anonymously and then logged in brings that history into the
+/// profile: the link's first sync (sequence 0) joins all of it.
+#[test]
+fn an_anonymous_history_joins_the_profile_at_its_first_sync() {
+    let bundle = bundle();
+    let steps = [
+        Step {
+            device: 0,
+            advance: 0,
+            path: "/models/suv/x5",
+            event: None,
+        },
+        Step {
+            device: 0,
+            advance: HOUR,
+            path: "/models/suv/x5",
+            event: Some("test_drive_booked"),
+        },
+    ];
+    let mut anonymous = solo(&bundle, 0, NOW, &steps);
+    let mut profile = Profile::default();
+    // The laptop is linked already, with nothing of its own.
+    let mut laptop = State::new_visitor(device_id(1), NOW, 30 * DAY);
+    laptop.link = Some(Link {
+        profile: PROFILE,
+        seq: 0,
+        devices: 1,
+    });
+    let sync = |profile: &mut Profile, state: &State, seq: u32, now: i64| match profile.exchange(
+        &bundle,
+        Message {
+            op: Op::Sync,
+            device: state.visitor,
+            seq,
+            kind: None,
+            now,
+            state: state.clone(),
+        },
+    ) {
+        Reply::Synced { view, .. } => *view,
+        other => panic!("{other:?}"),
+    };
+    sync(&mut profile, &laptop, 0, NOW);
+    anonymous.link = Some(Link {
+        profile: PROFILE,
+        seq: 0,
+        devices: 1,
+    });
+    let view = sync(&mut profile, &anonymous, 0, NOW + 2 * HOUR);
+    assert_eq!(
+        view.stage, anonymous.stage,
+        "the phone's stage is the person's"
+    );
+    assert_eq!(view.visits, anonymous.visits);
+    assert_eq!(view.intents.len(), 1);
+    assert_eq!(view.experiments, anonymous.experiments);
+    // The laptop's next sync gets all of it, and its next push does not count it twice.
+    let on_laptop = sync(&mut profile, &laptop, 1, NOW + 3 * HOUR);
+    assert_eq!(on_laptop.visits, anonymous.visits);
+    assert_eq!(on_laptop.stage, anonymous.stage);
+    let again = sync(&mut profile, &anonymous, 1, NOW + 4 * HOUR);
+    assert_eq!(
+        again.visits, anonymous.visits,
+        "a replayed history counts once"
+    );
+}
+
+/// The property test's case count: `cases` unless `PROPTEST_CASES` says otherwise.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default)
+}
