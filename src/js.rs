@@ -34,7 +34,7 @@ export interface JourneyKeys { current: string; keys: Record<string, string>; }
 export type Instant = number | string | Date;
 /** The request context, in the variable names of rules (`geo.city`, `device.type`, …). */
 export interface RequestContext {
-  channel?: "web" | "app";
+  channel?: "web" | "app" | "email" | "store" | "push";
   geo?: { country?: string; region?: string; city?: string; continent?: string; postal?: string;
           timezone?: string; lat?: number; lon?: number; colo?: string };
   device?: { type?: "mobile" | "tablet" | "desktop" | "tv" | "bot"; os?: string; browser?: string };
@@ -95,10 +95,28 @@ export interface MintOptions {
   keys: JourneyKeys | string;
   stage?: string;
   segments?: string[];
+  /** The person's profile id, 32 hex digits: the token is a linked device's (DESIGN §10). */
+  profile?: string;
   visitor?: string;
   /** Lifetime in seconds (default 30 days). */
   ttlSeconds?: number;
   now?: Instant;
+}
+export interface LinkOptions {
+  keys: JourneyKeys | string;
+  /** The person's profile id, 32 hex digits. */
+  profile: string;
+  /** How long the link works, in seconds (default 7 days, at most 30 days). */
+  ttlSeconds?: number;
+  /** The campaign that sends it (1 to 64 bytes). */
+  campaign?: string;
+  now?: Instant;
+}
+/** What a verified identity link says. */
+export interface IdentityLink {
+  profile: string;
+  expiresAt: string;
+  campaign: string | null;
 }
 "#;
 
@@ -613,9 +631,62 @@ struct MintOptions {
     stage: Option<String>,
     #[serde(default)]
     segments: Vec<String>,
+    profile: Option<String>,
     visitor: Option<String>,
     ttl_seconds: Option<f64>,
     now: Option<Instant>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LinkOptions {
+    keys: Box<RawValue>,
+    profile: String,
+    ttl_seconds: Option<f64>,
+    campaign: Option<String>,
+    now: Option<Instant>,
+}
+
+/// A profile id: 32 hex digits, never all zeros.
+fn profile_id(text: &str) -> Result<[u8; 16], JsError> {
+    match parse_hex128(text) {
+        Ok(id) if id != [0; 16] => Ok(id),
+        Ok(_) => Err(error("profile: the all-zero id is not a profile")),
+        Err(e) => Err(error(format!("profile: {e}"))),
+    }
+}
+
+/// Mints an identity link for `?mm_link=` (DESIGN §10): the device that opens it joins
+/// the profile.
+#[wasm_bindgen(js_name = mintLink)]
+pub fn mint_link(
+    #[wasm_bindgen(unchecked_param_type = "LinkOptions")] options: JsValue,
+) -> Result<String, JsError> {
+    let options: LinkOptions = from_js(&options, "options")?;
+    let keys = keys(Some(&options.keys))?.ok_or_else(|| error("keys: required"))?;
+    let now = seconds(options.now)?;
+    let ttl = options
+        .ttl_seconds
+        .map_or(7 * crate::time::DAY, |t| t as i64);
+    let link = token::IdentityLink::new(profile_id(&options.profile)?, now, ttl, options.campaign)
+        .map_err(error)?;
+    Ok(link.sign(&keys))
+}
+
+/// Verifies an identity link; throws with the reason when it does not verify.
+#[wasm_bindgen(js_name = inspectLink, unchecked_return_type = "IdentityLink")]
+pub fn inspect_link(
+    link: &str,
+    #[wasm_bindgen(unchecked_param_type = "JourneyKeys | string")] keys_input: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Instant | undefined")] now: JsValue,
+) -> Result<JsValue, JsError> {
+    let (keys, now) = keys_and_now(&keys_input, &now)?;
+    let link = token::IdentityLink::verify(link, &keys, now).map_err(error)?;
+    to_js(&serde_json::json!({
+        "profile": crate::ids::hex128_string(&link.profile),
+        "expiresAt": crate::time::rfc3339(link.expires_at),
+        "campaign": link.campaign,
+    }))
 }
 
 /// The session mode of `explain`: a tool's explain writes state too.
@@ -671,10 +742,18 @@ fn mint(options: &JsValue, bundle: Option<&crate::Bundle>) -> Result<String, JsE
         state.stage = Some(crate::ids::stable_id(crate::ids::IdKind::Stage, stage));
     }
     state.segments = options.segments;
+    if let Some(profile) = options.profile.as_deref() {
+        state.link = Some(token::Link {
+            profile: profile_id(profile)?,
+            seq: 0,
+            devices: 1,
+        });
+    }
     token::sign(&state, &keys).map_err(error)
 }
 
-fn verified(token: &str, keys_input: &JsValue, now: &JsValue) -> Result<State, JsError> {
+/// The keys and the clock of an `inspect…(text, keys, now?)` call.
+fn keys_and_now(keys_input: &JsValue, now: &JsValue) -> Result<(Keys, i64), JsError> {
     let given: Box<RawValue> = from_js(keys_input, "keys")?;
     let keys = keys(Some(&given))?.ok_or_else(|| error("keys: required"))?;
     let now = seconds(if now.is_undefined() || now.is_null() {
@@ -682,6 +761,11 @@ fn verified(token: &str, keys_input: &JsValue, now: &JsValue) -> Result<State, J
     } else {
         Some(from_js(now, "now")?)
     })?;
+    Ok((keys, now))
+}
+
+fn verified(token: &str, keys_input: &JsValue, now: &JsValue) -> Result<State, JsError> {
+    let (keys, now) = keys_and_now(keys_input, now)?;
     token::verify(token, &keys, now).map_err(error)
 }
 

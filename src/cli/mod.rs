@@ -35,6 +35,9 @@ enum Command {
     /// Mint and inspect journey tokens.
     #[command(subcommand)]
     Token(token::TokenCmd),
+    /// Mint and inspect identity links, which join a device to a person's profile.
+    #[command(subcommand)]
+    Link(token::LinkCmd),
     /// Check a bundle: every error with its path, line:column and a did-you-mean.
     Validate(bundle::ValidateArgs),
     /// Validate, compile and optionally sign a bundle into a `.mmb` for the edge.
@@ -86,6 +89,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Rule(cmd) => rule::run(cmd),
         Command::Keygen(cmd) => token::run_keygen(cmd),
         Command::Token(cmd) => token::run(cmd),
+        Command::Link(cmd) => token::run_link(cmd),
         Command::Validate(args) => bundle::validate(args),
         Command::Compile(args) => bundle::compile(args),
         Command::Inspect(args) => bundle::inspect(args),

@@ -47,6 +47,11 @@ pub(crate) enum TokenCmd {
         /// Segments from a backend, comma-separated, e.g. `vip,newsletter`.
         #[arg(long, value_delimiter = ',')]
         segments: Vec<String>,
+        /// The person's profile id as 32 hexadecimal digits (DESIGN §10): the token is
+        /// then a linked device's (`v2`), and the device joins the profile at its first
+        /// request.
+        #[arg(long, value_name = "HEX32")]
+        profile: Option<String>,
         /// The visitor id as 32 hexadecimal digits; random when absent.
         #[arg(long, value_name = "HEX32")]
         visitor: Option<String>,
@@ -92,6 +97,81 @@ pub(crate) fn run_keygen(cmd: KeygenCmd) -> Outcome {
     }
 }
 
+#[derive(Subcommand)]
+pub(crate) enum LinkCmd {
+    /// Print an identity link for `?mm_link=` (DESIGN §10): the device that opens it
+    /// joins the profile.
+    Mint {
+        /// The JOURNEY_KEYS document; the link is signed with its `current` key.
+        #[arg(long, value_name = "KEYS.json")]
+        keys: PathBuf,
+        /// The person's profile id, 32 hexadecimal digits.
+        #[arg(long, value_name = "HEX32")]
+        profile: String,
+        /// How long the link works: `30m`, `12h`, `7d`, `2w`; at most 30 days.
+        #[arg(long, default_value = "7d")]
+        ttl: String,
+        /// The campaign that sends it (1 to 64 bytes), for attribution.
+        #[arg(long)]
+        campaign: Option<String>,
+        /// The time of issue, RFC 3339; the clock when absent.
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+    },
+    /// Verify an identity link and print what it says; exit 1 with the reason if it fails.
+    Inspect {
+        /// The link text (the value of `mm_link`).
+        link: String,
+        /// The JOURNEY_KEYS document.
+        #[arg(long, value_name = "KEYS.json")]
+        keys: PathBuf,
+        /// The time to check expiry against, RFC 3339; the clock when absent.
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+    },
+}
+
+pub(crate) fn run_link(cmd: LinkCmd) -> Outcome {
+    match cmd {
+        LinkCmd::Mint {
+            keys,
+            profile,
+            ttl,
+            campaign,
+            now,
+        } => {
+            let keys = load_keys(&keys)?;
+            let now = super::now_arg(now.as_deref())?;
+            let ttl = super::duration_arg("ttl", &ttl)?;
+            let link = token::IdentityLink::new(profile_arg(&profile)?, now, ttl, campaign)
+                .map_err(|e| Failure::Usage(format!("cannot mint: {e}")))?;
+            super::print_text(&format!("{}\n", link.sign(&keys)))
+        }
+        LinkCmd::Inspect { link, keys, now } => {
+            let keys = load_keys(&keys)?;
+            let now = super::now_arg(now.as_deref())?;
+            let link = token::IdentityLink::verify(&link, &keys, now)
+                .map_err(|e| Failure::Findings(format!("link does not verify: {e}")))?;
+            print_json(&serde_json::json!({
+                "profile": micromoment::ids::hex128_string(&link.profile),
+                "expires_at": micromoment::time::rfc3339(link.expires_at),
+                "campaign": link.campaign,
+            }))
+        }
+    }
+}
+
+/// A profile id: 32 hexadecimal digits, never all zeros (no person has that id).
+fn profile_arg(text: &str) -> Result<[u8; 16], Failure> {
+    let id = super::id_arg("profile", Some(text))?;
+    if id == [0; 16] {
+        return Err(Failure::Usage(
+            "--profile: the all-zero id is not a profile".into(),
+        ));
+    }
+    Ok(id)
+}
+
 pub(crate) fn run(cmd: TokenCmd) -> Outcome {
     match cmd {
         TokenCmd::Mint {
@@ -99,6 +179,7 @@ pub(crate) fn run(cmd: TokenCmd) -> Outcome {
             stage,
             bundle,
             segments,
+            profile,
             visitor,
             ttl,
             now,
@@ -109,6 +190,13 @@ pub(crate) fn run(cmd: TokenCmd) -> Outcome {
             let visitor = super::id_arg("visitor", visitor.as_deref())?;
             check_segments(&segments)?;
             let mut state = State::new_visitor(visitor, now, ttl);
+            if let Some(profile) = profile {
+                state.link = Some(token::Link {
+                    profile: profile_arg(&profile)?,
+                    seq: 0,
+                    devices: 1,
+                });
+            }
             if let Some(stage) = stage {
                 if stage.is_empty() {
                     return Err(Failure::Usage("--stage: the stage name is empty".into()));

@@ -67,6 +67,32 @@ test("tokens minted in Node verify in the CLI, and the other way round", () => {
   assert.throws(() => mm.inspectToken(fromCli.slice(0, -2) + "AA", KEYS), Error);
 });
 
+test("linked tokens and identity links minted in Node verify in the CLI, and the other way round", () => {
+  const PROFILE = "51515151515151515151515151515151";
+  const now = "2026-12-02T10:00:00Z";
+  const token = mm.mintToken({ keys: KEYS, profile: PROFILE, visitor: VISITOR, now });
+  assert.match(token, /^v2\./, "a linked device's token is v2");
+  const inspected = JSON.parse(cli("token", "inspect", token, "--keys", keysFile, "--now", now));
+  assert.deepEqual(inspected.link, { profile: PROFILE, seq: 0, devices: 1 });
+  const fromCli = cli("token", "mint", "--keys", keysFile, "--profile", PROFILE, "--visitor", VISITOR, "--now", now).trim();
+  assert.deepEqual(mm.inspectToken(fromCli, KEYS, now), inspected);
+  assert.throws(() => mm.mintToken({ keys: KEYS, profile: "00000000000000000000000000000000" }),
+    { message: "profile: the all-zero id is not a profile" });
+
+  const link = mm.mintLink({ keys: KEYS, profile: PROFILE, campaign: "spring-service", now, ttlSeconds: 86400 });
+  assert.match(link, /^l1\.k1\./);
+  assert.deepEqual(JSON.parse(cli("link", "inspect", link, "--keys", keysFile, "--now", now)),
+    { profile: PROFILE, expires_at: "2026-12-03T10:00:00Z", campaign: "spring-service" });
+  const cliLink = cli("link", "mint", "--keys", keysFile, "--profile", PROFILE, "--ttl", "1d", "--campaign", "spring-service", "--now", now).trim();
+  assert.equal(cliLink, link, "the same link, byte for byte");
+  assert.deepEqual(mm.inspectLink(cliLink, KEYS, now), { profile: PROFILE, expiresAt: "2026-12-03T10:00:00Z", campaign: "spring-service" });
+  assert.throws(() => mm.inspectLink(link, KEYS, "2026-12-04T00:00:00Z"), /expired/);
+  assert.throws(() => mm.mintLink({ keys: KEYS, profile: PROFILE, ttlSeconds: 31 * 86400 }), /at most 30 days/);
+  // A token is not a link, nor a link a token: each has its own tag domain.
+  assert.throws(() => mm.inspectLink(token, KEYS, now), Error);
+  assert.throws(() => mm.inspectToken(link, KEYS, now), Error);
+});
+
 test("a bundle names a token's state and checks the stage it mints", () => {
   const bundle = mm.Bundle.load(readFileSync(join(ROOT, "fixtures", "automotive.mmb")));
   assert.throws(() => bundle.mintToken({ keys: KEYS, stage: "decison" }),
