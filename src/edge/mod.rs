@@ -130,7 +130,25 @@ pub(crate) fn config(env: &Env) -> std::rc::Rc<Config> {
 }
 
 pub(crate) fn now() -> i64 {
-    i64::try_from(Date::now().as_millis() / 1000).unwrap_or(0)
+    DEV_CLOCK
+        .with(std::cell::Cell::get)
+        .unwrap_or_else(|| i64::try_from(Date::now().as_millis() / 1000).unwrap_or(0))
+}
+
+thread_local! {
+    /// The clock `X-MM-Now` set for this request, in local development only (`MM_DEV=1`):
+    /// a journey over days tried in minutes. An isolate serves one request at a time in
+    /// `wrangler dev` as the tests use it; never read outside development.
+    static DEV_CLOCK: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Sets (or clears) the development clock from the request's `X-MM-Now` (RFC 3339).
+fn set_dev_clock(req: &Request, env: &Env) {
+    let at = request::dev_mode(env)
+        .then(|| req.headers().get("X-MM-Now").ok().flatten())
+        .flatten()
+        .and_then(|text| crate::time::parse_rfc3339(text.trim()).ok());
+    DEV_CLOCK.with(|c| c.set(at));
 }
 
 /// 128 bits from the platform's CSPRNG, for a new visitor id.
@@ -146,6 +164,7 @@ pub(crate) fn entropy() -> [u8; 16] {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: WorkerContext) -> Result<Response> {
+    set_dev_clock(&req, &env);
     let path = req.path();
     // An identity link on a page: the redirect that links the device (DESIGN §10).
     if req.method() == Method::Get && !path.starts_with("/v1/") {
@@ -218,6 +237,7 @@ async fn bundle_info(env: &Env, ctx: &WorkerContext) -> Result<Response> {
         "loaded_at": crate::time::rfc3339(active.loaded_at),
         "counts": active.bundle.counts(),
         "health": cache::health(env, &config(env).preview),
+        "profiles": profile::health(env),
     });
     ResponseBuilder::new()
         .with_header("Cache-Control", "no-store")?

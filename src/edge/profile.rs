@@ -354,7 +354,14 @@ impl Profile {
                 if !before.exists() {
                     return error(404, "no such profile");
                 }
-                let view = before.view(bundle, now);
+                let mut view = before.view(bundle, now);
+                // The person's state is a linked one: shown with what only linked
+                // states carry (visits per device type, the last channel).
+                view.link = Some(Link {
+                    profile: ids::parse_hex128(&call.profile).unwrap_or([0; 16]),
+                    seq: 0,
+                    devices: before.device_count(),
+                });
                 let devices: Vec<serde_json::Value> = before
                     .devices
                     .iter()
@@ -848,15 +855,36 @@ struct DecideBody {
     context: Option<serde_json::Value>,
 }
 
-/// Whether the request carries `Authorization: Bearer <MM_BACKEND_TOKEN>`, compared in
-/// constant time.
-fn authorized(req: &Request, env: &Env) -> bool {
-    let secret = env
-        .secret("MM_BACKEND_TOKEN")
+/// `MM_BACKEND_TOKEN` as set (a secret, or a var in development).
+fn backend_token(env: &Env) -> Option<String> {
+    env.secret("MM_BACKEND_TOKEN")
         .ok()
         .map(|s| s.to_string())
         .or_else(|| env.var("MM_BACKEND_TOKEN").ok().map(|v| v.to_string()))
-        .filter(|s| s.len() >= super::MIN_PREVIEW_SECRET);
+        .filter(|s| !s.is_empty())
+}
+
+/// The profiles' part of `/v1/bundle`'s health: whether the `PROFILES` binding is there
+/// (without it linked devices decide on their own state) and whether the backend API
+/// has its bearer token (without it every call is `401`).
+pub(crate) fn health(env: &Env) -> serde_json::Value {
+    let binding = if env.durable_object("PROFILES").is_ok() {
+        "ok"
+    } else {
+        "missing"
+    };
+    let token = match backend_token(env) {
+        None => "missing",
+        Some(t) if t.len() < super::MIN_PREVIEW_SECRET => "too short",
+        Some(_) => "ok",
+    };
+    json!({"binding": binding, "backend_token": token})
+}
+
+/// Whether the request carries `Authorization: Bearer <MM_BACKEND_TOKEN>`, compared in
+/// constant time.
+fn authorized(req: &Request, env: &Env) -> bool {
+    let secret = backend_token(env).filter(|s| s.len() >= super::MIN_PREVIEW_SECRET);
     let given = req.headers().get("Authorization").ok().flatten();
     match (
         secret,

@@ -2,9 +2,13 @@
 // tests/e2e/faults.test.mjs under `wrangler dev`: the Worker's code and runtime are the
 // real ones; only its KV binding is wrapped, so the test can make KV throw, hang or
 // return garbage, switched per request through `/__faults?kv=…`, and count its reads
-// (`/__faults/reads`). Never deployed.
+// (`/__faults/reads`). The profiles' Durable Object namespace is wrapped the same way
+// (`/__faults?profiles=throw|hang|slow|ok`): its stubs' requests fail, never answer, or
+// answer 300 ms late. Never deployed.
 import { WorkerEntrypoint } from "cloudflare:workers";
 import Micromoment from "../../../build/worker/shim.mjs";
+// The Worker's Durable Object classes (the profiles), as wrangler.toml binds them.
+export * from "../../../build/worker/shim.mjs";
 
 let kvMode = "ok";
 /** How often each key was read, for `/__faults/reads`. */
@@ -43,6 +47,36 @@ function faulty(kv) {
   };
 }
 
+let profilesMode = "ok";
+
+/** A stub whose requests fail as `profilesMode` says. */
+function faultyStub(stub) {
+  return {
+    fetch: async (...args) => {
+      switch (profilesMode) {
+        case "throw":
+          throw new Error("injected Durable Object failure");
+        case "hang":
+          return new Promise(() => {});
+        case "slow":
+          await new Promise((r) => setTimeout(r, 300));
+          return stub.fetch(...args);
+        default:
+          return stub.fetch(...args);
+      }
+    },
+  };
+}
+
+// The class name is what the Worker checks a binding's type by.
+class DurableObjectNamespace {
+  constructor(inner) { this.inner = inner; }
+  idFromName(name) { return this.inner.idFromName(name); }
+  idFromString(text) { return this.inner.idFromString(text); }
+  newUniqueId(options) { return this.inner.newUniqueId(options); }
+  get(id, options) { return faultyStub(this.inner.get(id, options)); }
+}
+
 export default class extends WorkerEntrypoint {
   async fetch(request) {
     const url = new URL(request.url);
@@ -50,10 +84,12 @@ export default class extends WorkerEntrypoint {
       return Response.json(Object.fromEntries(reads));
     }
     if (url.pathname === "/__faults") {
-      kvMode = url.searchParams.get("kv") ?? "ok";
-      return new Response(`kv: ${kvMode}\n`);
+      kvMode = url.searchParams.get("kv") ?? kvMode;
+      profilesMode = url.searchParams.get("profiles") ?? profilesMode;
+      return new Response(`kv: ${kvMode}, profiles: ${profilesMode}\n`);
     }
     const env = { ...this.env, BUNDLES: faulty(this.env.BUNDLES) };
+    if (this.env.PROFILES) env.PROFILES = new DurableObjectNamespace(this.env.PROFILES);
     return new Micromoment(this.ctx, env).fetch(request);
   }
 }

@@ -1,0 +1,329 @@
+// One journey per person across devices (DESIGN §10), under `wrangler dev` with the
+// real Worker, its `Profile` Durable Object (SQLite, local) and the bundle
+// fixtures/profiles.json published to local KV. Each device keeps its own cookie jar;
+// the clock moves with `X-MM-Now` (development only), so visits 40 minutes apart take
+// no time. A phone with a token minted at login, a laptop that opens an identity link
+// (also in headless Chromium, following the 302), a tablet shared by two people, a
+// store and an ESP through the backend API. The profile Durable Object failing,
+// hanging or answering late (tests/e2e/faults/entry.mjs wraps its namespace) leaves
+// every device a 200 on its own state, and the backend a 503 to retry.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  KEYS, ROOT, cli, cleanup, eventually as until, freePort, launchChromium, startWorker, tempDir, tokenFrom,
+} from "./harness.mjs";
+
+const BACKEND = "backend-token-0123456789abcdef";
+const PERSON = "51515151515151515151515151515151";
+const OTHER = "52525252525252525252525252525252";
+const PHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+const LAPTOP_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+const TABLET_UA = "Mozilla/5.0 (iPad; CPU OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+const T0 = Date.parse("2026-12-02T09:00:00Z");
+const at = (minutes) => new Date(T0 + minutes * 60_000).toISOString().replace(".000Z", "Z");
+const PAGE = '<!doctype html><html><head><title>Acme</title></head><body><div data-mm-slot="hero"><p>origin hero</p></div></body></html>';
+
+let tmp, keysFile, origin, worker, base;
+
+before(async () => {
+  tmp = tempDir("profiles");
+  keysFile = join(tmp, "keys.json");
+  writeFileSync(keysFile, JSON.stringify(KEYS));
+  const mmb = join(tmp, "profiles.mmb");
+  cli("compile", join(ROOT, "fixtures", "profiles.json"), "-o", mmb);
+  cli("publish", mmb, "--local", "--persist-to", join(tmp, "state"));
+  origin = createServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(PAGE);
+  });
+  const originPort = await freePort();
+  await new Promise((r) => origin.listen(originPort, "127.0.0.1", r));
+  worker = await startWorker({
+    dir: tmp,
+    main: join(ROOT, "tests", "e2e", "faults", "entry.mjs"),
+    vars: {
+      ORIGIN: `http://127.0.0.1:${originPort}`, MM_DEV: "1", JOURNEY_KEYS: JSON.stringify(KEYS),
+      MM_BACKEND_TOKEN: BACKEND, MM_PROFILE_WAIT_MS: "2000", MM_BACKEND_TIMEOUT_MS: "2000",
+    },
+  });
+  base = worker.base;
+  await until(async () => (await (await fetch(`${base}/v1/bundle`)).json()).id === "profiles-e2e", 30000, worker.log);
+});
+
+after(async () => {
+  await worker?.stop();
+  origin?.close();
+  cleanup(tmp);
+});
+
+const faults = (mode) => fetch(`${base}/__faults?profiles=${mode}`).then((r) => r.text());
+
+/** A device: its user agent and its cookie jar (the `mm` cookie). */
+function device(ua, token = null) {
+  return { ua, token };
+}
+
+/** `GET /v1/decide` as `dev` at `minute`, keeping the cookie it is given. */
+async function decide(dev, minute, query = "", slots = "hero,promo,test") {
+  const headers = { "User-Agent": dev.ua, "X-MM-Now": at(minute) };
+  if (dev.token) headers.Cookie = `mm=${dev.token}`;
+  const r = await fetch(`${base}/v1/decide?slots=${slots}${query}`, { headers });
+  assert.equal(r.status, 200, await r.clone().text());
+  const body = await r.json();
+  dev.token = tokenFrom(r) ?? dev.token;
+  const content = Object.fromEntries(body.decisions.map((d) => [d.slot, d.content]));
+  return { stage: body.stage, ...content };
+}
+
+/** Opens `?mm_link=` as `dev`, as a browser does: the 302, its cookie. */
+async function openLink(dev, link, minute, path = "/offers?ref=mail") {
+  const headers = { "User-Agent": dev.ua, "X-MM-Now": at(minute) };
+  if (dev.token) headers.Cookie = `mm=${dev.token}`;
+  const sep = path.includes("?") ? "&" : "?";
+  const r = await fetch(`${base}${path}${sep}mm_link=${encodeURIComponent(link)}`, { headers, redirect: "manual" });
+  assert.equal(r.status, 302);
+  assert.equal(r.headers.get("location"), path, "the same URL without mm_link");
+  assert.equal(r.headers.get("referrer-policy"), "no-referrer");
+  assert.equal(r.headers.get("cache-control"), "no-store");
+  const token = tokenFrom(r);
+  if (token) dev.token = token;
+  return { response: r, token };
+}
+
+function backend(method, path, body, token = BACKEND, minute = null) {
+  const headers = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
+  if (minute !== null) headers["X-MM-Now"] = at(minute);
+  return fetch(`${base}/v1/profiles/${path}`, { method, headers, body: body && JSON.stringify(body) });
+}
+
+/** The profile as the backend API reads it, or null (404). */
+async function profileOf(id, minute) {
+  const r = await backend("GET", id, null, BACKEND, minute);
+  return r.status === 200 ? r.json() : null;
+}
+
+/** Waits until a device's push (sent after its response) has landed in the profile. */
+const landed = (id, minute, holds) =>
+  until(async () => { const p = await profileOf(id, minute); return p !== null && holds(p); }, 20000, worker.log);
+
+const inspect = (token, minute) => JSON.parse(cli("token", "inspect", token, "--keys", keysFile, "--now", at(minute)));
+const mintLink = (profile, minute, ...more) =>
+  cli("link", "mint", "--keys", keysFile, "--profile", profile, "--now", at(minute), ...more);
+
+test("one person's phone, laptop, store and e-mail share stage, caps, variants and visits", async () => {
+  // The phone logged in: the backend minted it a token with the profile.
+  const phone = device(PHONE_UA, cli("token", "mint", "--keys", keysFile, "--profile", PERSON, "--now", at(0)));
+  assert.match(phone.token, /^v2\./);
+  const p1 = await decide(phone, 0, "&path=/models/suv");
+  assert.equal(p1.stage, "consideration");
+  assert.equal(p1.hero, "drive", "the capped content, first of 2 this week");
+  assert.equal(p1.promo, "plain", "the phone is not a desktop");
+  assert.ok(["teaser-a", "teaser-b"].includes(p1.test));
+  assert.equal(inspect(phone.token, 0).link.profile, PERSON);
+  await landed(PERSON, 0, (p) => p.stage === "consideration" && p.state.impressions.drive?.total === 1);
+
+  // The laptop opens the link from an e-mail: it joins the person's journey.
+  const laptop = device(LAPTOP_UA);
+  const { token } = await openLink(laptop, mintLink(PERSON, 1, "--campaign", "winter-check"), 1);
+  assert.ok(token, "the link sets the token");
+  assert.equal(inspect(token, 1).link.profile, PERSON);
+  const l1 = await decide(laptop, 2);
+  assert.equal(l1.stage, "consideration", "the phone's stage");
+  assert.equal(l1.hero, "drive", "second of 2 this week, across both");
+  assert.equal(l1.promo, "from-phone", "visits.mobile counts the phone's visit");
+  assert.equal(l1.test, p1.test, "the phone's variant");
+  const l2 = await decide(laptop, 3);
+  assert.equal(l2.hero, "film", "the cap of 2 is spent");
+  await landed(PERSON, 3, (p) => p.state.impressions.drive?.total === 2);
+
+  // The phone's next visit (40 minutes on) syncs: the laptop's impression counts.
+  const p2 = await decide(phone, 40);
+  assert.equal(p2.hero, "film", "the cap of 2 holds across devices");
+  assert.equal(p2.test, p1.test);
+
+  // An e-mail rendered by the ESP draws on the same caps: the service offer once a week.
+  const mail = await backend("POST", `${PERSON}/decide`, { slots: ["offer", "hero"], channel: "email" }, BACKEND, 41);
+  assert.equal(mail.status, 200);
+  assert.equal(mail.headers.get("cache-control"), "no-store");
+  const mailBody = await mail.json();
+  assert.equal(mailBody.decisions[0].content, "service");
+  assert.match(mailBody.decisions[0].html, /service/, "an e-mail gets HTML");
+  const p3 = await decide(phone, 90, "", "offer");
+  assert.equal(p3.offer, "plain", "the e-mail's impression counts against the phone's cap");
+
+  // A purchase in the store, through the backend API: both devices are in purchase.
+  const store = await backend("POST", `${PERSON}/events`, { events: [{ name: "order_completed" }], channel: "store" }, BACKEND, 100);
+  assert.equal(store.status, 200);
+  assert.equal((await store.json()).stage, "purchase");
+  assert.equal((await decide(phone, 140)).hero, "thanks");
+  assert.equal((await decide(laptop, 141)).hero, "thanks");
+
+  // The profile as the backend reads it, by names.
+  const got = await backend("GET", PERSON, null, BACKEND, 142);
+  assert.equal(got.status, 200);
+  const profile = await got.json();
+  assert.equal(profile.stage, "purchase");
+  assert.equal(profile.devices, 2, "phone and laptop (the store is the backend's record)");
+  assert.ok(profile.records.some((r) => r.device === "backend:store"));
+  assert.ok(profile.state.visits_by.mobile >= 2 && profile.state.visits_by.desktop >= 1, JSON.stringify(profile.state.visits_by));
+
+  // In Chromium: a new laptop browser opens the link, follows the redirect, keeps the
+  // cookie, and the page it shows is the person's (purchase: thanks).
+  const browser = await launchChromium();
+  try {
+    const context = await browser.newContext({ userAgent: LAPTOP_UA, extraHTTPHeaders: { "X-MM-Now": at(150) } });
+    const page = await context.newPage();
+    const response = await page.goto(`${base}/welcome?mm_link=${encodeURIComponent(mintLink(PERSON, 150))}`);
+    assert.equal(new URL(page.url()).pathname + new URL(page.url()).search, "/welcome", "the link is gone from the address bar");
+    assert.equal(response.status(), 200);
+    assert.match(response.headers()["content-type"], /^text\/html/);
+    assert.equal(await page.locator("[data-mm-slot=hero]").innerText(), "thanks");
+    const cookies = await context.cookies();
+    const mm = cookies.find((c) => c.name === "mm");
+    assert.ok(mm?.value.startsWith("v2."), "the browser keeps the linked token");
+    assert.equal(mm.httpOnly, true);
+    assert.equal(mm.sameSite, "Lax");
+  } finally {
+    await browser.close();
+  }
+});
+
+test("a shared tablet moved to another person brings nothing of the first", async () => {
+  const tablet = device(TABLET_UA);
+  await openLink(tablet, mintLink(OTHER, 200), 200);
+  const first = await decide(tablet, 201, "&path=/models/ev");
+  assert.equal(first.stage, "consideration");
+  const before = inspect(tablet.token, 201);
+  // Another person opens their link on the same tablet.
+  const THIRD = "53535353535353535353535353535353";
+  await openLink(tablet, mintLink(THIRD, 202), 202);
+  const after = inspect(tablet.token, 202);
+  assert.equal(after.link.profile, THIRD);
+  assert.notEqual(after.visitor, before.visitor, "a new device id for the new person");
+  assert.equal(after.stage, null);
+  assert.deepEqual(after.impressions, []);
+  assert.equal((await decide(tablet, 203)).stage, "awareness", "the third person's journey, not the second's");
+  // Opening the same person's link again changes nothing.
+  const same = await openLink(tablet, mintLink(THIRD, 204), 204);
+  assert.equal(same.token, null, "already this person's: no new cookie");
+});
+
+test("forged, expired and unreadable links are ignored: the redirect, no cookie", async () => {
+  const laptop = device(LAPTOP_UA);
+  const link = mintLink(OTHER, 300, "--ttl", "1h");
+  const forged = link.slice(0, -3) + (link.endsWith("A") ? "BBB" : "AAA");
+  for (const [text, minute] of [[forged, 301], [link, 400], ["l1.k1.x.y", 301], ["garbage", 301], [cli("token", "mint", "--keys", keysFile, "--now", at(300)), 301]]) {
+    const { token } = await openLink(laptop, text, minute);
+    assert.equal(token, null, `no cookie for ${text.slice(0, 20)}…`);
+  }
+  // A page without a link is the page.
+  const r = await fetch(`${base}/offers`, { headers: { "User-Agent": LAPTOP_UA } });
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get("content-type"), /^text\/html/);
+});
+
+test("the backend API needs its bearer token and answers typed errors", async () => {
+  assert.equal((await backend("GET", PERSON, null, "wrong-token-0123456789")).status, 401);
+  const bare = await fetch(`${base}/v1/profiles/${PERSON}`);
+  assert.equal(bare.status, 401);
+  assert.match((await bare.json()).error, /Bearer/);
+  assert.equal((await backend("GET", "not-hex")).status, 400);
+  assert.equal((await backend("GET", "54545454545454545454545454545454")).status, 404, "never seen");
+  assert.equal((await backend("PUT", PERSON, {})).status, 405);
+  const bad = await backend("POST", `${PERSON}/events`, { events: [{ nom: "x" }] });
+  assert.equal(bad.status, 400);
+  assert.match((await bad.json()).error, /events/);
+  assert.equal((await backend("POST", `${PERSON}/decide`, { slots: ["nope"], channel: "email" })).status, 400);
+  assert.equal((await backend("POST", `${PERSON}/decide`, { slots: ["hero"], channel: "fax" })).status, 400);
+  const big = await backend("POST", `${PERSON}/events`, { events: [{ name: "x".repeat(20000) }] });
+  assert.equal(big.status, 413);
+});
+
+test("logout unlinks the device; an erased profile makes its devices start fresh", async () => {
+  const ERASED = "55555555555555555555555555555555";
+  const phone = device(PHONE_UA, cli("token", "mint", "--keys", keysFile, "--profile", ERASED, "--now", at(500)));
+  await decide(phone, 500, "&path=/models/suv");
+  const laptop = device(LAPTOP_UA);
+  await openLink(laptop, mintLink(ERASED, 501), 501);
+  assert.equal((await decide(laptop, 502)).stage, "consideration");
+  // Logout on the laptop: a new visitor, unlinked.
+  const out = await fetch(`${base}/v1/identity/forget`, {
+    method: "POST", headers: { Cookie: `mm=${laptop.token}`, "User-Agent": LAPTOP_UA, "X-MM-Now": at(503) },
+  });
+  assert.equal(out.status, 200);
+  const fresh = inspect(tokenFrom(out), 503);
+  assert.equal(fresh.link, undefined);
+  assert.equal(fresh.stage, null);
+  // The person asks to be forgotten.
+  const erased = await backend("DELETE", ERASED, null, BACKEND, 510);
+  assert.equal(erased.status, 200);
+  assert.deepEqual(await erased.json(), { profile: ERASED, erased: true });
+  assert.equal((await backend("GET", ERASED, null, BACKEND, 511)).status, 404);
+  // The phone's next sync finds the profile gone: it is a new visitor from then on.
+  const before = inspect(phone.token, 540);
+  const next = await decide(phone, 545);
+  assert.equal(next.stage, "awareness");
+  const after = inspect(phone.token, 545);
+  assert.notEqual(after.visitor, before.visitor);
+  assert.equal(after.link, undefined);
+  assert.equal((await backend("GET", ERASED, null, BACKEND, 546)).status, 404, "nothing came back");
+});
+
+test("a profile with more devices than it keeps folds the oldest and loses nothing", async () => {
+  const MANY = "56565656565656565656565656565656";
+  const link = mintLink(MANY, 600, "--ttl", "30d");
+  // The first device moves the stage and shows the capped content; 51 more follow.
+  const first = device(PHONE_UA);
+  await openLink(first, link, 600);
+  assert.equal((await decide(first, 600, "&path=/models/suv")).hero, "drive");
+  await landed(MANY, 600, (p) => p.stage === "consideration");
+  for (let i = 1; i < 52; i++) {
+    const dev = device(LAPTOP_UA);
+    await openLink(dev, link, 600 + i);
+    await decide(dev, 600 + i);
+  }
+  const profile = await profileOf(MANY, 700);
+  assert.equal(profile.devices, 52, "folded devices still count");
+  assert.equal(profile.records.length, 50, "50 devices kept apart");
+  assert.ok(!profile.records.some((r) => r.kind === "mobile"), "the first device was folded");
+  assert.equal(profile.stage, "consideration", "its stage is still the person's");
+  // The first two devices showed the capped content (2 per week); the folded one's
+  // impression still counts, so none of the 50 others showed it.
+  assert.equal(profile.state.impressions.drive?.total, 2, "the cap held across 52 devices");
+});
+
+test("a profile object that fails, hangs or is late: devices get a 200 on their own state", async () => {
+  const FAULTY = "57575757575757575757575757575757";
+  const phone = device(PHONE_UA, cli("token", "mint", "--keys", keysFile, "--profile", FAULTY, "--now", at(800)));
+  assert.equal((await decide(phone, 800, "&path=/models/suv")).stage, "consideration");
+  try {
+    for (const [mode, minute] of [["throw", 840], ["hang", 880], ["slow", 920]]) {
+      await faults(mode);
+      const r = await decide(phone, minute);
+      assert.equal(r.stage, "consideration", `${mode}: the device's own state`);
+      assert.ok(phone.token.startsWith("v2."), `${mode}: still linked`);
+      // The backend is told to retry, never told it worked.
+      if (mode !== "slow") {
+        const b = await backend("POST", `${FAULTY}/events`, { events: [{ name: "order_completed" }] }, BACKEND, minute);
+        assert.equal(b.status, 503, mode);
+        assert.equal(b.headers.get("retry-after"), "1");
+      }
+    }
+    assert.match(worker.log(), /profile sync failed/);
+  } finally {
+    await faults("ok");
+  }
+  // Healthy again: the sync lands and the profile has the phone.
+  await decide(phone, 1000);
+  const got = await backend("GET", FAULTY, null, BACKEND, 1001);
+  assert.equal(got.status, 200);
+  assert.equal((await got.json()).stage, "consideration");
+});
+
+test("/v1/bundle reports the profiles' binding and the backend token", async () => {
+  const info = await (await fetch(`${base}/v1/bundle`)).json();
+  assert.deepEqual(info.profiles, { binding: "ok", backend_token: "ok" });
+});
