@@ -44,6 +44,8 @@ def main():
         tokens = [
             cli("token", "mint", "--keys", str(keys), *fixed),
             cli("token", "mint", "--keys", str(keys), "--stage", "decision", "--segments", "vip,b2b", *fixed),
+            # A linked device's (v2).
+            cli("token", "mint", "--keys", str(keys), "--profile", "51" * 16, *fixed),
         ]
         # A returning visitor with impressions, intents and an experiment.
         answer = json.loads(cli("simulate", "fixtures/automotive.json", "--keys", str(keys),
@@ -52,7 +54,14 @@ def main():
         tokens.append(answer["token"])
         for token in tokens:
             put("token", f"a=1; mm={token}; mm=x")
-            put("token_payload", b64url(token.split(".")[2]))
+            # The first byte picks the version the target seals with: 0 v1, 1 v2.
+            version = bytes([0 if token.startswith("v1.") else 1])
+            put("token_payload", version + b64url(token.split(".")[2]))
+        for extra in [[], ["--campaign", "winter-check"], ["--ttl", "30d"]]:
+            link = cli("link", "mint", "--keys", str(keys), "--profile", "51" * 16,
+                       "--now", "2026-11-23T12:00:00Z", *extra)
+            put("link", link)
+            put("link", b64url(link.split(".")[2]))
         for name in ["automotive", "retail"]:
             mmb = pathlib.Path(tmp) / f"{name}.mmb"
             cli("compile", f"fixtures/{name}.json", "-o", str(mmb))
