@@ -36,6 +36,7 @@ pub mod ids;
 #[cfg(all(target_arch = "wasm32", feature = "js"))]
 pub mod js;
 pub mod profile;
+pub mod record;
 pub mod report;
 pub mod rules;
 pub mod session;

@@ -19,7 +19,7 @@ use worker::{
     Headers, Method, Request, Response, ResponseBuilder, Result,
 };
 
-use crate::decide::Exposure;
+use crate::record;
 use crate::session::{self, Entropy, Mode, Request as SessionRequest, Shape, Slots};
 
 use cache::Active;
@@ -315,7 +315,19 @@ async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, mode: Mode) -> Re
         .with_header("Vary", "Cookie, X-MM-Token")?
         .from_json(&body)?;
     attach_token(response.headers(), &incoming, outcome.token.as_deref())?;
-    send_exposures(env, ctx, &active, &outcome.decision.exposures);
+    // An app's `event` (the only one a GET may carry) is a conversion when a goal names it.
+    let event = incoming
+        .context
+        .event
+        .as_deref()
+        .map(|name| record::Event { name, value: None });
+    let records = record::records(
+        &active.bundle,
+        &outcome.decision,
+        &incoming.context,
+        event.as_slice(),
+    );
+    send_records(env, ctx, &active, &records);
     Ok(response)
 }
 
@@ -345,6 +357,9 @@ struct EventsBody {
 #[derive(serde::Deserialize)]
 struct EventItem {
     name: String,
+    /// The event's value (revenue), for goals with `"value": true`.
+    #[serde(default)]
+    value: Option<f64>,
 }
 
 async fn events(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
@@ -377,12 +392,12 @@ async fn events(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response
             ),
         );
     }
-    let names: Vec<String> = body
+    let items: Vec<EventItem> = body
         .events
         .into_iter()
-        .map(|e| e.name)
-        .filter(|n| !n.is_empty() && n.len() <= 128)
+        .filter(|e| !e.name.is_empty() && e.name.len() <= 128)
         .collect();
+    let names: Vec<String> = items.iter().map(|e| e.name.clone()).collect();
     let Some(active) = cache::active(env, ctx, now).await else {
         return error(503, "no bundle");
     };
@@ -403,65 +418,61 @@ async fn events(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response
         .with_header("Cache-Control", "no-store")?
         .from_json(&json!({"stage": outcome.decision.stage, "token": outcome.token}))?;
     attach_token(response.headers(), &incoming, outcome.token.as_deref())?;
+    let events: Vec<record::Event<'_>> = items
+        .iter()
+        .map(|e| record::Event {
+            name: &e.name,
+            value: e.value,
+        })
+        .collect();
+    let records = record::records(
+        &active.bundle,
+        &outcome.decision,
+        &incoming.context,
+        &events,
+    );
+    send_records(env, ctx, &active, &records);
     Ok(response)
 }
 
-/// Sends exposures after the response: to Analytics Engine when `EXPOSURES` is bound,
-/// else one JSON log line each.
-pub(crate) fn send_exposures(
+/// Sends a request's records (exposures and conversions, `crate::record`) after the
+/// response: to Analytics Engine when `EXPOSURES` is bound (the layout of
+/// docs/analytics.md), else one JSON log line each, the line `micromoment analyze`
+/// reads. In development every record is also logged.
+pub(crate) fn send_records(
     env: &Env,
     ctx: &impl cache::Background,
     active: &Active,
-    exposures: &[Exposure<'_>],
+    records: &[crate::record::Record<'_>],
 ) {
-    if exposures.is_empty() {
+    if records.is_empty() {
         return;
     }
-    let lines: Vec<serde_json::Value> = exposures
+    let written: Vec<(String, record::DataPoint)> = records
         .iter()
-        .filter_map(|e| serde_json::to_value(e).ok())
+        .filter_map(|r| {
+            let line = serde_json::to_string(r).ok()?;
+            Some((line, r.data_point(&active.hash)))
+        })
         .collect();
     let dataset = env.analytics_engine("EXPOSURES").ok();
-    // In development the dataset is a local stub: mirror every exposure to the log.
+    // In development the dataset is a local stub: mirror every record to the log.
     let mirror = request::dev_mode(env);
-    let hash = active.hash.clone();
     ctx.run(Box::pin(async move {
-        for line in lines {
-            let text = |k: &str| {
-                line.get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_owned()
-            };
+        for (line, point) in written {
             if mirror {
-                console_log!("{}", json!({"event": "exposure", "exposure": line}));
+                console_log!("{line}");
             }
-            match &dataset {
-                Some(ds) => {
-                    let written = AnalyticsEngineDataPointBuilder::new()
-                        .indexes([text("visitor").as_str()])
-                        .add_blob(text("slot"))
-                        .add_blob(text("content"))
-                        .add_blob(text("candidate"))
-                        .add_blob(text("experiment"))
-                        .add_blob(text("variant"))
-                        .add_blob(text("stage"))
-                        .add_blob(text("bundle"))
-                        .add_blob(hash.clone())
-                        .add_double(
-                            line.get("at")
-                                .and_then(serde_json::Value::as_f64)
-                                .unwrap_or(0.0),
-                        )
-                        .write_to(ds);
-                    if written.is_err() {
-                        console_log!("{}", json!({"event": "exposure", "exposure": line}));
-                    }
-                }
-                None if !mirror => {
-                    console_log!("{}", json!({"event": "exposure", "exposure": line}))
-                }
-                None => {}
+            let sent = dataset.as_ref().is_some_and(|ds| {
+                AnalyticsEngineDataPointBuilder::new()
+                    .indexes([point.index.as_str()])
+                    .blobs(point.blobs)
+                    .doubles(point.doubles)
+                    .write_to(ds)
+                    .is_ok()
+            });
+            if !sent && !mirror {
+                console_log!("{line}");
             }
         }
     }));

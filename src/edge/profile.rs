@@ -177,6 +177,14 @@ impl Background for ObjectState {
     }
 }
 
+/// An event of a backend call: its name and value.
+#[derive(Serialize, Deserialize, Default)]
+struct BackendEvent {
+    name: String,
+    #[serde(default)]
+    value: Option<f64>,
+}
+
 /// A backend API call as the Worker hands it to the object.
 #[derive(Serialize, Deserialize, Default)]
 struct BackendCall {
@@ -187,7 +195,7 @@ struct BackendCall {
     #[serde(default)]
     channel: Option<String>,
     #[serde(default)]
-    events: Vec<String>,
+    events: Vec<BackendEvent>,
     #[serde(default)]
     slots: Vec<String>,
     #[serde(default)]
@@ -430,7 +438,18 @@ impl Profile {
             Entropy::Fixed(profile_id),
         );
         let answer = if call.action == "events" {
-            let outcome = session::events(bundle, None, &request, &call.events);
+            let names: Vec<String> = call.events.iter().map(|e| e.name.clone()).collect();
+            let outcome = session::events(bundle, None, &request, &names);
+            let events: Vec<crate::record::Event<'_>> = call
+                .events
+                .iter()
+                .map(|e| crate::record::Event {
+                    name: &e.name,
+                    value: e.value,
+                })
+                .collect();
+            let records = crate::record::records(bundle, &outcome.decision, &context, &events);
+            super::send_records(&self.env, &self.state, &active, &records);
             let mut next = outcome.decision.state.clone();
             for s in &call.segments_add {
                 if segment_ok(s) && !next.segments.contains(s) {
@@ -457,7 +476,8 @@ impl Profile {
                 Err(unknown) => return error(400, &unknown.to_string()),
             };
             after.backend_record(bundle, channel, &prior, &outcome.decision.state, now);
-            super::send_exposures(&self.env, &self.state, &active, &outcome.decision.exposures);
+            let records = crate::record::records(bundle, &outcome.decision, &context, &[]);
+            super::send_records(&self.env, &self.state, &active, &records);
             session::answer(bundle, &outcome, Shape::Edge)
         };
         self.store(&before, &after)?;
@@ -834,6 +854,8 @@ struct EventsBody {
 #[serde(deny_unknown_fields)]
 struct EventItem {
     name: String,
+    #[serde(default)]
+    value: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -923,8 +945,11 @@ fn events_call(bytes: &[u8], call: &mut BackendCall) -> std::result::Result<(), 
     call.events = body
         .events
         .into_iter()
-        .map(|e| e.name)
-        .filter(|n| !n.is_empty() && n.len() <= 128)
+        .filter(|e| !e.name.is_empty() && e.name.len() <= 128)
+        .map(|e| BackendEvent {
+            name: e.name,
+            value: e.value,
+        })
         .collect();
     call.context = body.context;
     call.segments_add = segments.add;

@@ -155,9 +155,20 @@ test("one person's phone, laptop, store and e-mail share stage, caps, variants a
   assert.equal(p3.offer, "plain", "the e-mail's impression counts against the phone's cap");
 
   // A purchase in the store, through the backend API: both devices are in purchase.
-  const store = await backend("POST", `${PERSON}/events`, { events: [{ name: "order_completed" }], channel: "store" }, BACKEND, 100);
+  const store = await backend("POST", `${PERSON}/events`, { events: [{ name: "order_completed", value: 41990 }], channel: "store" }, BACKEND, 100);
   assert.equal(store.status, 200);
   assert.equal((await store.json()).stage, "purchase");
+  // What analytics gets: the person is the profile on every device, the store and the
+  // e-mail alike.
+  await until(() => /"type":"conversion"[^\n]*"goal":"purchase"/.test(worker.log()), 20000, worker.log);
+  const records = worker.log().split("\n").map((l) => l.slice(l.indexOf("{"))).filter((l) => l.startsWith('{"type"'))
+    .map((l) => JSON.parse(l)).filter((r) => r.profile === PERSON);
+  assert.deepEqual([...new Set(records.map((r) => r.channel))].sort(), ["email", "store", "web"]);
+  const order = records.find((r) => r.type === "conversion");
+  assert.equal(order.channel, "store");
+  assert.equal(order.goal, "purchase");
+  assert.equal(order.value, 41990);
+  assert.ok(records.filter((r) => r.type === "exposure" && r.channel === "web").length >= 6);
   assert.equal((await decide(phone, 140)).hero, "thanks");
   assert.equal((await decide(laptop, 141)).hero, "thanks");
 

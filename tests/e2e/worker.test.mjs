@@ -377,6 +377,51 @@ test("exposures are logged after the response", async () => {
   assert.equal(bot.status, 200);
 });
 
+test("exposures and conversions of real requests are what analyze counts", async () => {
+  // Twelve browsers: a page through the proxy and a /v1/decide each; every other one
+  // buys, with a value. A crawler does the same and must count as nobody.
+  const people = [];
+  const everyone = [];
+  let value = 0;
+  for (let i = 0; i < 13; i++) {
+    const ua = i === 12 ? "Googlebot/2.1 (+http://www.google.com/bot.html)" : CHROME;
+    const page = await fetch(`${base}/page.html`, { headers: { "User-Agent": ua } });
+    assert.equal(page.status, 200);
+    await page.text();
+    const token = tokenFrom(page);
+    const r = await decide("slots=hero,sidebar", { "User-Agent": ua, Cookie: `mm=${token}` });
+    const visitor = JSON.parse(cli("token", "inspect", r.token ?? token, "--keys", keysFile)).visitor;
+    everyone.push(visitor);
+    if (i < 12) people.push(visitor);
+    if (i % 2 === 0) {
+      const order = await fetch(`${base}/v1/events`, {
+        method: "POST",
+        headers: { "User-Agent": ua, Cookie: `mm=${r.token ?? token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ events: [{ name: "order_completed", value: 100 + i }] }),
+      });
+      assert.equal(order.status, 200);
+      if (i < 12) value += 100 + i;
+    }
+  }
+  const mine = () => worker.log().split("\n").map((l) => l.slice(l.indexOf("{"))).filter((l) => {
+    try { const o = JSON.parse(l); return o.type && everyone.includes(o.visitor); } catch { return false; }
+  });
+  await eventually(() => mine().filter((l) => l.includes('"conversion"')).length === 6, 20000);
+  const lines = mine();
+  const file = join(tmp, "logs.ndjson");
+  writeFileSync(file, lines.join("\n") + "\n");
+  const report = JSON.parse(cli("analyze", "--bundle", "fixtures/automotive.json", file, "--json"));
+  assert.equal(report.people, 12, "twelve browsers, not the crawler");
+  const purchase = report.attribution.find((a) => a.goal === "purchase" && a.slot === "hero" && a.model === "last_touch");
+  assert.equal(purchase.conversions + purchase.unattributed, 6);
+  assert.equal(purchase.value, value, "each order's value, as sent");
+  const conversion = JSON.parse(lines.find((l) => l.includes('"conversion"')));
+  assert.deepEqual(Object.keys(conversion).sort(),
+    ["at", "bundle", "bundle_version", "channel", "device", "goal", "type", "value", "visitor"]);
+  assert.equal(conversion.channel, "web");
+  assert.equal(conversion.device, "desktop");
+});
+
 test("10,000 fuzzed requests get no 5xx and do not crash the worker", async () => {
   // A fixed xorshift stream: the same replay every run.
   let seed = 0x2545f491;
