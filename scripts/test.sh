@@ -44,7 +44,10 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 chromium --version
 
-step "end to end: the packed npm package, the Worker under wrangler dev, pages and reports in Chromium"
+step "json-logic-js 2.0.5 for the differential test (tests/peers/jsonlogic, pinned by its lock file)"
+(cd tests/peers/jsonlogic && npm ci --no-audit --no-fund --loglevel=error)
+
+step "end to end: the packed npm package, the Worker under wrangler dev, pages and reports in Chromium, json-logic-js"
 node --test tests/e2e/
 
 step "fuzz targets build (cargo-fuzz on nightly)"

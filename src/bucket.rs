@@ -86,19 +86,3 @@ pub fn choose_variation(n: f64, ranges: &[(f64, f64)]) -> Option<usize> {
         .iter()
         .position(|&(start, end)| n >= start && n < end)
 }
-
-/// The 32 lowercase hex digits of a visitor id, without allocating.
-pub fn visitor_hex<'b>(visitor: &[u8; 16], buf: &'b mut [u8; 32]) -> &'b str {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, byte) in visitor.iter().enumerate() {
-        if let (Some(hi), Some(lo)) = (
-            HEX.get(usize::from(byte >> 4)),
-            HEX.get(usize::from(byte & 15)),
-        ) {
-            if let Some(pair) = buf.get_mut(2 * i..2 * i + 2) {
-                pair.copy_from_slice(&[*hi, *lo]);
-            }
-        }
-    }
-    std::str::from_utf8(buf).unwrap_or("")
-}

@@ -11,6 +11,10 @@
 //!
 //! The bundle compiler refuses a bundle in which two ids of one kind share a hash, so a
 //! hash names exactly one item of a bundle.
+//!
+//! The 128-bit ids of visitors (and of profiles) are written as 32 lowercase hex digits;
+//! [`hex128`] writes them and [`parse_hex128`] is the one reader, for tokens, states,
+//! `--visitor` and the npm package alike.
 
 /// What a stable id names; the kind byte is part of the hashed input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +60,42 @@ pub(crate) const fn fnv1a32_step(hash: u32, byte: u8) -> u32 {
 /// FNV-1a 32-bit over a byte string (the hash GrowthBook buckets with).
 pub(crate) fn fnv1a32(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5, |h, &b| fnv1a32_step(h, b))
+}
+
+/// The 32 lowercase hex digits of a 128-bit id, written into `buf` without allocating.
+pub fn hex128<'b>(id: &[u8; 16], buf: &'b mut [u8; 32]) -> &'b str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in id.iter().enumerate() {
+        if let (Some(hi), Some(lo)) = (
+            HEX.get(usize::from(byte >> 4)),
+            HEX.get(usize::from(byte & 15)),
+        ) {
+            if let Some(pair) = buf.get_mut(2 * i..2 * i + 2) {
+                pair.copy_from_slice(&[*hi, *lo]);
+            }
+        }
+    }
+    std::str::from_utf8(buf).unwrap_or("")
+}
+
+/// The 32 hex digits of a 128-bit id, as an owned string.
+pub fn hex128_string(id: &[u8; 16]) -> String {
+    let mut buf = [0u8; 32];
+    hex128(id, &mut buf).to_owned()
+}
+
+/// Reads 32 hexadecimal digits (either case) as a 128-bit id.
+pub fn parse_hex128(text: &str) -> Result<[u8; 16], String> {
+    let bad = || format!("{text:?} is not 32 hexadecimal digits");
+    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut out = [0u8; 16];
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
+        *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -18,10 +18,12 @@ use wasm_bindgen::prelude::*;
 
 use crate::bundle::{self, public_key_of};
 use crate::context::Context;
+use crate::ids::parse_hex128;
 use crate::rules::{self, JsonData, JsonSchema, Limits};
 use crate::session::{self, Entropy, Mode, Request, Slots, Visitor};
+use crate::time::parse_rfc3339;
 use crate::token::{self, Keys, State};
-use crate::view::{parse_rfc3339, parse_visitor, state_from_json};
+use crate::view::state_from_json;
 use crate::Budget;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -189,7 +191,7 @@ fn random_visitor() -> [u8; 16] {
 
 fn visitor(text: Option<&str>) -> Result<[u8; 16], JsError> {
     match text {
-        Some(t) => parse_visitor(t).map_err(error),
+        Some(t) => parse_hex128(t).map_err(|e| error(format!("visitor: {e}"))),
         None => Ok(random_visitor()),
     }
 }
@@ -546,7 +548,7 @@ impl Bundle {
         let given = options
             .visitor
             .as_deref()
-            .map(parse_visitor)
+            .map(|t| parse_hex128(t).map_err(|e| format!("visitor: {e}")))
             .transpose()
             .map_err(error)?;
         let keys = self.keys.get(options.keys)?;
@@ -626,40 +628,87 @@ fn mode(explain: bool) -> Mode {
 }
 
 /// Mints a token for a visitor a backend knows (after login, from a CDP), with the same
-/// format and keys as the edge.
+/// format and keys as the edge. The stage is not checked against a bundle:
+/// `bundle.mintToken` checks it.
 #[wasm_bindgen(js_name = mintToken)]
 pub fn mint_token(
     #[wasm_bindgen(unchecked_param_type = "MintOptions")] options: JsValue,
 ) -> Result<String, JsError> {
-    let options: MintOptions = from_js(&options, "options")?;
-    let keys = keys(Some(&options.keys))?.ok_or_else(|| error("keys: required"))?;
-    let now = seconds(options.now)?;
-    let ttl = options.ttl_seconds.map_or(token::DEFAULT_TTL, |t| t as i64);
-    let mut state = State::new_visitor(visitor(options.visitor.as_deref())?, now, ttl);
-    state.stage = options
-        .stage
-        .as_deref()
-        .map(|s| crate::ids::stable_id(crate::ids::IdKind::Stage, s));
-    state.segments = options.segments;
-    token::sign(&state, &keys).map_err(error)
+    mint(&options, None)
 }
 
-/// Verifies a token and returns its state; throws with the reason when it does not.
+/// Verifies a token and returns its state by stable ids (`bundle.inspectToken` names
+/// them); throws with the reason when it does not verify.
 #[wasm_bindgen(js_name = inspectToken)]
 pub fn inspect_token(
     token: &str,
     #[wasm_bindgen(unchecked_param_type = "JourneyKeys | string")] keys_input: JsValue,
     #[wasm_bindgen(unchecked_param_type = "Instant | undefined")] now: JsValue,
 ) -> Result<JsValue, JsError> {
-    let given: Box<RawValue> = from_js(&keys_input, "keys")?;
+    let state = verified(token, &keys_input, &now)?;
+    to_js(&state.to_json())
+}
+
+fn mint(options: &JsValue, bundle: Option<&crate::Bundle>) -> Result<String, JsError> {
+    let options: MintOptions = from_js(options, "options")?;
+    let keys = keys(Some(&options.keys))?.ok_or_else(|| error("keys: required"))?;
+    let now = seconds(options.now)?;
+    let ttl = options.ttl_seconds.map_or(token::DEFAULT_TTL, |t| t as i64);
+    let mut state = State::new_visitor(visitor(options.visitor.as_deref())?, now, ttl);
+    if let Some(stage) = options.stage.as_deref() {
+        if let Some(bundle) = bundle {
+            if !bundle.stage_names().any(|s| s == stage) {
+                let hint = crate::did_you_mean(stage, bundle.stage_names())
+                    .map(|s| format!(" (did you mean {s:?}?)"))
+                    .unwrap_or_default();
+                return Err(error(format!(
+                    "stage: {stage:?} is not a stage of {} {}{hint}",
+                    bundle.id(),
+                    bundle.version()
+                )));
+            }
+        }
+        state.stage = Some(crate::ids::stable_id(crate::ids::IdKind::Stage, stage));
+    }
+    state.segments = options.segments;
+    token::sign(&state, &keys).map_err(error)
+}
+
+fn verified(token: &str, keys_input: &JsValue, now: &JsValue) -> Result<State, JsError> {
+    let given: Box<RawValue> = from_js(keys_input, "keys")?;
     let keys = keys(Some(&given))?.ok_or_else(|| error("keys: required"))?;
     let now = seconds(if now.is_undefined() || now.is_null() {
         None
     } else {
-        Some(from_js(&now, "now")?)
+        Some(from_js(now, "now")?)
     })?;
-    let state = token::verify(token, &keys, now).map_err(error)?;
-    to_js(&state.to_json())
+    token::verify(token, &keys, now).map_err(error)
+}
+
+#[wasm_bindgen]
+impl Bundle {
+    /// [`mint_token`], the stage checked against this bundle: an unknown one throws,
+    /// with a did-you-mean.
+    #[wasm_bindgen(js_name = mintToken)]
+    pub fn mint_token(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "MintOptions")] options: JsValue,
+    ) -> Result<String, JsError> {
+        mint(&options, Some(&self.inner))
+    }
+
+    /// [`inspect_token`], with stages, contents, topics and experiments named by this
+    /// bundle (the `simulate` state shape).
+    #[wasm_bindgen(js_name = inspectToken)]
+    pub fn inspect_token(
+        &self,
+        token: &str,
+        #[wasm_bindgen(unchecked_param_type = "JourneyKeys | string")] keys_input: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Instant | undefined")] now: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let state = verified(token, &keys_input, &now)?;
+        to_js(&crate::view::state_to_json(&self.inner, &state))
+    }
 }
 
 /// Evaluates a JSON Logic rule (with micromoment's extensions) against data.
@@ -673,9 +722,64 @@ pub fn eval_rule(rule: JsValue, data: JsValue) -> Result<JsValue, JsError> {
     to_js(&value.to_json())
 }
 
+/// How deep `evalRule` reads a rule or data (as deep as serde_json parses JSON text).
+const MAX_JS_DEPTH: usize = 128;
+
+/// A rule or data as JSON, read from the JS value itself, as json-logic-js reads it:
+/// null is null (options, `from_js`, take it for `{}`), and -0 stays -0, which JSON
+/// text would write as 0 (`{"/": [1, -0]}` is -Infinity). Anything but null, booleans,
+/// numbers, strings, arrays and plain objects (a `Date`, an object with `toJSON`) is
+/// read as `JSON.stringify` writes it; so are NaN and the infinities (null), and
+/// `undefined` or a function inside an array (null) or an object (left out).
 fn from_js_value(value: &JsValue, what: &str) -> Result<serde_json::Value, JsError> {
-    if value.is_undefined() {
-        return Ok(serde_json::Value::Null);
+    json_of(value, what, MAX_JS_DEPTH)
+}
+
+fn json_of(value: &JsValue, what: &str, depth: usize) -> Result<serde_json::Value, JsError> {
+    use serde_json::Value as Json;
+    if value.is_null() || value.is_undefined() || value.is_function() || value.is_symbol() {
+        return Ok(Json::Null);
     }
-    from_js(value, what)
+    if let Some(b) = value.as_bool() {
+        return Ok(Json::Bool(b));
+    }
+    if let Some(n) = value.as_f64() {
+        return Ok(serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number));
+    }
+    if let Some(s) = value.as_string() {
+        return Ok(Json::String(s));
+    }
+    let Some(depth) = depth.checked_sub(1) else {
+        return Err(error(format!(
+            "{what}: nested deeper than {MAX_JS_DEPTH} levels"
+        )));
+    };
+    if js_sys::Array::is_array(value) {
+        let array: &js_sys::Array = value.unchecked_ref();
+        return array
+            .iter()
+            .map(|item| json_of(&item, what, depth))
+            .collect::<Result<_, _>>()
+            .map(Json::Array);
+    }
+    let plain = value.is_object() && {
+        let proto = js_sys::Object::get_prototype_of(value);
+        (proto.is_null() || js_sys::Object::get_prototype_of(&proto).is_null())
+            && !js_sys::Reflect::get(value, &JsValue::from_str("toJSON"))
+                .is_ok_and(|f| f.is_function())
+    };
+    if !plain {
+        return from_js(value, what);
+    }
+    let mut map = serde_json::Map::new();
+    for entry in js_sys::Object::entries(value.unchecked_ref()).iter() {
+        let entry: js_sys::Array = entry.unchecked_into();
+        let item = entry.get(1);
+        if item.is_undefined() || item.is_function() || item.is_symbol() {
+            continue;
+        }
+        let key = entry.get(0).as_string().unwrap_or_default();
+        map.insert(key, json_of(&item, what, depth)?);
+    }
+    Ok(Json::Object(map))
 }

@@ -17,11 +17,17 @@
 
 #[cfg(feature = "cli")]
 pub mod analyze;
+// GrowthBook-compatible bucketing: public only to the project's own conformance tests
+// (the `internals` feature, on by default and off in the WebAssembly builds, whose lints
+// then see dead code).
+#[cfg(feature = "internals")]
 pub mod bucket;
+#[cfg(not(feature = "internals"))]
+mod bucket;
 pub mod bundle;
 mod codec;
 pub mod context;
-pub mod decide;
+mod decide;
 #[cfg(all(target_arch = "wasm32", feature = "worker"))]
 mod edge;
 pub mod html;
@@ -40,5 +46,9 @@ pub mod view;
 pub use bundle::{Budget, Bundle, Diagnostic, LoadError, SlotRef};
 pub use codec::CodecError;
 pub use context::Context;
-pub use decide::{decide, Decision, Visit};
+pub use decide::{
+    decide, CandidateTrace, Decider, Decision, Exposure, JourneyStep, Reason, SlotDecision,
+    SlotResult, SlotTrace, Trace, Verdict, Visit, MAX_PLACEHOLDER_BYTES, MAX_RENDERED_BYTES,
+    VISIT_IDLE,
+};
 pub use suggest::did_you_mean;

@@ -14,3 +14,16 @@ pub const HOUR: i64 = 60 * MINUTE;
 pub const DAY: i64 = 24 * HOUR;
 /// One week in seconds.
 pub const WEEK: i64 = 7 * DAY;
+
+/// The RFC 3339 text (UTC, `Z`) of a Unix time; the number itself past year 9999.
+pub fn rfc3339(t: UnixSeconds) -> String {
+    jiff::Timestamp::from_second(t).map_or_else(|_| t.to_string(), |ts| ts.to_string())
+}
+
+/// Reads RFC 3339 text as Unix seconds: the one reader of times, for `--now`, states and
+/// the npm package alike.
+pub fn parse_rfc3339(text: &str) -> Result<UnixSeconds, String> {
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_second())
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
+}

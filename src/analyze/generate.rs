@@ -17,12 +17,12 @@
 
 use serde::Serialize;
 
-use crate::bucket::visitor_hex;
 use crate::bundle::Bundle;
 use crate::context::{
     App, Channel, Context, Device, DeviceType, Geo, Page, Referrer, ReferrerKind, Utm,
 };
 use crate::decide::Reason;
+use crate::ids::hex128 as visitor_hex;
 use crate::session::{self, Entropy, Slots, Visitor};
 use crate::token::State;
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use micromoment::bundle::{self, public_key_of, SigningKey};
 use micromoment::token::Keys;
-use micromoment::view::{parse_rfc3339, parse_visitor, state_from_json};
+use micromoment::view::state_from_json;
 use micromoment::{session, Budget, Bundle, Context};
 use serde_json::json;
 
@@ -256,27 +256,6 @@ fn write_private(path: &Path, contents: &str) -> Outcome {
         .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))
 }
 
-/// The clock of a command: `--now` or the system clock.
-pub(crate) fn now_arg(now: Option<&str>) -> Result<i64, Failure> {
-    match now {
-        Some(text) => parse_rfc3339(text).map_err(Failure::Usage),
-        None => Ok(jiff::Timestamp::now().as_second()),
-    }
-}
-
-/// A visitor id: `--visitor` or fresh entropy.
-pub(crate) fn visitor_arg(visitor: Option<&str>) -> Result<[u8; 16], Failure> {
-    match visitor {
-        Some(text) => parse_visitor(text).map_err(Failure::Usage),
-        None => {
-            let mut id = [0u8; 16];
-            getrandom::fill(&mut id)
-                .map_err(|e| Failure::Usage(format!("no system entropy: {e}")))?;
-            Ok(id)
-        }
-    }
-}
-
 pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
     let bundle = load_bundle(&args.bundle)?;
     let context: Context = match &args.context {
@@ -285,8 +264,8 @@ pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
         })?,
         None => Context::default(),
     };
-    let now = now_arg(args.now.as_deref())?;
-    let visitor = visitor_arg(args.visitor.as_deref())?;
+    let now = super::now_arg(args.now.as_deref())?;
+    let visitor = super::id_arg("visitor", args.visitor.as_deref())?;
     let keys = match &args.keys {
         Some(path) => Some(
             Keys::from_json(&read_text(path)?)
@@ -492,7 +471,7 @@ pub(crate) struct ReportArgs {
 /// Runs the engine over the bundle's grid of audiences and writes the coverage report.
 pub(crate) fn report(args: ReportArgs) -> Outcome {
     let bundle = load_bundle(&args.bundle)?;
-    let now = now_arg(args.now.as_deref())?;
+    let now = super::now_arg(args.now.as_deref())?;
     let bytes = bundle
         .to_mmb(None)
         .map_err(|e| Failure::Usage(format!("cannot encode the bundle: {e}")))?;

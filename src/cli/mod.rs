@@ -145,3 +145,38 @@ pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
 pub(crate) fn parse_json_arg(what: &str, text: &str) -> Result<serde_json::Value, Failure> {
     serde_json::from_str(text).map_err(|e| Failure::Usage(format!("{what} is not valid JSON: {e}")))
 }
+
+/// The clock of a command: `--now` (RFC 3339) or the system clock. The CLI is the one
+/// place here that reads the clock; the library takes `now` as a parameter.
+pub(crate) fn now_arg(now: Option<&str>) -> Result<micromoment::time::UnixSeconds, Failure> {
+    match now {
+        Some(text) => micromoment::time::parse_rfc3339(text)
+            .map_err(|e| Failure::Usage(format!("--now: {e}"))),
+        None => Ok(jiff::Timestamp::now().as_second()),
+    }
+}
+
+/// A 128-bit id given as `--<flag> HEX32`, or fresh entropy when absent.
+pub(crate) fn id_arg(flag: &str, text: Option<&str>) -> Result<[u8; 16], Failure> {
+    match text {
+        Some(text) => micromoment::ids::parse_hex128(text)
+            .map_err(|e| Failure::Usage(format!("--{flag}: {e}"))),
+        None => {
+            let mut id = [0u8; 16];
+            getrandom::fill(&mut id)
+                .map_err(|e| Failure::Usage(format!("cannot read random bytes: {e}")))?;
+            Ok(id)
+        }
+    }
+}
+
+/// A duration given as `--<flag> 30m|12h|7d|2w`, in seconds: a period as caps spell it
+/// (`bundle::Period`), but never `lifetime`.
+pub(crate) fn duration_arg(flag: &str, text: &str) -> Result<i64, Failure> {
+    match micromoment::bundle::Period::parse(text) {
+        Some(micromoment::bundle::Period::Seconds(s)) => Ok(s),
+        _ => Err(Failure::Usage(format!(
+            "--{flag}: {text:?} is not a duration like 30m, 12h, 7d or 2w"
+        ))),
+    }
+}

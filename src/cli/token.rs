@@ -10,7 +10,6 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use clap::Subcommand;
 use micromoment::ids::{stable_id, IdKind};
-use micromoment::time::{UnixSeconds, DAY, HOUR, MINUTE, WEEK};
 use micromoment::token::{self, Keys, State};
 
 use super::{print_json, read_file, Failure, Outcome};
@@ -41,6 +40,10 @@ pub(crate) enum TokenCmd {
         /// The journey stage name, e.g. `decision` (stored as its stable id).
         #[arg(long)]
         stage: Option<String>,
+        /// The bundle (authoring JSON or `.mmb`) the stage must be one of; an unknown
+        /// stage is then an error with a did-you-mean (without it, it is unchecked).
+        #[arg(long, value_name = "BUNDLE")]
+        bundle: Option<PathBuf>,
         /// Segments from a backend, comma-separated, e.g. `vip,newsletter`.
         #[arg(long, value_delimiter = ',')]
         segments: Vec<String>,
@@ -64,6 +67,10 @@ pub(crate) enum TokenCmd {
         /// The time to check expiry against, RFC 3339; the clock when absent.
         #[arg(long, value_name = "RFC3339")]
         now: Option<String>,
+        /// The bundle (authoring JSON or `.mmb`) to name stages, contents, topics and
+        /// experiments with; without it the state shows stable ids.
+        #[arg(long, value_name = "BUNDLE")]
+        bundle: Option<PathBuf>,
     },
 }
 
@@ -90,30 +97,30 @@ pub(crate) fn run(cmd: TokenCmd) -> Outcome {
         TokenCmd::Mint {
             keys,
             stage,
+            bundle,
             segments,
             visitor,
             ttl,
             now,
         } => {
             let keys = load_keys(&keys)?;
-            let now = parse_now(now.as_deref())?;
-            let ttl = parse_ttl(&ttl)?;
-            let visitor = match visitor {
-                Some(text) => token::parse_visitor(&text).ok_or_else(|| {
-                    Failure::Usage(format!("--visitor: {text:?} is not 32 hexadecimal digits"))
-                })?,
-                None => {
-                    let mut id = [0u8; 16];
-                    getrandom::fill(&mut id)
-                        .map_err(|e| Failure::Usage(format!("cannot read random bytes: {e}")))?;
-                    id
-                }
-            };
+            let now = super::now_arg(now.as_deref())?;
+            let ttl = super::duration_arg("ttl", &ttl)?;
+            let visitor = super::id_arg("visitor", visitor.as_deref())?;
             check_segments(&segments)?;
             let mut state = State::new_visitor(visitor, now, ttl);
             if let Some(stage) = stage {
                 if stage.is_empty() {
                     return Err(Failure::Usage("--stage: the stage name is empty".into()));
+                }
+                match &bundle {
+                    Some(path) => {
+                        let bundle = super::bundle::load_bundle(path)?;
+                        check_stage(&bundle, &stage)?;
+                    }
+                    None => eprintln!(
+                        "note: --stage {stage:?} is not checked against a bundle (give --bundle to check it)"
+                    ),
                 }
                 state.stage = Some(stable_id(IdKind::Stage, &stage));
             }
@@ -122,16 +129,45 @@ pub(crate) fn run(cmd: TokenCmd) -> Outcome {
                 .map_err(|e| Failure::Usage(format!("cannot sign: {e}")))?;
             super::print_text(&format!("{text}\n"))
         }
-        TokenCmd::Inspect { token, keys, now } => {
+        TokenCmd::Inspect {
+            token,
+            keys,
+            now,
+            bundle,
+        } => {
             let keys = load_keys(&keys)?;
-            let now = parse_now(now.as_deref())?;
+            let now = super::now_arg(now.as_deref())?;
+            let bundle = bundle
+                .as_deref()
+                .map(super::bundle::load_bundle)
+                .transpose()?;
             let text = token.strip_prefix("mm=").unwrap_or(&token);
-            match token::verify(text, &keys, now) {
-                Ok(state) => print_json(&state.to_json()),
-                Err(e) => Err(Failure::Findings(format!("token does not verify: {e}"))),
+            let state = token::verify(text, &keys, now)
+                .map_err(|e| Failure::Findings(format!("token does not verify: {e}")))?;
+            match &bundle {
+                Some(bundle) => print_json(&micromoment::view::state_to_json(bundle, &state)),
+                None => {
+                    eprintln!("note: stages, contents, topics and experiments are stable ids (give --bundle to name them)");
+                    print_json(&state.to_json())
+                }
             }
         }
     }
+}
+
+/// An unknown stage of `bundle`, refused with a did-you-mean.
+fn check_stage(bundle: &micromoment::Bundle, stage: &str) -> Outcome {
+    if bundle.stage_names().any(|s| s == stage) {
+        return Ok(());
+    }
+    let hint = micromoment::did_you_mean(stage, bundle.stage_names())
+        .map(|s| format!(" (did you mean {s:?}?)"))
+        .unwrap_or_default();
+    Err(Failure::Usage(format!(
+        "--stage: {stage:?} is not a stage of {} {}{hint}",
+        bundle.id(),
+        bundle.version()
+    )))
 }
 
 fn load_keys(path: &std::path::Path) -> Result<Keys, Failure> {
@@ -139,43 +175,6 @@ fn load_keys(path: &std::path::Path) -> Result<Keys, Failure> {
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Failure::Usage(format!("{}: not utf-8", path.display())))?;
     Keys::from_json(text).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
-}
-
-/// `--now` as Unix seconds, or the system clock.
-fn parse_now(now: Option<&str>) -> Result<UnixSeconds, Failure> {
-    match now {
-        Some(text) => text
-            .parse::<jiff::Timestamp>()
-            .map(|t| t.as_second())
-            .map_err(|e| Failure::Usage(format!("--now: {text:?} is not an RFC 3339 time: {e}"))),
-        None => Ok(jiff::Timestamp::now().as_second()),
-    }
-}
-
-/// A positive duration `<n><unit>` with unit `m`, `h`, `d` or `w`, in seconds: the
-/// same spelling as a cap's `per` (DESIGN §3).
-fn parse_ttl(text: &str) -> Result<i64, Failure> {
-    let bad = || {
-        Failure::Usage(format!(
-            "--ttl: {text:?} is not a duration like 30m, 12h, 7d or 2w"
-        ))
-    };
-    let mut chars = text.chars();
-    let unit = match chars.next_back() {
-        Some('m') => MINUTE,
-        Some('h') => HOUR,
-        Some('d') => DAY,
-        Some('w') => WEEK,
-        _ => return Err(bad()),
-    };
-    let number = chars.as_str();
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    match number.parse::<i64>() {
-        Ok(count) if count > 0 => count.checked_mul(unit).ok_or_else(bad),
-        _ => Err(bad()),
-    }
 }
 
 fn check_segments(segments: &[String]) -> Result<(), Failure> {

@@ -30,9 +30,9 @@ pub use render::{MAX_PLACEHOLDER_BYTES, MAX_RENDERED_BYTES};
 pub use trace::{CandidateTrace, JourneyStep, SlotResult, SlotTrace, Trace, Verdict};
 pub use types::{Decision, Exposure, Reason, SlotDecision};
 
-use crate::bucket;
 use crate::bundle::{Bundle, Period, SlotRef};
 use crate::context::{Context, DeviceType};
+use crate::ids;
 use crate::time::UnixSeconds;
 use crate::token::{Impression, Intent, State};
 use facts::{Journey, LazyTime};
@@ -127,7 +127,7 @@ impl<'a, 'b> Decider<'a, 'b> {
             opted_out,
         );
         let mut visitor_hex = [0u8; 32];
-        bucket::visitor_hex(&prior.visitor, &mut visitor_hex);
+        ids::hex128(&prior.visitor, &mut visitor_hex);
         Decider {
             bundle,
             ctx,

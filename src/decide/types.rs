@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use super::trace::Trace;
-use crate::bucket;
+use crate::ids;
 use crate::time::UnixSeconds;
 use crate::token::State;
 
@@ -120,5 +120,5 @@ fn serialize_visitor<S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     let mut buf = [0u8; 32];
-    serializer.serialize_str(bucket::visitor_hex(visitor, &mut buf))
+    serializer.serialize_str(ids::hex128(visitor, &mut buf))
 }

@@ -340,9 +340,9 @@ pub fn health(env: &Env, preview: &super::Preview) -> serde_json::Value {
     });
     let bundle = serde_json::json!({
         "status": if last_error.is_some() { "stale" } else { "ok" },
-        "checked_at": checked_at.map(crate::view::rfc3339),
+        "checked_at": checked_at.map(crate::time::rfc3339),
         "error": last_error.as_ref().map(|(_, e)| e),
-        "error_at": last_error.map(|(at, _)| crate::view::rfc3339(at)),
+        "error_at": last_error.map(|(at, _)| crate::time::rfc3339(at)),
     });
     let status_ok = |v: &serde_json::Value| v.get("status").and_then(|s| s.as_str()) == Some("ok");
     let ok = status_ok(&keys) && status_ok(&bundle);

@@ -181,7 +181,7 @@ async fn bundle_info(env: &Env, ctx: &WorkerContext) -> Result<Response> {
         "version": active.bundle.version(),
         "hash": active.hash,
         "source": active.source.as_str(),
-        "loaded_at": crate::view::rfc3339(active.loaded_at),
+        "loaded_at": crate::time::rfc3339(active.loaded_at),
         "counts": active.bundle.counts(),
         "health": cache::health(env, &config(env).preview),
     });

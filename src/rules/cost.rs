@@ -128,7 +128,7 @@ enum Scope {
 }
 
 impl Scope {
-    /// The bound of whatever a `var` inside this scope may read.
+    /// The bound of whatever a `var` with a non-empty path inside this scope may read.
     fn any(self) -> VarBound {
         match self {
             Scope::Top => VarBound::SCALAR,
@@ -137,6 +137,41 @@ impl Scope {
                 current,
                 accumulator,
             } => current.max(accumulator),
+        }
+    }
+
+    /// The bound of what `{"var": ""}` reads: the element, or in `reduce` the object
+    /// that holds a copy of the current element and of the accumulator.
+    fn whole(self) -> VarBound {
+        match self {
+            Scope::Reduce {
+                current,
+                accumulator,
+            } => {
+                let fields = [current, accumulator];
+                let items = fields
+                    .iter()
+                    .map(|f| f.items.max(f.item_items))
+                    .fold(0, u64::max);
+                // Each member is charged as a list element, plus what it holds.
+                let bytes = fields
+                    .iter()
+                    .map(|f| {
+                        add(
+                            ITEM_BYTES,
+                            mul(f.items, ITEM_BYTES).max(f.bytes).max(f.item_bytes),
+                        )
+                    })
+                    .fold(0, add);
+                VarBound {
+                    items,
+                    bytes,
+                    item_items: items,
+                    item_bytes: bytes,
+                    built: true,
+                }
+            }
+            other => other.any(),
         }
     }
 }
@@ -227,10 +262,21 @@ impl<V> Estimator<'_, V> {
                 }
             }
             Node::Var(var, default) => self.read((self.bound)(var), default.as_deref(), scope),
-            Node::Local(_, default) => self.read(scope.any(), default.as_deref(), scope),
+            Node::Local(path, default) => {
+                let found = if path.is_empty() {
+                    scope.whole()
+                } else {
+                    scope.any()
+                };
+                self.read(found, default.as_deref(), scope)
+            }
             Node::DynVar(key, default, local) => {
                 let key = self.node(key, scope);
-                let found = if *local { scope.any() } else { self.any };
+                let found = if *local {
+                    scope.any().max(scope.whole())
+                } else {
+                    self.any
+                };
                 let read = self.read(found, default.as_deref(), scope);
                 Cost {
                     steps: add(read.steps, key.steps),
@@ -285,12 +331,14 @@ impl<V> Estimator<'_, V> {
         let alloc = costs.iter().map(|c| c.alloc).fold(0, add);
         let values: Vec<VarBound> = costs.iter().map(|c| c.value).collect();
         let value = match op {
-            // One of the arguments, passed through (and charged again when built).
+            // One of the arguments, passed through (and charged again when built); `*`
+            // gives back a single argument as it is.
             Op::If | Op::Or | Op::And | Op::Log => values
                 .iter()
                 .copied()
                 .reduce(VarBound::max)
                 .unwrap_or(VarBound::SCALAR),
+            Op::Mul if values.len() == 1 => values.first().copied().unwrap_or(VarBound::SCALAR),
             Op::Cat | Op::Substr => {
                 let bytes = if op == Op::Cat {
                     values.iter().map(|v| v.bytes).fold(0, add)
@@ -325,9 +373,17 @@ impl<V> Estimator<'_, V> {
                 }
             }
             Op::Missing | Op::MissingSome => {
+                // A list's keys, or those of its first element when that is a list
+                // (`missing_some` reads `[[keys…], …]` so).
                 let keys = values
                     .iter()
-                    .map(|v| if v.items > 0 { v.items } else { 1 })
+                    .map(|v| {
+                        if v.items > 0 {
+                            v.items.max(v.item_items)
+                        } else {
+                            1
+                        }
+                    })
                     .fold(0, add);
                 let (_, key_bytes) = elements_of(&values);
                 return Cost {

@@ -36,7 +36,12 @@ impl<'a> Scope<'_, 'a> {
             } => match path.next() {
                 Some("current") => (*current).clone(),
                 Some("accumulator") => (*accumulator).clone(),
-                _ => return None,
+                Some(_) => return None,
+                // The whole of what the body reads, as json-logic-js builds it.
+                None => Value::Object(vec![
+                    ("current", (*current).clone()),
+                    ("accumulator", (*accumulator).clone()),
+                ]),
             },
         };
         for key in path {
@@ -59,6 +64,25 @@ fn dynamic_lookup<'a, D: Data>(
     match scope {
         Scope::Top => data.get_path(path),
         _ => scope.lookup(split_path(path)),
+    }
+}
+
+/// What `{"var": name}` reads when the name is a value of the evaluation (a computed
+/// `var`, a key of `missing`), as json-logic-js reads it: null and `""` name the whole
+/// data; any other value names the dotted path its string spells. An array whose string
+/// is empty (`[]`, `[null]`) is not itself `""`, so it names the member `""`.
+fn read_name<'a, D: Data>(
+    data: &'a D,
+    scope: &Scope<'_, 'a>,
+    name: &Value<'_>,
+) -> Option<Value<'a>> {
+    match name {
+        Value::Null => dynamic_lookup(data, scope, ""),
+        Value::Str(s) if s.is_empty() => dynamic_lookup(data, scope, ""),
+        other => match other.to_js_string() {
+            path if path.is_empty() => dynamic_lookup(data, scope, "")?.member(""),
+            path => dynamic_lookup(data, scope, &path),
+        },
     }
 }
 
@@ -127,17 +151,27 @@ impl Fuel {
         }
     }
 
-    /// Charges what a value just built holds: a string's bytes, a list's elements.
+    /// Charges what a value just built holds: a string's bytes, a list's elements, an
+    /// object's members and what they hold.
     fn charge<'a>(&self, value: Value<'a>) -> Value<'a> {
-        let cost = match &value {
-            Value::Str(Cow::Owned(s)) => s.len() as u64,
-            Value::Array(items) => (items.len() as u64).saturating_mul(ITEM_BYTES),
-            _ => 0,
-        };
+        let cost = built_bytes(&value);
         if cost > 0 && !self.alloc(cost) {
             return Value::Null;
         }
         value
+    }
+}
+
+/// What [`Fuel::charge`] charges for a value.
+fn built_bytes(value: &Value<'_>) -> u64 {
+    match value {
+        Value::Str(Cow::Owned(s)) => s.len() as u64,
+        Value::Array(items) => (items.len() as u64).saturating_mul(ITEM_BYTES),
+        Value::Object(fields) => fields.iter().fold(0, |sum, (_, v)| {
+            sum.saturating_add(ITEM_BYTES)
+                .saturating_add(built_bytes(v))
+        }),
+        _ => 0,
     }
 }
 
@@ -207,12 +241,7 @@ fn eval_node<'a, D: Data>(
         },
         Node::DynVar(key, default, _) => {
             let key = eval(key, data, scope, fuel);
-            let path = match &key {
-                Value::Null => Cow::Borrowed(""),
-                Value::Array(items) if items.is_empty() => Cow::Borrowed(""),
-                other => other.to_js_string(),
-            };
-            match dynamic_lookup(data, scope, &path) {
+            match read_name(data, scope, &key) {
                 Some(value) => value,
                 None => default
                     .as_ref()
@@ -382,13 +411,7 @@ fn operator<'a, D: Data>(
             fuel,
             f64::NEG_INFINITY,
             |v| v.to_number(),
-            |x, y| {
-                if x.is_nan() || y.is_nan() {
-                    f64::NAN
-                } else {
-                    x.max(y)
-                }
-            },
+            js_max,
         )),
         Op::Min => Value::Number(number_fold(
             args,
@@ -397,13 +420,7 @@ fn operator<'a, D: Data>(
             fuel,
             f64::INFINITY,
             |v| v.to_number(),
-            |x, y| {
-                if x.is_nan() || y.is_nan() {
-                    f64::NAN
-                } else {
-                    x.min(y)
-                }
-            },
+            |x, y| -js_max(-x, -y),
         )),
         Op::Add => Value::Number(number_fold(
             args,
@@ -414,6 +431,9 @@ fn operator<'a, D: Data>(
             |v| v.parse_float(),
             |x, y| x + y,
         )),
+        // json-logic-js multiplies with a `reduce` that has no initial value: a single
+        // argument comes back as it is, unconverted.
+        Op::Mul if args.len() == 1 => a(0),
         Op::Mul => Value::Number(number_fold(
             args,
             data,
@@ -504,6 +524,8 @@ fn operator<'a, D: Data>(
             let needle = a(0);
             let haystack = a(1);
             match &haystack {
+                // An empty string is falsy: json-logic-js answers false before searching.
+                Value::Str(s) if s.is_empty() => Value::Bool(false),
                 Value::Str(s) => Value::Bool(s.contains(needle.to_js_string().as_ref())),
                 h if h.is_array() => Value::Bool(h.items().any(|item| strict_eq(&item, &needle))),
                 _ => Value::Bool(false),
@@ -536,10 +558,28 @@ fn operator<'a, D: Data>(
         Op::MissingSome => {
             let need = a(0).to_number();
             let options = a(1);
-            let total = options.items().count();
-            let missing = missing_keys(options.items(), data, scope, fuel);
+            // json-logic-js asks `{"missing": options}`, so a first option that is an
+            // array is the list of keys, and anything but an array is the one key; and it
+            // counts `options.length`: a string's length, nothing (NaN) for the rest.
+            let (missing, total) = match options.items().next() {
+                Some(first) if first.is_array() => (
+                    missing_keys(first.items(), data, scope, fuel),
+                    options.items().count() as f64,
+                ),
+                _ if options.is_array() => (
+                    missing_keys(options.items(), data, scope, fuel),
+                    options.items().count() as f64,
+                ),
+                _ => (
+                    missing_keys(std::iter::once(options.clone()), data, scope, fuel),
+                    match options.member("length") {
+                        Some(Value::Number(n)) => n,
+                        _ => f64::NAN,
+                    },
+                ),
+            };
             // `total - missing` present keys satisfy the requirement.
-            if (total.saturating_sub(missing.len()) as f64) >= need {
+            if total - missing.len() as f64 >= need {
                 Value::Array(Vec::new())
             } else {
                 Value::Array(missing)
@@ -588,8 +628,16 @@ fn missing_keys<'a, D: Data>(
         if !fuel.step(1) {
             return false;
         }
-        let path = key.to_js_string();
-        match dynamic_lookup(data, scope, &path) {
+        // json-logic-js looks each key up as `{"var": key}`, so an array key is `var`'s
+        // arguments: the name and a default.
+        let found = if key.is_array() {
+            let mut parts = key.items();
+            let name = parts.next().unwrap_or(Value::Null);
+            read_name(data, scope, &name).or_else(|| parts.next())
+        } else {
+            read_name(data, scope, key)
+        };
+        match found {
             None | Some(Value::Null) => true,
             Some(Value::Str(s)) => s.is_empty(),
             Some(_) => false,
@@ -598,31 +646,52 @@ fn missing_keys<'a, D: Data>(
     .collect()
 }
 
-/// JavaScript's `String(source).substr(start, length)`, with json-logic-js's reading of
-/// a negative length as "stop that many characters before the end".
-fn substr<'a>(source: &Value<'_>, start: &Value<'_>, length: Option<Value<'_>>) -> Value<'a> {
-    let chars: Vec<char> = source.to_js_string().chars().collect();
-    let len = chars.len() as f64;
-    let start = start.to_number();
-    let start = if start.is_nan() { 0.0 } else { start.trunc() };
-    let from = if start < 0.0 {
-        (len + start).max(0.0)
+/// JavaScript's `Math.max` of two numbers: NaN wins, and +0 is above -0.
+fn js_max(x: f64, y: f64) -> f64 {
+    if x.is_nan() || y.is_nan() {
+        f64::NAN
+    } else if x == y {
+        if x.is_sign_positive() {
+            x
+        } else {
+            y
+        }
     } else {
-        start.min(len)
+        x.max(y)
+    }
+}
+
+/// json-logic-js's `substr`: JavaScript's `String(source).substr(start, length)`, in
+/// UTF-16 units as JavaScript counts them, where a negative length stops that many units
+/// before the end (`temp.substr(0, temp.length + length)`; a length that is negative
+/// but not a number makes that `+` a string concatenation, which is no characters).
+/// Half of a character outside the BMP becomes U+FFFD: a Rust string has no lone
+/// surrogates.
+fn substr<'a>(source: &Value<'_>, start: &Value<'_>, length: Option<Value<'_>>) -> Value<'a> {
+    // JavaScript's ToIntegerOrInfinity.
+    let integer = |n: f64| if n.is_nan() { 0.0 } else { n.trunc() };
+    let units: Vec<u16> = source.to_js_string().encode_utf16().collect();
+    let size = units.len() as f64;
+    let start = integer(start.to_number());
+    let from = if start < 0.0 {
+        (size + start).max(0.0)
+    } else {
+        start.min(size)
     };
-    let to = match length.map(|l| l.to_number()) {
-        None => len,
-        Some(l) if l.is_nan() => from,
-        Some(l) if l < 0.0 => (len + l.trunc()).max(from),
-        Some(l) => (from + l.trunc()).min(len),
+    let rest = size - from;
+    let count = match length {
+        None => rest,
+        Some(Value::Number(n)) if n < 0.0 => integer(rest + n),
+        Some(l) => match l.to_number() {
+            n if n < 0.0 => 0.0,
+            n => integer(n),
+        },
     };
-    // Both bounds are clamped to [0, len] above, so the casts are exact.
+    let to = from + count.clamp(0.0, rest);
+    // Both bounds are clamped to [0, size] above, so the casts are exact.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let (from, to) = (from as usize, to as usize);
-    let text: String = chars
-        .get(from..to.max(from))
-        .unwrap_or(&[])
-        .iter()
-        .collect();
-    Value::Str(Cow::Owned(text))
+    Value::Str(Cow::Owned(String::from_utf16_lossy(
+        units.get(from..to).unwrap_or(&[]),
+    )))
 }

@@ -97,11 +97,11 @@ impl JsonData {
     }
 
     fn walk<'a, 'p>(&'a self, path: impl Iterator<Item = &'p str>) -> Option<Value<'a>> {
-        let mut lit = &self.0;
+        let mut value = Value::from_lit(&self.0);
         for key in path {
-            lit = lit.member(key)?;
+            value = value.member(key)?;
         }
-        Some(Value::from_lit(lit))
+        Some(value)
     }
 }
 

@@ -47,14 +47,72 @@ impl Lit {
         }
     }
 
-    /// The member `key` of an object, or the element at index `key` of an array.
-    pub(crate) fn member(&self, key: &str) -> Option<&Lit> {
+    /// The property `key` as JavaScript reads it (`value[key]`): an object's member, an
+    /// array's element at a canonical index (`"1"`, not `"01"` or `"+1"`) or its `length`,
+    /// a string's UTF-16 unit or its `length`.
+    pub(crate) fn member(&self, key: &str) -> Option<Value<'_>> {
         match self {
-            Lit::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            Lit::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-            _ => None,
+            Lit::Object(fields) => fields
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| Value::from_lit(v)),
+            Lit::Array(items) => {
+                array_member(items.len(), key, |i| items.get(i).map(Value::from_lit))
+            }
+            Lit::String(s) => string_member(s, key, Cow::Borrowed),
+            Lit::Null | Lit::Bool(_) | Lit::Number(_) => None,
         }
     }
+}
+
+/// The index an array property names: JavaScript's canonical array index, the decimal
+/// digits of a number below 2^32 - 1 with no sign and no leading zero.
+fn array_index(key: &str) -> Option<usize> {
+    let canonical = !key.is_empty()
+        && key.bytes().all(|b| b.is_ascii_digit())
+        && (key == "0" || !key.starts_with('0'));
+    let index = key.parse::<u32>().ok().filter(|_| canonical)?;
+    (index != u32::MAX).then_some(index as usize)
+}
+
+/// An array's property `key`: an element, through `get`, or its `length`.
+fn array_member<'a>(
+    len: usize,
+    key: &str,
+    get: impl FnOnce(usize) -> Option<Value<'a>>,
+) -> Option<Value<'a>> {
+    if key == "length" {
+        return Some(Value::Number(len as f64));
+    }
+    array_index(key).and_then(get)
+}
+
+/// A string's property `key`: its `length` in UTF-16 units, or the unit at an index, as
+/// a one-character string (`text` borrows or copies it out of `s`). Half of a character
+/// outside the BMP is a lone surrogate in JavaScript, which a Rust string cannot hold:
+/// U+FFFD stands for it.
+fn string_member<'s, 'a>(
+    s: &'s str,
+    key: &str,
+    text: impl FnOnce(&'s str) -> Cow<'a, str>,
+) -> Option<Value<'a>> {
+    if key == "length" {
+        return Some(Value::Number(s.encode_utf16().count() as f64));
+    }
+    let index = array_index(key)?;
+    let mut unit = 0;
+    for (at, c) in s.char_indices() {
+        let width = c.len_utf16();
+        if index < unit + width {
+            return Some(Value::Str(text(if width == 1 {
+                s.get(at..at + c.len_utf8())?
+            } else {
+                "\u{fffd}"
+            })));
+        }
+        unit += width;
+    }
+    None
 }
 
 /// A value during evaluation.
@@ -72,6 +130,9 @@ pub enum Value<'a> {
     Lit(&'a Lit),
     /// An array built during evaluation (`map`, `merge`, an array of rules).
     Array(Vec<Value<'a>>),
+    /// An object built during evaluation: `{"current": …, "accumulator": …}`, what the
+    /// body of `reduce` reads as `{"var": ""}`.
+    Object(Vec<(&'static str, Value<'a>)>),
 }
 
 impl<'a> Value<'a> {
@@ -99,7 +160,7 @@ impl<'a> Value<'a> {
             Value::Number(n) => *n != 0.0 && !n.is_nan(),
             Value::Str(s) => !s.is_empty(),
             Value::Lit(Lit::Array(items)) => !items.is_empty(),
-            Value::Lit(_) => true,
+            Value::Lit(_) | Value::Object(_) => true,
             Value::Array(items) => !items.is_empty(),
         }
     }
@@ -126,16 +187,18 @@ impl<'a> Value<'a> {
         }
     }
 
-    /// Member lookup used by `var` paths inside `map`/`filter`/`reduce` scopes.
+    /// The property `key` as JavaScript reads it, for `var` paths: see [`Lit::member`].
     pub(crate) fn member(&self, key: &str) -> Option<Value<'a>> {
         match self {
-            Value::Lit(lit) => lit.member(key).map(Value::from_lit),
-            Value::Array(items) => key
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| items.get(i))
-                .cloned(),
-            _ => None,
+            Value::Lit(lit) => lit.member(key),
+            Value::Array(items) => array_member(items.len(), key, |i| items.get(i).cloned()),
+            Value::Object(fields) => fields
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone()),
+            Value::Str(Cow::Borrowed(s)) => string_member(s, key, Cow::Borrowed),
+            Value::Str(Cow::Owned(s)) => string_member(s, key, |t| Cow::Owned(t.to_owned())),
+            Value::Null | Value::Bool(_) | Value::Number(_) => None,
         }
     }
 
@@ -146,7 +209,7 @@ impl<'a> Value<'a> {
             Value::Bool(b) => f64::from(u8::from(*b)),
             Value::Number(n) => *n,
             Value::Str(s) => js_string_to_number(s),
-            Value::Lit(Lit::Object(_)) => f64::NAN,
+            Value::Lit(Lit::Object(_)) | Value::Object(_) => f64::NAN,
             Value::Lit(_) | Value::Array(_) => js_string_to_number(&self.to_js_string()),
         }
     }
@@ -154,6 +217,8 @@ impl<'a> Value<'a> {
     /// JavaScript's `parseFloat(String(value))`, which `+` and `*` use.
     pub fn parse_float(&self) -> f64 {
         match self {
+            // `String(-0)` is "0".
+            Value::Number(n) if *n == 0.0 => 0.0,
             Value::Number(n) => *n,
             Value::Str(s) => js_parse_float(s),
             other => js_parse_float(&other.to_js_string()),
@@ -168,7 +233,7 @@ impl<'a> Value<'a> {
             Value::Bool(false) => Cow::Borrowed("false"),
             Value::Number(n) => Cow::Owned(js_number_to_string(*n)),
             Value::Str(s) => Cow::Borrowed(s),
-            Value::Lit(Lit::Object(_)) => Cow::Borrowed("[object Object]"),
+            Value::Lit(Lit::Object(_)) | Value::Object(_) => Cow::Borrowed("[object Object]"),
             Value::Lit(_) | Value::Array(_) => {
                 let mut out = String::new();
                 for (i, item) in self.items().enumerate() {
@@ -196,6 +261,12 @@ impl<'a> Value<'a> {
             Value::Array(items) => {
                 serde_json::Value::Array(items.iter().map(Value::to_json).collect())
             }
+            Value::Object(fields) => serde_json::Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -373,14 +444,18 @@ pub fn loose_eq(a: &Value<'_>, b: &Value<'_>) -> bool {
         (Value::Number(x), Value::Str(s)) | (Value::Str(s), Value::Number(x)) => {
             *x == js_string_to_number(s)
         }
-        // Two arrays or objects are equal only if they are the same object, which two
-        // values of a rule never are.
-        (Value::Lit(_) | Value::Array(_), Value::Lit(_) | Value::Array(_)) => false,
-        (composite @ (Value::Lit(_) | Value::Array(_)), primitive)
-        | (primitive, composite @ (Value::Lit(_) | Value::Array(_))) => loose_eq(
-            &Value::Str(Cow::Owned(composite.to_js_string().into_owned())),
-            primitive,
-        ),
+        // Two arrays or objects are equal only if they are the same object.
+        (
+            Value::Lit(_) | Value::Array(_) | Value::Object(_),
+            Value::Lit(_) | Value::Array(_) | Value::Object(_),
+        ) => same_object(a, b),
+        (composite @ (Value::Lit(_) | Value::Array(_) | Value::Object(_)), primitive)
+        | (primitive, composite @ (Value::Lit(_) | Value::Array(_) | Value::Object(_))) => {
+            loose_eq(
+                &Value::Str(Cow::Owned(composite.to_js_string().into_owned())),
+                primitive,
+            )
+        }
     }
 }
 
@@ -391,6 +466,18 @@ pub fn strict_eq(a: &Value<'_>, b: &Value<'_>) -> bool {
         (Value::Number(x), Value::Number(y)) => x == y,
         (Value::Str(x), Value::Str(y)) => x == y,
         (Value::Bool(x), Value::Bool(y)) => x == y,
+        _ => same_object(a, b),
+    }
+}
+
+/// Whether two values are the same JavaScript object: the same array or object of the
+/// data read twice (`{"==": [{"var": "a"}, {"var": "a"}]}`). A rule's own arrays are
+/// built afresh by json-logic-js each time they are evaluated, and so are the lists that
+/// `map`, `merge`… build, so those are never the same object as anything else; a literal
+/// node cannot meet its own value of another evaluation, as `reduce` would need.
+fn same_object(a: &Value<'_>, b: &Value<'_>) -> bool {
+    match (a, b) {
+        (Value::Lit(x), Value::Lit(y)) => std::ptr::eq(*x, *y),
         _ => false,
     }
 }
@@ -400,13 +487,13 @@ pub fn strict_eq(a: &Value<'_>, b: &Value<'_>) -> bool {
 pub fn compare(a: &Value<'_>, b: &Value<'_>) -> Option<Ordering> {
     let prim = |v: &Value<'_>| -> Option<String> {
         match v {
-            Value::Lit(Lit::Object(_)) => Some("[object Object]".into()),
+            Value::Lit(Lit::Object(_)) | Value::Object(_) => Some("[object Object]".into()),
             Value::Lit(_) | Value::Array(_) => Some(v.to_js_string().into_owned()),
             _ => None,
         }
     };
     match (a, b) {
-        (Value::Str(x), Value::Str(y)) => Some(x.as_ref().cmp(y.as_ref())),
+        (Value::Str(x), Value::Str(y)) => Some(js_string_cmp(x, y)),
         (Value::Number(x), Value::Number(y)) => x.partial_cmp(y),
         _ => {
             let (pa, pb) = (prim(a), prim(b));
@@ -416,11 +503,21 @@ pub fn compare(a: &Value<'_>, b: &Value<'_>) -> Option<Ordering> {
             let a = pa.map_or_else(|| a.clone(), |s| Value::Str(Cow::Owned(s)));
             let b = pb.map_or_else(|| b.clone(), |s| Value::Str(Cow::Owned(s)));
             match (&a, &b) {
-                (Value::Str(x), Value::Str(y)) => Some(x.as_ref().cmp(y.as_ref())),
+                (Value::Str(x), Value::Str(y)) => Some(js_string_cmp(x, y)),
                 _ => a.to_number().partial_cmp(&b.to_number()),
             }
         }
     }
+}
+
+/// JavaScript's string order: by UTF-16 code units, where a character outside the BMP
+/// sorts before U+E000..U+FFFF (UTF-8 bytes would sort it after).
+fn js_string_cmp(x: &str, y: &str) -> Ordering {
+    if x.is_ascii() || y.is_ascii() {
+        // The first difference involves an ASCII character: bytes order it the same.
+        return x.cmp(y);
+    }
+    x.encode_utf16().cmp(y.encode_utf16())
 }
 
 #[cfg(test)]

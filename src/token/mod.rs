@@ -14,7 +14,8 @@
 //!   the client which check failed.
 //! - [`sign`] keeps `mm=<token>` under [`MAX_COOKIE_BYTES`] by dropping the oldest
 //!   impressions, then the weakest intents.
-//! - [`State::to_json`] / [`State::from_json`] are the JSON view for people and tools.
+//! - `State::to_json` / `State::from_json` (in `crate::view`) are its JSON view by
+//!   stable ids.
 //!
 //! Nothing in this module reads a clock, the environment or a source of randomness,
 //! and nothing in it panics on any input.
@@ -24,7 +25,6 @@ mod envelope;
 mod keys;
 mod mac;
 mod state;
-mod view;
 mod wire;
 
 pub use cookie::{
@@ -34,5 +34,4 @@ pub use cookie::{
 pub use envelope::{sign, verify, verify_bytes, TokenError, MAX_SKEW, MAX_TOKEN_LEN, VERSION};
 pub use keys::{Keys, KeysError, MAX_KEYS, MAX_KEY_BYTES, MAX_KID_LEN, MIN_KEY_BYTES};
 pub use state::{Assignment, Consent, Impression, Intent, State, DEFAULT_TTL};
-pub use view::{parse_visitor, ViewError};
 pub use wire::{MAX_COOKIE_BYTES, MAX_SEGMENTS, MAX_SEGMENT_BYTES};

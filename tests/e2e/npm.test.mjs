@@ -67,6 +67,18 @@ test("tokens minted in Node verify in the CLI, and the other way round", () => {
   assert.throws(() => mm.inspectToken(fromCli.slice(0, -2) + "AA", KEYS), Error);
 });
 
+test("a bundle names a token's state and checks the stage it mints", () => {
+  const bundle = mm.Bundle.load(readFileSync(join(ROOT, "fixtures", "automotive.mmb")));
+  assert.throws(() => bundle.mintToken({ keys: KEYS, stage: "decison" }),
+    { message: 'stage: "decison" is not a stage of acme-autos 7 (did you mean "decision"?)' });
+  const token = bundle.mintToken({ keys: KEYS, stage: "decision", visitor: VISITOR });
+  const named = bundle.inspectToken(token, KEYS);
+  assert.equal(named.stage, "decision");
+  assert.deepEqual(named, JSON.parse(cli("token", "inspect", token, "--keys", keysFile, "--bundle", "fixtures/automotive.json")));
+  // Without the bundle, the state is by stable ids, as the CLI prints it then.
+  assert.equal(typeof mm.inspectToken(token, KEYS).stage, "number");
+});
+
 test("pages are personalized in one pass, as the Worker's proxy does", () => {
   const bundle = mm.Bundle.load(readFileSync(join(ROOT, "fixtures", "automotive.mmb")));
   const context = JSON.parse(readFileSync(join(ROOT, "fixtures", "contexts", "suv-shopper-lyon.json"), "utf8"));

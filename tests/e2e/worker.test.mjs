@@ -92,6 +92,8 @@ async function decide(query, headers = {}) {
   return { status: r.status, body: await r.json(), token: tokenFrom(r), headers: r.headers };
 }
 
+// A desktop Chrome, as a visitor's browser sends it.
+const CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 const LYON = { "X-MM-Geo-City": "Lyon", "X-MM-Geo-Country": "FR", "X-MM-Geo-Timezone": "Europe/Paris" };
 
 test("a new visitor gets the defaults and a token", async () => {
@@ -363,7 +365,9 @@ test("publishing a bundle changes the answer; a corrupt one keeps the last good 
 });
 
 test("exposures are logged after the response", async () => {
-  const r = await decide("slots=hero,sidebar");
+  // A browser's: Node's own fetch says `User-Agent: node`, an HTTP library, which is
+  // served as a crawler is and counted as nobody's exposure.
+  const r = await decide("slots=hero,sidebar", { "User-Agent": CHROME });
   const visitor = JSON.parse(cli("token", "inspect", r.token, "--keys", keysFile)).visitor;
   await eventually(() => worker.log().includes(`"visitor":"${visitor}"`), 20000);
   const lines = worker.log().split("\n").filter((l) => l.includes(`"visitor":"${visitor}"`));

@@ -81,6 +81,274 @@ fn numbers_equal(a: &Json, b: &Json) -> bool {
     }
 }
 
+// Differences from json-logic-js 2.0.5 that its differential test
+// (tests/e2e/jsonlogic.test.mjs) found, each pinned to json-logic-js's answer.
+
+#[test]
+fn times_with_one_argument_returns_it_unconverted() {
+    // json-logic-js multiplies with a `reduce` that has no initial value.
+    check(json!({"*": ["3"]}), Json::Null, json!("3"));
+    check(json!({"*": [[2]]}), Json::Null, json!([2]));
+    check(json!({"*": false}), Json::Null, json!(false));
+    check(
+        json!({"*": [{"var": "a"}]}),
+        json!({"a": {"b": 1}}),
+        json!({"b": 1}),
+    );
+    check(json!({"*": ["3", "2"]}), Json::Null, json!(6));
+}
+
+#[test]
+fn var_reads_javascript_properties_of_arrays_and_strings() {
+    check(json!({"var": "s.length"}), json!({"s": "abc"}), json!(3));
+    check(
+        json!({"var": "l.length"}),
+        json!({"l": [1, 2, 3]}),
+        json!(3),
+    );
+    check(json!({"var": "s.1"}), json!({"s": "abc"}), json!("b"));
+    check(json!({"var": "s.3"}), json!({"s": "abc"}), Json::Null);
+    check(json!({"var": "n.length"}), json!({"n": 5}), Json::Null);
+    check(
+        json!({"var": "o.length"}),
+        json!({"o": {"length": 7}}),
+        json!(7),
+    );
+    check(
+        json!({"map": [["ab", "c"], {"var": "0"}]}),
+        Json::Null,
+        json!(["a", "c"]),
+    );
+    check(json!({"var": "0"}), json!("xyz"), json!("x"));
+    // Strings count UTF-16 units, as JavaScript does.
+    check(json!({"var": "s.length"}), json!({"s": "😀!"}), json!(3));
+    check(json!({"var": "s.2"}), json!({"s": "😀!"}), json!("!"));
+    // Half an emoji is a lone surrogate in JavaScript; a Rust string holds U+FFFD (a
+    // listed quirk of the differential test).
+    check(
+        json!({"var": "s.0"}),
+        json!({"s": "😀!"}),
+        json!("\u{fffd}"),
+    );
+}
+
+#[test]
+fn var_indexes_arrays_by_canonical_numbers_only() {
+    check(json!({"var": "l.1"}), json!({"l": [1, 2]}), json!(2));
+    check(json!({"var": "l.01"}), json!({"l": [1, 2]}), Json::Null);
+    check(json!({"var": "l.+1"}), json!({"l": [1, 2]}), Json::Null);
+    check(json!({"missing": ["01"]}), json!([1, 2]), json!(["01"]));
+}
+
+#[test]
+fn computed_var_names_an_empty_array_as_the_member_named_empty() {
+    // json-logic-js tests the name for "" before turning it into a string.
+    check(json!({"var": [[]]}), json!({"": 5, "a": 1}), json!(5));
+    check(json!({"var": [[]]}), json!({"a": 1}), Json::Null);
+    check(json!({"var": {"merge": []}}), json!({"": 5}), json!(5));
+    check(json!({"var": [""]}), json!({"a": 1}), json!({"a": 1}));
+}
+
+#[test]
+fn missing_looks_each_key_up_as_var_does() {
+    // null and "" name the whole data.
+    check(json!({"missing": [null]}), json!(0), json!([]));
+    check(json!({"missing": [""]}), Json::Null, json!([""]));
+    check(json!({"missing": [["0"]]}), json!("1"), json!([]));
+    // An array key is `var`'s arguments: a name and a default.
+    check(
+        json!({"missing": ["x", ["b", 1], ["c"], []]}),
+        json!({"c": 2}),
+        json!(["x"]),
+    );
+    check(
+        json!({"missing": ["x", ["b", ""]]}),
+        json!({}),
+        json!(["x", ["b", ""]]),
+    );
+}
+
+#[test]
+fn missing_some_reads_its_options_as_missing_does() {
+    // A first option that is an array is the list of keys; the count is the options'.
+    check(
+        json!({"missing_some": [1, [["a", "b"], "c"]]}),
+        json!({}),
+        json!(["a", "b"]),
+    );
+    // Anything but an array is the one key; a string counts its length.
+    check(json!({"missing_some": [1, "abc"]}), json!({}), json!([]));
+    check(json!({"missing_some": [1, 5]}), json!({}), json!([5]));
+    check(
+        json!({"missing_some": [1, [null, "a"]]}),
+        json!({"b": 1}),
+        json!([]),
+    );
+}
+
+#[test]
+fn reduce_body_reads_current_and_accumulator_as_one_object() {
+    check(
+        json!({"reduce": [[1, 2], {"var": ""}, 0]}),
+        Json::Null,
+        json!({"current": 2, "accumulator": {"current": 1, "accumulator": 0}}),
+    );
+    check(
+        json!({"reduce": [[1, 2], {"missing": ["", "current", "x"]}, 0]}),
+        Json::Null,
+        json!(["x"]),
+    );
+    check(
+        json!({"reduce": [[1], {"cat": [{"var": ""}, "!"]}, 0]}),
+        Json::Null,
+        json!("[object Object]!"),
+    );
+}
+
+#[test]
+fn reduce_objects_and_nested_keys_stay_within_the_worst_case() {
+    // The object the body of `reduce` reads copies the accumulator, and `missing_some`
+    // may look up the keys of its first option: the compile-time worst case counts both.
+    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    let data = json!({"list": [[1, 2, 3], "abcdef", [4, 5]], "s": "xyz", "keys": [keys]});
+    let schema = BoundedJsonSchema::of(&data);
+    for rule in [
+        json!({"reduce": [{"var": "list"}, {"var": ""}, 0]}),
+        json!({"reduce": [{"var": "list"}, {"merge": [{"var": ""}, {"var": "current"}]}, []]}),
+        json!({"reduce": [{"var": "list"}, {"var": [{"cat": []}]}, {"var": "list"}]}),
+        json!({"reduce": [{"var": "list"}, {"map": [{"merge": [{"var": ""}]}, {"var": "accumulator"}]}, 1]}),
+        json!({"map": [{"var": "list"}, {"reduce": [{"var": ""}, {"var": ""}, {"var": ""}]}]}),
+        json!({"missing_some": [1, {"var": "keys"}]}),
+        json!({"missing_some": [1, [keys]]}),
+    ] {
+        let compiled = compile(&rule, &schema, Limits::default()).expect("compiles");
+        let (steps, bytes) = compiled.worst_case(&schema);
+        let fuel = Fuel::new(u64::MAX / 2, u64::MAX / 2);
+        let _ = compiled.eval_with(&JsonData::new(&data), &fuel);
+        let (used_steps, used_bytes) = fuel.used();
+        assert!(used_bytes > 0, "{rule}: builds something");
+        assert!(
+            used_steps <= steps && used_bytes <= bytes,
+            "{rule}: used {used_steps} steps, {used_bytes} bytes; worst case {steps}, {bytes}"
+        );
+    }
+}
+
+#[test]
+fn substr_negative_lengths_and_utf16_units_as_json_logic_js() {
+    // A negative length stops that many units before the end, counted from the start…
+    check(
+        json!({"substr": ["abcdef", 1, -1]}),
+        Json::Null,
+        json!("bcde"),
+    );
+    check(
+        json!({"substr": ["abcdef", 1, -1.5]}),
+        Json::Null,
+        json!("bcd"),
+    );
+    check(json!({"substr": ["日本", -2, -1.5]}), Json::Null, json!(""));
+    // …and one that is not a number concatenates instead of adding: nothing.
+    check(json!({"substr": ["0x1f", 1, "-1"]}), Json::Null, json!(""));
+    check(json!({"substr": ["abc", 1, [-1]]}), Json::Null, json!(""));
+    check(json!({"substr": ["abc", 1, "2"]}), Json::Null, json!("bc"));
+    check(json!({"substr": ["😀!", 2]}), Json::Null, json!("!"));
+    check(json!({"substr": ["😀!", 0, 2]}), Json::Null, json!("😀"));
+    check(
+        json!({"substr": ["😀!", 1]}),
+        Json::Null,
+        json!("\u{fffd}!"),
+    );
+}
+
+#[test]
+fn in_an_empty_string_is_false() {
+    check(json!({"in": ["", ""]}), Json::Null, json!(false));
+    check(json!({"in": ["", "a"]}), Json::Null, json!(true));
+}
+
+#[test]
+fn the_same_data_object_equals_itself() {
+    let data = json!({"a": [[1]]});
+    check(
+        json!({"==": [{"var": "a"}, {"var": "a"}]}),
+        data.clone(),
+        json!(true),
+    );
+    check(
+        json!({"===": [{"var": "a"}, {"var": "a"}]}),
+        data.clone(),
+        json!(true),
+    );
+    check(
+        json!({"!=": [{"var": "a"}, {"var": "a"}]}),
+        data.clone(),
+        json!(false),
+    );
+    check(
+        json!({"!==": [{"var": "a"}, {"var": "a"}]}),
+        data.clone(),
+        json!(false),
+    );
+    check(
+        json!({"in": [{"var": "a.0"}, {"var": "a"}]}),
+        data.clone(),
+        json!(true),
+    );
+    // A rule's own arrays are new each time, and so are built lists.
+    check(json!({"==": [[1], [1]]}), Json::Null, json!(false));
+    check(
+        json!({"==": [{"var": "a"}, {"merge": [{"var": "a"}]}]}),
+        data,
+        json!(false),
+    );
+}
+
+#[test]
+fn strings_compare_by_utf16_units() {
+    // U+FF61 is above the surrogates that encode an emoji, below its code point.
+    check(json!({"<": ["\u{ff61}", "😀"]}), Json::Null, json!(false));
+    check(json!({">": ["\u{ff61}", "😀"]}), Json::Null, json!(true));
+    check(json!({"<": ["a", "😀"]}), Json::Null, json!(true));
+}
+
+#[test]
+fn plus_times_max_and_min_treat_minus_zero_as_javascript() {
+    // `parseFloat(String(-0))` is 0, so `+` and `*` lose the sign.
+    let below_zero = |x: Json| json!({"<": [{"/": [1, x]}, 0]});
+    check(
+        below_zero(json!({"*": [{"-": [0]}, 5]})),
+        Json::Null,
+        json!(false),
+    );
+    check(
+        below_zero(json!({"+": [{"-": [0]}]})),
+        Json::Null,
+        json!(false),
+    );
+    // `Math.max` puts 0 above -0.
+    check(
+        below_zero(json!({"max": [{"-": [0]}, 0]})),
+        Json::Null,
+        json!(false),
+    );
+    check(
+        below_zero(json!({"max": [0, {"-": [0]}]})),
+        Json::Null,
+        json!(false),
+    );
+    check(
+        below_zero(json!({"min": [0, {"-": [0]}]})),
+        Json::Null,
+        json!(true),
+    );
+    check(
+        below_zero(json!({"max": [{"-": [0]}]})),
+        Json::Null,
+        json!(true),
+    );
+}
+
 #[test]
 fn glob_matches_path_segments() {
     let cases = [

@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use micromoment::ids::parse_hex128 as parse_visitor;
+use micromoment::time::parse_rfc3339;
 use micromoment::token::Keys;
-use micromoment::view::{parse_rfc3339, parse_visitor, state_from_json};
+use micromoment::view::state_from_json;
 use micromoment::{session, Budget, Bundle, Context};
 use serde_json::Value as Json;
 

@@ -1159,6 +1159,102 @@ mod cli {
         dir
     }
 
+    /// With the bundle, a token reads by names and a stage typo is caught; without it,
+    /// the CLI says the values are ids and that the stage went unchecked.
+    #[test]
+    fn inspect_and_mint_by_name_with_the_bundle() {
+        let dir = temp_dir("cli-token-names");
+        std::fs::write(
+            dir.join("keys.json"),
+            r#"{"current":"k1","keys":{"k1":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}}"#,
+        )
+        .unwrap();
+        let bundle = crate::repo_path("fixtures/automotive.json");
+        let bundle = bundle.to_str().unwrap();
+        let (_, typo) = check(
+            &run(
+                &dir,
+                &[
+                    "token",
+                    "mint",
+                    "--keys",
+                    "keys.json",
+                    "--bundle",
+                    bundle,
+                    "--stage",
+                    "decison",
+                ],
+            ),
+            2,
+        );
+        assert_eq!(
+            typo.trim(),
+            r#"error: --stage: "decison" is not a stage of acme-autos 7 (did you mean "decision"?)"#
+        );
+        let (token, note) = check(
+            &run(
+                &dir,
+                &["token", "mint", "--keys", "keys.json", "--stage", "decison"],
+            ),
+            0,
+        );
+        assert_eq!(
+            note.trim(),
+            r#"note: --stage "decison" is not checked against a bundle (give --bundle to check it)"#
+        );
+        assert!(token.starts_with("v1.k1."));
+        let (token, note) = check(
+            &run(
+                &dir,
+                &[
+                    "token",
+                    "mint",
+                    "--keys",
+                    "keys.json",
+                    "--bundle",
+                    bundle,
+                    "--stage",
+                    "decision",
+                ],
+            ),
+            0,
+        );
+        assert_eq!(note, "");
+        let (named, _) = check(
+            &run(
+                &dir,
+                &[
+                    "token",
+                    "inspect",
+                    token.trim(),
+                    "--keys",
+                    "keys.json",
+                    "--bundle",
+                    bundle,
+                ],
+            ),
+            0,
+        );
+        let named: serde_json::Value = serde_json::from_str(&named).unwrap();
+        assert_eq!(named["stage"], "decision");
+        let (ids, note) = check(
+            &run(
+                &dir,
+                &["token", "inspect", token.trim(), "--keys", "keys.json"],
+            ),
+            0,
+        );
+        let ids: serde_json::Value = serde_json::from_str(&ids).unwrap();
+        assert_eq!(
+            ids["stage"],
+            micromoment::ids::stable_id(micromoment::ids::IdKind::Stage, "decision")
+        );
+        assert_eq!(
+            note.trim(),
+            "note: stages, contents, topics and experiments are stable ids (give --bundle to name them)"
+        );
+    }
+
     #[test]
     fn keygen_mint_inspect_tamper() {
         let dir = temp_dir("cli-token-flow");

@@ -1,5 +1,5 @@
-//! Visitor state by names: the JSON that `simulate`, the npm package and the scenario
-//! fixtures show and read.
+//! The state by names: the JSON that `simulate`, the npm package, `token inspect
+//! --bundle` and the scenario fixtures show and read.
 //!
 //! Tokens store stable ids; a person reads names. With the bundle at hand, ids become
 //! the stage, topic, content and experiment names they hash from; an id the bundle does
@@ -11,35 +11,9 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
 use crate::bundle::{Bundle, Offer};
-use crate::ids::{stable_id, IdKind};
-use crate::time::UnixSeconds;
+use crate::ids::{self, stable_id, IdKind};
+use crate::time::{parse_rfc3339, UnixSeconds};
 use crate::token::{Assignment, Consent, Impression, Intent, State};
-
-/// RFC 3339 text of a Unix time.
-pub fn rfc3339(t: UnixSeconds) -> String {
-    jiff::Timestamp::from_second(t).map_or_else(|_| t.to_string(), |ts| ts.to_string())
-}
-
-/// Parses RFC 3339 text into Unix seconds.
-pub fn parse_rfc3339(text: &str) -> Result<UnixSeconds, String> {
-    text.parse::<jiff::Timestamp>()
-        .map(|t| t.as_second())
-        .map_err(|e| format!("\"{text}\" is not an RFC 3339 time: {e}"))
-}
-
-/// Parses 32 hex digits into a visitor id.
-pub fn parse_visitor(text: &str) -> Result<[u8; 16], String> {
-    let bad = || format!("visitor id \"{text}\" is not 32 hex digits");
-    if text.len() != 32 || !text.is_ascii() {
-        return Err(bad());
-    }
-    let mut out = [0u8; 16];
-    for (i, byte) in out.iter_mut().enumerate() {
-        let pair = text.get(2 * i..2 * i + 2).ok_or_else(bad)?;
-        *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
-    }
-    Ok(out)
-}
 
 fn id_of(kind: IdKind, name: &str) -> u32 {
     name.strip_prefix('#')
@@ -96,7 +70,7 @@ impl Serialize for Time {
         let mut buf = [0u8; 20];
         match fast_rfc3339(self.0, &mut buf) {
             Some(text) => serializer.serialize_str(text),
-            None => serializer.serialize_str(&rfc3339(self.0)),
+            None => serializer.serialize_str(&crate::time::rfc3339(self.0)),
         }
     }
 }
@@ -206,10 +180,7 @@ impl Serialize for StateView<'_> {
         let topics = || bundle.topics.iter().map(|t| (t.id, t.name.as_str()));
         let mut visitor = [0u8; 32];
         let mut map = serializer.serialize_map(Some(13))?;
-        map.serialize_entry(
-            "visitor",
-            crate::bucket::visitor_hex(&state.visitor, &mut visitor),
-        )?;
+        map.serialize_entry("visitor", ids::hex128(&state.visitor, &mut visitor))?;
         map.serialize_entry("issued_at", &Time(state.issued_at))?;
         map.serialize_entry("expires_at", &Time(state.expires_at))?;
         map.serialize_entry("stage", &state.stage.map(|id| Name::of(stages(), id)))?;
@@ -310,7 +281,7 @@ pub fn state_from_json(bundle: &Bundle, json: &Json, visitor: [u8; 16]) -> Resul
     let map = object(json, "state")?;
     let mut state = State {
         visitor: match map.get("visitor").and_then(Json::as_str) {
-            Some(v) => parse_visitor(v)?,
+            Some(v) => ids::parse_hex128(v).map_err(|e| format!("state.visitor: {e}"))?,
             None => visitor,
         },
         ..State::default()
@@ -419,13 +390,21 @@ mod tests {
         let mut step: i64 = 1;
         while t <= jiff::Timestamp::MAX.as_second() {
             let mut buf = [0u8; 20];
-            assert_eq!(fast_rfc3339(t, &mut buf), Some(rfc3339(t).as_str()), "{t}");
+            assert_eq!(
+                fast_rfc3339(t, &mut buf),
+                Some(crate::time::rfc3339(t).as_str()),
+                "{t}"
+            );
             t += step;
             step = step * 3 / 2 + 7_919;
         }
         for t in [951_782_400, 951_868_799, 4_107_542_399, 253_402_207_200] {
             let mut buf = [0u8; 20];
-            assert_eq!(fast_rfc3339(t, &mut buf), Some(rfc3339(t).as_str()), "{t}");
+            assert_eq!(
+                fast_rfc3339(t, &mut buf),
+                Some(crate::time::rfc3339(t).as_str()),
+                "{t}"
+            );
         }
         let mut buf = [0u8; 20];
         assert_eq!(fast_rfc3339(-1, &mut buf), None);

@@ -1,5 +1,5 @@
-//! The JSON view of a [`State`]: what `token inspect` and the simulator print, and what
-//! the JS package and a backend may hand back to mint a token.
+//! The state by stable ids: what `token inspect` prints without a bundle (it says so),
+//! and what the JS package and a backend may hand back to mint a token.
 //!
 //! ```json
 //! {"visitor": "<32 hex digits>",
@@ -22,8 +22,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{Assignment, Consent, Impression, Intent, State};
+use crate::ids;
 use crate::time::UnixSeconds;
+use crate::token::{Assignment, Consent, Impression, Intent, State};
 
 /// Why a JSON value is not a state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,8 +125,8 @@ impl Time {
     fn unix(self, field: impl FnOnce() -> String) -> Result<UnixSeconds, ViewError> {
         match self {
             Time::Full { unix, .. } | Time::Unix(unix) => Ok(unix),
-            Time::Text(text) => match text.parse::<jiff::Timestamp>() {
-                Ok(t) => Ok(t.as_second()),
+            Time::Text(text) => match crate::time::parse_rfc3339(&text) {
+                Ok(t) => Ok(t),
                 Err(_) => Err(ViewError::Time {
                     field: field(),
                     value: text,
@@ -141,40 +142,11 @@ fn widen(score: f32) -> f64 {
     score.to_string().parse().unwrap_or(f64::from(score))
 }
 
-fn hex(bytes: &[u8; 16]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(32);
-    for byte in bytes {
-        for nibble in [byte >> 4, byte & 0x0f] {
-            if let Some(&digit) = DIGITS.get(usize::from(nibble)) {
-                out.push(char::from(digit));
-            }
-        }
-    }
-    out
-}
-
-/// Parses 32 hexadecimal digits (either case) into a visitor id.
-pub fn parse_visitor(text: &str) -> Option<[u8; 16]> {
-    if text.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        if !pair.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl State {
     /// The JSON view of this state, as the module shows.
     pub fn to_json(&self) -> serde_json::Value {
         let view = View {
-            visitor: hex(&self.visitor),
+            visitor: ids::hex128_string(&self.visitor),
             issued_at: Time::of(self.issued_at),
             expires_at: Time::of(self.expires_at),
             stage: self.stage,
@@ -225,8 +197,9 @@ impl State {
     /// Reads a state from its JSON view (see the module documentation).
     pub fn from_json(value: &serde_json::Value) -> Result<State, ViewError> {
         let view = View::deserialize(value).map_err(|e| ViewError::Json(e.to_string()))?;
-        let visitor =
-            parse_visitor(&view.visitor).ok_or_else(|| ViewError::Visitor(view.visitor.clone()))?;
+        let visitor = ids::parse_hex128(&view.visitor)
+            .ok()
+            .ok_or_else(|| ViewError::Visitor(view.visitor.clone()))?;
         let mut intents = Vec::with_capacity(view.intents.len());
         for (n, i) in view.intents.into_iter().enumerate() {
             intents.push(Intent {
