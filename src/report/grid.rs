@@ -200,8 +200,11 @@ fn fit(dimensions: &mut Vec<Dimension>, base: usize, limit: usize) {
             .filter(|d| d.values.len() > 2)
             .max_by_key(|d| d.values.len())
         else {
-            // Every dimension is down to unknown + one value: drop whole dimensions.
-            dimensions.pop();
+            // Every dimension is down to unknown + one value: drop whole dimensions,
+            // down to none (one audience per stage and column, however small `limit`).
+            if dimensions.pop().is_none() {
+                return;
+            }
             continue;
         };
         largest.values.pop();

@@ -8,6 +8,7 @@ mod decide_props;
 mod ed25519;
 mod pages;
 mod prefetch;
+mod report;
 mod rules;
 mod scenarios;
 mod session;
