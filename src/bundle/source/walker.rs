@@ -12,7 +12,7 @@ use super::super::locate::{locate, Step};
 use super::super::model::*;
 use super::super::{Budget, BundleSchema, Diagnostic};
 use crate::rules::{self, Limits, Schema};
-use crate::suggest::did_you_mean;
+use crate::suggest::{did_you_mean, hint};
 
 /// Names the document declares (stages, contents, campaigns), in document order, with
 /// a lookup by name: resolving a reference costs the same for 20,000 contents as for 2.
@@ -108,9 +108,7 @@ impl Walker<'_> {
         };
         for key in map.keys() {
             if !known.contains(&key.as_str()) {
-                let hint = did_you_mean(key, known.iter().copied())
-                    .map(|s| format!(" (did you mean \"{s}\"?)"))
-                    .unwrap_or_default();
+                let hint = hint(did_you_mean(key, known.iter().copied()));
                 self.report(&path.key(key), format!("unknown field \"{key}\"{hint}"));
             }
         }
@@ -199,9 +197,7 @@ impl Walker<'_> {
     ) -> Option<u16> {
         let found = names.get(name);
         if found.is_none() {
-            let hint = did_you_mean(name, names.names.iter().copied())
-                .map(|s| format!(" (did you mean \"{s}\"?)"))
-                .unwrap_or_default();
+            let hint = hint(did_you_mean(name, names.names.iter().copied()));
             self.report(path, format!("unknown {what} \"{name}\"{hint}"));
         }
         found
@@ -270,10 +266,7 @@ impl Walker<'_> {
                     placeholders.push((offset, name));
                 }
                 Err(unknown) => {
-                    let hint = unknown
-                        .suggestion
-                        .map(|s| format!(" (did you mean \"{s}\"?)"))
-                        .unwrap_or_default();
+                    let hint = hint(unknown.suggestion.as_deref());
                     self.report(
                         path,
                         format!("placeholder names unknown variable \"{name}\"{hint}"),
