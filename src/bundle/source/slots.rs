@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 
 use super::super::model::*;
 use super::super::BundleSchema;
-use super::walker::{kind, Index, Path, Walker};
+use super::walker::{Index, Path, Walker};
 use crate::bucket;
 use crate::ids::{stable_id, IdKind};
 
@@ -39,14 +39,7 @@ pub(super) fn slots(
     path: &Path,
     declared: &Declared<'_>,
 ) -> Option<Vec<Slot>> {
-    let Some(value) = value else {
-        w.report(path, "missing required field");
-        return None;
-    };
-    let Some(map) = value.as_object() else {
-        w.report(path, format!("expected an object, found {}", kind(value)));
-        return None;
-    };
+    let map = w.named(value, path, true)?;
     if map.len() > w.budget.max_slots {
         w.report(
             path,

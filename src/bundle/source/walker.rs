@@ -115,6 +115,42 @@ impl Walker<'_> {
         Some(map)
     }
 
+    /// An object whose keys are names the document declares (`content`, `slots`,
+    /// `campaigns`…): `None` where it is not an object, or where it is missing and
+    /// `required`, each reported.
+    pub(super) fn named<'v>(
+        &mut self,
+        value: Option<&'v Json>,
+        path: &Path,
+        required: bool,
+    ) -> Option<&'v Map<String, Json>> {
+        match value {
+            Some(Json::Object(map)) => Some(map),
+            Some(other) => {
+                self.report(path, format!("expected an object, found {}", kind(other)));
+                None
+            }
+            None => {
+                if required {
+                    self.report(path, "missing required field");
+                }
+                None
+            }
+        }
+    }
+
+    /// A boolean field; `false` when absent.
+    pub(super) fn flag(&mut self, value: Option<&Json>, path: &Path) -> Option<bool> {
+        match value {
+            None => Some(false),
+            Some(Json::Bool(b)) => Some(*b),
+            Some(other) => {
+                self.report(path, format!("expected a boolean, found {}", kind(other)));
+                None
+            }
+        }
+    }
+
     pub(super) fn string<'v>(
         &mut self,
         value: Option<&'v Json>,
@@ -410,7 +446,7 @@ impl Walker<'_> {
     }
 }
 
-pub(super) fn kind(value: &Json) -> &'static str {
+fn kind(value: &Json) -> &'static str {
     match value {
         Json::Null => "null",
         Json::Bool(_) => "a boolean",
