@@ -62,9 +62,7 @@ pub(super) fn transitions(
             continue;
         };
         w.string(map.get("description"), &path.key("description"), false);
-        let to = w
-            .string(map.get("to"), &path.key("to"), true)
-            .and_then(|name| w.name_index(name, stages, "stage", &path.key("to")));
+        let to = w.reference(map.get("to"), &path.key("to"), stages);
         let from = match map.get("from") {
             Some(v) => w.stage_list(v, &path.key("from"), stages),
             None => Some(u64::MAX),

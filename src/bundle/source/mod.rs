@@ -141,7 +141,7 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     journey::check_collisions(w, &topic_names, IdKind::Topic, &intents_path);
     journey::check_collisions(w, &campaign_names, IdKind::Campaign, &campaigns_path);
 
-    let stage_index = Index::new(&stage_refs);
+    let stage_index = Index::new("stage", &stage_refs);
     let transitions = journey::transitions(
         w,
         journey.get("transitions"),
@@ -163,8 +163,8 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
 
     let declared = Declared {
         stages: stage_index,
-        contents: Index::new(&content_names),
-        campaigns: Index::new(&campaign_names),
+        contents: Index::new("content", &content_names),
+        campaigns: Index::new("campaign", &campaign_names),
         schema: BundleSchema {
             topics: &topic_names,
             contents: &content_names,

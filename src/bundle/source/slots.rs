@@ -65,9 +65,7 @@ pub(super) fn slots(
                 w.report(&path, format!("slot \"{name}\" has no default content"));
                 None
             }
-            Some(d) => w
-                .string(Some(d), &path.key("default"), true)
-                .and_then(|d| w.name_index(d, &declared.contents, "content", &path.key("default"))),
+            Some(d) => w.reference(Some(d), &path.key("default"), &declared.contents),
         };
         let items = match slot_map.get("candidates") {
             Some(c) => w.array(
@@ -140,8 +138,7 @@ fn candidate(
             None
         }
         (Some(content), None) => w
-            .string(Some(content), &path.key("content"), true)
-            .and_then(|c| w.name_index(c, &declared.contents, "content", &path.key("content")))
+            .reference(Some(content), &path.key("content"), &declared.contents)
             .map(Offer::Content),
         (None, Some(experiment)) => experiment_offer(
             w,
@@ -175,9 +172,7 @@ fn candidate(
                 .iter()
                 .enumerate()
                 .map(|(i, item)| {
-                    let p = path.key("after").index(i);
-                    w.string(Some(item), &p, true)
-                        .and_then(|c| w.name_index(c, &declared.contents, "content", &p))
+                    w.reference(Some(item), &path.key("after").index(i), &declared.contents)
                 })
                 .collect();
             resolved.into_iter().collect::<Option<Vec<u16>>>()
@@ -186,8 +181,7 @@ fn candidate(
     let campaign = match map.get("campaign") {
         None => Some(None),
         Some(c) => w
-            .string(Some(c), &path.key("campaign"), true)
-            .and_then(|c| w.name_index(c, &declared.campaigns, "campaign", &path.key("campaign")))
+            .reference(Some(c), &path.key("campaign"), &declared.campaigns)
             .map(Some),
     };
     Some(Candidate {
@@ -242,9 +236,7 @@ fn experiment_offer(
         let Some(variant) = w.object(item, &path, &["content", "weight"]) else {
             continue;
         };
-        let content = w
-            .string(variant.get("content"), &path.key("content"), true)
-            .and_then(|c| w.name_index(c, contents, "content", &path.key("content")));
+        let content = w.reference(variant.get("content"), &path.key("content"), contents);
         let weight = match w.number(variant.get("weight"), &path.key("weight")) {
             Some(weight) if weight > 0.0 => Some(weight),
             Some(weight) => {

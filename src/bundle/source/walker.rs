@@ -17,18 +17,24 @@ use crate::suggest::{did_you_mean, hint};
 /// Names the document declares (stages, contents, campaigns), in document order, with
 /// a lookup by name: resolving a reference costs the same for 20,000 contents as for 2.
 pub(super) struct Index<'n> {
-    pub(super) names: &'n [&'n str],
+    /// What the names name, as messages say it: `stage`, `content`, `campaign`.
+    what: &'static str,
+    names: &'n [&'n str],
     by_name: HashMap<&'n str, u16>,
 }
 
 impl<'n> Index<'n> {
-    pub(super) fn new(names: &'n [&'n str]) -> Self {
+    pub(super) fn new(what: &'static str, names: &'n [&'n str]) -> Self {
         let by_name = names
             .iter()
             .enumerate()
             .filter_map(|(i, n)| u16::try_from(i).ok().map(|i| (*n, i)))
             .collect();
-        Index { names, by_name }
+        Index {
+            what,
+            names,
+            by_name,
+        }
     }
 
     pub(super) fn get(&self, name: &str) -> Option<u16> {
@@ -222,18 +228,19 @@ impl Walker<'_> {
         }
     }
 
-    /// Resolves a name the document declares, reporting an unknown one with a
-    /// suggestion.
-    pub(super) fn name_index(
+    /// A string naming something the document declares, resolved: a missing, empty
+    /// or unknown name is reported (an unknown one with a suggestion).
+    pub(super) fn reference(
         &mut self,
-        name: &str,
-        names: &Index<'_>,
-        what: &str,
+        value: Option<&Json>,
         path: &Path,
+        names: &Index<'_>,
     ) -> Option<u16> {
+        let name = self.string(value, path, true)?;
         let found = names.get(name);
         if found.is_none() {
             let hint = hint(did_you_mean(name, names.names.iter().copied()));
+            let what = names.what;
             self.report(path, format!("unknown {what} \"{name}\"{hint}"));
         }
         found
@@ -434,11 +441,8 @@ impl Walker<'_> {
         let mut mask = 0u64;
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
-            match self.string(Some(item), &path.index(i), true) {
-                Some(name) => match self.name_index(name, stages, "stage", &path.index(i)) {
-                    Some(s) => mask |= 1u64 << s,
-                    None => ok = false,
-                },
+            match self.reference(Some(item), &path.index(i), stages) {
+                Some(s) => mask |= 1u64 << s,
                 None => ok = false,
             }
         }
