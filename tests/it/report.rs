@@ -231,32 +231,55 @@ fn experiment_bundle(others: Json, top: Json) -> Bundle {
     }))
 }
 
-fn arm(variant: &str, share: f64, content: &str, candidate: Option<&str>, reason: Reason) -> Arm {
-    Arm {
-        variant: variant.into(),
-        share,
-        content: content.into(),
-        candidate: candidate.map(str::to_owned),
-        reason,
-    }
-}
+/// The trial's arms in bundle order, with their shares: 45 % + 45 % + 10 % held out.
+const ARMS: [(&str, f64); 3] = [
+    ("dealer-offer", 0.45),
+    ("test-drive", 0.45),
+    ("holdout", 0.1),
+];
 
-/// Every cell of the hero matrix shows this split, and its largest arm.
+/// What each arm of the trial sees: (content, candidate, reason).
+type Sees<'a> = [(&'a str, &'a str, Reason); 3];
+
+/// The trial as drawn: each variant its content, the holdout the slot's default.
+const AS_DRAWN: Sees<'static> = [
+    ("dealer-offer", "hero-trial", Reason::Experiment),
+    ("test-drive", "hero-trial", Reason::Experiment),
+    ("brand", "hero-trial", Reason::Holdout),
+];
+
+/// Every cell of the hero matrix shows the trial's split, each arm seeing what `sees`
+/// says, and shows its largest arm (the first).
 #[track_caller]
-fn check_split(report: &Report<'_>, arms: &[Arm]) {
+fn check_split(report: &Report<'_>, sees: Sees<'_>) {
     let hero = report.matrix.iter().find(|m| m.slot == "hero").unwrap();
+    let arms: Vec<Arm> = ARMS
+        .iter()
+        .zip(sees)
+        .map(|((variant, share), (content, candidate, reason))| Arm {
+            variant: (*variant).into(),
+            share: *share,
+            content: content.into(),
+            candidate: Some(candidate.into()),
+            reason,
+        })
+        .collect();
     let split = Split {
         experiment: "hero-trial".into(),
-        arms: arms.to_vec(),
+        arms,
     };
+    let (content, candidate, reason) = sees[0];
     for (stage, cells) in &hero.rows {
         assert_eq!(cells.len(), 10, "{stage}");
         for cell in cells {
             assert_eq!(cell.split.as_ref(), Some(&split), "{stage}");
-            let first = &arms[0];
             assert_eq!(
-                (&cell.content, &cell.candidate, cell.reason),
-                (&first.content, &first.candidate, first.reason)
+                (
+                    cell.content.as_str(),
+                    cell.candidate.as_deref(),
+                    cell.reason
+                ),
+                (content, Some(candidate), reason)
             );
         }
     }
@@ -268,7 +291,8 @@ fn check_split(report: &Report<'_>, arms: &[Arm]) {
         .unwrap();
     let cell = &hero["rows"][0][1][0];
     assert_eq!(cell["split"]["experiment"], "hero-trial");
-    assert_eq!(cell["split"]["arms"][0]["share"], arms[0].share);
+    assert_eq!(cell["split"]["arms"][0]["share"], 0.45);
+    assert_eq!(cell["split"]["arms"][2]["variant"], "holdout");
 }
 
 #[test]
@@ -283,21 +307,7 @@ fn an_experiment_shows_its_split_and_is_not_default_only() {
             never_shown: &[],
         },
     );
-    let trial = Some("hero-trial");
-    check_split(
-        &report,
-        &[
-            arm(
-                "dealer-offer",
-                0.45,
-                "dealer-offer",
-                trial,
-                Reason::Experiment,
-            ),
-            arm("test-drive", 0.45, "test-drive", trial, Reason::Experiment),
-            arm("holdout", 0.1, "brand", trial, Reason::Holdout),
-        ],
-    );
+    check_split(&report, AS_DRAWN);
     let fact = ExperimentFact {
         slot: "hero".into(),
         experiment: "hero-trial".into(),
@@ -323,21 +333,7 @@ fn the_holdout_sees_the_default_not_a_lower_candidate() {
             never_shown: &["fallback"],
         },
     );
-    let trial = Some("hero-trial");
-    check_split(
-        &report,
-        &[
-            arm(
-                "dealer-offer",
-                0.45,
-                "dealer-offer",
-                trial,
-                Reason::Experiment,
-            ),
-            arm("test-drive", 0.45, "test-drive", trial, Reason::Experiment),
-            arm("holdout", 0.1, "brand", trial, Reason::Holdout),
-        ],
-    );
+    check_split(&report, AS_DRAWN);
 }
 
 #[test]
@@ -356,19 +352,12 @@ fn an_arm_whose_variant_is_already_on_the_page_shows_what_comes_next() {
             never_shown: &[],
         },
     );
-    let trial = Some("hero-trial");
     check_split(
         &report,
-        &[
-            arm(
-                "dealer-offer",
-                0.45,
-                "fallback",
-                Some("below"),
-                Reason::Candidate,
-            ),
-            arm("test-drive", 0.45, "test-drive", trial, Reason::Experiment),
-            arm("holdout", 0.1, "brand", trial, Reason::Holdout),
+        [
+            ("fallback", "below", Reason::Candidate),
+            AS_DRAWN[1],
+            AS_DRAWN[2],
         ],
     );
 }
