@@ -23,6 +23,13 @@ where
     best.map(|(_, c)| c)
 }
 
+/// What a message says after an unknown name: ` (did you mean "name"?)`, or nothing.
+pub(crate) fn hint(suggestion: Option<&str>) -> String {
+    suggestion
+        .map(|s| format!(" (did you mean \"{s}\"?)"))
+        .unwrap_or_default()
+}
+
 /// Optimal string alignment distance (Levenshtein plus adjacent transpositions), which
 /// counts the commonest typo, two swapped letters, as one edit.
 pub fn edit_distance(a: &str, b: &str) -> usize {

@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use super::{ArmCounts, PathStat, Sufficient, TouchKey};
 use crate::bundle::Bundle;
-use crate::suggest::did_you_mean;
+use crate::suggest::{self, did_you_mean};
 
 /// Why aggregates could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -264,9 +264,7 @@ pub fn read_aggregates<R: BufRead>(
 }
 
 fn hint<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
-    did_you_mean(name, known)
-        .map(|s| format!(" (did you mean \"{s}\"?)"))
-        .unwrap_or_default()
+    suggest::hint(did_you_mean(name, known))
 }
 
 fn text(map: &Map<String, Value>, key: &str) -> Result<String, String> {

@@ -23,7 +23,7 @@ pub(crate) use source::offered;
 
 use crate::context::{VarId, FIXED_VARIABLES};
 use crate::rules::{Schema, UnknownVariable, VarBound};
-use crate::suggest::did_you_mean;
+use crate::suggest::{did_you_mean, hint};
 
 /// Limits a bundle must stay within, checked when compiling and again when loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +193,7 @@ pub struct SlotRef(pub(crate) u16);
 
 /// A slot name the bundle does not have.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown slot \"{name}\"{}", suggestion.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default())]
+#[error("unknown slot \"{name}\"{}", hint(suggestion.as_deref()))]
 pub struct UnknownSlot {
     /// The name as requested.
     pub name: String,

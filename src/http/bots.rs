@@ -100,16 +100,8 @@ enum Node {
         alts: Vec<Vec<Node>>,
         starts: Vec<Option<First>>,
     },
-    /// `inner{min,max}`; `max` is `u32::MAX` when unbounded. Lazy and greedy are the
-    /// same here: only whether a match exists is asked. `possessive`: a repeated
-    /// character that what follows can never start with, so giving characters back
-    /// cannot help (`[\w-]+/`): decided at compile time, it spares the backtracking.
-    Repeat {
-        inner: Box<Node>,
-        min: u32,
-        max: u32,
-        possessive: bool,
-    },
+    /// `inner{min,max}`.
+    Repeat(Repeat),
     /// `(?=…)`, `(?!…)`, `(?<=…)`, `(?<!…)`; `span` is the most bytes a look-behind's
     /// alternatives can cover (`None`: unbounded).
     Look {
@@ -118,6 +110,19 @@ enum Node {
         alts: Vec<Vec<Node>>,
         span: Option<usize>,
     },
+}
+
+/// `inner{min,max}`; `max` is `u32::MAX` when unbounded. Lazy and greedy are the same
+/// here: only whether a match exists is asked.
+#[derive(Debug, Clone)]
+struct Repeat {
+    inner: Box<Node>,
+    min: u32,
+    max: u32,
+    /// A repeated character that what follows can never start with, so giving
+    /// characters back cannot help (`[\w-]+/`): decided at compile time, it spares the
+    /// backtracking.
+    possessive: bool,
 }
 
 /// A set of characters: ASCII bytes by bit, and whether a character outside ASCII is in.
@@ -447,12 +452,12 @@ impl Parser<'_> {
             },
             atom => atom,
         };
-        Ok(Node::Repeat {
+        Ok(Node::Repeat(Repeat {
             inner: Box::new(atom),
             min,
             max,
             possessive: false,
-        })
+        }))
     }
 
     /// `{n}`, `{n,}` or `{n,m}` at the current `{`, leaving the position on its `}`; `None`
@@ -492,7 +497,7 @@ fn max_len(nodes: &[Node]) -> Option<usize> {
                 .iter()
                 .map(|alt| max_len(alt))
                 .try_fold(0, |most: usize, len| len.map(|len| most.max(len))),
-            Node::Repeat { inner, max, .. } => {
+            Node::Repeat(Repeat { inner, max, .. }) => {
                 let one = max_len(std::slice::from_ref(inner.as_ref()))?;
                 (*max != u32::MAX).then(|| one.saturating_mul(*max as usize))
             }
@@ -578,7 +583,7 @@ fn first_of_node(node: &Node) -> (First, bool) {
             let (first, nullable) = first_of(alt, First::default());
             (f.union(first), n || nullable)
         }),
-        Node::Repeat { inner, min, .. } => {
+        Node::Repeat(Repeat { inner, min, .. }) => {
             let (first, nullable) = first_of_node(inner);
             (first, nullable || *min == 0)
         }
@@ -607,9 +612,9 @@ fn mark_possessive(nodes: &mut [Node], follow: First) {
             continue;
         };
         match node {
-            Node::Repeat {
+            Node::Repeat(Repeat {
                 inner, possessive, ..
-            } => match inner.as_mut() {
+            }) => match inner.as_mut() {
                 Node::Set(set) => *possessive = after.disjoint(set),
                 Node::Any => *possessive = after.disjoint(&any_char()),
                 group @ Node::Group { .. } => {
@@ -651,7 +656,7 @@ fn fill_starts(nodes: &mut [Node]) {
                     fill_starts(alt);
                 }
             }
-            Node::Repeat { inner, .. } => fill_starts(std::slice::from_mut(inner.as_mut())),
+            Node::Repeat(Repeat { inner, .. }) => fill_starts(std::slice::from_mut(inner.as_mut())),
             Node::Look { alts, .. } => {
                 for alt in alts {
                     fill_starts(alt);
@@ -725,10 +730,12 @@ impl Pattern {
         let last = match nodes.as_slice() {
             [.., Node::Lit(bytes), Node::End] => bytes.last().map(|&b| ByteSet::default().with(b)),
             [.., Node::Set(set), Node::End] => Some(*set),
-            [.., Node::Repeat { inner, min, .. }, Node::End] if *min > 0 => match inner.as_ref() {
-                Node::Set(set) => Some(*set),
-                _ => None,
-            },
+            [.., Node::Repeat(Repeat { inner, min, .. }), Node::End] if *min > 0 => {
+                match inner.as_ref() {
+                    Node::Set(set) => Some(*set),
+                    _ => None,
+                }
+            }
             _ => None,
         };
         let excuse = EXCUSES
@@ -1037,16 +1044,9 @@ impl<'s> Run<'s> {
                         && self.sequence(alt, at, &mut |end| self.sequence(rest, end, then))
                 })
             }
-            Node::Repeat {
-                inner,
-                min,
-                max,
-                possessive,
-            } => match inner.as_ref() {
-                Node::Set(_) | Node::Any => {
-                    self.repeat_one(inner, (*min, *max, *possessive), rest, at, then)
-                }
-                _ => self.repeat(inner, *min, *max, 0, rest, at, then),
+            Node::Repeat(repeat) => match repeat.inner.as_ref() {
+                Node::Set(_) | Node::Any => self.repeat_one(repeat, rest, at, then),
+                _ => self.repeat(repeat, 0, rest, at, then),
             },
             Node::Look {
                 ahead,
@@ -1084,15 +1084,14 @@ impl<'s> Run<'s> {
     /// A repeated single character: as many as allowed, then fewer while the rest fails.
     fn repeat_one(
         &self,
-        inner: &Node,
-        (min, max, possessive): (u32, u32, bool),
+        repeat: &Repeat,
         rest: &[Node],
         at: usize,
         then: &mut dyn FnMut(usize) -> bool,
     ) -> bool {
         let (mut count, mut end) = (0u32, at);
-        while count < max {
-            match self.one(inner, end) {
+        while count < repeat.max {
+            match self.one(&repeat.inner, end) {
                 Some(next) => {
                     end = next;
                     count += 1;
@@ -1101,13 +1100,13 @@ impl<'s> Run<'s> {
             }
         }
         loop {
-            if count < min {
+            if count < repeat.min {
                 return false;
             }
             if self.sequence(rest, end, then) {
                 return true;
             }
-            if possessive || count == 0 || self.steps.get() >= MAX_STEPS {
+            if repeat.possessive || count == 0 || self.steps.get() >= MAX_STEPS {
                 return false;
             }
             count -= 1;
@@ -1119,13 +1118,10 @@ impl<'s> Run<'s> {
         }
     }
 
-    /// A repeated group: one more repetition first, then the rest.
-    #[allow(clippy::too_many_arguments)]
+    /// A repeated group, `count` times so far: one more repetition first, then the rest.
     fn repeat(
         &self,
-        inner: &Node,
-        min: u32,
-        max: u32,
+        repeat: &Repeat,
         count: u32,
         rest: &[Node],
         at: usize,
@@ -1134,13 +1130,12 @@ impl<'s> Run<'s> {
         if !self.enter() {
             return false;
         }
-        let found = (count < max
-            && self.node(inner, &[], at, &mut |end| {
+        let found = (count < repeat.max
+            && self.node(&repeat.inner, &[], at, &mut |end| {
                 // An empty repetition past the minimum would loop for ever.
-                (end != at || count < min)
-                    && self.repeat(inner, min, max, count + 1, rest, end, then)
+                (end != at || count < repeat.min) && self.repeat(repeat, count + 1, rest, end, then)
             }))
-            || (count >= min && self.sequence(rest, at, then));
+            || (count >= repeat.min && self.sequence(rest, at, then));
         self.leave();
         found
     }

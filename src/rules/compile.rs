@@ -8,7 +8,7 @@ use super::glob::Glob;
 use super::semver::{SemOp, Version};
 use super::value::{js_number_to_string, Lit};
 use super::{Node, Op, Rule, Schema};
-use crate::suggest::did_you_mean;
+use crate::suggest::{did_you_mean, hint};
 
 /// Bounds on the size of one rule, checked before any work is spent on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub struct CompileError {
 #[non_exhaustive]
 pub enum CompileErrorKind {
     /// No such operator.
-    #[error("unknown operator \"{op}\"{}", hint(suggestion))]
+    #[error("unknown operator \"{op}\"{}", hint(suggestion.as_deref()))]
     UnknownOperator {
         /// The operator as written.
         op: String,
@@ -79,7 +79,7 @@ pub enum CompileErrorKind {
         limit: usize,
     },
     /// A variable the schema does not know.
-    #[error("unknown variable \"{name}\"{}", hint(suggestion))]
+    #[error("unknown variable \"{name}\"{}", hint(suggestion.as_deref()))]
     UnknownVariable {
         /// The variable as written.
         name: String,
@@ -110,13 +110,6 @@ fn figure(n: u64) -> String {
     } else {
         n.to_string()
     }
-}
-
-fn hint(suggestion: &Option<String>) -> String {
-    suggestion
-        .as_ref()
-        .map(|s| format!(" (did you mean \"{s}\"?)"))
-        .unwrap_or_default()
 }
 
 /// Every operator name, for lookups and suggestions.

@@ -9,6 +9,7 @@ mod ed25519;
 mod pages;
 mod prefetch;
 mod profile;
+mod report;
 mod rules;
 mod scenarios;
 mod session;

@@ -4,7 +4,7 @@ use serde_json::{Map, Value as Json};
 
 use super::super::model::*;
 use super::super::BundleSchema;
-use super::walker::{kind, Path, Walker};
+use super::walker::{Path, Walker};
 use crate::ids::{stable_id, IdKind};
 
 pub(super) fn content(
@@ -72,11 +72,7 @@ pub(super) fn campaigns(
 /// `goals`: `{"purchase": {"event": "order_completed", "value": true}}`. A JSON object
 /// cannot hold a name twice, so goal names are unique by construction.
 pub(super) fn goals(w: &mut Walker<'_>, value: Option<&Json>, path: &Path) -> Vec<Goal> {
-    let Some(value) = value else {
-        return Vec::new();
-    };
-    let Some(map) = value.as_object() else {
-        w.report(path, format!("expected an object, found {}", kind(value)));
+    let Some(map) = w.named(value, path, false) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -87,17 +83,7 @@ pub(super) fn goals(w: &mut Walker<'_>, value: Option<&Json>, path: &Path) -> Ve
         };
         w.string(fields.get("description"), &path.key("description"), false);
         let event = w.string(fields.get("event"), &path.key("event"), true);
-        let value = match fields.get("value") {
-            None => Some(false),
-            Some(Json::Bool(b)) => Some(*b),
-            Some(other) => {
-                w.report(
-                    &path.key("value"),
-                    format!("expected a boolean, found {}", kind(other)),
-                );
-                None
-            }
-        };
+        let value = w.flag(fields.get("value"), &path.key("value"));
         if name.is_empty() {
             w.report(&path, "a goal name must not be empty");
             continue;

@@ -6,7 +6,7 @@ use serde_json::{Map, Value as Json};
 
 use super::super::model::*;
 use super::super::BundleSchema;
-use super::walker::{kind, Index, Path, Walker};
+use super::walker::{Index, Path, Walker};
 use crate::ids::{stable_id, IdKind};
 
 pub(super) fn stages(w: &mut Walker<'_>, value: Option<&Json>, path: &Path) -> Vec<String> {
@@ -62,24 +62,12 @@ pub(super) fn transitions(
             continue;
         };
         w.string(map.get("description"), &path.key("description"), false);
-        let to = w
-            .string(map.get("to"), &path.key("to"), true)
-            .and_then(|name| w.name_index(name, stages, "stage", &path.key("to")));
+        let to = w.reference(map.get("to"), &path.key("to"), stages);
         let from = match map.get("from") {
             Some(v) => w.stage_list(v, &path.key("from"), stages),
             None => Some(u64::MAX),
         };
-        let back = match map.get("back") {
-            None => Some(false),
-            Some(Json::Bool(b)) => Some(*b),
-            Some(other) => {
-                w.report(
-                    &path.key("back"),
-                    format!("expected a boolean, found {}", kind(other)),
-                );
-                None
-            }
-        };
+        let back = w.flag(map.get("back"), &path.key("back"));
         let when = match map.get("when") {
             Some(rule) => w.rule(rule, &path.key("when"), schema).map(Some),
             None => Some(None),

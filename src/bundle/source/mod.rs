@@ -19,7 +19,7 @@ use super::{Budget, BundleSchema, Diagnostic};
 use crate::context::VarId;
 use crate::ids::{stable_id, IdKind};
 use slots::Declared;
-use walker::{kind, Index, Path, Walker};
+use walker::{Index, Path, Walker};
 
 /// Validates an authoring document and lowers it; every problem is reported.
 pub(crate) fn compile(source: &str, budget: Budget) -> Result<Bundle, Vec<Diagnostic>> {
@@ -107,21 +107,9 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
 
     // Names of contents, topics and campaigns, needed to resolve rules and references.
     let content_path = root.key("content");
-    let content_map = match top.get("content") {
-        Some(Json::Object(map)) => Some(map),
-        Some(other) => {
-            w.report(
-                &content_path,
-                format!("expected an object, found {}", kind(other)),
-            );
-            None
-        }
-        None => {
-            w.report(&content_path, "missing required field");
-            None
-        }
-    };
-    let content_map = content_map.unwrap_or(&empty);
+    let content_map = w
+        .named(top.get("content"), &content_path, true)
+        .unwrap_or(&empty);
     if content_map.len() > w.budget.max_contents {
         w.report(
             &content_path,
@@ -134,30 +122,14 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     }
     let content_names: Vec<&str> = content_map.keys().map(String::as_str).collect();
     let intents_path = journey_path.key("intents");
-    let intents_map = match journey.get("intents") {
-        Some(Json::Object(map)) => map,
-        Some(other) => {
-            w.report(
-                &intents_path,
-                format!("expected an object, found {}", kind(other)),
-            );
-            &empty
-        }
-        None => &empty,
-    };
+    let intents_map = w
+        .named(journey.get("intents"), &intents_path, false)
+        .unwrap_or(&empty);
     let topic_names: Vec<&str> = intents_map.keys().map(String::as_str).collect();
     let campaigns_path = root.key("campaigns");
-    let campaigns_map = match top.get("campaigns") {
-        Some(Json::Object(map)) => map,
-        Some(other) => {
-            w.report(
-                &campaigns_path,
-                format!("expected an object, found {}", kind(other)),
-            );
-            &empty
-        }
-        None => &empty,
-    };
+    let campaigns_map = w
+        .named(top.get("campaigns"), &campaigns_path, false)
+        .unwrap_or(&empty);
     let campaign_names: Vec<&str> = campaigns_map.keys().map(String::as_str).collect();
     let schema = BundleSchema {
         topics: &topic_names,
@@ -169,7 +141,7 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     journey::check_collisions(w, &topic_names, IdKind::Topic, &intents_path);
     journey::check_collisions(w, &campaign_names, IdKind::Campaign, &campaigns_path);
 
-    let stage_index = Index::new(&stage_refs);
+    let stage_index = Index::new("stage", &stage_refs);
     let transitions = journey::transitions(
         w,
         journey.get("transitions"),
@@ -191,8 +163,8 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
 
     let declared = Declared {
         stages: stage_index,
-        contents: Index::new(&content_names),
-        campaigns: Index::new(&campaign_names),
+        contents: Index::new("content", &content_names),
+        campaigns: Index::new("campaign", &campaign_names),
         schema: BundleSchema {
             topics: &topic_names,
             contents: &content_names,

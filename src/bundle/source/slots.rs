@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 
 use super::super::model::*;
 use super::super::BundleSchema;
-use super::walker::{kind, Index, Path, Walker};
+use super::walker::{Index, Path, Walker};
 use crate::bucket;
 use crate::ids::{stable_id, IdKind};
 
@@ -39,14 +39,7 @@ pub(super) fn slots(
     path: &Path,
     declared: &Declared<'_>,
 ) -> Option<Vec<Slot>> {
-    let Some(value) = value else {
-        w.report(path, "missing required field");
-        return None;
-    };
-    let Some(map) = value.as_object() else {
-        w.report(path, format!("expected an object, found {}", kind(value)));
-        return None;
-    };
+    let map = w.named(value, path, true)?;
     if map.len() > w.budget.max_slots {
         w.report(
             path,
@@ -72,9 +65,7 @@ pub(super) fn slots(
                 w.report(&path, format!("slot \"{name}\" has no default content"));
                 None
             }
-            Some(d) => w
-                .string(Some(d), &path.key("default"), true)
-                .and_then(|d| w.name_index(d, &declared.contents, "content", &path.key("default"))),
+            Some(d) => w.reference(Some(d), &path.key("default"), &declared.contents),
         };
         let items = match slot_map.get("candidates") {
             Some(c) => w.array(
@@ -147,8 +138,7 @@ fn candidate(
             None
         }
         (Some(content), None) => w
-            .string(Some(content), &path.key("content"), true)
-            .and_then(|c| w.name_index(c, &declared.contents, "content", &path.key("content")))
+            .reference(Some(content), &path.key("content"), &declared.contents)
             .map(Offer::Content),
         (None, Some(experiment)) => experiment_offer(
             w,
@@ -182,9 +172,7 @@ fn candidate(
                 .iter()
                 .enumerate()
                 .map(|(i, item)| {
-                    let p = path.key("after").index(i);
-                    w.string(Some(item), &p, true)
-                        .and_then(|c| w.name_index(c, &declared.contents, "content", &p))
+                    w.reference(Some(item), &path.key("after").index(i), &declared.contents)
                 })
                 .collect();
             resolved.into_iter().collect::<Option<Vec<u16>>>()
@@ -193,8 +181,7 @@ fn candidate(
     let campaign = match map.get("campaign") {
         None => Some(None),
         Some(c) => w
-            .string(Some(c), &path.key("campaign"), true)
-            .and_then(|c| w.name_index(c, &declared.campaigns, "campaign", &path.key("campaign")))
+            .reference(Some(c), &path.key("campaign"), &declared.campaigns)
             .map(Some),
     };
     Some(Candidate {
@@ -249,9 +236,7 @@ fn experiment_offer(
         let Some(variant) = w.object(item, &path, &["content", "weight"]) else {
             continue;
         };
-        let content = w
-            .string(variant.get("content"), &path.key("content"), true)
-            .and_then(|c| w.name_index(c, contents, "content", &path.key("content")));
+        let content = w.reference(variant.get("content"), &path.key("content"), contents);
         let weight = match w.number(variant.get("weight"), &path.key("weight")) {
             Some(weight) if weight > 0.0 => Some(weight),
             Some(weight) => {

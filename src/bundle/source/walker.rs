@@ -12,23 +12,29 @@ use super::super::locate::{locate, Step};
 use super::super::model::*;
 use super::super::{Budget, BundleSchema, Diagnostic};
 use crate::rules::{self, Limits, Schema};
-use crate::suggest::did_you_mean;
+use crate::suggest::{did_you_mean, hint};
 
 /// Names the document declares (stages, contents, campaigns), in document order, with
 /// a lookup by name: resolving a reference costs the same for 20,000 contents as for 2.
 pub(super) struct Index<'n> {
-    pub(super) names: &'n [&'n str],
+    /// What the names name, as messages say it: `stage`, `content`, `campaign`.
+    what: &'static str,
+    names: &'n [&'n str],
     by_name: HashMap<&'n str, u16>,
 }
 
 impl<'n> Index<'n> {
-    pub(super) fn new(names: &'n [&'n str]) -> Self {
+    pub(super) fn new(what: &'static str, names: &'n [&'n str]) -> Self {
         let by_name = names
             .iter()
             .enumerate()
             .filter_map(|(i, n)| u16::try_from(i).ok().map(|i| (*n, i)))
             .collect();
-        Index { names, by_name }
+        Index {
+            what,
+            names,
+            by_name,
+        }
     }
 
     pub(super) fn get(&self, name: &str) -> Option<u16> {
@@ -108,13 +114,47 @@ impl Walker<'_> {
         };
         for key in map.keys() {
             if !known.contains(&key.as_str()) {
-                let hint = did_you_mean(key, known.iter().copied())
-                    .map(|s| format!(" (did you mean \"{s}\"?)"))
-                    .unwrap_or_default();
+                let hint = hint(did_you_mean(key, known.iter().copied()));
                 self.report(&path.key(key), format!("unknown field \"{key}\"{hint}"));
             }
         }
         Some(map)
+    }
+
+    /// An object whose keys are names the document declares (`content`, `slots`,
+    /// `campaigns`…): `None` where it is not an object, or where it is missing and
+    /// `required`, each reported.
+    pub(super) fn named<'v>(
+        &mut self,
+        value: Option<&'v Json>,
+        path: &Path,
+        required: bool,
+    ) -> Option<&'v Map<String, Json>> {
+        match value {
+            Some(Json::Object(map)) => Some(map),
+            Some(other) => {
+                self.report(path, format!("expected an object, found {}", kind(other)));
+                None
+            }
+            None => {
+                if required {
+                    self.report(path, "missing required field");
+                }
+                None
+            }
+        }
+    }
+
+    /// A boolean field; `false` when absent.
+    pub(super) fn flag(&mut self, value: Option<&Json>, path: &Path) -> Option<bool> {
+        match value {
+            None => Some(false),
+            Some(Json::Bool(b)) => Some(*b),
+            Some(other) => {
+                self.report(path, format!("expected a boolean, found {}", kind(other)));
+                None
+            }
+        }
     }
 
     pub(super) fn string<'v>(
@@ -188,20 +228,19 @@ impl Walker<'_> {
         }
     }
 
-    /// Resolves a name the document declares, reporting an unknown one with a
-    /// suggestion.
-    pub(super) fn name_index(
+    /// A string naming something the document declares, resolved: a missing, empty
+    /// or unknown name is reported (an unknown one with a suggestion).
+    pub(super) fn reference(
         &mut self,
-        name: &str,
-        names: &Index<'_>,
-        what: &str,
+        value: Option<&Json>,
         path: &Path,
+        names: &Index<'_>,
     ) -> Option<u16> {
+        let name = self.string(value, path, true)?;
         let found = names.get(name);
         if found.is_none() {
-            let hint = did_you_mean(name, names.names.iter().copied())
-                .map(|s| format!(" (did you mean \"{s}\"?)"))
-                .unwrap_or_default();
+            let hint = hint(did_you_mean(name, names.names.iter().copied()));
+            let what = names.what;
             self.report(path, format!("unknown {what} \"{name}\"{hint}"));
         }
         found
@@ -270,10 +309,7 @@ impl Walker<'_> {
                     placeholders.push((offset, name));
                 }
                 Err(unknown) => {
-                    let hint = unknown
-                        .suggestion
-                        .map(|s| format!(" (did you mean \"{s}\"?)"))
-                        .unwrap_or_default();
+                    let hint = hint(unknown.suggestion.as_deref());
                     self.report(
                         path,
                         format!("placeholder names unknown variable \"{name}\"{hint}"),
@@ -405,11 +441,8 @@ impl Walker<'_> {
         let mut mask = 0u64;
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
-            match self.string(Some(item), &path.index(i), true) {
-                Some(name) => match self.name_index(name, stages, "stage", &path.index(i)) {
-                    Some(s) => mask |= 1u64 << s,
-                    None => ok = false,
-                },
+            match self.reference(Some(item), &path.index(i), stages) {
+                Some(s) => mask |= 1u64 << s,
                 None => ok = false,
             }
         }
@@ -417,7 +450,7 @@ impl Walker<'_> {
     }
 }
 
-pub(super) fn kind(value: &Json) -> &'static str {
+fn kind(value: &Json) -> &'static str {
     match value {
         Json::Null => "null",
         Json::Bool(_) => "a boolean",
