@@ -62,7 +62,7 @@ def main():
                        "--now", "2026-11-23T12:00:00Z", *extra)
             put("link", link)
             put("link", b64url(link.split(".")[2]))
-        for name in ["automotive", "retail"]:
+        for name in ["automotive", "retail", "triggers"]:
             mmb = pathlib.Path(tmp) / f"{name}.mmb"
             cli("compile", f"fixtures/{name}.json", "-o", str(mmb))
             data = mmb.read_bytes()

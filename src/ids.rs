@@ -29,6 +29,8 @@ pub enum IdKind {
     Experiment,
     /// A campaign sharing one cap.
     Campaign,
+    /// A trigger (DESIGN §11), whose cap counts in the state as a content's does.
+    Trigger,
 }
 
 impl IdKind {
@@ -39,6 +41,7 @@ impl IdKind {
             IdKind::Topic => b't',
             IdKind::Experiment => b'x',
             IdKind::Campaign => b'g',
+            IdKind::Trigger => b'r',
         }
     }
 }

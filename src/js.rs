@@ -79,6 +79,8 @@ export interface Decision {
   state: object;
   /** Exposure events to send to your analytics after answering. */
   exposures: object[];
+  /** The triggers this request fired (DESIGN §11), when any did: send them on. */
+  triggers?: { trigger: string; send: string[]; delay_secs?: number; unless?: string; stage: string }[];
   trace?: object;
   /** The whole answer as a plain object (`state` and `exposures` are getters). */
   toJSON(): object;
@@ -534,6 +536,9 @@ impl Bundle {
     fn answer(&self, outcome: &session::Outcome<'_>, html: Option<&JsValue>) -> JsValue {
         let mut core = session::Answer::of(&self.inner, outcome, session::Shape::Edge);
         core.trace = None;
+        if !outcome.decision.triggers.is_empty() {
+            core.triggers = Some(&outcome.decision.triggers);
+        }
         // Serializing our own types into memory cannot fail; the text is UTF-8 JSON.
         let mut text: Vec<u8> = Vec::with_capacity(2048);
         let _ = serde_json::to_writer(&mut text, &core);

@@ -28,6 +28,7 @@ pub mod bundle;
 mod codec;
 pub mod context;
 mod decide;
+pub mod deliver;
 #[cfg(all(target_arch = "wasm32", feature = "worker"))]
 mod edge;
 pub mod html;
@@ -49,7 +50,7 @@ pub use bundle::{Budget, Bundle, Diagnostic, LoadError, SlotRef};
 pub use codec::CodecError;
 pub use context::Context;
 pub use decide::{
-    decide, CandidateTrace, Decider, Decision, Exposure, JourneyStep, Reason, SlotDecision,
+    decide, CandidateTrace, Decider, Decision, Exposure, Fired, JourneyStep, Reason, SlotDecision,
     SlotResult, SlotTrace, Trace, Verdict, Visit, MAX_PLACEHOLDER_BYTES, MAX_RENDERED_BYTES,
     VISIT_IDLE,
 };

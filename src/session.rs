@@ -446,6 +446,7 @@ pub fn events<'b>(
         }
         later.event = Some(name.clone());
         let prior = decision.state.clone();
+        let fired = std::mem::take(&mut decision.triggers);
         decision = decide::decide(
             bundle,
             &Visit {
@@ -457,6 +458,9 @@ pub fn events<'b>(
             },
             &[],
         );
+        // Each event's triggers, in event order.
+        let later_fired = std::mem::replace(&mut decision.triggers, fired);
+        decision.triggers.extend(later_fired);
     }
     finish(
         bundle,
@@ -486,6 +490,9 @@ pub struct Answer<'o, 'b> {
     /// The exposures to send (full answers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exposures: Option<&'o [Exposure<'b>]>,
+    /// The triggers fired (full answers, when any fired).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<&'o [crate::decide::Fired<'b>]>,
     /// The trace, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<&'o Trace<'b>>,
@@ -513,6 +520,8 @@ impl<'o, 'b> Answer<'o, 'b> {
             token: outcome.token.as_deref(),
             state: full.then(|| state_view(bundle, &decision.state)),
             exposures: full.then_some(decision.exposures.as_slice()),
+            triggers: (full && !decision.triggers.is_empty())
+                .then_some(decision.triggers.as_slice()),
             trace: decision.trace.as_ref(),
         }
     }

@@ -27,7 +27,7 @@ use crate::codec::{self, CodecError};
 pub const MAGIC: &[u8; 4] = b"MMB1";
 
 /// The version of the compiled form; bumped whenever `model.rs` changes shape.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 
 const SIGNATURE_LEN: usize = 64;
 
@@ -402,6 +402,34 @@ impl Bundle {
         for t in &self.transitions {
             if usize::from(t.to) >= self.stages.len() {
                 return fail("a transition targets a stage that does not exist".into());
+            }
+        }
+        if self.destinations.len() > super::MAX_DESTINATIONS
+            || self.triggers.len() > super::MAX_TRIGGERS
+        {
+            return Err(LoadError::OverBudget(format!(
+                "{} destinations and {} triggers, over the limits of {} and {}",
+                self.destinations.len(),
+                self.triggers.len(),
+                super::MAX_DESTINATIONS,
+                super::MAX_TRIGGERS
+            )));
+        }
+        for t in &self.triggers {
+            let stage_ok = match t.on {
+                super::model::TriggerOn::Stage(s) => usize::from(s) < self.stages.len(),
+                _ => true,
+            };
+            let send_ok = !t.send.is_empty()
+                && t.send
+                    .iter()
+                    .all(|&d| usize::from(d) < self.destinations.len());
+            let delay_ok = t.delay.is_none_or(|d| d > 0 && d <= super::MAX_DELAY_SECS);
+            if !stage_ok || !send_ok || !delay_ok {
+                return fail(format!(
+                    "trigger \"{}\" names a stage or destination that does not exist, or waits too long",
+                    t.name
+                ));
             }
         }
         for slot in &self.slots {

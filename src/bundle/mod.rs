@@ -17,9 +17,13 @@ use std::fmt;
 pub use mmb::{
     keygen, public_key_of, verify_signature, Header, LoadError, SigningKey, FORMAT_VERSION, MAGIC,
 };
+pub use model::DestinationKind;
 pub use model::{Bundle, Condition, Period};
-pub(crate) use model::{Candidate, Content, Experiment, JsonTemplate, Offer, Piece, Template};
+pub(crate) use model::{
+    Candidate, Content, Experiment, JsonTemplate, Offer, Piece, Template, TriggerOn,
+};
 pub(crate) use source::offered;
+pub(crate) use source::{MAX_DELAY_SECS, MAX_DESTINATIONS, MAX_TRIGGERS};
 
 use crate::context::{VarId, FIXED_VARIABLES};
 use crate::rules::{Schema, UnknownVariable, VarBound};
@@ -245,6 +249,10 @@ pub struct Counts {
     pub experiments: usize,
     /// Campaigns.
     pub campaigns: usize,
+    /// Destinations of triggers.
+    pub destinations: usize,
+    /// Triggers.
+    pub triggers: usize,
 }
 
 impl Bundle {
@@ -328,6 +336,8 @@ impl Bundle {
                 .filter(|c| matches!(c.offer, Offer::Experiment(_)))
                 .count(),
             campaigns: self.campaigns.len(),
+            destinations: self.destinations.len(),
+            triggers: self.triggers.len(),
         }
     }
 
@@ -460,7 +470,12 @@ impl Bundle {
             .iter()
             .flat_map(|s| &s.candidates)
             .filter_map(|c| c.when.as_ref().map(|w| (w, 1)));
-        transitions.chain(signals).chain(candidates)
+        // A trigger's rule is read on the state before and after the request's signals.
+        let triggers = self.triggers.iter().filter_map(|t| match &t.on {
+            model::TriggerOn::When(rule) => Some((rule, 2)),
+            _ => None,
+        });
+        transitions.chain(signals).chain(candidates).chain(triggers)
     }
 
     /// Checks the work one request can cost: each rule within the per-evaluation

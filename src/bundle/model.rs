@@ -30,6 +30,70 @@ pub struct Bundle {
     pub(crate) content_order: List<u16>,
     /// What counts as a conversion, for `analyze` (DESIGN §12); never read by a decision.
     pub(crate) goals: List<Goal>,
+    /// Where triggers are sent (DESIGN §11), in name order.
+    pub(crate) destinations: List<Destination>,
+    /// The moments that start a conversation on another channel, in bundle order.
+    pub(crate) triggers: List<Trigger>,
+}
+
+/// A system triggers are sent to. `url` and `secret` name Worker vars or secrets,
+/// never values.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct Destination {
+    pub name: String,
+    pub kind: DestinationKind,
+    /// The var holding the URL (optional for Segment, whose HTTP API is the default).
+    pub url: Option<String>,
+    /// The var or secret holding the signing secret or write key.
+    pub secret: String,
+}
+
+/// How a destination is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum DestinationKind {
+    /// Standard Webhooks v1: a signed JSON POST.
+    Webhook,
+    /// A Segment `track` call.
+    Segment,
+}
+
+impl DestinationKind {
+    /// The authoring word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationKind::Webhook => "webhook",
+            DestinationKind::Segment => "segment",
+        }
+    }
+}
+
+/// A trigger: when the journey reaches a moment, tell the destinations.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
+pub(crate) struct Trigger {
+    pub name: String,
+    /// `stable_id(Trigger, name)`: its cap's record in the state.
+    pub id: u32,
+    pub on: TriggerOn,
+    /// Seconds to wait before sending; `unless` in the meantime cancels.
+    pub delay: Option<i64>,
+    pub unless: Option<String>,
+    /// Destination indices.
+    pub send: List<u16>,
+    pub cap: Option<Cap>,
+}
+
+/// The moment a trigger fires at.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
+pub(crate) enum TriggerOn {
+    /// The visitor entered this stage (index) on this request.
+    Stage(u16),
+    /// The request carries this event.
+    Event(String),
+    /// The rule turned true on this request: false on the state before this request's
+    /// signals, true on the state after (the same request context).
+    When(Condition),
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]

@@ -111,9 +111,10 @@ fn count_visit(signals: &mut Signals<'_>, scene: &Scene<'_, '_>) {
 }
 
 /// Decays every intent, then adds what this request signals, capped.
-fn raise_intents<'b>(signals: &mut Signals<'b>, scene: &Scene<'_, 'b>) {
-    let bundle = scene.bundle;
-    let decayed: Scores = bundle
+/// The prior intent scores, decayed to now, one per topic of the bundle.
+fn decayed_prior(scene: &Scene<'_, '_>) -> Scores {
+    scene
+        .bundle
         .topics
         .iter()
         .map(|topic| {
@@ -127,7 +128,18 @@ fn raise_intents<'b>(signals: &mut Signals<'b>, scene: &Scene<'_, 'b>) {
                     f64::from(i.score) * 0.5f64.powf(elapsed / topic.half_life_secs)
                 })
         })
-        .collect();
+        .collect()
+}
+
+/// The journey and intents as they stood before this request's signals.
+pub(crate) fn before(scene: &Scene<'_, '_>) -> (Journey, Scores) {
+    let journey = apply(scene, true).journey;
+    (journey, decayed_prior(scene))
+}
+
+fn raise_intents<'b>(signals: &mut Signals<'b>, scene: &Scene<'_, 'b>) {
+    let bundle = scene.bundle;
+    let decayed = decayed_prior(scene);
     let facts = scene.facts(signals.journey, &decayed);
     let mut steps = Vec::new();
     let intents = bundle

@@ -19,6 +19,7 @@ mod journey;
 mod render;
 mod select;
 mod trace;
+mod triggers;
 mod types;
 
 use smallvec::SmallVec;
@@ -29,7 +30,7 @@ pub use journey::VISIT_IDLE;
 pub(crate) use render::{escape_html, render_preview};
 pub use render::{MAX_PLACEHOLDER_BYTES, MAX_RENDERED_BYTES};
 pub use trace::{CandidateTrace, JourneyStep, SlotResult, SlotTrace, Trace, Verdict};
-pub use types::{Decision, Exposure, Reason, SlotDecision};
+pub use types::{Decision, Exposure, Fired, Reason, SlotDecision};
 
 use crate::bundle::{Bundle, Period, SlotRef};
 use crate::context::{Context, DeviceType};
@@ -297,6 +298,7 @@ impl<'a, 'b> Decider<'a, 'b> {
             decisions,
             slot_traces,
             ctx,
+            time,
             ..
         } = self;
         if opted_out {
@@ -310,6 +312,7 @@ impl<'a, 'b> Decider<'a, 'b> {
                 state: prior.into_owned(),
                 persist: false,
                 exposures: Vec::new(),
+                triggers: Vec::new(),
             };
         }
         for &shown in &placed {
@@ -354,8 +357,35 @@ impl<'a, 'b> Decider<'a, 'b> {
                 });
             }
         }
-        // Crawlers and prefetches are served but are not anybody's exposures.
-        let exposures = if ctx.device.kind == Some(DeviceType::Bot) || ctx.prefetch {
+        // Crawlers and prefetches are served but are not anybody's exposures, and
+        // start no conversation.
+        let nobody = ctx.device.kind == Some(DeviceType::Bot) || ctx.prefetch;
+        let fired = if nobody || bundle.triggers.is_empty() {
+            Vec::new()
+        } else {
+            let scene = Scene {
+                bundle,
+                prior: &prior,
+                ctx,
+                time: &time,
+                now,
+                explain: false,
+            };
+            let (before, before_intents) = journey::before(&scene);
+            triggers::fire(
+                bundle,
+                &scene,
+                &triggers::Moment {
+                    before,
+                    before_intents: &before_intents,
+                    after: journey,
+                    after_intents: &intents,
+                },
+                &mut next,
+                stage_name,
+            )
+        };
+        let exposures = if nobody {
             Vec::new()
         } else {
             decisions
@@ -385,6 +415,7 @@ impl<'a, 'b> Decider<'a, 'b> {
             state: next,
             persist: true,
             exposures,
+            triggers: fired,
         }
     }
 }

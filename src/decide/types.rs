@@ -113,6 +113,26 @@ pub struct Decision<'b> {
     /// Exposure events to send after the response.
     #[serde(skip)]
     pub exposures: Vec<Exposure<'b>>,
+    /// The triggers this request fired (DESIGN §11), their caps counted in `state`.
+    #[serde(skip)]
+    pub triggers: Vec<Fired<'b>>,
+}
+
+/// A trigger fired by a request: what to send where, and when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fired<'b> {
+    /// The trigger's id.
+    pub trigger: &'b str,
+    /// The destinations, by name.
+    pub send: Vec<&'b str>,
+    /// Seconds to wait before sending, if the trigger waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_secs: Option<i64>,
+    /// The event that cancels it while it waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unless: Option<&'b str>,
+    /// The stage the visitor is in after the request.
+    pub stage: &'b str,
 }
 
 fn serialize_visitor<S: serde::Serializer>(

@@ -14,6 +14,7 @@ mod rules;
 mod scenarios;
 mod session;
 mod token;
+mod triggers;
 mod user_agents;
 mod xss;
 

@@ -10,6 +10,8 @@ mod checks;
 mod content;
 mod journey;
 mod slots;
+mod triggers;
+pub(crate) use triggers::{MAX_DELAY_SECS, MAX_DESTINATIONS, MAX_TRIGGERS};
 mod walker;
 
 use serde_json::{Map, Value as Json};
@@ -74,6 +76,8 @@ const TOP_KEYS: &[&str] = &[
     "slots",
     "campaigns",
     "goals",
+    "destinations",
+    "triggers",
 ];
 fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     let root = Path::default();
@@ -154,6 +158,33 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
 
     let goals = content::goals(w, top.get("goals"), &root.key("goals"));
 
+    let destinations_path = root.key("destinations");
+    let destinations_map = w
+        .named(top.get("destinations"), &destinations_path, false)
+        .unwrap_or(&empty);
+    let destinations = triggers::destinations(w, destinations_map, &destinations_path);
+    let destination_names: Vec<&str> = destinations.iter().map(|d| d.name.as_str()).collect();
+    let mut entered = vec![false; stage_refs.len()];
+    if let Some(first) = entered.first_mut() {
+        *first = true;
+    }
+    for t in &transitions {
+        if let Some(e) = entered.get_mut(usize::from(t.to)) {
+            *e = true;
+        }
+    }
+    let triggers = triggers::triggers(
+        w,
+        top.get("triggers"),
+        &root.key("triggers"),
+        &triggers::Refs {
+            stages: &stage_index,
+            destinations: &Index::new("destination", &destination_names),
+            entered: &entered,
+            schema: &schema,
+        },
+    );
+
     let mut contents: Vec<Content> = content_map
         .iter()
         .filter_map(|(name, value)| {
@@ -222,6 +253,8 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
         campaigns: campaigns.into(),
         content_order: content_order.into(),
         goals: goals.into(),
+        destinations: destinations.into(),
+        triggers: triggers.into(),
     };
     if let Err(e) = bundle.check_work(&w.budget) {
         w.report(&root, e);

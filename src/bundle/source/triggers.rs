@@ -1,0 +1,277 @@
+//! `destinations` and `triggers` (DESIGN §11): where the journey's moments are sent, and
+//! which moments.
+
+use serde_json::{Map, Value as Json};
+
+use super::walker::{Index, Path, Walker};
+use crate::bundle::model::{Destination, DestinationKind, Trigger, TriggerOn};
+use crate::bundle::{BundleSchema, Period};
+use crate::ids::{stable_id, IdKind};
+use crate::suggest::did_you_mean;
+
+/// The most destinations a bundle declares.
+pub(crate) const MAX_DESTINATIONS: usize = 16;
+/// The most triggers a bundle declares.
+pub(crate) const MAX_TRIGGERS: usize = 64;
+/// The longest a trigger may wait: a delayed trigger waits in a Durable Object alarm.
+pub(crate) const MAX_DELAY_SECS: i64 = 30 * crate::time::DAY;
+
+/// A Worker var or secret name: what `url` and `secret` hold (never a value).
+fn var_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && text.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
+}
+
+/// `destinations`: `{"crm": {"kind": "webhook", "url": "MM_DEST_CRM_URL", "secret":
+/// "MM_DEST_CRM_SECRET"}}`, in name order.
+pub(super) fn destinations(
+    w: &mut Walker<'_>,
+    map: &Map<String, Json>,
+    path: &Path,
+) -> Vec<Destination> {
+    if map.len() > MAX_DESTINATIONS {
+        w.report(
+            path,
+            format!(
+                "{} destinations are over the limit of {MAX_DESTINATIONS}",
+                map.len()
+            ),
+        );
+    }
+    let mut out = Vec::new();
+    for (name, value) in map {
+        let path = path.key(name);
+        let Some(fields) = w.object(value, &path, &["kind", "url", "secret", "description"]) else {
+            continue;
+        };
+        w.string(fields.get("description"), &path.key("description"), false);
+        let kind = match w.string(fields.get("kind"), &path.key("kind"), true) {
+            Some("webhook") => Some(DestinationKind::Webhook),
+            Some("segment") => Some(DestinationKind::Segment),
+            Some(other) => {
+                let hint = crate::suggest::hint(did_you_mean(other, ["webhook", "segment"]));
+                w.report(
+                    &path.key("kind"),
+                    format!("unknown destination kind \"{other}\"{hint}: use webhook or segment"),
+                );
+                None
+            }
+            None => None,
+        };
+        let url_required = kind == Some(DestinationKind::Webhook);
+        let var = |w: &mut Walker<'_>, field: &str, required: bool| {
+            let text = w.string(fields.get(field), &path.key(field), required)?;
+            if var_name(text) {
+                Some(text.to_owned())
+            } else {
+                w.report(
+                    &path.key(field),
+                    format!("\"{text}\" is not the name of a Worker var or secret (A-Z, 0-9, _; e.g. MM_DEST_CRM_URL): a destination names where its {field} is set, never the value"),
+                );
+                None
+            }
+        };
+        let url = var(w, "url", url_required);
+        let secret = var(w, "secret", true);
+        if url_required && url.is_none() {
+            continue;
+        }
+        if let (Some(kind), Some(secret)) = (kind, secret) {
+            out.push(Destination {
+                name: name.clone(),
+                kind,
+                url,
+                secret,
+            });
+        }
+    }
+    out
+}
+
+/// What the triggers refer to.
+pub(super) struct Refs<'a, 'n> {
+    pub stages: &'a Index<'n>,
+    pub destinations: &'a Index<'n>,
+    /// The stages some transition can move to (the first stage is where everyone starts).
+    pub entered: &'a [bool],
+    pub schema: &'a BundleSchema<'a>,
+}
+
+/// `triggers`: an array of `{"id", "on", "send", "cap"?, "delay"?, "unless"?}`.
+pub(super) fn triggers(
+    w: &mut Walker<'_>,
+    value: Option<&Json>,
+    path: &Path,
+    refs: &Refs<'_, '_>,
+) -> Vec<Trigger> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let items = w.array(value, path, MAX_TRIGGERS, "triggers");
+    let mut out: Vec<Trigger> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = path.index(i);
+        let Some(fields) = w.object(
+            item,
+            &path,
+            &["id", "on", "send", "cap", "delay", "unless", "description"],
+        ) else {
+            continue;
+        };
+        w.string(fields.get("description"), &path.key("description"), false);
+        let name = w.string(fields.get("id"), &path.key("id"), true);
+        if let Some(name) = name {
+            if names.contains(&name) {
+                w.report(
+                    &path.key("id"),
+                    format!("trigger \"{name}\" is declared twice"),
+                );
+            }
+            names.push(name);
+        }
+        let on = moment(w, fields.get("on"), &path.key("on"), refs);
+        let send = sends(w, fields.get("send"), &path.key("send"), refs.destinations);
+        let cap = match fields.get("cap") {
+            Some(cap) => w.cap(cap, &path.key("cap")).map(Some),
+            None => Some(None),
+        };
+        let delay = match fields.get("delay") {
+            None => Some(None),
+            Some(value) => delay(w, value, &path.key("delay")),
+        };
+        let unless = match fields.get("unless") {
+            None => Some(None),
+            Some(value) => unless(w, value, &path.key("unless")),
+        };
+        if let (Some(Some(_)), Some(None)) = (&unless, &delay) {
+            w.report(
+                &path.key("unless"),
+                "`unless` needs a `delay`: without one the trigger is sent at once, before any later event could cancel it",
+            );
+            continue;
+        }
+        if let (Some(name), Some(on), Some(send), Some(cap), Some(delay), Some(unless)) =
+            (name, on, send, cap, delay, unless)
+        {
+            out.push(Trigger {
+                name: name.to_owned(),
+                id: stable_id(IdKind::Trigger, name),
+                on,
+                delay,
+                unless,
+                send: send.into(),
+                cap,
+            });
+        }
+    }
+    out
+}
+
+/// `on`: `{"stage": S}`, `{"event": E}` or `{"when": RULE}`, exactly one.
+fn moment(
+    w: &mut Walker<'_>,
+    value: Option<&Json>,
+    path: &Path,
+    refs: &Refs<'_, '_>,
+) -> Option<TriggerOn> {
+    let Some(value) = value else {
+        w.report(
+            path,
+            "missing required field: {\"stage\": …}, {\"event\": …} or {\"when\": …}",
+        );
+        return None;
+    };
+    let fields = w.object(value, path, &["stage", "event", "when"])?;
+    if fields.len() != 1 {
+        w.report(
+            path,
+            "name exactly one moment: {\"stage\": …}, {\"event\": …} or {\"when\": …}",
+        );
+        return None;
+    }
+    if let Some(stage) = fields.get("stage") {
+        let at = w.reference(Some(stage), &path.key("stage"), refs.stages)?;
+        if !refs.entered.get(usize::from(at)).copied().unwrap_or(false) {
+            w.report(
+                &path.key("stage"),
+                "no transition leads to this stage, so no visitor ever enters it: the trigger can never fire",
+            );
+            return None;
+        }
+        return Some(TriggerOn::Stage(at));
+    }
+    if let Some(event) = fields.get("event") {
+        let name = w.string(Some(event), &path.key("event"), true)?;
+        if name.len() > 128 {
+            w.report(
+                &path.key("event"),
+                "an event name is at most 128 bytes, as events are",
+            );
+            return None;
+        }
+        return Some(TriggerOn::Event(name.to_owned()));
+    }
+    let rule = fields.get("when")?;
+    w.rule(rule, &path.key("when"), refs.schema)
+        .map(TriggerOn::When)
+}
+
+fn sends(
+    w: &mut Walker<'_>,
+    value: Option<&Json>,
+    path: &Path,
+    destinations: &Index<'_>,
+) -> Option<Vec<u16>> {
+    let Some(value) = value else {
+        w.report(path, "missing required field: the destinations to send to");
+        return None;
+    };
+    let items = w.array(value, path, MAX_DESTINATIONS, "destinations");
+    if items.is_empty() {
+        w.report(path, "name at least one destination");
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        match w.reference(Some(item), &path.index(i), destinations) {
+            Some(d) if !out.contains(&d) => out.push(d),
+            Some(_) => {
+                w.report(&path.index(i), "this destination is named twice");
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn delay(w: &mut Walker<'_>, value: &Json, path: &Path) -> Option<Option<i64>> {
+    let text = w.string(Some(value), path, true)?;
+    match Period::parse(text) {
+        Some(Period::Seconds(s)) if s <= MAX_DELAY_SECS => Some(Some(s)),
+        Some(Period::Seconds(_)) => {
+            w.report(path, "a delay is at most 30d");
+            None
+        }
+        _ => {
+            w.report(
+                path,
+                format!("\"{text}\" is not a delay: use a count and a unit such as 30m, 12h, 7d"),
+            );
+            None
+        }
+    }
+}
+
+/// `unless`: `{"event": E}`.
+fn unless(w: &mut Walker<'_>, value: &Json, path: &Path) -> Option<Option<String>> {
+    let fields = w.object(value, path, &["event"])?;
+    let event = w.string(fields.get("event"), &path.key("event"), true)?;
+    Some(Some(event.to_owned()))
+}

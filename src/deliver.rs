@@ -1,0 +1,237 @@
+//! Delivering fired triggers (DESIGN §11), the pure part: one queue message per
+//! trigger and destination, with a stable id; the body every destination gets; the
+//! Standard Webhooks v1 signature; the Segment `track` call. The Worker enqueues the
+//! messages and its queue handler makes the calls.
+//!
+//! The message id is a hash of the trigger, the person, the destination and the time
+//! it fired, so a redelivery (a retry, a replay of the queue) carries the same
+//! `webhook-id` and Segment `messageId`, and receivers count it once.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value as Json};
+use sha2::{Digest, Sha256};
+
+use crate::bundle::{Bundle, DestinationKind};
+use crate::context::Context;
+use crate::decide::{Decision, Fired};
+use crate::ids::hex128_string;
+use crate::time::{rfc3339, UnixSeconds};
+
+/// Segment's HTTP API for `track`, when a destination names no URL var.
+pub const SEGMENT_TRACK_URL: &str = "https://api.segment.io/v1/track";
+
+/// One delivery: a fired trigger for one destination, as it waits in the queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Stable: the same trigger, person, destination and time give the same id.
+    pub id: String,
+    /// The destination's name.
+    pub destination: String,
+    /// `webhook` or `segment`.
+    pub kind: String,
+    /// The Worker var holding the URL (Segment's API when absent).
+    pub url_var: Option<String>,
+    /// The Worker var or secret holding the signing secret or the write key.
+    pub secret_var: String,
+    /// Unix seconds when the trigger fired.
+    pub at: UnixSeconds,
+    /// Seconds to wait before sending.
+    pub delay_secs: Option<i64>,
+    /// The event that cancels a waiting delivery.
+    pub unless: Option<String>,
+    /// What every destination is told (see [`body`]), as the JSON text that is sent
+    /// (and signed) byte for byte.
+    pub body: String,
+}
+
+/// The deliveries of a request's fired triggers, in firing then destination order.
+pub fn deliveries(bundle: &Bundle, decision: &Decision<'_>, ctx: &Context) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    for fired in &decision.triggers {
+        let body = body(bundle, decision, fired, ctx);
+        let text = body.to_string();
+        for name in &fired.send {
+            let Some(destination) = bundle.destinations.iter().find(|d| d.name == *name) else {
+                continue;
+            };
+            out.push(Delivery {
+                id: message_id(fired.trigger, &body, name, decision.state.issued_at),
+                destination: destination.name.clone(),
+                kind: destination.kind.as_str().to_owned(),
+                url_var: destination.url.clone(),
+                secret_var: destination.secret.clone(),
+                at: decision.state.issued_at,
+                delay_secs: fired.delay_secs,
+                unless: fired.unless.map(str::to_owned),
+                body: text.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// `msg_` and 24 hex digits of SHA-256 over the trigger, the person, the destination
+/// and the time.
+fn message_id(trigger: &str, body: &Json, destination: &str, at: UnixSeconds) -> String {
+    let person = body
+        .get("profile")
+        .and_then(Json::as_str)
+        .or_else(|| body.get("visitor").and_then(Json::as_str))
+        .unwrap_or("");
+    let mut hash = Sha256::new();
+    for part in [trigger, person, destination, &at.to_string()] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    let digest = hash.finalize();
+    let mut id = String::from("msg_");
+    for byte in digest.iter().take(12) {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
+}
+
+/// What a destination is told: the trigger, who (visitor, and profile once linked),
+/// where they are in the journey (stage, intents by topic), and the request's channel,
+/// device, country and time.
+pub fn body(bundle: &Bundle, decision: &Decision<'_>, fired: &Fired<'_>, ctx: &Context) -> Json {
+    let state = &decision.state;
+    let mut intents = Map::new();
+    for i in &state.intents {
+        if let Some(topic) = bundle.topics.iter().find(|t| t.id == i.topic) {
+            intents.insert(
+                topic.name.clone(),
+                json!((f64::from(i.score) * 100.0).round() / 100.0),
+            );
+        }
+    }
+    let mut body = json!({
+        "type": "trigger",
+        "trigger": fired.trigger,
+        "visitor": hex128_string(&state.visitor),
+        "stage": fired.stage,
+        "intents": intents,
+        "channel": ctx.channel.as_str(),
+        "device": ctx.device.kind.map(crate::context::DeviceType::as_str),
+        "country": ctx.geo.country,
+        "bundle": bundle.id(),
+        "at": rfc3339(state.issued_at),
+    });
+    if let (Some(link), Some(map)) = (state.link, body.as_object_mut()) {
+        map.insert("profile".into(), json!(hex128_string(&link.profile)));
+    }
+    body
+}
+
+/// Why a secret cannot sign.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretError {
+    /// Not `whsec_` and base64, as Standard Webhooks writes a secret.
+    #[error("the webhook secret is not whsec_<base64> (Standard Webhooks): {0}")]
+    Malformed(&'static str),
+}
+
+/// The `webhook-signature` header of Standard Webhooks v1: `v1,` and the base64
+/// HMAC-SHA256, keyed by the secret's bytes, of `id.timestamp.body`.
+pub fn webhook_signature(
+    secret: &str,
+    id: &str,
+    timestamp: UnixSeconds,
+    body: &str,
+) -> Result<String, SecretError> {
+    let encoded = secret
+        .strip_prefix("whsec_")
+        .ok_or(SecretError::Malformed("no whsec_ prefix"))?;
+    let key = STANDARD
+        .decode(encoded)
+        .map_err(|_| SecretError::Malformed("not base64"))?;
+    if key.is_empty() {
+        return Err(SecretError::Malformed("empty"));
+    }
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key)
+        .map_err(|_| SecretError::Malformed("unusable key"))?;
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
+/// The Segment `track` call for a delivery: the trigger as the event, the profile as
+/// `userId` once linked (else the visitor as `anonymousId`), the body as properties.
+pub fn segment_track(delivery: &Delivery) -> Json {
+    let body: Json = serde_json::from_str(&delivery.body).unwrap_or(Json::Null);
+    let body = &body;
+    let mut track = json!({
+        "type": "track",
+        "event": body.get("trigger"),
+        "properties": body,
+        "messageId": delivery.id,
+        "timestamp": rfc3339(delivery.at),
+        "context": {"library": {"name": "micromoment", "version": env!("CARGO_PKG_VERSION")}},
+    });
+    if let Some(map) = track.as_object_mut() {
+        match body.get("profile") {
+            Some(profile) => map.insert("userId".into(), profile.clone()),
+            None => map.insert(
+                "anonymousId".into(),
+                body.get("visitor").cloned().unwrap_or(Json::Null),
+            ),
+        };
+    }
+    track
+}
+
+/// `Authorization` for Segment's HTTP API: Basic with the write key as the user.
+pub fn segment_authorization(write_key: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{write_key}:")))
+}
+
+impl DestinationKind {
+    /// The kind named by a delivery.
+    pub fn parse(text: &str) -> Option<DestinationKind> {
+        match text {
+            "webhook" => Some(DestinationKind::Webhook),
+            "segment" => Some(DestinationKind::Segment),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the Standard Webhooks specification and its reference libraries.
+    #[test]
+    fn the_specifications_example_signs_as_published() {
+        let signature = webhook_signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            r#"{"test": 2432232314}"#,
+        )
+        .unwrap();
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn malformed_secrets_are_typed_errors() {
+        for bad in ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_!!!", "whsec_"] {
+            assert!(webhook_signature(bad, "m", 1, "{}").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn segment_auth_is_the_write_key_as_basic_user() {
+        assert_eq!(segment_authorization("abc"), "Basic YWJjOg==");
+    }
+}

@@ -1,0 +1,233 @@
+//! Triggers (DESIGN §11), the core's part: authoring diagnostics, the compiled form,
+//! and which requests fire which triggers (stage entered, event, rule turned true),
+//! within caps, never for crawlers or without consent.
+
+use micromoment::context::DeviceType;
+use micromoment::session::{self, Entropy, Request, Shape, Slots, Visitor};
+use micromoment::token::State;
+use micromoment::{Budget, Bundle, Context};
+use serde_json::{json, Value as Json};
+
+const NOW: i64 = 1_796_169_600; // 2026-12-02T00:00:00Z
+const HOUR: i64 = 3600;
+const DAY: i64 = 86_400;
+
+fn source() -> Json {
+    crate::read_json("fixtures/triggers.json")
+}
+
+fn compile(source: &Json) -> Bundle {
+    micromoment::bundle::compile(&source.to_string(), Budget::default())
+        .unwrap_or_else(|d| panic!("compiles: {d:?}"))
+}
+
+fn diagnostics(source: &Json) -> Vec<String> {
+    match micromoment::bundle::compile(&source.to_string(), Budget::default()) {
+        Ok(_) => Vec::new(),
+        Err(d) => d
+            .iter()
+            .map(|d| format!("{}: {}", d.path, d.message))
+            .collect(),
+    }
+}
+
+/// One request; returns the triggers it fired (by id) and the new state.
+fn request(
+    bundle: &Bundle,
+    state: Option<&State>,
+    ctx: &Context,
+    now: i64,
+) -> (Vec<String>, State, Json) {
+    let outcome = session::decide(
+        bundle,
+        None,
+        &Request {
+            slots: Slots::Names(&["hero"]),
+            ..Request::new(
+                state.map_or(Visitor::New, Visitor::State),
+                ctx,
+                now,
+                Entropy::Fixed([7; 16]),
+            )
+        },
+    )
+    .unwrap();
+    let fired = outcome
+        .decision
+        .triggers
+        .iter()
+        .map(|f| f.trigger.to_owned())
+        .collect();
+    let answer = session::answer(bundle, &outcome, Shape::Full);
+    (fired, outcome.decision.state.clone(), answer)
+}
+
+fn page(path: &str) -> Context {
+    let mut ctx = Context::default();
+    ctx.page.path = Some(path.to_owned());
+    ctx.device.kind = Some(DeviceType::Desktop);
+    ctx
+}
+
+fn event(name: &str) -> Context {
+    let mut ctx = page("/");
+    ctx.event = Some(name.to_owned());
+    ctx
+}
+
+#[test]
+fn a_stage_entered_fires_once_within_its_cap() {
+    let b = compile(&source());
+    let (fired, s, _) = request(&b, None, &page("/models/x"), NOW);
+    assert!(fired.is_empty(), "consideration has no trigger: {fired:?}");
+    let (fired, s, answer) = request(&b, Some(&s), &event("test_drive_booked"), NOW + HOUR);
+    assert_eq!(fired, ["test-drive-follow-up"]);
+    assert_eq!(
+        answer["triggers"],
+        json!([{"trigger": "test-drive-follow-up", "send": ["crm"], "stage": "decision"}]),
+        "tools show what fired"
+    );
+    // Staying in the stage is not entering it.
+    let (fired, s, answer) = request(&b, Some(&s), &event("test_drive_booked"), NOW + 2 * HOUR);
+    assert!(fired.is_empty());
+    assert!(answer.get("triggers").is_none(), "no triggers, no field");
+    // Back to awareness and in again within 30 days: the cap holds.
+    let (_, s, _) = request(&b, Some(&s), &event("reset"), NOW + 3 * HOUR);
+    let (fired, s, _) = request(&b, Some(&s), &event("test_drive_booked"), NOW + 4 * HOUR);
+    assert!(fired.is_empty(), "capped at 1 per 30d: {fired:?}");
+    // After the window: it fires again.
+    let (_, s, _) = request(&b, Some(&s), &event("reset"), NOW + 31 * DAY);
+    let (fired, _, _) = request(
+        &b,
+        Some(&s),
+        &event("test_drive_booked"),
+        NOW + 31 * DAY + HOUR,
+    );
+    assert_eq!(fired, ["test-drive-follow-up"]);
+}
+
+#[test]
+fn an_event_fires_with_its_delay_and_cancelling_event() {
+    let b = compile(&source());
+    let outcome = session::decide(
+        &b,
+        None,
+        &Request {
+            slots: Slots::Names(&["hero"]),
+            ..Request::new(
+                Visitor::New,
+                &event("basket_add"),
+                NOW,
+                Entropy::Fixed([1; 16]),
+            )
+        },
+    )
+    .unwrap();
+    let fired = &outcome.decision.triggers;
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].trigger, "basket-rescue");
+    assert_eq!(fired[0].send, ["crm", "cdp"]);
+    assert_eq!(fired[0].delay_secs, Some(HOUR));
+    assert_eq!(fired[0].unless, Some("order_completed"));
+    // The second basket of the week starts nothing.
+    let state = outcome.decision.state.clone();
+    let (again, _, _) = request(&b, Some(&state), &event("basket_add"), NOW + DAY);
+    assert!(again.is_empty());
+}
+
+#[test]
+fn a_rule_fires_when_this_request_turned_it_true() {
+    let b = compile(&source());
+    let (fired, s, _) = request(&b, None, &page("/models/suv/x5"), NOW);
+    assert!(fired.is_empty(), "30 of 50: {fired:?}");
+    let (fired, s, _) = request(&b, Some(&s), &page("/models/suv/x5"), NOW + 60);
+    assert_eq!(fired, ["suv-keen"], "60 ≥ 50: turned true now");
+    let (fired, _, _) = request(&b, Some(&s), &page("/models/suv/x5"), NOW + 120);
+    assert!(fired.is_empty(), "still true is not turned true: {fired:?}");
+}
+
+#[test]
+fn crawlers_prefetches_and_no_consent_fire_nothing() {
+    let b = compile(&source());
+    let mut bot = event("basket_add");
+    bot.device.kind = Some(DeviceType::Bot);
+    assert!(request(&b, None, &bot, NOW).0.is_empty());
+    let mut prefetch = event("basket_add");
+    prefetch.prefetch = true;
+    assert!(request(&b, None, &prefetch, NOW).0.is_empty());
+    let mut refused = event("basket_add");
+    refused.consent.personalization = Some(false);
+    assert!(request(&b, None, &refused, NOW).0.is_empty());
+}
+
+#[test]
+fn several_events_of_one_request_fire_in_order() {
+    let b = compile(&source());
+    let outcome = session::events(
+        &b,
+        None,
+        &Request::new(Visitor::New, &page("/"), NOW, Entropy::Fixed([2; 16])),
+        &["basket_add".to_owned(), "test_drive_booked".to_owned()],
+    );
+    let fired: Vec<&str> = outcome
+        .decision
+        .triggers
+        .iter()
+        .map(|f| f.trigger)
+        .collect();
+    assert_eq!(fired, ["basket-rescue", "test-drive-follow-up"]);
+}
+
+#[test]
+fn triggers_survive_the_compiled_form() {
+    let b = compile(&source());
+    let bytes = b.to_mmb(None).unwrap();
+    let (loaded, _) = Bundle::from_mmb(&bytes, None, &Budget::default()).unwrap();
+    assert_eq!(loaded, b);
+    assert_eq!((b.counts().destinations, b.counts().triggers), (2, 3));
+}
+
+#[test]
+fn authoring_mistakes_are_diagnostics_with_paths() {
+    let mut s = source();
+    s["triggers"] = json!([
+        {"id": "a", "on": {"stage": "decison"}, "send": ["crm"]},
+        {"id": "b", "on": {"event": "x"}, "send": ["cmr"]},
+        {"id": "c", "on": {"stage": "awareness", "event": "x"}, "send": ["crm"]},
+        {"id": "d", "on": {"event": "x"}, "send": ["crm"], "unless": {"event": "y"}},
+        {"id": "e", "on": {"event": "x"}, "send": ["crm"], "delay": "31d", "unless": {"event": "y"}},
+        {"id": "f", "on": {"event": "x"}, "send": []},
+        {"id": "a", "on": {"event": "x"}, "send": ["crm", "crm"]},
+        {"id": "g", "on": {"when": {"bogus": [1]}}, "send": ["crm"]}
+    ]);
+    s["destinations"]["bad"] =
+        json!({"kind": "webhok", "url": "https://crm.example/hook", "secret": "MM_X"});
+    s["journey"]["stages"] = json!(["awareness", "consideration", "decision", "orphan"]);
+    let mut orphan = source();
+    orphan["journey"]["stages"] = json!(["awareness", "consideration", "decision", "orphan"]);
+    orphan["triggers"] = json!([{"id": "o", "on": {"stage": "orphan"}, "send": ["crm"]}]);
+    assert_eq!(
+        diagnostics(&orphan),
+        ["triggers[0].on.stage: no transition leads to this stage, so no visitor ever enters it: the trigger can never fire"]
+    );
+    let got = diagnostics(&s);
+    let expected = [
+        r#"destinations.bad.kind: unknown destination kind "webhok" (did you mean "webhook"?): use webhook or segment"#,
+        r#"destinations.bad.url: "https://crm.example/hook" is not the name of a Worker var or secret (A-Z, 0-9, _; e.g. MM_DEST_CRM_URL): a destination names where its url is set, never the value"#,
+        r#"triggers[0].on.stage: unknown stage "decison" (did you mean "decision"?)"#,
+        r#"triggers[1].send[0]: unknown destination "cmr" (did you mean "crm"?)"#,
+        r#"triggers[2].on: name exactly one moment: {"stage": …}, {"event": …} or {"when": …}"#,
+        "triggers[3].unless: `unless` needs a `delay`: without one the trigger is sent at once, before any later event could cancel it",
+        "triggers[4].delay: a delay is at most 30d",
+        "triggers[5].send: name at least one destination",
+        r#"triggers[6].id: trigger "a" is declared twice"#,
+        "triggers[6].send[1]: this destination is named twice",
+    ];
+    for e in expected {
+        assert!(got.iter().any(|g| g == e), "missing {e:?} in {got:#?}");
+    }
+    assert!(
+        got.iter().any(|g| g.starts_with("triggers[7].on.when")),
+        "{got:#?}"
+    );
+}
