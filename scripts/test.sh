@@ -44,8 +44,9 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 chromium --version
 
-step "json-logic-js 2.0.5 for the differential test (tests/peers/jsonlogic, pinned by its lock file)"
+step "json-logic-js 2.0.5 for the differential test, standardwebhooks 1.1.1 to verify the Worker's webhooks (tests/peers, pinned by their lock files)"
 (cd tests/peers/jsonlogic && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/peers/webhooks && npm ci --no-audit --no-fund --loglevel=error)
 
 step "end to end: the packed npm package, the Worker under wrangler dev, pages and reports in Chromium, json-logic-js"
 node --test tests/e2e/

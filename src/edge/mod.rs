@@ -12,6 +12,7 @@ mod io;
 mod profile;
 mod proxy;
 mod request;
+mod triggers;
 
 use serde_json::json;
 use worker::{
@@ -321,13 +322,14 @@ async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, mode: Mode) -> Re
         .event
         .as_deref()
         .map(|name| record::Event { name, value: None });
-    let records = record::records(
-        &active.bundle,
+    after_response(
+        env,
+        ctx,
+        &active,
         &outcome.decision,
         &incoming.context,
         event.as_slice(),
     );
-    send_records(env, ctx, &active, &records);
     Ok(response)
 }
 
@@ -425,21 +427,41 @@ async fn events(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response
             value: e.value,
         })
         .collect();
-    let records = record::records(
-        &active.bundle,
+    after_response(
+        env,
+        ctx,
+        &active,
         &outcome.decision,
         &incoming.context,
         &events,
     );
-    send_records(env, ctx, &active, &records);
     Ok(response)
+}
+
+/// What every decided request leaves after its response: its records (exposures and
+/// conversions) and its fired triggers' deliveries.
+pub(crate) fn after_response(
+    env: &Env,
+    ctx: &impl cache::Background,
+    active: &Active,
+    decision: &crate::Decision<'_>,
+    context: &crate::Context,
+    events: &[record::Event<'_>],
+) {
+    let records = record::records(&active.bundle, decision, context, events);
+    send_records(env, ctx, active, &records);
+    triggers::enqueue(
+        env,
+        ctx,
+        crate::deliver::deliveries(&active.bundle, decision, context),
+    );
 }
 
 /// Sends a request's records (exposures and conversions, `crate::record`) after the
 /// response: to Analytics Engine when `EXPOSURES` is bound (the layout of
 /// docs/analytics.md), else one JSON log line each, the line `micromoment analyze`
 /// reads. In development every record is also logged.
-pub(crate) fn send_records(
+fn send_records(
     env: &Env,
     ctx: &impl cache::Background,
     active: &Active,

@@ -448,8 +448,14 @@ impl Profile {
                     value: e.value,
                 })
                 .collect();
-            let records = crate::record::records(bundle, &outcome.decision, &context, &events);
-            super::send_records(&self.env, &self.state, &active, &records);
+            super::after_response(
+                &self.env,
+                &self.state,
+                &active,
+                &outcome.decision,
+                &context,
+                &events,
+            );
             let mut next = outcome.decision.state.clone();
             for s in &call.segments_add {
                 if segment_ok(s) && !next.segments.contains(s) {
@@ -476,8 +482,14 @@ impl Profile {
                 Err(unknown) => return error(400, &unknown.to_string()),
             };
             after.backend_record(bundle, channel, &prior, &outcome.decision.state, now);
-            let records = crate::record::records(bundle, &outcome.decision, &context, &[]);
-            super::send_records(&self.env, &self.state, &active, &records);
+            super::after_response(
+                &self.env,
+                &self.state,
+                &active,
+                &outcome.decision,
+                &context,
+                &[],
+            );
             session::answer(bundle, &outcome, Shape::Edge)
         };
         self.store(&before, &after)?;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::cache::log;
 use super::io::within;
-use super::{attach_token, cache, entropy, error, now, profile, request, send_records};
+use super::{after_response, attach_token, cache, entropy, error, now, profile, request};
 use crate::session::{self, Entropy, Request as SessionRequest};
 use futures_util::future::join;
 
@@ -182,13 +182,14 @@ async fn personalize_page(
     headers.append("Vary", "Cookie")?;
     headers.set("Cache-Control", "private, no-store")?;
     attach_token(&headers, incoming, filled.outcome.token.as_deref())?;
-    let records = crate::record::records(
-        &active.bundle,
+    after_response(
+        env,
+        ctx,
+        &active,
         &filled.outcome.decision,
         &incoming.context,
         &[],
     );
-    send_records(env, ctx, &active, &records);
     Ok(Some(
         ResponseBuilder::new()
             .with_status(status)

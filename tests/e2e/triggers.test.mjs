@@ -1,0 +1,200 @@
+// Triggers under `wrangler dev` with real Queues (DESIGN §11): fixtures/triggers.json
+// (plus a flaky and an unconfigured destination) published to local KV; a local
+// receiver verifies every webhook with the Standard Webhooks reference library
+// (standardwebhooks 1.1.1, tests/peers/webhooks) and every Segment call's write key.
+// A stage entered, an event and a rule turned true each deliver; caps, crawlers and no
+// consent hold them back; a receiver answering 500 gets the retries, each with the same
+// webhook-id, then the message is in the dead-letter queue; a destination whose var is
+// not set is a log line. Prints the time from a request to its webhook.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createRequire } from "node:module";
+import { KEYS, ROOT, cli, cleanup, eventually as until, freePort, startWorker, tempDir, tokenFrom } from "./harness.mjs";
+
+const PEER = join(ROOT, "tests", "peers", "webhooks", "node_modules", "standardwebhooks");
+const SECRET = "whsec_" + Buffer.from("micromoment-e2e-webhook-secret!!").toString("base64");
+const WRITE_KEY = "segment-write-key-e2e";
+const CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+let tmp, receiver, worker, base, Webhook;
+/** Every call the receiver got: {path, headers, body, verified, at}. */
+const calls = [];
+
+before(async () => {
+  assert.ok(existsSync(PEER), "standardwebhooks is not installed: run  npm ci --prefix tests/peers/webhooks  (scripts/test.sh does)");
+  ({ Webhook } = createRequire(import.meta.url)(PEER));
+  const verifier = new Webhook(SECRET);
+  tmp = tempDir("triggers");
+  writeFileSync(join(tmp, "keys.json"), JSON.stringify(KEYS));
+  const source = JSON.parse(readFileSync(join(ROOT, "fixtures", "triggers.json"), "utf8"));
+  source.destinations.flaky = { kind: "webhook", url: "MM_DEST_FLAKY_URL", secret: "MM_DEST_CRM_SECRET" };
+  source.destinations.nowhere = { kind: "webhook", url: "MM_DEST_NOWHERE_URL", secret: "MM_DEST_CRM_SECRET" };
+  source.triggers.push({ id: "flaky-ping", on: { event: "ping" }, send: ["flaky"] });
+  source.triggers.push({ id: "lost-ping", on: { event: "lost" }, send: ["nowhere"] });
+  const json = join(tmp, "triggers.json");
+  const mmb = join(tmp, "triggers.mmb");
+  writeFileSync(json, JSON.stringify(source));
+  cli("compile", json, "-o", mmb);
+  cli("publish", mmb, "--local", "--persist-to", join(tmp, "state"));
+
+  receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      const call = { path: req.url, headers: req.headers, body, at: Date.now() };
+      if (req.url === "/crm" || req.url === "/down") {
+        try {
+          verifier.verify(body, req.headers);
+          call.verified = true;
+        } catch (e) {
+          call.verified = false;
+          call.error = e.message;
+        }
+      }
+      calls.push(call);
+      res.writeHead(req.url === "/down" ? 500 : 200, { "content-type": "application/json" });
+      res.end("{}");
+    });
+  });
+  const port = await freePort();
+  await new Promise((r) => receiver.listen(port, "127.0.0.1", r));
+  const at = `http://127.0.0.1:${port}`;
+  worker = await startWorker({
+    dir: tmp,
+    vars: {
+      MM_DEV: "1", JOURNEY_KEYS: JSON.stringify(KEYS),
+      MM_DEST_CRM_URL: `${at}/crm`, MM_DEST_CRM_SECRET: SECRET,
+      MM_DEST_SEGMENT_URL: `${at}/segment`, MM_DEST_SEGMENT_KEY: WRITE_KEY,
+      MM_DEST_FLAKY_URL: `${at}/down`,
+    },
+  });
+  base = worker.base;
+  await until(async () => (await (await fetch(`${base}/v1/bundle`)).json()).id === "triggers", 30000, worker.log);
+});
+
+after(async () => {
+  await worker?.stop();
+  receiver?.close();
+  cleanup(tmp);
+});
+
+const headers = (token, more = {}) => ({ "User-Agent": CHROME, "X-MM-Geo-Country": "FR", ...(token ? { Cookie: `mm=${token}` } : {}), ...more });
+
+async function page(token, path, more) {
+  const r = await fetch(`${base}/v1/decide?slots=hero&path=${path}`, { headers: headers(token, more) });
+  assert.equal(r.status, 200);
+  await r.json();
+  return tokenFrom(r) ?? token;
+}
+
+async function events(token, names, more) {
+  const r = await fetch(`${base}/v1/events`, {
+    method: "POST",
+    headers: { ...headers(token, more), "Content-Type": "application/json" },
+    body: JSON.stringify({ events: names.map((name) => ({ name })) }),
+  });
+  assert.equal(r.status, 200);
+  await r.json();
+  return tokenFrom(r) ?? token;
+}
+
+const visitorOf = (token) => JSON.parse(cli("token", "inspect", token, "--keys", join(tmp, "keys.json"))).visitor;
+const callsFor = (path, trigger, visitor) => calls.filter((c) => c.path === path && c.body.includes(`"${trigger}"`) && c.body.includes(visitor));
+
+test("entering a stage sends one signed webhook with the documented body, within its cap", async () => {
+  let token = await page(null, "/models/x");
+  const visitor = visitorOf(token);
+  const sent = Date.now();
+  token = await events(token, ["test_drive_booked"]);
+  await until(() => callsFor("/crm", "test-drive-follow-up", visitor).length === 1, 20000, worker.log);
+  const [call] = callsFor("/crm", "test-drive-follow-up", visitor);
+  console.log(`# request to webhook: ${call.at - sent} ms`);
+  assert.equal(call.verified, true, call.error);
+  assert.match(call.headers["webhook-id"], /^msg_[0-9a-f]{24}$/);
+  assert.match(call.headers["content-type"], /^application\/json/);
+  const body = JSON.parse(call.body);
+  assert.deepEqual(Object.keys(body).sort(), ["at", "bundle", "channel", "country", "device", "intents", "stage", "trigger", "type", "visitor"]);
+  assert.equal(body.trigger, "test-drive-follow-up");
+  assert.equal(body.stage, "decision");
+  assert.equal(body.visitor, visitor);
+  assert.equal(body.channel, "web");
+  assert.equal(body.device, "desktop");
+  assert.equal(body.country, "FR");
+  // Back to awareness and in again: capped at 1 per 30 days.
+  token = await events(token, ["reset"]);
+  token = await events(token, ["test_drive_booked"]);
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(callsFor("/crm", "test-drive-follow-up", visitor).length, 1, "the cap holds");
+});
+
+test("a rule turned true sends a Segment track call with the write key", async () => {
+  let token = await page(null, "/models/suv/x5");
+  const visitor = visitorOf(token);
+  token = await page(token, "/models/suv/x5");
+  await until(() => callsFor("/segment", "suv-keen", visitor).length === 1, 20000, worker.log);
+  const [call] = callsFor("/segment", "suv-keen", visitor);
+  assert.equal(call.headers.authorization, `Basic ${Buffer.from(`${WRITE_KEY}:`).toString("base64")}`);
+  const track = JSON.parse(call.body);
+  assert.equal(track.type, "track");
+  assert.equal(track.event, "suv-keen");
+  assert.equal(track.anonymousId, visitor);
+  assert.match(track.messageId, /^msg_[0-9a-f]{24}$/);
+  assert.equal(track.properties.stage, "consideration");
+  assert.ok(track.properties.intents.suv >= 50);
+  assert.ok(!Number.isNaN(Date.parse(track.timestamp)));
+});
+
+test("crawlers and visitors without consent start nothing; a delayed trigger is not sent early", async () => {
+  const before = calls.length;
+  const bot = await events(null, ["test_drive_booked"], { "User-Agent": "Googlebot/2.1 (+http://www.google.com/bot.html)" });
+  await events(null, ["test_drive_booked", "ping"], { "Sec-GPC": "1" });
+  await events(bot, ["basket_add"]);
+  await until(() => /delayed trigger not sent/.test(worker.log()), 20000, worker.log);
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(calls.length, before, JSON.stringify(calls.slice(before).map((c) => c.body)));
+});
+
+test("a receiver answering 500 gets retries with the same webhook-id, then the dead-letter queue", async () => {
+  const token = await events(null, ["ping"]);
+  const visitor = visitorOf(token);
+  await until(() => callsFor("/down", "flaky-ping", visitor).length >= 4, 60000, worker.log);
+  const attempts = callsFor("/down", "flaky-ping", visitor);
+  const ids = new Set(attempts.map((c) => c.headers["webhook-id"]));
+  assert.equal(ids.size, 1, "one id across redeliveries");
+  assert.ok(attempts.every((c) => c.verified), "every attempt is signed");
+  const [id] = ids;
+  await until(() => worker.log().includes("dead-letter queue") && worker.log().includes(id), 60000, worker.log);
+  assert.equal(callsFor("/down", "flaky-ping", visitor).length, 4, "1 attempt and max_retries = 3");
+});
+
+test("a destination whose var is not set is a clear log line, and the Worker keeps answering", async () => {
+  await events(null, ["lost"]);
+  await until(() => /MM_DEST_NOWHERE_URL is not set/.test(worker.log()), 20000, worker.log);
+  const r = await fetch(`${base}/healthz`);
+  assert.equal(r.status, 200);
+});
+
+test("figures: request to webhook, and the response time with and without a trigger (printed, not asserted)", async () => {
+  const toWebhook = [];
+  const firing = [];
+  const quiet = [];
+  for (let i = 0; i < 20; i++) {
+    let token = await page(null, "/models/x");
+    const visitor = visitorOf(token);
+    const start = performance.now();
+    const wall = Date.now();
+    token = await events(token, ["test_drive_booked"]);
+    firing.push(performance.now() - start);
+    await until(() => callsFor("/crm", "test-drive-follow-up", visitor).length === 1, 20000, worker.log);
+    toWebhook.push(callsFor("/crm", "test-drive-follow-up", visitor)[0].at - wall);
+    const t = performance.now();
+    await events(token, ["nothing_fires"]);
+    quiet.push(performance.now() - t);
+  }
+  const q = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))].toFixed(1);
+  console.log(`# request to webhook: p50 ${q(toWebhook, 0.5)} ms, p95 ${q(toWebhook, 0.95)} ms (n=${toWebhook.length})`);
+  console.log(`# POST /v1/events that fires a trigger: p50 ${q(firing, 0.5)} ms; that fires none: p50 ${q(quiet, 0.5)} ms`);
+});
