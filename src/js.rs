@@ -798,6 +798,26 @@ impl Bundle {
         let state = verified(token, &keys_input, &now)?;
         to_js(&crate::view::state_to_json(&self.inner, &state))
     }
+
+    /// Joins two tokens of one person (DESIGN §10's merge, as the profile joins
+    /// devices) into one token of the first's device: for a backend that holds both,
+    /// e.g. an app's and a web session's at login. Two tokens of the same device give
+    /// the fresher one. Throws when either does not verify.
+    #[wasm_bindgen(js_name = joinTokens)]
+    pub fn join_tokens(
+        &self,
+        first: &str,
+        second: &str,
+        #[wasm_bindgen(unchecked_param_type = "JourneyKeys | string")] keys_input: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Instant | undefined")] now: JsValue,
+    ) -> Result<String, JsError> {
+        let (keys, at) = keys_and_now(&keys_input, &now)?;
+        let a = token::verify(first, &keys, at).map_err(|e| error(format!("first: {e}")))?;
+        let b = token::verify(second, &keys, at).map_err(|e| error(format!("second: {e}")))?;
+        let mut joined = crate::profile::join_states(&self.inner, &a, &b, at);
+        joined.reissue(at, token::DEFAULT_TTL);
+        token::sign(&joined, &keys).map_err(error)
+    }
 }
 
 /// Evaluates a JSON Logic rule (with micromoment's extensions) against data.

@@ -93,6 +93,26 @@ test("linked tokens and identity links minted in Node verify in the CLI, and the
   assert.throws(() => mm.inspectToken(link, KEYS, now), Error);
 });
 
+test("joinTokens joins two devices' journeys as a profile does", () => {
+  const bundle = mm.Bundle.load(readFileSync(join(ROOT, "fixtures", "automotive.mmb")));
+  const now = "2026-11-23T18:00:00Z";
+  const phone = bundle.mintToken({ keys: KEYS, stage: "decision", visitor: VISITOR, now });
+  const context = JSON.parse(readFileSync(join(ROOT, "fixtures", "contexts", "suv-shopper-lyon.json"), "utf8"));
+  const laptop = bundle.decide({ context, slots: ["hero", "sidebar"], now, visitor: "fedcba9876543210fedcba9876543210", keys: KEYS });
+  const joined = bundle.inspectToken(bundle.joinTokens(phone, laptop.token, KEYS, now), KEYS, now);
+  assert.equal(joined.visitor, VISITOR, "the first token's device");
+  assert.equal(joined.stage, "decision", "the furthest stage");
+  const shown = Object.keys(bundle.inspectToken(laptop.token, KEYS, now).impressions);
+  assert.ok(shown.length > 0);
+  assert.deepEqual(Object.keys(joined.impressions).sort(), shown.sort(), "the laptop's impressions");
+  assert.equal(joined.visits, 1, "the laptop's visit; the minted phone has none");
+  // The same device's two tokens: the fresher one.
+  const later = bundle.decide({ context, slots: ["hero"], now: "2026-11-23T19:00:00Z", token: laptop.token, keys: KEYS });
+  const same = bundle.inspectToken(bundle.joinTokens(laptop.token, later.token, KEYS, "2026-11-23T19:00:00Z"), KEYS, "2026-11-23T19:00:00Z");
+  assert.equal(same.visits, bundle.inspectToken(later.token, KEYS, "2026-11-23T19:00:00Z").visits);
+  assert.throws(() => bundle.joinTokens(phone, "v1.k1.x.y", KEYS, now), /second/);
+});
+
 test("a bundle names a token's state and checks the stage it mints", () => {
   const bundle = mm.Bundle.load(readFileSync(join(ROOT, "fixtures", "automotive.mmb")));
   assert.throws(() => bundle.mintToken({ keys: KEYS, stage: "decison" }),

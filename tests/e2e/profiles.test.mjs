@@ -78,6 +78,19 @@ async function decide(dev, minute, query = "", slots = "hero,promo,test") {
   return { stage: body.stage, ...content };
 }
 
+/** `POST /v1/events` as `dev` at `minute`. */
+async function sendEvent(dev, minute, name) {
+  const r = await fetch(`${base}/v1/events`, {
+    method: "POST",
+    headers: { "User-Agent": dev.ua, "X-MM-Now": at(minute), Cookie: `mm=${dev.token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ events: [{ name }] }),
+  });
+  assert.equal(r.status, 200);
+  const body = await r.json();
+  dev.token = tokenFrom(r) ?? dev.token;
+  return body.stage;
+}
+
 /** Opens `?mm_link=` as `dev`, as a browser does: the 302, its cookie. */
 async function openLink(dev, link, minute, path = "/offers?ref=mail") {
   const headers = { "User-Agent": dev.ua, "X-MM-Now": at(minute) };
@@ -123,7 +136,9 @@ test("one person's phone, laptop, store and e-mail share stage, caps, variants a
   assert.equal(p1.promo, "plain", "the phone is not a desktop");
   assert.ok(["teaser-a", "teaser-b"].includes(p1.test));
   assert.equal(inspect(phone.token, 0).link.profile, PERSON);
-  await landed(PERSON, 0, (p) => p.stage === "consideration" && p.state.impressions.drive?.total === 1);
+  // The phone books a test drive.
+  assert.equal(await sendEvent(phone, 0, "test_drive_booked"), "decision");
+  await landed(PERSON, 0, (p) => p.stage === "decision" && p.state.impressions.drive?.total === 1);
 
   // The laptop opens the link from an e-mail: it joins the person's journey.
   const laptop = device(LAPTOP_UA);
@@ -131,7 +146,7 @@ test("one person's phone, laptop, store and e-mail share stage, caps, variants a
   assert.ok(token, "the link sets the token");
   assert.equal(inspect(token, 1).link.profile, PERSON);
   const l1 = await decide(laptop, 2);
-  assert.equal(l1.stage, "consideration", "the phone's stage");
+  assert.equal(l1.stage, "decision", "the phone's stage");
   assert.equal(l1.hero, "drive", "second of 2 this week, across both");
   assert.equal(l1.promo, "from-phone", "visits.mobile counts the phone's visit");
   assert.equal(l1.test, p1.test, "the phone's variant");
