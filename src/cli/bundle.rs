@@ -512,6 +512,13 @@ pub(crate) fn report(args: ReportArgs) -> Outcome {
                     .iter()
                     .map(|s| format!("slot {s} only shows its default")),
             )
+            .chain(
+                report
+                    .triggers
+                    .iter()
+                    .filter(|t| t.audiences == 0)
+                    .map(|t| format!("trigger {} fires at no moment of the grid", t.trigger)),
+            )
             .collect();
         return Err(Failure::Findings(names.join("\n")));
     }

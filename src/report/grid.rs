@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
-use crate::bundle::{Bundle, Candidate, Condition};
+use crate::bundle::{Bundle, Candidate, Condition, TriggerOn};
 use crate::context::{Channel, Context, DeviceType, ReferrerKind, VarId, FIXED_VARIABLES};
 use crate::time::{UnixSeconds, DAY, HOUR};
 use crate::token::{Consent, Impression, Intent, State};
@@ -132,6 +132,7 @@ fn dimensions<'r>(
     bundle: &Bundle,
     rules: impl Iterator<Item = &'r Condition>,
     history: bool,
+    events: &[&str],
 ) -> Vec<Dimension> {
     let mut found: BTreeMap<Order, Found> = BTreeMap::new();
     let mut note = |axis: Axis, name: String, values: Vec<Json>, daypart: bool| {
@@ -156,6 +157,12 @@ fn dimensions<'r>(
             if let Some((axis, name)) = axis_of(bundle, var) {
                 note(axis, name, values, *var == VarId::TimeDaypart);
             }
+        }
+    }
+    // Events that no rule compares but a trigger listens to.
+    if let Some((axis, name)) = axis_of(bundle, &VarId::Event) {
+        if !events.is_empty() {
+            note(axis, name, events.iter().map(|e| json!(e)).collect(), false);
         }
     }
     // Sequences need a visitor who saw their prerequisites.
@@ -212,6 +219,20 @@ fn fit(dimensions: &mut Vec<Dimension>, base: usize, limit: usize) {
     }
 }
 
+/// The rules that move the journey: transitions and intent signals.
+fn journey_rules(bundle: &Bundle) -> impl Iterator<Item = &Condition> {
+    bundle
+        .transitions
+        .iter()
+        .filter_map(|t| t.when.as_ref())
+        .chain(
+            bundle
+                .topics
+                .iter()
+                .flat_map(|t| t.signals.iter().map(|s| &s.when)),
+        )
+}
+
 /// One audience of a grid: a stage, a column, and one value of each dimension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audience {
@@ -237,24 +258,33 @@ impl<'b> Grid<'b> {
     /// The grid of every rule of the bundle (transitions, intent signals, candidates),
     /// trimmed to at most `limit` contexts (and never below one per stage and column).
     pub fn new(bundle: &'b Bundle, now: UnixSeconds, limit: usize) -> Grid<'b> {
-        let rules = bundle
-            .transitions
-            .iter()
-            .filter_map(|t| t.when.as_ref())
-            .chain(
-                bundle
-                    .topics
-                    .iter()
-                    .flat_map(|t| t.signals.iter().map(|s| &s.when)),
-            )
-            .chain(
-                bundle
-                    .slots
-                    .iter()
-                    .flat_map(|s| s.candidates.iter().filter_map(|c| c.when.as_ref())),
-            );
+        let rules = journey_rules(bundle).chain(
+            bundle
+                .slots
+                .iter()
+                .flat_map(|s| s.candidates.iter().filter_map(|c| c.when.as_ref())),
+        );
         let history = bundle.contents.iter().any(|c| c.prerequisite);
-        Grid::of_rules(bundle, now, rules, history, limit)
+        Grid::of_rules(bundle, now, rules, history, &[], limit)
+    }
+
+    /// The grid of the moments triggers fire at: the transitions, intent signals and
+    /// trigger rules, and the events the triggers listen to.
+    pub(super) fn of_triggers(bundle: &'b Bundle, now: UnixSeconds, limit: usize) -> Grid<'b> {
+        let rules =
+            journey_rules(bundle).chain(bundle.triggers.iter().filter_map(|t| match &t.on {
+                TriggerOn::When(rule) => Some(rule),
+                _ => None,
+            }));
+        let events: Vec<&str> = bundle
+            .triggers
+            .iter()
+            .filter_map(|t| match &t.on {
+                TriggerOn::Event(e) => Some(e.as_str()),
+                _ => None,
+            })
+            .collect();
+        Grid::of_rules(bundle, now, rules, false, &events, limit)
     }
 
     /// The grid of one slot's candidates alone, so each is judged on its own conditions.
@@ -266,7 +296,7 @@ impl<'b> Grid<'b> {
     ) -> Grid<'b> {
         let rules = candidates.iter().filter_map(|c| c.when.as_ref());
         let history = candidates.iter().any(|c| !c.after.is_empty());
-        Grid::of_rules(bundle, now, rules, history, limit)
+        Grid::of_rules(bundle, now, rules, history, &[], limit)
     }
 
     fn of_rules<'r>(
@@ -274,9 +304,10 @@ impl<'b> Grid<'b> {
         now: UnixSeconds,
         rules: impl Iterator<Item = &'r Condition>,
         history: bool,
+        events: &[&str],
         limit: usize,
     ) -> Grid<'b> {
-        let mut dimensions = dimensions(bundle, rules, history);
+        let mut dimensions = dimensions(bundle, rules, history, events);
         fit(
             &mut dimensions,
             bundle.stages.len() * columns().len(),

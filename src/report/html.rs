@@ -27,7 +27,7 @@ fn colour(name: &str) -> String {
     format!("hsl({hue} 70% 86%)")
 }
 
-fn value_label(value: &Json) -> String {
+pub(super) fn value_label(value: &Json) -> String {
     match value {
         Json::Null => "unknown".into(),
         Json::String(s) => s.clone(),
@@ -50,6 +50,7 @@ pub fn html(report: &Report<'_>) -> String {
     );
     facts(&mut out, report);
     findings(&mut out, report);
+    triggers(&mut out, report);
     matrix(&mut out, report);
     preview(&mut out, report);
     let _ = write!(
@@ -123,6 +124,61 @@ fn list<T>(out: &mut String, heading: &str, id: &str, items: &[T], item: impl Fn
         out.push_str(&item(i));
     }
     out.push_str("</ul>");
+}
+
+/// Per trigger: what it fires on, where it sends, and the moments that fire it.
+fn triggers(out: &mut String, report: &Report<'_>) {
+    if report.triggers.is_empty() {
+        return;
+    }
+    out.push_str("<section id=triggers><h2>Triggers</h2><p>Which moments start a conversation on another channel: every audience of the grid (stage, device and channel, with the events and values the transitions, intent signals and trigger rules mention) makes three requests in a row; a moment is the request that fires the trigger.</p><table><thead><tr><th>Trigger</th><th>On</th><th>Sends to</th><th>Waits</th><th>Cap</th><th>Moments</th></tr></thead><tbody>");
+    for t in &report.triggers {
+        let waits = match (&t.delay, &t.unless) {
+            (Some(d), Some(u)) => format!("{d}, unless {u}"),
+            (Some(d), None) => d.clone(),
+            _ => "no".into(),
+        };
+        let _ = write!(
+            out,
+            "<tr data-trigger='{id}'><td><b>{id}</b></td><td>{on}</td><td>{send}</td><td>{waits}</td><td>{cap}</td><td>",
+            id = escape(&t.trigger),
+            on = escape(&t.on),
+            send = escape(&t.send.join(", ")),
+            waits = escape(&waits),
+            cap = escape(t.cap.as_deref().unwrap_or("none")),
+        );
+        if t.audiences == 0 {
+            out.push_str("<span class=bad>no moment of the grid fires it</span>");
+        } else {
+            let _ = write!(out, "{} audiences<ul>", t.audiences);
+            for m in &t.moments {
+                let signals = if m.signals.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", m.signals.join(", "))
+                };
+                let nth = match m.request {
+                    1 => String::new(),
+                    n => format!(" (request {n} in a row)"),
+                };
+                let _ = write!(
+                    out,
+                    "<li>{stage} → {to} · {column}{signals}{nth}</li>",
+                    stage = escape(&m.stage),
+                    to = escape(&m.to),
+                    column = escape(&m.column),
+                    signals = escape(&signals),
+                    nth = escape(&nth),
+                );
+            }
+            if t.audiences > t.moments.len() {
+                let _ = write!(out, "<li>… and {} more</li>", t.audiences - t.moments.len());
+            }
+            out.push_str("</ul>");
+        }
+        out.push_str("</td></tr>");
+    }
+    out.push_str("</tbody></table></section>");
 }
 
 /// Unreachable candidates, default-only slots, contents never shown, and the grid.

@@ -13,12 +13,14 @@
 mod findings;
 mod grid;
 mod html;
+mod triggers;
 
 use serde::Serialize;
 
 pub use findings::{Arm, Cell, SlotMatrix, Split, Unreachable, Why};
 pub use grid::{Audience, Dimension, Grid, MAX_CONTEXTS};
 pub use html::html;
+pub use triggers::{Moment, TriggerCoverage};
 
 use crate::bundle::Bundle;
 use crate::time::UnixSeconds;
@@ -72,6 +74,8 @@ pub struct Report<'b> {
     pub experiments: Vec<ExperimentFact>,
     /// Caps, per candidate or campaign: `max per period`.
     pub caps: Vec<(String, String)>,
+    /// Per trigger, the moments that fire it (`audiences` 0: none does).
+    pub triggers: Vec<TriggerCoverage>,
     /// The preview: slot names, content names, per-content HTML (sample values), and
     /// per context the content index of every slot.
     #[serde(skip)]
@@ -111,6 +115,7 @@ pub fn build<'b>(bundle: &'b Bundle, hash: &str, bytes: usize, now: UnixSeconds)
     // Reachability: each slot alone, over every value its candidates' rules mention.
     findings::reachability(bundle, now, &arms, &mut tally);
     let (matrix, reasons) = findings::matrix(bundle, &grid, &arms);
+    let triggers = triggers::coverage(bundle, &Grid::of_triggers(bundle, now, MAX_CONTEXTS));
     let sample = grid.context(&grid.sample());
     let renditions = bundle
         .contents
@@ -135,6 +140,7 @@ pub fn build<'b>(bundle: &'b Bundle, hash: &str, bytes: usize, now: UnixSeconds)
         never_shown: findings::never_shown(bundle, &tally),
         experiments: findings::experiments(bundle),
         caps: findings::caps(bundle),
+        triggers,
         dimensions: grid.into_dimensions(),
         matrix,
         preview: Preview {
@@ -147,9 +153,11 @@ pub fn build<'b>(bundle: &'b Bundle, hash: &str, bytes: usize, now: UnixSeconds)
 }
 
 impl Report<'_> {
-    /// Whether `--strict` fails: unreachable candidates, or slots with nothing but
-    /// their default.
+    /// Whether `--strict` fails: unreachable candidates, slots with nothing but their
+    /// default, or triggers no moment fires.
     pub fn has_findings(&self) -> bool {
-        !self.unreachable.is_empty() || !self.default_only.is_empty()
+        !self.unreachable.is_empty()
+            || !self.default_only.is_empty()
+            || self.triggers.iter().any(|t| t.audiences == 0)
     }
 }

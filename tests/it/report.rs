@@ -361,3 +361,48 @@ fn an_arm_whose_variant_is_already_on_the_page_shows_what_comes_next() {
         ],
     );
 }
+
+/// Which moments fire which triggers (DESIGN §11): the engine over the grid of the
+/// transitions, signals and trigger rules, three requests in a row per audience.
+#[test]
+fn the_report_shows_the_moments_that_fire_each_trigger() {
+    let mut source = crate::read_json("fixtures/triggers.json");
+    // A rule on the request alone is as true before the request's signals as after:
+    // it never turns true, and the report says so.
+    source["triggers"].as_array_mut().unwrap().push(json!(
+        {"id": "french", "on": {"when": {"==": [{"var": "geo.country"}, "FR"]}}, "send": ["crm"]}
+    ));
+    let bundle = compile(&source);
+    let r = report::build(&bundle, "hash", 1, NOW);
+    let of = |id: &str| r.triggers.iter().find(|t| t.trigger == id).unwrap();
+    let follow_up = of("test-drive-follow-up");
+    assert_eq!(follow_up.on, "stage decision");
+    assert_eq!(follow_up.cap.as_deref(), Some("1 per 30d"));
+    assert!(follow_up.audiences > 0);
+    assert!(follow_up.moments.iter().all(|m| m.to == "decision"
+        && m.stage != "decision"
+        && m.signals.contains(&"event = test_drive_booked".to_owned())));
+    let rescue = of("basket-rescue");
+    assert_eq!(
+        (rescue.delay.as_deref(), rescue.unless.as_deref()),
+        (Some("1h"), Some("order_completed"))
+    );
+    assert!(rescue
+        .moments
+        .iter()
+        .all(|m| m.signals.contains(&"event = basket_add".to_owned())));
+    // Built up over requests: the SUV pages twice from no intent at all.
+    let keen = of("suv-keen");
+    assert!(keen
+        .moments
+        .iter()
+        .any(|m| m.request == 2 && !m.signals.iter().any(|s| s.starts_with("intent."))));
+    assert_eq!(of("french").audiences, 0);
+    assert!(
+        r.has_findings(),
+        "--strict fails on a trigger no moment fires"
+    );
+    let page = report::html(&r);
+    assert!(page.contains("<section id=triggers>"));
+    assert!(page.contains("no moment of the grid fires it"));
+}
