@@ -87,6 +87,107 @@ impl<'h, O: OutputSink> SlotRewriter<'h, O> {
     }
 }
 
+/// The attribute-free marker of a page's slots in its head, for streaming:
+/// `<meta name="mm-slots" content="hero, promo">`.
+pub const SLOTS_META: &str = "mm-slots";
+
+/// The most slot names a page may announce.
+pub const MAX_ANNOUNCED: usize = 32;
+
+/// Reads the head of a page as it streams in: the slots its `<meta name="mm-slots">`
+/// announces, and whether the head is over (`</head>` or `<body>` seen), so a proxy
+/// can decide the page's slots and send its headers before the body arrives.
+pub struct HeadScanner {
+    inner: HtmlRewriter<'static, fn(&[u8])>,
+    slots: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+    done: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+fn discard(_: &[u8]) {}
+
+impl HeadScanner {
+    /// A scanner at the start of a page.
+    pub fn new() -> HeadScanner {
+        use std::cell::{Cell, RefCell};
+        use std::rc::Rc;
+        let slots: Rc<RefCell<Vec<String>>> = Rc::default();
+        let done: Rc<Cell<bool>> = Rc::default();
+        let (found, head_end, body_start) = (slots.clone(), done.clone(), done.clone());
+        let meta = element!("meta[name]", move |el| {
+            let named = el
+                .get_attribute("name")
+                .is_some_and(|n| n.eq_ignore_ascii_case(SLOTS_META));
+            if let (true, Some(content)) = (named, el.get_attribute("content")) {
+                let mut found = found.borrow_mut();
+                for name in content
+                    .split([',', ' ', '\t', '\n'])
+                    .filter(|n| !n.is_empty())
+                {
+                    if found.len() < MAX_ANNOUNCED && !found.iter().any(|f| f == name) {
+                        found.push(name.to_owned());
+                    }
+                }
+            }
+            Ok(())
+        });
+        let head = element!("head", move |el| {
+            let done = head_end.clone();
+            if let Some(handlers) = el.end_tag_handlers() {
+                let on_end: lol_html::EndTagHandler<'static> = Box::new(move |_| {
+                    done.set(true);
+                    Ok(())
+                });
+                handlers.push(on_end);
+            }
+            Ok(())
+        });
+        // `<body>`, or any element a head cannot hold (the head then ends implicitly).
+        let body = element!("*", move |el| {
+            const HEAD: [&str; 11] = [
+                "html", "head", "title", "meta", "link", "style", "script", "base", "noscript",
+                "template", "object",
+            ];
+            let tag = el.tag_name();
+            if !HEAD.iter().any(|h| tag.eq_ignore_ascii_case(h)) {
+                body_start.set(true);
+            }
+            Ok(())
+        });
+        let inner = HtmlRewriter::new(
+            Settings::new()
+                .append_element_content_handler(meta)
+                .append_element_content_handler(head)
+                .append_element_content_handler(body)
+                .with_memory_settings(settings_memory()),
+            discard as fn(&[u8]),
+        );
+        HeadScanner { inner, slots, done }
+    }
+
+    /// Reads the next chunk; an error when the page cannot be parsed.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), HtmlError> {
+        self.inner
+            .write(chunk)
+            .map_err(|e| HtmlError(e.to_string()))
+    }
+
+    /// Whether the head is over.
+    pub fn done(&self) -> bool {
+        self.done.get()
+    }
+
+    /// The slots announced so far, in the order the page names them.
+    pub fn slots(&self) -> Vec<String> {
+        self.slots.borrow().clone()
+    }
+}
+
+impl Default for HeadScanner {
+    fn default() -> Self {
+        HeadScanner::new()
+    }
+}
+
 /// Rewrites a whole page in one pass, asking `fill` for each slot as the parser meets
 /// it (see [`SlotRewriter::each`]): a slot can be decided when its element is reached,
 /// so the page is read once.
@@ -132,6 +233,28 @@ mod tests {
 <aside data-mm-slot='sidebar' data-mm-content=\"offer\"><b>10%</b></aside><div data-mm-slot=\"unknown\">keep</div>\n\
 <div data-mm-slot=hero data-mm-content=\"test-drive\"><a href=/td>Book</a></div></body></html>"
         );
+    }
+
+    #[test]
+    fn the_head_scanner_reads_the_announced_slots_and_sees_the_head_end() {
+        let page = b"<!doctype html><html><head><title>t</title>\
+<meta name=\"MM-Slots\" content=\"hero, promo,hero\"><meta name=other content=x></head>";
+        for split in 1..page.len() {
+            let mut scanner = HeadScanner::new();
+            scanner.write(&page[..split]).unwrap();
+            scanner.write(&page[split..]).unwrap();
+            assert!(scanner.done(), "split at {split}");
+            assert_eq!(scanner.slots(), ["hero", "promo"]);
+        }
+        let mut open = HeadScanner::new();
+        open.write(b"<html><head><meta name=mm-slots content=hero>")
+            .unwrap();
+        assert!(!open.done(), "the head is not over yet");
+        open.write(b"<div data-mm-slot=hero>").unwrap();
+        assert!(open.done(), "an element of the body ends an open head");
+        let mut bodyless = HeadScanner::new();
+        bodyless.write(b"<p>no head at all</p>").unwrap();
+        assert!(bodyless.done() && bodyless.slots().is_empty());
     }
 
     #[test]
