@@ -26,6 +26,15 @@ pub struct Event<'a> {
     pub value: Option<f64>,
 }
 
+/// The largest conversion value, either sign: an API refuses a value past it (a typo or
+/// a hostile client must not swamp a mean); one that gets this far counts as 0.
+pub const MAX_VALUE: f64 = 1e9;
+
+/// Whether `value` may be a conversion's value: finite, within [`MAX_VALUE`].
+pub fn value_ok(value: f64) -> bool {
+    value.is_finite() && value.abs() <= MAX_VALUE
+}
+
 /// One analytics record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Record<'b> {
@@ -126,7 +135,7 @@ pub fn records<'b>(
         .collect();
     for event in events {
         for goal in bundle.goals().filter(|g| g.event == event.name) {
-            let value = event.value.filter(|v| v.is_finite()).unwrap_or(0.0);
+            let value = event.value.filter(|v| value_ok(*v)).unwrap_or(0.0);
             out.push(head(
                 "conversion",
                 What::Conversion {

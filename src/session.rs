@@ -538,6 +538,14 @@ pub fn answer(bundle: &Bundle, outcome: &Outcome<'_>, shape: Shape) -> Json {
     serde_json::to_value(Answer::of(bundle, outcome, shape)).unwrap_or(Json::Null)
 }
 
+/// The `Set-Cookie` header value that removes the journey cookie.
+pub fn clear_cookie() -> String {
+    format!(
+        "{}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
+        token::COOKIE_NAME
+    )
+}
+
 /// The `Set-Cookie` value carrying a token.
 pub fn set_cookie(token: &str) -> String {
     format!(

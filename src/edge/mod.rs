@@ -180,7 +180,9 @@ async fn fetch(req: Request, env: Env, ctx: WorkerContext) -> Result<Response> {
     }
     let response = match (req.method(), path.as_str()) {
         (Method::Get, "/healthz") => Response::ok("ok"),
-        (Method::Post, "/v1/identity/forget") => profile::forget(&env, &request::read(&req, &env)),
+        (Method::Post, "/v1/identity/forget") => {
+            profile::forget(&req, &env, &request::read(&req, &env))
+        }
         (Method::Get, "/v1/bundle") => bundle_info(&env, &ctx).await,
         (Method::Get, "/v1/decide") => decide(&req, &env, &ctx, Mode::Serve).await,
         (Method::Get, "/v1/explain") => explain(&req, &env, &ctx).await,
@@ -316,6 +318,10 @@ async fn decide(req: &Request, env: &Env, ctx: &WorkerContext, mode: Mode) -> Re
         .with_header("Vary", "Cookie, X-MM-Token")?
         .from_json(&body)?;
     attach_token(response.headers(), &incoming, outcome.token.as_deref())?;
+    // A preview shows what would fire and convert; it records and sends nothing.
+    if mode == Mode::Preview {
+        return Ok(response);
+    }
     // An app's `event` (the only one a GET may carry) is a conversion when a goal names it.
     let event = incoming
         .context
@@ -394,6 +400,13 @@ async fn events(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response
             ),
         );
     }
+    if body
+        .events
+        .iter()
+        .any(|e| e.value.is_some_and(|v| !record::value_ok(v)))
+    {
+        return error(400, "value: a number between -1e9 and 1e9");
+    }
     let items: Vec<EventItem> = body
         .events
         .into_iter()
@@ -450,10 +463,16 @@ pub(crate) fn after_response(
 ) {
     let records = record::records(&active.bundle, decision, context, events);
     send_records(env, ctx, active, &records);
+    let names = events
+        .iter()
+        .map(|e| e.name)
+        .chain(context.event.as_deref());
     triggers::enqueue(
         env,
         ctx,
         crate::deliver::deliveries(&active.bundle, decision, context),
+        triggers::waits_object(&decision.state),
+        triggers::cancelling(&active.bundle, names),
     );
 }
 

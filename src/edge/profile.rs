@@ -162,7 +162,7 @@ impl ReplyWire {
 // The Durable Object.
 
 /// One person's profile (class `Profile`, binding `PROFILES`).
-#[durable_object(fetch)]
+#[durable_object(alarm)]
 pub struct Profile {
     state: ObjectState,
     env: Env,
@@ -204,7 +204,13 @@ struct BackendCall {
     segments_add: Vec<String>,
     #[serde(default)]
     segments_remove: Vec<String>,
+    /// The caller's `Idempotency-Key`: a call retried with the same key is applied once.
+    #[serde(default)]
+    idempotency_key: Option<String>,
 }
+
+/// How long an `Idempotency-Key` is remembered.
+const IDEMPOTENCY_WINDOW: UnixSeconds = 24 * 3600;
 
 impl DurableObject for Profile {
     fn new(state: ObjectState, env: Env) -> Self {
@@ -221,8 +227,15 @@ impl DurableObject for Profile {
         match path.as_str() {
             "/exchange" => self.exchange(&bytes).await,
             "/backend" => self.backend(&bytes).await,
+            "/waits" => self.waits(&bytes).await,
             _ => error(404, "not found"),
         }
+    }
+
+    /// The alarm: the delayed triggers whose time has come go on the queue.
+    async fn alarm(&self) -> Result<Response> {
+        self.ring().await?;
+        Response::ok("")
     }
 }
 
@@ -241,6 +254,16 @@ impl Profile {
         )?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)",
+            None,
+        )?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, answer TEXT NOT NULL, \
+             at INTEGER NOT NULL)",
+            None,
+        )?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS waits (id TEXT PRIMARY KEY, due_ms INTEGER NOT NULL, \
+             unless TEXT, delivery TEXT NOT NULL)",
             None,
         )?;
         Ok(())
@@ -262,8 +285,15 @@ impl Profile {
             .raw()
         {
             let row = row?;
-            if let Some(device) = device_of_row(&row) {
-                devices.push(device);
+            match device_of_row(&row) {
+                Some(device) => devices.push(device),
+                // Written by another version (or damaged): the device is dropped from
+                // the profile and joins again at its next sync, as an evicted one.
+                None => log(
+                    "error",
+                    "profile device record unreadable, dropped",
+                    &format!("state image version {}", crate::token::IMAGE_VERSION),
+                ),
             }
         }
         let erased_at = sql
@@ -399,7 +429,12 @@ impl Profile {
             }
             "erase" => {
                 after.erase(now);
+                self.ensure_tables()?;
                 self.sql().exec("DELETE FROM devices", None)?;
+                // What waited to be sent about the person goes with the rest.
+                self.sql().exec("DELETE FROM waits", None)?;
+                self.sql().exec("DELETE FROM idempotency", None)?;
+                self.state.storage().delete_alarm().await?;
                 let erased = Devices {
                     devices: Vec::new(),
                     erased_at: None,
@@ -423,6 +458,12 @@ impl Profile {
             None => Context::default(),
         };
         context.channel = channel;
+        if let Some(answer) = self.replayed(call.idempotency_key.as_deref())? {
+            return ResponseBuilder::new()
+                .with_header("Cache-Control", "no-store")?
+                .with_header("Idempotent-Replayed", "true")?
+                .from_json(&answer);
+        }
         let profile_id = ids::parse_hex128(&call.profile).unwrap_or([0; 16]);
         let mut prior = after.backend_prior(bundle, channel, now);
         prior.visitor = profile_id;
@@ -437,7 +478,7 @@ impl Profile {
             now,
             Entropy::Fixed(profile_id),
         );
-        let answer = if call.action == "events" {
+        let (answer, outcome, events) = if call.action == "events" {
             let names: Vec<String> = call.events.iter().map(|e| e.name.clone()).collect();
             let outcome = session::events(bundle, None, &request, &names);
             let events: Vec<crate::record::Event<'_>> = call
@@ -448,14 +489,6 @@ impl Profile {
                     value: e.value,
                 })
                 .collect();
-            super::after_response(
-                &self.env,
-                &self.state,
-                &active,
-                &outcome.decision,
-                &context,
-                &events,
-            );
             let mut next = outcome.decision.state.clone();
             for s in &call.segments_add {
                 if segment_ok(s) && !next.segments.contains(s) {
@@ -466,11 +499,12 @@ impl Profile {
             for s in &call.segments_remove {
                 after.remove_segment(s);
             }
-            json!({
+            let answer = json!({
                 "profile": call.profile,
                 "stage": outcome.decision.stage,
                 "devices": after.device_count(),
-            })
+            });
+            (answer, outcome, events)
         } else {
             let names: Vec<&str> = call.slots.iter().map(String::as_str).collect();
             let request = SessionRequest {
@@ -482,20 +516,228 @@ impl Profile {
                 Err(unknown) => return error(400, &unknown.to_string()),
             };
             after.backend_record(bundle, channel, &prior, &outcome.decision.state, now);
-            super::after_response(
-                &self.env,
-                &self.state,
-                &active,
-                &outcome.decision,
-                &context,
-                &[],
-            );
-            session::answer(bundle, &outcome, Shape::Edge)
+            (
+                session::answer(bundle, &outcome, Shape::Edge),
+                outcome,
+                Vec::new(),
+            )
         };
         self.store(&before, &after)?;
+        self.remember(call.idempotency_key.as_deref(), &answer, now)?;
+        // Records and triggers only once what they report is stored.
+        super::after_response(
+            &self.env,
+            &self.state,
+            &active,
+            &outcome.decision,
+            &context,
+            &events,
+        );
         ResponseBuilder::new()
             .with_header("Cache-Control", "no-store")?
             .from_json(&answer)
+    }
+}
+
+/// How long after a failed enqueue the alarm rings again.
+const RETRY_WAITS_MS: i64 = 30_000;
+
+impl Profile {
+    /// `POST /waits`: holds delayed deliveries until their time, cancels those whose
+    /// `unless` event came, and sets the alarm for the next one due.
+    async fn waits(&self, bytes: &[u8]) -> Result<Response> {
+        let waits: super::triggers::Waits = match serde_json::from_slice(bytes) {
+            Ok(waits) => waits,
+            Err(e) => return error(400, &format!("waits: {e}")),
+        };
+        self.ensure_tables()?;
+        let sql = self.sql();
+        let now_ms = worker::Date::now().as_millis() as i64;
+        for delivery in &waits.add {
+            let due = now_ms.saturating_add(delivery.delay_secs.unwrap_or(0).saturating_mul(1000));
+            sql.exec(
+                "INSERT OR IGNORE INTO waits (id, due_ms, unless, delivery) VALUES (?, ?, ?, ?)",
+                vec![
+                    SqlStorageValue::String(format!("{}/{}", delivery.id, delivery.destination)),
+                    SqlStorageValue::Integer(due),
+                    delivery
+                        .unless
+                        .clone()
+                        .map_or(SqlStorageValue::Null, SqlStorageValue::String),
+                    SqlStorageValue::String(serde_json::to_string(delivery).unwrap_or_default()),
+                ],
+            )?;
+        }
+        let mut cancelled = 0;
+        for event in &waits.cancel {
+            cancelled += sql
+                .exec(
+                    "DELETE FROM waits WHERE unless = ?",
+                    vec![SqlStorageValue::String(event.clone())],
+                )?
+                .rows_written();
+        }
+        if cancelled > 0 {
+            log(
+                "info",
+                "delayed trigger cancelled",
+                &format!("{cancelled} by {}", waits.cancel.join(", ")),
+            );
+        }
+        let waiting = self.schedule(None).await?;
+        ResponseBuilder::new().from_json(&json!({"waiting": waiting, "cancelled": cancelled}))
+    }
+
+    /// Sets the alarm to the earliest waiting delivery (not before `not_before`), or
+    /// removes it when nothing waits. Returns how many wait.
+    async fn schedule(&self, not_before: Option<i64>) -> Result<usize> {
+        let row = self
+            .sql()
+            .exec("SELECT MIN(due_ms), COUNT(*) FROM waits", None)?
+            .raw()
+            .next()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
+        let int = |i: usize| match row.get(i) {
+            Some(SqlStorageValue::Integer(n)) => Some(*n),
+            Some(SqlStorageValue::Float(f)) => Some(*f as i64),
+            _ => None,
+        };
+        let storage = self.state.storage();
+        match int(0) {
+            Some(due) => {
+                let at = not_before.map_or(due, |t| due.max(t));
+                if storage.get_alarm().await? != Some(at) {
+                    // An `i64` would be an offset from now: the alarm takes a date.
+                    let date = worker::js_sys::Date::new(&worker::wasm_bindgen::JsValue::from_f64(
+                        at as f64,
+                    ));
+                    storage.set_alarm(worker::ScheduledTime::new(date)).await?;
+                }
+            }
+            None => storage.delete_alarm().await?,
+        }
+        Ok(usize::try_from(int(1).unwrap_or(0)).unwrap_or(0))
+    }
+
+    /// Sends every delivery that is due to `TRIGGERS`; one that cannot be enqueued
+    /// waits for the next ring (30 s later).
+    async fn ring(&self) -> Result<()> {
+        self.ensure_tables()?;
+        let now_ms = worker::Date::now().as_millis() as i64;
+        let due: Vec<(String, String)> = self
+            .sql()
+            .exec(
+                "SELECT id, delivery FROM waits WHERE due_ms <= ? ORDER BY due_ms",
+                vec![SqlStorageValue::Integer(now_ms)],
+            )?
+            .raw()
+            .filter_map(|r| r.ok())
+            .filter_map(|r| match (r.first(), r.get(1)) {
+                (Some(SqlStorageValue::String(id)), Some(SqlStorageValue::String(d))) => {
+                    Some((id.clone(), d.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let queue = self.env.queue("TRIGGERS").ok();
+        let mut failed = false;
+        for (id, text) in due {
+            let sent = match (
+                serde_json::from_str::<crate::deliver::Delivery>(&text),
+                &queue,
+            ) {
+                (Ok(mut delivery), Some(queue)) => {
+                    delivery.delay_secs = None;
+                    let what = format!("{} to {}", delivery.id, delivery.destination);
+                    match queue.send(delivery).await {
+                        Ok(()) => {
+                            log("info", "delayed trigger due, enqueued", &what);
+                            true
+                        }
+                        Err(e) => {
+                            log(
+                                "error",
+                                "delayed trigger could not be enqueued",
+                                &format!("{what}: {e}"),
+                            );
+                            false
+                        }
+                    }
+                }
+                (Err(e), _) => {
+                    // Unreadable (written by another version): dropped, said so.
+                    log(
+                        "error",
+                        "delayed trigger unreadable, dropped",
+                        &format!("{id}: {e}"),
+                    );
+                    true
+                }
+                (_, None) => {
+                    log(
+                        "error",
+                        "TRIGGERS is not bound: a delayed trigger waits",
+                        &id,
+                    );
+                    false
+                }
+            };
+            if sent {
+                self.sql().exec(
+                    "DELETE FROM waits WHERE id = ?",
+                    vec![SqlStorageValue::String(id)],
+                )?;
+            } else {
+                failed = true;
+            }
+        }
+        self.schedule(failed.then(|| now_ms + RETRY_WAITS_MS))
+            .await?;
+        Ok(())
+    }
+
+    /// The answer already given to a call with this `Idempotency-Key`, if any.
+    fn replayed(&self, key: Option<&str>) -> Result<Option<serde_json::Value>> {
+        let Some(key) = key else { return Ok(None) };
+        self.ensure_tables()?;
+        let row = self
+            .sql()
+            .exec(
+                "SELECT answer FROM idempotency WHERE key = ?",
+                vec![SqlStorageValue::String(key.to_owned())],
+            )?
+            .raw()
+            .next()
+            .and_then(|r| r.ok());
+        Ok(row.and_then(|r| match r.first() {
+            Some(SqlStorageValue::String(text)) => serde_json::from_str(text).ok(),
+            _ => None,
+        }))
+    }
+
+    /// Remembers the answer to a call with an `Idempotency-Key` for a day.
+    fn remember(
+        &self,
+        key: Option<&str>,
+        answer: &serde_json::Value,
+        now: UnixSeconds,
+    ) -> Result<()> {
+        let Some(key) = key else { return Ok(()) };
+        let sql = self.sql();
+        sql.exec(
+            "DELETE FROM idempotency WHERE at < ?",
+            vec![SqlStorageValue::Integer(now - IDEMPOTENCY_WINDOW)],
+        )?;
+        sql.exec(
+            "INSERT OR REPLACE INTO idempotency (key, answer, at) VALUES (?, ?, ?)",
+            vec![
+                SqlStorageValue::String(key.to_owned()),
+                SqlStorageValue::String(answer.to_string()),
+                SqlStorageValue::Integer(now),
+            ],
+        )?;
+        Ok(())
     }
 }
 
@@ -766,10 +1008,7 @@ pub(crate) fn open_link(
     } else {
         clean.query_pairs_mut().clear().extend_pairs(kept);
     }
-    let location = match clean.query() {
-        Some(q) => format!("{}?{q}", clean.path()),
-        None => clean.path().to_owned(),
-    };
+    let location = same_site_location(clean.path(), clean.query());
     let response = ResponseBuilder::new()
         .with_status(302)
         .with_header("Location", &location)?
@@ -780,6 +1019,19 @@ pub(crate) fn open_link(
     let Some(keys) = keys.as_deref() else {
         return Ok(response);
     };
+    let current = session::verify(incoming.visitor(), Some(keys), now)
+        .ok()
+        .map(std::borrow::Cow::into_owned);
+    let remembered = current.clone().unwrap_or_default();
+    if crate::decide::opted_out(&incoming.context, &remembered) {
+        // No consent to personalize: no journey token is written, linked or not.
+        log(
+            "info",
+            "identity link ignored",
+            "the visitor refused personalization (Sec-GPC or mm_consent=0)",
+        );
+        return Ok(response);
+    }
     let link = match IdentityLink::verify(text, keys, now) {
         Ok(link) => link,
         Err(e) => {
@@ -787,9 +1039,6 @@ pub(crate) fn open_link(
             return Ok(response);
         }
     };
-    let current = session::verify(incoming.visitor(), Some(keys), now)
-        .ok()
-        .map(std::borrow::Cow::into_owned);
     let linked = match current {
         // Already this person's: nothing to change.
         Some(s) if s.link.map(|l| l.profile) == Some(link.profile) => None,
@@ -820,6 +1069,17 @@ pub(crate) fn open_link(
     Ok(response)
 }
 
+/// The redirect target of an opened link: the path and query on this site. A path
+/// that starts with `//` or `/\` would be read by a browser as another host
+/// (`//evil.example/x`): its leading slashes collapse to one.
+pub(crate) fn same_site_location(path: &str, query: Option<&str>) -> String {
+    let rest = path.trim_start_matches(['/', '\\']);
+    match query {
+        Some(q) => format!("/{rest}?{q}"),
+        None => format!("/{rest}"),
+    }
+}
+
 fn linked_state(mut state: State, profile: [u8; 16]) -> State {
     state.link = Some(Link {
         profile,
@@ -831,8 +1091,28 @@ fn linked_state(mut state: State, profile: [u8; 16]) -> State {
 
 /// `POST /v1/identity/forget` (logout): the device is unlinked and starts as a new
 /// visitor; the profile keeps what the device contributed.
-pub(crate) fn forget(env: &Env, incoming: &Incoming) -> Result<Response> {
+pub(crate) fn forget(req: &Request, env: &Env, incoming: &Incoming) -> Result<Response> {
+    if cross_site(req) {
+        // Another site's form must not log the visitor out.
+        return error(
+            403,
+            "a logout must come from this site (Origin or Sec-Fetch-Site)",
+        );
+    }
     let now = now();
+    let remembered = session::verify(incoming.visitor(), cache::keys(env).as_deref(), now)
+        .map(std::borrow::Cow::into_owned)
+        .unwrap_or_default();
+    if !incoming.app && crate::decide::opted_out(&incoming.context, &remembered) {
+        // No consent: no new token is written, and the linked one is removed.
+        let response = ResponseBuilder::new()
+            .with_header("Cache-Control", "no-store")?
+            .from_json(&json!({"token": null}))?;
+        response
+            .headers()
+            .append("Set-Cookie", &session::clear_cookie())?;
+        return Ok(response);
+    }
     let keys = cache::keys(env);
     let mut fresh = State::new_visitor(entropy(), now, DEFAULT_TTL);
     fresh.reissue(now, DEFAULT_TTL);
@@ -844,6 +1124,28 @@ pub(crate) fn forget(env: &Env, incoming: &Incoming) -> Result<Response> {
         .from_json(&json!({"token": token}))?;
     attach_token(response.headers(), incoming, token.as_deref())?;
     Ok(response)
+}
+
+/// Whether a browser says the request comes from another site: `Sec-Fetch-Site:
+/// cross-site`, or an `Origin` whose host is not the request's.
+fn cross_site(req: &Request) -> bool {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    if header("Sec-Fetch-Site").as_deref() == Some("cross-site") {
+        return true;
+    }
+    let Some(origin) = header("Origin") else {
+        return false;
+    };
+    let Ok(url) = req.url() else { return true };
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
+        None => url.host_str().unwrap_or("").to_owned(),
+    };
+    let given = origin
+        .split_once("://")
+        .map_or("", |(_, rest)| rest)
+        .trim_end_matches('/');
+    origin != "null" && !given.eq_ignore_ascii_case(&host)
 }
 
 // ---------------------------------------------------------------------------------
@@ -941,6 +1243,13 @@ fn events_call(bytes: &[u8], call: &mut BackendCall) -> std::result::Result<(), 
             super::MAX_EVENTS
         ));
     }
+    if body
+        .events
+        .iter()
+        .any(|e| e.value.is_some_and(|v| !crate::record::value_ok(v)))
+    {
+        return Err("value: a number between -1e9 and 1e9".into());
+    }
     let channel = body.channel.unwrap_or_else(|| "store".into());
     if Channel::parse(&channel).is_none() {
         return Err("channel: expected web, app, email, store or push".into());
@@ -1002,9 +1311,18 @@ pub(crate) async fn backend(req: Request, env: &Env, rest: &str) -> Result<Respo
     };
     let profile = ids::hex128_string(&profile_id);
     let method = req.method();
+    let idempotency_key = match req.headers().get("Idempotency-Key").ok().flatten() {
+        Some(key)
+            if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            return error(400, "Idempotency-Key: 1 to 128 visible ASCII characters");
+        }
+        key => key,
+    };
     let mut call = BackendCall {
         now: now(),
         profile,
+        idempotency_key,
         ..BackendCall::default()
     };
     match (method, action) {
@@ -1042,8 +1360,9 @@ pub(crate) async fn backend(req: Request, env: &Env, rest: &str) -> Result<Respo
     init.with_method(Method::Post).with_body(Some(body.into()));
     let forwarded = Request::new_with_init("https://profile/backend", &init)?;
     let wait = Duration::from_millis(super::config(env).backend_timeout_ms);
-    // Nothing was applied when the object fails: the caller is told to retry, not
-    // told that it worked.
+    // The caller is told to retry, never that it worked. An object that answers late
+    // may still apply the call: a retry with the same `Idempotency-Key` is applied
+    // once.
     let unavailable = |message: &str| -> Result<Response> {
         ResponseBuilder::new()
             .with_status(503)
@@ -1055,8 +1374,8 @@ pub(crate) async fn backend(req: Request, env: &Env, rest: &str) -> Result<Respo
         Some(Ok(response)) => Ok(response),
         Some(Err(e)) => {
             log("error", "profile unavailable", &e.to_string());
-            unavailable("profile unavailable, nothing was applied: retry")
+            unavailable("profile unavailable; the call may not have been applied: retry with the same Idempotency-Key")
         }
-        None => unavailable("profile did not answer in time, nothing was applied: retry"),
+        None => unavailable("profile did not answer in time; the call may not have been applied: retry with the same Idempotency-Key"),
     }
 }

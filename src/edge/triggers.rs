@@ -4,9 +4,12 @@
 //! consumer's backoff until the message lands in the dead-letter queue, whose handler
 //! logs every message it gets.
 //!
-//! A trigger with a `delay` is not sent by this build: waiting and cancelling by
-//! `unless` need the person's alarm (a Durable Object), which is not built yet; such a
-//! trigger is logged and dropped rather than sent at the wrong time.
+//! A trigger with a `delay` waits in a Durable Object alarm: the person's `Profile`
+//! object when the device is linked, else one object of the same class per visitor
+//! (named `visitor-<id>`). When the alarm rings the waiting deliveries go on the queue.
+//! A request or a backend call carrying a trigger's `unless` event cancels what waits
+//! for that person; only such requests (and ones that fire a delayed trigger) call the
+//! object.
 
 use std::time::Duration;
 
@@ -16,17 +19,87 @@ use worker::{
     Method, Request, RequestInit, Result,
 };
 
+use serde::{Deserialize, Serialize};
+
 use super::cache::{log, Background};
-use crate::bundle::DestinationKind;
+use crate::bundle::{Bundle, DestinationKind};
 use crate::deliver::{self, Delivery};
+use crate::ids;
+use crate::token::State;
 
 /// How long one delivery may take before it counts as failed (and is retried).
 const DELIVERY_TIMEOUT_MS: u64 = 10_000;
 
-/// Enqueues `deliveries` after the response. Without the `TRIGGERS` binding they are
-/// logged and dropped.
-pub(crate) fn enqueue(env: &Env, ctx: &impl Background, deliveries: Vec<Delivery>) {
-    if deliveries.is_empty() {
+/// What a request changes in a person's waiting triggers: deliveries to hold until
+/// their delay is over, and `unless` events that cancel what waits.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Waits {
+    /// Deliveries with a delay.
+    pub add: Vec<Delivery>,
+    /// Events of the request that some trigger's `unless` names.
+    pub cancel: Vec<String>,
+}
+
+/// The object a person's delayed triggers wait in: the profile's when the state is
+/// linked, else the visitor's own.
+pub(crate) fn waits_object(state: &State) -> String {
+    match state.link {
+        Some(link) => ids::hex128_string(&link.profile),
+        None => format!("visitor-{}", ids::hex128_string(&state.visitor)),
+    }
+}
+
+/// The request's events that cancel a waiting trigger (some trigger's `unless`).
+pub(crate) fn cancelling<'a>(
+    bundle: &Bundle,
+    events: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for event in events {
+        let cancels = bundle
+            .triggers
+            .iter()
+            .any(|t| t.delay.is_some() && t.unless.as_deref() == Some(event));
+        if cancels && !out.iter().any(|e| e == event) {
+            out.push(event.to_owned());
+        }
+    }
+    out
+}
+
+/// Enqueues `deliveries` after the response; delayed ones, and the request's
+/// cancelling events, go to the person's object (`waits_at`). Without the `TRIGGERS`
+/// binding (or `PROFILES`, for delayed ones) they are logged and dropped.
+pub(crate) fn enqueue(
+    env: &Env,
+    ctx: &impl Background,
+    deliveries: Vec<Delivery>,
+    waits_at: String,
+    cancel: Vec<String>,
+) {
+    let (delayed, now): (Vec<Delivery>, Vec<Delivery>) =
+        deliveries.into_iter().partition(|d| d.delay_secs.is_some());
+    let waits = Waits {
+        add: delayed,
+        cancel,
+    };
+    if !waits.add.is_empty() || !waits.cancel.is_empty() {
+        let env = env.clone();
+        ctx.run(Box::pin(async move {
+            if let Err(e) = send_waits(&env, &waits_at, &waits).await {
+                log(
+                    "error",
+                    "delayed triggers not recorded",
+                    &format!(
+                        "{} to wait, {} to cancel: {e}",
+                        waits.add.len(),
+                        waits.cancel.len()
+                    ),
+                );
+            }
+        }));
+    }
+    if now.is_empty() {
         return;
     }
     let queue = match env.queue("TRIGGERS") {
@@ -41,15 +114,7 @@ pub(crate) fn enqueue(env: &Env, ctx: &impl Background, deliveries: Vec<Delivery
         }
     };
     ctx.run(Box::pin(async move {
-        for delivery in deliveries {
-            if delivery.delay_secs.is_some() {
-                log(
-                    "info",
-                    "delayed trigger not sent: this build does not wait for delays",
-                    &format!("{} to {}", delivery.id, delivery.destination),
-                );
-                continue;
-            }
+        for delivery in now {
             let what = format!("{} to {}", delivery.id, delivery.destination);
             if let Err(e) = queue.send(delivery).await {
                 log(
@@ -60,6 +125,30 @@ pub(crate) fn enqueue(env: &Env, ctx: &impl Background, deliveries: Vec<Delivery
             }
         }
     }));
+}
+
+/// Hands `waits` to the person's object (`POST https://profile/waits`).
+async fn send_waits(env: &Env, object: &str, waits: &Waits) -> std::result::Result<(), String> {
+    let namespace = env
+        .durable_object("PROFILES")
+        .map_err(|_| "PROFILES is not bound".to_owned())?;
+    let stub = namespace
+        .id_from_name(object)
+        .and_then(|id| id.get_stub())
+        .map_err(|e| e.to_string())?;
+    let body = serde_json::to_string(waits).map_err(|e| e.to_string())?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(body.into()));
+    let request =
+        Request::new_with_init("https://profile/waits", &init).map_err(|e| e.to_string())?;
+    let response = stub
+        .fetch_with_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    match response.status_code() {
+        200 => Ok(()),
+        status => Err(format!("the object answered {status}")),
+    }
 }
 
 /// A Worker var or secret by name.
@@ -151,15 +240,21 @@ async fn deliver_one(env: &Env, delivery: &Delivery) -> std::result::Result<u16,
 #[worker::event(queue)]
 pub async fn queue(batch: MessageBatch<Delivery>, env: Env, _ctx: WorkerContext) -> Result<()> {
     let dead_letters = batch.queue().ends_with("-dlq");
-    let messages: Vec<Message<Delivery>> = match batch.messages() {
-        Ok(messages) => messages,
-        Err(e) => {
-            log("error", "trigger batch unreadable", &e.to_string());
-            batch.ack_all();
-            return Ok(());
-        }
-    };
-    for message in messages {
+    // Each message is read on its own: one unreadable message (written by another
+    // version) is logged and left to the batch's implicit acknowledgement, and the
+    // others are delivered.
+    for raw in batch.raw_iter() {
+        let message: Message<Delivery> = match Message::try_from(raw) {
+            Ok(message) => message,
+            Err(e) => {
+                log(
+                    "error",
+                    "trigger message unreadable, dropped",
+                    &e.to_string(),
+                );
+                continue;
+            }
+        };
         let delivery = message.body();
         if dead_letters {
             console_log!(

@@ -57,6 +57,10 @@ pub fn shares_changes(bundle: &Bundle, prior: &State, next: &State) -> bool {
             .iter()
             .any(|c| c.id == id && c.cap_period.is_some())
             || bundle.campaigns.iter().any(|c| c.id == id)
+            || bundle
+                .triggers
+                .iter()
+                .any(|t| t.id == id && t.cap.is_some())
     };
     let impression_moved = next.impressions.iter().any(|n| {
         capped(n.id)

@@ -78,7 +78,9 @@ pub struct Device {
 pub struct Profile {
     /// The devices, in id order.
     pub devices: Vec<Device>,
-    /// When the profile was erased, if it was and no device was linked since.
+    /// When the profile was last erased. Kept for good: a device linked before it
+    /// (one the profile does not know, with a sequence past 0) is told `Erased`
+    /// however much was linked or recorded since, so no old device repopulates it.
     pub erased_at: Option<UnixSeconds>,
 }
 
@@ -181,15 +183,13 @@ impl Profile {
     /// Applies one exchange: see the module documentation.
     pub fn exchange(&mut self, bundle: &Bundle, message: Message) -> Reply {
         let now = message.now;
-        if self.erased_at.is_some() {
-            if message.seq > 0 {
-                return Reply::Erased;
-            }
-            // Linked again after the erasure: a new profile.
-            self.erased_at = None;
-        }
         let at = match self.index(&message.device) {
             Ok(at) => at,
+            // A device that synced before the erasure: its journey is the erased one.
+            // (One linked after it that was evicted since also starts fresh: the safe
+            // side of a rare case.) A device just linked (sequence 0) joins a new
+            // profile.
+            Err(_) if self.erased_at.is_some() && message.seq > 0 => return Reply::Erased,
             Err(at) => {
                 // A device just linked brings its whole history; one the profile lost
                 // (evicted, or the profile was recreated) what it holds beyond the view.
@@ -223,16 +223,22 @@ impl Profile {
         }
         match message.op {
             Op::Sync => {
-                if message.seq >= device.seq {
+                // A stale sync (a replayed or older token) changes nothing: neither
+                // the contribution, nor what the next push counts from, nor the
+                // sequence the device's current token carries.
+                let fresh = message.seq >= device.seq;
+                if fresh {
                     let added = delta(bundle, &message.state, &device.base);
                     device.own = bounded(join(bundle, &device.own, &added, now));
+                    device.seq = message.seq.saturating_add(1);
+                    device.input = bounded(message.state);
                 }
-                device.seq = message.seq.max(device.seq).saturating_add(1);
-                device.input = bounded(message.state);
                 let seq = device.seq;
                 let view = self.view(bundle, now);
-                if let Some(device) = self.devices.get_mut(at) {
-                    device.base = view.clone();
+                if fresh {
+                    if let Some(device) = self.devices.get_mut(at) {
+                        device.base = view.clone();
+                    }
                 }
                 Reply::Synced {
                     view: Box::new(view),
@@ -325,7 +331,6 @@ impl Profile {
         next: &State,
         now: UnixSeconds,
     ) {
-        self.erased_at = None;
         let id = backend_device(channel);
         let at = match self.index(&id) {
             Ok(at) => at,

@@ -62,11 +62,15 @@ fn period_of(bundle: &Bundle, id: u32) -> Option<Period> {
     if let Some(c) = bundle.contents.iter().find(|c| c.id == id) {
         return c.cap_period;
     }
+    if let Some(c) = bundle.campaigns.iter().find(|c| c.id == id) {
+        return Some(c.cap.per);
+    }
+    // A trigger's cap counts in the same records (DESIGN §11: per profile once linked).
     bundle
-        .campaigns
+        .triggers
         .iter()
-        .find(|c| c.id == id)
-        .map(|c| c.cap.per)
+        .find(|t| t.id == id)
+        .and_then(|t| t.cap.map(|c| c.per))
 }
 
 /// An intent's score decayed from `from` to `to` with the topic's half-life (no decay

@@ -38,4 +38,6 @@ pub use envelope::{
 pub use keys::{Keys, KeysError, MAX_KEYS, MAX_KEY_BYTES, MAX_KID_LEN, MIN_KEY_BYTES};
 pub use link::{IdentityLink, LinkError, LINK_VERSION, MAX_CAMPAIGN_BYTES, MAX_LINK_TTL};
 pub use state::{Assignment, Consent, DeviceKind, Impression, Intent, Link, State, DEFAULT_TTL};
-pub use wire::{compact, segment_ok, MAX_COOKIE_BYTES, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
+pub use wire::{
+    compact, segment_ok, IMAGE_VERSION, MAX_COOKIE_BYTES, MAX_SEGMENTS, MAX_SEGMENT_BYTES,
+};

@@ -614,9 +614,11 @@ fn drop_first<T: Encode>(
     excess
 }
 
-/// A state as bytes for handing it across a boundary inside one process (the npm
-/// package keeps the new state as bytes until someone reads it): every field exactly,
-/// nothing filtered or trimmed. Never persisted and never signed: tokens use [`WireV1`].
+/// A state as bytes, every field exactly, nothing filtered or trimmed: handed across a
+/// boundary inside one process (the npm package keeps the new state as bytes until
+/// someone reads it), and stored by the `Profile` Durable Object, so it is versioned
+/// ([`IMAGE_VERSION`], its first byte; a golden test pins the layout). Never signed:
+/// tokens use [`WireV1`].
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 struct StateImage {
     visitor: [u8; 16],
@@ -638,8 +640,13 @@ struct StateImage {
     link: Option<([u8; 16], u32, u8)>,
 }
 
+/// The first byte of a state image: a change of [`StateImage`] is a new version, and
+/// [`State::from_image`] refuses the others (the profile object logs the rows it can
+/// no longer read).
+pub const IMAGE_VERSION: u8 = 1;
+
 impl State {
-    /// The state as process-local bytes; see [`State::from_image`].
+    /// The state as versioned bytes; see [`State::from_image`].
     pub fn to_image(&self) -> Vec<u8> {
         let image = StateImage {
             visitor: self.visitor,
@@ -672,11 +679,17 @@ impl State {
             last_channel: self.last_channel.map_or(0, Channel::code),
             link: self.link.map(|l| (l.profile, l.seq, l.devices)),
         };
-        codec::encode(&image).unwrap_or_default()
+        let mut out = vec![IMAGE_VERSION];
+        out.extend(codec::encode(&image).unwrap_or_default());
+        out
     }
 
     /// The state [`State::to_image`] wrote, or `None` for bytes it did not write.
     pub fn from_image(bytes: &[u8]) -> Option<State> {
+        let (&version, bytes) = bytes.split_first()?;
+        if version != IMAGE_VERSION {
+            return None;
+        }
         let image = codec::decode::<StateImage, DECODE_LIMIT>(bytes).ok()?;
         Some(State {
             visitor: image.visitor,

@@ -298,6 +298,84 @@ test("logout unlinks the device; an erased profile makes its devices start fresh
   assert.equal((await backend("GET", ERASED, null, BACKEND, 546)).status, 404, "nothing came back");
 });
 
+test("an erasure is for good: a later store event does not let the old devices back in", async () => {
+  const GONE = "58585858585858585858585858585858";
+  const phone = device(PHONE_UA, cli("token", "mint", "--keys", keysFile, "--profile", GONE, "--now", at(1100)));
+  assert.equal((await decide(phone, 1100, "&path=/models/suv")).stage, "consideration");
+  await landed(GONE, 1100, (p) => p.stage === "consideration");
+  assert.equal((await backend("DELETE", GONE, null, BACKEND, 1110)).status, 200);
+  // The store writes to the profile again after the erasure: a new profile.
+  const store = await backend("POST", `${GONE}/events`, { events: [{ name: "store_visit" }], channel: "store" }, BACKEND, 1120);
+  assert.equal(store.status, 200, await store.clone().text());
+  // The phone, linked before the erasure, is told to start fresh at its next sync.
+  const next = await decide(phone, 1160);
+  assert.equal(next.stage, "awareness");
+  assert.equal(inspect(phone.token, 1160).link, undefined, "unlinked");
+  const profile = await profileOf(GONE, 1161);
+  assert.equal(profile.stage, "awareness", "the erased stage did not come back");
+  assert.deepEqual(profile.records.map((r) => r.device), ["backend:store"]);
+});
+
+test("links keep the redirect on the site, and write nothing without consent", async () => {
+  const link = mintLink(OTHER, 1200);
+  for (const path of ["//evil.example/x", "/%2F%2Fevil.example/x"]) {
+    const r = await fetch(`${base}${path}?a=1&mm_link=${encodeURIComponent(link)}`, { headers: { "User-Agent": LAPTOP_UA }, redirect: "manual" });
+    assert.equal(r.status, 302);
+    const location = r.headers.get("location");
+    assert.ok(location.startsWith("/") && !location.startsWith("//"), `${path} → ${location}`);
+    assert.equal(new URL(location, base).origin, new URL(base).origin, "same site");
+  }
+  // Global Privacy Control, or the consent cookie set to 0: the redirect, no cookie.
+  for (const headers of [{ "Sec-GPC": "1" }, { Cookie: "mm_consent=0" }]) {
+    const r = await fetch(`${base}/offers?mm_link=${encodeURIComponent(link)}`, {
+      headers: { "User-Agent": LAPTOP_UA, ...headers }, redirect: "manual",
+    });
+    assert.equal(r.status, 302);
+    assert.equal(r.headers.get("location"), "/offers");
+    assert.equal(r.headers.get("set-cookie"), null, JSON.stringify(headers));
+  }
+});
+
+test("logout refuses other sites, and without consent removes the cookie", async () => {
+  const laptop = device(LAPTOP_UA);
+  await openLink(laptop, mintLink(OTHER, 1300), 1300);
+  for (const headers of [{ "Sec-Fetch-Site": "cross-site" }, { Origin: "https://evil.example" }]) {
+    const r = await fetch(`${base}/v1/identity/forget`, {
+      method: "POST", headers: { Cookie: `mm=${laptop.token}`, "User-Agent": LAPTOP_UA, ...headers },
+    });
+    assert.equal(r.status, 403, JSON.stringify(headers));
+    assert.equal(r.headers.get("set-cookie"), null);
+  }
+  const own = await fetch(`${base}/v1/identity/forget`, {
+    method: "POST", headers: { Cookie: `mm=${laptop.token}; mm_consent=0`, "User-Agent": LAPTOP_UA, Origin: base },
+  });
+  assert.equal(own.status, 200);
+  assert.deepEqual(await own.json(), { token: null });
+  assert.match(own.headers.get("set-cookie"), /^mm=; Path=\/; Max-Age=0/);
+});
+
+test("a backend call retried with its Idempotency-Key is applied once", async () => {
+  const ONCE = "59595959595959595959595959595959";
+  const call = (minute) => fetch(`${base}/v1/profiles/${ONCE}/events`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${BACKEND}`, "Content-Type": "application/json", "Idempotency-Key": "order-4711", "X-MM-Now": at(minute) },
+    body: JSON.stringify({ events: [{ name: "store_visit" }], channel: "store" }),
+  });
+  const first = await call(1400);
+  assert.equal(first.status, 200);
+  assert.equal(first.headers.get("idempotent-replayed"), null);
+  const again = await call(1460);
+  assert.equal(again.status, 200);
+  assert.equal(again.headers.get("idempotent-replayed"), "true");
+  assert.deepEqual(await again.json(), await first.json());
+  const profile = await profileOf(ONCE, 1461);
+  assert.equal(profile.records.find((r) => r.device === "backend:store").visits, 1, "one store visit, not two");
+  const bad = await fetch(`${base}/v1/profiles/${ONCE}/events`, {
+    method: "POST", headers: { Authorization: `Bearer ${BACKEND}`, "Idempotency-Key": "x".repeat(200) }, body: "{}",
+  });
+  assert.equal(bad.status, 400);
+});
+
 test("a profile with more devices than it keeps folds the oldest and loses nothing", async () => {
   const MANY = "56565656565656565656565656565656";
   const link = mintLink(MANY, 600, "--ttl", "30d");

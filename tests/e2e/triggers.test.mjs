@@ -2,8 +2,9 @@
 // (plus a flaky and an unconfigured destination) published to local KV; a local
 // receiver verifies every webhook with the Standard Webhooks reference library
 // (standardwebhooks 1.1.1, tests/peers/webhooks) and every Segment call's write key.
-// A stage entered, an event and a rule turned true each deliver; caps, crawlers and no
-// consent hold them back; a receiver answering 500 gets the retries, each with the same
+// A stage entered, an event and a rule turned true each deliver; a delayed one waits in
+// the visitor's Durable Object alarm and its `unless` event cancels it; caps, crawlers
+// and no consent hold them back; a receiver answering 500 gets the retries, each with the same
 // webhook-id, then the message is in the dead-letter queue; a destination whose var is
 // not set is a log line. Prints the time from a request to its webhook.
 import { test, before, after } from "node:test";
@@ -17,6 +18,7 @@ import { KEYS, ROOT, cli, cleanup, eventually as until, freePort, startWorker, t
 const PEER = join(ROOT, "tests", "peers", "webhooks", "node_modules", "standardwebhooks");
 const SECRET = "whsec_" + Buffer.from("micromoment-e2e-webhook-secret!!").toString("base64");
 const WRITE_KEY = "segment-write-key-e2e";
+const BACKEND = "backend-token-0123456789abcdef";
 const CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 let tmp, receiver, worker, base, Webhook;
@@ -34,6 +36,7 @@ before(async () => {
   source.destinations.nowhere = { kind: "webhook", url: "MM_DEST_NOWHERE_URL", secret: "MM_DEST_CRM_SECRET" };
   source.triggers.push({ id: "flaky-ping", on: { event: "ping" }, send: ["flaky"] });
   source.triggers.push({ id: "lost-ping", on: { event: "lost" }, send: ["nowhere"] });
+  source.triggers.push({ id: "quick-rescue", on: { event: "cart_add" }, delay: "3s", unless: { event: "order_done" }, send: ["crm"] });
   const json = join(tmp, "triggers.json");
   const mmb = join(tmp, "triggers.mmb");
   writeFileSync(json, JSON.stringify(source));
@@ -68,7 +71,7 @@ before(async () => {
       MM_DEV: "1", JOURNEY_KEYS: JSON.stringify(KEYS),
       MM_DEST_CRM_URL: `${at}/crm`, MM_DEST_CRM_SECRET: SECRET,
       MM_DEST_SEGMENT_URL: `${at}/segment`, MM_DEST_SEGMENT_KEY: WRITE_KEY,
-      MM_DEST_FLAKY_URL: `${at}/down`,
+      MM_DEST_FLAKY_URL: `${at}/down`, MM_BACKEND_TOKEN: BACKEND,
     },
   });
   base = worker.base;
@@ -147,14 +150,54 @@ test("a rule turned true sends a Segment track call with the write key", async (
   assert.ok(!Number.isNaN(Date.parse(track.timestamp)));
 });
 
-test("crawlers and visitors without consent start nothing; a delayed trigger is not sent early", async () => {
+test("crawlers and visitors without consent start nothing", async () => {
   const before = calls.length;
-  const bot = await events(null, ["test_drive_booked"], { "User-Agent": "Googlebot/2.1 (+http://www.google.com/bot.html)" });
-  await events(null, ["test_drive_booked", "ping"], { "Sec-GPC": "1" });
-  await events(bot, ["basket_add"]);
-  await until(() => /delayed trigger not sent/.test(worker.log()), 20000, worker.log);
-  await new Promise((r) => setTimeout(r, 3000));
+  const crawler = { "User-Agent": "Googlebot/2.1 (+http://www.google.com/bot.html)" };
+  const bot = await events(null, ["test_drive_booked"], crawler);
+  await events(null, ["test_drive_booked", "ping", "cart_add"], { "Sec-GPC": "1" });
+  await events(bot, ["basket_add", "cart_add"], crawler);
+  await new Promise((r) => setTimeout(r, 5000));
   assert.equal(calls.length, before, JSON.stringify(calls.slice(before).map((c) => c.body)));
+});
+
+test("a delayed trigger waits in the visitor's alarm, and its unless event cancels it", async () => {
+  // Sent after its delay, signed, not before.
+  const waiting = await events(null, ["cart_add"]);
+  const sent = Date.now();
+  const visitor = visitorOf(waiting);
+  await until(() => callsFor("/crm", "quick-rescue", visitor).length === 1, 30000, worker.log);
+  const [call] = callsFor("/crm", "quick-rescue", visitor);
+  console.log(`# delayed trigger (3 s): sent ${call.at - sent} ms after the request`);
+  assert.ok(call.at - sent >= 2500, `not before its delay: ${call.at - sent} ms`);
+  assert.equal(call.verified, true, call.error);
+  assert.equal(JSON.parse(call.body).trigger, "quick-rescue");
+  // The order comes within the delay: nothing is sent.
+  let other = await events(null, ["cart_add"]);
+  const cancelled = visitorOf(other);
+  other = await events(other, ["order_done"]);
+  await until(() => /delayed trigger cancelled/.test(worker.log()), 20000, worker.log);
+  await new Promise((r) => setTimeout(r, 6000));
+  assert.equal(callsFor("/crm", "quick-rescue", cancelled).length, 0, "cancelled by order_done");
+});
+
+test("a linked person's delayed trigger waits in the profile, and the store's order cancels it", async () => {
+  const PERSON = "61616161616161616161616161616161";
+  const keys = join(tmp, "keys.json");
+  let phone = cli("token", "mint", "--keys", keys, "--profile", PERSON);
+  phone = await events(phone, ["cart_add"]);
+  const visitor = visitorOf(phone);
+  // The order is completed in the store: the backend tells the profile.
+  const before = worker.log().split("delayed trigger cancelled").length;
+  const store = await fetch(`${base}/v1/profiles/${PERSON}/events`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${BACKEND}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ events: [{ name: "order_done" }], channel: "store" }),
+  });
+  assert.equal(store.status, 200, await store.clone().text());
+  await until(() => worker.log().split("delayed trigger cancelled").length > before, 20000, worker.log);
+  await new Promise((r) => setTimeout(r, 5000));
+  assert.equal(callsFor("/crm", "quick-rescue", visitor).length, 0, "cancelled by the store's order");
+  assert.equal(calls.filter((c) => c.body.includes("quick-rescue") && c.body.includes(PERSON)).length, 0);
 });
 
 test("a receiver answering 500 gets retries with the same webhook-id, then the dead-letter queue", async () => {

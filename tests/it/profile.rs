@@ -515,16 +515,8 @@ fn an_anonymous_history_joins_the_profile_at_its_first_sync() {
         seq: 0,
         devices: 1,
     });
-    let sync = |profile: &mut Profile, state: &State, seq: u32, now: i64| match profile.exchange(
-        &bundle,
-        Message {
-            op: Op::Sync,
-            device: state.visitor,
-            seq,
-            kind: None,
-            now,
-            state: state.clone(),
-        },
+    let sync = |profile: &mut Profile, state: &State, seq: u32, now: i64| match sync_reply(
+        profile, &bundle, state, seq, now,
     ) {
         Reply::Synced { view, .. } => *view,
         other => panic!("{other:?}"),
@@ -560,4 +552,103 @@ fn cases(default: u32) -> u32 {
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(default)
+}
+
+fn sync_reply(profile: &mut Profile, bundle: &Bundle, state: &State, seq: u32, now: i64) -> Reply {
+    profile.exchange(
+        bundle,
+        Message {
+            op: Op::Sync,
+            device: state.visitor,
+            seq,
+            kind: None,
+            now,
+            state: state.clone(),
+        },
+    )
+}
+
+/// An erasure is for good: a backend event or a new device linked afterwards starts a
+/// new profile, and a device that synced before the erasure is told `Erased` at its
+/// next sync instead of bringing the erased journey back.
+#[test]
+fn an_erased_profile_is_not_repopulated_by_the_devices_linked_before() {
+    let bundle = bundle();
+    let steps = [Step {
+        device: 0,
+        advance: 0,
+        path: "/models/suv/x5",
+        event: Some("test_drive_booked"),
+    }];
+    let mut phone = solo(&bundle, 0, NOW, &steps);
+    phone.link = Some(Link {
+        profile: PROFILE,
+        seq: 0,
+        devices: 1,
+    });
+    let mut profile = Profile::default();
+    let Reply::Synced { seq, .. } = sync_reply(&mut profile, &bundle, &phone, 0, NOW) else {
+        panic!("the first sync answers the view");
+    };
+    assert_eq!(seq, 1);
+    profile.erase(NOW + HOUR);
+    assert!(!profile.exists());
+    // The store records a purchase for the person after the erasure: a new profile.
+    let prior = profile.backend_prior(&bundle, Channel::Store, NOW + 2 * HOUR);
+    let mut next = prior.clone();
+    next.visits += 1;
+    profile.backend_record(&bundle, Channel::Store, &prior, &next, NOW + 2 * HOUR);
+    assert!(profile.exists());
+    // A new laptop is linked after the erasure: it joins.
+    let mut laptop = State::new_visitor(device_id(1), NOW + 3 * HOUR, 30 * DAY);
+    laptop.link = phone.link;
+    assert!(matches!(
+        sync_reply(&mut profile, &bundle, &laptop, 0, NOW + 3 * HOUR),
+        Reply::Synced { .. }
+    ));
+    // The phone, linked before, comes back with the erased journey: refused.
+    assert_eq!(
+        sync_reply(&mut profile, &bundle, &phone, seq, NOW + 4 * HOUR),
+        Reply::Erased
+    );
+    let view = profile.view(&bundle, NOW + 4 * HOUR);
+    assert_ne!(
+        view.stage, phone.stage,
+        "nothing of the erased journey came back"
+    );
+    assert!(view.impressions.is_empty());
+}
+
+/// A sync with a sequence older than the profile expects (an old token replayed, a
+/// second tab) changes nothing: the device's current token keeps its sequence and its
+/// next exchange is applied.
+#[test]
+fn a_stale_sync_changes_nothing() {
+    let bundle = bundle();
+    let mut phone = State::new_visitor(device_id(0), NOW, 30 * DAY);
+    phone.link = Some(Link {
+        profile: PROFILE,
+        seq: 0,
+        devices: 1,
+    });
+    let mut profile = Profile::default();
+    sync_reply(&mut profile, &bundle, &phone, 0, NOW);
+    let Reply::Synced { seq, .. } = sync_reply(&mut profile, &bundle, &phone, 1, NOW + 60) else {
+        panic!("a fresh sync answers the view");
+    };
+    assert_eq!(seq, 2);
+    let before = profile.clone();
+    let Reply::Synced { seq: stale_seq, .. } =
+        sync_reply(&mut profile, &bundle, &phone, 1, NOW + 120)
+    else {
+        panic!("a stale sync still answers the view");
+    };
+    assert_eq!(stale_seq, 2, "the sequence is not moved on");
+    let strip = |p: &Profile| -> Vec<(u32, State, State, State)> {
+        p.devices
+            .iter()
+            .map(|d| (d.seq, d.own.clone(), d.base.clone(), d.input.clone()))
+            .collect()
+    };
+    assert_eq!(strip(&profile), strip(&before));
 }

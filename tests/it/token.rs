@@ -1502,3 +1502,46 @@ mod cli {
         }
     }
 }
+
+/// The state image the profile object stores: its layout is pinned byte for byte, so a
+/// change of it is seen here and comes with a new `IMAGE_VERSION`; other versions and
+/// damaged bytes are refused, never misread.
+#[test]
+fn the_stored_state_image_is_versioned_and_pinned() {
+    let mut state = State {
+        intents: Vec::new(),
+        impressions: typical().impressions.into_iter().take(2).collect(),
+        link: Some(token::Link {
+            profile: [0x51; 16],
+            seq: 3,
+            devices: 2,
+        }),
+        ..typical()
+    };
+    state.visits_by[0] = 4;
+    let image = state.to_image();
+    assert_eq!(image[0], token::IMAGE_VERSION);
+    assert_eq!(
+        hex(&image),
+        GOLDEN_IMAGE,
+        "the layout changed: bump IMAGE_VERSION and pin the new bytes"
+    );
+    assert_eq!(State::from_image(&image), Some(state));
+    let mut other = image.clone();
+    other[0] = token::IMAGE_VERSION + 1;
+    assert_eq!(State::from_image(&other), None);
+    assert_eq!(State::from_image(&image[1..]), None, "an unversioned image");
+    assert_eq!(State::from_image(&[]), None);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const GOLDEN_IMAGE: &str = concat!(
+    "0130313233343536373839616263646566fc400e0fcffc40285ecf01fc0878e5",
+    "70fc402507cf07fc00d60ecf0002fc66d6bbce00fc403cffcefc400e0fcf00fc",
+    "f9d7bbcf01fc403cffcefc20f20ecf0101fc66d6bbce02fc5aad18c701fc400e",
+    "0fcffc3a6ca073fffc400e0fcf02037669700a6e6577736c6574746572000004",
+    "000000000001515151515151515151515151515151510302",
+);

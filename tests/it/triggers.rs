@@ -231,3 +231,70 @@ fn authoring_mistakes_are_diagnostics_with_paths() {
         "{got:#?}"
     );
 }
+
+/// A trigger's cap is the person's once linked (DESIGN §11): the phone's follow-up
+/// reaches the profile with its push, and the laptop, synced, does not send another
+/// one within the 30 days.
+#[test]
+fn a_trigger_cap_holds_across_a_persons_devices() {
+    use micromoment::profile::{self, Message, Op, Profile, Reply, Sync};
+    use micromoment::token::Link;
+    let b = compile(&source());
+    let link = Some(Link {
+        profile: [0x42; 16],
+        seq: 0,
+        devices: 1,
+    });
+    let mut store = Profile::default();
+    let sync = |store: &mut Profile, state: &State, now: i64| -> State {
+        let reply = store.exchange(
+            &b,
+            Message {
+                op: Op::Sync,
+                device: state.visitor,
+                seq: state.link.map_or(0, |l| l.seq),
+                kind: None,
+                now,
+                state: state.clone(),
+            },
+        );
+        let Reply::Synced { view, seq, devices } = reply else {
+            panic!("{reply:?}");
+        };
+        let mut adopted = profile::adopt(state, &view, devices);
+        if let Some(l) = adopted.link.as_mut() {
+            l.seq = seq;
+        }
+        adopted
+    };
+    // The phone books a test drive: the follow-up fires, and the push shares it.
+    let mut phone = State::new_visitor([1; 16], NOW, 30 * DAY);
+    phone.link = link;
+    let phone = sync(&mut store, &phone, NOW);
+    let ctx = event("test_drive_booked");
+    let (fired, mut next, _) = request(&b, Some(&phone), &ctx, NOW + 60);
+    assert_eq!(fired, ["test-drive-follow-up"]);
+    let push = profile::plan_push(&b, &ctx, &phone, &mut next, Sync::Adopted, NOW + 60)
+        .expect("the request shares its changes");
+    assert!(matches!(store.exchange(&b, push), Reply::Pushed { .. }));
+    // A request whose only change is the follow-up's record still shares it (the
+    // slot's content has no cap, so its record alone would not).
+    let mut without = next.clone();
+    without.impressions.clear();
+    assert!(
+        profile::shares_changes(&b, &without, &next),
+        "a capped trigger's record is a change the other devices must see"
+    );
+    // The laptop is linked the next day, goes back and enters decision again: capped.
+    let mut laptop = State::new_visitor([2; 16], NOW + DAY, 30 * DAY);
+    laptop.link = link;
+    let laptop = sync(&mut store, &laptop, NOW + DAY);
+    let (_, laptop, _) = request(&b, Some(&laptop), &event("reset"), NOW + DAY + 60);
+    let (fired, _, _) = request(
+        &b,
+        Some(&laptop),
+        &event("test_drive_booked"),
+        NOW + DAY + 120,
+    );
+    assert!(fired.is_empty(), "1 per 30d for the person: {fired:?}");
+}

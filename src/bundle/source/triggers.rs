@@ -253,7 +253,13 @@ fn sends(
 
 fn delay(w: &mut Walker<'_>, value: &Json, path: &Path) -> Option<Option<i64>> {
     let text = w.string(Some(value), path, true)?;
-    match Period::parse(text) {
+    // Seconds too, for delays only: a wait of 30s is a real use (and a test's).
+    let seconds = text
+        .strip_suffix('s')
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n > 0 && !text.starts_with('0') && !text.starts_with('+'))
+        .map(Period::Seconds);
+    match seconds.or_else(|| Period::parse(text)) {
         Some(Period::Seconds(s)) if s <= MAX_DELAY_SECS => Some(Some(s)),
         Some(Period::Seconds(_)) => {
             w.report(path, "a delay is at most 30d");
@@ -262,7 +268,9 @@ fn delay(w: &mut Walker<'_>, value: &Json, path: &Path) -> Option<Option<i64>> {
         _ => {
             w.report(
                 path,
-                format!("\"{text}\" is not a delay: use a count and a unit such as 30m, 12h, 7d"),
+                format!(
+                    "\"{text}\" is not a delay: use a count and a unit such as 30s, 30m, 12h, 7d"
+                ),
             );
             None
         }
