@@ -188,6 +188,21 @@ impl Default for HeadScanner {
     }
 }
 
+/// The slot names a page has, in document order, each once, at most
+/// [`MAX_ANNOUNCED`] (none for a page the parser cannot read).
+pub fn slot_names(page: &[u8]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let result = rewrite_each(page, |name, _| {
+        if names.len() < MAX_ANNOUNCED && !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    });
+    match result {
+        Ok(_) => names,
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Rewrites a whole page in one pass, asking `fill` for each slot as the parser meets
 /// it (see [`SlotRewriter::each`]): a slot can be decided when its element is reached,
 /// so the page is read once.

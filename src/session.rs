@@ -304,6 +304,64 @@ pub fn personalize<'b>(
     request: &Request<'_>,
     page: &[u8],
 ) -> Result<Option<Page<'b>>, HtmlError> {
+    let mut failed = None;
+    let decided = page_outcome(bundle, keys, request, |decider| {
+        // The slots decided so far, with the index of their decision.
+        let mut decided: Vec<(SlotRef, usize)> = Vec::new();
+        let mut filled = Fills::default();
+        let rewritten = html::rewrite_each(page, |name, set| {
+            let Some(slot) = bundle.slot_ref(name) else {
+                return;
+            };
+            if !filled.room_for_another() {
+                return;
+            }
+            // A slot's first element always shows its decision (its impression is
+            // recorded); a repeat of it is filled only while the page's fill budget
+            // lasts.
+            let (index, first) = match decided.iter().find(|(s, _)| *s == slot) {
+                Some(&(_, index)) => (index, false),
+                None => {
+                    if decider.slot(slot).is_none() {
+                        return;
+                    }
+                    let index = decider.decisions().len().saturating_sub(1);
+                    decided.push((slot, index));
+                    (index, true)
+                }
+            };
+            if let Some(d) = decider.decisions().get(index) {
+                if let Some(html) = d.html.as_deref() {
+                    if filled.take(html.len(), first) {
+                        set(d.content, html);
+                    }
+                }
+            }
+        });
+        match rewritten {
+            Ok(html) if !decided.is_empty() => Some(html),
+            Ok(_) => None,
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(decided.map(|(html, outcome)| Page { html, outcome }))
+}
+
+/// Decides a page's slots: `decide` takes them from the request's decider (`None`:
+/// nothing was decided, and no state is to be written), then the outcome is finished
+/// (the push planned, the token sealed) as every request's is.
+fn page_outcome<'b, T>(
+    bundle: &'b Bundle,
+    keys: Option<&Keys>,
+    request: &Request<'_>,
+    decide: impl FnOnce(&mut Decider<'_, 'b>) -> Option<T>,
+) -> Option<(T, Outcome<'b>)> {
     let (prior, new_visitor, token_rejected) = visitor(request, keys);
     let context = context_of(request);
     let mut decider = Decider::new(
@@ -316,51 +374,117 @@ pub fn personalize<'b>(
             explain: request.mode != Mode::Serve,
         },
     );
-    // The slots decided so far, with the index of their decision.
-    let mut decided: Vec<(SlotRef, usize)> = Vec::new();
-    let mut filled = Fills::default();
-    let html = html::rewrite_each(page, |name, set| {
-        let Some(slot) = bundle.slot_ref(name) else {
-            return;
-        };
-        if !filled.room_for_another() {
-            return;
-        }
-        // A slot's first element always shows its decision (its impression is recorded);
-        // a repeat of it is filled only while the page's fill budget lasts.
-        let (index, first) = match decided.iter().find(|(s, _)| *s == slot) {
-            Some(&(_, index)) => (index, false),
-            None => {
-                if decider.slot(slot).is_none() {
-                    return;
-                }
-                let index = decider.decisions().len().saturating_sub(1);
-                decided.push((slot, index));
-                (index, true)
+    let value = decide(&mut decider)?;
+    let outcome = finish(
+        bundle,
+        prior.as_deref(),
+        decider.finish(),
+        keys,
+        request,
+        token_rejected,
+    );
+    Some((value, outcome))
+}
+
+/// A page's slots decided before its body is read, for a proxy that streams the page
+/// (its `Set-Cookie` must go out before the body): the slots the page announced (its
+/// `<meta name="mm-slots">`, or what the proxy remembers of the path) are decided in
+/// the order given and their impressions counted; while the page streams, each
+/// announced slot's elements get its decision. A slot element the page has that was
+/// not announced keeps the page's own content (its fallback): nothing is shown whose
+/// impression the token does not count.
+pub struct Announced<'b> {
+    /// The decision, the new token and why the old one was refused, if it was.
+    pub outcome: Outcome<'b>,
+    fills: Vec<Fill>,
+}
+
+/// One announced slot's fill: the slot, the content id and its HTML.
+#[derive(Debug, Clone)]
+struct Fill {
+    slot: String,
+    content: String,
+    html: String,
+}
+
+/// Decides `slots` (names the bundle does not know are skipped, a repeated name is
+/// decided once, at most [`MAX_FILLED_ELEMENTS`]); `None` when none is known, so
+/// nothing was decided and no state is to be written.
+pub fn announce<'b>(
+    bundle: &'b Bundle,
+    keys: Option<&Keys>,
+    request: &Request<'_>,
+    slots: &[&str],
+) -> Option<Announced<'b>> {
+    let (fills, outcome) = page_outcome(bundle, keys, request, |decider| {
+        let mut decided: Vec<SlotRef> = Vec::new();
+        let mut fills = Vec::new();
+        for name in slots {
+            let Some(slot) = bundle.slot_ref(name) else {
+                continue;
+            };
+            if decided.contains(&slot) || decided.len() >= MAX_FILLED_ELEMENTS {
+                continue;
             }
-        };
-        if let Some(d) = decider.decisions().get(index) {
+            let Some(d) = decider.slot(slot) else {
+                continue;
+            };
+            decided.push(slot);
             if let Some(html) = d.html.as_deref() {
-                if filled.take(html.len(), first) {
-                    set(d.content, html);
-                }
+                fills.push(Fill {
+                    slot: (*name).to_owned(),
+                    content: d.content.to_owned(),
+                    html: html.to_owned(),
+                });
             }
         }
+        (!decided.is_empty()).then_some(fills)
     })?;
-    if decided.is_empty() {
-        return Ok(None);
+    Some(Announced { outcome, fills })
+}
+
+impl Announced<'_> {
+    /// What fills the streamed page's slot elements: owned, so the rewriter can live
+    /// as long as the page's stream.
+    pub fn filler(&self) -> Filler {
+        Filler {
+            fills: self.fills.clone(),
+            budget: Fills::default(),
+            filled: Vec::new(),
+        }
     }
-    Ok(Some(Page {
-        html,
-        outcome: finish(
-            bundle,
-            prior.as_deref(),
-            decider.finish(),
-            keys,
-            request,
-            token_rejected,
-        ),
-    }))
+}
+
+/// Fills a streamed page's slot elements with the announced decisions, within the
+/// page's fill budget ([`MAX_FILLED_ELEMENTS`], [`MAX_FILL_BYTES`]).
+#[derive(Debug)]
+pub struct Filler {
+    fills: Vec<Fill>,
+    budget: Fills,
+    /// The announced slots met so far.
+    filled: Vec<usize>,
+}
+
+impl Filler {
+    /// The fill of the slot element named `name` (a `crate::html::SlotRewriter` fill).
+    pub fn fill(&mut self, name: &str, set: &mut crate::html::SetSlot<'_>) {
+        let Some(index) = self.fills.iter().position(|f| f.slot == name) else {
+            return;
+        };
+        if !self.budget.room_for_another() {
+            return;
+        }
+        let first = !self.filled.contains(&index);
+        let Some(fill) = self.fills.get(index) else {
+            return;
+        };
+        if self.budget.take(fill.html.len(), first) {
+            set(&fill.content, &fill.html);
+            if first {
+                self.filled.push(index);
+            }
+        }
+    }
 }
 
 /// The most slot elements one page gets filled: user content keeps `data-*`

@@ -2,39 +2,36 @@
 //!
 //! Only a successful `GET` of `text/html` is personalized; every other response (other
 //! methods, other types, redirects, errors) is the origin's own response, untouched,
-//! byte for byte. The page is read (up to [`MAX_PAGE`]) and rewritten by lol_html in
-//! one pass that decides each slot as it meets it, in document order, before the
-//! `Set-Cookie` header carrying their impressions is sent. Any fault on our side sends
+//! byte for byte. The page streams: its head is read first (up to [`MAX_HEAD`]), the
+//! slots it announces (`<meta name="mm-slots" content="hero, promo">`) and those the
+//! isolate remembers from the path's last page are decided, the headers go out with the
+//! `Set-Cookie` counting them, and the body follows through lol_html chunk by chunk as
+//! the origin sends it, with no size limit. A slot element met that was not announced
+//! keeps the page's own content. A path met for the first time that announces nothing
+//! is read whole (up to [`MAX_PAGE`]) and decided as its slots are met, as before; its
+//! slots are then remembered, so its next request streams. Any fault on our side sends
 //! the page as the origin made it.
-
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
-    js_sys, web_sys, Context as WorkerContext, Env, Fetch, Method, Request, RequestInit,
-    RequestRedirect, Response, ResponseBody, ResponseBuilder, Result, Url,
+    ByteStream, Context as WorkerContext, Env, Fetch, Method, Request, RequestInit,
+    RequestRedirect, Response, ResponseBuilder, Result, Url,
 };
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
+
+use futures_util::StreamExt;
 
 use super::cache::log;
 use super::io::within;
 use super::{after_response, attach_token, cache, entropy, error, now, profile, request};
+use crate::html;
 use crate::session::{self, Entropy, Request as SessionRequest};
 use futures_util::future::join;
 
-/// The largest page personalized; larger pages pass through untouched.
+/// The largest page read whole (a path met for the first time that announces no
+/// slots); a larger one streams through untouched and teaches the isolate its slots.
 const MAX_PAGE: usize = 4 * 1024 * 1024;
-
-/// The whole body of a fetched response. `arrayBuffer()` reads it natively in one
-/// promise; `Response::bytes` would bring every chunk across the boundary through its
-/// own future, a cost per chunk that a page proxy pays on every page.
-async fn body_bytes(response: &mut Response) -> Result<Vec<u8>> {
-    let ResponseBody::Stream(stream) = response.body() else {
-        return response.bytes().await;
-    };
-    let whole = web_sys::Response::new_with_opt_readable_stream(Some(stream))?;
-    let buffer = JsFuture::from(whole.array_buffer()?).await?;
-    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
-}
 
 /// Proxies one request to `ORIGIN`.
 pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
@@ -97,57 +94,286 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
         .headers()
         .get("Content-Type")?
         .unwrap_or_default();
-    let declared_len = origin_response
-        .headers()
-        .get("Content-Length")?
-        .and_then(|l| l.parse::<usize>().ok());
     // Only a whole page: a 206 range or another 2xx passes through.
     let personalize = method == Method::Get
         && status == 200
-        && content_type.to_ascii_lowercase().starts_with("text/html")
-        && declared_len.is_none_or(|len| len <= MAX_PAGE);
+        && content_type.to_ascii_lowercase().starts_with("text/html");
     if !personalize {
         return Ok(origin_response);
     }
     let headers = origin_response.headers().clone();
-    let Ok(page) = body_bytes(&mut origin_response).await else {
-        return error(502, "origin body unreadable");
+    let Ok(mut body) = origin_response.stream() else {
+        // No body to read: the origin's response as it is.
+        return Ok(origin_response);
     };
-    // The body goes out as read (decoded, whole): its old length and encoding are stale.
+    // The body goes out decoded and rewritten: its old length and encoding are stale.
     for stale in ["Content-Length", "Content-Encoding"] {
         headers.delete(stale)?;
     }
-    // `fixed` keeps the headers as set (`from_bytes` would make every page a download).
-    let untouched = |page: Vec<u8>| {
-        Ok(ResponseBuilder::new()
-            .with_status(status)
-            .with_headers(headers.clone())
-            .fixed(page))
-    };
-    if page.len() > MAX_PAGE {
-        return untouched(page);
+    let path = url.path().to_owned();
+
+    // The head first: the slots it announces, with those the isolate remembers of the
+    // path, are decided before the body arrives.
+    let mut scanner = html::HeadScanner::new();
+    let mut read: Vec<Vec<u8>> = Vec::new();
+    let mut read_len = 0usize;
+    let mut ended = false;
+    while !scanner.done() && read_len < MAX_HEAD {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                let parsed = scanner.write(&chunk);
+                read_len += chunk.len();
+                read.push(chunk);
+                if parsed.is_err() {
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                log("error", "origin body unreadable", &e.to_string());
+                return error(502, "origin body unreadable");
+            }
+            None => {
+                ended = true;
+                break;
+            }
+        }
     }
-    match personalize_page(
-        &page,
-        headers.clone(),
-        status,
+    let mut names = scanner.slots();
+    let remembered = remembered(&path);
+    for name in remembered.iter().flatten() {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+
+    if names.is_empty() && remembered.is_none() {
+        // A path met for the first time, announcing nothing: the page is read whole
+        // (up to MAX_PAGE) and decided as its slots are met, and the isolate learns
+        // its slots, so that its next request streams.
+        while !ended && read_len <= MAX_PAGE {
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    read_len += chunk.len();
+                    read.push(chunk);
+                }
+                Some(Err(e)) => {
+                    log("error", "origin body unreadable", &e.to_string());
+                    return error(502, "origin body unreadable");
+                }
+                None => ended = true,
+            }
+        }
+        if ended {
+            let page = read.concat();
+            let response = personalize_page(
+                &page,
+                &path,
+                headers.clone(),
+                status,
+                env,
+                ctx,
+                &incoming,
+                prepared,
+            )
+            .await;
+            return match response {
+                Ok(Some(response)) => Ok(response),
+                // Nothing to fill, or a fault of ours: the page as the origin made it.
+                Ok(None) | Err(_) => {
+                    remember(&path, html::slot_names(&page));
+                    Ok(ResponseBuilder::new()
+                        .with_status(status)
+                        .with_headers(headers)
+                        .fixed(page))
+                }
+            };
+        }
+        // Larger than MAX_PAGE: it streams through as it is, and teaches its slots.
+        profile::after(env, ctx, prepared.pending, None);
+        return streamed(status, headers, read, body, None, path);
+    }
+
+    let active = cache::active(env, ctx, now()).await;
+    let keys = cache::keys(env);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let announced = active.as_ref().and_then(|active| {
+        let request = SessionRequest {
+            sync: prepared.sync,
+            ..SessionRequest::new(
+                prepared.visitor(&incoming),
+                &incoming.context,
+                now(),
+                Entropy::Source(&entropy),
+            )
+        };
+        session::announce(&active.bundle, keys.as_deref(), &request, &refs)
+            .map(|announced| (active, announced))
+    });
+    let Some((active, announced)) = announced else {
+        // Nothing the bundle knows: the page streams through as it is.
+        profile::after(env, ctx, prepared.pending, None);
+        return streamed(status, headers, read, body, None, path);
+    };
+    profile::after(env, ctx, prepared.pending, announced.outcome.push.clone());
+    // The body changes: its validators are stale too.
+    for stale in ["ETag", "Last-Modified"] {
+        headers.delete(stale)?;
+    }
+    headers.append("Vary", "Cookie")?;
+    headers.set("Cache-Control", "private, no-store")?;
+    attach_token(&headers, &incoming, announced.outcome.token.as_deref())?;
+    after_response(
         env,
         ctx,
-        &incoming,
-        prepared,
-    )
-    .await
-    {
-        Ok(Some(response)) => Ok(response),
-        // Nothing to fill, or a fault of ours: the page as the origin made it.
-        Ok(None) | Err(_) => untouched(page),
+        active,
+        &announced.outcome.decision,
+        &incoming.context,
+        &[],
+    );
+    streamed(status, headers, read, body, Some(announced.filler()), path)
+}
+
+/// The longest head read before the page's slots are decided.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// The paths whose slots an isolate remembers.
+const MAX_REMEMBERED: usize = 1024;
+
+thread_local! {
+    /// Per path, the slot names its page had last time (empty: none).
+    static SLOTS_OF: std::cell::RefCell<std::collections::HashMap<String, Vec<String>>> =
+        std::cell::RefCell::default();
+}
+
+/// The slots the isolate remembers of `path`'s page, if it met the page before.
+fn remembered(path: &str) -> Option<Vec<String>> {
+    SLOTS_OF.with(|m| m.borrow().get(path).cloned())
+}
+
+/// Remembers the slots of `path`'s page (bounded: past [`MAX_REMEMBERED`] paths the
+/// memory starts over).
+fn remember(path: &str, slots: Vec<String>) {
+    SLOTS_OF.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= MAX_REMEMBERED && !m.contains_key(path) {
+            m.clear();
+        }
+        m.insert(path.to_owned(), slots);
+    });
+}
+
+/// Where the rewriter writes: what the stream sends next.
+struct Sink(Rc<RefCell<Vec<u8>>>);
+
+impl lol_html::OutputSink for Sink {
+    fn handle_chunk(&mut self, chunk: &[u8]) {
+        self.0.borrow_mut().extend_from_slice(chunk);
     }
+}
+
+/// The state of a streamed page.
+struct Streaming {
+    rewriter: Option<html::SlotRewriter<'static, Sink>>,
+    out: Rc<RefCell<Vec<u8>>>,
+    read: std::collections::VecDeque<Vec<u8>>,
+    body: ByteStream,
+    met: Rc<RefCell<Vec<String>>>,
+    path: String,
+    done: bool,
+}
+
+/// The page as a stream: what was read already, then the rest of the body as it
+/// arrives, through lol_html chunk by chunk, each slot element filled by `filler` (or
+/// none: the page as the origin sent it, byte for byte). The slot names met are
+/// remembered for the path when the page ends. Memory is what lol_html holds for one
+/// tag, not the page.
+fn streamed(
+    status: u16,
+    headers: worker::Headers,
+    read: Vec<Vec<u8>>,
+    body: ByteStream,
+    filler: Option<session::Filler>,
+    path: String,
+) -> Result<Response> {
+    let out: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let met: Rc<RefCell<Vec<String>>> = Rc::default();
+    let seen = met.clone();
+    let mut filler = filler;
+    let rewriter = html::SlotRewriter::each(
+        move |name: &str, set: &mut html::SetSlot<'_>| {
+            let mut seen = seen.borrow_mut();
+            if seen.len() < html::MAX_ANNOUNCED && !seen.iter().any(|s| s == name) {
+                seen.push(name.to_owned());
+            }
+            if let Some(filler) = filler.as_mut() {
+                filler.fill(name, set);
+            }
+        },
+        Sink(out.clone()),
+    );
+    let state = Streaming {
+        rewriter: Some(rewriter),
+        out,
+        read: read.into(),
+        body,
+        met,
+        path,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            let ready = std::mem::take(&mut *st.out.borrow_mut());
+            if !ready.is_empty() {
+                return Some((Ok::<Vec<u8>, worker::Error>(ready), st));
+            }
+            if st.done {
+                return None;
+            }
+            let chunk = match st.read.pop_front() {
+                Some(chunk) => Some(chunk),
+                None => match st.body.next().await {
+                    Some(Ok(chunk)) => Some(chunk),
+                    Some(Err(e)) => {
+                        log("error", "origin body failed mid-page", &e.to_string());
+                        None
+                    }
+                    None => None,
+                },
+            };
+            match (chunk, st.rewriter.as_mut()) {
+                (Some(chunk), Some(rewriter)) => {
+                    if let Err(e) = rewriter.write(&chunk) {
+                        // Past a parser fault the rest of the page goes out as the
+                        // origin sent it.
+                        log("error", "page rewriting failed mid-page", &e.to_string());
+                        st.rewriter = None;
+                        st.out.borrow_mut().extend_from_slice(&chunk);
+                    }
+                }
+                (Some(chunk), None) => st.out.borrow_mut().extend_from_slice(&chunk),
+                (None, _) => {
+                    if let Some(rewriter) = st.rewriter.take() {
+                        if rewriter.end().is_ok() {
+                            remember(&st.path, st.met.borrow().clone());
+                        }
+                    }
+                    st.done = true;
+                }
+            }
+        }
+    });
+    ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .from_stream(stream)
 }
 
 /// Decides and fills a page's slots in one pass; `None` when there is nothing to
 /// personalize.
+#[allow(clippy::too_many_arguments)]
 async fn personalize_page(
     page: &[u8],
+    path: &str,
     headers: worker::Headers,
     status: u16,
     env: &Env,
@@ -175,6 +401,16 @@ async fn personalize_page(
         return Ok(None);
     };
     profile::after(env, ctx, prepared.pending, filled.outcome.push.clone());
+    remember(
+        path,
+        filled
+            .outcome
+            .decision
+            .decisions
+            .iter()
+            .map(|d| d.slot.to_owned())
+            .collect(),
+    );
     // The body changed: its validators are stale too.
     for stale in ["ETag", "Last-Modified"] {
         headers.delete(stale)?;

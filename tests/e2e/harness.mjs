@@ -114,6 +114,21 @@ export async function launchChromium() {
   });
 }
 
+/**
+ * A temporary directory for a test file with the test keys in `keys.json` and the
+ * bundle `source` (authoring JSON) compiled and published to its local KV (`state`),
+ * as `wrangler dev --persist-to` reads it: `{tmp, keysFile}`.
+ */
+export function publishedBundle(name, source) {
+  const tmp = tempDir(name);
+  const keysFile = join(tmp, "keys.json");
+  writeFileSync(keysFile, JSON.stringify(KEYS));
+  const mmb = join(tmp, `${name}.mmb`);
+  cli("compile", source, "-o", mmb);
+  cli("publish", mmb, "--local", "--persist-to", join(tmp, "state"));
+  return { tmp, keysFile };
+}
+
 export function cleanup(dir) {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }

@@ -10,10 +10,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  KEYS, ROOT, cli, cleanup, eventually as until, freePort, launchChromium, startWorker, tempDir, tokenFrom,
+  KEYS, ROOT, cli, cleanup, eventually as until, freePort, launchChromium, publishedBundle, startWorker, tokenFrom,
 } from "./harness.mjs";
 
 const BACKEND = "backend-token-0123456789abcdef";
@@ -29,12 +28,7 @@ const PAGE = '<!doctype html><html><head><title>Acme</title></head><body><div da
 let tmp, keysFile, origin, worker, base;
 
 before(async () => {
-  tmp = tempDir("profiles");
-  keysFile = join(tmp, "keys.json");
-  writeFileSync(keysFile, JSON.stringify(KEYS));
-  const mmb = join(tmp, "profiles.mmb");
-  cli("compile", join(ROOT, "fixtures", "profiles.json"), "-o", mmb);
-  cli("publish", mmb, "--local", "--persist-to", join(tmp, "state"));
+  ({ tmp, keysFile } = publishedBundle("profiles", join(ROOT, "fixtures", "profiles.json")));
   origin = createServer((req, res) => {
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
     res.end(PAGE);

@@ -281,3 +281,63 @@ fn a_page_without_known_slots_is_not_personalized() {
         session::personalize(&bundle, Some(&keys()), &request(None, &ctx, &[], NOW), page).unwrap();
     assert!(outcome.is_none(), "nothing decided, nothing to write");
 }
+
+/// A streamed page (issue 18): its announced slots decided before the body is read are
+/// the one-pass page's decisions and token, each chunk boundary gives the same page,
+/// and a slot element that was not announced keeps the page's own content.
+#[test]
+fn announced_slots_fill_a_streamed_page_as_the_one_pass_page_is_filled() {
+    use micromoment::html::SlotRewriter;
+    let bundle = crate::scenarios::fixture_bundle("automotive.json");
+    let keys = keys();
+    let ctx: Context =
+        serde_json::from_value(crate::read_json("fixtures/contexts/suv-shopper-lyon.json"))
+            .unwrap();
+    let request = request(None, &ctx, &[], NOW);
+    let one_pass = session::personalize(&bundle, Some(&keys), &request, PAGE.as_bytes())
+        .unwrap()
+        .unwrap();
+    let announced = session::announce(
+        &bundle,
+        Some(&keys),
+        &request,
+        &["sidebar", "hero", "sidebar", "not-in-bundle"],
+    )
+    .expect("the bundle knows the announced slots");
+    assert_eq!(announced.outcome.token, one_pass.outcome.token);
+    assert_eq!(
+        announced.outcome.decision.state,
+        one_pass.outcome.decision.state
+    );
+    let page = PAGE.as_bytes();
+    for split in [1, 40, page.len() / 2, page.len() - 1] {
+        let mut out = Vec::new();
+        let mut filler = announced.filler();
+        let mut rewriter = SlotRewriter::each(
+            |name, set| filler.fill(name, set),
+            |c: &[u8]| out.extend_from_slice(c),
+        );
+        rewriter.write(&page[..split]).unwrap();
+        rewriter.write(&page[split..]).unwrap();
+        rewriter.end().unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(one_pass.html.clone()).unwrap(),
+            "split at {split}"
+        );
+    }
+    // Only the sidebar announced: the hero elements keep the page's content.
+    let sidebar = session::announce(&bundle, Some(&keys), &request, &["sidebar"]).unwrap();
+    let mut out = Vec::new();
+    let mut filler = sidebar.filler();
+    let mut rewriter = SlotRewriter::each(
+        |name, set| filler.fill(name, set),
+        |c: &[u8]| out.extend_from_slice(c),
+    );
+    rewriter.write(page).unwrap();
+    rewriter.end().unwrap();
+    let html = String::from_utf8(out).unwrap();
+    assert!(html.contains("origin hero") && html.contains("second hero"));
+    assert_eq!(sidebar.outcome.decision.decisions.len(), 1);
+    assert!(session::announce(&bundle, Some(&keys), &request, &["nowhere"]).is_none());
+}
