@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Load test under local workerd: micromoment vs a pass-through Worker on the same origin.
+# Load test under local workerd: micromoment against the Workers a site would run instead,
+# on the same origin, page and requests.
 #   bash bench/workerd-load.sh      (ROUNDS=4 DURATION=30s CONNECTIONS=1 THREADS=1)
-# Starts a static origin, the built micromoment Worker and bench/passthrough under
-# `wrangler dev` on free loopback ports, then runs wrk against each target in turn,
-# ROUNDS times (interleaved, so a noisy neighbour hits every target alike), and prints
-# per round and overall: requests, req/s, p50/p90/p99. The added latency is micromoment's
-# page p50 less the pass-through's, per round. Stops everything at the end. Prints
+# Starts a static origin and, under `wrangler dev` on free loopback ports: (a)
+# bench/passthrough (forwards only), (b) bench/peers/growthbook (GrowthBook's JS SDK
+# deciding the same hero and sidebar, HTMLRewriter filling them, an HMAC-signed cookie),
+# (c) bench/peers/handwritten (the same in plain JS), and (d) the built micromoment
+# Worker with its embedded default bundle. Pages are requested at /models/suv/x5 (a new
+# visitor each time: a transition, an intent, the hero experiment); the JSON API at
+# /v1/decide?slots=hero,sidebar&path=/models/suv/x5. Each peer's answer is checked first
+# (its hero is one of the experiment's arms or the holdout's default). Then wrk runs
+# against each target in turn, ROUNDS times (interleaved, so a noisy neighbour hits every
+# target alike), and the script prints per round and overall requests, req/s and
+# p50/p90/p99, and per round the p50 each Worker adds over (a). CPU time per request is
+# not printed: `wrangler dev` does not report workerd's CPU accounting, and
+# `performance.now()` in workerd only moves on I/O. Stops everything at the end. Prints
 # figures; asserts nothing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,6 +24,7 @@ for tool in wrk bc; do
 done
 bash scripts/worker-setup.sh
 bash scripts/build-worker.sh   # the Worker as the sources are now
+npm ci --prefix bench/peers --silent
 
 export WRANGLER_SEND_METRICS=false CI=true
 tmp="$(mktemp -d /tmp/mm-load.XXXXXX)"
@@ -31,7 +41,7 @@ open(sys.argv[1], "w").write(f"""<!doctype html><html><head><title>Acme</title><
 <div data-mm-slot="hero"><p>origin hero</p></div>{body}
 <aside data-mm-slot="sidebar">origin sidebar</aside></body></html>""")
 PY
-ORIGIN_PORT="$(port)"; MM_PORT="$(port)"; PT_PORT="$(port)"
+ORIGIN_PORT="$(port)"; MM_PORT="$(port)"; PT_PORT="$(port)"; GB_PORT="$(port)"; JS_PORT="$(port)"
 # A keep-alive origin in Node, so the origin is not what is measured.
 cat > "$tmp/origin.mjs" <<'JS'
 import { createServer } from "node:http";
@@ -51,15 +61,36 @@ setsid node_modules/.bin/wrangler dev --config "$tmp/wrangler.toml" --ip 127.0.0
 setsid node_modules/.bin/wrangler dev --config bench/passthrough/wrangler.toml --ip 127.0.0.1 --port "$PT_PORT" --inspector-port "$(port)" \
   --persist-to "$tmp/state-pt" --show-interactive-dev-session=false --log-level warn \
   --var "ORIGIN:http://127.0.0.1:$ORIGIN_PORT" </dev/null >"$tmp/pt.log" 2>&1 & pids+=($!)
-for url in "http://127.0.0.1:$MM_PORT/healthz" "http://127.0.0.1:$PT_PORT/page.html"; do
+for peer in growthbook:$GB_PORT handwritten:$JS_PORT; do
+  setsid node_modules/.bin/wrangler dev --config "bench/peers/${peer%%:*}/wrangler.toml" --ip 127.0.0.1 --port "${peer#*:}" \
+    --inspector-port "$(port)" --persist-to "$tmp/state-${peer%%:*}" --show-interactive-dev-session=false --log-level warn \
+    --var "ORIGIN:http://127.0.0.1:$ORIGIN_PORT" </dev/null >"$tmp/${peer%%:*}.log" 2>&1 & pids+=($!)
+done
+for url in "http://127.0.0.1:$MM_PORT/healthz" "http://127.0.0.1:$PT_PORT/page.html" "http://127.0.0.1:$GB_PORT/healthz" "http://127.0.0.1:$JS_PORT/healthz"; do
   deadline=$(( $(date +%s) + 300 ))
   until curl -fs -m 2 -o /dev/null "$url"; do
     [ "$(date +%s)" -lt "$deadline" ] || { echo "not ready: $url"; tail -20 "$tmp"/*.log; exit 1; }
     sleep 0.5
   done
 done
-# Warm both isolates.
-for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$MM_PORT/page.html"; curl -s -o /dev/null "http://127.0.0.1:$PT_PORT/page.html"; done
+PAGE=/models/suv/x5
+API="/v1/decide?slots=hero,sidebar&path=/models/suv/x5"
+# Warm every isolate.
+for i in $(seq 50); do
+  for p in "$MM_PORT" "$PT_PORT" "$GB_PORT" "$JS_PORT"; do curl -s -o /dev/null "http://127.0.0.1:$p$PAGE"; done
+done
+# The peers decide what micromoment decides: a new visitor on an SUV page is in
+# consideration, in the hero experiment (suv-teaser, ev-teaser, or the holdout's
+# brand-film), with the default sidebar.
+for p in "$MM_PORT" "$GB_PORT" "$JS_PORT"; do
+  page="$(curl -s "http://127.0.0.1:$p$PAGE")"
+  hero="$(grep -o 'data-mm-slot="hero"[^>]*data-mm-content="[^"]*"' <<<"$page" | sed 's/.*data-mm-content="//; s/"$//')"
+  sidebar="$(grep -o 'data-mm-slot="sidebar"[^>]*data-mm-content="[^"]*"' <<<"$page" | sed 's/.*data-mm-content="//; s/"$//')"
+  case "$hero/$sidebar" in
+    suv-teaser/model-range|ev-teaser/model-range|brand-film/model-range) echo "port $p: hero $hero, sidebar $sidebar";;
+    *) echo "port $p decided hero '$hero', sidebar '$sidebar': not the scenario's"; exit 1;;
+  esac
+done
 
 # wrk's own percentiles, as one line of numbers (microseconds).
 cat > "$tmp/report.lua" <<'LUA'
@@ -69,12 +100,16 @@ done = function(summary, latency, requests)
 end
 LUA
 targets=(
-  "origin direct|http://127.0.0.1:$ORIGIN_PORT/page.html"
-  "pass-through Worker, page|http://127.0.0.1:$PT_PORT/page.html"
-  "micromoment, page (2 slots decided and filled)|http://127.0.0.1:$MM_PORT/page.html"
-  "micromoment, /v1/decide (3 slots)|http://127.0.0.1:$MM_PORT/v1/decide?slots=hero,sidebar,banner"
-  "micromoment, /healthz (the Worker's floor)|http://127.0.0.1:$MM_PORT/healthz"
-  "pass-through Worker, /healthz (a JS Worker's floor)|http://127.0.0.1:$PT_PORT/healthz"
+  "origin direct|http://127.0.0.1:$ORIGIN_PORT$PAGE"
+  "(a) pass-through Worker, page|http://127.0.0.1:$PT_PORT$PAGE"
+  "(b) GrowthBook SDK + HTMLRewriter, page|http://127.0.0.1:$GB_PORT$PAGE"
+  "(c) hand-written JS + HTMLRewriter, page|http://127.0.0.1:$JS_PORT$PAGE"
+  "(d) micromoment, page|http://127.0.0.1:$MM_PORT$PAGE"
+  "(b) GrowthBook SDK, JSON API|http://127.0.0.1:$GB_PORT$API"
+  "(c) hand-written JS, JSON API|http://127.0.0.1:$JS_PORT$API"
+  "(d) micromoment, JSON API|http://127.0.0.1:$MM_PORT$API"
+  "(a) pass-through Worker, /healthz (a JS Worker's floor)|http://127.0.0.1:$PT_PORT/healthz"
+  "(d) micromoment, /healthz (the Worker's floor)|http://127.0.0.1:$MM_PORT/healthz"
 )
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk: $THREADS threads, $CONNECTIONS connections, $ROUNDS rounds of $DURATION per target, interleaved"
@@ -102,8 +137,14 @@ for i, name in enumerate(names):
     req = sum(int(r[3]) for r in rs); secs = sum(float(r[4]) for r in rs)
     med = lambda k: statistics.median(int(r[k]) for r in rs) / 1000
     print(f"  {name:52} {req:8d} requests {req / secs:8.1f} req/s  p50 {med(5):6.2f} ms  p90 {med(6):6.2f} ms  p99 {med(7):6.2f} ms")
-pt = {r[0]: int(r[5]) for r in by.get(1, [])}
-mm = {r[0]: int(r[5]) for r in by.get(2, [])}
-added = [(mm[k] - pt[k]) / 1000 for k in pt if k in mm]
-print(f"\nadded p50 latency of the page proxy, per round: {', '.join(f'{a:+.2f}' for a in added)} ms; median {statistics.median(added):+.2f} ms")
+def p(i, k):
+    return {r[0]: int(r[k]) for r in by.get(i, [])}
+print("\np50 and p99 added over (a) the pass-through Worker, per round (ms), and the median")
+print("(pages over its page; the JSON API over its /healthz, a JS Worker answering without a subrequest):")
+for i in (2, 3, 4, 5, 6, 7):
+    for k, label in ((5, "p50"), (7, "p99")):
+        base, mine = p(1 if i <= 4 else 8, k), p(i, k)
+        added = [(mine[r] - base[r]) / 1000 for r in base if r in mine]
+        if added:
+            print(f"  {names[i]:52} {label} {', '.join(f'{a:+.2f}' for a in added)}; median {statistics.median(added):+.2f}")
 PY
