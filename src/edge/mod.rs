@@ -467,12 +467,13 @@ pub(crate) fn after_response(
         .iter()
         .map(|e| e.name)
         .chain(context.event.as_deref());
+    let opted_out = crate::decide::opted_out(context, &decision.state);
     triggers::enqueue(
         env,
         ctx,
         crate::deliver::deliveries(&active.bundle, decision, context),
-        triggers::waits_object(&decision.state),
-        triggers::cancelling(&active.bundle, names),
+        &decision.state,
+        triggers::cancelling(&active.bundle, &decision.state, opted_out, now(), names),
     );
 }
 

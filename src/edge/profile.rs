@@ -207,6 +207,9 @@ struct BackendCall {
     /// The caller's `Idempotency-Key`: a call retried with the same key is applied once.
     #[serde(default)]
     idempotency_key: Option<String>,
+    /// SHA-256 of the route and the body: a key reused with another call is refused.
+    #[serde(default)]
+    fingerprint: String,
 }
 
 /// How long an `Idempotency-Key` is remembered.
@@ -258,7 +261,7 @@ impl Profile {
         )?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, answer TEXT NOT NULL, \
-             at INTEGER NOT NULL)",
+             at INTEGER NOT NULL, fingerprint TEXT NOT NULL DEFAULT '')",
             None,
         )?;
         sql.exec(
@@ -458,11 +461,20 @@ impl Profile {
             None => Context::default(),
         };
         context.channel = channel;
-        if let Some(answer) = self.replayed(call.idempotency_key.as_deref())? {
-            return ResponseBuilder::new()
-                .with_header("Cache-Control", "no-store")?
-                .with_header("Idempotent-Replayed", "true")?
-                .from_json(&answer);
+        match self.replayed(call.idempotency_key.as_deref(), &call.fingerprint)? {
+            Replay::First => {}
+            Replay::Same(answer) => {
+                return ResponseBuilder::new()
+                    .with_header("Cache-Control", "no-store")?
+                    .with_header("Idempotent-Replayed", "true")?
+                    .from_json(&answer)
+            }
+            Replay::Conflict => {
+                return error(
+                    422,
+                    "Idempotency-Key was used for another call in the last 24 hours: use a new key",
+                )
+            }
         }
         let profile_id = ids::parse_hex128(&call.profile).unwrap_or([0; 16]);
         let mut prior = after.backend_prior(bundle, channel, now);
@@ -523,7 +535,12 @@ impl Profile {
             )
         };
         self.store(&before, &after)?;
-        self.remember(call.idempotency_key.as_deref(), &answer, now)?;
+        self.remember(
+            call.idempotency_key.as_deref(),
+            &call.fingerprint,
+            &answer,
+            now,
+        )?;
         // Records and triggers only once what they report is stored.
         super::after_response(
             &self.env,
@@ -550,6 +567,10 @@ impl Profile {
             Ok(waits) => waits,
             Err(e) => return error(400, &format!("waits: {e}")),
         };
+        if waits.add.is_empty() && !self.has_waits()? {
+            // Nothing waits here: a cancel writes nothing (no object is left behind).
+            return ResponseBuilder::new().from_json(&json!({"waiting": 0, "cancelled": 0}));
+        }
         self.ensure_tables()?;
         let sql = self.sql();
         let now_ms = worker::Date::now().as_millis() as i64;
@@ -569,6 +590,9 @@ impl Profile {
             )?;
         }
         let mut cancelled = 0;
+        if waits.cancel_all {
+            cancelled += sql.exec("DELETE FROM waits", None)?.rows_written();
+        }
         for event in &waits.cancel {
             cancelled += sql
                 .exec(
@@ -578,14 +602,32 @@ impl Profile {
                 .rows_written();
         }
         if cancelled > 0 {
+            let by = if waits.cancel_all {
+                "consent withdrawn".to_owned()
+            } else {
+                waits.cancel.join(", ")
+            };
             log(
                 "info",
                 "delayed trigger cancelled",
-                &format!("{cancelled} by {}", waits.cancel.join(", ")),
+                &format!("{cancelled} by {by}"),
             );
         }
         let waiting = self.schedule(None).await?;
         ResponseBuilder::new().from_json(&json!({"waiting": waiting, "cancelled": cancelled}))
+    }
+
+    /// Whether this object has ever held a waiting trigger.
+    fn has_waits(&self) -> Result<bool> {
+        Ok(self
+            .sql()
+            .exec(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'waits'",
+                None,
+            )?
+            .raw()
+            .next()
+            .is_some())
     }
 
     /// Sets the alarm to the earliest waiting delivery (not before `not_before`), or
@@ -625,71 +667,79 @@ impl Profile {
     async fn ring(&self) -> Result<()> {
         self.ensure_tables()?;
         let now_ms = worker::Date::now().as_millis() as i64;
-        let due: Vec<(String, String)> = self
+        let due: Vec<String> = self
             .sql()
             .exec(
-                "SELECT id, delivery FROM waits WHERE due_ms <= ? ORDER BY due_ms",
+                "SELECT id FROM waits WHERE due_ms <= ? ORDER BY due_ms",
                 vec![SqlStorageValue::Integer(now_ms)],
             )?
             .raw()
             .filter_map(|r| r.ok())
-            .filter_map(|r| match (r.first(), r.get(1)) {
-                (Some(SqlStorageValue::String(id)), Some(SqlStorageValue::String(d))) => {
-                    Some((id.clone(), d.clone()))
-                }
+            .filter_map(|r| match r.first() {
+                Some(SqlStorageValue::String(id)) => Some(id.clone()),
                 _ => None,
             })
             .collect();
         let queue = self.env.queue("TRIGGERS").ok();
         let mut failed = false;
-        for (id, text) in due {
-            let sent = match (
-                serde_json::from_str::<crate::deliver::Delivery>(&text),
-                &queue,
-            ) {
-                (Ok(mut delivery), Some(queue)) => {
-                    delivery.delay_secs = None;
-                    let what = format!("{} to {}", delivery.id, delivery.destination);
-                    match queue.send(delivery).await {
-                        Ok(()) => {
-                            log("info", "delayed trigger due, enqueued", &what);
-                            true
-                        }
-                        Err(e) => {
-                            log(
-                                "error",
-                                "delayed trigger could not be enqueued",
-                                &format!("{what}: {e}"),
-                            );
-                            false
-                        }
-                    }
-                }
-                (Err(e), _) => {
+        for id in due {
+            // Claimed just before it is sent: the send lets other requests in, and an
+            // erasure or a cancel that came meanwhile has deleted what it stops.
+            let claimed = self
+                .sql()
+                .exec(
+                    "DELETE FROM waits WHERE id = ? RETURNING due_ms, unless, delivery",
+                    vec![SqlStorageValue::String(id.clone())],
+                )?
+                .raw()
+                .next()
+                .and_then(|r| r.ok());
+            let Some(row) = claimed else { continue };
+            let text = match row.get(2) {
+                Some(SqlStorageValue::String(text)) => text.clone(),
+                _ => String::new(),
+            };
+            let delivery = match serde_json::from_str::<crate::deliver::Delivery>(&text) {
+                Ok(delivery) => delivery,
+                Err(e) => {
                     // Unreadable (written by another version): dropped, said so.
                     log(
                         "error",
                         "delayed trigger unreadable, dropped",
                         &format!("{id}: {e}"),
                     );
-                    true
-                }
-                (_, None) => {
-                    log(
-                        "error",
-                        "TRIGGERS is not bound: a delayed trigger waits",
-                        &id,
-                    );
-                    false
+                    continue;
                 }
             };
-            if sent {
-                self.sql().exec(
-                    "DELETE FROM waits WHERE id = ?",
-                    vec![SqlStorageValue::String(id)],
-                )?;
-            } else {
-                failed = true;
+            let what = format!("{} to {}", delivery.id, delivery.destination);
+            let sent = match &queue {
+                Some(queue) => {
+                    let mut now = delivery.clone();
+                    now.delay_secs = None;
+                    queue.send(now).await.map_err(|e| e.to_string())
+                }
+                None => Err("TRIGGERS is not bound".to_owned()),
+            };
+            match sent {
+                Ok(()) => log("info", "delayed trigger due, enqueued", &what),
+                Err(e) => {
+                    log(
+                        "error",
+                        "delayed trigger could not be enqueued, will ring again",
+                        &format!("{what}: {e}"),
+                    );
+                    failed = true;
+                    // Back in, as it was, for the next ring.
+                    self.sql().exec(
+                        "INSERT OR IGNORE INTO waits (id, due_ms, unless, delivery) VALUES (?, ?, ?, ?)",
+                        vec![
+                            SqlStorageValue::String(id),
+                            row.first().cloned().unwrap_or(SqlStorageValue::Integer(now_ms)),
+                            row.get(1).cloned().unwrap_or(SqlStorageValue::Null),
+                            SqlStorageValue::String(text),
+                        ],
+                    )?;
+                }
             }
         }
         self.schedule(failed.then(|| now_ms + RETRY_WAITS_MS))
@@ -697,29 +747,39 @@ impl Profile {
         Ok(())
     }
 
-    /// The answer already given to a call with this `Idempotency-Key`, if any.
-    fn replayed(&self, key: Option<&str>) -> Result<Option<serde_json::Value>> {
-        let Some(key) = key else { return Ok(None) };
+    /// What a call with this `Idempotency-Key` and `fingerprint` was answered before.
+    fn replayed(&self, key: Option<&str>, fingerprint: &str) -> Result<Replay> {
+        let Some(key) = key else {
+            return Ok(Replay::First);
+        };
         self.ensure_tables()?;
         let row = self
             .sql()
             .exec(
-                "SELECT answer FROM idempotency WHERE key = ?",
+                "SELECT answer, fingerprint FROM idempotency WHERE key = ?",
                 vec![SqlStorageValue::String(key.to_owned())],
             )?
             .raw()
             .next()
             .and_then(|r| r.ok());
-        Ok(row.and_then(|r| match r.first() {
-            Some(SqlStorageValue::String(text)) => serde_json::from_str(text).ok(),
-            _ => None,
-        }))
+        let Some(row) = row else {
+            return Ok(Replay::First);
+        };
+        Ok(match (row.first(), row.get(1)) {
+            (Some(SqlStorageValue::String(answer)), Some(SqlStorageValue::String(f)))
+                if f == fingerprint =>
+            {
+                serde_json::from_str(answer).map_or(Replay::First, Replay::Same)
+            }
+            _ => Replay::Conflict,
+        })
     }
 
     /// Remembers the answer to a call with an `Idempotency-Key` for a day.
     fn remember(
         &self,
         key: Option<&str>,
+        fingerprint: &str,
         answer: &serde_json::Value,
         now: UnixSeconds,
     ) -> Result<()> {
@@ -730,15 +790,26 @@ impl Profile {
             vec![SqlStorageValue::Integer(now - IDEMPOTENCY_WINDOW)],
         )?;
         sql.exec(
-            "INSERT OR REPLACE INTO idempotency (key, answer, at) VALUES (?, ?, ?)",
+            "INSERT OR REPLACE INTO idempotency (key, answer, at, fingerprint) VALUES (?, ?, ?, ?)",
             vec![
                 SqlStorageValue::String(key.to_owned()),
                 SqlStorageValue::String(answer.to_string()),
                 SqlStorageValue::Integer(now),
+                SqlStorageValue::String(fingerprint.to_owned()),
             ],
         )?;
         Ok(())
     }
+}
+
+/// What an `Idempotency-Key` was used for before.
+enum Replay {
+    /// Not in the last 24 hours: apply the call.
+    First,
+    /// The same call: its first answer.
+    Same(serde_json::Value),
+    /// Another call.
+    Conflict,
 }
 
 fn backend_name(id: &[u8; 16]) -> String {
@@ -1126,12 +1197,17 @@ pub(crate) fn forget(req: &Request, env: &Env, incoming: &Incoming) -> Result<Re
     Ok(response)
 }
 
-/// Whether a browser says the request comes from another site: `Sec-Fetch-Site:
-/// cross-site`, or an `Origin` whose host is not the request's.
+/// Whether a browser says the request does not come from this origin: a
+/// `Sec-Fetch-Site` other than `same-origin` or `none` (a sibling subdomain is another
+/// site's content here), or an `Origin` that is `null` (a sandboxed frame) or names
+/// another host. A request with neither header (not a browser, or one too old to send
+/// them) is let through: logout needs no secret, so it must not need one either.
 fn cross_site(req: &Request) -> bool {
     let header = |name: &str| req.headers().get(name).ok().flatten();
-    if header("Sec-Fetch-Site").as_deref() == Some("cross-site") {
-        return true;
+    if let Some(site) = header("Sec-Fetch-Site") {
+        if site != "same-origin" && site != "none" {
+            return true;
+        }
     }
     let Some(origin) = header("Origin") else {
         return false;
@@ -1145,7 +1221,7 @@ fn cross_site(req: &Request) -> bool {
         .split_once("://")
         .map_or("", |(_, rest)| rest)
         .trim_end_matches('/');
-    origin != "null" && !given.eq_ignore_ascii_case(&host)
+    origin == "null" || !given.eq_ignore_ascii_case(&host)
 }
 
 // ---------------------------------------------------------------------------------
@@ -1297,6 +1373,16 @@ fn decide_call(bytes: &[u8], call: &mut BackendCall) -> std::result::Result<(), 
     Ok(())
 }
 
+/// SHA-256 (hex) of a backend call's route and body.
+fn fingerprint(action: &str, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(action.as_bytes());
+    hash.update([0]);
+    hash.update(body);
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `/v1/profiles/<id>[/events|/decide]`: the backend API (DESIGN §10).
 pub(crate) async fn backend(req: Request, env: &Env, rest: &str) -> Result<Response> {
     if !authorized(&req, env) {
@@ -1341,6 +1427,7 @@ pub(crate) async fn backend(req: Request, env: &Env, rest: &str) -> Result<Respo
                     return error(400, &format!("body could not be read: {e}"))
                 }
             };
+            call.fingerprint = fingerprint(action, &bytes);
             let checked = if action == "events" {
                 events_call(&bytes, &mut call)
             } else {

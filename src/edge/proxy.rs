@@ -334,8 +334,12 @@ fn streamed(
                 None => match st.body.next().await {
                     Some(Ok(chunk)) => Some(chunk),
                     Some(Err(e)) => {
+                        // The page is cut: the response is aborted, so neither the
+                        // browser nor a cache takes the part for the whole.
                         log("error", "origin body failed mid-page", &e.to_string());
-                        None
+                        st.done = true;
+                        st.rewriter = None;
+                        return Some((Err(e), st));
                     }
                     None => None,
                 },

@@ -38,6 +38,15 @@ pub(crate) struct Waits {
     pub add: Vec<Delivery>,
     /// Events of the request that some trigger's `unless` names.
     pub cancel: Vec<String>,
+    /// Cancel everything that waits (the person withdrew consent).
+    #[serde(default)]
+    pub cancel_all: bool,
+}
+
+impl Waits {
+    fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.cancel.is_empty() && !self.cancel_all
+    }
 }
 
 /// The object a person's delayed triggers wait in: the profile's when the state is
@@ -45,57 +54,99 @@ pub(crate) struct Waits {
 pub(crate) fn waits_object(state: &State) -> String {
     match state.link {
         Some(link) => ids::hex128_string(&link.profile),
-        None => format!("visitor-{}", ids::hex128_string(&state.visitor)),
+        None => visitor_object(state),
     }
 }
 
-/// The request's events that cancel a waiting trigger (some trigger's `unless`).
+fn visitor_object(state: &State) -> String {
+    format!("visitor-{}", ids::hex128_string(&state.visitor))
+}
+
+/// What a request cancels of the person's waiting triggers. Only a delayed trigger the
+/// state says fired within its delay can be waiting, so a request of someone with
+/// nothing waiting calls no object (whatever events it carries, and however many new
+/// visitors send them): its `unless` events among the request's cancel it, and a
+/// request that withdrew consent (`opted_out`) cancels everything.
 pub(crate) fn cancelling<'a>(
     bundle: &Bundle,
+    state: &State,
+    opted_out: bool,
+    now: i64,
     events: impl Iterator<Item = &'a str>,
-) -> Vec<String> {
+) -> (Vec<String>, bool) {
+    let waiting: Vec<&str> = bundle
+        .triggers
+        .iter()
+        .filter_map(|t| {
+            let delay = t.delay?;
+            let fired = state.impressions.iter().find(|i| i.id == t.id)?;
+            (now.saturating_sub(fired.last_shown) <= delay)
+                .then_some(t.unless.as_deref().unwrap_or(""))
+        })
+        .collect();
+    if waiting.is_empty() {
+        return (Vec::new(), false);
+    }
+    if opted_out {
+        return (Vec::new(), true);
+    }
     let mut out: Vec<String> = Vec::new();
     for event in events {
-        let cancels = bundle
-            .triggers
-            .iter()
-            .any(|t| t.delay.is_some() && t.unless.as_deref() == Some(event));
-        if cancels && !out.iter().any(|e| e == event) {
+        if waiting.contains(&event) && !out.iter().any(|e| e == event) {
             out.push(event.to_owned());
         }
     }
-    out
+    (out, false)
 }
 
-/// Enqueues `deliveries` after the response; delayed ones, and the request's
-/// cancelling events, go to the person's object (`waits_at`). Without the `TRIGGERS`
-/// binding (or `PROFILES`, for delayed ones) they are logged and dropped.
+/// Enqueues `deliveries` after the response; delayed ones go to the person's object
+/// ([`waits_object`]), and what the request cancels ([`cancelling`]) to it and, for a
+/// linked device, to the object it used before it was linked too. Without the
+/// `TRIGGERS` binding (or `PROFILES`, for delayed ones) they are logged and dropped.
 pub(crate) fn enqueue(
     env: &Env,
     ctx: &impl Background,
     deliveries: Vec<Delivery>,
-    waits_at: String,
-    cancel: Vec<String>,
+    state: &State,
+    (cancel, cancel_all): (Vec<String>, bool),
 ) {
     let (delayed, now): (Vec<Delivery>, Vec<Delivery>) =
         deliveries.into_iter().partition(|d| d.delay_secs.is_some());
     let waits = Waits {
         add: delayed,
         cancel,
+        cancel_all,
     };
-    if !waits.add.is_empty() || !waits.cancel.is_empty() {
+    if !waits.is_empty() {
         let env = env.clone();
+        let mut objects = vec![waits_object(state)];
+        if state.link.is_some() && (!waits.cancel.is_empty() || waits.cancel_all) {
+            objects.push(visitor_object(state));
+        }
         ctx.run(Box::pin(async move {
-            if let Err(e) = send_waits(&env, &waits_at, &waits).await {
-                log(
-                    "error",
-                    "delayed triggers not recorded",
-                    &format!(
-                        "{} to wait, {} to cancel: {e}",
-                        waits.add.len(),
-                        waits.cancel.len()
-                    ),
-                );
+            for (i, object) in objects.iter().enumerate() {
+                // What is added waits in the first object only.
+                let sent = if i == 0 {
+                    send_waits(&env, object, &waits).await
+                } else {
+                    let cancel_only = Waits {
+                        add: Vec::new(),
+                        cancel: waits.cancel.clone(),
+                        cancel_all: waits.cancel_all,
+                    };
+                    send_waits(&env, object, &cancel_only).await
+                };
+                if let Err(e) = sent {
+                    log(
+                        "error",
+                        "delayed triggers not recorded",
+                        &format!(
+                            "{} to wait, {} to cancel: {e}",
+                            waits.add.len(),
+                            waits.cancel.len()
+                        ),
+                    );
+                }
             }
         }));
     }

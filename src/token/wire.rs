@@ -641,8 +641,8 @@ struct StateImage {
 }
 
 /// The first byte of a state image: a change of [`StateImage`] is a new version, and
-/// [`State::from_image`] refuses the others (the profile object logs the rows it can
-/// no longer read).
+/// [`State::from_image`] refuses other versions (the profile object logs the rows it
+/// can no longer read), but for the unversioned images written before.
 pub const IMAGE_VERSION: u8 = 1;
 
 impl State {
@@ -685,12 +685,18 @@ impl State {
     }
 
     /// The state [`State::to_image`] wrote, or `None` for bytes it did not write.
+    ///
+    /// An image written before images were versioned (the same layout without the
+    /// version byte, as profile objects stored them until then) still reads.
     pub fn from_image(bytes: &[u8]) -> Option<State> {
-        let (&version, bytes) = bytes.split_first()?;
-        if version != IMAGE_VERSION {
-            return None;
-        }
-        let image = codec::decode::<StateImage, DECODE_LIMIT>(bytes).ok()?;
+        let (&version, rest) = bytes.split_first()?;
+        let versioned = (version == IMAGE_VERSION)
+            .then(|| codec::decode::<StateImage, DECODE_LIMIT>(rest).ok())
+            .flatten();
+        let image = match versioned {
+            Some(image) => image,
+            None => codec::decode::<StateImage, DECODE_LIMIT>(bytes).ok()?,
+        };
         Some(State {
             visitor: image.visitor,
             issued_at: image.issued_at,

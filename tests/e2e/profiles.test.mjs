@@ -333,7 +333,7 @@ test("links keep the redirect on the site, and write nothing without consent", a
 test("logout refuses other sites, and without consent removes the cookie", async () => {
   const laptop = device(LAPTOP_UA);
   await openLink(laptop, mintLink(OTHER, 1300), 1300);
-  for (const headers of [{ "Sec-Fetch-Site": "cross-site" }, { Origin: "https://evil.example" }]) {
+  for (const headers of [{ "Sec-Fetch-Site": "cross-site" }, { "Sec-Fetch-Site": "same-site" }, { Origin: "https://evil.example" }, { Origin: "null" }]) {
     const r = await fetch(`${base}/v1/identity/forget`, {
       method: "POST", headers: { Cookie: `mm=${laptop.token}`, "User-Agent": LAPTOP_UA, ...headers },
     });
@@ -368,6 +368,14 @@ test("a backend call retried with its Idempotency-Key is applied once", async ()
     method: "POST", headers: { Authorization: `Bearer ${BACKEND}`, "Idempotency-Key": "x".repeat(200) }, body: "{}",
   });
   assert.equal(bad.status, 400);
+  // The same key for another call is refused, not answered with the first call's answer.
+  const reused = await fetch(`${base}/v1/profiles/${ONCE}/events`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${BACKEND}`, "Content-Type": "application/json", "Idempotency-Key": "order-4711" },
+    body: JSON.stringify({ events: [{ name: "order_completed" }], channel: "store" }),
+  });
+  assert.equal(reused.status, 422);
+  assert.match((await reused.json()).error, /Idempotency-Key/);
 });
 
 test("a profile with more devices than it keeps folds the oldest and loses nothing", async () => {

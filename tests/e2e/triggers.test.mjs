@@ -176,8 +176,14 @@ test("a delayed trigger waits in the visitor's alarm, and its unless event cance
   const cancelled = visitorOf(other);
   other = await events(other, ["order_done"]);
   await until(() => /delayed trigger cancelled/.test(worker.log()), 20000, worker.log);
+  // Consent withdrawn within the delay: nothing that waits is sent.
+  let withdrawn = await events(null, ["cart_add"]);
+  const refused = visitorOf(withdrawn);
+  withdrawn = await page(withdrawn, "/", { "Sec-GPC": "1" });
+  await until(() => /delayed trigger cancelled","detail":"1 by consent withdrawn/.test(worker.log()), 20000, worker.log);
   await new Promise((r) => setTimeout(r, 6000));
   assert.equal(callsFor("/crm", "quick-rescue", cancelled).length, 0, "cancelled by order_done");
+  assert.equal(callsFor("/crm", "quick-rescue", refused).length, 0, "cancelled when consent was withdrawn");
 });
 
 test("a linked person's delayed trigger waits in the profile, and the store's order cancels it", async () => {

@@ -1505,7 +1505,7 @@ mod cli {
 
 /// The state image the profile object stores: its layout is pinned byte for byte, so a
 /// change of it is seen here and comes with a new `IMAGE_VERSION`; other versions and
-/// damaged bytes are refused, never misread.
+/// damaged bytes are refused, never misread; images from before versions still read.
 #[test]
 fn the_stored_state_image_is_versioned_and_pinned() {
     let mut state = State {
@@ -1526,12 +1526,21 @@ fn the_stored_state_image_is_versioned_and_pinned() {
         GOLDEN_IMAGE,
         "the layout changed: bump IMAGE_VERSION and pin the new bytes"
     );
-    assert_eq!(State::from_image(&image), Some(state));
+    assert_eq!(State::from_image(&image), Some(state.clone()));
     let mut other = image.clone();
     other[0] = token::IMAGE_VERSION + 1;
     assert_eq!(State::from_image(&other), None);
-    assert_eq!(State::from_image(&image[1..]), None, "an unversioned image");
+    assert_eq!(
+        State::from_image(&image[1..]).as_ref(),
+        Some(&state),
+        "an image written before versions (profile objects stored them) still reads"
+    );
     assert_eq!(State::from_image(&[]), None);
+    assert_eq!(
+        State::from_image(&image[..image.len() - 1]),
+        None,
+        "damaged"
+    );
 }
 
 fn hex(bytes: &[u8]) -> String {
