@@ -192,22 +192,19 @@ fn lit_bound(lit: &Lit) -> VarBound {
         Lit::Null | Lit::Bool(_) | Lit::Number(_) => VarBound::SCALAR,
         Lit::String(s) => VarBound::text(s.len() as u64),
         Lit::Array(items) => {
-            let elements = items
-                .iter()
-                .map(lit_bound)
-                .fold(VarBound::text(0), |acc, b| VarBound {
-                    items: acc.items.max(b.items).max(b.item_items),
-                    bytes: 0,
-                    item_items: 0,
-                    item_bytes: acc.item_bytes.max(b.bytes).max(b.item_bytes),
-                    built: false,
-                });
+            // Each element's bound once: twice per level would be exponential in the
+            // nesting (a fuzzer's 33 nested arrays took minutes).
+            let bounds: Vec<VarBound> = items.iter().map(lit_bound).collect();
+            let elements = bounds.iter().fold(VarBound::text(0), |acc, b| VarBound {
+                items: acc.items.max(b.items).max(b.item_items),
+                bytes: 0,
+                item_items: 0,
+                item_bytes: acc.item_bytes.max(b.bytes).max(b.item_bytes),
+                built: false,
+            });
             VarBound {
                 items: items.len() as u64,
-                bytes: items
-                    .iter()
-                    .map(|i| add(lit_bound(i).bytes, 1))
-                    .fold(0, add),
+                bytes: bounds.iter().map(|b| add(b.bytes, 1)).fold(0, add),
                 item_items: elements.items,
                 item_bytes: elements.item_bytes,
                 built: false,
