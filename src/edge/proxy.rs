@@ -27,7 +27,7 @@ use super::io::within;
 use super::{after_response, attach_token, cache, entropy, error, now, profile, request};
 use crate::html;
 use crate::session::{self, Entropy, Request as SessionRequest};
-use futures_util::future::join;
+use futures_util::future::{join, select, Either};
 
 /// The largest page read whole (a path met for the first time that announces no
 /// slots); a larger one streams through untouched and teaches the isolate its slots.
@@ -230,7 +230,48 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
         &incoming.context,
         &[],
     );
-    streamed(status, headers, read, body, Some(announced.filler()), path)
+    // What the origin has sent already is taken at once: a page that is all there goes
+    // out whole (a native body, as fast as a JS Worker's), one still arriving streams.
+    let mut filler = announced.filler();
+    while read_len <= MAX_PAGE {
+        let next = Box::pin(body.next());
+        let now_or_never = Box::pin(worker::Delay::from(Duration::ZERO));
+        match select(next, now_or_never).await {
+            Either::Left((Some(Ok(chunk)), _)) => {
+                read_len += chunk.len();
+                read.push(chunk);
+            }
+            Either::Left((Some(Err(e)), _)) => {
+                log("error", "origin body unreadable", &e.to_string());
+                return error(502, "origin body unreadable");
+            }
+            Either::Left((None, _)) => {
+                let page = read.concat();
+                let mut met: Vec<String> = Vec::new();
+                let filled = html::rewrite_each(&page, |name, set| {
+                    if met.len() < html::MAX_ANNOUNCED && !met.iter().any(|m| m == name) {
+                        met.push(name.to_owned());
+                    }
+                    filler.fill(name, set);
+                });
+                remember(&path, met);
+                let html = match filled {
+                    Ok(html) => html,
+                    Err(e) => {
+                        log("error", "page rewriting failed", &e.to_string());
+                        page
+                    }
+                };
+                return Ok(ResponseBuilder::new()
+                    .with_status(status)
+                    .with_headers(headers)
+                    .fixed(html));
+            }
+            // Not there yet: the rest streams as it comes.
+            Either::Right(_) => break,
+        }
+    }
+    streamed(status, headers, read, body, Some(filler), path)
 }
 
 /// The longest head read before the page's slots are decided.
