@@ -14,7 +14,7 @@ mod bots;
 pub use bots::is_bot;
 
 /// The longest header value looked at; longer ones are cut, not rejected.
-const MAX_HEADER: usize = 2048;
+pub const MAX_HEADER: usize = 2048;
 
 /// Query parameters kept in `page.query`.
 const MAX_QUERY_PARAMS: usize = 64;

@@ -160,3 +160,27 @@ proptest::proptest! {
         let _ = device_type(&piece, None);
     }
 }
+
+/// Found by the `user_agent` fuzzer (fuzz/seeds/user_agent/past-the-bound): a request is
+/// classified by the first `MAX_HEADER` bytes of its `User-Agent`, as every header is
+/// read; a marker past them does not count. (The fuzz target compared the context with
+/// the whole header.)
+#[test]
+fn a_request_is_classified_by_the_user_agent_as_read() {
+    use micromoment::http::{context, RequestParts, MAX_HEADER};
+    let head =
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36 ";
+    let ua = format!("{head}{}SmartTV", "x".repeat(MAX_HEADER));
+    assert_eq!(device_type(&ua, None), DeviceType::Tv);
+    let ctx = context(&RequestParts {
+        path: "/",
+        user_agent: Some(&ua),
+        ..RequestParts::default()
+    });
+    assert_eq!(ctx.device.kind, Some(DeviceType::Desktop));
+    assert_eq!(
+        ctx.device.kind,
+        Some(device_type(&ua[..MAX_HEADER], None)),
+        "the first MAX_HEADER bytes decide"
+    );
+}
