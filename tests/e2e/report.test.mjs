@@ -110,3 +110,24 @@ test("a shadowed candidate is flagged in the HTML and the JSON, and --strict fai
   // The fixtures have no such findings: --strict passes.
   assert.equal(spawnSync(CLI, ["report", "fixtures/automotive.json", "--json", "--strict"], { cwd: ROOT }).status, 0);
 });
+
+test("the triggers section shows, in Chromium, which moments start which conversation", async () => {
+  const file = join(tmp, "triggers.html");
+  const run = report("fixtures/triggers.json", file);
+  assert.equal(run.status, 0, run.stderr);
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(pathToFileURL(file).href);
+  await page.locator("#triggers").screenshot({ path: join(SHOTS, "triggers.png") });
+  const rows = await page.$$eval("#triggers tbody tr", (trs) =>
+    trs.map((tr) => ({ id: tr.dataset.trigger, cells: [...tr.querySelectorAll("td")].map((td) => td.innerText) })));
+  assert.deepEqual(rows.map((r) => r.id), ["test-drive-follow-up", "basket-rescue", "suv-keen"]);
+  const [followUp, rescue, keen] = rows;
+  assert.equal(followUp.cells[1], "stage decision");
+  assert.equal(followUp.cells[4], "1 per 30d");
+  assert.match(followUp.cells[5], /^\d+ audiences/);
+  assert.match(followUp.cells[5], /→ decision · .*event = test_drive_booked/);
+  assert.equal(rescue.cells[3], "1h, unless order_completed");
+  assert.match(keen.cells[5], /request 2 in a row/);
+  assert.ok(await page.locator("#triggers").isVisible());
+  await page.close();
+});
