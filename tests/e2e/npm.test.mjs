@@ -55,6 +55,89 @@ test("decisions match the CLI's simulate byte for byte", () => {
   }
 });
 
+// `decide` reads plainly typed options without JSON (packOptions); everything else goes
+// through their JSON. The JSON path (decideJson) is the reference: the same answer, or
+// the same error, for every shape of options a caller may pass.
+test("options read without JSON mean what their JSON means", () => {
+  const bundle = mm.Bundle.load(readFileSync(join(ROOT, "fixtures", "automotive.mmb")));
+  const contexts = ["suv-shopper-lyon.json", "ev-browser-seattle-evening.json", "app-owner-milan.json",
+    "retail-out-of-stock-manchester.json", "retail-winter-newsletter-leeds.json"]
+    .map((f) => JSON.parse(readFileSync(join(ROOT, "fixtures", "contexts", f), "utf8")));
+  const base = { visitor: VISITOR, now: "2026-11-23T18:00:00Z" };
+  const first = bundle.decide({ ...base, context: contexts[0], keys: KEYS });
+  const lyon = contexts[0];
+  const cases = [
+    ...contexts.map((context) => ({ ...base, context, keys: KEYS })),
+    ...contexts.map((context) => ({ ...base, context, keys: JSON.stringify(KEYS), token: first.token, explain: true })),
+    { ...base, context: lyon, slots: ["hero", "banner"], keys: KEYS, event: "newsletter_signup" },
+    { ...base, context: lyon, slots: [], keys: KEYS },
+    { ...base, now: 1795000000000, context: { page: { path: "/models/suv/x", query: { utm_source: "a", "k\u00e9y": "v\u2713" } } } },
+    { ...base, context: { geo: { country: null, lat: 45.5, lon: -0.1 }, event: null, prefetch: true, consent: { personalization: false } } },
+    { ...base, context: { channel: "app", app: { version: "2.3.0" }, device: { type: "tablet" } }, slots: ["app-card"] },
+    { ...base, context: null, token: null, keys: null, slots: null, now: null, state: null, explain: false },
+    { ...base, state: { stage: "decision", visits: 3 }, slots: ["hero"] },
+    { ...base, context: { geo: { city: "K\u00f6ln \ud83d\ude97" } }, slots: ["hero"] },
+    { ...base, token: "", keys: KEYS },
+    { ...base, token: "v1.k1.garbage.x", keys: KEYS },
+    { ...base, now: new Date("2026-11-23T18:00:00Z") },
+    { ...base, context: { geo: { city: "lone \ud800 surrogate" } } },
+    { ...base, context: { geo: { city: "nul \u0000 inside" } } },
+    // Each of these is refused; the message is the JSON path's.
+    { ...base, context: { channel: "WEB" } },
+    { ...base, context: { geo: null } },
+    { ...base, context: { geo: { lat: "45.7" } } },
+    { ...base, context: { geo: { country: 33 } } },
+    { ...base, context: { geo: { contry: "FR" } } },
+    { ...base, context: { page: { query: null } } },
+    { ...base, context: { consent: { personalization: "yes" } } },
+    { ...base, context: { prefetch: null } },
+    { ...base, explain: null },
+    { ...base, slots: "hero" },
+    { ...base, slots: ["heor"] },
+    { ...base, now: Number.NaN },
+    { ...base, now: "yesterday" },
+    { ...base, visitor: "not-hex" },
+    { ...base, keys: { current: "k9", keys: {} } },
+    { ...base, keys: 42 },
+    { ...base, keys: { current: "k1", keys: { k1: "\ud800" } } },
+    { ...base, state: { stage: "\udc00" }, slots: ["hero"] },
+    { ...base, slotz: [] },
+  ];
+  const viaJson = (options) => {
+    try {
+      return JSON.stringify(JSON.parse(bundle.decideJson(JSON.stringify(options))));
+    } catch (e) {
+      return `error: ${e.message}`;
+    }
+  };
+  const direct = (options) => {
+    try {
+      return JSON.stringify(bundle.decide(options));
+    } catch (e) {
+      return `error: ${e.message}`;
+    }
+  };
+  let refused = 0;
+  // Twice, in turn: the answers' strings come from a table the first round fills.
+  for (let round = 0; round < 2; round++) {
+    for (const [i, options] of cases.entries()) {
+      const expected = viaJson(options);
+      assert.equal(direct(options), expected, `case ${i}: ${JSON.stringify(options)}`);
+      if (round === 0 && expected.startsWith("error: ")) refused++;
+    }
+  }
+  assert.ok(refused >= 15, `the refused cases are refused (${refused})`);
+  // The keys object remembered across calls: changed in place, it is read again.
+  const keys = { current: "k1", keys: { ...KEYS.keys } };
+  const signed = bundle.decide({ ...base, keys });
+  keys.keys.k2 = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+  keys.current = "k2";
+  const rotated = bundle.decide({ ...base, keys });
+  assert.match(signed.token, /^v1\.k1\./);
+  assert.match(rotated.token, /^v1\.k2\./, "the key written in place signs");
+  assert.equal(rotated.token, JSON.parse(bundle.decideJson(JSON.stringify({ ...base, keys }))).token);
+});
+
 test("tokens minted in Node verify in the CLI, and the other way round", () => {
   const token = mm.mintToken({ keys: KEYS, stage: "decision", segments: ["vip"], visitor: VISITOR });
   const inspected = JSON.parse(cli("token", "inspect", token, "--keys", keysFile));

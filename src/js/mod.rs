@@ -1,8 +1,12 @@
 //! The npm package's API (wasm-bindgen, `js` feature): the same engine the Worker runs,
 //! for any JS runtime (Node, Deno, Vercel and Netlify edge functions).
 //!
-//! A thin adapter: JS values in, `session` in the middle, JSON out. A loaded bundle is a
-//! handle (`Bundle`) reused across calls, never decoded again. Errors are JS `Error`s
+//! A thin adapter: JS values in, `session` in the middle, JS objects out. A loaded bundle
+//! is a handle (`Bundle`) reused across calls, never decoded again. `decide` crosses the
+//! boundary without JSON where it can: plainly typed options are packed by JavaScript
+//! into one string (`options.rs`), and the answer comes back as numbers and one string
+//! naming the bundle's strings by index (`wire.rs`); other options go through their JSON,
+//! which also words every error. Errors are JS `Error`s
 //! carrying the Rust message. The clock and entropy default to `Date.now()` and
 //! `crypto.getRandomValues`, and can be passed in for reproducible answers.
 
@@ -25,6 +29,9 @@ use crate::time::parse_rfc3339;
 use crate::token::{self, Keys, State};
 use crate::view::state_from_json;
 use crate::Budget;
+
+mod options;
+mod wire;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -82,7 +89,7 @@ export interface Decision {
   /** The triggers this request fired (DESIGN §11), when any did: send them on. */
   triggers?: { trigger: string; send: string[]; delay_secs?: number; unless?: string; stage: string }[];
   trace?: object;
-  /** The whole answer as a plain object (`state` and `exposures` are getters). */
+  /** The whole answer as a plain object (`state` is a getter, written when first read). */
   toJSON(): object;
 }
 /** `decide`'s options for a page: the page names its slots, and the visitor comes from the token. */
@@ -233,34 +240,39 @@ struct Prepared {
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 struct DecideOptions<'a> {
-    token: Option<String>,
+    #[serde(borrow)]
+    token: Option<Cow<'a, str>>,
     #[serde(borrow)]
     keys: Option<&'a RawValue>,
+    /// The keys' JSON as `packOptions` gave it (the JSON path has `keys`).
+    #[serde(skip)]
+    keys_text: Option<&'a str>,
     state: Option<serde_json::Value>,
     context: Option<Context>,
-    slots: Option<Vec<String>>,
-    event: Option<String>,
+    slots: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    event: Option<Cow<'a, str>>,
     now: Option<Instant>,
-    visitor: Option<String>,
+    #[serde(borrow)]
+    visitor: Option<Cow<'a, str>>,
     explain: bool,
 }
 
-// The two ends of the JSON boundary, in JavaScript, where each is cheapest.
+// The two ends of the boundary, in JavaScript, where each is cheapest.
 //
 // In: the options object as UTF-8 JSON bytes. `TextEncoder.encode` is a native copy;
 // a string parameter would go through wasm-bindgen's per-character loop, several times
 // slower for the few hundred characters of a request.
 //
-// Out: one string, `core \0 exposures \0 state [\0 trace]` (JSON text holds no raw NUL),
-// the new state as its bytes in base64 (a typed array would cost more to create than
-// the text does to carry). The core `{stage, decisions, token}` (and `trace`, a debugging
-// aid) is parsed now, as own properties; `exposures` is parsed, and `state` written as
-// JSON (by names) by the bundle's `stateOf`, the first time each is read: getters of
-// the `Answer` class, which `toJSON` includes, so `JSON.stringify(answer)` is the whole
-// answer. A class, not accessors defined on each object: `Object.defineProperty` gives
-// every answer its own hidden class, which cost V8 more (~8 µs) than the decision.
-// Nothing is held in WebAssembly memory for an answer: the state is a JavaScript
-// string the garbage collector owns.
+// Out: the numbers and the text of `wire.rs` (read there): what the bundle holds comes
+// from the handle's string table, so an answer builds its objects from a few numbers
+// and parses no JSON; only the new `state` is written when it is read (by names, by the
+// bundle's `stateOf`, from its bytes in base64): a getter of the `Answer` class, which
+// `toJSON` includes, so `JSON.stringify(answer)` is the whole answer. A class, not
+// accessors defined on each object: `Object.defineProperty` gives every answer its own
+// hidden class, which cost V8 more (~8 µs) than the decision. Nothing is held in
+// WebAssembly memory for an answer: the state is a JavaScript string the garbage
+// collector owns.
 #[wasm_bindgen(inline_js = r#"
 const encoder = new TextEncoder();
 export function utf8(text) {
@@ -272,62 +284,312 @@ export function optionsJson(options) {
   try { text = JSON.stringify(options); } catch { return undefined; }
   return typeof text === "string" ? encoder.encode(text) : undefined;
 }
+// packOptions: the options as options.rs reads them (its tags), or undefined when only
+// their JSON says what they mean (anything but plain objects with known keys, strings
+// without NUL, finite numbers and booleans).
+const table = (o) => Object.assign(Object.create(null), o);
+const CONTEXT = table({
+  channel: "A", event: "Z", prefetch: "1",
+  geo: table({ country: "B", region: "C", city: "D", continent: "E", postal: "F", timezone: "G", lat: "H", lon: "I", colo: "J" }),
+  device: table({ type: "K", os: "L", browser: "M" }),
+  app: table({ version: "N" }),
+  page: table({ path: "O", host: "P", lang: "Q", query: "R" }),
+  utm: table({ source: "S", medium: "T", campaign: "U", term: "V", content: "W" }),
+  referrer: table({ host: "X", kind: "Y" }),
+  consent: table({ personalization: "0" }),
+});
+const plain = (o) => typeof o === "object" && o !== null && Object.getPrototypeOf(o) === Object.prototype;
+// A value with a NUL in it takes the JSON path; so do options with a lone surrogate
+// anywhere (serde_json refuses the escape JSON.stringify writes for it), checked once on
+// the whole packed string.
+const wellFormed = String.prototype.isWellFormed
+  ? (s) => s.isWellFormed()
+  : (s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:[^\uD800-\uDBFF]|^)[\uDC00-\uDFFF]/.test(s);
+const clean = (s) => typeof s === "string" && s.indexOf("\0") === -1;
+// A context field as its tag's type: H and I numbers, 0 and 1 booleans, others strings.
+function packField(tag, v) {
+  switch (tag) {
+    case "H": case "I":
+      return typeof v === "number" && Number.isFinite(v) ? tag + v + "\0" : undefined;
+    case "0": case "1":
+      return typeof v === "boolean" ? tag + (v ? "1" : "0") + "\0" : undefined;
+    default:
+      return clean(v) ? tag + v + "\0" : undefined;
+  }
+}
+function packContext(context) {
+  let out = "c\0";
+  for (const key in context) {
+    const v = context[key];
+    if (v === undefined || (v === null && key === "event")) continue;
+    const tags = CONTEXT[key];
+    if (typeof tags === "string") {
+      const field = packField(tags, v);
+      if (field === undefined) return undefined;
+      out += field;
+    } else if (tags !== undefined && plain(v)) {
+      for (const name in v) {
+        const inner = v[name];
+        if (inner === undefined) continue;
+        const tag = tags[name];
+        if (typeof tag !== "string") return undefined;
+        if (inner === null && tag !== "R") continue;
+        if (tag === "R") {
+          if (!plain(inner)) return undefined;
+          for (const q in inner) {
+            const value = inner[q];
+            if (value === undefined) continue;
+            if (!clean(q) || !clean(value)) return undefined;
+            out += "R" + q + "\0" + value + "\0";
+          }
+          continue;
+        }
+        const field = packField(tag, inner);
+        if (field === undefined) return undefined;
+        out += field;
+      }
+    } else {
+      return undefined;
+    }
+  }
+  return out;
+}
+// The keys' JSON, remembered for the object it was written from while its two levels
+// hold the same values (a caller passes the same JOURNEY_KEYS object on every call).
+function keysSnapshot(keys) {
+  const top = [];
+  for (const k in keys) {
+    const v = keys[k];
+    if (typeof v === "function") return undefined;
+    if (plain(v)) {
+      const inner = [];
+      for (const i in v) {
+        if ((typeof v[i] === "object" && v[i] !== null) || typeof v[i] === "function") return undefined;
+        inner.push(i, v[i]);
+      }
+      top.push(k, v, inner);
+    } else if (typeof v === "object" && v !== null) {
+      return undefined;
+    } else {
+      top.push(k, v, undefined);
+    }
+  }
+  return top;
+}
+function sameKeys(keys, top) {
+  let n = 0;
+  for (const k in keys) {
+    if (top[n] !== k || keys[k] !== top[n + 1]) return false;
+    const inner = top[n + 2];
+    if (inner !== undefined) {
+      const v = keys[k];
+      let m = 0;
+      for (const i in v) {
+        if (inner[m] !== i || v[i] !== inner[m + 1]) return false;
+        m += 2;
+      }
+      if (m !== inner.length) return false;
+    }
+    n += 3;
+  }
+  return n === top.length;
+}
+function keysText(keys, memo) {
+  if (typeof keys === "string") return clean(keys) ? keys : undefined;
+  if (!plain(keys)) return undefined;
+  if (memo.keys === keys && sameKeys(keys, memo.top)) return memo.text;
+  const text = JSON.stringify(keys);
+  // JSON.stringify escapes a lone surrogate, which only the JSON path words right.
+  if (/\\ud[89a-f]/i.test(text)) return undefined;
+  const top = keysSnapshot(keys);
+  memo.keys = top === undefined ? undefined : keys;
+  memo.top = top;
+  memo.text = text;
+  return text;
+}
+// The packed options written as UTF-8 straight into the bundle's buffer in WebAssembly
+// memory (`cap` bytes at `ptr`): the number of bytes written, -1 for "read their JSON",
+// or -(bytes needed) when the buffer is too small. Returning the string would take
+// wasm-bindgen's per-character loop, and `encode` allocates a buffer (2 µs in Node for
+// a few hundred bytes) that is then copied again.
+export function packOptions(options, memo, memory, ptr, cap) {
+  const packed = pack(options, memo);
+  if (packed === undefined || !wellFormed(packed)) return -1;
+  if (memo.buffer !== memory.buffer || memo.ptr !== ptr || memo.view.length !== cap) {
+    memo.buffer = memory.buffer;
+    memo.ptr = ptr;
+    memo.view = new Uint8Array(memo.buffer, ptr, cap);
+  }
+  const { read, written } = encoder.encodeInto(packed, memo.view);
+  return read === packed.length ? written : -3 * packed.length;
+}
+function pack(options, memo) {
+  if (!plain(options)) return undefined;
+  let out = "";
+  for (const key in options) {
+    const v = options[key];
+    if (v === undefined) continue;
+    let field;
+    switch (key) {
+      case "token": case "event": case "visitor":
+        if (v === null) continue;
+        field = clean(v) ? key[0] + v + "\0" : undefined;
+        break;
+      case "now":
+        if (v === null) continue;
+        field = typeof v === "number" ? (Number.isFinite(v) ? "n" + v + "\0" : undefined)
+          : clean(v) ? "m" + v + "\0" : undefined;
+        break;
+      case "explain":
+        field = v === true ? "x\0" : v === false ? "" : undefined;
+        break;
+      case "slots": {
+        if (v === null) continue;
+        if (!Array.isArray(v)) return undefined;
+        field = "s\0";
+        for (let i = 0; i < v.length; i++) {
+          if (!clean(v[i])) return undefined;
+          field += "l" + v[i] + "\0";
+        }
+        break;
+      }
+      case "keys": {
+        if (v === null) continue;
+        const text = keysText(v, memo);
+        field = text === undefined ? undefined : "q" + text + "\0";
+        break;
+      }
+      case "state":
+        if (v === null) continue;
+        if (!plain(v)) return undefined;
+        field = "j" + JSON.stringify(v) + "\0";
+        break;
+      case "context":
+        if (v === null) continue;
+        field = plain(v) ? packContext(v) : undefined;
+        break;
+      default:
+        return undefined;
+    }
+    if (field === undefined) return undefined;
+    out += field;
+  }
+  return out;
+}
 const UNREAD = Symbol("unread");
 class Answer {
-  #stateOf; #stateBytes; #exposuresJson; #state = UNREAD; #exposures = UNREAD;
-  constructor(core, stateOf, exposuresJson, stateBytes) {
-    this.stage = core.stage;
-    this.decisions = core.decisions;
-    this.token = core.token;
+  #stateOf; #image; #state = UNREAD;
+  constructor(stage, decisions, token, exposures, stateOf, image) {
+    this.stage = stage;
+    this.decisions = decisions;
+    this.token = token;
+    this.exposures = exposures;
     this.#stateOf = stateOf;
-    this.#stateBytes = stateBytes;
-    this.#exposuresJson = exposuresJson;
+    this.#image = image;
   }
   /** The visitor's new state, by names (written the first time it is read). */
   get state() {
     if (this.#state === UNREAD) {
-      this.#state = JSON.parse(this.#stateOf(this.#stateBytes));
-      this.#stateBytes = undefined;
+      this.#state = JSON.parse(this.#stateOf(this.#image));
+      this.#image = undefined;
     }
     return this.#state;
   }
-  set state(value) { this.#state = value; this.#stateBytes = undefined; }
-  /** The exposure events to send (parsed the first time they are read). */
-  get exposures() {
-    if (this.#exposures === UNREAD) {
-      this.#exposures = JSON.parse(this.#exposuresJson);
-      this.#exposuresJson = undefined;
-    }
-    return this.#exposures;
-  }
-  set exposures(value) { this.#exposures = value; this.#exposuresJson = undefined; }
+  set state(value) { this.#state = value; this.#image = undefined; }
   /** The whole answer as a plain object: what `JSON.stringify` writes. */
   toJSON() {
     const plain = { ...this };
-    const { html, trace } = plain;
+    const { html, exposures, triggers, trace } = plain;
     delete plain.html;
+    delete plain.exposures;
+    delete plain.triggers;
     delete plain.trace;
     if (html !== undefined) plain.html = html;
     plain.state = this.state;
-    plain.exposures = this.exposures;
+    plain.exposures = exposures;
+    if (triggers !== undefined) plain.triggers = triggers;
     if (trace !== undefined) plain.trace = trace;
     return plain;
   }
 }
-export function answerObject(text, stateOf, html) {
-  const parts = text.split("\0");
-  const answer = new Answer(JSON.parse(parts[0]), stateOf, parts[1], parts[2]);
+// A reference of wire.rs: -1 none, k >= 0 the table's, -(2 + i) the ith inline string.
+function str(table, inline, r) {
+  return r >= 0 ? table[r] : r === -1 ? null : inline[-2 - r];
+}
+export function answerObject(nums, text, table, stateOf, html) {
+  if (nums[0] !== table.length) throw new Error("answer: the string table is out of step");
+  let at = 1, pos = 0;
+  for (let n = nums[at++]; n > 0; n--) {
+    const end = pos + nums[at++];
+    table.push(text.slice(pos, end));
+    pos = end;
+  }
+  const inline = [];
+  for (let n = nums[at++]; n > 0; n--) {
+    const end = pos + nums[at++];
+    inline.push(text.slice(pos, end));
+    pos = end;
+  }
+  const stage = str(table, inline, nums[at]);
+  const token = str(table, inline, nums[at + 1]);
+  const image = str(table, inline, nums[at + 2]);
+  const triggers = nums[at + 3] === -1 ? undefined : JSON.parse(str(table, inline, nums[at + 3]));
+  const trace = nums[at + 4] === -1 ? undefined : JSON.parse(str(table, inline, nums[at + 4]));
+  at += 5;
+  const decisions = [];
+  for (let n = nums[at++]; n > 0; n--, at += 9) {
+    const d = { slot: table[nums[at]], content: table[nums[at + 1]], candidate: str(table, inline, nums[at + 2]) };
+    if (nums[at + 3] !== -1) d.experiment = str(table, inline, nums[at + 3]);
+    if (nums[at + 4] !== -1) d.variant = str(table, inline, nums[at + 4]);
+    d.reason = table[nums[at + 5]];
+    if (nums[at + 6] !== -1) d.html = str(table, inline, nums[at + 6]);
+    if (nums[at + 7] !== -1) d.json = JSON.parse(str(table, inline, nums[at + 7]));
+    if (nums[at + 8] !== -1) d.text = str(table, inline, nums[at + 8]);
+    decisions.push(d);
+  }
+  const exposures = [];
+  for (let n = nums[at++]; n > 0; n--, at += 11) {
+    exposures.push({
+      visitor: str(table, inline, nums[at]),
+      bundle: table[nums[at + 1]],
+      bundle_version: nums[at + 2],
+      slot: table[nums[at + 3]],
+      content: table[nums[at + 4]],
+      candidate: str(table, inline, nums[at + 5]),
+      experiment: str(table, inline, nums[at + 6]),
+      variant: str(table, inline, nums[at + 7]),
+      reason: table[nums[at + 8]],
+      stage: table[nums[at + 9]],
+      at: nums[at + 10],
+    });
+  }
+  const answer = new Answer(stage, decisions, token, exposures, stateOf, image);
+  if (triggers !== undefined) answer.triggers = triggers;
   if (html !== undefined) answer.html = html;
-  if (parts.length > 3) answer.trace = JSON.parse(parts[3]);
+  if (trace !== undefined) answer.trace = trace;
   return answer;
 }
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = optionsJson)]
     fn options_json(options: &JsValue) -> Option<Vec<u8>>;
+    #[wasm_bindgen(js_name = packOptions)]
+    fn pack_options(
+        options: &JsValue,
+        memo: &js_sys::Object,
+        memory: &JsValue,
+        ptr: u32,
+        cap: u32,
+    ) -> i32;
     fn utf8(text: &js_sys::JsString) -> Vec<u8>;
-    #[wasm_bindgen(js_name = answerObject)]
-    fn answer_object(text: &str, state_of: &JsValue, html: Option<&JsValue>) -> JsValue;
+    #[wasm_bindgen(js_name = answerObject, catch)]
+    fn answer_object(
+        nums: &[f64],
+        text: &str,
+        table: &js_sys::Array,
+        state_of: &JsValue,
+        html: Option<&JsValue>,
+    ) -> Result<JsValue, JsValue>;
 }
 
 /// A bundle's `stateOf`: state bytes ([`State::to_image`], in base64) to the state by
@@ -354,9 +616,8 @@ fn state_of(bundle: &Rc<crate::Bundle>) -> StateOf {
 struct KeysCache(RefCell<Option<(String, Rc<Keys>)>>);
 
 impl KeysCache {
-    fn get(&self, raw: Option<&RawValue>) -> Result<Option<Rc<Keys>>, JsError> {
-        let Some(raw) = raw else { return Ok(None) };
-        let text = keys_text(raw)?;
+    fn get(&self, text: Option<Cow<'_, str>>) -> Result<Option<Rc<Keys>>, JsError> {
+        let Some(text) = text else { return Ok(None) };
         if let Some((cached, keys)) = self.0.borrow().as_ref() {
             if *cached == *text {
                 return Ok(Some(keys.clone()));
@@ -375,6 +636,18 @@ pub struct Bundle {
     hash: Option<String>,
     keys: KeysCache,
     state_of: StateOf,
+    /// The bundle's strings answers have named, on both sides of the boundary: which
+    /// ones (here) and the strings themselves (the JavaScript array).
+    table: RefCell<wire::Table>,
+    strings: js_sys::Array,
+    /// The last answer's message, its buffers kept for the next one.
+    wire: RefCell<wire::Wire>,
+    /// `packOptions`' memory (the keys' JSON, for the keys object it was written from).
+    memo: js_sys::Object,
+    /// Where `packOptions` writes (its bytes are only read, as UTF-8, after it returns),
+    /// and the memory it is in.
+    packed: RefCell<Vec<u8>>,
+    memory: JsValue,
 }
 
 impl Bundle {
@@ -385,6 +658,12 @@ impl Bundle {
             inner,
             hash,
             keys: KeysCache::default(),
+            table: RefCell::default(),
+            strings: js_sys::Array::new(),
+            wire: RefCell::default(),
+            memo: js_sys::Object::new(),
+            packed: RefCell::new(vec![0; 2048]),
+            memory: wasm_bindgen::memory(),
         }
     }
 }
@@ -449,12 +728,10 @@ impl Bundle {
         &self,
         #[wasm_bindgen(unchecked_param_type = "DecideOptions")] options: JsValue,
     ) -> Result<JsValue, JsError> {
-        let bytes =
-            options_json(&options).ok_or_else(|| error("options: not serializable to JSON"))?;
-        let options: DecideOptions<'_> =
-            serde_json::from_slice(&bytes).map_err(|e| error(format!("options: {e}")))?;
-        let outcome = self.run(options)?;
-        Ok(self.answer(&outcome, None))
+        self.with_options(&options, |options| {
+            let outcome = self.run(options)?;
+            self.answer(&outcome, None)
+        })
     }
 
     /// Personalizes a page as the Worker's proxy does, in one pass: each
@@ -476,44 +753,7 @@ impl Bundle {
                 .ok_or_else(|| error("page: expected a string or a Uint8Array"))?
                 .to_vec(),
         };
-        let bytes =
-            options_json(&options).ok_or_else(|| error("options: not serializable to JSON"))?;
-        let options: DecideOptions<'_> =
-            serde_json::from_slice(&bytes).map_err(|e| error(format!("options: {e}")))?;
-        if options.slots.is_some() {
-            return Err(error("options.slots: a page names its own slots"));
-        }
-        if options.state.is_some() {
-            return Err(error("options.state: pages take the visitor's token"));
-        }
-        let Prepared {
-            now,
-            given,
-            keys,
-            context,
-        } = self.prepare(&options)?;
-        let visitor = options
-            .token
-            .as_deref()
-            .map_or(Visitor::New, Visitor::Token);
-        let request = Request {
-            event: options.event.as_deref(),
-            mode: mode(options.explain),
-            ..Request::new(visitor, &context, now, entropy(given))
-        };
-        match session::personalize(&self.inner, keys.as_deref(), &request, &page) {
-            Ok(Some(filled)) => {
-                // As given: text stays text; bytes (of any encoding) stay bytes.
-                let html: JsValue = if given_text {
-                    String::from_utf8_lossy(&filled.html).as_ref().into()
-                } else {
-                    js_sys::Uint8Array::from(filled.html.as_slice()).into()
-                };
-                Ok(self.answer(&filled.outcome, Some(&html)))
-            }
-            Ok(None) => Ok(JsValue::NULL),
-            Err(e) => Err(error(e)),
-        }
+        self.with_options(&options, |options| self.fill(&page, given_text, options))
     }
 
     /// [`Bundle::decide`] from JSON text to JSON text, for a caller that holds the
@@ -531,42 +771,137 @@ impl Bundle {
 }
 
 impl Bundle {
-    /// The answer object: the core now, `state`, `exposures` and `trace` when read (see
-    /// `answerObject`), and the page's `html` for `personalize`.
-    fn answer(&self, outcome: &session::Outcome<'_>, html: Option<&JsValue>) -> JsValue {
-        let mut core = session::Answer::of(&self.inner, outcome, session::Shape::Edge);
-        core.trace = None;
-        if !outcome.decision.triggers.is_empty() {
-            core.triggers = Some(&outcome.decision.triggers);
+    /// Calls `then` with the options read: packed (`packOptions`, no JSON) when they are
+    /// plainly typed, else through their JSON, which also words every error.
+    fn with_options(
+        &self,
+        options: &JsValue,
+        then: impl FnOnce(DecideOptions<'_>) -> Result<JsValue, JsError>,
+    ) -> Result<JsValue, JsError> {
+        // A buffer still borrowed (by a call an exception left) is not shared: read the JSON.
+        if let Ok(mut buffer) = self.packed.try_borrow_mut() {
+            if let Some(options) = self.pack(options, &mut buffer).and_then(options::unpack) {
+                return then(options);
+            }
         }
-        // Serializing our own types into memory cannot fail; the text is UTF-8 JSON.
-        let mut text: Vec<u8> = Vec::with_capacity(2048);
-        let _ = serde_json::to_writer(&mut text, &core);
-        text.push(0);
-        let _ = serde_json::to_writer(&mut text, &outcome.decision.exposures);
-        text.push(0);
-        let image = outcome.decision.state.to_image();
-        let start = text.len();
-        text.resize(
-            start + base64::encoded_len(image.len(), false).unwrap_or(0),
-            0,
-        );
-        let written = text
-            .get_mut(start..)
-            .and_then(|room| IMAGE.encode_slice(&image, room).ok())
-            .unwrap_or(0);
-        text.truncate(start + written);
-        if let Some(trace) = &outcome.decision.trace {
-            text.push(0);
-            let _ = serde_json::to_writer(&mut text, trace);
+        let bytes =
+            options_json(options).ok_or_else(|| error("options: not serializable to JSON"))?;
+        let options: DecideOptions<'_> =
+            serde_json::from_slice(&bytes).map_err(|e| error(format!("options: {e}")))?;
+        then(options)
+    }
+
+    /// The options packed into `buffer` (grown to fit), or `None` for "read their JSON".
+    fn pack<'a>(&self, options: &JsValue, buffer: &'a mut Vec<u8>) -> Option<&'a str> {
+        for _ in 0..2 {
+            let cap = u32::try_from(buffer.len()).ok()?;
+            let at = buffer.as_mut_ptr() as usize as u32;
+            match pack_options(options, &self.memo, &self.memory, at, cap) {
+                -1 => return None,
+                written if written >= 0 => {
+                    let bytes = buffer.get(..usize::try_from(written).ok()?)?;
+                    return std::str::from_utf8(bytes).ok();
+                }
+                needed => buffer.resize(needed.unsigned_abs() as usize, 0),
+            }
         }
-        let text = String::from_utf8(text).unwrap_or_default();
-        answer_object(&text, self.state_of.as_ref(), html)
+        None
+    }
+
+    /// `personalize` once its options are read.
+    fn fill(
+        &self,
+        page: &[u8],
+        given_text: bool,
+        mut options: DecideOptions<'_>,
+    ) -> Result<JsValue, JsError> {
+        if options.slots.is_some() {
+            return Err(error("options.slots: a page names its own slots"));
+        }
+        if options.state.is_some() {
+            return Err(error("options.state: pages take the visitor's token"));
+        }
+        let Prepared {
+            now,
+            given,
+            keys,
+            context,
+        } = self.prepare(&mut options)?;
+        let visitor = options
+            .token
+            .as_deref()
+            .map_or(Visitor::New, Visitor::Token);
+        let request = Request {
+            event: options.event.as_deref(),
+            mode: mode(options.explain),
+            ..Request::new(visitor, &context, now, entropy(given))
+        };
+        match session::personalize(&self.inner, keys.as_deref(), &request, page) {
+            Ok(Some(filled)) => {
+                // As given: text stays text; bytes (of any encoding) stay bytes.
+                let html: JsValue = if given_text {
+                    String::from_utf8_lossy(&filled.html).as_ref().into()
+                } else {
+                    js_sys::Uint8Array::from(filled.html.as_slice()).into()
+                };
+                self.answer(&filled.outcome, Some(&html))
+            }
+            Ok(None) => Ok(JsValue::NULL),
+            Err(e) => Err(error(e)),
+        }
+    }
+
+    /// The answer object (see `answerObject`), with the page's `html` for `personalize`.
+    fn answer(
+        &self,
+        outcome: &session::Outcome<'_>,
+        html: Option<&JsValue>,
+    ) -> Result<JsValue, JsError> {
+        let image = IMAGE.encode(outcome.decision.state.to_image());
+        // A message left borrowed by a call that never came back (an exception thrown
+        // through it) is not reused: this answer gets its own.
+        let mut own = None;
+        let mut wire = match self.wire.try_borrow_mut() {
+            Ok(wire) => wire,
+            Err(_) => own.insert(RefCell::<wire::Wire>::default()).borrow_mut(),
+        };
+        // Twice at most: should the two sides of the table ever disagree (answerObject
+        // checks), both start again from an empty one and the answer sends every string.
+        let mut last = JsValue::UNDEFINED;
+        for _ in 0..2 {
+            {
+                let Ok(mut table) = self.table.try_borrow_mut() else {
+                    return Err(error("answer: the string table is in use"));
+                };
+                wire.build(&mut table, outcome, &image);
+            }
+            match answer_object(
+                &wire.nums,
+                &wire.text,
+                &self.strings,
+                self.state_of.as_ref(),
+                html,
+            ) {
+                Ok(answer) => return Ok(answer),
+                Err(e) => {
+                    last = e;
+                    if let Ok(mut table) = self.table.try_borrow_mut() {
+                        table.clear();
+                    }
+                    self.strings.set_length(0);
+                }
+            }
+        }
+        let why = last
+            .dyn_ref::<js_sys::Error>()
+            .map(|e| String::from(e.message()))
+            .unwrap_or_default();
+        Err(error(format!("answer: could not be built ({why})")))
     }
 
     /// What every request needs from the options: the clock, a visitor id if one was
     /// given, the keys and the context.
-    fn prepare(&self, options: &DecideOptions<'_>) -> Result<Prepared, JsError> {
+    fn prepare(&self, options: &mut DecideOptions<'_>) -> Result<Prepared, JsError> {
         let now = seconds(options.now.clone())?;
         let given = options
             .visitor
@@ -574,8 +909,13 @@ impl Bundle {
             .map(|t| parse_hex128(t).map_err(|e| format!("visitor: {e}")))
             .transpose()
             .map_err(error)?;
-        let keys = self.keys.get(options.keys)?;
-        let context = options.context.clone().unwrap_or_default();
+        let keys_text = match (options.keys_text, options.keys) {
+            (Some(text), _) => Some(Cow::Borrowed(text)),
+            (None, Some(raw)) => Some(keys_text(raw)?),
+            (None, None) => None,
+        };
+        let keys = self.keys.get(keys_text)?;
+        let context = options.context.take().unwrap_or_default();
         Ok(Prepared {
             now,
             given,
@@ -585,15 +925,15 @@ impl Bundle {
     }
 
     /// One request's outcome from parsed options.
-    fn run(&self, options: DecideOptions<'_>) -> Result<session::Outcome<'_>, JsError> {
+    fn run(&self, mut options: DecideOptions<'_>) -> Result<session::Outcome<'_>, JsError> {
         let bundle = &self.inner;
         let Prepared {
             now,
             given,
             keys,
             context,
-        } = self.prepare(&options)?;
-        let names: Vec<&str> = options.slots.iter().flatten().map(String::as_str).collect();
+        } = self.prepare(&mut options)?;
+        let names: Vec<&str> = options.slots.iter().flatten().map(|s| &**s).collect();
         let named = match &options.state {
             Some(state) => {
                 let fallback = given.unwrap_or_else(|| {
