@@ -6,11 +6,14 @@
 // a safety delay), an ordering check rather than a timing one. Also: a page that
 // announces nothing streams from its second request on (the isolate remembers its
 // slots), a 3 MiB page with its slot near the end and a 6 MiB one are personalized, the
-// cap counts what the streamed pages showed, and Chromium renders a streamed page with
-// its slot filled. Prints the time to first byte, direct and through the Worker.
+// cap counts what the streamed pages showed, Chromium renders a streamed page with its
+// slot filled, and a page of declared length (read whole, in one native read) and a
+// gzipped one (streamed) are filled without a stale length. Prints the time to first
+// byte, direct and through the Worker.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, request as httpRequest } from "node:http";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import {
   KEYS, ROOT, cli, cleanup, eventually as until, freePort, launchChromium, publishedBundle, startWorker, tokenFrom,
@@ -35,6 +38,18 @@ before(async () => {
   ({ tmp, keysFile } = publishedBundle("streaming", join(ROOT, "fixtures", "profiles.json")));
   origin = createServer((req, res) => {
     const url = new URL(req.url, "http://origin");
+    if (url.pathname.includes("/sized")) {
+      // All there, its length declared (as a static or cached page is): read whole.
+      // Gzipped, its length bounds the coded bytes only: it streams.
+      const page = Buffer.from(HEAD(false) + BODY + "<!-- é -->");
+      const body = url.pathname.endsWith("-gzip") ? gzipSync(page) : page;
+      res.writeHead(200, {
+        "content-type": "text/html; charset=utf-8", "x-origin": "kept", "content-length": body.length,
+        ...(url.pathname.endsWith("-gzip") ? { "content-encoding": "gzip" } : {}),
+      });
+      res.end(body);
+      return;
+    }
     res.writeHead(200, { "content-type": "text/html; charset=utf-8", "x-origin": "kept" });
     if (url.pathname.startsWith("/big")) {
       res.end(pages[url.pathname.slice(1)]);
@@ -157,6 +172,21 @@ test("a slot element the page did not announce keeps the page's own content", as
   assert.ok(!r.body.includes("released late"));
   assert.equal(heroOf(r.body), "<p>origin hero</p>");
   assert.equal(shownOf(inspect(cookieOf(r)), "drive"), undefined, "nothing shown, nothing counted");
+});
+
+test("a page of declared length is read whole, and one gzipped streams; neither keeps a stale length", async () => {
+  for (const path of ["/models/sized", "/models/sized-gzip"]) {
+    const r = await get(`${base}${path}`);
+    assert.equal(r.status, 200, path);
+    assert.equal(r.headers["x-origin"], "kept", path);
+    assert.equal(r.headers["content-encoding"], undefined, `${path}: sent decoded`);
+    if (r.headers["content-length"] !== undefined) {
+      assert.equal(Number(r.headers["content-length"]), Buffer.byteLength(r.body), `${path}: the length of what is sent`);
+    }
+    assert.ok(r.body.endsWith("</html><!-- é -->"), `${path}: whole, decoded: ${r.body.slice(-40)}`);
+    assert.equal(heroOf(r.body), "<p>drive</p>", `${path}: the slot, met unannounced on a first visit, is decided`);
+    assert.equal(shownOf(inspect(cookieOf(r)), "drive")?.total, 1, `${path}: and counted`);
+  }
 });
 
 test("a 3 MiB and a 6 MiB page with the slot near the end are personalized", async () => {
