@@ -10,6 +10,7 @@
 // Environment: ROUNDS (default 41), BATCH (calls per batch, default 400). Prints the
 // median and p25 of the batch means, µs per decision; asserts nothing.
 import { createRequire } from "node:module";
+import path from "node:path";
 
 process.env.MM_NO_MAIN = "1";
 const { scenarioModel, toBundle, sampleRequests, KEYS, NOW_MS } = await import("./compare.mjs");
@@ -27,7 +28,7 @@ const requests = sampleRequests(2000, ["slot-0", "slot-1", "slot-2"]);
 
 const contenders = [];
 for (const dir of dirs) {
-  const mm = require(`${dir}/micromoment.js`);
+  const mm = require(path.resolve(dir, "micromoment.js"));
   const bundle = mm.Bundle.compile(JSON.stringify(toBundle(model)));
   const calls = requests.map((r) => {
     const first = bundle.decide({ ...r.oursA, keys: KEYS });
