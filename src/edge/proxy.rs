@@ -288,7 +288,6 @@ async fn whole(
     incoming: &request::Incoming,
     prepared: profile::Prepared,
 ) -> Result<Response> {
-    let page = page.as_slice();
     let filled: Result<Option<Response>> = async {
         let headers = headers.clone();
         let Some(active) = cache::active(env, ctx, now()).await else {
@@ -304,7 +303,7 @@ async fn whole(
                 Entropy::Source(&entropy),
             )
         };
-        let filled = session::personalize(&active.bundle, keys.as_deref(), &request, page);
+        let filled = session::personalize(&active.bundle, keys.as_deref(), &request, &page);
         let Ok(Some(filled)) = filled else {
             // Nothing decided: a late sync still lands.
             profile::after(env, ctx, prepared.pending, None);
@@ -347,11 +346,11 @@ async fn whole(
     match filled {
         Ok(Some(response)) => Ok(response),
         Ok(None) | Err(_) => {
-            remember(path, html::slot_names(page));
+            remember(path, html::slot_names(&page));
             Ok(ResponseBuilder::new()
                 .with_status(status)
                 .with_headers(headers)
-                .fixed(page.to_vec()))
+                .fixed(page))
         }
     }
 }

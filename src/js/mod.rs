@@ -260,9 +260,10 @@ struct DecideOptions<'a> {
 
 // The two ends of the boundary, in JavaScript, where each is cheapest.
 //
-// In: the options object as UTF-8 JSON bytes. `TextEncoder.encode` is a native copy;
-// a string parameter would go through wasm-bindgen's per-character loop, several times
-// slower for the few hundred characters of a request.
+// In: plainly typed options packed by `packOptions` (options.rs reads them), written
+// as UTF-8 straight into the bundle's buffer in WebAssembly memory; any others as their
+// JSON, UTF-8 encoded by `optionsJson` (`TextEncoder.encode` is a native copy, where a
+// string parameter would take wasm-bindgen's per-character loop).
 //
 // Out: the numbers and the text of `wire.rs` (read there): what the bundle holds comes
 // from the handle's string table, so an answer builds its objects from a few numbers
