@@ -247,6 +247,13 @@ struct DecideOptions<'a> {
     /// The keys' JSON as `packOptions` gave it (the JSON path has `keys`).
     #[serde(skip)]
     keys_text: Option<&'a str>,
+    /// `packOptions`' number for that JSON (a new number for each new text).
+    #[serde(skip)]
+    keys_id: Option<u32>,
+    /// `packOptions` sent no keys' JSON: the keys are those the handle holds under this
+    /// number (it asked which before packing).
+    #[serde(skip)]
+    keys_held: Option<u32>,
     state: Option<serde_json::Value>,
     context: Option<Context>,
     slots: Option<Vec<Cow<'a, str>>>,
@@ -395,26 +402,37 @@ function sameKeys(keys, top) {
   }
   return n === top.length;
 }
+// The keys' JSON, with a number of its own (memo.id) that changes when the text does.
 function keysText(keys, memo) {
-  if (typeof keys === "string") return clean(keys) ? keys : undefined;
-  if (!plain(keys)) return undefined;
-  if (memo.keys === keys && sameKeys(keys, memo.top)) return memo.text;
-  const text = JSON.stringify(keys);
-  // JSON.stringify escapes a lone surrogate, which only the JSON path words right.
-  if (/\\ud[89a-f]/i.test(text)) return undefined;
-  const top = keysSnapshot(keys);
-  memo.keys = top === undefined ? undefined : keys;
-  memo.top = top;
-  memo.text = text;
+  let text;
+  if (typeof keys === "string") {
+    if (!clean(keys)) return undefined;
+    memo.keys = undefined;
+    text = keys;
+  } else {
+    if (!plain(keys)) return undefined;
+    if (memo.keys === keys && sameKeys(keys, memo.top)) return memo.text;
+    text = JSON.stringify(keys);
+    // JSON.stringify escapes a lone surrogate, which only the JSON path words right.
+    if (/\\ud[89a-f]/i.test(text)) return undefined;
+    const top = keysSnapshot(keys);
+    memo.keys = top === undefined ? undefined : keys;
+    memo.top = top;
+  }
+  if (memo.text !== text) {
+    memo.text = text;
+    memo.id = (memo.id | 0) + 1;
+  }
   return text;
 }
 // The packed options written as UTF-8 straight into the bundle's buffer in WebAssembly
 // memory (`cap` bytes at `ptr`): the number of bytes written, -1 for "read their JSON",
 // or -(bytes needed) when the buffer is too small. Returning the string would take
 // wasm-bindgen's per-character loop, and `encode` allocates a buffer (2 µs in Node for
-// a few hundred bytes) that is then copied again.
-export function packOptions(options, memo, memory, ptr, cap) {
-  const packed = pack(options, memo);
+// a few hundred bytes) that is then copied again. `held`: the number of the keys' text
+// the handle holds (0 none); keys of that text are sent as the number alone.
+export function packOptions(options, memo, memory, ptr, cap, held) {
+  const packed = pack(options, memo, held);
   if (packed === undefined || !wellFormed(packed)) return -1;
   if (memo.buffer !== memory.buffer || memo.ptr !== ptr || memo.view.length !== cap) {
     memo.buffer = memory.buffer;
@@ -424,7 +442,7 @@ export function packOptions(options, memo, memory, ptr, cap) {
   const { read, written } = encoder.encodeInto(packed, memo.view);
   return read === packed.length ? written : -3 * packed.length;
 }
-function pack(options, memo) {
+function pack(options, memo, held) {
   if (!plain(options)) return undefined;
   let out = "";
   for (const key in options) {
@@ -457,7 +475,8 @@ function pack(options, memo) {
       case "keys": {
         if (v === null) continue;
         const text = keysText(v, memo);
-        field = text === undefined ? undefined : "q" + text + "\0";
+        field = text === undefined ? undefined
+          : memo.id === held ? "k" + held + "\0" : "i" + memo.id + "\0q" + text + "\0";
         break;
       }
       case "state":
@@ -581,6 +600,7 @@ extern "C" {
         memory: &JsValue,
         ptr: u32,
         cap: u32,
+        keys_held: u32,
     ) -> i32;
     fn utf8(text: &js_sys::JsString) -> Vec<u8>;
     #[wasm_bindgen(js_name = answerObject, catch)]
@@ -612,21 +632,49 @@ fn state_of(bundle: &Rc<crate::Bundle>) -> StateOf {
 
 /// The `JOURNEY_KEYS` a bundle handle signed with last, by their JSON text: a caller
 /// passes the same document on every call, and parsing it (base64, HMAC key setup) each
-/// time would cost more than the decision.
+/// time would cost more than the decision. When `packOptions` sent the text it also
+/// sent its number for it; while the handle holds that text, later packed calls send
+/// only the number (`keys_held`), not the text again.
 #[derive(Default)]
-struct KeysCache(RefCell<Option<(String, Rc<Keys>)>>);
+struct KeysCache(RefCell<Option<HeldKeys>>);
+
+struct HeldKeys {
+    text: String,
+    /// `packOptions`' number for `text`; 0 when the JSON path last set it.
+    id: u32,
+    keys: Rc<Keys>,
+}
 
 impl KeysCache {
-    fn get(&self, text: Option<Cow<'_, str>>) -> Result<Option<Rc<Keys>>, JsError> {
+    fn get(&self, text: Option<Cow<'_, str>>, id: u32) -> Result<Option<Rc<Keys>>, JsError> {
         let Some(text) = text else { return Ok(None) };
-        if let Some((cached, keys)) = self.0.borrow().as_ref() {
-            if *cached == *text {
-                return Ok(Some(keys.clone()));
+        if let Some(held) = self.0.borrow_mut().as_mut() {
+            if held.text == *text {
+                if id != 0 {
+                    held.id = id;
+                }
+                return Ok(Some(held.keys.clone()));
             }
         }
         let keys = Rc::new(Keys::from_json(&text).map_err(|e| error(format!("keys: {e}")))?);
-        *self.0.borrow_mut() = Some((text.into_owned(), keys.clone()));
+        *self.0.borrow_mut() = Some(HeldKeys {
+            text: text.into_owned(),
+            id,
+            keys: keys.clone(),
+        });
         Ok(Some(keys))
+    }
+
+    /// `packOptions`' number for the keys held (0: none, or set by the JSON path).
+    fn held_id(&self) -> u32 {
+        self.0.borrow().as_ref().map_or(0, |held| held.id)
+    }
+
+    /// The keys held under `id`, if they still are.
+    fn held(&self, id: u32) -> Option<Rc<Keys>> {
+        let held = self.0.borrow();
+        let held = held.as_ref()?;
+        (id != 0 && held.id == id).then(|| held.keys.clone())
     }
 }
 
@@ -781,7 +829,12 @@ impl Bundle {
     ) -> Result<JsValue, JsError> {
         // A buffer still borrowed (by a call an exception left) is not shared: read the JSON.
         if let Ok(mut buffer) = self.packed.try_borrow_mut() {
-            if let Some(options) = self.pack(options, &mut buffer).and_then(options::unpack) {
+            let unpacked = self.pack(options, &mut buffer).and_then(options::unpack);
+            // Keys sent by number are those held under it (packOptions asked), else JSON.
+            if let Some(options) = unpacked.filter(|o| {
+                o.keys_held
+                    .is_none_or(|id| self.keys.held_id() == id && id != 0)
+            }) {
                 return then(options);
             }
         }
@@ -794,10 +847,11 @@ impl Bundle {
 
     /// The options packed into `buffer` (grown to fit), or `None` for "read their JSON".
     fn pack<'a>(&self, options: &JsValue, buffer: &'a mut Vec<u8>) -> Option<&'a str> {
+        let held = self.keys.held_id();
         for _ in 0..2 {
             let cap = u32::try_from(buffer.len()).ok()?;
             let at = buffer.as_mut_ptr() as usize as u32;
-            match pack_options(options, &self.memo, &self.memory, at, cap) {
+            match pack_options(options, &self.memo, &self.memory, at, cap, held) {
                 -1 => return None,
                 written if written >= 0 => {
                     let bytes = buffer.get(..usize::try_from(written).ok()?)?;
@@ -858,7 +912,6 @@ impl Bundle {
         outcome: &session::Outcome<'_>,
         html: Option<&JsValue>,
     ) -> Result<JsValue, JsError> {
-        let image = IMAGE.encode(outcome.decision.state.to_image());
         // A message left borrowed by a call that never came back (an exception thrown
         // through it) is not reused: this answer gets its own.
         let mut own = None;
@@ -866,6 +919,12 @@ impl Bundle {
             Ok(wire) => wire,
             Err(_) => own.insert(RefCell::<wire::Wire>::default()).borrow_mut(),
         };
+        {
+            let wire = &mut *wire;
+            outcome.decision.state.image_into(&mut wire.image);
+            wire.image_text.clear();
+            IMAGE.encode_string(&wire.image, &mut wire.image_text);
+        }
         // Twice at most: should the two sides of the table ever disagree (answerObject
         // checks), both start again from an empty one and the answer sends every string.
         let mut last = JsValue::UNDEFINED;
@@ -874,7 +933,7 @@ impl Bundle {
                 let Ok(mut table) = self.table.try_borrow_mut() else {
                     return Err(error("answer: the string table is in use"));
                 };
-                wire.build(&mut table, outcome, &image);
+                wire.build(&mut table, outcome);
             }
             match answer_object(
                 &wire.nums,
@@ -915,7 +974,14 @@ impl Bundle {
             (None, Some(raw)) => Some(keys_text(raw)?),
             (None, None) => None,
         };
-        let keys = self.keys.get(keys_text)?;
+        let keys = match options.keys_held {
+            Some(id) => Some(
+                self.keys
+                    .held(id)
+                    .ok_or_else(|| error("keys: no longer held"))?,
+            ),
+            None => self.keys.get(keys_text, options.keys_id.unwrap_or(0))?,
+        };
         let context = options.context.take().unwrap_or_default();
         Ok(Prepared {
             now,

@@ -12,7 +12,9 @@
 //!
 //! Tags. The options: `t` token, `e` event, `v` visitor, `n` now (Unix ms), `m` now
 //! (text), `x` explain, `s` slots given, `l` one slot name (in order), `q` the keys'
-//! JSON, `j` the state's JSON, `c` a context given. The context, by field:
+//! JSON and `i` packOptions' number for that text, `k` the keys the handle holds under
+//! that number (no text sent: packOptions is told which number the handle holds),
+//! `j` the state's JSON, `c` a context given. The context, by field:
 //!
 //! ```text
 //! A channel                                  K device.type  L device.os  M device.browser
@@ -44,6 +46,10 @@ fn text(value: &str) -> Option<String> {
 /// A number as `String(n)` wrote it, read as serde_json reads the same text in JSON
 /// (`JSON.stringify` writes numbers as `String` does), so both paths agree to the bit.
 fn number(value: &str) -> Option<f64> {
+    // Whole numbers below 2^53 (clocks in ms), exactly as serde_json reads them.
+    if (1..=15).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse::<u64>().ok().map(|n| n as f64);
+    }
     serde_json::from_str::<f64>(value)
         .ok()
         .filter(|n| n.is_finite())
@@ -78,6 +84,8 @@ pub(super) fn unpack(packed: &str) -> Option<DecideOptions<'_>> {
             's' => options.slots = Some(Vec::new()),
             'l' => options.slots.as_mut()?.push(Cow::Borrowed(value)),
             'q' => options.keys_text = Some(value),
+            'i' => options.keys_id = Some(value.parse().ok().filter(|&id| id != 0)?),
+            'k' => options.keys_held = Some(value.parse().ok()?),
             'j' => options.state = Some(serde_json::from_str(value).ok()?),
             'c' => options.context = Some(Context::default()),
             _ => {

@@ -83,6 +83,9 @@ pub(super) struct Wire {
     inline_lens: Vec<f64>,
     inline: String,
     body: Vec<f64>,
+    /// The state image of the answer being built, its bytes and its base64 text.
+    pub image: Vec<u8>,
+    pub image_text: String,
 }
 
 /// A string's length as JavaScript counts it (UTF-16 code units).
@@ -95,10 +98,11 @@ fn utf16_len(s: &str) -> usize {
 }
 
 impl Wire {
-    /// Writes `outcome` (with its state `image`, in base64) as one message, `table`
-    /// learning the bundle strings it meets for the first time.
-    pub(super) fn build(&mut self, table: &mut Table, outcome: &Outcome<'_>, image: &str) {
+    /// Writes `outcome` (with its state image, in base64 in `image_text`) as one
+    /// message, `table` learning the bundle strings it meets for the first time.
+    pub(super) fn build(&mut self, table: &mut Table, outcome: &Outcome<'_>) {
         let start = table.len();
+        let image_text = std::mem::take(&mut self.image_text);
         self.text.clear();
         self.inline.clear();
         self.fresh_lens.clear();
@@ -109,7 +113,7 @@ impl Wire {
 
         let stage = w.bundle_str(decision.stage);
         let token = outcome.token.as_deref().map_or(NONE, |t| w.inline(t));
-        let image = w.inline(image);
+        let image = w.inline(&image_text);
         let triggers = if decision.triggers.is_empty() {
             NONE
         } else {
@@ -183,6 +187,7 @@ impl Wire {
             ]);
         }
 
+        self.image_text = image_text;
         self.nums.clear();
         self.nums.push(start as f64);
         self.nums.push(self.fresh_lens.len() as f64);

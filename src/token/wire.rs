@@ -640,6 +640,42 @@ struct StateImage {
     link: Option<([u8; 16], u32, u8)>,
 }
 
+/// The bytes of a [`StateImage`] of the borrowed state, without copying its lists first
+/// (the same layout: a test keeps the two equal).
+struct StateImageOf<'s>(&'s State);
+
+impl Encode for StateImageOf<'_> {
+    fn encode<E: codec::Encoder>(&self, e: &mut E) -> Result<(), codec::EncodeError> {
+        let s = self.0;
+        s.visitor.encode(e)?;
+        s.issued_at.encode(e)?;
+        s.expires_at.encode(e)?;
+        s.stage.encode(e)?;
+        s.stage_since.encode(e)?;
+        s.visits.encode(e)?;
+        s.last_visit.encode(e)?;
+        codec::encode_len(s.intents.len(), e)?;
+        for i in &s.intents {
+            (i.topic, i.score, i.updated_at).encode(e)?;
+        }
+        codec::encode_len(s.impressions.len(), e)?;
+        for i in &s.impressions {
+            (i.id, i.count, i.window_start, i.last_shown, i.total).encode(e)?;
+        }
+        s.sequence.encode(e)?;
+        codec::encode_len(s.experiments.len(), e)?;
+        for a in &s.experiments {
+            (a.experiment, a.variant, a.at).encode(e)?;
+        }
+        s.segments.encode(e)?;
+        s.consent.0.encode(e)?;
+        s.stage_generation.encode(e)?;
+        s.visits_by.encode(e)?;
+        s.last_channel.map_or(0, Channel::code).encode(e)?;
+        s.link.map(|l| (l.profile, l.seq, l.devices)).encode(e)
+    }
+}
+
 /// The first byte of a state image: a change of [`StateImage`] is a new version, and
 /// [`State::from_image`] refuses other versions (the profile object logs the rows it
 /// can no longer read), but for the unversioned images written before.
@@ -648,40 +684,27 @@ pub const IMAGE_VERSION: u8 = 1;
 impl State {
     /// The state as versioned bytes; see [`State::from_image`].
     pub fn to_image(&self) -> Vec<u8> {
-        let image = StateImage {
-            visitor: self.visitor,
-            issued_at: self.issued_at,
-            expires_at: self.expires_at,
-            stage: self.stage,
-            stage_since: self.stage_since,
-            visits: self.visits,
-            last_visit: self.last_visit,
-            intents: self
-                .intents
-                .iter()
-                .map(|i| (i.topic, i.score, i.updated_at))
-                .collect(),
-            impressions: self
-                .impressions
-                .iter()
-                .map(|i| (i.id, i.count, i.window_start, i.last_shown, i.total))
-                .collect(),
-            sequence: self.sequence.clone(),
-            experiments: self
-                .experiments
-                .iter()
-                .map(|a| (a.experiment, a.variant, a.at))
-                .collect(),
-            segments: self.segments.clone(),
-            consent: self.consent.0,
-            stage_generation: self.stage_generation,
-            visits_by: self.visits_by,
-            last_channel: self.last_channel.map_or(0, Channel::code),
-            link: self.link.map(|l| (l.profile, l.seq, l.devices)),
-        };
-        let mut out = vec![IMAGE_VERSION];
-        out.extend(codec::encode(&image).unwrap_or_default());
+        let mut out = Vec::new();
+        self.image_into(&mut out);
         out
+    }
+
+    /// [`State::to_image`] into `out` (cleared first), reusing its allocation: the npm
+    /// package writes one image per answer.
+    pub fn image_into(&self, out: &mut Vec<u8>) {
+        let image = StateImageOf(self);
+        out.clear();
+        out.push(IMAGE_VERSION);
+        // Most images are a few hundred bytes; one pass when they fit, two otherwise.
+        let room = out.capacity().max(512);
+        out.resize(room, 0);
+        match out.get_mut(1..).map(|buf| codec::encode_into(&image, buf)) {
+            Some(Ok(len)) => out.truncate(1 + len),
+            _ => {
+                out.truncate(1);
+                out.extend(codec::encode(&image).unwrap_or_default());
+            }
+        }
     }
 
     /// The state [`State::to_image`] wrote, or `None` for bytes it did not write.
@@ -860,6 +883,72 @@ mod tests {
         got.intents[0].score = 0.0;
         assert_eq!(got, expected);
         assert_eq!(State::from_image(b"\xff\xff"), None);
+    }
+
+    /// The image as the derived `StateImage` encodes it (what images were written as
+    /// before `StateImageOf`): the same bytes, for a small state and one past the first
+    /// pass's 512 bytes, into a fresh buffer and into a reused one.
+    #[test]
+    fn a_state_image_is_the_derived_layout() {
+        fn derived(s: &State) -> Vec<u8> {
+            let image = StateImage {
+                visitor: s.visitor,
+                issued_at: s.issued_at,
+                expires_at: s.expires_at,
+                stage: s.stage,
+                stage_since: s.stage_since,
+                visits: s.visits,
+                last_visit: s.last_visit,
+                intents: s
+                    .intents
+                    .iter()
+                    .map(|i| (i.topic, i.score, i.updated_at))
+                    .collect(),
+                impressions: s
+                    .impressions
+                    .iter()
+                    .map(|i| (i.id, i.count, i.window_start, i.last_shown, i.total))
+                    .collect(),
+                sequence: s.sequence.clone(),
+                experiments: s
+                    .experiments
+                    .iter()
+                    .map(|a| (a.experiment, a.variant, a.at))
+                    .collect(),
+                segments: s.segments.clone(),
+                consent: s.consent.0,
+                stage_generation: s.stage_generation,
+                visits_by: s.visits_by,
+                last_channel: s.last_channel.map_or(0, Channel::code),
+                link: s.link.map(|l| (l.profile, l.seq, l.devices)),
+            };
+            let mut out = vec![IMAGE_VERSION];
+            out.extend(codec::encode(&image).unwrap());
+            out
+        }
+        let small = linked();
+        let large = State {
+            impressions: (0..200)
+                .map(|n| Impression {
+                    id: n,
+                    count: n % 4,
+                    window_start: 1_794_000_000 + i64::from(n),
+                    last_shown: 1_794_500_000,
+                    total: n * 70_000,
+                })
+                .collect(),
+            segments: (0..30).map(|n| format!("segment-{n}")).collect(),
+            last_channel: Some(Channel::App),
+            ..linked()
+        };
+        let mut reused = Vec::new();
+        for state in [&small, &large, &small, &State::default()] {
+            let expected = derived(state);
+            assert_eq!(state.to_image(), expected);
+            state.image_into(&mut reused);
+            assert_eq!(reused, expected);
+        }
+        assert!(derived(&large).len() > 512);
     }
 
     fn linked() -> State {

@@ -136,6 +136,22 @@ test("options read without JSON mean what their JSON means", () => {
   assert.match(signed.token, /^v1\.k1\./);
   assert.match(rotated.token, /^v1\.k2\./, "the key written in place signs");
   assert.equal(rotated.token, JSON.parse(bundle.decideJson(JSON.stringify({ ...base, keys }))).token);
+  // Keys the handle holds are sent by number, not as text: two documents with the same
+  // key id and different secrets, as objects and as strings, in turn, with calls that
+  // take the JSON path (a Date) in between, each sign with their own secret.
+  const one = { current: "k1", keys: { k1: KEYS.keys.k1 } };
+  const other = { current: "k1", keys: { k1: "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=" } };
+  const order = [one, one, other, other, JSON.stringify(one), one, other, JSON.stringify(other), one];
+  const tokens = new Set();
+  for (const [i, k] of order.entries()) {
+    for (const now of [base.now, new Date(base.now), base.now]) {
+      const options = { ...base, now, keys: k, context: lyon };
+      const expected = JSON.parse(bundle.decideJson(JSON.stringify(options))).token;
+      assert.equal(bundle.decide(options).token, expected, `keys ${i}, now ${now}`);
+      tokens.add(expected);
+    }
+  }
+  assert.equal(tokens.size, 2, "the two secrets sign two different tokens");
 });
 
 test("tokens minted in Node verify in the CLI, and the other way round", () => {
