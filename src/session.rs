@@ -204,13 +204,14 @@ pub fn resolve_slots(bundle: &Bundle, slots: Slots<'_>) -> Result<Vec<SlotRef>, 
         Slots::Refs(refs) => Ok(refs.to_vec()),
         Slots::Names(names) => {
             // Each slot once: a repeated name would count its impression twice.
-            let mut once: Vec<&str> = Vec::new();
+            let mut once = Vec::with_capacity(names.len().min(MAX_SLOTS));
             for &name in names.iter().take(MAX_SLOTS) {
-                if !once.contains(&name) {
-                    once.push(name);
+                let slot = bundle.resolve_slot(name)?;
+                if !once.contains(&slot) {
+                    once.push(slot);
                 }
             }
-            bundle.resolve_slots(once)
+            Ok(once)
         }
     }
 }

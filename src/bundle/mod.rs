@@ -348,13 +348,16 @@ impl Bundle {
     ) -> Result<Vec<SlotRef>, UnknownSlot> {
         names
             .into_iter()
-            .map(|name| {
-                self.slot_ref(name).ok_or_else(|| UnknownSlot {
-                    name: name.to_owned(),
-                    suggestion: did_you_mean(name, self.slot_names()).map(str::to_owned),
-                })
-            })
+            .map(|name| self.resolve_slot(name))
             .collect()
+    }
+
+    /// The slot of this name, or the error naming it (with the closest slot name).
+    pub fn resolve_slot(&self, name: &str) -> Result<SlotRef, UnknownSlot> {
+        self.slot_ref(name).ok_or_else(|| UnknownSlot {
+            name: name.to_owned(),
+            suggestion: did_you_mean(name, self.slot_names()).map(str::to_owned),
+        })
     }
 
     /// The slot of this name, if the bundle has one.

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::cmp::Ordering;
 
-use super::value::{compare, loose_eq, strict_eq, Lit, Value};
+use super::value::{compare, loose_eq, strict_eq, strict_eq_lit, Lit, Value};
 use super::{Data, Node, Op};
 
 /// What `var` reads: the data, or the current element of an iterating operator.
@@ -325,11 +325,7 @@ fn fast_path<'a, D: Data>(op: Op, args: &'a [Node<D::Var>], data: &'a D) -> Opti
     let pass: fn(Ordering) -> bool = match (op, lit) {
         (Op::In, Lit::Array(items)) => {
             let needle = value();
-            return Some(
-                items
-                    .iter()
-                    .any(|item| strict_eq(&Value::from_lit(item), &needle)),
-            );
+            return Some(items.iter().any(|item| strict_eq_lit(item, &needle)));
         }
         (Op::Gt, Lit::Number(_)) => |o| o == Ordering::Greater,
         (Op::Ge, Lit::Number(_)) => |o| o != Ordering::Less,

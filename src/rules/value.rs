@@ -470,6 +470,19 @@ pub fn strict_eq(a: &Value<'_>, b: &Value<'_>) -> bool {
     }
 }
 
+/// [`strict_eq`] of a rule literal and a value, without making the literal a value
+/// first (the `in` of most targeting rules tests a few literals per request).
+pub fn strict_eq_lit(lit: &Lit, b: &Value<'_>) -> bool {
+    match (lit, b) {
+        (Lit::Null, Value::Null) => true,
+        (Lit::Number(x), Value::Number(y)) => x == y,
+        (Lit::String(x), Value::Str(y)) => x.as_str() == &**y,
+        (Lit::Bool(x), Value::Bool(y)) => x == y,
+        (Lit::Array(_) | Lit::Object(_), Value::Lit(y)) => std::ptr::eq(lit, *y),
+        _ => false,
+    }
+}
+
 /// Whether two values are the same JavaScript object: the same array or object of the
 /// data read twice (`{"==": [{"var": "a"}, {"var": "a"}]}`). A rule's own arrays are
 /// built afresh by json-logic-js each time they are evaluated, and so are the lists that
@@ -523,6 +536,38 @@ fn js_string_cmp(x: &str, y: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_literal_is_strictly_equal_where_its_value_is() {
+        let lits = [
+            Lit::Null,
+            Lit::Bool(true),
+            Lit::Bool(false),
+            Lit::Number(1.0),
+            Lit::Number(f64::NAN),
+            Lit::Number(0.0),
+            Lit::Number(-0.0),
+            Lit::String("FR".into()),
+            Lit::String("1".into()),
+            Lit::String(String::new()),
+            Lit::Array(vec![Lit::Number(1.0)]),
+            Lit::Object(vec![]),
+        ];
+        let other = Lit::Array(vec![Lit::Number(1.0)]);
+        let mut values: Vec<Value<'_>> = lits.iter().map(Value::from_lit).collect();
+        values.push(Value::Lit(&other));
+        values.push(Value::Str(Cow::Owned("FR".into())));
+        values.push(Value::Array(vec![Value::Number(1.0)]));
+        for lit in &lits {
+            for value in &values {
+                assert_eq!(
+                    strict_eq_lit(lit, value),
+                    strict_eq(&Value::from_lit(lit), value),
+                    "{lit:?} === {value:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn number_strings_follow_javascript() {

@@ -82,6 +82,15 @@ test("options read without JSON mean what their JSON means", () => {
     { ...base, now: new Date("2026-11-23T18:00:00Z") },
     { ...base, context: { geo: { city: "lone \ud800 surrogate" } } },
     { ...base, context: { geo: { city: "nul \u0000 inside" } } },
+    // A NUL in any value: the packed string's count of separators no longer holds.
+    { ...base, token: "v1.k1.\u0000B.x", keys: KEYS },
+    { ...base, slots: ["hero\u0000banner"] },
+    { ...base, slots: ["hero", "\u0000"] },
+    { ...base, event: "a\u0000eb" },
+    { ...base, now: "2026-11-23T18:00:00Z\u0000" },
+    { ...base, keys: JSON.stringify(KEYS).replace("k1", "k\u00001") },
+    { ...base, context: { page: { query: { "a\u0000Ob": "c", d: "e\u0000Bf" } } } },
+    { ...base, context: { page: { path: "/models/\u0000Ball" }, geo: { country: "FR" } } },
     // Each of these is refused; the message is the JSON path's.
     { ...base, context: { channel: "WEB" } },
     { ...base, context: { geo: null } },
