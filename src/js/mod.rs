@@ -831,10 +831,9 @@ impl Bundle {
         if let Ok(mut buffer) = self.packed.try_borrow_mut() {
             let unpacked = self.pack(options, &mut buffer).and_then(options::unpack);
             // Keys sent by number are those held under it (packOptions asked), else JSON.
-            if let Some(options) = unpacked.filter(|o| {
-                o.keys_held
-                    .is_none_or(|id| self.keys.held_id() == id && id != 0)
-            }) {
+            if let Some(options) =
+                unpacked.filter(|o| o.keys_held.is_none_or(|id| self.keys.held(id).is_some()))
+            {
                 return then(options);
             }
         }
