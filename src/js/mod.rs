@@ -568,7 +568,28 @@ export function answerObject(nums, text, table, stateOf, html) {
     decisions.push(d);
   }
   const exposures = [];
-  for (let n = nums[at++]; n > 0; n--, at += 11) {
+  if (nums[at] === -2) {
+    // One per decision, each repeating it: only what they share was sent.
+    const visitor = str(table, inline, nums[at + 1]);
+    const bundle = table[nums[at + 2]];
+    const version = nums[at + 3];
+    const when = nums[at + 4];
+    for (const d of decisions) {
+      exposures.push({
+        visitor,
+        bundle,
+        bundle_version: version,
+        slot: d.slot,
+        content: d.content,
+        candidate: d.candidate,
+        experiment: d.experiment === undefined ? null : d.experiment,
+        variant: d.variant === undefined ? null : d.variant,
+        reason: d.reason,
+        stage,
+        at: when,
+      });
+    }
+  } else for (let n = nums[at++]; n > 0; n--, at += 11) {
     exposures.push({
       visitor: str(table, inline, nums[at]),
       bundle: table[nums[at + 1]],

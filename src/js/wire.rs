@@ -17,6 +17,8 @@
 //! decisions count, per decision: slot content candidate experiment variant reason html json text,
 //! exposures count, per exposure: visitor bundle bundle_version slot content candidate
 //!                                experiment variant reason stage at
+//!   or, when there is one exposure per decision repeating it (the usual case):
+//! -2, visitor bundle bundle_version at
 //! ```
 //!
 //! and the text is the fresh strings then the inline ones, back to back. A string is named
@@ -152,9 +154,30 @@ impl Wire {
             ]);
         }
 
-        w.push(&[decision.exposures.len() as f64]);
+        let per_decision = one_per_decision(decision);
+        if let Some(first) = per_decision {
+            // Each exposure says what its decision says, for the same visitor, bundle,
+            // stage and time: sent once, and the decisions' fields are read again.
+            let mut buf = [0u8; 32];
+            let visitor = w.inline(crate::ids::hex128(&first.visitor, &mut buf));
+            let bundle = w.bundle_str(first.bundle);
+            w.push(&[
+                PER_DECISION,
+                visitor,
+                bundle,
+                first.bundle_version as f64,
+                first.at as f64,
+            ]);
+        } else {
+            w.push(&[decision.exposures.len() as f64]);
+        }
+        let listed = if per_decision.is_some() {
+            &[][..]
+        } else {
+            &decision.exposures[..]
+        };
         let mut last_visitor: Option<([u8; 16], f64)> = None;
-        for e in &decision.exposures {
+        for e in listed {
             let visitor = match last_visitor {
                 Some((id, r)) if id == e.visitor => r,
                 _ => {
@@ -197,6 +220,51 @@ impl Wire {
         self.nums.extend_from_slice(&self.body);
         self.text.push_str(&self.inline);
     }
+}
+
+/// The exposures' count in the message when there is one per decision, in order, each
+/// repeating its decision's fields and the answer's stage: then only what they share
+/// follows (visitor, bundle, bundle version, time).
+const PER_DECISION: f64 = -2.0;
+
+/// The same text, by address first (an exposure's strings are its decision's).
+fn same(a: &str, b: &str) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+}
+
+fn same_opt(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => same(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// The first exposure, when the exposures are one per decision as [`PER_DECISION`]
+/// sends them; `None` for any other list (none included), which goes whole.
+fn one_per_decision<'d, 'b>(
+    decision: &'d crate::decide::Decision<'b>,
+) -> Option<&'d crate::decide::Exposure<'b>> {
+    let first = decision.exposures.first()?;
+    let aligned = decision.exposures.len() == decision.decisions.len()
+        && decision
+            .exposures
+            .iter()
+            .zip(&decision.decisions)
+            .all(|(e, d)| {
+                e.visitor == first.visitor
+                    && same(e.bundle, first.bundle)
+                    && e.bundle_version == first.bundle_version
+                    && e.at == first.at
+                    && same(e.stage, decision.stage)
+                    && same(e.slot, d.slot)
+                    && same(e.content, d.content)
+                    && same_opt(e.candidate, d.candidate)
+                    && same_opt(e.experiment, d.experiment)
+                    && same_opt(e.variant, d.variant)
+                    && e.reason == d.reason
+            });
+    aligned.then_some(first)
 }
 
 struct Writer<'w> {
