@@ -12,10 +12,12 @@
 # (its hero is one of the experiment's arms or the holdout's default). Then wrk runs
 # against each target in turn, ROUNDS times (interleaved, so a noisy neighbour hits every
 # target alike), and the script prints per round and overall requests, req/s and
-# p50/p90/p99, and per round the p50 each Worker adds over (a). CPU time per request is
-# not printed: `wrangler dev` does not report workerd's CPU accounting, and
-# `performance.now()` in workerd only moves on I/O. Stops everything at the end. Prints
-# figures; asserts nothing.
+# p50/p90/p99, per round the p50 each Worker adds over (a), and CPU time per request:
+# the user + system time the kernel accounts to each target's workerd process (all its
+# threads) over the round, from /proc/<pid>/stat, divided by the requests wrk completed.
+# (workerd's own accounting is not available locally: a tail consumer under `wrangler dev`
+# gets `cpuTime` and `wallTime` 0, and `performance.now()` in workerd only moves on I/O.)
+# Stops everything at the end. Prints figures; asserts nothing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROUNDS="${ROUNDS:-4}"; DURATION="${DURATION:-30s}"; CONNECTIONS="${CONNECTIONS:-1}"; THREADS="${THREADS:-1}"
@@ -55,16 +57,18 @@ JS
 setsid node "$tmp/origin.mjs" "$tmp/site/page.html" "$ORIGIN_PORT" >/dev/null 2>&1 & pids+=($!)
 sed -e '/^\[build\]/,/^$/d' -e "s|^main = .*|main = \"$PWD/build/worker/shim.mjs\"|" wrangler.toml > "$tmp/wrangler.toml"
 KEYS='{"current":"k1","keys":{"k1":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}}'
+MM_PID=""; PT_PID=""; GB_PID=""; JS_PID=""
 setsid node_modules/.bin/wrangler dev --config "$tmp/wrangler.toml" --ip 127.0.0.1 --port "$MM_PORT" --inspector-port "$(port)" \
   --persist-to "$tmp/state" --show-interactive-dev-session=false --log-level warn \
-  --var "ORIGIN:http://127.0.0.1:$ORIGIN_PORT" --var "JOURNEY_KEYS:$KEYS" </dev/null >"$tmp/mm.log" 2>&1 & pids+=($!)
+  --var "ORIGIN:http://127.0.0.1:$ORIGIN_PORT" --var "JOURNEY_KEYS:$KEYS" </dev/null >"$tmp/mm.log" 2>&1 & pids+=($!); MM_PID=$!
 setsid node_modules/.bin/wrangler dev --config bench/passthrough/wrangler.toml --ip 127.0.0.1 --port "$PT_PORT" --inspector-port "$(port)" \
   --persist-to "$tmp/state-pt" --show-interactive-dev-session=false --log-level warn \
-  --var "ORIGIN:http://127.0.0.1:$ORIGIN_PORT" </dev/null >"$tmp/pt.log" 2>&1 & pids+=($!)
+  --var "ORIGIN:http://127.0.0.1:$ORIGIN_PORT" </dev/null >"$tmp/pt.log" 2>&1 & pids+=($!); PT_PID=$!
 for peer in growthbook:$GB_PORT handwritten:$JS_PORT; do
   setsid node_modules/.bin/wrangler dev --config "bench/peers/${peer%%:*}/wrangler.toml" --ip 127.0.0.1 --port "${peer#*:}" \
     --inspector-port "$(port)" --persist-to "$tmp/state-${peer%%:*}" --show-interactive-dev-session=false --log-level warn \
     --var "ORIGIN:http://127.0.0.1:$ORIGIN_PORT" </dev/null >"$tmp/${peer%%:*}.log" 2>&1 & pids+=($!)
+  if [ "${peer%%:*}" = growthbook ]; then GB_PID=$!; else JS_PID=$!; fi
 done
 for url in "http://127.0.0.1:$MM_PORT/healthz" "http://127.0.0.1:$PT_PORT/page.html" "http://127.0.0.1:$GB_PORT/healthz" "http://127.0.0.1:$JS_PORT/healthz"; do
   deadline=$(( $(date +%s) + 300 ))
@@ -92,6 +96,21 @@ for p in "$MM_PORT" "$GB_PORT" "$JS_PORT"; do
   esac
 done
 
+# CPU time the kernel accounts to the workerd processes of a wrangler dev (its process
+# group, as setsid started it): utime + stime of every one, in clock ticks.
+TICK="$(getconf CLK_TCK)"
+cpu_ticks() {
+  local total=0 pid
+  [ -n "$1" ] || { echo 0; return; }
+  for pid in $(ps -o pid=,comm= -g "$1" | awk '$2 ~ /^workerd/ {print $1}'); do
+    # Fields after the parenthesised name: utime and stime are the 12th and 13th.
+    total=$(( total + $(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0) ))
+  done
+  echo "$total"
+}
+for g in "$MM_PID" "$PT_PID" "$GB_PID" "$JS_PID"; do
+  [ "$(ps -o comm= -g "$g" | grep -c '^workerd')" -gt 0 ] || { echo "no workerd process under wrangler dev $g"; exit 1; }
+done
 # wrk's own percentiles, as one line of numbers (microseconds).
 cat > "$tmp/report.lua" <<'LUA'
 done = function(summary, latency, requests)
@@ -99,35 +118,44 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(90), latency:percentile(99), summary.errors.status))
 end
 LUA
+# name|url|process group of its wrangler dev (none for the origin)
 targets=(
-  "origin direct|http://127.0.0.1:$ORIGIN_PORT$PAGE"
-  "(a) pass-through Worker, page|http://127.0.0.1:$PT_PORT$PAGE"
-  "(b) GrowthBook SDK + HTMLRewriter, page|http://127.0.0.1:$GB_PORT$PAGE"
-  "(c) hand-written JS + HTMLRewriter, page|http://127.0.0.1:$JS_PORT$PAGE"
-  "(d) micromoment, page|http://127.0.0.1:$MM_PORT$PAGE"
-  "(b) GrowthBook SDK, JSON API|http://127.0.0.1:$GB_PORT$API"
-  "(c) hand-written JS, JSON API|http://127.0.0.1:$JS_PORT$API"
-  "(d) micromoment, JSON API|http://127.0.0.1:$MM_PORT$API"
-  "(a) pass-through Worker, /healthz (a JS Worker's floor)|http://127.0.0.1:$PT_PORT/healthz"
-  "(d) micromoment, /healthz (the Worker's floor)|http://127.0.0.1:$MM_PORT/healthz"
+  "origin direct|http://127.0.0.1:$ORIGIN_PORT$PAGE|"
+  "(a) pass-through Worker, page|http://127.0.0.1:$PT_PORT$PAGE|$PT_PID"
+  "(b) GrowthBook SDK + HTMLRewriter, page|http://127.0.0.1:$GB_PORT$PAGE|$GB_PID"
+  "(c) hand-written JS + HTMLRewriter, page|http://127.0.0.1:$JS_PORT$PAGE|$JS_PID"
+  "(d) micromoment, page|http://127.0.0.1:$MM_PORT$PAGE|$MM_PID"
+  "(b) GrowthBook SDK, JSON API|http://127.0.0.1:$GB_PORT$API|$GB_PID"
+  "(c) hand-written JS, JSON API|http://127.0.0.1:$JS_PORT$API|$JS_PID"
+  "(d) micromoment, JSON API|http://127.0.0.1:$MM_PORT$API|$MM_PID"
+  "(a) pass-through Worker, /healthz (a JS Worker's floor)|http://127.0.0.1:$PT_PORT/healthz|$PT_PID"
+  "(d) micromoment, /healthz (the Worker's floor)|http://127.0.0.1:$MM_PORT/healthz|$MM_PID"
 )
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk: $THREADS threads, $CONNECTIONS connections, $ROUNDS rounds of $DURATION per target, interleaved"
 : > "$tmp/results"
 for round in $(seq "$ROUNDS"); do
   for i in "${!targets[@]}"; do
-    name="${targets[$i]%%|*}"; url="${targets[$i]#*|}"
+    IFS='|' read -r name url group <<<"${targets[$i]}"
+    before="$(cpu_ticks "$group")"
     line="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$tmp/report.lua" "$url" | grep '^RESULT')"
-    echo "$round $i $line" >> "$tmp/results"
+    ticks=$(( $(cpu_ticks "$group") - before ))
+    echo "$round $i $line $ticks" >> "$tmp/results"
     set -- $line
-    printf 'round %s  %-52s %7d requests %8.1f req/s  p50 %6.2f ms  p90 %6.2f ms  p99 %6.2f ms  non-2xx %d\n' \
-      "$round" "$name" "$2" "$(echo "$2 / $3" | bc -l)" "$(echo "$4 / 1000" | bc -l)" "$(echo "$5 / 1000" | bc -l)" "$(echo "$6 / 1000" | bc -l)" "$7"
+    cpu="-"
+    [ -z "$group" ] || cpu="$(printf '%.1f' "$(echo "$ticks / $TICK / $2 * 1000000" | bc -l)")"
+    printf 'round %s  %-52s %7d requests %8.1f req/s  p50 %6.2f ms  p90 %6.2f ms  p99 %6.2f ms  non-2xx %d  workerd CPU %s us/request\n' \
+      "$round" "$name" "$2" "$(echo "$2 / $3" | bc -l)" "$(echo "$4 / 1000" | bc -l)" "$(echo "$5 / 1000" | bc -l)" "$(echo "$6 / 1000" | bc -l)" "$7" "$cpu"
   done
 done
-python3 - "$tmp/results" "${targets[@]}" <<'PY'
+python3 - "$tmp/results" "$TICK" "${targets[@]}" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
+tick = int(sys.argv.pop(2))
 names = [t.split("|")[0] for t in sys.argv[2:]]
+def cpu_us(r):
+    # workerd's user + system time over the round, per request wrk completed.
+    return int(r[9]) / tick / int(r[3]) * 1e6
 print("\noverall (median of the rounds' figures; requests and req/s over all rounds):")
 by = {}
 for r in rows:
@@ -136,7 +164,8 @@ for i, name in enumerate(names):
     rs = by.get(i, [])
     req = sum(int(r[3]) for r in rs); secs = sum(float(r[4]) for r in rs)
     med = lambda k: statistics.median(int(r[k]) for r in rs) / 1000
-    print(f"  {name:52} {req:8d} requests {req / secs:8.1f} req/s  p50 {med(5):6.2f} ms  p90 {med(6):6.2f} ms  p99 {med(7):6.2f} ms")
+    cpu = "" if i == 0 else f"  workerd CPU {statistics.median(cpu_us(r) for r in rs):7.1f} us/request"
+    print(f"  {name:52} {req:8d} requests {req / secs:8.1f} req/s  p50 {med(5):6.2f} ms  p90 {med(6):6.2f} ms  p99 {med(7):6.2f} ms{cpu}")
 def p(i, k):
     return {r[0]: int(r[k]) for r in by.get(i, [])}
 print("\np50 and p99 added over (a) the pass-through Worker, per round (ms), and the median")
@@ -147,4 +176,11 @@ for i in (2, 3, 4, 5, 6, 7):
         added = [(mine[r] - base[r]) / 1000 for r in base if r in mine]
         if added:
             print(f"  {names[i]:52} {label} {', '.join(f'{a:+.2f}' for a in added)}; median {statistics.median(added):+.2f}")
+print("\nworkerd CPU time per request added over (a), per round (us), and the median:")
+for i in (2, 3, 4, 5, 6, 7):
+    base = {r[0]: cpu_us(r) for r in by.get(1 if i <= 4 else 8, [])}
+    mine = {r[0]: cpu_us(r) for r in by.get(i, [])}
+    added = [mine[r] - base[r] for r in base if r in mine]
+    if added:
+        print(f"  {names[i]:52} {', '.join(f'{a:+.1f}' for a in added)}; median {statistics.median(added):+.1f}")
 PY

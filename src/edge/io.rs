@@ -88,6 +88,24 @@ pub async fn read_body(req: &Request, max: usize) -> Result<Vec<u8>, BodyError> 
     }
 }
 
+/// A response's whole body in one native read (`arrayBuffer()` of its stream), for a
+/// body whose length is known to be small: `worker::Response::bytes` reads the stream
+/// chunk by chunk instead, a promise and a copy through the glue for each.
+pub async fn whole_body(response: &worker::Response) -> Result<Vec<u8>, String> {
+    let stream = match response.body() {
+        worker::ResponseBody::Empty => return Ok(Vec::new()),
+        worker::ResponseBody::Body(bytes) => return Ok(bytes.clone()),
+        worker::ResponseBody::Stream(stream) => stream,
+    };
+    let reading = web_sys::Response::new_with_opt_readable_stream(Some(stream))
+        .and_then(|r| r.array_buffer())
+        .map_err(|e| format!("{e:?}"))?;
+    let buffer = JsFuture::from(reading)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
 /// `future`'s output, or `None` when `timeout` passes first.
 pub async fn within<F: Future>(timeout: Duration, future: F) -> Option<F::Output> {
     let future = std::pin::pin!(future);

@@ -23,7 +23,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::cache::log;
-use super::io::within;
+use super::io::{self, within};
 use super::{after_response, attach_token, cache, entropy, error, now, profile, request};
 use crate::html;
 use crate::session::{self, Entropy, Request as SessionRequest};
@@ -119,7 +119,7 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
         headers.delete(stale)?;
     }
     if declared.is_some_and(|len| len <= MAX_WHOLE) && !coded {
-        let page = match origin_response.bytes().await {
+        let page = match io::whole_body(&origin_response).await {
             Ok(page) => page,
             Err(e) => {
                 log("error", "origin body unreadable", &e.to_string());
