@@ -425,6 +425,24 @@ function keysText(keys, memo) {
   }
   return text;
 }
+// The slots' field, remembered for the names it was written from: a caller names the
+// same slots on every call (its page's, or `bundle.slots`), often in a new array.
+function slotsText(slots, memo) {
+  const last = memo.slots;
+  if (last !== undefined && last.length === slots.length) {
+    let i = 0;
+    while (i < slots.length && last[i] === slots[i]) i++;
+    if (i === slots.length) return memo.slotsText;
+  }
+  let field = "s\0";
+  for (let i = 0; i < slots.length; i++) {
+    if (!clean(slots[i])) return undefined;
+    field += "l" + slots[i] + "\0";
+  }
+  memo.slots = slots.slice();
+  memo.slotsText = field;
+  return field;
+}
 // The packed options written as UTF-8 straight into the bundle's buffer in WebAssembly
 // memory (`cap` bytes at `ptr`): the number of bytes written, -1 for "read their JSON",
 // or -(bytes needed) when the buffer is too small. Returning the string would take
@@ -462,16 +480,10 @@ function pack(options, memo, held) {
       case "explain":
         field = v === true ? "x\0" : v === false ? "" : undefined;
         break;
-      case "slots": {
+      case "slots":
         if (v === null) continue;
-        if (!Array.isArray(v)) return undefined;
-        field = "s\0";
-        for (let i = 0; i < v.length; i++) {
-          if (!clean(v[i])) return undefined;
-          field += "l" + v[i] + "\0";
-        }
+        field = Array.isArray(v) ? slotsText(v, memo) : undefined;
         break;
-      }
       case "keys": {
         if (v === null) continue;
         const text = keysText(v, memo);

@@ -204,17 +204,24 @@ pub(crate) fn open<'p, V>(
     large: &'p mut Vec<u8>,
 ) -> Result<(V, &'p [u8]), TokenError> {
     check_length(token.as_bytes())?;
-    let mut fields = token.split('.');
-    let (Some(version), Some(kid), Some(payload), Some(tag), None) = (
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-    ) else {
+    // The four fields between the dots, found with `memchr` (SIMD in WebAssembly too),
+    // cheaper than `str::split`'s general searcher on every request.
+    let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
+    let (Some(a), Some(b), Some(c), None) = (dots.next(), dots.next(), dots.next(), dots.next())
+    else {
         return Err(TokenError::WrongFieldCount {
-            count: token.split('.').count(),
+            count: memchr::memchr_iter(b'.', token.as_bytes()).count() + 1,
         });
+    };
+    // A dot is ASCII, so every piece between two is a `str`.
+    let (Some(version), Some(kid), Some(payload), Some(tag)) = (
+        token.get(..a),
+        token.get(a + 1..b),
+        token.get(b + 1..c),
+        token.get(c + 1..),
+    ) else {
+        // Not reached: a dot is ASCII, so every cut is at a character boundary.
+        return Err(TokenError::WrongFieldCount { count: 4 });
     };
     let (domain, version) = versions(version).ok_or(TokenError::UnknownVersion)?;
     let key = keys.get(kid).ok_or(TokenError::UnknownKid)?;
