@@ -72,11 +72,8 @@ fn same_tag(tag: &[u8; TAG_BYTES], candidate: &[u8]) -> bool {
         return false;
     };
     let words = |bytes: &[u8; TAG_BYTES]| -> [u64; TAG_BYTES / 8] {
-        std::array::from_fn(|i| {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(bytes.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
-            u64::from_le_bytes(word)
-        })
+        let (words, _) = bytes.as_chunks::<8>();
+        std::array::from_fn(|i| words.get(i).map_or(0, |w| u64::from_le_bytes(*w)))
     };
     bool::from(words(tag).ct_eq(&words(candidate)))
 }
