@@ -6,10 +6,12 @@
 //! for click attribution. Elements naming a slot without a fill keep the page's own
 //! content, which is the page's fallback. [`rewrite_each`] asks for each slot's fill as
 //! the parser meets it, so a page is decided and rewritten in one pass, in document
-//! order. Memory is bounded; a
-//! page the parser cannot handle is an error the adapter answers by passing the page
-//! through untouched. This module does no I/O.
+//! order. Memory is bounded. A rewriter that fails never breaks the page: its sink has
+//! received every byte it was given, the rest as it came ([`HtmlError`]), so a stream
+//! goes on with the origin's own bytes. This module does no I/O, and never fills
+//! anything but the content of a `data-mm-slot` element.
 
+use lol_html::errors::RewritingError;
 use lol_html::html_content::ContentType;
 use lol_html::{element, HtmlRewriter, MemorySettings, OutputSink, Settings};
 
@@ -25,11 +27,71 @@ const MAX_PARSER_MEMORY: usize = 4 * 1024 * 1024;
 
 /// Why a page could not be rewritten.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("html rewriting failed: {0}")]
-pub struct HtmlError(String);
+#[error("html rewriting failed: {message}")]
+pub struct HtmlError {
+    message: String,
+    sent_input: bool,
+}
 
-fn settings_memory() -> MemorySettings {
-    MemorySettings::new().with_max_allowed_memory_usage(MAX_PARSER_MEMORY)
+impl HtmlError {
+    fn from_lol(e: &RewritingError) -> HtmlError {
+        // The rewriters here bail out gracefully on both of these (see `settings`):
+        // lol_html flushes every byte it was given and had not emitted, as it came,
+        // before it returns the error. A parsing ambiguity only happens in strict mode,
+        // which they do not use.
+        let sent_input = matches!(
+            e,
+            RewritingError::MemoryLimitExceeded(_) | RewritingError::ContentHandlerError(_)
+        );
+        HtmlError {
+            message: e.to_string(),
+            sent_input,
+        }
+    }
+
+    fn spent() -> HtmlError {
+        HtmlError {
+            message: "the rewriter failed before".to_owned(),
+            sent_input: false,
+        }
+    }
+
+    /// Whether the sink has every byte the rewriter was given, the failing chunk
+    /// included: rewritten up to where it failed, as it came from there on. The caller
+    /// then writes the rest of the page to its output as it is, and nothing is lost or
+    /// sent twice. When `false` (a rewriter written to after it failed), the failing
+    /// chunk was not taken at all.
+    pub fn sent_input(&self) -> bool {
+        self.sent_input
+    }
+}
+
+/// The parser's settings for every rewriter here.
+///
+/// Not strict. In strict mode lol_html refuses markup where a streaming parser cannot
+/// tell whether a tag starts raw text (a `<noscript>` or an `<iframe>` inside an
+/// unclosed `<select>`, which real pages have), and that refusal is the one error it
+/// cannot recover from: the bytes it holds are lost, and the page with them. Strict
+/// mode guards rewriters that act on markup a page's visitors may have shaped, so that
+/// a parser out of step with the browser cannot be steered; these only look for
+/// `data-mm-slot` elements and `<meta name="mm-slots">` in the origin's own markup,
+/// which every visitor gets anyway. Out of strict mode such a tag is read as a page's
+/// body reads it (raw text follows): where a browser ignores it, the parser takes for
+/// text what the browser reads as markup, and a slot element there keeps the page's
+/// content. Only markup built for it (such a tag, then a `<script>` whose text closes
+/// it) could show the parser a slot the browser reads as script text; the origin's page
+/// would have to carry it, and the fill is still the bundle's HTML, every request value
+/// escaped.
+fn settings<'h>() -> Settings<'h, 'static> {
+    Settings::new()
+        .with_strict(false)
+        .with_graceful_bail_out_on_content_handler_error(true)
+}
+
+fn settings_memory(limit: usize) -> MemorySettings {
+    MemorySettings::new()
+        .with_max_allowed_memory_usage(limit)
+        .with_graceful_bail_out_on_memory_limit_exceeded(true)
 }
 
 /// What a `fill` callback calls to fill the slot it was asked for: `set(content, html)`.
@@ -37,7 +99,8 @@ pub type SetSlot<'s> = dyn FnMut(&str, &str) + 's;
 
 /// A streaming slot rewriter: write the page in chunks, read the result from the sink.
 pub struct SlotRewriter<'h, O: OutputSink> {
-    inner: HtmlRewriter<'h, O>,
+    /// `None` once it failed (lol_html panics if a failed rewriter is used again).
+    inner: Option<HtmlRewriter<'h, O>>,
 }
 
 impl<'h, O: OutputSink> SlotRewriter<'h, O> {
@@ -45,7 +108,15 @@ impl<'h, O: OutputSink> SlotRewriter<'h, O> {
     /// (document order): `fill(slot, set)` calls `set(content, html)` to replace the
     /// element's content (and tag it with the content id), or does nothing to keep the
     /// page's own.
-    pub fn each<F>(mut fill: F, sink: O) -> Self
+    pub fn each<F>(fill: F, sink: O) -> Self
+    where
+        F: FnMut(&str, &mut SetSlot<'_>) + 'h,
+    {
+        Self::within(MAX_PARSER_MEMORY, fill, sink)
+    }
+
+    /// [`SlotRewriter::each`] with the parser's memory bounded by `limit` bytes.
+    fn within<F>(limit: usize, mut fill: F, sink: O) -> Self
     where
         F: FnMut(&str, &mut SetSlot<'_>) + 'h,
     {
@@ -66,24 +137,28 @@ impl<'h, O: OutputSink> SlotRewriter<'h, O> {
             }
         });
         let inner = HtmlRewriter::new(
-            Settings::new()
+            settings()
                 .append_element_content_handler(handler)
-                .with_memory_settings(settings_memory()),
+                .with_memory_settings(settings_memory(limit)),
             sink,
         );
-        SlotRewriter { inner }
+        SlotRewriter { inner: Some(inner) }
     }
 
-    /// Feeds the next chunk of the page.
+    /// Feeds the next chunk of the page. After an error the rewriter is spent: the
+    /// rest of the page goes to the output as it is ([`HtmlError::sent_input`]).
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), HtmlError> {
-        self.inner
-            .write(chunk)
-            .map_err(|e| HtmlError(e.to_string()))
+        let inner = self.inner.as_mut().ok_or_else(HtmlError::spent)?;
+        inner.write(chunk).map_err(|e| {
+            self.inner = None;
+            HtmlError::from_lol(&e)
+        })
     }
 
-    /// Ends the page, flushing what is left.
+    /// Ends the page, flushing what is left (on an error too, as it came).
     pub fn end(self) -> Result<(), HtmlError> {
-        self.inner.end().map_err(|e| HtmlError(e.to_string()))
+        let inner = self.inner.ok_or_else(HtmlError::spent)?;
+        inner.end().map_err(|e| HtmlError::from_lol(&e))
     }
 }
 
@@ -98,10 +173,14 @@ pub const MAX_ANNOUNCED: usize = 32;
 /// announces, and whether the head is over (`</head>` or `<body>` seen), so a proxy
 /// can decide the page's slots and send its headers before the body arrives.
 pub struct HeadScanner {
-    inner: HtmlRewriter<'static, fn(&[u8])>,
+    /// `None` once it failed.
+    inner: Option<HtmlRewriter<'static, Discard>>,
     slots: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
     done: std::rc::Rc<std::cell::Cell<bool>>,
 }
+
+/// The head scanner's sink: it reads, and writes nothing.
+type Discard = fn(&[u8]);
 
 fn discard(_: &[u8]) {}
 
@@ -154,21 +233,28 @@ impl HeadScanner {
             Ok(())
         });
         let inner = HtmlRewriter::new(
-            Settings::new()
+            settings()
                 .append_element_content_handler(meta)
                 .append_element_content_handler(head)
                 .append_element_content_handler(body)
-                .with_memory_settings(settings_memory()),
-            discard as fn(&[u8]),
+                .with_memory_settings(settings_memory(MAX_PARSER_MEMORY)),
+            discard as Discard,
         );
-        HeadScanner { inner, slots, done }
+        HeadScanner {
+            inner: Some(inner),
+            slots,
+            done,
+        }
     }
 
-    /// Reads the next chunk; an error when the page cannot be parsed.
+    /// Reads the next chunk; an error when the page cannot be parsed (the scanner is
+    /// then spent, and what it found so far stays).
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), HtmlError> {
-        self.inner
-            .write(chunk)
-            .map_err(|e| HtmlError(e.to_string()))
+        let inner = self.inner.as_mut().ok_or_else(HtmlError::spent)?;
+        inner.write(chunk).map_err(|e| {
+            self.inner = None;
+            HtmlError::from_lol(&e)
+        })
     }
 
     /// Whether the head is over.
@@ -285,5 +371,132 @@ mod tests {
             r.end().unwrap();
             assert_eq!(out, whole, "split at {split}");
         }
+    }
+
+    /// A page as a proxy streams it: each chunk through the rewriter until it fails,
+    /// then as it is (the failing chunk too, unless the rewriter sent it).
+    fn streamed(rewriter: SlotRewriter<'_, Sink>, out: &Out, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut rewriter = Some(rewriter);
+        for chunk in chunks {
+            match rewriter.as_mut().map(|r| r.write(chunk)) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    rewriter = None;
+                    if !e.sent_input() {
+                        out.borrow_mut().extend_from_slice(chunk);
+                    }
+                }
+                None => out.borrow_mut().extend_from_slice(chunk),
+            }
+        }
+        if let Some(rewriter) = rewriter {
+            rewriter.end().unwrap();
+        }
+        out.take()
+    }
+
+    type Out = std::rc::Rc<std::cell::RefCell<Vec<u8>>>;
+
+    struct Sink(Out);
+
+    impl OutputSink for Sink {
+        fn handle_chunk(&mut self, chunk: &[u8]) {
+            self.0.borrow_mut().extend_from_slice(chunk);
+        }
+    }
+
+    /// An unclosed `<select>` followed by tags a browser ignores there: strict lol_html
+    /// refuses it at `<noscript>` and loses the bytes it holds.
+    const SELECT_PAGE: &[u8] =
+        b"<!doctype html><html><head><meta name=\"mm-slots\" content=\"hero\">\
+<title>t</title></head><body><div data-mm-slot=\"hero\"><p>origin hero</p></div>\
+<form><select name=s><option>1</form><p>dup me</p><noscript><iframe src=\"/ns\"></iframe>\
+</noscript><p>tail</p><div data-mm-slot=\"hero\">second</div></body></html>";
+
+    #[test]
+    fn a_page_with_an_unclosed_select_is_filled_the_same_in_any_chunks() {
+        let known = [("hero", "c", "<i>y</i>")];
+        let whole = rewrite_each(SELECT_PAGE, fills(&known)).unwrap();
+        let text = String::from_utf8(whole.clone()).unwrap();
+        assert_eq!(
+            text.matches("<div data-mm-slot=\"hero\" data-mm-content=\"c\"><i>y</i></div>")
+                .count(),
+            2,
+            "both slot elements are filled: {text}"
+        );
+        assert_eq!(
+            text.replace(
+                "<div data-mm-slot=\"hero\" data-mm-content=\"c\"><i>y</i></div>",
+                ""
+            ),
+            String::from_utf8_lossy(SELECT_PAGE)
+                .replace("<div data-mm-slot=\"hero\"><p>origin hero</p></div>", "")
+                .replace("<div data-mm-slot=\"hero\">second</div>", ""),
+            "the same outside the slots"
+        );
+        let page = SELECT_PAGE;
+        let mut chunkings: Vec<Vec<&[u8]>> = (1..page.len())
+            .map(|split| vec![&page[..split], &page[split..]])
+            .collect();
+        chunkings.push(page.chunks(1).collect());
+        chunkings.push(page.chunks(7).collect());
+        for chunks in chunkings {
+            let out = Out::default();
+            let rewriter = SlotRewriter::each(fills(&known), Sink(out.clone()));
+            let got = streamed(rewriter, &out, &chunks);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                text,
+                "chunks of {:?}",
+                chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn past_the_memory_limit_every_byte_goes_out_once_as_it_came() {
+        // A slot, then a tag longer than the parser may hold, then another slot: the
+        // first is filled, the rest of the page is the origin's, byte for byte.
+        let mut page =
+            b"<p>before</p><div data-mm-slot=hero>origin</div><img src=\"data:image/png;base64,"
+                .to_vec();
+        page.extend(std::iter::repeat_n(b'A', 40 * 1024));
+        page.extend_from_slice(b"\"><div data-mm-slot=hero>kept</div><p>after</p>");
+        let expected = String::from_utf8(page.clone()).unwrap().replacen(
+            "<div data-mm-slot=hero>origin</div>",
+            "<div data-mm-slot=hero data-mm-content=\"c\"><i>y</i></div>",
+            1,
+        );
+        let known = [("hero", "c", "<i>y</i>")];
+        // Only a tag that spans chunks is held: in one chunk the page is all filled.
+        let out = Out::default();
+        let rewriter = SlotRewriter::within(16 * 1024, fills(&known), Sink(out.clone()));
+        let whole = streamed(rewriter, &out, &[&page]);
+        assert!(whole == rewrite_each(&page, fills(&known)).unwrap());
+        assert!(!String::from_utf8(whole).unwrap().contains("kept"));
+        for size in [1, 100, 4000, 4096, 10_000, 30_000] {
+            let out = Out::default();
+            let rewriter = SlotRewriter::within(16 * 1024, fills(&known), Sink(out.clone()));
+            let chunks: Vec<&[u8]> = page.chunks(size).collect();
+            let got = streamed(rewriter, &out, &chunks);
+            assert_eq!(got.len(), expected.len(), "chunks of {size}");
+            assert!(got == expected.as_bytes(), "chunks of {size}");
+        }
+        // The bail-out says the input went out, and the spent rewriter refuses more
+        // without taking it.
+        let out = Out::default();
+        let mut rewriter = SlotRewriter::within(16 * 1024, fills(&known), Sink(out.clone()));
+        let (start, rest) = page.split_at(100);
+        rewriter.write(start).unwrap();
+        let e = rewriter.write(rest).unwrap_err();
+        assert!(e.sent_input(), "{e}");
+        assert!(out.borrow().as_slice() == expected.as_bytes());
+        let spent = rewriter.write(b"<p>more</p>").unwrap_err();
+        assert!(!spent.sent_input());
+        assert_eq!(
+            spent.to_string(),
+            "html rewriting failed: the rewriter failed before"
+        );
+        assert_eq!(rewriter.end().unwrap_err(), spent);
     }
 }

@@ -473,18 +473,26 @@ fn streamed(
             match (chunk, st.rewriter.as_mut()) {
                 (Some(chunk), Some(rewriter)) => {
                     if let Err(e) = rewriter.write(&chunk) {
-                        // Past a parser fault the rest of the page goes out as the
-                        // origin sent it.
+                        // Past a fault the rest of the page goes out as the origin sent
+                        // it. lol_html has already sent every byte it held, this
+                        // chunk's too (see `html::HtmlError::sent_input`): sending the
+                        // chunk again would double it.
                         log("error", "page rewriting failed mid-page", &e.to_string());
                         st.rewriter = None;
-                        st.out.borrow_mut().extend_from_slice(&chunk);
+                        if !e.sent_input() {
+                            st.out.borrow_mut().extend_from_slice(&chunk);
+                        }
                     }
                 }
                 (Some(chunk), None) => st.out.borrow_mut().extend_from_slice(&chunk),
                 (None, _) => {
                     if let Some(rewriter) = st.rewriter.take() {
-                        if rewriter.end().is_ok() {
-                            remember(&st.path, st.met.borrow().clone());
+                        // On a fault here too lol_html has sent what it held.
+                        match rewriter.end() {
+                            Ok(()) => remember(&st.path, st.met.borrow().clone()),
+                            Err(e) => {
+                                log("error", "page rewriting failed at its end", &e.to_string())
+                            }
                         }
                     }
                     st.done = true;

@@ -1,7 +1,9 @@
 //! The saved real-world pages of `fixtures/pages/` and their manifest: each page is the
 //! bytes the manifest names (by SHA-256), each slot selector matches exactly one element,
 //! the one whose start tag is at the recorded offset, and inserting the slot attribute
-//! there gives a page whose only slot is `hero`.
+//! there gives a page whose only slot is `hero`. Each such page streamed through the
+//! slot rewriter, in any chunks, is the page rewritten whole; and a page with a tag past
+//! the parser's memory limit goes out whole, the origin's bytes from the tag on.
 
 use lol_html::{element, HtmlRewriter, Settings};
 use serde_json::Value as Json;
@@ -94,6 +96,70 @@ fn check(page: &Page) {
     micromoment::html::rewrite_each(&slotted, |name, _| slots.push(name.to_owned()))
         .expect("parses");
     assert_eq!(slots, ["hero"], "{}", page.file);
+    let whole = micromoment::html::rewrite_each(&slotted, fill).expect("parses");
+    for size in [61, 4096] {
+        let chunks: Vec<&[u8]> = slotted.chunks(size).collect();
+        assert!(
+            streamed(&chunks) == whole,
+            "{}: streamed in chunks of {size}, not the page rewritten whole",
+            page.file
+        );
+    }
+}
+
+/// The fill every test here gives the hero slot.
+fn fill(name: &str, set: &mut micromoment::html::SetSlot<'_>) {
+    if name == "hero" {
+        set("c", "<p>filled</p>");
+    }
+}
+
+/// A page as the proxy streams it: each chunk through the slot rewriter until it fails,
+/// then as it is (the failing chunk too, unless the rewriter sent it itself).
+fn streamed(chunks: &[&[u8]]) -> Vec<u8> {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let out: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let sink = out.clone();
+    let mut rewriter = Some(micromoment::html::SlotRewriter::each(
+        fill,
+        move |c: &[u8]| sink.borrow_mut().extend_from_slice(c),
+    ));
+    for chunk in chunks {
+        match rewriter.as_mut().map(|r| r.write(chunk)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                rewriter = None;
+                if !e.sent_input() {
+                    out.borrow_mut().extend_from_slice(chunk);
+                }
+            }
+            None => out.borrow_mut().extend_from_slice(chunk),
+        }
+    }
+    if let Some(rewriter) = rewriter {
+        rewriter.end().expect("ends");
+    }
+    out.take()
+}
+
+#[test]
+fn a_tag_past_the_parser_memory_limit_goes_out_as_the_origin_sent_it() {
+    // A 5 MiB inline image after the slot, streamed in 64 KiB chunks: the parser gives
+    // up on the image tag (4 MiB at most), and every byte from there on is the origin's.
+    let before = b"<html><head><title>t</title></head><body><div data-mm-slot=hero>origin</div>";
+    let mut page = before.to_vec();
+    page.extend_from_slice(b"<img alt=x src=\"data:image/png;base64,");
+    page.extend(std::iter::repeat_n(b'A', 5 << 20));
+    page.extend_from_slice(b"\"><div data-mm-slot=hero>kept</div><p>after</p></body></html>");
+    let filled = b"<div data-mm-slot=hero data-mm-content=\"c\"><p>filled</p></div>";
+    let mut expected = b"<html><head><title>t</title></head><body>".to_vec();
+    expected.extend_from_slice(filled);
+    expected.extend_from_slice(&page[before.len()..]);
+    let chunks: Vec<&[u8]> = page.chunks(64 << 10).collect();
+    let got = streamed(&chunks);
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "the origin's bytes from the image on");
 }
 
 #[test]
