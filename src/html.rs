@@ -4,11 +4,13 @@
 //! A page marks its slots with `data-mm-slot="hero"`; the rewriter replaces each such
 //! element's content with the chosen HTML and tags it `data-mm-content="<content id>"`
 //! for click attribution. Elements naming a slot without a fill keep the page's own
-//! content, which is the page's fallback. [`rewrite_each`] asks for each slot's fill as
-//! the parser meets it, so a page is decided and rewritten in one pass, in document
-//! order. Memory is bounded. A rewriter that fails never breaks the page: its sink has
-//! received every byte it was given, the rest as it came ([`HtmlError`]), so a stream
-//! goes on with the origin's own bytes. This module does no I/O, and never fills
+//! content, which is the page's fallback, and so does a slot on an element whose content
+//! is raw text to a browser (`<script>`, `<style>`, `<textarea>`, …: escaped text is not
+//! safe there), which is never even asked about. [`rewrite_each`] asks for each slot's
+//! fill as the parser meets it, so a page is decided and rewritten in one pass, in
+//! document order. Memory is bounded. A rewriter that fails never breaks the page: its
+//! sink has received every byte it was given, the rest as it came ([`HtmlError`]), so a
+//! stream goes on with the origin's own bytes. This module does no I/O, and never fills
 //! anything but the content of a `data-mm-slot` element.
 
 use lol_html::errors::RewritingError;
@@ -24,6 +26,24 @@ pub const CONTENT_ATTRIBUTE: &str = "data-mm-content";
 /// The most memory the parser may hold for one page (lol_html buffers only what a
 /// single tag or a selector match needs, so this bounds hostile markup, not page size).
 const MAX_PARSER_MEMORY: usize = 4 * 1024 * 1024;
+
+/// The elements whose content a browser reads as raw text (or, for `<template>`, keeps
+/// out of the document): a slot on one of them keeps the page's content, since the
+/// escaping that makes a value safe in HTML does not make it safe in a script, a style
+/// sheet or a title.
+const RAW_TEXT: [&str; 11] = [
+    "script",
+    "style",
+    "textarea",
+    "title",
+    "xmp",
+    "iframe",
+    "noembed",
+    "noframes",
+    "noscript",
+    "plaintext",
+    "template",
+];
 
 /// Why a page could not be rewritten.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,7 +127,7 @@ impl<'h, O: OutputSink> SlotRewriter<'h, O> {
     /// A rewriter asking `fill` for each `data-mm-slot` element as the parser meets it
     /// (document order): `fill(slot, set)` calls `set(content, html)` to replace the
     /// element's content (and tag it with the content id), or does nothing to keep the
-    /// page's own.
+    /// page's own. A slot on a raw-text element ([`RAW_TEXT`]) is not asked about.
     pub fn each<F>(fill: F, sink: O) -> Self
     where
         F: FnMut(&str, &mut SetSlot<'_>) + 'h,
@@ -121,6 +141,10 @@ impl<'h, O: OutputSink> SlotRewriter<'h, O> {
         F: FnMut(&str, &mut SetSlot<'_>) + 'h,
     {
         let handler = element!("[data-mm-slot]", move |el| {
+            let tag = el.tag_name();
+            if RAW_TEXT.iter().any(|raw| tag.eq_ignore_ascii_case(raw)) {
+                return Ok(());
+            }
             let Some(name) = el.get_attribute(SLOT_ATTRIBUTE) else {
                 return Ok(());
             };
@@ -498,5 +522,46 @@ mod tests {
             "html rewriting failed: the rewriter failed before"
         );
         assert_eq!(rewriter.end().unwrap_err(), spent);
+    }
+
+    #[test]
+    fn a_slot_on_a_raw_text_element_keeps_the_page_content_and_is_not_asked_about() {
+        for tag in RAW_TEXT {
+            let page = format!(
+                "<html><head><{tag} data-mm-slot=hero>var a = 1;</{tag}></head>\
+<body><div data-mm-slot=promo>p</div></body></html>"
+            );
+            let mut asked = Vec::new();
+            let out = rewrite_each(page.as_bytes(), |name, set| {
+                asked.push(name.to_owned());
+                set("c", "<b>\"x\"</b>");
+            })
+            .unwrap();
+            let expected = page.replace(
+                "<div data-mm-slot=promo>p</div>",
+                "<div data-mm-slot=promo data-mm-content=\"c\"><b>\"x\"</b></div>",
+            );
+            // `<plaintext>` makes the rest of the page text: nothing after it is a slot.
+            if tag == "plaintext" {
+                assert!(asked.is_empty());
+                assert_eq!(String::from_utf8(out).unwrap(), page);
+            } else {
+                assert_eq!(asked, ["promo"], "<{tag}>");
+                assert_eq!(String::from_utf8(out).unwrap(), expected, "<{tag}>");
+            }
+        }
+        // Any case, any chunks.
+        let page = b"<SCRIPT data-mm-slot=hero>go()</SCRIPT><Style data-mm-slot=hero>a{}</Style>";
+        assert_eq!(
+            rewrite_each(page, fills(&[("hero", "c", "x")])).unwrap(),
+            page
+        );
+        assert!(slot_names(page).is_empty());
+        for split in 1..page.len() {
+            let out = Out::default();
+            let rewriter = SlotRewriter::each(fills(&[("hero", "c", "x")]), Sink(out.clone()));
+            let got = streamed(rewriter, &out, &[&page[..split], &page[split..]]);
+            assert_eq!(got, page, "split at {split}");
+        }
     }
 }
