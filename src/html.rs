@@ -114,6 +114,26 @@ fn settings_memory(limit: usize) -> MemorySettings {
         .with_graceful_bail_out_on_memory_limit_exceeded(true)
 }
 
+/// The longest slot name an announcement or a proxy's memory keeps.
+pub const MAX_SLOT_NAME: usize = 64;
+
+/// Whether `name` may be announced or remembered: 1 to [`MAX_SLOT_NAME`] bytes of
+/// `[A-Za-z0-9_-]`.
+pub fn is_slot_name(name: &str) -> bool {
+    (1..=MAX_SLOT_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Adds `name` to `names` if it is a slot name ([`is_slot_name`]) not there yet, while
+/// `names` has fewer than [`MAX_ANNOUNCED`].
+pub fn note_slot(names: &mut Vec<String>, name: &str) {
+    if names.len() < MAX_ANNOUNCED && is_slot_name(name) && !names.iter().any(|n| n == name) {
+        names.push(name.to_owned());
+    }
+}
+
 /// What a `fill` callback calls to fill the slot it was asked for: `set(content, html)`.
 pub type SetSlot<'s> = dyn FnMut(&str, &str) + 's;
 
@@ -222,13 +242,8 @@ impl HeadScanner {
                 .is_some_and(|n| n.eq_ignore_ascii_case(SLOTS_META));
             if let (true, Some(content)) = (named, el.get_attribute("content")) {
                 let mut found = found.borrow_mut();
-                for name in content
-                    .split([',', ' ', '\t', '\n'])
-                    .filter(|n| !n.is_empty())
-                {
-                    if found.len() < MAX_ANNOUNCED && !found.iter().any(|f| f == name) {
-                        found.push(name.to_owned());
-                    }
+                for name in content.split([',', ' ', '\t', '\n']) {
+                    note_slot(&mut found, name);
                 }
             }
             Ok(())
@@ -286,7 +301,8 @@ impl HeadScanner {
         self.done.get()
     }
 
-    /// The slots announced so far, in the order the page names them.
+    /// The slots announced so far, in the order the page names them: at most
+    /// [`MAX_ANNOUNCED`], each a slot name ([`is_slot_name`]; others are skipped).
     pub fn slots(&self) -> Vec<String> {
         self.slots.borrow().clone()
     }
@@ -299,14 +315,11 @@ impl Default for HeadScanner {
 }
 
 /// The slot names a page has, in document order, each once, at most
-/// [`MAX_ANNOUNCED`] (none for a page the parser cannot read).
+/// [`MAX_ANNOUNCED`], each a slot name ([`is_slot_name`]); none for a page the parser
+/// cannot read.
 pub fn slot_names(page: &[u8]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    let result = rewrite_each(page, |name, _| {
-        if names.len() < MAX_ANNOUNCED && !names.iter().any(|n| n == name) {
-            names.push(name.to_owned());
-        }
-    });
+    let result = rewrite_each(page, |name, _| note_slot(&mut names, name));
     match result {
         Ok(_) => names,
         Err(_) => Vec::new(),
@@ -563,5 +576,31 @@ mod tests {
             let got = streamed(rewriter, &out, &[&page[..split], &page[split..]]);
             assert_eq!(got, page, "split at {split}");
         }
+    }
+
+    #[test]
+    fn only_short_plain_names_are_announced_or_listed() {
+        let long = "a".repeat(MAX_SLOT_NAME);
+        let longer = "a".repeat(MAX_SLOT_NAME + 1);
+        let mut scanner = HeadScanner::new();
+        scanner
+            .write(
+                format!(
+                    "<head><meta name=mm-slots content=\"hero {long} {longer} a.b <x> h\u{e9} side_bar-2\"></head>"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(scanner.slots(), ["hero", long.as_str(), "side_bar-2"]);
+        let many: String = (0..MAX_ANNOUNCED + 5).map(|i| format!("s{i},")).collect();
+        let mut scanner = HeadScanner::new();
+        scanner
+            .write(format!("<meta name=mm-slots content=\"{many}\">").as_bytes())
+            .unwrap();
+        assert_eq!(scanner.slots().len(), MAX_ANNOUNCED);
+        let page = format!(
+            "<div data-mm-slot=\"{longer}\"></div><div data-mm-slot=\"a b\"></div><div data-mm-slot=ok></div>"
+        );
+        assert_eq!(slot_names(page.as_bytes()), ["ok"]);
     }
 }

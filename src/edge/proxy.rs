@@ -249,9 +249,7 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
                 let page = read.concat();
                 let mut met: Vec<String> = Vec::new();
                 let filled = html::rewrite_each(&page, |name, set| {
-                    if met.len() < html::MAX_ANNOUNCED && !met.iter().any(|m| m == name) {
-                        met.push(name.to_owned());
-                    }
+                    html::note_slot(&mut met, name);
                     filler.fill(name, set);
                 });
                 remember(&path, met);
@@ -366,7 +364,10 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_REMEMBERED: usize = 1024;
 
 thread_local! {
-    /// Per path, the slot names its page had last time (empty: none).
+    /// Per path, the slot names its page had last time (empty: none): at most
+    /// `html::MAX_ANNOUNCED`, each of at most `html::MAX_SLOT_NAME` bytes of
+    /// `[A-Za-z0-9_-]`, so a page cannot make the isolate keep more than a few KiB per
+    /// path.
     static SLOTS_OF: std::cell::RefCell<std::collections::HashMap<String, Vec<String>>> =
         std::cell::RefCell::default();
 }
@@ -376,9 +377,14 @@ fn remembered(path: &str) -> Option<Vec<String>> {
     SLOTS_OF.with(|m| m.borrow().get(path).cloned())
 }
 
-/// Remembers the slots of `path`'s page (bounded: past [`MAX_REMEMBERED`] paths the
-/// memory starts over).
-fn remember(path: &str, slots: Vec<String>) {
+/// Remembers the slots of `path`'s page: the first [`html::MAX_ANNOUNCED`] slot names
+/// ([`html::is_slot_name`]; others are dropped). Bounded: past [`MAX_REMEMBERED`] paths
+/// the memory starts over.
+fn remember(path: &str, met: Vec<String>) {
+    let mut slots = Vec::new();
+    for name in &met {
+        html::note_slot(&mut slots, name);
+    }
     SLOTS_OF.with(|m| {
         let mut m = m.borrow_mut();
         if m.len() >= MAX_REMEMBERED && !m.contains_key(path) {
@@ -427,10 +433,7 @@ fn streamed(
     let mut filler = filler;
     let rewriter = html::SlotRewriter::each(
         move |name: &str, set: &mut html::SetSlot<'_>| {
-            let mut seen = seen.borrow_mut();
-            if seen.len() < html::MAX_ANNOUNCED && !seen.iter().any(|s| s == name) {
-                seen.push(name.to_owned());
-            }
+            html::note_slot(&mut seen.borrow_mut(), name);
             if let Some(filler) = filler.as_mut() {
                 filler.fill(name, set);
             }
