@@ -2,15 +2,20 @@
 //!
 //! Only a successful `GET` of `text/html` is personalized; every other response (other
 //! methods, other types, redirects, errors) is the origin's own response, untouched,
-//! byte for byte. The page streams: its head is read first (up to [`MAX_HEAD`]), the
-//! slots it announces (`<meta name="mm-slots" content="hero, promo">`) and those the
-//! isolate remembers from the path's last page are decided, the headers go out with the
-//! `Set-Cookie` counting them, and the body follows through lol_html chunk by chunk as
-//! the origin sends it, with no size limit. A slot element met that was not announced
-//! keeps the page's own content. A path met for the first time that announces nothing
-//! is read whole (up to [`MAX_PAGE`]) and decided as its slots are met, as before; its
-//! slots are then remembered, so its next request streams. Any fault on our side sends
-//! the page as the origin made it.
+//! byte for byte. The page streams. A path the isolate has met before is decided at
+//! once, with the slots its last page had, and streams from its first byte; on a path
+//! met for the first time the head is read first (up to [`MAX_HEAD`]) for the slots it
+//! announces (`<meta name="mm-slots" content="hero, promo">`). The headers go out with
+//! the `Set-Cookie` counting the slots decided, and the body follows through lol_html
+//! chunk by chunk as the origin sends it, with no size limit. A slot element met that
+//! was not announced (or remembered) keeps the page's own content. A path met for the
+//! first time that announces nothing is read whole (up to [`MAX_PAGE`]) and decided as
+//! its slots are met; its slots are then remembered, so its next request streams.
+//!
+//! It must never break a page: any fault on our side sends the page as the origin made
+//! it, and a rewriter fault mid-page sends every byte from there on as it came, each
+//! once. It never waits for a head whose slots it already knows, and never remembers
+//! more of a path than [`html::MAX_ANNOUNCED`] short plain slot names.
 use worker::{
     ByteStream, Context as WorkerContext, Env, Fetch, Method, Request, RequestInit,
     RequestRedirect, Response, ResponseBuilder, Result, Url,
@@ -133,13 +138,16 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
         return Ok(origin_response);
     };
 
-    // The head first: the slots it announces, with those the isolate remembers of the
-    // path, are decided before the body arrives.
+    // A path whose slots the isolate knows is decided at once and streams from its
+    // first byte: waiting for its head would hold the whole page back for as long as
+    // the origin takes to finish the head (a news page's inline scripts). A path met
+    // for the first time has its head read first, for the slots it announces.
+    let remembered = remembered(&path);
     let mut scanner = html::HeadScanner::new();
     let mut read: Vec<Vec<u8>> = Vec::new();
     let mut read_len = 0usize;
     let mut ended = false;
-    while !scanner.done() && read_len < MAX_HEAD {
+    while remembered.is_none() && !scanner.done() && read_len < MAX_HEAD {
         match body.next().await {
             Some(Ok(chunk)) => {
                 let parsed = scanner.write(&chunk);
@@ -159,15 +167,10 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
             }
         }
     }
-    let mut names = scanner.slots();
-    let remembered = remembered(&path);
-    for name in remembered.iter().flatten() {
-        if !names.contains(name) {
-            names.push(name.clone());
-        }
-    }
+    let known = remembered.is_some();
+    let names = remembered.unwrap_or_else(|| scanner.slots());
 
-    if names.is_empty() && remembered.is_none() {
+    if names.is_empty() && !known {
         // A path met for the first time, announcing nothing: the page is read whole
         // (up to MAX_PAGE) and decided as its slots are met, and the isolate learns
         // its slots, so that its next request streams.
