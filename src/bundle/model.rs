@@ -276,6 +276,12 @@ pub(crate) enum Piece {
         var: VarId,
         at_start: bool,
     },
+    /// A value right after a URL's lone leading `/` or `\` (`html_context`): escaped,
+    /// and rendered only when it does not start with another, which would make the URL
+    /// scheme-relative and let the value pick the host.
+    RootPath {
+        var: VarId,
+    },
 }
 
 /// A JSON rendition whose strings may hold placeholders. Decoded by hand (`codec`),
