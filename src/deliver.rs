@@ -33,8 +33,10 @@ pub struct Delivery {
     /// `webhook` or `segment`.
     pub kind: String,
     /// The Worker var holding the URL (Segment's API when absent).
+    #[serde(default, deserialize_with = "destination_var_or_none")]
     pub url_var: Option<String>,
     /// The Worker var or secret holding the signing secret or the write key.
+    #[serde(deserialize_with = "destination_var")]
     pub secret_var: String,
     /// Unix seconds when the trigger fired.
     pub at: UnixSeconds,
@@ -45,6 +47,32 @@ pub struct Delivery {
     /// What every destination is told (see [`body`]), as the JSON text that is sent
     /// (and signed) byte for byte.
     pub body: String,
+}
+
+/// A delivery read back (from the queue, or from a Durable Object where it waits) names
+/// only destination vars, as a bundle must (`bundle::is_destination_var`): a message a
+/// bundle enqueued before that rule, or one written by anything else, cannot have the
+/// Worker read `JOURNEY_KEYS` and send it. The error does not repeat the name.
+fn destination_var<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    if crate::bundle::is_destination_var(&name) {
+        Ok(name)
+    } else {
+        Err(serde::de::Error::custom(
+            "a delivery names a Worker setting that is not a destination var (MM_DEST_…)",
+        ))
+    }
+}
+
+fn destination_var_or_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    match Option::<Json>::deserialize(deserializer)? {
+        None | Some(Json::Null) => Ok(None),
+        Some(value) => destination_var(value)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 /// The deliveries of a request's fired triggers, in firing then destination order.
@@ -228,6 +256,38 @@ mod tests {
         for bad in ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_!!!", "whsec_"] {
             assert!(webhook_signature(bad, "m", 1, "{}").is_err(), "{bad}");
         }
+    }
+
+    /// What the queue and the Durable Object hand back is read as the bundle is loaded:
+    /// a var outside `MM_DEST_…` is refused, without saying which.
+    #[test]
+    fn a_delivery_naming_another_secret_is_unreadable() {
+        let read = |url: Json, secret: Json| {
+            serde_json::from_value::<Delivery>(json!({
+                "id": "msg_1", "destination": "cdp", "kind": "segment", "url_var": url,
+                "secret_var": secret, "at": 1, "delay_secs": null, "unless": null, "body": "{}"
+            }))
+            .map_err(|e| e.to_string())
+        };
+        let refused = Err(
+            "a delivery names a Worker setting that is not a destination var (MM_DEST_…)"
+                .to_owned(),
+        );
+        assert_eq!(read(json!(null), json!("JOURNEY_KEYS")), refused);
+        assert_eq!(read(json!("MM_BACKEND_TOKEN"), json!("MM_DEST_K")), refused);
+        assert_eq!(read(json!("MM_DEST_"), json!("MM_DEST_K")), refused);
+        let ok = read(json!("MM_DEST_URL"), json!("MM_DEST_KEY")).expect("reads");
+        assert_eq!(
+            (ok.url_var.as_deref(), ok.secret_var.as_str()),
+            (Some("MM_DEST_URL"), "MM_DEST_KEY")
+        );
+        assert_eq!(
+            read(json!(null), json!("MM_DEST_KEY")).map(|d| d.url_var),
+            Ok(None)
+        );
+        // What `deliveries` writes reads back as it was.
+        let round = serde_json::to_string(&ok).unwrap();
+        assert_eq!(serde_json::from_str::<Delivery>(&round).unwrap(), ok);
     }
 
     #[test]

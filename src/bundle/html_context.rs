@@ -1,6 +1,6 @@
 //! Where each `{{placeholder}}` of an `html` rendition sits, decided when the bundle is
 //! compiled, so a value from the request (a UTM tag, a query parameter, a referrer) can
-//! never become markup, script or style.
+//! never become markup, script or style, nor pick the site a URL points to.
 //!
 //! A placeholder's value is HTML-escaped when it is rendered. Escaping is enough in
 //! element text and in quoted attribute values, and nowhere else: in an unquoted value a
@@ -8,9 +8,20 @@
 //! is still script, in `<script>`, `<style>` and foreign (SVG, MathML) content the
 //! parser decodes or ignores the escapes. So the compiler parses the rendition with
 //! lol_html (the parser the edge rewrites pages with), finds the token each placeholder
-//! falls in by its byte offset, and accepts only those two places. In URL attributes
-//! (`href`, `src`, `action`, …) a placeholder that can reach the URL's scheme is marked
-//! for a check at render time: its value may only make the URL relative or http(s).
+//! falls in by its byte offset, and accepts only those two places. Even there, a static
+//! `&` right before a placeholder (`&`, `&#`, `&am`) is refused: escaping keeps `&` out
+//! of the value, not the letters and digits that would complete a character reference
+//! the browser then decodes (`&` and `#106;` make `j`).
+//!
+//! In URL attributes (`href`, `src`, `action`, …) the static text before a placeholder
+//! is read as the browser reads it (character references decoded, tabs and newlines
+//! dropped, leading spaces trimmed): a placeholder that can reach the URL's scheme is
+//! marked for a check at render time (its value may only make the URL relative or
+//! http(s)); one right after a lone `/` or `\` is marked for another (its value may not
+//! start with a second one, which would make the URL scheme-relative, `//evil.example`);
+//! one in the URL's authority (`https://{{x}}.example.com/`, `//{{x}}`), where it would
+//! pick the host, is refused, and so is one in a list of URLs (`srcset`, `ping`), where
+//! a value could add a URL of its own.
 //!
 //! This module reads only the rendition it is given; it does no I/O.
 
@@ -30,6 +41,10 @@ pub(crate) enum Placement {
     /// escaped, and rendered only when it keeps the URL relative or http(s).
     /// `at_start`: the placeholder begins the value (an http(s) URL is allowed then).
     Url { at_start: bool },
+    /// A quoted URL attribute value right after its lone leading `/` (or `\`): escaped,
+    /// and rendered only when it does not start with another, which would make the URL
+    /// scheme-relative (`//evil.example/`) and let the value pick the host.
+    RootPath,
 }
 
 /// Why a placeholder cannot go where it is.
@@ -52,6 +67,15 @@ pub(crate) enum Unsafe {
     Comment,
     /// In markup: a tag or attribute name, an end tag, a doctype.
     Markup,
+    /// Right after a static `&` (and letters, digits or `#`): the value could complete
+    /// a character reference (`&` and `#106;` make `j`).
+    CharRef,
+    /// In a URL's authority (`https://{{x}}.example.com/`, `//{{x}}`): the value would
+    /// pick the host.
+    Host { attribute: String },
+    /// In an attribute that holds a list of URLs (`srcset`, `ping`): the value could
+    /// add a URL of its own.
+    UrlList { attribute: String },
 }
 
 impl fmt::Display for Unsafe {
@@ -73,6 +97,16 @@ impl fmt::Display for Unsafe {
             Unsafe::Foreign { tag } => write!(f, "is inside <{tag}> (SVG or MathML)"),
             Unsafe::Comment => f.write_str("is inside an HTML comment"),
             Unsafe::Markup => f.write_str("is inside a tag, outside any quoted attribute value"),
+            Unsafe::CharRef => f.write_str(
+                "follows \"&\": a value could complete a character reference (write &amp; for a literal &)",
+            ),
+            Unsafe::Host { attribute } => {
+                write!(f, "can set the host of the URL in attribute \"{attribute}\"")
+            }
+            Unsafe::UrlList { attribute } => write!(
+                f,
+                "is in attribute \"{attribute}\", a list of URLs a value could add to"
+            ),
         }
     }
 }
@@ -123,6 +157,16 @@ const URL_ATTRIBUTES: &[&str] = &[
     "xlink:href",
 ];
 
+/// URL attributes whose value is a list of URLs (split at spaces or commas).
+const URL_LIST_ATTRIBUTES: &[&str] = &["srcset", "imagesrcset", "ping", "archive"];
+
+/// The schemes whose URLs have a host after any mix of `/` and `\` (WHATWG URL's
+/// special schemes).
+const SPECIAL_SCHEMES: &[&str] = &["http", "https", "ws", "wss", "ftp", "file"];
+
+/// Schemes whose URLs run code.
+const SCRIPT_SCHEMES: &[&str] = &["javascript", "vbscript", "data"];
+
 /// Attributes whose value is CSS or markup.
 const ACTIVE_ATTRIBUTES: &[&str] = &["style", "srcdoc"];
 
@@ -161,7 +205,7 @@ pub(crate) fn classify(html: &str, starts: &[usize]) -> Vec<Result<Placement, Un
                 match kind {
                     Err(e) => return Err(e.clone()),
                     Ok(RegionKind::Url) => {
-                        placement = url_placement(html, range.start, start, &regions)
+                        placement = Ok(url_placement(html, range.start, start, &regions)?)
                     }
                     Ok(RegionKind::Text) if opens_markup(html, start) => {
                         return Err(Unsafe::Markup)
@@ -173,9 +217,22 @@ pub(crate) fn classify(html: &str, starts: &[usize]) -> Vec<Result<Placement, Un
                     }
                 }
             }
+            if placement.is_ok() && follows_open_reference(html, start) {
+                return Err(Unsafe::CharRef);
+            }
             placement
         })
         .collect()
+}
+
+/// Whether the text right before `start` is a `&` and letters, digits or `#` that the
+/// value could complete into a character reference: escaping keeps `&` out of the
+/// value, not what follows one.
+fn follows_open_reference(html: &str, start: usize) -> bool {
+    html.get(..start)
+        .unwrap_or("")
+        .trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '#')
+        .ends_with('&')
 }
 
 /// Whether the text right before `start` is a `<` (or `</`, `<!`, `<?`) that the value
@@ -192,8 +249,9 @@ fn is_scheme_char(c: char) -> bool {
 }
 
 /// The placement of a placeholder at `start` in a URL attribute value starting at
-/// `value_start`: whether static text before it already fixes the URL's scheme (or
-/// makes it a path), and whether static text after it could complete a scheme.
+/// `value_start`, from the static text before it as the browser reads it: whether that
+/// text already fixes the URL's scheme and host, leaves the host to the value, or leaves
+/// the scheme to it (and then whether static text after it could complete one).
 fn url_placement(
     html: &str,
     value_start: usize,
@@ -201,9 +259,15 @@ fn url_placement(
     regions: &Regions,
 ) -> Result<Placement, Unsafe> {
     let attribute = regions.url_attribute(value_start);
-    let before = html.get(value_start..start).unwrap_or("");
-    if before.contains(['/', '?', '#', ':']) {
-        return Ok(Placement::Escaped);
+    let raw = html.get(value_start..start).unwrap_or("");
+    // Placeholders before this one count as empty, which any of them may render.
+    let before = url_text(&without_placeholders(raw));
+    match url_prefix(&before) {
+        Prefix::Script => return Err(Unsafe::ScriptUrl { attribute }),
+        Prefix::Authority => return Err(Unsafe::Host { attribute }),
+        Prefix::Root => return Ok(Placement::RootPath),
+        Prefix::Fixed => return Ok(Placement::Escaped),
+        Prefix::Open => {}
     }
     // Static scheme characters right after the placeholder, up to a ':' (or an entity
     // that could be one), would let its value start a scheme they complete.
@@ -229,13 +293,216 @@ fn url_placement(
         }
     }
     Ok(Placement::Url {
-        at_start: before.trim_start_matches(is_url_space).is_empty(),
+        at_start: before.is_empty() && !raw.contains("{{"),
     })
+}
+
+/// What the static text of a URL before a placeholder leaves to its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prefix {
+    /// Nothing fixed yet: the value may still set the scheme.
+    Open,
+    /// A script scheme (`javascript:`): whatever follows runs.
+    Script,
+    /// A lone `/` or `\`: the value starts the path, or makes the URL scheme-relative
+    /// if it starts with another.
+    Root,
+    /// Inside the authority: the value picks the host.
+    Authority,
+    /// The scheme and host are fixed: the value is in a path, a query, a fragment or
+    /// an opaque URL (`mailto:`).
+    Fixed,
+}
+
+/// What `before` (a URL's static start, as [`url_text`] reads it) leaves to a value
+/// that follows it, as the WHATWG URL parser reads it: special schemes (`https:`) skip
+/// any mix of `/` and `\` before the authority, and a relative URL that starts with two
+/// of them is scheme-relative.
+fn url_prefix(before: &str) -> Prefix {
+    let delimiters = ['/', '\\', '?', '#'];
+    if let Some((scheme, rest)) = split_scheme(before) {
+        if SCRIPT_SCHEMES
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme))
+        {
+            return Prefix::Script;
+        }
+        let authority = if SPECIAL_SCHEMES
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme))
+        {
+            Some(rest.trim_start_matches(['/', '\\']))
+        } else {
+            rest.strip_prefix("//")
+        };
+        return match authority {
+            Some(authority) if !authority.contains(delimiters) => Prefix::Authority,
+            _ => Prefix::Fixed,
+        };
+    }
+    let path = before.trim_start_matches(['/', '\\']);
+    match before.len() - path.len() {
+        0 if before.contains(delimiters) || before.contains(':') => Prefix::Fixed,
+        0 => Prefix::Open,
+        1 if path.is_empty() => Prefix::Root,
+        1 => Prefix::Fixed,
+        _ if path.contains(delimiters) => Prefix::Fixed,
+        _ => Prefix::Authority,
+    }
+}
+
+/// The scheme of `url` and what follows its `:`, if it starts with one.
+fn split_scheme(url: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = url.split_once(':')?;
+    let mut chars = scheme.chars();
+    (chars.next()?.is_ascii_alphabetic() && chars.all(is_scheme_char)).then_some((scheme, rest))
+}
+
+/// `text` without its `{{placeholders}}`.
+fn without_placeholders(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(rest.get(..open).unwrap_or(""));
+        rest = rest.get(open..).unwrap_or("");
+        match rest.find("}}") {
+            Some(close) => rest = rest.get(close + 2..).unwrap_or(""),
+            None => rest = "",
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A URL attribute's static text as the URL parser gets it: character references
+/// decoded, leading spaces and control characters trimmed, tabs and newlines dropped.
+fn url_text(raw: &str) -> String {
+    decode_references(raw)
+        .trim_start_matches(is_url_space)
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect()
 }
 
 /// What a browser trims off the start of a URL.
 fn is_url_space(c: char) -> bool {
     c <= ' '
+}
+
+/// The named character references whose text has an ASCII character: WHATWG's table,
+/// the names that end in `;`. Every other name decodes to characters no URL parser
+/// reads as a scheme, a delimiter or a space, or is no reference at all and stays as
+/// written; the legacy names without `;` (`&amp`, `&lt`, …) decode to `&<>"`, which no
+/// URL parser reads as such either.
+const ASCII_REFERENCES: &[(&str, &str)] = &[
+    ("Tab", "\t"),
+    ("NewLine", "\n"),
+    ("excl", "!"),
+    ("QUOT", "\""),
+    ("quot", "\""),
+    ("num", "#"),
+    ("dollar", "$"),
+    ("percnt", "%"),
+    ("AMP", "&"),
+    ("amp", "&"),
+    ("apos", "'"),
+    ("lpar", "("),
+    ("rpar", ")"),
+    ("ast", "*"),
+    ("midast", "*"),
+    ("plus", "+"),
+    ("comma", ","),
+    ("period", "."),
+    ("sol", "/"),
+    ("colon", ":"),
+    ("semi", ";"),
+    ("LT", "<"),
+    ("lt", "<"),
+    ("nvlt", "<\u{20d2}"),
+    ("equals", "="),
+    ("bne", "=\u{20e5}"),
+    ("GT", ">"),
+    ("gt", ">"),
+    ("nvgt", ">\u{20d2}"),
+    ("quest", "?"),
+    ("commat", "@"),
+    ("lbrack", "["),
+    ("lsqb", "["),
+    ("bsol", "\\"),
+    ("rbrack", "]"),
+    ("rsqb", "]"),
+    ("Hat", "^"),
+    ("UnderBar", "_"),
+    ("lowbar", "_"),
+    ("DiacriticalGrave", "`"),
+    ("grave", "`"),
+    ("fjlig", "fj"),
+    ("lbrace", "{"),
+    ("lcub", "{"),
+    ("VerticalLine", "|"),
+    ("verbar", "|"),
+    ("vert", "|"),
+    ("rbrace", "}"),
+    ("rcub", "}"),
+];
+
+/// `text` with its character references decoded as far as a URL's shape can tell:
+/// numeric ones to their character (U+FFFD where the HTML parser puts one or another
+/// non-ASCII character), the names of [`ASCII_REFERENCES`] to their text; anything else
+/// is kept as written.
+fn decode_references(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(rest.get(..amp).unwrap_or(""));
+        let after = rest.get(amp + 1..).unwrap_or("");
+        match reference(after, &mut out) {
+            Some(len) => rest = after.get(len..).unwrap_or(""),
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Decodes the character reference `after` starts with (the text after a `&`) onto
+/// `out`, and says how many bytes it took; `None` when it starts none.
+fn reference(after: &str, out: &mut String) -> Option<usize> {
+    let (radix, skip) = match after.as_bytes() {
+        [b'#', b'x' | b'X', ..] => (16, 2),
+        [b'#', ..] => (10, 1),
+        _ => {
+            let (name, text) = ASCII_REFERENCES
+                .iter()
+                .find(|(name, _)| after.strip_prefix(name).is_some_and(|r| r.starts_with(';')))?;
+            out.push_str(text);
+            return Some(name.len() + 1);
+        }
+    };
+    let digits = after.get(skip..)?;
+    let len = digits
+        .bytes()
+        .take_while(|b| char::from(*b).is_digit(radix))
+        .count();
+    if len == 0 {
+        return None;
+    }
+    let code = digits
+        .get(..len)?
+        .chars()
+        .filter_map(|c| c.to_digit(radix))
+        .fold(0u32, |code, d| code.saturating_mul(radix).saturating_add(d));
+    // NUL and C1 controls become U+FFFD or a Windows-1252 character: not ASCII.
+    let c = match code {
+        0 | 0x80..=0x9F => char::REPLACEMENT_CHARACTER,
+        code => char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER),
+    };
+    out.push(c);
+    let semicolon = digits.get(len..).is_some_and(|r| r.starts_with(';'));
+    Some(skip + len + usize::from(semicolon))
 }
 
 impl Regions {
@@ -281,6 +548,8 @@ fn parse(html: &str, regions: &RefCell<Regions>) -> Result<(), lol_html::errors:
                 Err(Unsafe::Active { attribute: name })
             } else if !quoted {
                 Err(Unsafe::Unquoted { attribute: name })
+            } else if URL_LIST_ATTRIBUTES.contains(&name.as_str()) {
+                Err(Unsafe::UrlList { attribute: name })
             } else if URL_ATTRIBUTES.contains(&name.as_str()) {
                 if script_scheme(html.get(range.clone()).unwrap_or("")) {
                     Err(Unsafe::ScriptUrl { attribute: name })
@@ -337,16 +606,11 @@ fn parse(html: &str, regions: &RefCell<Regions>) -> Result<(), lol_html::errors:
 
 /// Whether a URL attribute's static text starts with a scheme that runs code.
 fn script_scheme(value: &str) -> bool {
-    let cleaned: String = value
-        .trim_start_matches(is_url_space)
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-        .take(16)
-        .collect::<String>()
-        .to_ascii_lowercase();
-    ["javascript:", "vbscript:", "data:"]
-        .into_iter()
-        .any(|scheme| cleaned.starts_with(scheme))
+    split_scheme(&url_text(value)).is_some_and(|(scheme, _)| {
+        SCRIPT_SCHEMES
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme))
+    })
 }
 
 #[cfg(test)]
@@ -365,9 +629,9 @@ mod tests {
     fn text_and_quoted_attributes_are_escaped() {
         assert_eq!(
             check(
-                r#"<p class="x {{a}}" title='{{b}}'>Hi {{c}}</p><textarea>{{d}}</textarea><title>{{e}}</title>< {{f}} &{{g}}"#
+                r#"<p class="x {{a}}" title='{{b}}'>Hi {{c}}</p><textarea>{{d}}</textarea><title>{{e}}</title>< {{f}} & {{g}} &amp;{{h}} &#38;{{i}}"#
             ),
-            vec![Ok(Placement::Escaped); 7]
+            vec![Ok(Placement::Escaped); 9]
         );
         // `</` and a character that cannot start a tag name opens a bogus comment.
         assert_eq!(
@@ -380,7 +644,7 @@ mod tests {
     fn url_attributes_are_checked_where_the_scheme_can_be_set() {
         assert_eq!(
             check(
-                r#"<a href="{{a}}">x</a><a href="/offers?c={{b}}">y</a><img src=" {{c}}/x.png"><a href="x{{d}}">z</a><a href="https://{{e}}/">w</a>"#
+                r#"<a href="{{a}}">x</a><a href="/offers?c={{b}}">y</a><img src=" {{c}}/x.png"><a href="x{{d}}">z</a><a href="https://shop.example/{{e}}">w</a><a href="mailto:{{f}}">v</a><a href="&#32;{{g}}">u</a><a href="{{h}}{{i}}">t</a><a href="x&amp;{{j}}">s</a>"#
             ),
             vec![
                 Ok(Placement::Url { at_start: true }),
@@ -388,7 +652,102 @@ mod tests {
                 Ok(Placement::Url { at_start: true }),
                 Ok(Placement::Url { at_start: false }),
                 Ok(Placement::Escaped),
+                Ok(Placement::Escaped),
+                Ok(Placement::Url { at_start: true }),
+                Ok(Placement::Url { at_start: true }),
+                Ok(Placement::Url { at_start: false }),
+                Ok(Placement::Url { at_start: false }),
             ]
+        );
+    }
+
+    /// After a lone `/` or `\` a value could add the second that makes the URL
+    /// scheme-relative; after `/x` or `//host/` it is in the path.
+    #[test]
+    fn a_value_after_a_lone_slash_is_checked_for_another() {
+        assert_eq!(
+            check(
+                r#"<a href="/{{a}}">x</a><a href="\{{b}}">x</a><a href=" /{{c}}">x</a><a href="&#47;{{d}}">x</a><a href="&sol;{{e}}">x</a><a href="/&#9;{{f}}">x</a><a href="/{{g}}{{h}}">x</a><a href="{{i}}/{{j}}">x</a><a href="/x/{{k}}">x</a><a href="//cdn.example/{{l}}">x</a><a href="https://shop.example/{{m}}">x</a>"#
+            ),
+            vec![
+                Ok(Placement::RootPath),
+                Ok(Placement::RootPath),
+                Ok(Placement::RootPath),
+                Ok(Placement::RootPath),
+                Ok(Placement::RootPath),
+                Ok(Placement::RootPath),
+                Ok(Placement::RootPath),
+                Ok(Placement::RootPath),
+                Ok(Placement::Url { at_start: true }),
+                Ok(Placement::RootPath),
+                Ok(Placement::Escaped),
+                Ok(Placement::Escaped),
+                Ok(Placement::Escaped),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_value_that_would_pick_the_host_is_refused() {
+        let host = Err("can set the host of the URL in attribute \"href\"".to_owned());
+        assert_eq!(
+            check(
+                r#"<a href="https://{{a}}.example.com/">x</a><a href="//{{b}}">x</a><a href="\\{{c}}">x</a><a href="https:{{d}}">x</a><a href="HTTPS:\/{{e}}">x</a><a href="https://shop.example{{f}}">x</a><a href="https://user@{{g}}/">x</a><a href="/{{h}}/{{i}}">x</a><a href="app://{{j}}">x</a><a href="https&colon;//{{k}}">x</a><a href="&#x2F;&#x2f;{{l}}">x</a><a href="{{m}}//{{n}}">x</a>"#
+            ),
+            vec![
+                host.clone(),
+                host.clone(),
+                host.clone(),
+                host.clone(),
+                host.clone(),
+                host.clone(),
+                host.clone(),
+                Ok(Placement::RootPath),
+                host.clone(),
+                host.clone(),
+                host.clone(),
+                host.clone(),
+                Ok(Placement::Url { at_start: true }),
+                host,
+            ]
+        );
+        // A scheme that is not special has a host only after `//`.
+        assert_eq!(
+            check(r#"<a href="app:{{a}}">x</a><a href="app://h/{{b}}">x</a>"#),
+            vec![Ok(Placement::Escaped); 2]
+        );
+    }
+
+    /// `&` then `#106;` is `j`: a value after a static `&` could complete a reference,
+    /// in text and in attribute values alike.
+    #[test]
+    fn a_value_after_an_open_character_reference_is_refused() {
+        let open = Err(
+            "follows \"&\": a value could complete a character reference (write &amp; for a literal &)"
+                .to_owned(),
+        );
+        assert_eq!(
+            check(
+                r#"<a href="&{{a}}">x</a><p>&{{b}}</p><p title="&#{{c}}">x</p><p>Tom&Je{{d}}</p><img src="/x?a=1&amp{{e}}"><a href="&#x6a{{f}}">x</a>"#
+            ),
+            vec![open; 6]
+        );
+    }
+
+    /// Static text that only reads as a script URL once its references are decoded is
+    /// refused as one.
+    #[test]
+    fn references_are_decoded_before_the_scheme_is_read() {
+        let script = Err("can set the scheme of the URL in attribute \"href\"".to_owned());
+        assert_eq!(
+            check(
+                r#"<a href="javascript&colon;{{a}}">x</a><a href="&#106;avascript:{{b}}">x</a><a href="java&#x73;cript:x({{c}})">x</a><a href="jav&Tab;ascript:{{d}}">x</a><a href=" &#1;vbscript:{{e}}">x</a><a href="DATA&#58;{{f}}">x</a>"#
+            ),
+            vec![script; 6]
+        );
+        assert_eq!(
+            decode_references("&#106;&#x61;&#X76;&#97 &colon;&sol;&bsol;&Tab;&fjlig;&amp;&ampx&#;&#x;&nbsp;&unknown;&#0;&#x110000;&#128;&#99999999999999999999"),
+            "java :/\\\tfj&&ampx&#;&#x;&nbsp;&unknown;\u{fffd}\u{fffd}\u{fffd}\u{fffd}"
         );
     }
 
@@ -433,6 +792,13 @@ mod tests {
                 "is inside <a> (SVG or MathML)",
                 "is inside <iframe>",
                 "is inside <noscript>",
+            ]
+        );
+        assert_eq!(
+            refused(r#"<img srcset="/a.png 1x, /{{a}}.png 2x"><a href="/x" ping="{{b}}">x</a>"#),
+            [
+                "is in attribute \"srcset\", a list of URLs a value could add to",
+                "is in attribute \"ping\", a list of URLs a value could add to",
             ]
         );
     }

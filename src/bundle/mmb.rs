@@ -27,7 +27,7 @@ use crate::codec::{self, CodecError};
 pub const MAGIC: &[u8; 4] = b"MMB1";
 
 /// The version of the compiled form; bumped whenever `model.rs` changes shape.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 
 const SIGNATURE_LEN: usize = 64;
 
@@ -78,6 +78,17 @@ pub enum LoadError {
     /// The payload decoded but is over a budget the compiler enforces.
     #[error("bundle over budget: {0}")]
     OverBudget(String),
+    /// A destination names a Worker var or secret that is not one of its own
+    /// (`MM_DEST_…`, [`super::is_destination_var`]): the compiler refuses that, so
+    /// whoever made this bundle went around it, and loading it could send another
+    /// secret of the Worker (`JOURNEY_KEYS`) away.
+    #[error("destination {destination:?}: its {field} names a Worker setting that is not a destination var ({prefix} then A-Z, 0-9, _; 9 to 64 bytes); compile the bundle again", prefix = super::DESTINATION_VAR_PREFIX)]
+    DestinationVar {
+        /// The destination's name.
+        destination: String,
+        /// `url` or `secret`.
+        field: &'static str,
+    },
 }
 
 /// What the frame says about itself, readable without decoding the payload.
@@ -415,6 +426,26 @@ impl Bundle {
                 super::MAX_TRIGGERS
             )));
         }
+        for d in &self.destinations {
+            let url_ok = d.url.as_deref().is_none_or(super::is_destination_var);
+            for (field, ok) in [
+                ("url", url_ok),
+                ("secret", super::is_destination_var(&d.secret)),
+            ] {
+                if !ok {
+                    return Err(LoadError::DestinationVar {
+                        destination: d.name.clone(),
+                        field,
+                    });
+                }
+            }
+            if d.kind == super::DestinationKind::Webhook && d.url.is_none() {
+                return fail(format!(
+                    "destination \"{}\" is a webhook without a url",
+                    d.name
+                ));
+            }
+        }
         for t in &self.triggers {
             let stage_ok = match t.on {
                 super::model::TriggerOn::Stage(s) => usize::from(s) < self.stages.len(),
@@ -489,6 +520,80 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "bundle over budget: rule can take up to unboundedly many steps and build up to unboundedly many bytes per evaluation, over the budget of 10000 steps and 262144 bytes"
+        );
+    }
+
+    /// A bundle made around the compiler can name any Worker var or secret in a
+    /// destination; the loader refuses every name outside `MM_DEST_…`, so a bundle's
+    /// signer cannot have `JOURNEY_KEYS` posted to a URL of theirs.
+    #[test]
+    fn a_destination_naming_another_worker_secret_is_refused_at_load() {
+        let source = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/triggers.json"
+        ))
+        .expect("fixtures/triggers.json");
+        let compiled = crate::bundle::compile(&source, Budget::default()).expect("compiles");
+        let load = |bundle: &Bundle| {
+            let bytes = bundle.to_mmb(None).expect("encodes");
+            Bundle::from_mmb(&bytes, None, &Budget::default()).map(|(b, _)| b)
+        };
+        assert_eq!(load(&compiled).as_ref(), Ok(&compiled));
+        let segment = compiled
+            .destinations
+            .iter()
+            .position(|d| d.kind == super::super::DestinationKind::Segment)
+            .expect("a segment destination");
+        let name = compiled.destinations[segment].name.clone();
+        for (field, var, message) in [
+            (
+                "secret",
+                "JOURNEY_KEYS",
+                format!("destination \"{name}\": its secret names a Worker setting that is not a destination var (MM_DEST_ then A-Z, 0-9, _; 9 to 64 bytes); compile the bundle again"),
+            ),
+            (
+                "url",
+                "MM_BACKEND_TOKEN",
+                format!("destination \"{name}\": its url names a Worker setting that is not a destination var (MM_DEST_ then A-Z, 0-9, _; 9 to 64 bytes); compile the bundle again"),
+            ),
+        ] {
+            for bad in [var, "MM_DEST_", "MM_DEST_crm", "mm_dest_CRM"] {
+                let mut bundle = compiled.clone();
+                let d = &mut bundle.destinations[segment];
+                match field {
+                    "url" => d.url = Some(bad.to_owned()),
+                    _ => d.secret = bad.to_owned(),
+                }
+                let err = load(&bundle).expect_err(bad);
+                assert_eq!(
+                    err,
+                    LoadError::DestinationVar {
+                        destination: name.clone(),
+                        field
+                    },
+                    "{bad}"
+                );
+                assert_eq!(err.to_string(), message, "{bad}");
+            }
+        }
+        // The longest name is 64 bytes.
+        let mut bundle = compiled.clone();
+        bundle.destinations[segment].secret = format!("MM_DEST_{}", "K".repeat(56));
+        assert!(load(&bundle).is_ok());
+        bundle.destinations[segment].secret.push('K');
+        assert!(load(&bundle).is_err());
+        // A webhook without its URL would post its signed body to Segment's API.
+        let mut bundle = compiled.clone();
+        let webhook = bundle
+            .destinations
+            .iter_mut()
+            .find(|d| d.kind == super::super::DestinationKind::Webhook)
+            .expect("a webhook destination");
+        webhook.url = None;
+        let hook = webhook.name.clone();
+        assert_eq!(
+            load(&bundle).expect_err("refused").to_string(),
+            format!("inconsistent bundle: destination \"{hook}\" is a webhook without a url")
         );
     }
 

@@ -17,7 +17,9 @@ use std::fmt;
 pub use mmb::{
     keygen, public_key_of, verify_signature, Header, LoadError, SigningKey, FORMAT_VERSION, MAGIC,
 };
-pub use model::DestinationKind;
+pub use model::{
+    is_destination_var, DestinationKind, DESTINATION_VAR_PREFIX, MAX_DESTINATION_VAR_BYTES,
+};
 pub use model::{Bundle, Condition, Period};
 pub(crate) use model::{
     Candidate, Content, Experiment, JsonTemplate, Offer, Piece, Template, TriggerOn,

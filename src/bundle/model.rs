@@ -36,8 +36,31 @@ pub struct Bundle {
     pub(crate) triggers: List<Trigger>,
 }
 
-/// A system triggers are sent to. `url` and `secret` name Worker vars or secrets,
-/// never values.
+/// What the name of every Worker var or secret a destination names starts with. A
+/// bundle names only the settings meant for its destinations, never `JOURNEY_KEYS` or
+/// another secret of the Worker: whoever signs bundles cannot have one sent away.
+pub const DESTINATION_VAR_PREFIX: &str = "MM_DEST_";
+
+/// The longest name of a destination's var or secret.
+pub const MAX_DESTINATION_VAR_BYTES: usize = 64;
+
+/// Whether a destination may name the Worker var or secret `name`: [`DESTINATION_VAR_PREFIX`]
+/// and more of `A-Z`, `0-9` and `_`, 9 to [`MAX_DESTINATION_VAR_BYTES`] bytes in all. The
+/// compiler and the loader both ask, and the Worker may ask again before it reads one.
+pub fn is_destination_var(name: &str) -> bool {
+    name.len() > DESTINATION_VAR_PREFIX.len()
+        && name.len() <= MAX_DESTINATION_VAR_BYTES
+        && name.starts_with(DESTINATION_VAR_PREFIX)
+        && name.bytes().all(is_var_byte)
+}
+
+/// Whether a byte may be in the name of a Worker var or secret a bundle names.
+pub(crate) fn is_var_byte(b: u8) -> bool {
+    b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'
+}
+
+/// A system triggers are sent to. `url` and `secret` name Worker vars or secrets
+/// ([`is_destination_var`]), never values.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub(crate) struct Destination {
     pub name: String,
@@ -275,6 +298,12 @@ pub(crate) enum Piece {
     Url {
         var: VarId,
         at_start: bool,
+    },
+    /// A value right after a URL's lone leading `/` or `\` (`html_context`): escaped,
+    /// and rendered only when it does not start with another, which would make the URL
+    /// scheme-relative and let the value pick the host.
+    RootPath {
+        var: VarId,
     },
 }
 

@@ -89,8 +89,17 @@ pub(crate) fn run_keygen(cmd: KeygenCmd) -> Outcome {
                 "current": kid,
                 "keys": { kid.as_str(): STANDARD.encode(key) },
             });
-            // Check the document the way every reader will, so a bad --kid fails here.
-            Keys::from_json(&doc.to_string()).map_err(|e| Failure::Usage(format!("--kid: {e}")))?;
+            // Check the document the way every reader will, so a bad --kid fails here
+            // (said with the kid: it is the command line's, not a secret document's).
+            Keys::from_json(&doc.to_string()).map_err(|e| {
+                Failure::Usage(match e {
+                    token::KeysError::BadKid { .. } => format!(
+                        "--kid: key id {kid:?} must be 1 to {} characters of A-Z a-z 0-9 _ -",
+                        token::MAX_KID_LEN
+                    ),
+                    e => format!("--kid: {e}"),
+                })
+            })?;
             print_json(&doc)
         }
         KeygenCmd::Ed25519 { output } => super::bundle::keygen_ed25519(&output),

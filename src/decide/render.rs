@@ -1,6 +1,6 @@
 //! Step 3 of a decision: the channel's rendition of each content shown, placeholders
 //! filled from the request (HTML-escaped in `html`, bounded, and checked where they
-//! could set a URL's scheme).
+//! could set a URL's scheme or make it scheme-relative).
 
 use std::borrow::Cow;
 
@@ -71,18 +71,24 @@ fn render_template<'t>(template: &'t Template, facts: &Facts<'_>, html: bool) ->
         .iter()
         .map(|p| match p {
             Piece::Text(text) => text.len(),
-            Piece::Var(_) | Piece::Url { .. } => 16,
+            Piece::Var(_) | Piece::Url { .. } | Piece::RootPath { .. } => 16,
         })
         .sum();
     let mut out = String::with_capacity(estimate);
     for piece in &template.pieces {
-        let (var, url) = match piece {
+        let (var, check) = match piece {
             Piece::Text(text) => {
                 out.push_str(text);
                 continue;
             }
-            Piece::Var(var) => (var, None),
-            Piece::Url { var, at_start } => (var, Some(*at_start)),
+            Piece::Var(var) => (var, UrlCheck::None),
+            Piece::Url { var, at_start } => (
+                var,
+                UrlCheck::Scheme {
+                    at_start: *at_start,
+                },
+            ),
+            Piece::RootPath { var } => (var, UrlCheck::RootPath),
         };
         let value = facts.get(var).unwrap_or(Value::Null);
         if matches!(value, Value::Null) {
@@ -93,7 +99,12 @@ fn render_template<'t>(template: &'t Template, facts: &Facts<'_>, html: bool) ->
         if out.len().saturating_add(text.len()) > MAX_RENDERED_BYTES {
             continue;
         }
-        if url.is_some_and(|at_start| !keeps_url_safe(text, at_start)) {
+        let safe = match check {
+            UrlCheck::None => true,
+            UrlCheck::Scheme { at_start } => keeps_url_safe(text, at_start),
+            UrlCheck::RootPath => keeps_path_rooted(text),
+        };
+        if !safe {
             continue;
         }
         if html {
@@ -103,6 +114,28 @@ fn render_template<'t>(template: &'t Template, facts: &Facts<'_>, html: bool) ->
         }
     }
     Cow::Owned(out)
+}
+
+/// What a placeholder's value is checked for before it renders in a URL.
+#[derive(Clone, Copy)]
+enum UrlCheck {
+    /// Not in a URL, or where the URL's scheme and host are fixed.
+    None,
+    /// Where it can set the URL's scheme.
+    Scheme { at_start: bool },
+    /// Right after the URL's lone leading `/` or `\`.
+    RootPath,
+}
+
+/// Whether a value placed right after a URL's lone leading `/` (or `\`) keeps the URL
+/// a path on the same host: a second `/` or `\` would make it scheme-relative
+/// (`//evil.example/x`; browsers read `\` as `/`). Browsers drop tabs and newlines in
+/// URLs, so the check does too.
+fn keeps_path_rooted(value: &str) -> bool {
+    !matches!(
+        value.chars().find(|c| !matches!(c, '\t' | '\n' | '\r')),
+        Some('/' | '\\')
+    )
 }
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a character.

@@ -35,7 +35,10 @@ pub use cookie::{
 pub use envelope::{
     sign, verify, verify_bytes, TokenError, MAX_SKEW, MAX_TOKEN_LEN, VERSION, VERSION_2,
 };
-pub use keys::{Keys, KeysError, MAX_KEYS, MAX_KEY_BYTES, MAX_KID_LEN, MIN_KEY_BYTES};
+pub use keys::{
+    Base64Problem, Keys, KeysError, ShapeProblem, SyntaxProblem, MAX_KEYS, MAX_KEY_BYTES,
+    MAX_KID_LEN, MIN_KEY_BYTES,
+};
 pub use link::{IdentityLink, LinkError, LINK_VERSION, MAX_CAMPAIGN_BYTES, MAX_LINK_TTL};
 pub use state::{Assignment, Consent, DeviceKind, Impression, Intent, Link, State, DEFAULT_TTL};
 pub use wire::{

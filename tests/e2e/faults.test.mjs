@@ -97,7 +97,7 @@ test("a malformed JOURNEY_KEYS serves defaults without tokens, logs once, and sh
   const health = (await info()).health;
   assert.equal(health.ok, false);
   assert.equal(health.keys.status, "invalid");
-  assert.equal(health.keys.error, 'key "k1" is 5 bytes, fewer than the 32 required');
+  assert.equal(health.keys.error, "key #1 is 5 bytes, fewer than the 32 required");
   assert.equal(health.preview, "too short");
   const logged = () => worker.log().split("\n").filter((l) => l.includes("JOURNEY_KEYS does not load")).length;
   await eventually(() => logged() > 0, 10000);

@@ -136,6 +136,7 @@ const PLACES = [
   "<a href=\"{v}\">starts with the value</a>",
   "<a href=\"/offers?c={v}\">the value in the query</a>",
   "<img src=\"{v}\" alt=\"{v}\">",
+  "<a data-host href=\"/{v}\">from the site's root</a>",
 ];
 const QUERY_VARS = { "utm.source": "utm_source", "utm.medium": "utm_medium", "utm.campaign": "utm_campaign", "utm.term": "utm_term", "utm.content": "utm_content", "page.query.q": "q" };
 const HEADER_VARS = ["geo.city", "geo.region"];
@@ -183,6 +184,14 @@ test("every XSS payload through every request variable stays inert in Chromium",
         for (const prop of ["href", "src", "action"]) {
           const url = el[prop];
           if (typeof url === "string" && /^(javascript|vbscript|data):/i.test(url)) danger.push(`${el.tagName} ${prop}=${url.slice(0, 40)}`);
+        }
+        // Where the author wrote a path from the site's root, the link stays on the site.
+        if (el.hasAttribute("data-host")) {
+          let host = null;
+          try {
+            host = new URL(el.getAttribute("href"), location.href).host;
+          } catch {}
+          if (host !== location.host) danger.push(`${el.tagName} href=${el.getAttribute("href").slice(0, 40)} leaves the site`);
         }
       }
       return { shape: shape.join(" "), danger, marker: window.__xss === true };

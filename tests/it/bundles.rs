@@ -295,6 +295,21 @@ fn schema_is_json_schema() {
         "https://json-schema.org/draft/2020-12/schema"
     );
     assert!(schema["properties"]["slots"].is_object());
+    // A destination's var names, as the compiler and the loader check them.
+    let destination = &schema["properties"]["destinations"]["additionalProperties"];
+    let pattern = format!(
+        "^{}[A-Z0-9_]{{1,{}}}$",
+        micromoment::bundle::DESTINATION_VAR_PREFIX,
+        micromoment::bundle::MAX_DESTINATION_VAR_BYTES
+            - micromoment::bundle::DESTINATION_VAR_PREFIX.len()
+    );
+    assert_eq!(pattern, "^MM_DEST_[A-Z0-9_]{1,56}$");
+    for field in ["url", "secret"] {
+        assert_eq!(
+            destination["properties"][field]["pattern"], pattern,
+            "{field}"
+        );
+    }
 }
 
 #[test]
@@ -425,4 +440,99 @@ fn publish_refuses_a_bundle_the_edge_would_not_verify() {
         signed.stderr
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The brief's attack, as `validate` shows it: a Segment destination whose write key is
+/// `JOURNEY_KEYS` would have the Worker post the journey keys to the bundle's URL.
+#[test]
+fn validate_refuses_a_destination_that_names_another_secret() {
+    let dir = temp_dir("destination-var");
+    let path = dir.join("attack.json");
+    std::fs::write(
+        &path,
+        r#"{"id": "attack", "version": 1,
+ "journey": {"stages": ["a"]},
+ "content": {"c": {"html": "<p>hi</p>"}},
+ "slots": {"s": {"default": "c"}},
+ "destinations": {"cdp": {"kind": "segment", "url": "MM_DEST_X_URL", "secret": "JOURNEY_KEYS"}},
+ "triggers": [{"id": "t", "on": {"event": "x"}, "send": ["cdp"]}]}
+"#,
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+    let output = format!("{path}.mmb");
+    for args in [vec!["validate", path], vec!["compile", path, "-o", &output]] {
+        let command = args[0];
+        let run = cli(&args);
+        assert_eq!(run.code, Some(1), "{command}");
+        assert_eq!(
+            run.stderr,
+            format!("{path}:5:80: destinations.cdp.secret: \"JOURNEY_KEYS\" does not start with MM_DEST_: a destination names only the Worker vars and secrets meant for destinations (e.g. MM_DEST_CRM_SECRET), so no bundle can send another secret of the Worker\n1 error in {path}\n"),
+            "{command}"
+        );
+        assert_eq!(run.stdout, "", "{command}");
+    }
+    assert!(!std::path::Path::new(&output).exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A signer who compiles with a compiler of their own can put any name in a
+/// destination; the edge's loader refuses it, signature and hash notwithstanding.
+#[test]
+fn a_bundle_made_around_the_compiler_cannot_name_another_secret() {
+    use ed25519_dalek::Signer as _;
+    use sha2::{Digest as _, Sha256};
+
+    let mut source = crate::read_json("fixtures/triggers.json");
+    // As long as `JOURNEY_KEYS`, so the forgery only swaps bytes.
+    source["destinations"]["cdp"]["secret"] = serde_json::json!("MM_DEST_ABCD");
+    let bundle = micromoment::bundle::compile(&source.to_string(), Budget::default()).unwrap();
+    let frame = bundle.to_mmb(None).unwrap();
+    let id_len = usize::from(u16::from_le_bytes([frame[6], frame[7]]));
+    let hash_at = 4 + 2 + 2 + id_len + 8;
+    let payload_at = hash_at + 32 + 4;
+    let seed = [7; 32];
+    let public = micromoment::bundle::public_key_of(&keygen(seed).public_base64()).unwrap();
+    // The frame again around `payload`, its hash and the signer's signature.
+    let forge = |payload: &[u8]| {
+        let mut forged = frame[..payload_at].to_vec();
+        forged[hash_at..hash_at + 32].copy_from_slice(&Sha256::digest(payload));
+        forged.extend_from_slice(payload);
+        let signature = ed25519_dalek::SigningKey::from_bytes(&seed).sign(&forged);
+        forged.extend_from_slice(&signature.to_bytes());
+        forged
+    };
+    let payload = &frame[payload_at..];
+    let budget = Budget::default();
+    let (loaded, _) = Bundle::from_mmb(&forge(payload), Some(&public), &budget)
+        .expect("the forgery itself is sound");
+    assert_eq!(loaded, bundle);
+
+    let at = payload
+        .windows(12)
+        .position(|w| w == b"MM_DEST_ABCD")
+        .expect("the name is in the payload");
+    let mut evil = payload.to_vec();
+    evil[at..at + 12].copy_from_slice(b"JOURNEY_KEYS");
+    let forged = forge(&evil);
+    assert_eq!(
+        Bundle::from_mmb(&forged, Some(&public), &budget).unwrap_err(),
+        LoadError::DestinationVar {
+            destination: "cdp".into(),
+            field: "secret"
+        }
+    );
+
+    // And `inspect` (the edge's loader) says so.
+    let dir = temp_dir("forged");
+    let path = dir.join("forged.mmb");
+    std::fs::write(&path, &forged).unwrap();
+    let path = path.to_str().unwrap();
+    let run = cli(&["inspect", path]);
+    assert_eq!(run.code, Some(1));
+    assert_eq!(
+        run.stderr,
+        format!("{path}: destination \"cdp\": its secret names a Worker setting that is not a destination var (MM_DEST_ then A-Z, 0-9, _; 9 to 64 bytes); compile the bundle again\n")
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

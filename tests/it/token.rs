@@ -751,15 +751,51 @@ fn keys_refused_with_clear_messages() {
     let cases: Vec<(String, &str)> = vec![
         (
             "not json".into(),
-            "keys document is not valid: expected ident at line 1 column 2",
+            "keys document is not JSON: a syntax error at line 1 column 2",
+        ),
+        (
+            format!(r#"{{"current":"k1","keys":{{"k1":"{good}"}}}} x"#),
+            "keys document is not JSON: a syntax error at line 1 column 78",
+        ),
+        (
+            r#"{"current":"k1","keys":{"k1":"AAEC"#.into(),
+            "keys document is not JSON: it ends early at line 1 column 34",
         ),
         (
             r#"{"keys":{}}"#.into(),
-            "keys document is not valid: missing field `current` at line 1 column 11",
+            "keys document has no current at line 1 column 11",
+        ),
+        (
+            r#"{"current":"k1"}"#.into(),
+            "keys document has no keys at line 1 column 16",
         ),
         (
             format!(r#"{{"current":"k1","keys":{{"k1":"{good}"}},"curent":"k1"}}"#),
-            "keys document is not valid: unknown field `curent`, expected `current` or `keys` at line 1 column 84",
+            "keys document has a field other than current and keys at line 1 column 84",
+        ),
+        (
+            r#"{"current":"k1","current":"k1","keys":{}}"#.into(),
+            "keys document has current twice at line 1 column 25",
+        ),
+        (
+            r#""k1""#.into(),
+            "keys document is a string, not an object at line 1 column 4",
+        ),
+        (
+            "[]".into(),
+            "keys document is an array, not an object at line 1 column 2",
+        ),
+        (
+            r#"{"current":5,"keys":{}}"#.into(),
+            "keys document has a current that is a number, not a key id at line 1 column 12",
+        ),
+        (
+            r#"{"current":"k1","keys":[]}"#.into(),
+            "keys document has keys that is an array, not an object of key id to base64 key at line 1 column 25",
+        ),
+        (
+            format!(r#"{{"current":"k1","keys":{{"k1":"{good}","k2":null}}}}"#),
+            "keys document has key #2 that is null, not a base64 string at line 1 column 84",
         ),
         (r#"{"current":"k1","keys":{}}"#.into(), "keys document lists no keys"),
         (
@@ -768,47 +804,55 @@ fn keys_refused_with_clear_messages() {
         ),
         (
             format!(r#"{{"current":"k2","keys":{{"k1":"{good}"}}}}"#),
-            r#"current key id "k2" is not listed in keys"#,
+            "current names no key id listed in keys",
         ),
         (
             format!(r#"{{"current":"","keys":{{"":"{good}"}}}}"#),
-            r#"key id "" must be 1 to 32 characters of A-Z a-z 0-9 _ -"#,
+            "key id #1 must be 1 to 32 characters of A-Z a-z 0-9 _ -",
         ),
         (
-            format!(r#"{{"current":"k.1","keys":{{"k.1":"{good}"}}}}"#),
-            r#"key id "k.1" must be 1 to 32 characters of A-Z a-z 0-9 _ -"#,
+            format!(r#"{{"current":"k1","keys":{{"k1":"{good}","k.1":"{good}"}}}}"#),
+            "key id #2 must be 1 to 32 characters of A-Z a-z 0-9 _ -",
         ),
         (
             format!(r#"{{"current":"k 1","keys":{{"k 1":"{good}"}}}}"#),
-            r#"key id "k 1" must be 1 to 32 characters of A-Z a-z 0-9 _ -"#,
+            "key id #1 must be 1 to 32 characters of A-Z a-z 0-9 _ -",
         ),
         (
             format!(r#"{{"current":"a","keys":{{"{}":"{good}"}}}}"#, "a".repeat(33)),
-            r#"key id "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" must be 1 to 32 characters of A-Z a-z 0-9 _ -"#,
+            "key id #1 must be 1 to 32 characters of A-Z a-z 0-9 _ -",
         ),
         (
-            format!(r#"{{"current":"k1","keys":{{"k1":"{good}","k1":"{good}"}}}}"#),
-            r#"key id "k1" is listed twice"#,
+            format!(r#"{{"current":"k1","keys":{{"k1":"{good}","k2":"{good}","k1":"{good}"}}}}"#),
+            "key id #3 is the same as #1",
         ),
         (
             r#"{"current":"k1","keys":{"k1":"not base64!"}}"#.into(),
-            r#"key "k1" is not base64: invalid symbol 32, offset 3"#,
+            "key #1 is not base64: a character outside the alphabet at offset 3",
         ),
         (
             r#"{"current":"k1","keys":{"k1":"ab+-"}}"#.into(),
-            r#"key "k1" is not base64: invalid symbol 43, offset 2"#,
+            "key #1 is not base64: a character outside the alphabet at offset 2",
+        ),
+        (
+            r#"{"current":"k1","keys":{"k1":"AAECA"}}"#.into(),
+            "key #1 is not base64: 5 characters, a length base64 cannot have",
+        ),
+        (
+            r#"{"current":"k1","keys":{"k1":"AAF"}}"#.into(),
+            "key #1 is not base64: a last character that does not end a key, at offset 2",
         ),
         (
             format!(r#"{{"current":"k1","keys":{{"k1":"{short}"}}}}"#),
-            r#"key "k1" is 31 bytes, fewer than the 32 required"#,
+            "key #1 is 31 bytes, fewer than the 32 required",
         ),
         (
             format!(r#"{{"current":"k1","keys":{{"k1":"{long}"}}}}"#),
-            r#"key "k1" is 1025 bytes, more than the 1024 allowed"#,
+            "key #1 is 1025 bytes, more than the 1024 allowed",
         ),
         (
             r#"{"current":"k1","keys":{"k1":""}}"#.into(),
-            r#"key "k1" is 0 bytes, fewer than the 32 required"#,
+            "key #1 is 0 bytes, fewer than the 32 required",
         ),
     ];
     for (doc, message) in &cases {
@@ -816,8 +860,54 @@ fn keys_refused_with_clear_messages() {
     }
     assert!(matches!(
         Keys::from_json(&format!(r#"{{"current":"k1","keys":{{"k1":"{short}"}}}}"#)),
-        Err(KeysError::TooShort { len: 31, .. })
+        Err(KeysError::TooShort {
+            position: 1,
+            len: 31,
+            ..
+        })
     ));
+}
+
+/// A malformed `JOURNEY_KEYS` shows in `/v1/bundle`'s health and in the logs: whatever
+/// is wrong, and wherever the key sits (an id, a field name, `current`, a broken
+/// string), no error says any of it.
+#[test]
+fn keys_errors_never_repeat_the_document() {
+    const KEY: &str = "K3yM4t3r14lThatMustNeverAppearInAnError0123456789";
+    let good = URL_SAFE_NO_PAD.encode(key_bytes("k1"));
+    let documents = [
+        format!(r#"{{"{KEY}":"k1","current":"k1","keys":{{"k1":"{good}"}}}}"#),
+        format!(r#"{{"current":"k1","keys":{{"k1":"{good}"}},"extra":"{KEY}"}}"#),
+        format!(r#"{{"current":"{KEY}","keys":{{"k1":"{good}"}}}}"#),
+        format!(r#"{{"current":"k1","keys":{{"{KEY}":"k1"}}}}"#),
+        format!(r#"{{"current":"k1","keys":{{"k1":"{KEY}!"}}}}"#),
+        // 49 characters: no base64 has that length.
+        format!(r#"{{"current":"k1","keys":{{"k1":"{KEY}"}}}}"#),
+        format!(r#"{{"current":"k1","keys":{{"k1":"{}"}}}}"#, &KEY[..20]),
+        format!(r#"{{"current":{{"k":"{KEY}"}},"keys":{{"k1":"{good}"}}}}"#),
+        format!(r#"{{"current":"k1","keys":["{KEY}"]}}"#),
+        format!(r#"{{"current":"k1","keys":{{"k1":["{KEY}"]}}}}"#),
+        format!(r#""{KEY}""#),
+        format!(r#"["{KEY}"]"#),
+        format!(r#"{{"current":"k1","keys":{{"k1":"{KEY}"#),
+        format!(r#"{{"current":"k1","keys":{{"k1":"{KEY}\q"}}}}"#),
+        format!("{{\"current\":\"k1\",\"keys\":{{\"k1\":\"{KEY}\u{1}\"}}}}"),
+        format!(r#"{{"current":"k1","keys":{{"k1":"{good}"}}}}{KEY}"#),
+        format!(r#"{KEY}{{"current":"k1","keys":{{"k1":"{good}"}}}}"#),
+        format!(
+            r#"{{"current":"k1","keys":{{"{kid}":"{good}","{kid}":"{good}"}}}}"#,
+            kid = &KEY[..32]
+        ),
+        format!(r#"{{"current":"k1","keys":{{"k1":"{good}","k2":{KEY}}}}}"#),
+    ];
+    for doc in &documents {
+        let err = Keys::from_json(doc).expect_err(doc);
+        for shown in [err.to_string(), format!("{err:?}")] {
+            // No run of 6 of the key's characters, anywhere.
+            let leaked = (0..=KEY.len() - 6).find(|&i| shown.contains(&KEY[i..i + 6]));
+            assert_eq!(leaked, None, "{doc}\n{shown}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -1454,7 +1544,7 @@ mod cli {
         for (args, message) in [
             (
                 vec!["token", "mint", "--keys", "short.json"],
-                r#"error: short.json: key "k1" is 3 bytes, fewer than the 32 required"#,
+                "error: short.json: key #1 is 3 bytes, fewer than the 32 required",
             ),
             (
                 vec!["token", "mint", "--keys", "missing.json"],

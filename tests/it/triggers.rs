@@ -213,7 +213,8 @@ fn authoring_mistakes_are_diagnostics_with_paths() {
     let got = diagnostics(&s);
     let expected = [
         r#"destinations.bad.kind: unknown destination kind "webhok" (did you mean "webhook"?): use webhook or segment"#,
-        r#"destinations.bad.url: "https://crm.example/hook" is not the name of a Worker var or secret (A-Z, 0-9, _; e.g. MM_DEST_CRM_URL): a destination names where its url is set, never the value"#,
+        r#"destinations.bad.url: "https://crm.example/hook" is not the name of a Worker var or secret (MM_DEST_ then A-Z, 0-9, _; e.g. MM_DEST_CRM_URL): a destination names where its url is set, never the value"#,
+        r#"destinations.bad.secret: "MM_X" does not start with MM_DEST_: a destination names only the Worker vars and secrets meant for destinations (e.g. MM_DEST_CRM_SECRET), so no bundle can send another secret of the Worker"#,
         r#"triggers[0].on.stage: unknown stage "decison" (did you mean "decision"?)"#,
         r#"triggers[1].send[0]: unknown destination "cmr" (did you mean "crm"?)"#,
         r#"triggers[2].on: name exactly one moment: {"stage": …}, {"event": …} or {"when": …}"#,
@@ -230,6 +231,51 @@ fn authoring_mistakes_are_diagnostics_with_paths() {
         got.iter().any(|g| g.starts_with("triggers[7].on.when")),
         "{got:#?}"
     );
+}
+
+/// A destination names only Worker vars and secrets meant for destinations: a bundle
+/// that named `JOURNEY_KEYS` as a Segment write key would have the Worker post the
+/// journey keys, as HTTP Basic auth, to a URL of the bundle's choosing.
+#[test]
+fn destinations_name_only_mm_dest_vars() {
+    let with = |url: Json, secret: Json| {
+        let mut s = source();
+        s["destinations"]["cdp"] = json!({"kind": "segment", "url": url, "secret": secret});
+        diagnostics(&s)
+    };
+    assert_eq!(
+        with(json!("MM_DEST_X_URL"), json!("JOURNEY_KEYS")),
+        [
+            r#"destinations.cdp.secret: "JOURNEY_KEYS" does not start with MM_DEST_: a destination names only the Worker vars and secrets meant for destinations (e.g. MM_DEST_CRM_SECRET), so no bundle can send another secret of the Worker"#
+        ]
+    );
+    assert_eq!(
+        with(json!("ORIGIN"), json!("MM_DEST_")),
+        [
+            r#"destinations.cdp.url: "ORIGIN" does not start with MM_DEST_: a destination names only the Worker vars and secrets meant for destinations (e.g. MM_DEST_CRM_URL), so no bundle can send another secret of the Worker"#,
+            r#"destinations.cdp.secret: "MM_DEST_" is 8 bytes: a destination var is MM_DEST_ and a name, 9 to 64 bytes (e.g. MM_DEST_CRM_SECRET)"#,
+        ]
+    );
+    let long = format!("MM_DEST_{}", "K".repeat(57));
+    assert_eq!(
+        with(json!("MM_DEST_X_URL"), json!(long)),
+        [format!("destinations.cdp.secret: \"{long}\" is 65 bytes: a destination var is MM_DEST_ and a name, 9 to 64 bytes (e.g. MM_DEST_CRM_SECRET)")]
+    );
+    // A value where the name belongs: a secret pasted in is not repeated.
+    assert_eq!(
+        with(json!("MM_DEST_X_URL"), json!("whsec_c2VjcmV0LXNlY3JldA==")),
+        ["destinations.cdp.secret: this is not the name of a Worker var or secret (MM_DEST_ then A-Z, 0-9, _; e.g. MM_DEST_CRM_SECRET): a destination names where its secret is set, never the value"]
+    );
+    assert_eq!(
+        with(json!("MM_DEST_X_URL"), json!("mm_dest_crm_secret")),
+        ["destinations.cdp.secret: this is not the name of a Worker var or secret (MM_DEST_ then A-Z, 0-9, _; e.g. MM_DEST_CRM_SECRET): a destination names where its secret is set, never the value"]
+    );
+    assert!(with(
+        json!("MM_DEST_X_URL"),
+        json!(format!("MM_DEST_{}", "K".repeat(56)))
+    )
+    .is_empty());
+    assert!(with(json!("MM_DEST_0"), json!("MM_DEST__")).is_empty());
 }
 
 /// A trigger's cap is the person's once linked (DESIGN §11): the phone's follow-up

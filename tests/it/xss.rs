@@ -2,8 +2,9 @@
 //! PayloadsAllTheThings) through every context variable a request controls, in every
 //! place a placeholder may stand in an `html` rendition: the rendered slot is parsed
 //! and must hold exactly the elements and attributes the bundle's author wrote, no
-//! event handler, and no URL with a script scheme. The places a placeholder may not
-//! stand are compile errors, pinned verbatim.
+//! event handler, no URL with a script scheme (character references decoded, as the
+//! browser decodes them), and no URL whose host the value picked where the author fixed
+//! it. The places a placeholder may not stand are compile errors, pinned verbatim.
 
 use lol_html::{element, HtmlRewriter, Settings};
 use micromoment::session::{self, Entropy, Request, Visitor};
@@ -35,6 +36,20 @@ const PLACES: &[&str] = &[
     "<img src=\"{v}\" alt=\"{v}\">",
     "<form action=\"{v}\"><button formaction=\"https://shop.example/{v}\">go</button></form>",
     "<textarea>{v}</textarea><title>{v}</title>",
+    "<a data-host href=\"/{v}\">a link from the site's root</a>",
+    "<img data-host src=\"\\{v}\" alt=\"a backslash reads as a slash\">",
+];
+
+/// Values aimed at the gaps escaping alone leaves in URLs: completing a character
+/// reference, making a root-relative URL scheme-relative (`/` + `/evil.example`).
+const URL_PAYLOADS: &[&str] = &[
+    "#106;avascript:alert(1)",
+    "&#106;avascript:alert(1)",
+    "/evil.example/x",
+    "\\evil.example/x",
+    "\t/evil.example/x",
+    "\n\\evil.example/x",
+    "/\\evil.example/x",
 ];
 
 fn payloads() -> Vec<String> {
@@ -46,6 +61,7 @@ fn payloads() -> Vec<String> {
         .map(|l| l.replace("\\n", "\n"))
         .chain(patt.lines().map(str::to_owned))
         .filter(|l| !l.is_empty())
+        .chain(URL_PAYLOADS.iter().map(|p| (*p).to_owned()))
         .collect()
 }
 
@@ -105,15 +121,10 @@ fn script_bearing(html: &str) -> Option<String> {
             {
                 found.get_or_insert(format!("element <{tag}>"));
             }
+            let fixed_host = el.has_attribute("data-host");
             for attr in el.attributes() {
                 let name = attr.name();
-                let value: String = attr
-                    .value()
-                    .chars()
-                    .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-                    .collect::<String>()
-                    .trim_start_matches(|c: char| c <= ' ')
-                    .to_ascii_lowercase();
+                let value = url_as_read(&attr.value());
                 if name.starts_with("on") || name == "style" || name == "srcdoc" {
                     found.get_or_insert(format!("attribute {name} on <{tag}>"));
                 }
@@ -135,6 +146,13 @@ fn script_bearing(html: &str) -> Option<String> {
                 {
                     found.get_or_insert(format!("{name}=\"{value}\" on <{tag}>"));
                 }
+                // Where the author wrote a path, the value may not make it
+                // scheme-relative (browsers read `\` as `/`).
+                let scheme_relative = value.starts_with(['/', '\\'])
+                    && value.get(1..).is_some_and(|v| v.starts_with(['/', '\\']));
+                if url && fixed_host && scheme_relative {
+                    found.get_or_insert(format!("{name}=\"{value}\" on <{tag}> picks the host"));
+                }
             }
             Ok(())
         })),
@@ -143,6 +161,60 @@ fn script_bearing(html: &str) -> Option<String> {
     rewriter.write(html.as_bytes()).unwrap();
     rewriter.end().unwrap();
     found
+}
+
+/// An attribute value as a URL parser gets it: character references decoded (numeric
+/// ones, and the named ones that make a URL's punctuation), tabs and newlines dropped,
+/// leading spaces and controls trimmed; lowercased.
+fn url_as_read(value: &str) -> String {
+    const NAMED: &[(&str, char)] = &[
+        ("amp;", '&'),
+        ("colon;", ':'),
+        ("sol;", '/'),
+        ("bsol;", '\\'),
+        ("Tab;", '\t'),
+        ("NewLine;", '\n'),
+        ("num;", '#'),
+        ("quest;", '?'),
+        ("lt;", '<'),
+        ("gt;", '>'),
+        ("quot;", '"'),
+    ];
+    let mut decoded = String::new();
+    let mut rest = value;
+    while let Some(at) = rest.find('&') {
+        decoded.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        let (radix, digits) = match rest.strip_prefix('#') {
+            Some(r) => match r.strip_prefix(['x', 'X']) {
+                Some(hex) => (16, hex),
+                None => (10, r),
+            },
+            None => (0, rest),
+        };
+        let len = if radix == 0 {
+            0
+        } else {
+            digits.chars().take_while(|c| c.is_digit(radix)).count()
+        };
+        if len > 0 {
+            let code = u32::from_str_radix(&digits[..len], radix).unwrap_or(0xFFFD);
+            decoded.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+            rest = digits[len..].strip_prefix(';').unwrap_or(&digits[len..]);
+        } else if let Some((name, c)) = NAMED.iter().find(|(n, _)| rest.starts_with(n)) {
+            decoded.push(*c);
+            rest = &rest[name.len()..];
+        } else {
+            decoded.push('&');
+        }
+    }
+    decoded.push_str(rest);
+    decoded
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect::<String>()
+        .trim_start_matches(|c: char| c <= ' ')
+        .to_ascii_lowercase()
 }
 
 fn shape(html: &str) -> Shape {
@@ -188,10 +260,24 @@ fn the_checker_sees_what_runs() {
         ),
         ("<p>x</p><script>alert(1)</script>", "element <script>"),
         ("<svg><animate onbegin=alert(1)>", "element <svg>"),
+        (
+            "<a href=\"&#106;ava&Tab;script&colon;alert(1)\">x</a>",
+            "href=\"javascript:alert(1)\" on <a>",
+        ),
+        (
+            "<a data-host href=\"/&bsol;evil.example/x\">x</a>",
+            "href=\"/\\evil.example/x\" on <a> picks the host",
+        ),
     ] {
         assert_eq!(script_bearing(html).as_deref(), Some(why), "{html}");
     }
     assert_eq!(script_bearing("<a href=\"/x?q=javascript:1\">x</a>"), None);
+    // An escaped `&` stays a `&`; a scheme-relative URL the author wrote is theirs.
+    assert_eq!(
+        script_bearing("<a href=\"&amp;#106;avascript:alert(1)\">x</a>"),
+        None
+    );
+    assert_eq!(script_bearing("<a href=\"//cdn.example/x\">x</a>"), None);
     // Text that reads like a script URL outside a URL is text.
     assert_eq!(
         script_bearing("<p title=\"javascript:alert(1)\">x</p>"),
@@ -203,9 +289,9 @@ fn the_checker_sees_what_runs() {
 fn every_payload_through_every_request_variable_renders_inert() {
     let bundle = bundle();
     let payloads = payloads();
-    assert_eq!(payloads.len(), 139 + 1356);
+    assert_eq!(payloads.len(), 139 + 1356 + URL_PAYLOADS.len());
     let benign = shape(&render(&bundle, "benign-value"));
-    assert_eq!(benign.elements.len(), VARIABLES.len() * 10);
+    assert_eq!(benign.elements.len(), VARIABLES.len() * 12);
     let mut failures = Vec::new();
     let mut emptied = 0;
     for payload in &payloads {
@@ -287,4 +373,74 @@ fn the_unsafe_places_are_compile_errors() {
         place("<!-- {{referrer.host}} --><p>x</p>"),
         "1:75: content.c.html: placeholder \"referrer.host\" is inside an HTML comment; placeholders go in text or quoted attribute values"
     );
+    // `&` and the value `#106;avascript:alert(1)` would make `javascript:`.
+    assert_eq!(
+        place("<a href=\"&{{utm.content}}\">x</a>"),
+        "1:75: content.c.html: placeholder \"utm.content\" follows \"&\": a value could complete a character reference (write &amp; for a literal &); placeholders go in text or quoted attribute values"
+    );
+    assert_eq!(
+        place("<p>Tom&amp;Jerry &#{{utm.term}}</p>"),
+        "1:75: content.c.html: placeholder \"utm.term\" follows \"&\": a value could complete a character reference (write &amp; for a literal &); placeholders go in text or quoted attribute values"
+    );
+    assert_eq!(
+        place("<a href=\"https://{{utm.content}}.example.com/\">x</a>"),
+        "1:75: content.c.html: placeholder \"utm.content\" can set the host of the URL in attribute \"href\"; placeholders go in text or quoted attribute values"
+    );
+    assert_eq!(
+        place("<img src=\"//{{geo.region}}\">"),
+        "1:75: content.c.html: placeholder \"geo.region\" can set the host of the URL in attribute \"src\"; placeholders go in text or quoted attribute values"
+    );
+    assert_eq!(
+        place("<img srcset=\"/a.png 1x, /{{utm.term}}.png 2x\">"),
+        "1:75: content.c.html: placeholder \"utm.term\" is in attribute \"srcset\", a list of URLs a value could add to; placeholders go in text or quoted attribute values"
+    );
+    assert_eq!(
+        place("<a href=\"javascript&colon;go('{{page.query.q}}')\">x</a>"),
+        "1:75: content.c.html: placeholder \"page.query.q\" can set the scheme of the URL in attribute \"href\"; placeholders go in text or quoted attribute values"
+    );
+}
+
+/// `href="/{{x}}"`: a value that starts with `/` or `\\` would make `//evil.example/x`,
+/// which browsers load from evil.example. It renders empty there (the link stays on the
+/// site's root); a value that starts the URL may still be any http(s) URL.
+#[test]
+fn a_value_cannot_make_a_root_relative_url_scheme_relative() {
+    let source = serde_json::json!({
+        "id": "x", "version": 1, "journey": {"stages": ["any"]},
+        "content": {"c": {"html": "<a href=\"/{{utm.content}}\">a</a><a href=\"{{utm.content}}\">b</a>"}},
+        "slots": {"s": {"default": "c"}}
+    });
+    let bundle = micromoment::bundle::compile(&source.to_string(), Budget::default()).unwrap();
+    for (value, html) in [
+        (
+            "offers/suv",
+            r#"<a href="/offers/suv">a</a><a href="offers/suv">b</a>"#,
+        ),
+        (
+            "offers//x",
+            r#"<a href="/offers//x">a</a><a href="offers//x">b</a>"#,
+        ),
+        (
+            "/evil.example/x",
+            r#"<a href="/">a</a><a href="/evil.example/x">b</a>"#,
+        ),
+        (
+            "\\evil.example/x",
+            r#"<a href="/">a</a><a href="\evil.example/x">b</a>"#,
+        ),
+        (
+            "\t/evil.example/x",
+            "<a href=\"/\">a</a><a href=\"\t/evil.example/x\">b</a>",
+        ),
+        (
+            "https://evil.example/",
+            r#"<a href="/https://evil.example/">a</a><a href="https://evil.example/">b</a>"#,
+        ),
+        (
+            "javascript:alert(1)",
+            r#"<a href="/javascript:alert(1)">a</a><a href="">b</a>"#,
+        ),
+    ] {
+        assert_eq!(render(&bundle, value), html, "{value:?}");
+    }
 }

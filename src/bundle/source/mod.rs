@@ -164,6 +164,11 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
         .unwrap_or(&empty);
     let destinations = triggers::destinations(w, destinations_map, &destinations_path);
     let destination_names: Vec<&str> = destinations.iter().map(|d| d.name.as_str()).collect();
+    let refused_destinations: Vec<&str> = destinations_map
+        .keys()
+        .map(String::as_str)
+        .filter(|name| !destination_names.contains(name))
+        .collect();
     let mut entered = vec![false; stage_refs.len()];
     if let Some(first) = entered.first_mut() {
         *first = true;
@@ -180,6 +185,7 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
         &triggers::Refs {
             stages: &stage_index,
             destinations: &Index::new("destination", &destination_names),
+            refused_destinations: &refused_destinations,
             entered: &entered,
             schema: &schema,
         },

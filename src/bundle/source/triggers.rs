@@ -4,7 +4,10 @@
 use serde_json::{Map, Value as Json};
 
 use super::walker::{Index, Path, Walker};
-use crate::bundle::model::{Destination, DestinationKind, Trigger, TriggerOn};
+use crate::bundle::model::{
+    is_destination_var, is_var_byte, Destination, DestinationKind, Trigger, TriggerOn,
+    DESTINATION_VAR_PREFIX, MAX_DESTINATION_VAR_BYTES,
+};
 use crate::bundle::{BundleSchema, Period};
 use crate::ids::{stable_id, IdKind};
 use crate::suggest::did_you_mean;
@@ -16,14 +19,29 @@ pub(crate) const MAX_TRIGGERS: usize = 64;
 /// The longest a trigger may wait: a delayed trigger waits in a Durable Object alarm.
 pub(crate) const MAX_DELAY_SECS: i64 = 30 * crate::time::DAY;
 
-/// A Worker var or secret name: what `url` and `secret` hold (never a value).
-fn var_name(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        && text.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
+/// Why `text` cannot be the `field` (`url` or `secret`) of a destination, if it cannot:
+/// it must name a Worker var or secret meant for destinations (`is_destination_var`),
+/// never hold a value. A value that is no name at all is quoted only in `url`: in
+/// `secret` it may be the secret itself.
+fn var_problem(text: &str, field: &str) -> Option<String> {
+    if is_destination_var(text) {
+        return None;
+    }
+    let example = match field {
+        "url" => "MM_DEST_CRM_URL",
+        _ => "MM_DEST_CRM_SECRET",
+    };
+    let quoted = match field {
+        "url" => format!("\"{text}\""),
+        _ => "this".to_owned(),
+    };
+    Some(if text.is_empty() || !text.bytes().all(is_var_byte) {
+        format!("{quoted} is not the name of a Worker var or secret ({DESTINATION_VAR_PREFIX} then A-Z, 0-9, _; e.g. {example}): a destination names where its {field} is set, never the value")
+    } else if !text.starts_with(DESTINATION_VAR_PREFIX) {
+        format!("\"{text}\" does not start with {DESTINATION_VAR_PREFIX}: a destination names only the Worker vars and secrets meant for destinations (e.g. {example}), so no bundle can send another secret of the Worker")
+    } else {
+        format!("\"{text}\" is {} bytes: a destination var is {DESTINATION_VAR_PREFIX} and a name, {} to {MAX_DESTINATION_VAR_BYTES} bytes (e.g. {example})", text.len(), DESTINATION_VAR_PREFIX.len() + 1)
+    })
 }
 
 /// `destinations`: `{"crm": {"kind": "webhook", "url": "MM_DEST_CRM_URL", "secret":
@@ -65,14 +83,12 @@ pub(super) fn destinations(
         let url_required = kind == Some(DestinationKind::Webhook);
         let var = |w: &mut Walker<'_>, field: &str, required: bool| {
             let text = w.string(fields.get(field), &path.key(field), required)?;
-            if var_name(text) {
-                Some(text.to_owned())
-            } else {
-                w.report(
-                    &path.key(field),
-                    format!("\"{text}\" is not the name of a Worker var or secret (A-Z, 0-9, _; e.g. MM_DEST_CRM_URL): a destination names where its {field} is set, never the value"),
-                );
-                None
+            match var_problem(text, field) {
+                None => Some(text.to_owned()),
+                Some(problem) => {
+                    w.report(&path.key(field), problem);
+                    None
+                }
             }
         };
         let url = var(w, "url", url_required);
@@ -96,6 +112,8 @@ pub(super) fn destinations(
 pub(super) struct Refs<'a, 'n> {
     pub stages: &'a Index<'n>,
     pub destinations: &'a Index<'n>,
+    /// Destinations declared but refused (their errors already reported).
+    pub refused_destinations: &'a [&'n str],
     /// The stages some transition can move to (the first stage is where everyone starts).
     pub entered: &'a [bool],
     pub schema: &'a BundleSchema<'a>,
@@ -135,7 +153,7 @@ pub(super) fn triggers(
             names.push(name);
         }
         let on = moment(w, fields.get("on"), &path.key("on"), refs);
-        let send = sends(w, fields.get("send"), &path.key("send"), refs.destinations);
+        let send = sends(w, fields.get("send"), &path.key("send"), refs);
         let cap = match fields.get("cap") {
             Some(cap) => w.cap(cap, &path.key("cap")).map(Some),
             None => Some(None),
@@ -225,7 +243,7 @@ fn sends(
     w: &mut Walker<'_>,
     value: Option<&Json>,
     path: &Path,
-    destinations: &Index<'_>,
+    refs: &Refs<'_, '_>,
 ) -> Option<Vec<u16>> {
     let Some(value) = value else {
         w.report(path, "missing required field: the destinations to send to");
@@ -239,7 +257,15 @@ fn sends(
     let mut out = Vec::new();
     let mut ok = true;
     for (i, item) in items.iter().enumerate() {
-        match w.reference(Some(item), &path.index(i), destinations) {
+        // A destination that is declared but refused has its own error already.
+        if item
+            .as_str()
+            .is_some_and(|name| refs.refused_destinations.contains(&name))
+        {
+            ok = false;
+            continue;
+        }
+        match w.reference(Some(item), &path.index(i), refs.destinations) {
             Some(d) if !out.contains(&d) => out.push(d),
             Some(_) => {
                 w.report(&path.index(i), "this destination is named twice");

@@ -338,6 +338,11 @@ impl Walker<'_> {
                             };
                         }
                     }
+                    Ok(Placement::RootPath) => {
+                        if let Piece::Var(var) = piece {
+                            *piece = Piece::RootPath { var: var.clone() };
+                        }
+                    }
                     Err(why) => {
                         self.report(
                             path,
