@@ -74,6 +74,7 @@ fn bench(c: &mut Criterion) {
         profile: [7; 16],
         seq: 12,
         devices: 2,
+        linked_at: linked.issued_at - 86_400,
     });
     linked.visits_by = [3, 0, 4, 0, 0];
     let linked_text = token::sign(&linked, &keys).unwrap();

@@ -108,8 +108,8 @@ pub(crate) fn run_keygen(cmd: KeygenCmd) -> Outcome {
 
 #[derive(Subcommand)]
 pub(crate) enum LinkCmd {
-    /// Print an identity link for `?mm_link=` (DESIGN §10): the device that opens it
-    /// joins the profile.
+    /// Print an identity link for `?mm_link=`: the device whose person confirms it
+    /// joins the profile (docs/profiles.md). Single use; revocable by its id.
     Mint {
         /// The JOURNEY_KEYS document; the link is signed with its `current` key.
         #[arg(long, value_name = "KEYS.json")]
@@ -118,7 +118,7 @@ pub(crate) enum LinkCmd {
         #[arg(long, value_name = "HEX32")]
         profile: String,
         /// How long the link works: `30m`, `12h`, `7d`, `2w`; at most 30 days.
-        #[arg(long, default_value = "7d")]
+        #[arg(long, default_value = "12h")]
         ttl: String,
         /// The campaign that sends it (1 to 64 bytes), for attribution.
         #[arg(long)]
@@ -126,6 +126,9 @@ pub(crate) enum LinkCmd {
         /// The time of issue, RFC 3339; the clock when absent.
         #[arg(long, value_name = "RFC3339")]
         now: Option<String>,
+        /// Print JSON: the link, its id (to revoke it), when it was issued and expires.
+        #[arg(long)]
+        json: bool,
     },
     /// Verify an identity link and print what it says; exit 1 with the reason if it fails.
     Inspect {
@@ -148,26 +151,43 @@ pub(crate) fn run_link(cmd: LinkCmd) -> Outcome {
             ttl,
             campaign,
             now,
+            json,
         } => {
             let keys = load_keys(&keys)?;
             let now = super::now_arg(now.as_deref())?;
             let ttl = super::duration_arg("ttl", &ttl)?;
-            let link = token::IdentityLink::new(profile_arg(&profile)?, now, ttl, campaign)
+            let id = super::id_arg("link", None)?;
+            let link = token::IdentityLink::new(profile_arg(&profile)?, id, now, ttl, campaign)
                 .map_err(|e| Failure::Usage(format!("cannot mint: {e}")))?;
-            super::print_text(&format!("{}\n", link.sign(&keys)))
+            let text = link.sign(&keys);
+            if json {
+                let mut view = link_json(&link);
+                if let Some(map) = view.as_object_mut() {
+                    map.insert("link".into(), text.into());
+                }
+                return print_json(&view);
+            }
+            super::print_text(&format!("{text}\n"))
         }
         LinkCmd::Inspect { link, keys, now } => {
             let keys = load_keys(&keys)?;
             let now = super::now_arg(now.as_deref())?;
             let link = token::IdentityLink::verify(&link, &keys, now)
                 .map_err(|e| Failure::Findings(format!("link does not verify: {e}")))?;
-            print_json(&serde_json::json!({
-                "profile": micromoment::ids::hex128_string(&link.profile),
-                "expires_at": micromoment::time::rfc3339(link.expires_at),
-                "campaign": link.campaign,
-            }))
+            print_json(&link_json(&link))
         }
     }
+}
+
+/// What a link says, as `link inspect` and `link mint --json` print it.
+fn link_json(link: &token::IdentityLink) -> serde_json::Value {
+    serde_json::json!({
+        "profile": micromoment::ids::hex128_string(&link.profile),
+        "id": micromoment::ids::hex128_string(&link.id),
+        "issued_at": micromoment::time::rfc3339(link.issued_at),
+        "expires_at": micromoment::time::rfc3339(link.expires_at),
+        "campaign": link.campaign,
+    })
 }
 
 /// A profile id: 32 hexadecimal digits, never all zeros (no person has that id).
@@ -204,6 +224,7 @@ pub(crate) fn run(cmd: TokenCmd) -> Outcome {
                     profile: profile_arg(&profile)?,
                     seq: 0,
                     devices: 1,
+                    linked_at: now,
                 });
             }
             if let Some(stage) = stage {

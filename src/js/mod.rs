@@ -115,7 +115,7 @@ export interface LinkOptions {
   keys: JourneyKeys | string;
   /** The person's profile id, 32 hex digits. */
   profile: string;
-  /** How long the link works, in seconds (default 7 days, at most 30 days). */
+  /** How long the link works, in seconds (default 12 hours, at most 30 days). */
   ttlSeconds?: number;
   /** The campaign that sends it (1 to 64 bytes). */
   campaign?: string;
@@ -124,6 +124,10 @@ export interface LinkOptions {
 /** What a verified identity link says. */
 export interface IdentityLink {
   profile: string;
+  /** The link's id, 32 hex digits: the profile records it once used; revoke it with
+   *  `DELETE /v1/profiles/<profile>/links/<id>`. */
+  id: string;
+  issuedAt: string;
   expiresAt: string;
   campaign: string | null;
 }
@@ -1100,8 +1104,8 @@ fn profile_id(text: &str) -> Result<[u8; 16], JsError> {
     }
 }
 
-/// Mints an identity link for `?mm_link=` (DESIGN §10): the device that opens it joins
-/// the profile.
+/// Mints an identity link for `?mm_link=`: the device whose person confirms it joins the
+/// profile (single use; `inspectLink` gives its id, to revoke it).
 #[wasm_bindgen(js_name = mintLink)]
 pub fn mint_link(
     #[wasm_bindgen(unchecked_param_type = "LinkOptions")] options: JsValue,
@@ -1111,9 +1115,15 @@ pub fn mint_link(
     let now = seconds(options.now)?;
     let ttl = options
         .ttl_seconds
-        .map_or(7 * crate::time::DAY, |t| t as i64);
-    let link = token::IdentityLink::new(profile_id(&options.profile)?, now, ttl, options.campaign)
-        .map_err(error)?;
+        .map_or(token::DEFAULT_LINK_TTL, |t| t as i64);
+    let link = token::IdentityLink::new(
+        profile_id(&options.profile)?,
+        visitor(None)?,
+        now,
+        ttl,
+        options.campaign,
+    )
+    .map_err(error)?;
     Ok(link.sign(&keys))
 }
 
@@ -1128,6 +1138,8 @@ pub fn inspect_link(
     let link = token::IdentityLink::verify(link, &keys, now).map_err(error)?;
     to_js(&serde_json::json!({
         "profile": crate::ids::hex128_string(&link.profile),
+        "id": crate::ids::hex128_string(&link.id),
+        "issuedAt": crate::time::rfc3339(link.issued_at),
         "expiresAt": crate::time::rfc3339(link.expires_at),
         "campaign": link.campaign,
     }))
@@ -1191,6 +1203,7 @@ fn mint(options: &JsValue, bundle: Option<&crate::Bundle>) -> Result<String, JsE
             profile: profile_id(profile)?,
             seq: 0,
             devices: 1,
+            linked_at: now,
         });
     }
     token::sign(&state, &keys).map_err(error)

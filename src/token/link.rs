@@ -5,16 +5,23 @@
 //! base64url without padding) and the full HMAC-SHA256 tag, compared in constant time,
 //! over `mm-link-v1`, a zero byte, the kid, a zero byte and the payload text. The
 //! domain bytes differ from a token's, so a link never verifies as a token nor a token
-//! as a link. The payload holds the profile id, the expiry (at most [`MAX_LINK_TTL`]
-//! after it was minted, and never further than that from the time it is checked) and
-//! an optional campaign name for attribution.
+//! as a link. The payload holds the profile id, a random link id, when it was issued,
+//! the expiry (at most [`MAX_LINK_TTL`] after it was issued, and never further than
+//! that from the time it is checked; [`DEFAULT_LINK_TTL`] unless the minter says
+//! otherwise) and an optional campaign name for attribution.
 //!
-//! A link is a bearer credential for a profile: whoever opens it joins that profile's
-//! journey. It carries no personal data (the profile id is opaque) and expires; a
-//! backend that needs one-time links keeps their ids itself.
+//! A link names a person, so it must never make a device someone else's by being
+//! opened: verifying one here says only that we minted it and that it has not expired.
+//! The edge links a device only when the person confirms on the device, and the
+//! profile consumes the link's id then (single use), refuses links issued before its
+//! erasure or before a revocation, and refuses revoked ids (`crate::profile`). It
+//! carries no personal data (the profile id is opaque).
+//!
+//! Links minted before links carried an id and their issue time do not decode: they
+//! are ignored, as every link that fails a check is.
 
 use crate::codec::{self, Decode, Encode};
-use crate::time::{UnixSeconds, DAY};
+use crate::time::{UnixSeconds, DAY, HOUR};
 
 use super::envelope::{self, TokenError, SMALL_PAYLOAD};
 use super::keys::Keys;
@@ -24,6 +31,9 @@ use super::mac;
 pub const LINK_VERSION: &str = "l1";
 /// The longest an identity link stays valid: 30 days.
 pub const MAX_LINK_TTL: i64 = 30 * DAY;
+/// How long an identity link stays valid when the minter does not say: hours, not days
+/// (a link found in an old e-mail should not name its reader).
+pub const DEFAULT_LINK_TTL: i64 = 12 * HOUR;
 /// The longest campaign name a link carries, in bytes.
 pub const MAX_CAMPAIGN_BYTES: usize = 64;
 
@@ -32,6 +42,12 @@ pub const MAX_CAMPAIGN_BYTES: usize = 64;
 pub struct IdentityLink {
     /// The profile the device joins.
     pub profile: [u8; 16],
+    /// The link's own random id: the profile records it when the link is used, and a
+    /// backend can revoke it.
+    pub id: [u8; 16],
+    /// When it was minted: a profile erased (or whose links were revoked) after it
+    /// refuses it.
+    pub issued_at: UnixSeconds,
     /// When the link stops working.
     pub expires_at: UnixSeconds,
     /// The campaign that sent it (an e-mail's, a push's), for attribution.
@@ -42,6 +58,8 @@ pub struct IdentityLink {
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 struct LinkV1 {
     profile: [u8; 16],
+    id: [u8; 16],
+    issued_at: i64,
     expires_at: i64,
     campaign: Option<String>,
 }
@@ -50,11 +68,12 @@ struct LinkV1 {
 const DECODE_LIMIT: usize = 1024;
 
 impl IdentityLink {
-    /// A link to `profile`, valid for `ttl` seconds from `now`: refused when `ttl` is not
-    /// positive or is over [`MAX_LINK_TTL`], or the campaign is empty or over
-    /// [`MAX_CAMPAIGN_BYTES`].
+    /// A link to `profile` with the id `id` (128 bits from the minter's entropy), valid
+    /// for `ttl` seconds from `now`: refused when `ttl` is not positive or is over
+    /// [`MAX_LINK_TTL`], or the campaign is empty or over [`MAX_CAMPAIGN_BYTES`].
     pub fn new(
         profile: [u8; 16],
+        id: [u8; 16],
         now: UnixSeconds,
         ttl: i64,
         campaign: Option<String>,
@@ -69,6 +88,8 @@ impl IdentityLink {
         }
         Ok(IdentityLink {
             profile,
+            id,
+            issued_at: now,
             expires_at: now.saturating_add(ttl),
             campaign,
         })
@@ -78,6 +99,8 @@ impl IdentityLink {
     pub fn sign(&self, keys: &Keys) -> String {
         let payload = LinkV1 {
             profile: self.profile,
+            id: self.id,
+            issued_at: self.issued_at,
             expires_at: self.expires_at,
             campaign: self.campaign.clone(),
         };
@@ -118,7 +141,10 @@ impl IdentityLink {
             });
         }
         // A link that claims to live longer than any link may was not minted by us.
-        if payload.expires_at > now.saturating_add(MAX_LINK_TTL + envelope::MAX_SKEW) {
+        if payload.expires_at > now.saturating_add(MAX_LINK_TTL + envelope::MAX_SKEW)
+            || payload.expires_at.saturating_sub(payload.issued_at) > MAX_LINK_TTL
+            || payload.issued_at > now.saturating_add(envelope::MAX_SKEW)
+        {
             return Err(TokenError::FromFuture {
                 issued_at: payload.expires_at.saturating_sub(MAX_LINK_TTL),
                 now,
@@ -126,6 +152,8 @@ impl IdentityLink {
         }
         Ok(IdentityLink {
             profile: payload.profile,
+            id: payload.id,
+            issued_at: payload.issued_at,
             expires_at: payload.expires_at,
             campaign: payload.campaign,
         })

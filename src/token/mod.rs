@@ -39,7 +39,9 @@ pub use keys::{
     Base64Problem, Keys, KeysError, ShapeProblem, SyntaxProblem, MAX_KEYS, MAX_KEY_BYTES,
     MAX_KID_LEN, MIN_KEY_BYTES,
 };
-pub use link::{IdentityLink, LinkError, LINK_VERSION, MAX_CAMPAIGN_BYTES, MAX_LINK_TTL};
+pub use link::{
+    IdentityLink, LinkError, DEFAULT_LINK_TTL, LINK_VERSION, MAX_CAMPAIGN_BYTES, MAX_LINK_TTL,
+};
 pub use state::{Assignment, Consent, DeviceKind, Impression, Intent, Link, State, DEFAULT_TTL};
 pub use wire::{
     compact, segment_ok, IMAGE_VERSION, MAX_COOKIE_BYTES, MAX_SEGMENTS, MAX_SEGMENT_BYTES,

@@ -231,4 +231,9 @@ pub struct Link {
     pub seq: u32,
     /// How many devices the profile had at the last sync (`profile.devices`).
     pub devices: u8,
+    /// When this device was linked to the profile (a link confirmed, a backend's
+    /// mint): a profile erased after it refuses the device for good, however it comes
+    /// back (DESIGN §10). A token written before links carried it reads 0: older than
+    /// any erasure.
+    pub linked_at: UnixSeconds,
 }

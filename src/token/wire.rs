@@ -159,6 +159,21 @@ struct WireLink {
     profile: [u8; 16],
     seq: u32,
     devices: u8,
+    /// `issued_at - linked_at`. The last field of the payload: a token written before
+    /// it existed ends before it, and reads as linked at 0 ([`WireV2::decode`]).
+    linked_age: i64,
+}
+
+/// [`WireV2`] as written before links carried `linked_at`: read, never written.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+struct WireV2Unlinked {
+    head: Head,
+    lists: Lists<WireAssignmentV2>,
+    consent: u8,
+    stage_generation: u16,
+    visits_by: [u32; DeviceKind::COUNT],
+    last_channel: u8,
+    link: Option<([u8; 16], u32, u8)>,
 }
 
 /// Whether a segment name may travel in a token.
@@ -411,6 +426,7 @@ impl WireV2 {
                 profile: l.profile,
                 seq: l.seq,
                 devices: l.devices,
+                linked_age: at.wrapping_sub(l.linked_at),
             }),
         }
     }
@@ -427,6 +443,7 @@ impl WireV2 {
                 profile: l.profile,
                 seq: l.seq,
                 devices: l.devices,
+                linked_at: at.wrapping_sub(l.linked_age),
             }),
             ..self.head.state(self.consent)
         };
@@ -439,8 +456,36 @@ impl WireV2 {
     }
 
     /// Decodes a payload: exactly one `WireV2`, nothing after it.
+    /// A payload that ends where one written before links carried `linked_at` ends
+    /// is read as such: its device reads as linked at 0.
     pub(crate) fn decode(bytes: &[u8]) -> Result<WireV2, TokenError> {
-        codec::decode::<WireV2, DECODE_LIMIT>(bytes).map_err(decode_error)
+        match codec::decode::<WireV2, DECODE_LIMIT>(bytes) {
+            Err(CodecError::Truncated) => codec::decode::<WireV2Unlinked, DECODE_LIMIT>(bytes)
+                .map(WireV2Unlinked::into_current)
+                .map_err(decode_error),
+            decoded => decoded.map_err(decode_error),
+        }
+    }
+}
+
+impl WireV2Unlinked {
+    fn into_current(self) -> WireV2 {
+        let at = self.head.issued_at;
+        WireV2 {
+            head: self.head,
+            lists: self.lists,
+            consent: self.consent,
+            stage_generation: self.stage_generation,
+            visits_by: self.visits_by,
+            last_channel: self.last_channel,
+            link: self.link.map(|(profile, seq, devices)| WireLink {
+                profile,
+                seq,
+                devices,
+                // Linked at 0: older than any erasure.
+                linked_age: at,
+            }),
+        }
     }
 }
 
@@ -637,7 +682,56 @@ struct StateImage {
     stage_generation: u16,
     visits_by: [u32; DeviceKind::COUNT],
     last_channel: u8,
+    link: Option<([u8; 16], u32, u8, i64)>,
+}
+
+/// [`StateImage`] as version 1 wrote it, before links carried `linked_at`: read only.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+struct StateImageV1 {
+    visitor: [u8; 16],
+    issued_at: i64,
+    expires_at: i64,
+    stage: Option<u32>,
+    stage_since: i64,
+    visits: u32,
+    last_visit: i64,
+    intents: Vec<(u32, f32, i64)>,
+    impressions: Vec<(u32, u32, i64, i64, u32)>,
+    sequence: Vec<u32>,
+    experiments: Vec<(u32, u8, i64)>,
+    segments: Vec<String>,
+    consent: u8,
+    stage_generation: u16,
+    visits_by: [u32; DeviceKind::COUNT],
+    last_channel: u8,
     link: Option<([u8; 16], u32, u8)>,
+}
+
+impl StateImageV1 {
+    fn into_current(self) -> StateImage {
+        StateImage {
+            visitor: self.visitor,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            stage: self.stage,
+            stage_since: self.stage_since,
+            visits: self.visits,
+            last_visit: self.last_visit,
+            intents: self.intents,
+            impressions: self.impressions,
+            sequence: self.sequence,
+            experiments: self.experiments,
+            segments: self.segments,
+            consent: self.consent,
+            stage_generation: self.stage_generation,
+            visits_by: self.visits_by,
+            last_channel: self.last_channel,
+            // Linked at 0: older than any erasure.
+            link: self
+                .link
+                .map(|(profile, seq, devices)| (profile, seq, devices, 0)),
+        }
+    }
 }
 
 /// The bytes of a [`StateImage`] of the borrowed state, without copying its lists first
@@ -672,14 +766,16 @@ impl Encode for StateImageOf<'_> {
         s.stage_generation.encode(e)?;
         s.visits_by.encode(e)?;
         s.last_channel.map_or(0, Channel::code).encode(e)?;
-        s.link.map(|l| (l.profile, l.seq, l.devices)).encode(e)
+        s.link
+            .map(|l| (l.profile, l.seq, l.devices, l.linked_at))
+            .encode(e)
     }
 }
 
 /// The first byte of a state image: a change of [`StateImage`] is a new version, and
 /// [`State::from_image`] refuses other versions (the profile object logs the rows it
 /// can no longer read), but for the unversioned images written before.
-pub const IMAGE_VERSION: u8 = 1;
+pub const IMAGE_VERSION: u8 = 2;
 
 impl State {
     /// The state as versioned bytes; see [`State::from_image`].
@@ -713,12 +809,15 @@ impl State {
     /// version byte, as profile objects stored them until then) still reads.
     pub fn from_image(bytes: &[u8]) -> Option<State> {
         let (&version, rest) = bytes.split_first()?;
-        let versioned = (version == IMAGE_VERSION)
-            .then(|| codec::decode::<StateImage, DECODE_LIMIT>(rest).ok())
-            .flatten();
-        let image = match versioned {
-            Some(image) => image,
-            None => codec::decode::<StateImage, DECODE_LIMIT>(bytes).ok()?,
+        let image = match version {
+            IMAGE_VERSION => codec::decode::<StateImage, DECODE_LIMIT>(rest).ok()?,
+            1 => codec::decode::<StateImageV1, DECODE_LIMIT>(rest)
+                .ok()?
+                .into_current(),
+            // Written before images were versioned: version 1's layout, no version byte.
+            _ => codec::decode::<StateImageV1, DECODE_LIMIT>(bytes)
+                .ok()?
+                .into_current(),
         };
         Some(State {
             visitor: image.visitor,
@@ -763,10 +862,11 @@ impl State {
             stage_generation: image.stage_generation,
             visits_by: image.visits_by,
             last_channel: Channel::from_code(image.last_channel),
-            link: image.link.map(|(profile, seq, devices)| Link {
+            link: image.link.map(|(profile, seq, devices, linked_at)| Link {
                 profile,
                 seq,
                 devices,
+                linked_at,
             }),
         })
     }
@@ -872,6 +972,7 @@ mod tests {
                 profile: [9; 16],
                 seq: 77,
                 devices: 3,
+                linked_at: 1_794_000_000,
             }),
         };
         let back = State::from_image(&state.to_image()).expect("decodes");
@@ -920,7 +1021,7 @@ mod tests {
                 stage_generation: s.stage_generation,
                 visits_by: s.visits_by,
                 last_channel: s.last_channel.map_or(0, Channel::code),
-                link: s.link.map(|l| (l.profile, l.seq, l.devices)),
+                link: s.link.map(|l| (l.profile, l.seq, l.devices, l.linked_at)),
             };
             let mut out = vec![IMAGE_VERSION];
             out.extend(codec::encode(&image).unwrap());
@@ -987,8 +1088,36 @@ mod tests {
                 profile: [7; 16],
                 seq: 12,
                 devices: 2,
+                linked_at: 1_792_000_000,
             }),
         }
+    }
+
+    /// A `v2` payload written before links carried `linked_at` reads, linked at 0
+    /// (older than any erasure), and everything else as it was written.
+    #[test]
+    fn a_v2_payload_without_linked_at_reads_as_linked_at_zero() {
+        let state = linked();
+        let current = WireV2::from_state(&state);
+        let old = WireV2Unlinked {
+            head: current.head.clone(),
+            lists: current.lists.clone(),
+            consent: current.consent,
+            stage_generation: current.stage_generation,
+            visits_by: current.visits_by,
+            last_channel: current.last_channel,
+            link: Some(([7; 16], 12, 2)),
+        };
+        let bytes = codec::encode(&old).unwrap();
+        let back = WireV2::decode(&bytes).unwrap().into_state().unwrap();
+        let mut expected = state.clone();
+        if let Some(link) = expected.link.as_mut() {
+            link.linked_at = 0;
+        }
+        assert_eq!(back, expected);
+        // The current layout round-trips with its time of linking.
+        let bytes = codec::encode(&current).unwrap();
+        assert_eq!(WireV2::decode(&bytes).unwrap().into_state().unwrap(), state);
     }
 
     #[test]

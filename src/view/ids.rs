@@ -89,6 +89,9 @@ struct LinkView {
     seq: u32,
     #[serde(default)]
     devices: u8,
+    /// Absent: linked at 0, older than any erasure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    linked_at: Option<Time>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -218,6 +221,7 @@ impl State {
                 profile: ids::hex128_string(&l.profile),
                 seq: l.seq,
                 devices: l.devices,
+                linked_at: (l.linked_at != 0).then(|| Time::of(l.linked_at)),
             }),
             stage_generation: linked.then_some(self.stage_generation),
             visits_by: linked.then(|| {
@@ -285,6 +289,10 @@ impl State {
                     .map_err(|_| ViewError::Profile(l.profile.clone()))?,
                 seq: l.seq,
                 devices: l.devices,
+                linked_at: match l.linked_at {
+                    Some(t) => t.unix(|| "link.linked_at".into())?,
+                    None => 0,
+                },
             }),
             None => None,
         };

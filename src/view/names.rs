@@ -172,6 +172,9 @@ struct LinkView<'a> {
     profile: &'a str,
     seq: u32,
     devices: u8,
+    /// Left out for a link that predates `linked_at` (0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    linked_at: Option<Time>,
 }
 
 /// The state by names, serialized straight from the state (the npm package and
@@ -262,6 +265,7 @@ impl Serialize for StateView<'_> {
                     profile: ids::hex128(&link.profile, &mut profile),
                     seq: link.seq,
                     devices: link.devices,
+                    linked_at: (link.linked_at != 0).then_some(Time(link.linked_at)),
                 },
             )?;
             map.serialize_entry(
@@ -420,6 +424,9 @@ pub fn state_from_json(bundle: &Bundle, json: &Json, visitor: [u8; 16]) -> Resul
             profile: ids::parse_hex128(profile).map_err(|e| format!("state.link.profile: {e}"))?,
             seq: u32::try_from(number("seq")).unwrap_or(u32::MAX),
             devices: u8::try_from(number("devices")).unwrap_or(u8::MAX),
+            linked_at: time_field(fields, "linked_at")
+                .map_err(|e| format!("state.link.{e}"))?
+                .unwrap_or(0),
         });
     }
     if let Some(by) = map.get("visits_by") {

@@ -295,6 +295,7 @@ fn versions_have_their_own_tags() {
             profile: [0x51; 16],
             seq: 3,
             devices: 2,
+            linked_at: NOW - 100,
         }),
         ..typical()
     };
@@ -1189,6 +1190,7 @@ fn state() -> impl Strategy<Value = State> {
                     profile,
                     seq,
                     devices,
+                    linked_at: issued_at.wrapping_sub(i64::from(devices) * 3600),
                 });
                 // A `v1` token (an unlinked device) carries none of the rest, and
                 // reads its assignments as made when it was issued.
@@ -1595,7 +1597,8 @@ mod cli {
 
 /// The state image the profile object stores: its layout is pinned byte for byte, so a
 /// change of it is seen here and comes with a new `IMAGE_VERSION`; other versions and
-/// damaged bytes are refused, never misread; images from before versions still read.
+/// damaged bytes are refused, never misread; images of version 1 (before links carried
+/// the time of linking) and from before versions still read, linked at 0.
 #[test]
 fn the_stored_state_image_is_versioned_and_pinned() {
     let mut state = State {
@@ -1605,6 +1608,7 @@ fn the_stored_state_image_is_versioned_and_pinned() {
             profile: [0x51; 16],
             seq: 3,
             devices: 2,
+            linked_at: 1_790_000_000,
         }),
         ..typical()
     };
@@ -1620,9 +1624,17 @@ fn the_stored_state_image_is_versioned_and_pinned() {
     let mut other = image.clone();
     other[0] = token::IMAGE_VERSION + 1;
     assert_eq!(State::from_image(&other), None);
+    // Version 1, and the same bytes without their version byte (as profile objects
+    // stored them before versions): the same state, linked at 0.
+    let mut old = state.clone();
+    if let Some(link) = old.link.as_mut() {
+        link.linked_at = 0;
+    }
+    let v1 = unhex(GOLDEN_IMAGE_V1);
+    assert_eq!(State::from_image(&v1).as_ref(), Some(&old));
     assert_eq!(
-        State::from_image(&image[1..]).as_ref(),
-        Some(&state),
+        State::from_image(&v1[1..]).as_ref(),
+        Some(&old),
         "an image written before versions (profile objects stored them) still reads"
     );
     assert_eq!(State::from_image(&[]), None);
@@ -1633,11 +1645,26 @@ fn the_stored_state_image_is_versioned_and_pinned() {
     );
 }
 
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 const GOLDEN_IMAGE: &str = concat!(
+    "0230313233343536373839616263646566fc400e0fcffc40285ecf01fc0878e5",
+    "70fc402507cf07fc00d60ecf0002fc66d6bbce00fc403cffcefc400e0fcf00fc",
+    "f9d7bbcf01fc403cffcefc20f20ecf0101fc66d6bbce02fc5aad18c701fc400e",
+    "0fcffc3a6ca073fffc400e0fcf02037669700a6e6577736c6574746572000004",
+    "000000000001515151515151515151515151515151510302fc007762d5",
+);
+
+const GOLDEN_IMAGE_V1: &str = concat!(
     "0130313233343536373839616263646566fc400e0fcffc40285ecf01fc0878e5",
     "70fc402507cf07fc00d60ecf0002fc66d6bbce00fc403cffcefc400e0fcf00fc",
     "f9d7bbcf01fc403cffcefc20f20ecf0101fc66d6bbce02fc5aad18c701fc400e",
