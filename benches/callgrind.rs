@@ -68,6 +68,7 @@ fn main() {
                         context: &s.context,
                         now: s.now,
                         explain: false,
+                        returning: true,
                     },
                     &s.slots,
                 ));

@@ -76,6 +76,7 @@ fn decision(c: &mut Criterion) {
                         context: &scenario.context,
                         now: scenario.now,
                         explain: false,
+                        returning: true,
                     },
                     &scenario.slots,
                 )

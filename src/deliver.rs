@@ -3,9 +3,11 @@
 //! Standard Webhooks v1 signature; the Segment `track` call. The Worker enqueues the
 //! messages and its queue handler makes the calls.
 //!
-//! The message id is a hash of the trigger, the person, the destination and the time
-//! it fired, so a redelivery (a retry, a replay of the queue) carries the same
-//! `webhook-id` and Segment `messageId`, and receivers count it once.
+//! The message id is a hash of the trigger, the person (profile and device), the
+//! destination, the time it fired and how many times it had fired for this device, so
+//! a redelivery (a retry, a replay of the queue) carries the same `webhook-id` and
+//! Segment `messageId`, and receivers count it once, while two fires in one second are
+//! two messages.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -26,8 +28,18 @@ pub const SEGMENT_TRACK_URL: &str = "https://api.segment.io/v1/track";
 /// One delivery: a fired trigger for one destination, as it waits in the queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
-    /// Stable: the same trigger, person, destination and time give the same id.
+    /// Stable: the same trigger, person, destination, time and fire give the same id.
     pub id: String,
+    /// The trigger's name.
+    #[serde(default)]
+    pub trigger: String,
+    /// The device (visitor id, hex) it fired for.
+    #[serde(default)]
+    pub visitor: String,
+    /// The person's profile (hex), once linked: a delivery of an erased profile is
+    /// dropped, wherever it waits.
+    #[serde(default)]
+    pub profile: Option<String>,
     /// The destination's name.
     pub destination: String,
     /// `webhook` or `segment`.
@@ -78,15 +90,29 @@ fn destination_var_or_none<'de, D: serde::Deserializer<'de>>(
 /// The deliveries of a request's fired triggers, in firing then destination order.
 pub fn deliveries(bundle: &Bundle, decision: &Decision<'_>, ctx: &Context) -> Vec<Delivery> {
     let mut out = Vec::new();
+    let state = &decision.state;
+    let visitor = hex128_string(&state.visitor);
+    let profile = state.link.map(|l| hex128_string(&l.profile));
     for fired in &decision.triggers {
         let body = body(bundle, decision, fired, ctx);
         let text = body.to_string();
+        // How many times it has fired for this device, this one included.
+        let fires = bundle
+            .triggers
+            .iter()
+            .find(|t| t.name == fired.trigger)
+            .and_then(|t| state.impressions.iter().find(|i| i.id == t.id))
+            .map_or(0, |i| i.total);
         for name in &fired.send {
             let Some(destination) = bundle.destinations.iter().find(|d| d.name == *name) else {
                 continue;
             };
+            let person = [profile.as_deref().unwrap_or(""), visitor.as_str()];
             out.push(Delivery {
-                id: message_id(fired.trigger, &body, name, decision.state.issued_at),
+                id: message_id(fired.trigger, person, name, state.issued_at, fires),
+                trigger: fired.trigger.to_owned(),
+                visitor: visitor.clone(),
+                profile: profile.clone(),
                 destination: destination.name.clone(),
                 kind: destination.kind.as_str().to_owned(),
                 url_var: destination.url.clone(),
@@ -101,16 +127,24 @@ pub fn deliveries(bundle: &Bundle, decision: &Decision<'_>, ctx: &Context) -> Ve
     out
 }
 
-/// `msg_` and 24 hex digits of SHA-256 over the trigger, the person, the destination
-/// and the time.
-fn message_id(trigger: &str, body: &Json, destination: &str, at: UnixSeconds) -> String {
-    let person = body
-        .get("profile")
-        .and_then(Json::as_str)
-        .or_else(|| body.get("visitor").and_then(Json::as_str))
-        .unwrap_or("");
+/// `msg_` and 24 hex digits of SHA-256 over the trigger, the person (profile, device),
+/// the destination, the time and the fire's number for the device.
+fn message_id(
+    trigger: &str,
+    [profile, visitor]: [&str; 2],
+    destination: &str,
+    at: UnixSeconds,
+    fires: u32,
+) -> String {
     let mut hash = Sha256::new();
-    for part in [trigger, person, destination, &at.to_string()] {
+    for part in [
+        trigger,
+        profile,
+        visitor,
+        destination,
+        &at.to_string(),
+        &fires.to_string(),
+    ] {
         hash.update(part.as_bytes());
         hash.update([0]);
     }
@@ -152,6 +186,75 @@ pub fn body(bundle: &Bundle, decision: &Decision<'_>, fired: &Fired<'_>, ctx: &C
         map.insert("profile".into(), json!(hex128_string(&link.profile)));
     }
     body
+}
+
+/// What a request cancels of a person's waiting (delayed) triggers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancel {
+    /// The request's events that some delayed trigger's `unless` names.
+    pub events: Vec<String>,
+    /// Everything waits no more: the person withdrew consent.
+    #[serde(default)]
+    pub all: bool,
+}
+
+impl Cancel {
+    /// Whether it cancels nothing.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && !self.all
+    }
+}
+
+/// What a request with these `events` cancels of what waits for the person.
+///
+/// `anywhere`: what waits may have been started elsewhere (a linked device's profile
+/// holds what every device started), so every `unless` event of the request counts.
+/// Otherwise only what the state itself says fired within its delay can be waiting
+/// (a visitor's own object), so a request of someone with nothing waiting cancels
+/// nothing and calls no object, whatever events it carries and however many new
+/// visitors send them. A request that withdrew consent (`opted_out`) cancels all of
+/// it.
+pub fn cancelling<'a>(
+    bundle: &Bundle,
+    state: &crate::token::State,
+    opted_out: bool,
+    now: UnixSeconds,
+    events: impl Iterator<Item = &'a str>,
+    anywhere: bool,
+) -> Cancel {
+    let delayed = bundle.triggers.iter().filter(|t| t.delay.is_some());
+    let waiting: Vec<&str> = delayed
+        .filter(|t| {
+            anywhere
+                || state
+                    .impressions
+                    .iter()
+                    .find(|i| i.id == t.id)
+                    .is_some_and(|fired| {
+                        now.saturating_sub(fired.last_shown) <= t.delay.unwrap_or(0)
+                    })
+        })
+        .map(|t| t.unless.as_deref().unwrap_or(""))
+        .collect();
+    if waiting.is_empty() {
+        return Cancel::default();
+    }
+    if opted_out {
+        return Cancel {
+            events: Vec::new(),
+            all: true,
+        };
+    }
+    let mut out: Vec<String> = Vec::new();
+    for event in events {
+        if !event.is_empty() && waiting.contains(&event) && !out.iter().any(|e| e == event) {
+            out.push(event.to_owned());
+        }
+    }
+    Cancel {
+        events: out,
+        all: false,
+    }
 }
 
 /// Why a secret cannot sign.

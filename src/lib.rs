@@ -25,7 +25,9 @@ pub mod bucket;
 #[cfg(not(feature = "internals"))]
 mod bucket;
 pub mod bundle;
+pub mod calls;
 mod codec;
+pub mod confirm;
 pub mod context;
 mod decide;
 pub mod deliver;

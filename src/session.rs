@@ -58,6 +58,9 @@ impl std::fmt::Debug for Entropy<'_> {
 /// Who a request comes from, as the face knows it.
 #[derive(Debug, Clone, Copy)]
 pub enum Visitor<'a> {
+    /// A visitor the face already opened ([`open`]): verified once, perhaps given its
+    /// profile's view since.
+    Opened(&'a Opened),
     /// A whole `Cookie` header: every `mm` cookie in it is considered and the freshest
     /// valid one wins, so a stale parent-domain cookie cannot shadow the fresh one.
     Cookie(&'a str),
@@ -113,9 +116,6 @@ pub struct Request<'a> {
     pub entropy: Entropy<'a>,
     /// Serve, explain or preview.
     pub mode: Mode,
-    /// How the visitor's state relates to its profile, for a linked device (DESIGN
-    /// §10): the face synced before calling, or did not.
-    pub sync: Sync,
 }
 
 impl<'a> Request<'a> {
@@ -134,8 +134,145 @@ impl<'a> Request<'a> {
             now,
             entropy,
             mode: Mode::Serve,
-            sync: Sync::Skipped,
         }
+    }
+
+    /// How the visitor's state relates to its profile: what the face did about it when
+    /// it opened the visitor ([`Opened`]); nothing for any other visitor.
+    fn sync(&self) -> Sync {
+        match self.visitor {
+            Visitor::Opened(opened) => opened.sync,
+            _ => Sync::Skipped,
+        }
+    }
+}
+
+/// A request's visitor, opened once by a face that does something about it before
+/// deciding (the edge syncs a linked device with its profile): its verified state, or
+/// a new visitor, whose id is drawn here and nowhere else. The face then hands it to
+/// [`decide`], [`announce`], [`personalize`] or [`events`] as [`Visitor::Opened`].
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The verified state; `None` for a new visitor.
+    prior: Option<State>,
+    /// A new visitor's id (drawn only when there is no state).
+    new_id: [u8; 16],
+    /// Why a token that was sent was refused.
+    rejected: Option<TokenError>,
+    /// How the state relates to its profile.
+    sync: Sync,
+}
+
+/// Verifies who the request comes from: a token that fails any check is a new visitor,
+/// whose id `entropy` draws (only then).
+pub fn open(
+    visitor: Visitor<'_>,
+    keys: Option<&Keys>,
+    now: UnixSeconds,
+    entropy: Entropy<'_>,
+) -> Opened {
+    if let Visitor::Opened(opened) = visitor {
+        return opened.clone();
+    }
+    match verify(visitor, keys, now) {
+        Ok(state) => Opened {
+            prior: Some(state.into_owned()),
+            new_id: [0; 16],
+            rejected: None,
+            sync: Sync::Skipped,
+        },
+        Err(e) => Opened {
+            prior: None,
+            new_id: entropy.draw(),
+            rejected: (e != TokenError::Missing).then_some(e),
+            sync: Sync::Skipped,
+        },
+    }
+}
+
+impl Opened {
+    /// The verified state, if the request carried one.
+    pub fn state(&self) -> Option<&State> {
+        self.prior.as_ref()
+    }
+
+    /// The profile link of the verified state.
+    pub fn link(&self) -> Option<token::Link> {
+        self.prior.as_ref().and_then(|s| s.link)
+    }
+
+    /// The visitor's id: the token's, or the new one.
+    pub fn visitor(&self) -> [u8; 16] {
+        self.prior.as_ref().map_or(self.new_id, |s| s.visitor)
+    }
+
+    /// Why a token that was sent was refused (for logs, never for the client).
+    pub fn rejected(&self) -> Option<TokenError> {
+        self.rejected
+    }
+
+    /// The device was given its profile's view (a sync answered): the person's
+    /// journey, with what stays the device's own (`profile::adopt`), and the sequence
+    /// number its next exchange carries.
+    pub fn adopt(&mut self, view: &State, seq: u32, devices: u8) {
+        let Some(device) = self.prior.as_ref() else {
+            return;
+        };
+        let mut adopted = profile::adopt(device, view, devices);
+        if let Some(link) = adopted.link.as_mut() {
+            link.seq = seq;
+        }
+        self.prior = Some(adopted);
+        self.sync = Sync::Adopted;
+    }
+
+    /// A sync was sent but not answered in time: the request decides on the device's
+    /// own state, and the push after it counts from what the sync sent.
+    pub fn missed(&mut self) {
+        self.sync = Sync::Missed;
+    }
+
+    /// The person's journey is gone for this device (the profile was erased, or the
+    /// device logged out): it starts again as a new visitor, with a new id, unlinked.
+    pub fn restart(&mut self, now: UnixSeconds, entropy: Entropy<'_>) {
+        self.prior = Some(State::new_visitor(entropy.draw(), now, TOKEN_TTL));
+        self.sync = Sync::Skipped;
+    }
+
+    /// The device joins `profile` (its person confirmed an identity link): an anonymous
+    /// device brings its history (sequence 0: the profile takes all of it); a device
+    /// linked to someone else starts over as a new visitor of `profile` and brings
+    /// nothing; a device already linked to `profile` stays as it is. Returns whether
+    /// the device changed hands.
+    pub fn link_to(&mut self, profile: [u8; 16], now: UnixSeconds, entropy: Entropy<'_>) -> bool {
+        let link = token::Link {
+            profile,
+            seq: 0,
+            devices: 1,
+            linked_at: now,
+        };
+        match self.prior.as_mut() {
+            Some(state) if state.link.map(|l| l.profile) == Some(profile) => return false,
+            Some(state) if state.link.is_none() => state.link = Some(link),
+            _ => {
+                let mut fresh = State::new_visitor(entropy.draw(), now, TOKEN_TTL);
+                fresh.link = Some(link);
+                self.prior = Some(fresh);
+            }
+        }
+        self.sync = Sync::Skipped;
+        true
+    }
+
+    /// The state as a new token (a sliding expiry from `now`), unless there is no
+    /// state, no consent to write one, or no keys.
+    pub fn token(&self, keys: Option<&Keys>, now: UnixSeconds) -> Option<String> {
+        let mut state = self.prior.clone()?;
+        if state.consent.opted_out() {
+            return None;
+        }
+        state.reissue(now, TOKEN_TTL);
+        token::sign(&state, keys?).ok()
     }
 }
 
@@ -162,6 +299,10 @@ pub fn verify<'s>(
     now: UnixSeconds,
 ) -> Result<Cow<'s, State>, TokenError> {
     match (visitor, keys) {
+        (Visitor::Opened(opened), _) => match &opened.prior {
+            Some(state) => Ok(Cow::Borrowed(state)),
+            None => Err(opened.rejected.unwrap_or(TokenError::Missing)),
+        },
         (Visitor::State(state), _) => Ok(Cow::Borrowed(state)),
         (Visitor::New, _) | (_, None) => Err(TokenError::Missing),
         (Visitor::Token(text), Some(keys)) => token::verify(text, keys, now).map(Cow::Owned),
@@ -177,6 +318,13 @@ fn visitor<'s>(
     request: &Request<'s>,
     keys: Option<&Keys>,
 ) -> (Option<Cow<'s, State>>, [u8; 16], Option<TokenError>) {
+    if let Visitor::Opened(opened) = request.visitor {
+        return (
+            opened.prior.as_ref().map(Cow::Borrowed),
+            opened.new_id,
+            opened.rejected,
+        );
+    }
     match verify(request.visitor, keys, request.now) {
         Ok(state) => (Some(state), [0; 16], None),
         Err(TokenError::Missing) => (None, request.entropy.draw(), None),
@@ -233,6 +381,7 @@ pub fn decide<'b>(
             context: &context,
             now: request.now,
             explain: request.mode != Mode::Serve,
+            returning: prior.is_some(),
         },
         &slots,
     );
@@ -269,7 +418,7 @@ fn finish<'b>(
                 request.context,
                 prior,
                 &mut decision.state,
-                request.sync,
+                request.sync(),
                 request.now,
             );
         }
@@ -373,6 +522,7 @@ fn page_outcome<'b, T>(
             context: &context,
             now: request.now,
             explain: request.mode != Mode::Serve,
+            returning: prior.is_some(),
         },
     );
     let value = decide(&mut decider)?;
@@ -556,6 +706,7 @@ pub fn events<'b>(
             context: &first,
             now: request.now,
             explain: false,
+            returning: prior.is_some(),
         },
         &[],
     );
@@ -565,6 +716,7 @@ pub fn events<'b>(
     later.page.query.clear();
     later.utm = Default::default();
     later.referrer = Default::default();
+    let prior_seen = prior.is_some();
     for name in names.iter().skip(1) {
         if !decision.persist {
             break;
@@ -580,6 +732,7 @@ pub fn events<'b>(
                 context: &later,
                 now: request.now,
                 explain: false,
+                returning: prior_seen,
             },
             &[],
         );

@@ -622,6 +622,7 @@ mod tests {
                 context: &crate::Context::default(),
                 now: 1_790_000_000,
                 explain: false,
+                returning: false,
             },
             &slots,
         );

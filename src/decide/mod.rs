@@ -57,6 +57,10 @@ pub struct Visit<'a> {
     pub now: UnixSeconds,
     /// Whether to produce a trace of every candidate.
     pub explain: bool,
+    /// Whether the person was seen before this request (it carried a valid token, or a
+    /// backend named them): only then may a delayed trigger be scheduled, so no
+    /// cookie-less request ever leaves something waiting (DESIGN §11).
+    pub returning: bool,
 }
 
 /// Decides for one request: [`Decider`] taken slot by slot over `slots`.
@@ -80,6 +84,7 @@ pub struct Decider<'a, 'b> {
     time: LazyTime<'a>,
     now: UnixSeconds,
     explain: bool,
+    returning: bool,
     opted_out: bool,
     journey: Journey,
     intents: Scores,
@@ -143,6 +148,7 @@ impl<'a, 'b> Decider<'a, 'b> {
             time,
             now,
             explain: visit.explain,
+            returning: visit.returning,
             opted_out,
             journey: signals.journey,
             intents: signals.intents,
@@ -289,6 +295,7 @@ impl<'a, 'b> Decider<'a, 'b> {
             mut next,
             now,
             explain,
+            returning,
             opted_out,
             journey,
             intents,
@@ -383,6 +390,7 @@ impl<'a, 'b> Decider<'a, 'b> {
                 },
                 &mut next,
                 stage_name,
+                returning,
             )
         };
         let exposures = if nobody {

@@ -18,16 +18,23 @@ pub(crate) struct Moment<'m> {
     pub after_intents: &'m [f64],
 }
 
-/// The triggers `scene`'s request fires, their impressions recorded in `next`.
+/// The triggers `scene`'s request fires, their impressions recorded in `next`. A
+/// trigger with a delay fires only for a `returning` person (a request that carried a
+/// valid token, or a backend's): a cookie-less request, which anyone can send in a loop,
+/// never leaves anything waiting.
 pub(crate) fn fire<'b>(
     bundle: &'b Bundle,
     scene: &Scene<'_, 'b>,
     moment: &Moment<'_>,
     next: &mut State,
     stage: &'b str,
+    returning: bool,
 ) -> Vec<Fired<'b>> {
     let mut out = Vec::new();
     for trigger in &bundle.triggers {
+        if trigger.delay.is_some() && !returning {
+            continue;
+        }
         let fires = match &trigger.on {
             TriggerOn::Stage(s) => {
                 moment.after.stage == *s

@@ -73,15 +73,23 @@ pub struct Device {
     pub seen_at: UnixSeconds,
 }
 
-/// One person's devices.
+/// One person's devices, and what keeps strangers out of their journey.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Profile {
     /// The devices, in id order.
     pub devices: Vec<Device>,
-    /// When the profile was last erased. Kept for good: a device linked before it
-    /// (one the profile does not know, with a sequence past 0) is told `Erased`
-    /// however much was linked or recorded since, so no old device repopulates it.
+    /// When the profile was last erased. Kept for good: a device linked at or before
+    /// it is told `Erased` however it comes back (a token never synced, a replayed
+    /// one), and a link issued at or before it is refused, so nothing from before the
+    /// erasure repopulates it.
     pub erased_at: Option<UnixSeconds>,
+    /// Identity links used, revoked, or issued too early (`identity.rs`).
+    pub links: super::identity::Links,
+    /// Devices that logged out: their tokens never sync again (`identity.rs`).
+    pub revoked: Vec<super::identity::Revoked>,
+    /// Triggers fired for the person, counted here against their caps across every
+    /// device (`identity.rs`).
+    pub fired: Vec<token::Impression>,
 }
 
 /// What a device sends.
@@ -134,12 +142,13 @@ pub enum Reply {
     },
     /// A push older than one already applied: nothing changed.
     Stale,
-    /// The profile was erased: the device starts fresh, unlinked.
+    /// The person's journey is gone for this device (the profile was erased after the
+    /// device was linked, or the device logged out): it starts fresh, unlinked.
     Erased,
 }
 
 /// A state within [`MAX_PROFILE_BYTES`].
-fn bounded(state: State) -> State {
+pub(super) fn bounded(state: State) -> State {
     token::compact(state, MAX_PROFILE_BYTES)
 }
 
@@ -174,22 +183,31 @@ impl Profile {
         self.devices.binary_search_by(|d| d.id.cmp(id))
     }
 
-    /// Erases everything; linked devices start fresh at their next exchange.
+    /// Erases everything; every device linked until now starts fresh at its next
+    /// exchange, and every link issued until now is refused.
     pub fn erase(&mut self, now: UnixSeconds) {
-        self.devices.clear();
-        self.erased_at = Some(now);
+        *self = Profile {
+            erased_at: Some(now),
+            ..Profile::default()
+        };
+    }
+
+    /// Whether a device linked at `linked_at` may take part: not one linked at or
+    /// before an erasure, not one that logged out.
+    pub fn admits(&self, device: &[u8; 16], linked_at: UnixSeconds) -> bool {
+        self.erased_at.is_none_or(|erased| linked_at > erased)
+            && !self.revoked.iter().any(|r| r.device == *device)
     }
 
     /// Applies one exchange: see the module documentation.
     pub fn exchange(&mut self, bundle: &Bundle, message: Message) -> Reply {
         let now = message.now;
+        let linked_at = message.state.link.map_or(0, |l| l.linked_at);
+        if !self.admits(&message.device, linked_at) {
+            return Reply::Erased;
+        }
         let at = match self.index(&message.device) {
             Ok(at) => at,
-            // A device that synced before the erasure: its journey is the erased one.
-            // (One linked after it that was evicted since also starts fresh: the safe
-            // side of a rare case.) A device just linked (sequence 0) joins a new
-            // profile.
-            Err(_) if self.erased_at.is_some() && message.seq > 0 => return Reply::Erased,
             Err(at) => {
                 // A device just linked brings its whole history; one the profile lost
                 // (evicted, or the profile was recreated) what it holds beyond the view.
@@ -279,29 +297,7 @@ impl Profile {
                 return;
             };
             let gone = self.devices.remove(oldest);
-            let at = match self.index(&RETIRED) {
-                Ok(at) => at,
-                Err(at) => {
-                    self.devices.insert(
-                        at,
-                        Device {
-                            id: RETIRED,
-                            seq: 0,
-                            kind: None,
-                            own: State::default(),
-                            base: State::default(),
-                            input: State::default(),
-                            seen_at: now,
-                        },
-                    );
-                    at
-                }
-            };
-            if let Some(retired) = self.devices.get_mut(at) {
-                retired.own = bounded(join(bundle, &retired.own, &gone.own, now));
-                retired.seq = retired.seq.saturating_add(1);
-                retired.seen_at = now;
-            }
+            self.retire(bundle, &gone, now);
         }
     }
 

@@ -13,7 +13,7 @@
 //! - the first experiment assignment made on any device is every device's.
 
 use micromoment::context::Channel;
-use micromoment::profile::{self, Message, Op, Profile, Reply, Sync};
+use micromoment::profile::{self, Message, Op, Profile, Reply};
 use micromoment::session::{self, Entropy, Request, Slots, Visitor};
 use micromoment::time::{DAY, HOUR, MINUTE};
 use micromoment::token::{self, Assignment, Keys, Link, State};
@@ -149,6 +149,7 @@ fn run_synced(bundle: &Bundle, devices: usize, steps: &[Step]) -> (Profile, Vec<
                 profile: PROFILE,
                 seq: 0,
                 devices: 1,
+                linked_at: NOW,
             });
             Phone {
                 token: Some(token::sign(&state, &keys).unwrap()),
@@ -164,8 +165,17 @@ fn run_synced(bundle: &Bundle, devices: usize, steps: &[Step]) -> (Profile, Vec<
         now += s.advance;
         let ctx = context(s.device, s.path, s.event);
         let phone = &mut phones[s.device];
-        let mut state = token::verify(phone.token.as_deref().unwrap(), &keys, now)
-            .expect("the device's own token verifies");
+        // As the edge does: the visitor opened once, synced, the view adopted.
+        let mut opened = session::open(
+            Visitor::Token(phone.token.as_deref().unwrap()),
+            Some(&keys),
+            now,
+            Entropy::Fixed([9; 16]),
+        );
+        let state = opened
+            .state()
+            .expect("the device's own token verifies")
+            .clone();
         let link = state.link.expect("linked");
         // Synced before every decision (the strongest setting caps are promised in).
         let reply = profile.exchange(
@@ -180,17 +190,13 @@ fn run_synced(bundle: &Bundle, devices: usize, steps: &[Step]) -> (Profile, Vec<
             },
         );
         match reply {
-            Reply::Synced { view, seq, devices } => {
-                state = profile::adopt(&state, &view, devices);
-                state.link.as_mut().unwrap().seq = seq;
-            }
+            Reply::Synced { view, seq, devices } => opened.adopt(&view, seq, devices),
             other => panic!("a sync answered {other:?}"),
         }
-        let before = state.experiments.clone();
+        let before = opened.state().unwrap().experiments.clone();
         let request = Request {
             slots: Slots::Names(&["hero"]),
-            sync: Sync::Adopted,
-            ..Request::new(Visitor::State(&state), &ctx, now, Entropy::Fixed([9; 16]))
+            ..Request::new(Visitor::Opened(&opened), &ctx, now, Entropy::Fixed([9; 16]))
         };
         let outcome = session::decide(bundle, Some(&keys), &request).unwrap();
         let decision = &outcome.decision;
@@ -357,6 +363,7 @@ fn pushes(
         profile: PROFILE,
         seq: 0,
         devices: 1,
+        linked_at: start,
     });
     let first = Message {
         op: Op::Sync,
@@ -514,6 +521,7 @@ fn an_anonymous_history_joins_the_profile_at_its_first_sync() {
         profile: PROFILE,
         seq: 0,
         devices: 1,
+        linked_at: NOW,
     });
     let sync = |profile: &mut Profile, state: &State, seq: u32, now: i64| match sync_reply(
         profile, &bundle, state, seq, now,
@@ -526,6 +534,7 @@ fn an_anonymous_history_joins_the_profile_at_its_first_sync() {
         profile: PROFILE,
         seq: 0,
         devices: 1,
+        linked_at: NOW,
     });
     let view = sync(&mut profile, &anonymous, 0, NOW + 2 * HOUR);
     assert_eq!(
@@ -585,6 +594,7 @@ fn an_erased_profile_is_not_repopulated_by_the_devices_linked_before() {
         profile: PROFILE,
         seq: 0,
         devices: 1,
+        linked_at: NOW,
     });
     let mut profile = Profile::default();
     let Reply::Synced { seq, .. } = sync_reply(&mut profile, &bundle, &phone, 0, NOW) else {
@@ -601,7 +611,10 @@ fn an_erased_profile_is_not_repopulated_by_the_devices_linked_before() {
     assert!(profile.exists());
     // A new laptop is linked after the erasure: it joins.
     let mut laptop = State::new_visitor(device_id(1), NOW + 3 * HOUR, 30 * DAY);
-    laptop.link = phone.link;
+    laptop.link = phone.link.map(|l| Link {
+        linked_at: NOW + 3 * HOUR,
+        ..l
+    });
     assert!(matches!(
         sync_reply(&mut profile, &bundle, &laptop, 0, NOW + 3 * HOUR),
         Reply::Synced { .. }
@@ -630,6 +643,7 @@ fn a_stale_sync_changes_nothing() {
         profile: PROFILE,
         seq: 0,
         devices: 1,
+        linked_at: NOW,
     });
     let mut profile = Profile::default();
     sync_reply(&mut profile, &bundle, &phone, 0, NOW);

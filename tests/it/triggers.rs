@@ -106,16 +106,29 @@ fn a_stage_entered_fires_once_within_its_cap() {
     assert_eq!(fired, ["test-drive-follow-up"]);
 }
 
+/// A delayed trigger fires only for a returning visitor (a request with a valid token):
+/// a cookie-less request, which anyone can send in a loop, schedules nothing.
 #[test]
 fn an_event_fires_with_its_delay_and_cancelling_event() {
     let b = compile(&source());
+    let (fired, first, _) = request(&b, None, &event("basket_add"), NOW - 60);
+    assert!(
+        fired.is_empty(),
+        "a new visitor schedules nothing: {fired:?}"
+    );
+    let basket_rescue =
+        micromoment::ids::stable_id(micromoment::ids::IdKind::Trigger, "basket-rescue");
+    assert!(
+        !first.impressions.iter().any(|i| i.id == basket_rescue),
+        "nor counts against the trigger's cap"
+    );
     let outcome = session::decide(
         &b,
         None,
         &Request {
             slots: Slots::Names(&["hero"]),
             ..Request::new(
-                Visitor::New,
+                Visitor::State(&first),
                 &event("basket_add"),
                 NOW,
                 Entropy::Fixed([1; 16]),
@@ -163,19 +176,27 @@ fn crawlers_prefetches_and_no_consent_fire_nothing() {
 #[test]
 fn several_events_of_one_request_fire_in_order() {
     let b = compile(&source());
-    let outcome = session::events(
-        &b,
-        None,
-        &Request::new(Visitor::New, &page("/"), NOW, Entropy::Fixed([2; 16])),
-        &["basket_add".to_owned(), "test_drive_booked".to_owned()],
-    );
-    let fired: Vec<&str> = outcome
+    let names = ["basket_add".to_owned(), "test_drive_booked".to_owned()];
+    let fired_for = |visitor: Visitor<'_>| -> Vec<String> {
+        session::events(
+            &b,
+            None,
+            &Request::new(visitor, &page("/"), NOW, Entropy::Fixed([2; 16])),
+            &names,
+        )
         .decision
         .triggers
         .iter()
-        .map(|f| f.trigger)
-        .collect();
-    assert_eq!(fired, ["basket-rescue", "test-drive-follow-up"]);
+        .map(|f| f.trigger.to_owned())
+        .collect()
+    };
+    let (_, seen, _) = request(&b, None, &page("/"), NOW - 60);
+    assert_eq!(
+        fired_for(Visitor::State(&seen)),
+        ["basket-rescue", "test-drive-follow-up"]
+    );
+    // A cookie-less request's later events do not make it a returning visitor's.
+    assert_eq!(fired_for(Visitor::New), ["test-drive-follow-up"]);
 }
 
 #[test]
@@ -290,6 +311,7 @@ fn a_trigger_cap_holds_across_a_persons_devices() {
         profile: [0x42; 16],
         seq: 0,
         devices: 1,
+        linked_at: 0,
     });
     let mut store = Profile::default();
     let sync = |store: &mut Profile, state: &State, now: i64| -> State {
