@@ -14,9 +14,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use worker::{console_error, console_log, Context as WorkerContext, Env};
+use worker::Env;
 
-use super::io::within;
+use super::platform::{self, log, setting, within, Background};
 use crate::bundle::{public_key_of, Bundle};
 use crate::token::Keys;
 use crate::Budget;
@@ -88,15 +88,6 @@ thread_local! {
     };
 }
 
-pub(crate) fn log(level: &str, message: &str, detail: &str) {
-    let line = serde_json::json!({"level": level, "msg": message, "detail": detail}).to_string();
-    if level == "error" {
-        console_error!("{}", line);
-    } else {
-        console_log!("{}", line);
-    }
-}
-
 fn embedded(now: i64) -> Option<Active> {
     match Bundle::from_mmb(EMBEDDED, None, &Budget::default()) {
         Ok((bundle, header)) => Some(Active {
@@ -112,29 +103,9 @@ fn embedded(now: i64) -> Option<Active> {
     }
 }
 
-fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .ok()
-        .map(|v| v.to_string())
-        .filter(|v| !v.is_empty())
-}
-
-/// Where work after the response runs: a request's `wait_until`, or a Durable
-/// Object's.
-pub trait Background {
-    /// Runs `future` after the response, within the platform's limits.
-    fn run(&self, future: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>);
-}
-
-impl Background for WorkerContext {
-    fn run(&self, future: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) {
-        self.wait_until(future);
-    }
-}
-
 /// The bundle to decide with: the cached one, re-checked against KV when due.
 pub async fn active(env: &Env, ctx: &impl Background, now: i64) -> Option<Active> {
-    let config = super::config(env);
+    let config = platform::config(env);
     let (current, due, answered) = CACHE.with(|c| {
         let c = c.borrow();
         (
@@ -169,7 +140,7 @@ pub async fn active(env: &Env, ctx: &impl Background, now: i64) -> Option<Active
 
 /// Asks KV for the published bundle and swaps it in, or records why not.
 async fn check(env: &Env, current: &Active, now: i64) {
-    let timeout = Duration::from_millis(super::config(env).kv_timeout_ms);
+    let timeout = Duration::from_millis(platform::config(env).kv_timeout_ms);
     let outcome = match within(timeout, refresh(env, current, now)).await {
         Some(outcome) => outcome,
         None => Err(format!(
@@ -264,9 +235,14 @@ fn load(env: &Env, bytes: &[u8], hash: &str, now: i64) -> Result<Active, String>
     // The bundle decides the HTML of every page: outside development, only bundles
     // signed by the configured key are taken.
     let public_key =
-        match var(env, "BUNDLE_PUBKEY") {
+        match env
+            .var("BUNDLE_PUBKEY")
+            .ok()
+            .map(|v| v.to_string())
+            .filter(|v| !v.is_empty())
+        {
             Some(text) => Some(public_key_of(&text).map_err(|e| format!("BUNDLE_PUBKEY: {e}"))?),
-            None if super::config(env).dev => None,
+            None if platform::dev(env) => None,
             None => return Err(
                 "BUNDLE_PUBKEY is not set: KV bundles are refused outside development (MM_DEV=1)"
                     .into(),
@@ -290,11 +266,7 @@ fn load(env: &Env, bytes: &[u8], hash: &str, now: i64) -> Result<Active, String>
 
 /// The `JOURNEY_KEYS` secret's text, if set.
 fn keys_text(env: &Env) -> Option<String> {
-    env.secret("JOURNEY_KEYS")
-        .ok()
-        .map(|s| s.to_string())
-        .or_else(|| var(env, "JOURNEY_KEYS"))
-        .filter(|t| !t.is_empty())
+    setting(env, "JOURNEY_KEYS")
 }
 
 /// The journey keys from the `JOURNEY_KEYS` secret, parsed once per value. A value that
@@ -330,7 +302,7 @@ pub fn keys(env: &Env) -> Option<Rc<Keys>> {
 
 /// The health of keys, bundle and preview secret, for `/v1/bundle`: what a monitor
 /// alerts on (a broken secret makes every visitor new, silently for visitors).
-pub fn health(env: &Env, preview: &super::Preview) -> serde_json::Value {
+pub fn health(env: &Env, preview: &platform::Secret) -> serde_json::Value {
     let keys = match (keys_text(env), keys(env)) {
         (None, _) => serde_json::json!({"status": "missing"}),
         (Some(_), Some(keys)) => {

@@ -1,17 +1,12 @@
-//! Reading from the platform with bounds: request bodies that stop at a byte limit
-//! whatever the headers claim, and awaits that give up after a deadline.
+//! Reading bodies with bounds: request bodies that stop at a byte limit whatever the
+//! headers claim, and a response body of known small size in one native read.
 //!
 //! A Worker isolate has 128 MB for every request it serves at once, so a body is read
-//! chunk by chunk and refused as soon as it passes the limit (the rest is never read),
-//! and a binding or an origin that hangs costs a request its deadline, not its life.
+//! chunk by chunk and refused as soon as it passes the limit (the rest is never read).
 
-use std::future::Future;
-use std::time::Duration;
-
-use futures_util::future::{select, Either};
 use wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{js_sys, web_sys, Delay, Request};
+use worker::{js_sys, web_sys, Request};
 
 /// Why a body was not read.
 #[derive(Debug)]
@@ -104,14 +99,4 @@ pub async fn whole_body(response: &worker::Response) -> Result<Vec<u8>, String> 
         .await
         .map_err(|e| format!("{e:?}"))?;
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
-}
-
-/// `future`'s output, or `None` when `timeout` passes first.
-pub async fn within<F: Future>(timeout: Duration, future: F) -> Option<F::Output> {
-    let future = std::pin::pin!(future);
-    let delay = std::pin::pin!(Delay::from(timeout));
-    match select(future, delay).await {
-        Either::Left((output, _)) => Some(output),
-        Either::Right(((), _)) => None,
-    }
 }

@@ -27,11 +27,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::cache::log;
-use super::io::{self, within};
-use super::{after_response, attach_token, cache, entropy, error, now, profile, request};
+use super::io;
+use super::platform::{self, log, within};
+use super::turn::{Syncs, Turn};
+use super::{cache, error};
 use crate::html;
-use crate::session::{self, Entropy, Request as SessionRequest};
+use crate::session;
 use futures_util::future::{join, select, Either};
 
 /// The largest page read whole (a path met for the first time that announces no
@@ -40,7 +41,7 @@ const MAX_PAGE: usize = 4 * 1024 * 1024;
 
 /// Proxies one request to `ORIGIN`.
 pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
-    let Some(origin) = super::config(env).origin.clone() else {
+    let Some(origin) = platform::config(env).origin.clone() else {
         return error(404, "not found");
     };
     let url = req.url()?;
@@ -63,18 +64,16 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
     if !matches!(method, Method::Get | Method::Head) {
         init.with_body(req.inner().body().map(Into::into));
     }
-    let incoming = request::read(&req, env);
     let forwarded = Request::new_with_init(target.as_str(), &init)?;
-    let timeout = Duration::from_millis(super::config(env).origin_timeout_ms);
+    let timeout = Duration::from_millis(platform::config(env).origin_timeout_ms);
     // A linked device's sync runs while the origin answers: it adds nothing to a page
-    // that takes longer than the sync, and nothing at all for everybody else.
-    let keys = cache::keys(env);
-    let personalizable = method == Method::Get;
-    let (fetched, prepared) = join(within(timeout, Fetch::Request(forwarded).send()), async {
-        if personalizable {
-            profile::prepare(env, &incoming, keys.as_deref(), now()).await
+    // that takes longer than the sync, and nothing at all for everybody else. Only a
+    // page view syncs: a page's images, scripts and API calls do not.
+    let (fetched, turn) = join(within(timeout, Fetch::Request(forwarded).send()), async {
+        if method == Method::Get {
+            Turn::begin(&req, env, Syncs::PageViews).await
         } else {
-            profile::Prepared::untouched()
+            Turn::open(&req, env)
         }
     })
     .await;
@@ -131,7 +130,7 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
                 return error(502, "origin body unreadable");
             }
         };
-        return whole(page, &path, headers, status, env, ctx, &incoming, prepared).await;
+        return whole(page, &path, headers, status, env, ctx, turn).await;
     }
     let Ok(mut body) = origin_response.stream() else {
         // No body to read: the origin's response as it is.
@@ -189,56 +188,38 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
         }
         if ended {
             let page = read.concat();
-            return whole(page, &path, headers, status, env, ctx, &incoming, prepared).await;
+            return whole(page, &path, headers, status, env, ctx, turn).await;
         }
         // Larger than MAX_PAGE: it streams through as it is, and teaches its slots.
-        profile::after(env, ctx, prepared.pending, None);
+        turn.abandon(env, ctx);
         return streamed(status, headers, read, body, None, path);
     }
 
-    let active = cache::active(env, ctx, now()).await;
-    let keys = cache::keys(env);
+    let active = cache::active(env, ctx, turn.now).await;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let announced = active.as_ref().and_then(|active| {
-        let request = SessionRequest {
-            sync: prepared.sync,
-            ..SessionRequest::new(
-                prepared.visitor(&incoming),
-                &incoming.context,
-                now(),
-                Entropy::Source(&entropy),
-            )
-        };
-        session::announce(&active.bundle, keys.as_deref(), &request, &refs)
+        session::announce(&active.bundle, turn.keys(), &turn.request(), &refs)
             .map(|announced| (active, announced))
     });
     let Some((active, announced)) = announced else {
         // Nothing the bundle knows: the page streams through as it is.
-        profile::after(env, ctx, prepared.pending, None);
+        turn.abandon(env, ctx);
         return streamed(status, headers, read, body, None, path);
     };
-    profile::after(env, ctx, prepared.pending, announced.outcome.push.clone());
     // The body changes: its validators are stale too.
     for stale in ["ETag", "Last-Modified"] {
         headers.delete(stale)?;
     }
     headers.append("Vary", "Cookie")?;
     headers.set("Cache-Control", "private, no-store")?;
-    attach_token(&headers, &incoming, announced.outcome.token.as_deref())?;
-    after_response(
-        env,
-        ctx,
-        active,
-        &announced.outcome.decision,
-        &incoming.context,
-        &[],
-    );
+    let filler = announced.filler();
+    turn.finish(env, ctx, active, &announced.outcome, &headers, &[])?;
     // What the origin has sent already is taken at once: a page that is all there goes
     // out whole (a native body, as fast as a JS Worker's), one still arriving streams.
-    let mut filler = announced.filler();
+    let mut filler = filler;
     while read_len <= MAX_PAGE {
         let next = Box::pin(body.next());
-        let now_or_never = Box::pin(worker::Delay::from(Duration::ZERO));
+        let now_or_never = Box::pin(platform::now_or_never());
         match select(next, now_or_never).await {
             Either::Left((Some(Ok(chunk)), _)) => {
                 read_len += chunk.len();
@@ -278,7 +259,6 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
 /// A whole page, read: decided and filled in one pass as its slots are met, and the
 /// isolate learns its slots (so that, chunked, its next request streams). Nothing to
 /// fill, or a fault of ours: the page as the origin made it.
-#[allow(clippy::too_many_arguments)]
 async fn whole(
     page: Vec<u8>,
     path: &str,
@@ -286,31 +266,20 @@ async fn whole(
     status: u16,
     env: &Env,
     ctx: &WorkerContext,
-    incoming: &request::Incoming,
-    prepared: profile::Prepared,
+    turn: Turn,
 ) -> Result<Response> {
     let filled: Result<Option<Response>> = async {
         let headers = headers.clone();
-        let Some(active) = cache::active(env, ctx, now()).await else {
+        let Some(active) = cache::active(env, ctx, turn.now).await else {
+            turn.abandon(env, ctx);
             return Ok(None);
         };
-        let keys = cache::keys(env);
-        let request = SessionRequest {
-            sync: prepared.sync,
-            ..SessionRequest::new(
-                prepared.visitor(incoming),
-                &incoming.context,
-                now(),
-                Entropy::Source(&entropy),
-            )
-        };
-        let filled = session::personalize(&active.bundle, keys.as_deref(), &request, &page);
+        let filled = session::personalize(&active.bundle, turn.keys(), &turn.request(), &page);
         let Ok(Some(filled)) = filled else {
             // Nothing decided: a late sync still lands.
-            profile::after(env, ctx, prepared.pending, None);
+            turn.abandon(env, ctx);
             return Ok(None);
         };
-        profile::after(env, ctx, prepared.pending, filled.outcome.push.clone());
         remember(
             path,
             filled
@@ -327,15 +296,7 @@ async fn whole(
         }
         headers.append("Vary", "Cookie")?;
         headers.set("Cache-Control", "private, no-store")?;
-        attach_token(&headers, incoming, filled.outcome.token.as_deref())?;
-        after_response(
-            env,
-            ctx,
-            &active,
-            &filled.outcome.decision,
-            &incoming.context,
-            &[],
-        );
+        turn.finish(env, ctx, &active, &filled.outcome, &headers, &[])?;
         Ok(Some(
             ResponseBuilder::new()
                 .with_status(status)

@@ -1,4 +1,6 @@
-//! A Workers `Request` → the pieces the core needs: context, token, query.
+//! A Workers `Request` → the pieces the core needs: context, token, query, and what the
+//! Worker asks of a request before it trusts it (a navigation? from this site? which
+//! client?).
 //!
 //! Geo comes from `request.cf`, read as a raw object so a missing field is `None`
 //! (some typed `Cf` accessors unwrap). Under `wrangler dev` the `cf` object is a fixed
@@ -27,10 +29,6 @@ fn cf_field(cf: Option<&JsValue>, key: &str) -> Option<String> {
 
 fn header(headers: &Headers, name: &str) -> Option<String> {
     headers.get(name).ok().flatten()
-}
-
-pub fn dev_mode(env: &Env) -> bool {
-    super::config(env).dev
 }
 
 fn geo(req: &Request, headers: &Headers, dev: bool) -> Geo {
@@ -69,6 +67,12 @@ pub struct Incoming {
     pub cookie: Option<String>,
     /// Whether the token came in the app header (answer in the header too).
     pub app: bool,
+    /// Whether the browser says it is loading a page to show (`Sec-Fetch-Dest:
+    /// document`, or without it an `Accept` of HTML): only a page view syncs a linked
+    /// device, not its images, scripts and API calls.
+    pub navigation: bool,
+    /// Who sent it, for rate limits: the client's address as Cloudflare saw it.
+    pub client: Option<String>,
 }
 
 impl Incoming {
@@ -137,15 +141,70 @@ pub fn read(req: &Request, env: &Env) -> Incoming {
         consent_cookie: consent_cookie.as_deref(),
         app_token: app_token.is_some(),
         app_version: app_version.as_deref(),
-        geo: geo(req, headers, dev_mode(env)),
+        geo: geo(req, headers, super::platform::dev(env)),
     };
     let context = http::context(&parts);
     let app = app_token.is_some();
+    let navigation = match header(headers, "Sec-Fetch-Dest") {
+        Some(dest) => dest.eq_ignore_ascii_case("document"),
+        None => header(headers, "Accept").is_some_and(|a| a.contains("text/html")),
+    };
     Incoming {
         context,
         query,
         app_token,
         cookie,
         app,
+        navigation,
+        // In development every request comes from 127.0.0.1: `X-MM-Client-IP` stands in
+        // for the client's address, as the `X-MM-Geo-*` headers do for `request.cf`.
+        client: super::platform::dev(env)
+            .then(|| header(headers, "X-MM-Client-IP"))
+            .flatten()
+            .or_else(|| header(headers, "CF-Connecting-IP")),
     }
+}
+
+/// Whether a browser says the request does not come from this origin: a
+/// `Sec-Fetch-Site` other than `same-origin` or `none` (a sibling subdomain is another
+/// site's content here), or an `Origin` that is `null` (a sandboxed frame) or names
+/// another host. A request with neither header (not a browser, or one too old to send
+/// them) is not a browser's cross-site request.
+pub fn cross_site(req: &Request) -> bool {
+    let headers = req.headers();
+    if let Some(site) = header(headers, "Sec-Fetch-Site") {
+        if site != "same-origin" && site != "none" {
+            return true;
+        }
+    }
+    let Some(origin) = header(headers, "Origin") else {
+        return false;
+    };
+    !same_origin(req, &origin)
+}
+
+/// Whether a browser says the request comes from this origin: `Sec-Fetch-Site:
+/// same-origin` (set by the browser, never by a page; a page served with
+/// `Referrer-Policy: no-referrer` posts with `Origin: null`, so that header alone cannot
+/// say), or, from a browser too old for it, an `Origin` naming this host. What
+/// confirming an identity link needs: a request that proves nothing is refused.
+pub fn from_this_site(req: &Request) -> bool {
+    let headers = req.headers();
+    match header(headers, "Sec-Fetch-Site") {
+        Some(site) => site == "same-origin",
+        None => header(headers, "Origin").is_some_and(|o| same_origin(req, &o)),
+    }
+}
+
+fn same_origin(req: &Request, origin: &str) -> bool {
+    let Ok(url) = req.url() else { return false };
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
+        None => url.host_str().unwrap_or("").to_owned(),
+    };
+    let given = origin
+        .split_once("://")
+        .map_or("", |(_, rest)| rest)
+        .trim_end_matches('/');
+    origin != "null" && given.eq_ignore_ascii_case(&host)
 }

@@ -1,156 +1,162 @@
-//! Triggers at the edge (DESIGN §11): a request's fired triggers go on the Queue
-//! `TRIGGERS` after the response, one message per destination; the queue handler
-//! delivers them (Standard Webhooks v1, Segment `track`), retrying failures with the
-//! consumer's backoff until the message lands in the dead-letter queue, whose handler
-//! logs every message it gets.
+//! Fired triggers, after the response (docs/triggers.md): where each goes, and nobody
+//! can make many of them.
 //!
-//! A trigger with a `delay` waits in a Durable Object alarm: the person's `Profile`
-//! object when the device is linked, else one object of the same class per visitor
-//! (named `visitor-<id>`). When the alarm rings the waiting deliveries go on the queue.
-//! A request or a backend call carrying a trigger's `unless` event cancels what waits
-//! for that person; only such requests (and ones that fire a delayed trigger) call the
-//! object.
+//! - An anonymous visitor's immediate triggers go straight to the Queue `TRIGGERS`; its
+//!   delayed ones wait in its own object (`visitor-<id>` of the `Profile` class), which
+//!   is deleted once nothing waits in it. The core fires a delayed trigger only for a
+//!   returning visitor (a request with a valid token), so no cookie-less request
+//!   creates an object.
+//! - A linked device's triggers all go to the person's profile object, which counts
+//!   them against the person's caps across every device before it enqueues them or
+//!   holds them; every `unless` event of a linked device reaches it too, since what it
+//!   cancels may have been started on another device.
+//! - A client (its address) starts at most `MM_TRIGGERS_PER_MINUTE` fires a minute:
+//!   with the rate-limiting binding `MM_TRIGGER_LIMIT` when it is bound, else counted
+//!   in the isolate. Past it, what fires is dropped (and logged); cancels still go.
+//!
+//! Without the `TRIGGERS` or `PROFILES` binding what they carry is logged and dropped.
 
-use std::time::Duration;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
-use futures_util::future::{select, Either};
-use worker::{
-    console_log, Context as WorkerContext, Env, Fetch, Headers, Message, MessageBatch, MessageExt,
-    Method, Request, RequestInit, Result,
-};
+use worker::Env;
 
-use serde::{Deserialize, Serialize};
-
-use super::cache::{log, Background};
-use crate::bundle::{Bundle, DestinationKind};
+use super::platform::{self, log, Background};
+use super::profile::{self as objects, route};
+use crate::bundle::Bundle;
 use crate::deliver::{self, Delivery};
-use crate::ids;
+use crate::profile::wire::Fire;
 use crate::token::State;
 
-/// How long one delivery may take before it counts as failed (and is retried).
-const DELIVERY_TIMEOUT_MS: u64 = 10_000;
-
-/// What a request changes in a person's waiting triggers: deliveries to hold until
-/// their delay is over, and `unless` events that cancel what waits.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct Waits {
-    /// Deliveries with a delay.
-    pub add: Vec<Delivery>,
-    /// Events of the request that some trigger's `unless` names.
-    pub cancel: Vec<String>,
-    /// Cancel everything that waits (the person withdrew consent).
-    #[serde(default)]
-    pub cancel_all: bool,
+/// Where one request's fired triggers and cancels go.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// To the queue at once: an anonymous visitor's immediate triggers.
+    pub queue: Vec<Delivery>,
+    /// To objects, by name: the person's profile, or a visitor's own.
+    pub objects: Vec<(String, Fire)>,
 }
 
-impl Waits {
-    fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.cancel.is_empty() && !self.cancel_all
+impl Plan {
+    fn fires(&self) -> bool {
+        !self.queue.is_empty() || self.objects.iter().any(|(_, f)| !f.deliveries.is_empty())
+    }
+
+    /// The plan without anything that fires: what a rate-limited client still gets.
+    fn cancels_only(mut self) -> Plan {
+        self.queue.clear();
+        for (_, fire) in &mut self.objects {
+            fire.deliveries.clear();
+        }
+        self.objects.retain(|(_, f)| !f.cancel.is_empty());
+        self
     }
 }
 
-/// The object a person's delayed triggers wait in: the profile's when the state is
-/// linked, else the visitor's own.
-pub(crate) fn waits_object(state: &State) -> String {
-    match state.link {
-        Some(link) => ids::hex128_string(&link.profile),
-        None => visitor_object(state),
-    }
-}
-
-fn visitor_object(state: &State) -> String {
-    format!("visitor-{}", ids::hex128_string(&state.visitor))
-}
-
-/// What a request cancels of the person's waiting triggers. Only a delayed trigger the
-/// state says fired within its delay can be waiting, so a request of someone with
-/// nothing waiting calls no object (whatever events it carries, and however many new
-/// visitors send them): its `unless` events among the request's cancel it, and a
-/// request that withdrew consent (`opted_out`) cancels everything.
-pub(crate) fn cancelling<'a>(
+/// Where the triggers a request fired (`deliveries`) and the cancels of its `events`
+/// go, for the person whose new state is `state`.
+pub(crate) fn plan<'a>(
     bundle: &Bundle,
+    deliveries: Vec<Delivery>,
     state: &State,
     opted_out: bool,
     now: i64,
-    events: impl Iterator<Item = &'a str>,
-) -> (Vec<String>, bool) {
-    let waiting: Vec<&str> = bundle
-        .triggers
-        .iter()
-        .filter_map(|t| {
-            let delay = t.delay?;
-            let fired = state.impressions.iter().find(|i| i.id == t.id)?;
-            (now.saturating_sub(fired.last_shown) <= delay)
-                .then_some(t.unless.as_deref().unwrap_or(""))
-        })
-        .collect();
-    if waiting.is_empty() {
-        return (Vec::new(), false);
-    }
-    if opted_out {
-        return (Vec::new(), true);
-    }
-    let mut out: Vec<String> = Vec::new();
-    for event in events {
-        if waiting.contains(&event) && !out.iter().any(|e| e == event) {
-            out.push(event.to_owned());
+    events: impl Iterator<Item = &'a str> + Clone,
+) -> Plan {
+    let own = deliver::cancelling(bundle, state, opted_out, now, events.clone(), false);
+    let mut plan = Plan::default();
+    match state.link {
+        Some(link) => {
+            let cancel = deliver::cancelling(bundle, state, opted_out, now, events, true);
+            if !deliveries.is_empty() || !cancel.is_empty() {
+                plan.objects.push((
+                    objects::profile_object(&link.profile),
+                    Fire {
+                        deliveries,
+                        cancel,
+                        person: true,
+                        device: state.visitor,
+                        linked_at: link.linked_at,
+                        now,
+                    },
+                ));
+            }
+            // What the device started before it was linked waits in its own object.
+            if !own.is_empty() {
+                plan.objects.push((
+                    objects::visitor_object(&state.visitor),
+                    Fire {
+                        cancel: own,
+                        now,
+                        ..Fire::default()
+                    },
+                ));
+            }
+        }
+        None => {
+            let (delayed, queue): (Vec<Delivery>, Vec<Delivery>) =
+                deliveries.into_iter().partition(|d| d.delay_secs.is_some());
+            plan.queue = queue;
+            if !delayed.is_empty() || !own.is_empty() {
+                plan.objects.push((
+                    objects::visitor_object(&state.visitor),
+                    Fire {
+                        deliveries: delayed,
+                        cancel: own,
+                        person: false,
+                        device: state.visitor,
+                        linked_at: 0,
+                        now,
+                    },
+                ));
+            }
         }
     }
-    (out, false)
+    plan
 }
 
-/// Enqueues `deliveries` after the response; delayed ones go to the person's object
-/// ([`waits_object`]), and what the request cancels ([`cancelling`]) to it and, for a
-/// linked device, to the object it used before it was linked too. Without the
-/// `TRIGGERS` binding (or `PROFILES`, for delayed ones) they are logged and dropped.
-pub(crate) fn enqueue(
-    env: &Env,
-    ctx: &impl Background,
-    deliveries: Vec<Delivery>,
-    state: &State,
-    (cancel, cancel_all): (Vec<String>, bool),
-) {
-    let (delayed, now): (Vec<Delivery>, Vec<Delivery>) =
-        deliveries.into_iter().partition(|d| d.delay_secs.is_some());
-    let waits = Waits {
-        add: delayed,
-        cancel,
-        cancel_all,
-    };
-    if !waits.is_empty() {
-        let env = env.clone();
-        let mut objects = vec![waits_object(state)];
-        if state.link.is_some() && (!waits.cancel.is_empty() || waits.cancel_all) {
-            objects.push(visitor_object(state));
-        }
-        ctx.run(Box::pin(async move {
-            for (i, object) in objects.iter().enumerate() {
-                // What is added waits in the first object only.
-                let sent = if i == 0 {
-                    send_waits(&env, object, &waits).await
-                } else {
-                    let cancel_only = Waits {
-                        add: Vec::new(),
-                        cancel: waits.cancel.clone(),
-                        cancel_all: waits.cancel_all,
-                    };
-                    send_waits(&env, object, &cancel_only).await
-                };
-                if let Err(e) = sent {
-                    log(
-                        "error",
-                        "delayed triggers not recorded",
-                        &format!(
-                            "{} to wait, {} to cancel: {e}",
-                            waits.add.len(),
-                            waits.cancel.len()
-                        ),
-                    );
-                }
-            }
-        }));
+/// Carries out `plan` after the response, `client` counted against its rate.
+pub(crate) fn send(env: &Env, bg: &impl Background, plan: Plan, client: Option<String>) {
+    if plan.queue.is_empty() && plan.objects.is_empty() {
+        return;
     }
-    if now.is_empty() {
+    let env = env.clone();
+    bg.run(Box::pin(async move {
+        let plan = if plan.fires() && !allowed(&env, client.as_deref()).await {
+            log(
+                "info",
+                "trigger rate limit reached, fired triggers dropped",
+                &format!(
+                    "{} per minute per client",
+                    platform::config(&env).triggers_per_minute
+                ),
+            );
+            plan.cancels_only()
+        } else {
+            plan
+        };
+        for (object, fire) in &plan.objects {
+            let done: Result<serde_json::Value, String> =
+                objects::call_json(&env, object, route::FIRE, fire).await;
+            if let Err(e) = done {
+                log(
+                    "error",
+                    "fired triggers not handed to their object",
+                    &format!(
+                        "{} to fire, {} to cancel: {e}",
+                        fire.deliveries.len(),
+                        fire.cancel.events.len()
+                    ),
+                );
+            }
+        }
+        enqueue(&env, plan.queue).await;
+    }));
+}
+
+/// Sends deliveries to the queue `TRIGGERS`.
+pub(crate) async fn enqueue(env: &Env, deliveries: Vec<Delivery>) {
+    if deliveries.is_empty() {
         return;
     }
     let queue = match env.queue("TRIGGERS") {
@@ -164,184 +170,51 @@ pub(crate) fn enqueue(
             return;
         }
     };
-    ctx.run(Box::pin(async move {
-        for delivery in now {
-            let what = format!("{} to {}", delivery.id, delivery.destination);
-            if let Err(e) = queue.send(delivery).await {
-                log(
-                    "error",
-                    "trigger could not be enqueued",
-                    &format!("{what}: {e}"),
-                );
-            }
-        }
-    }));
-}
-
-/// Hands `waits` to the person's object (`POST https://profile/waits`).
-async fn send_waits(env: &Env, object: &str, waits: &Waits) -> std::result::Result<(), String> {
-    let namespace = env
-        .durable_object("PROFILES")
-        .map_err(|_| "PROFILES is not bound".to_owned())?;
-    let stub = namespace
-        .id_from_name(object)
-        .and_then(|id| id.get_stub())
-        .map_err(|e| e.to_string())?;
-    let body = serde_json::to_string(waits).map_err(|e| e.to_string())?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let request =
-        Request::new_with_init("https://profile/waits", &init).map_err(|e| e.to_string())?;
-    let response = stub
-        .fetch_with_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    match response.status_code() {
-        200 => Ok(()),
-        status => Err(format!("the object answered {status}")),
-    }
-}
-
-/// A Worker var or secret by name.
-fn setting(env: &Env, name: &str) -> Option<String> {
-    env.secret(name)
-        .ok()
-        .map(|s| s.to_string())
-        .or_else(|| env.var(name).ok().map(|v| v.to_string()))
-        .filter(|v| !v.is_empty())
-}
-
-/// Why a delivery did not land.
-enum Failure {
-    /// Worth another attempt: the receiver failed or did not answer.
-    Retry(String),
-    /// No attempt can succeed (a var that is not set, a malformed secret): logged once,
-    /// not retried.
-    Fatal(String),
-}
-
-async fn post(url: &str, headers: Headers, body: String) -> std::result::Result<u16, String> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
-    let fetch = Fetch::Request(request);
-    let call = Box::pin(fetch.send());
-    let timeout = Box::pin(worker::Delay::from(Duration::from_millis(
-        DELIVERY_TIMEOUT_MS,
-    )));
-    let result = match select(call, timeout).await {
-        Either::Left((Ok(response), _)) => Ok(response.status_code()),
-        Either::Left((Err(e), _)) => Err(e.to_string()),
-        Either::Right(_) => Err(format!("no answer within {DELIVERY_TIMEOUT_MS} ms")),
-    };
-    result
-}
-
-async fn deliver_one(env: &Env, delivery: &Delivery) -> std::result::Result<u16, Failure> {
-    let kind = DestinationKind::parse(&delivery.kind)
-        .ok_or_else(|| Failure::Fatal(format!("unknown destination kind {}", delivery.kind)))?;
-    let secret = setting(env, &delivery.secret_var).ok_or_else(|| {
-        Failure::Fatal(format!(
-            "{} is not set: destination {} cannot be called",
-            delivery.secret_var, delivery.destination
-        ))
-    })?;
-    let url = match &delivery.url_var {
-        Some(var) => setting(env, var).ok_or_else(|| {
-            Failure::Fatal(format!(
-                "{var} is not set: destination {} has no URL",
-                delivery.destination
-            ))
-        })?,
-        None => deliver::SEGMENT_TRACK_URL.to_owned(),
-    };
-    let headers = Headers::new();
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| Failure::Fatal(e.to_string()));
-    set("Content-Type", "application/json")?;
-    set(
-        "User-Agent",
-        concat!("micromoment/", env!("CARGO_PKG_VERSION")),
-    )?;
-    let body = match kind {
-        DestinationKind::Webhook => {
-            let timestamp = super::now();
-            let signature =
-                deliver::webhook_signature(&secret, &delivery.id, timestamp, &delivery.body)
-                    .map_err(|e| Failure::Fatal(format!("{}: {e}", delivery.secret_var)))?;
-            set("webhook-id", &delivery.id)?;
-            set("webhook-timestamp", &timestamp.to_string())?;
-            set("webhook-signature", &signature)?;
-            delivery.body.clone()
-        }
-        DestinationKind::Segment => {
-            set("Authorization", &deliver::segment_authorization(&secret))?;
-            deliver::segment_track(delivery).to_string()
-        }
-    };
-    match post(&url, headers, body).await {
-        Ok(status) if (200..300).contains(&status) => Ok(status),
-        Ok(status) => Err(Failure::Retry(format!("the receiver answered {status}"))),
-        Err(e) => Err(Failure::Retry(e)),
-    }
-}
-
-/// The queue handler: `TRIGGERS` messages are delivered, dead-letter messages logged.
-#[worker::event(queue)]
-pub async fn queue(batch: MessageBatch<Delivery>, env: Env, _ctx: WorkerContext) -> Result<()> {
-    let dead_letters = batch.queue().ends_with("-dlq");
-    // Each message is read on its own: one unreadable message (written by another
-    // version) is logged and left to the batch's implicit acknowledgement, and the
-    // others are delivered.
-    for raw in batch.raw_iter() {
-        let message: Message<Delivery> = match Message::try_from(raw) {
-            Ok(message) => message,
-            Err(e) => {
-                log(
-                    "error",
-                    "trigger message unreadable, dropped",
-                    &e.to_string(),
-                );
-                continue;
-            }
-        };
-        let delivery = message.body();
-        if dead_letters {
-            console_log!(
-                "{}",
-                serde_json::json!({"level": "error", "msg": "trigger undeliverable (dead-letter queue)",
-                    "id": delivery.id, "destination": delivery.destination, "body": delivery.body})
+    for mut delivery in deliveries {
+        delivery.delay_secs = None;
+        let what = format!("{} to {}", delivery.id, delivery.destination);
+        if let Err(e) = queue.send(delivery).await {
+            log(
+                "error",
+                "trigger could not be enqueued",
+                &format!("{what}: {e}"),
             );
-            message.ack();
-            continue;
-        }
-        match deliver_one(&env, delivery).await {
-            Ok(status) => {
-                log(
-                    "info",
-                    "trigger delivered",
-                    &format!("{} to {} ({status})", delivery.id, delivery.destination),
-                );
-                message.ack();
-            }
-            Err(Failure::Retry(why)) => {
-                log(
-                    "error",
-                    "trigger delivery failed, will retry",
-                    &format!("{} to {}: {why}", delivery.id, delivery.destination),
-                );
-                message.retry();
-            }
-            Err(Failure::Fatal(why)) => {
-                log(
-                    "error",
-                    "trigger not deliverable",
-                    &format!("{} to {}: {why}", delivery.id, delivery.destination),
-                );
-                message.ack();
-            }
         }
     }
-    Ok(())
+}
+
+/// The keys a fallback window counts, at most: past it the window starts over.
+const MAX_COUNTED_CLIENTS: usize = 4096;
+
+thread_local! {
+    /// The isolate's own count of fires per client in the current minute, when no
+    /// rate-limiting binding is there: (minute, counts).
+    static WINDOW: RefCell<(i64, HashMap<String, u32>)> = RefCell::default();
+}
+
+/// Whether `client` may fire once more: the `MM_TRIGGER_LIMIT` binding when bound (its
+/// own limit applies), else the isolate's count against `MM_TRIGGERS_PER_MINUTE`.
+async fn allowed(env: &Env, client: Option<&str>) -> bool {
+    let key = client.unwrap_or("unknown").to_owned();
+    if let Ok(limiter) = env.rate_limiter("MM_TRIGGER_LIMIT") {
+        match limiter.limit(key.clone()).await {
+            Ok(outcome) => return outcome.success,
+            Err(e) => log(
+                "error",
+                "MM_TRIGGER_LIMIT failed, counting in the isolate",
+                &e.to_string(),
+            ),
+        }
+    }
+    let limit = platform::config(env).triggers_per_minute;
+    let minute = platform::now_ms() / 60_000;
+    WINDOW.with(|w| {
+        let mut w = w.borrow_mut();
+        if w.0 != minute || w.1.len() >= MAX_COUNTED_CLIENTS {
+            *w = (minute, HashMap::new());
+        }
+        let count = w.1.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
+        *count <= limit
+    })
 }
