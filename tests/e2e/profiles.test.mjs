@@ -1,12 +1,14 @@
-// One journey per person across devices (DESIGN §10), under `wrangler dev` with the
-// real Worker, its `Profile` Durable Object (SQLite, local) and the bundle
+// One journey per person across devices (docs/profiles.md), under `wrangler dev` with
+// the real Worker, its `Profile` Durable Object (SQLite, local) and the bundle
 // fixtures/profiles.json published to local KV. Each device keeps its own cookie jar;
 // the clock moves with `X-MM-Now` (development only), so visits 40 minutes apart take
 // no time. A phone with a token minted at login, a laptop that opens an identity link
-// (also in headless Chromium, following the 302), a tablet shared by two people, a
-// store and an ESP through the backend API. The profile Durable Object failing,
-// hanging or answering late (tests/e2e/faults/entry.mjs wraps its namespace) leaves
-// every device a 200 on its own state, and the backend a 503 to retry.
+// and confirms it (also in headless Chromium, by the button's name), a tablet shared by
+// two people, a store and an ESP through the backend API. Links that cannot be planted:
+// a link opened by someone else changes nothing until they confirm, works once, can be
+// revoked, and nothing minted before an erasure brings the person back. The profile
+// Durable Object failing, hanging or answering late (tests/e2e/faults/entry.mjs wraps
+// its namespace) leaves every device a 200 on its own state, and the backend a 503.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
@@ -85,13 +87,49 @@ async function sendEvent(dev, minute, name) {
   return body.stage;
 }
 
-/** Opens `?mm_link=` as `dev`, as a browser does: the 302, its cookie. */
-async function openLink(dev, link, minute, path = "/offers?ref=mail") {
-  const headers = { "User-Agent": dev.ua, "X-MM-Now": at(minute) };
+const withLink = (path, link) => `${path}${path.includes("?") ? "&" : "?"}mm_link=${encodeURIComponent(link)}`;
+
+/** `GET …?mm_link=` as `dev`: the answer, unfollowed. */
+async function viewLink(dev, link, minute, path = "/offers?ref=mail", more = {}) {
+  const headers = { "User-Agent": dev.ua, "X-MM-Now": at(minute), ...more };
   if (dev.token) headers.Cookie = `mm=${dev.token}`;
-  const sep = path.includes("?") ? "&" : "?";
-  const r = await fetch(`${base}${path}${sep}mm_link=${encodeURIComponent(link)}`, { headers, redirect: "manual" });
-  assert.equal(r.status, 302);
+  return fetch(`${base}${withLink(path, link)}`, { headers, redirect: "manual" });
+}
+
+/** The confirmation page a link shows, checked as a browser acts on it. */
+async function confirmationPage(r) {
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("content-type"), "text/html; charset=utf-8");
+  assert.equal(r.headers.get("cache-control"), "no-store");
+  assert.equal(r.headers.get("referrer-policy"), "no-referrer");
+  assert.equal(r.headers.get("x-frame-options"), "DENY");
+  assert.match(r.headers.get("content-security-policy"), /default-src 'none'.*form-action 'self'.*frame-ancestors 'none'/);
+  assert.equal(r.headers.get("set-cookie"), null, "opening a link writes nothing");
+  return r.text();
+}
+
+/** `POST …?mm_link=` as `dev`: the person confirmed, from this site. */
+async function confirmLink(dev, link, minute, path = "/offers?ref=mail", more = { Origin: base }) {
+  const headers = { "User-Agent": dev.ua, "X-MM-Now": at(minute), "Content-Type": "application/x-www-form-urlencoded", ...more };
+  if (dev.token) headers.Cookie = `mm=${dev.token}`;
+  return fetch(`${base}${withLink(path, link)}`, { method: "POST", headers, body: "", redirect: "manual" });
+}
+
+/**
+ * Opens `?mm_link=` as a person does: the confirmation page, then its button (a 303 to
+ * the same URL without mm_link, with the linked cookie); a device already the link's
+ * person's goes straight to the page (302). Returns the cookie set, if any.
+ */
+async function openLink(dev, link, minute, path = "/offers?ref=mail") {
+  const seen = await viewLink(dev, link, minute, path);
+  let r = seen;
+  if (seen.status === 200) {
+    await confirmationPage(seen);
+    r = await confirmLink(dev, link, minute, path);
+    assert.equal(r.status, 303);
+  } else {
+    assert.equal(r.status, 302);
+  }
   assert.equal(r.headers.get("location"), path, "the same URL without mm_link");
   assert.equal(r.headers.get("referrer-policy"), "no-referrer");
   assert.equal(r.headers.get("cache-control"), "no-store");
@@ -119,6 +157,7 @@ const landed = (id, minute, holds) =>
 const inspect = (token, minute) => JSON.parse(cli("token", "inspect", token, "--keys", keysFile, "--now", at(minute)));
 const mintLink = (profile, minute, ...more) =>
   cli("link", "mint", "--keys", keysFile, "--profile", profile, "--now", at(minute), ...more);
+const linkId = (link, minute) => JSON.parse(cli("link", "inspect", link, "--keys", keysFile, "--now", at(minute))).id;
 
 test("one person's phone, laptop, store and e-mail share stage, caps, variants and visits", async () => {
   // The phone logged in: the backend minted it a token with the profile.
@@ -190,13 +229,24 @@ test("one person's phone, laptop, store and e-mail share stage, caps, variants a
   assert.ok(profile.records.some((r) => r.device === "backend:store"));
   assert.ok(profile.state.visits_by.mobile >= 2 && profile.state.visits_by.desktop >= 1, JSON.stringify(profile.state.visits_by));
 
-  // In Chromium: a new laptop browser opens the link, follows the redirect, keeps the
-  // cookie, and the page it shows is the person's (purchase: thanks).
+  // In Chromium: a new laptop browser opens the link and is asked first (nothing set
+  // yet), the person presses Continue, the browser follows the 303, keeps the cookie,
+  // and the page it shows is the person's (purchase: thanks).
   const browser = await launchChromium();
   try {
-    const context = await browser.newContext({ userAgent: LAPTOP_UA, extraHTTPHeaders: { "X-MM-Now": at(150) } });
+    const context = await browser.newContext({
+      userAgent: LAPTOP_UA, locale: "fr-FR", extraHTTPHeaders: { "X-MM-Now": at(150), "Accept-Language": "fr-FR,fr;q=0.9" },
+    });
     const page = await context.newPage();
-    const response = await page.goto(`${base}/welcome?mm_link=${encodeURIComponent(mintLink(PERSON, 150))}`);
+    const asked = await page.goto(`${base}/welcome?mm_link=${encodeURIComponent(mintLink(PERSON, 150))}`);
+    assert.equal(asked.status(), 200);
+    assert.equal(await page.getAttribute("html", "lang"), "fr", "in the visitor's language");
+    await page.getByRole("heading", { name: "Utiliser ce lien sur cet appareil ?" }).waitFor();
+    assert.deepEqual(await context.cookies(), [], "nothing is set before the person confirms");
+    const [response] = await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole("button", { name: "Continuer" }).click(),
+    ]);
     assert.equal(new URL(page.url()).pathname + new URL(page.url()).search, "/welcome", "the link is gone from the address bar");
     assert.equal(response.status(), 200);
     assert.match(response.headers()["content-type"], /^text\/html/);
@@ -226,9 +276,126 @@ test("a shared tablet moved to another person brings nothing of the first", asyn
   assert.equal(after.stage, null);
   assert.deepEqual(after.impressions, []);
   assert.equal((await decide(tablet, 203)).stage, "awareness", "the third person's journey, not the second's");
-  // Opening the same person's link again changes nothing.
-  const same = await openLink(tablet, mintLink(THIRD, 204), 204);
-  assert.equal(same.token, null, "already this person's: no new cookie");
+  // Opening the same person's link again asks nothing: the same device, the person's
+  // journey as it is.
+  const same = await viewLink(tablet, mintLink(THIRD, 204), 204);
+  assert.equal(same.status, 302, "already this person's: no confirmation");
+  const again = inspect(tokenFrom(same) ?? tablet.token, 204);
+  assert.equal(again.visitor, after.visitor);
+  assert.equal(again.link.profile, THIRD);
+});
+
+test("a link sent to someone else changes nothing until they confirm, and works once", async () => {
+  const SENDER = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+  // The sender is a customer with a login; their own link from a marketing e-mail.
+  const phone = device(PHONE_UA, cli("token", "mint", "--keys", keysFile, "--profile", SENDER, "--now", at(1500)));
+  assert.equal((await decide(phone, 1500)).stage, "awareness");
+  await landed(SENDER, 1500, (p) => p.devices === 1);
+  const link = mintLink(SENDER, 1500, "--campaign", "winter-check");
+  // The victim browsed on their own: their journey is in consideration.
+  const victim = device(LAPTOP_UA);
+  assert.equal((await decide(victim, 1501, "&path=/models/suv")).stage, "consideration");
+  const own = inspect(victim.token, 1501);
+  // The sender forwards their link. Opening it shows a page and sets nothing.
+  const page = await confirmationPage(await viewLink(victim, link, 1502));
+  assert.match(page, /Use this link on this device\?/);
+  assert.match(page, /<form method="post" action="\/offers\?ref=mail&amp;mm_link=/);
+  // Another site's form, a request that proves no origin, a crawler, a prefetch: nothing.
+  for (const [more, status] of [
+    [{ Origin: "https://evil.example" }, 403],
+    [{ Origin: base, "Sec-Fetch-Site": "cross-site" }, 403],
+    [{ Origin: base, "Sec-Fetch-Site": "same-site" }, 403],
+    [{ Origin: "null" }, 403],
+    [{}, 403],
+    [{ Origin: base, "User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)" }, 303],
+  ]) {
+    const r = await confirmLink(victim, link, 1503, "/offers?ref=mail", more);
+    assert.equal(r.status, status, JSON.stringify(more));
+    assert.equal(r.headers.get("set-cookie"), null, JSON.stringify(more));
+  }
+  const prefetched = await viewLink(victim, link, 1503, "/offers?ref=mail", { "Sec-Purpose": "prefetch" });
+  assert.equal(prefetched.status, 302);
+  assert.equal(prefetched.headers.get("set-cookie"), null);
+  // The victim's device is where it was, and their history never reached the sender.
+  const next = await decide(victim, 1504);
+  assert.equal(next.stage, "consideration");
+  const still = inspect(victim.token, 1504);
+  assert.equal(still.visitor, own.visitor);
+  assert.equal(still.link, undefined, "not linked");
+  const sender = await profileOf(SENDER, 1505);
+  assert.equal(sender.stage, "awareness", "the victim's stage is not the sender's");
+  assert.equal(sender.devices, 1);
+  // The sender confirms on their own laptop: linked. The same link again: nothing.
+  const laptop = device(LAPTOP_UA);
+  const used = await openLink(laptop, link, 1506);
+  assert.ok(used.token, "the first confirmation links");
+  assert.equal(inspect(used.token, 1506).link.profile, SENDER);
+  const other = device(TABLET_UA);
+  await confirmationPage(await viewLink(other, link, 1507));
+  const second = await confirmLink(other, link, 1507);
+  assert.equal(second.status, 303);
+  assert.equal(second.headers.get("set-cookie"), null, "a link links one device, once");
+  await landed(SENDER, 1508, (p) => p.devices === 2);
+  assert.equal((await profileOf(SENDER, 1509)).devices, 2, "the phone and the laptop");
+});
+
+test("a revoked link does nothing; revoking every link keeps the later ones", async () => {
+  const REVOKING = "5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b";
+  const first = mintLink(REVOKING, 1550);
+  const second = mintLink(REVOKING, 1550);
+  const r = await backend("DELETE", `${REVOKING}/links/${linkId(first, 1551)}`, null, BACKEND, 1551);
+  assert.equal(r.status, 200, await r.clone().text());
+  assert.deepEqual(await r.json(), { profile: REVOKING, link: linkId(first, 1551), revoked: true });
+  const a = device(LAPTOP_UA);
+  assert.equal((await openLink(a, first, 1552)).token, null, "revoked by its id");
+  const b = device(LAPTOP_UA);
+  assert.ok((await openLink(b, second, 1552)).token, "another link still works");
+  // Every link issued until now: revoked; one minted after works.
+  const third = mintLink(REVOKING, 1553);
+  assert.equal((await backend("DELETE", `${REVOKING}/links`, null, BACKEND, 1554)).status, 200);
+  assert.equal((await openLink(device(LAPTOP_UA), third, 1555)).token, null, "issued before the revocation");
+  assert.ok((await openLink(device(LAPTOP_UA), mintLink(REVOKING, 1556), 1556)).token, "issued after");
+  assert.equal((await backend("DELETE", `${REVOKING}/links/nothex`, null, BACKEND, 1557)).status, 400);
+  assert.equal((await backend("POST", `${REVOKING}/links`, {}, BACKEND, 1557)).status, 405);
+});
+
+test("nothing from before an erasure brings the person back", async () => {
+  const GONE_FOR_GOOD = "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c";
+  // A token minted at login on a phone that never made a request, and a link in an
+  // e-mail not yet opened.
+  const phone = device(PHONE_UA, cli("token", "mint", "--keys", keysFile, "--profile", GONE_FOR_GOOD, "--now", at(1600)));
+  const link = mintLink(GONE_FOR_GOOD, 1600);
+  // The tablet is linked and used.
+  const tablet = device(TABLET_UA, cli("token", "mint", "--keys", keysFile, "--profile", GONE_FOR_GOOD, "--now", at(1601)));
+  assert.equal((await decide(tablet, 1601, "&path=/models/suv")).stage, "consideration");
+  await landed(GONE_FOR_GOOD, 1601, (p) => p.stage === "consideration");
+  assert.equal((await backend("DELETE", GONE_FOR_GOOD, null, BACKEND, 1610)).status, 200);
+  // The phone's first request: a new visitor, unlinked; the profile stays gone.
+  const before = inspect(phone.token, 1611);
+  assert.equal((await decide(phone, 1611, "&path=/models/suv")).stage, "consideration");
+  const after = inspect(phone.token, 1611);
+  assert.equal(after.link, undefined, "the phone is not linked any more");
+  assert.notEqual(after.visitor, before.visitor);
+  // The link from before the erasure links nothing.
+  const laptop = device(LAPTOP_UA);
+  assert.equal((await openLink(laptop, link, 1612)).token, null);
+  // The tablet's next visit: fresh too.
+  await decide(tablet, 1660);
+  assert.equal(inspect(tablet.token, 1660).link, undefined);
+  assert.equal(await profileOf(GONE_FOR_GOOD, 1661), null, "404: nothing came back");
+});
+
+test("an offer capped once a week, shown in an e-mail, is not shown on the web after the e-mail's link", async () => {
+  const READER = "5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d";
+  const phone = device(PHONE_UA, cli("token", "mint", "--keys", keysFile, "--profile", READER, "--now", at(1700)));
+  await decide(phone, 1700, "", "hero");
+  await landed(READER, 1700, (p) => p.devices === 1);
+  const mail = await backend("POST", `${READER}/decide`, { slots: ["offer"], channel: "email" }, BACKEND, 1701);
+  assert.equal((await mail.json()).decisions[0].content, "service", "the e-mail shows the offer");
+  // The person follows the e-mail's link on the phone, within the same visit.
+  const { response } = await openLink(phone, mintLink(READER, 1702), 1702, "/offers");
+  assert.equal(response.status, 302, "their own device: no confirmation");
+  assert.equal((await decide(phone, 1703, "", "offer")).offer, "plain", "capped: the e-mail's impression counts");
 });
 
 test("forged, expired and unreadable links are ignored: the redirect, no cookie", async () => {
@@ -311,22 +478,39 @@ test("an erasure is for good: a later store event does not let the old devices b
 });
 
 test("links keep the redirect on the site, and write nothing without consent", async () => {
-  const link = mintLink(OTHER, 1200);
-  for (const path of ["//evil.example/x", "/%2F%2Fevil.example/x"]) {
-    const r = await fetch(`${base}${path}?a=1&mm_link=${encodeURIComponent(link)}`, { headers: { "User-Agent": LAPTOP_UA }, redirect: "manual" });
-    assert.equal(r.status, 302);
-    const location = r.headers.get("location");
-    assert.ok(location.startsWith("/") && !location.startsWith("//"), `${path} → ${location}`);
-    assert.equal(new URL(location, base).origin, new URL(base).origin, "same site");
+  const unescape = (text) => text.replaceAll("&amp;", "&").replaceAll("&quot;", '"').replaceAll("&#39;", "'");
+  const sameSite = (url, what) => {
+    assert.ok(url.startsWith("/") && !url.startsWith("//") && !url.startsWith("/\\"), `${what}: ${url}`);
+    assert.equal(new URL(url, base).origin, new URL(base).origin, `${what}: same site`);
+  };
+  for (const path of ["//evil.example/x", "/%2F%2Fevil.example/x", "/\\evil.example/x"]) {
+    const laptop = device(LAPTOP_UA);
+    const link = mintLink(OTHER, 1200);
+    const r = await fetch(`${base}${path}?a=1&mm_link=${encodeURIComponent(link)}`, {
+      headers: { "User-Agent": LAPTOP_UA, "X-MM-Now": at(1200) }, redirect: "manual",
+    });
+    const page = await confirmationPage(r);
+    sameSite(unescape(/action="([^"]*)"/.exec(page)[1]), `${path}: the form`);
+    sameSite(unescape(/<a href="([^"]*)"/.exec(page)[1]), `${path}: the way out`);
+    const confirmed = await confirmLink(laptop, link, 1200, `${path}?a=1`);
+    assert.equal(confirmed.status, 303);
+    sameSite(confirmed.headers.get("location"), `${path}: the redirect`);
   }
-  // Global Privacy Control, or the consent cookie set to 0: the redirect, no cookie.
+  // Global Privacy Control, or the consent cookie set to 0: the redirect, no cookie,
+  // whether the link is opened or confirmed.
+  const link = mintLink(OTHER, 1201);
   for (const headers of [{ "Sec-GPC": "1" }, { Cookie: "mm_consent=0" }]) {
     const r = await fetch(`${base}/offers?mm_link=${encodeURIComponent(link)}`, {
-      headers: { "User-Agent": LAPTOP_UA, ...headers }, redirect: "manual",
+      headers: { "User-Agent": LAPTOP_UA, "X-MM-Now": at(1201), ...headers }, redirect: "manual",
     });
     assert.equal(r.status, 302);
     assert.equal(r.headers.get("location"), "/offers");
     assert.equal(r.headers.get("set-cookie"), null, JSON.stringify(headers));
+    const posted = await fetch(`${base}/offers?mm_link=${encodeURIComponent(link)}`, {
+      method: "POST", headers: { "User-Agent": LAPTOP_UA, "X-MM-Now": at(1201), Origin: base, ...headers }, redirect: "manual",
+    });
+    assert.equal(posted.status, 303);
+    assert.equal(posted.headers.get("set-cookie"), null, JSON.stringify(headers));
   }
 });
 
@@ -371,24 +555,28 @@ test("a backend call retried with its Idempotency-Key is applied once", async ()
   // The same key for another call is refused, not answered with the first call's answer.
   const reused = await fetch(`${base}/v1/profiles/${ONCE}/events`, {
     method: "POST",
-    headers: { Authorization: `Bearer ${BACKEND}`, "Content-Type": "application/json", "Idempotency-Key": "order-4711" },
+    headers: { Authorization: `Bearer ${BACKEND}`, "Content-Type": "application/json", "Idempotency-Key": "order-4711", "X-MM-Now": at(1462) },
     body: JSON.stringify({ events: [{ name: "order_completed" }], channel: "store" }),
   });
   assert.equal(reused.status, 422);
   assert.match((await reused.json()).error, /Idempotency-Key/);
+  // A day later the key is forgotten: the same call again is a new call.
+  const later = await call(1400 + 24 * 60 + 1);
+  assert.equal(later.status, 200);
+  assert.equal(later.headers.get("idempotent-replayed"), null, "older than 24 hours: not replayed");
 });
 
 test("a profile with more devices than it keeps folds the oldest and loses nothing", async () => {
   const MANY = "56565656565656565656565656565656";
-  const link = mintLink(MANY, 600, "--ttl", "30d");
-  // The first device moves the stage and shows the capped content; 51 more follow.
+  // The first device moves the stage and shows the capped content; 51 more follow,
+  // each with its own link (a link links one device).
   const first = device(PHONE_UA);
-  await openLink(first, link, 600);
+  await openLink(first, mintLink(MANY, 600), 600);
   assert.equal((await decide(first, 600, "&path=/models/suv")).hero, "drive");
   await landed(MANY, 600, (p) => p.stage === "consideration");
   for (let i = 1; i < 52; i++) {
     const dev = device(LAPTOP_UA);
-    await openLink(dev, link, 600 + i);
+    await openLink(dev, mintLink(MANY, 600 + i), 600 + i);
     await decide(dev, 600 + i);
   }
   const profile = await profileOf(MANY, 700);

@@ -1,16 +1,20 @@
-// Triggers under `wrangler dev` with real Queues (DESIGN §11): fixtures/triggers.json
+// Triggers under `wrangler dev` with real Queues (docs/triggers.md): fixtures/triggers.json
 // (plus a flaky and an unconfigured destination) published to local KV; a local
 // receiver verifies every webhook with the Standard Webhooks reference library
 // (standardwebhooks 1.1.1, tests/peers/webhooks) and every Segment call's write key.
 // A stage entered, an event and a rule turned true each deliver; a delayed one waits in
-// the visitor's Durable Object alarm and its `unless` event cancels it; caps, crawlers
-// and no consent hold them back; a receiver answering 500 gets the retries, each with the same
-// webhook-id, then the message is in the dead-letter queue; a destination whose var is
-// not set is a log line. Prints the time from a request to its webhook.
+// the visitor's Durable Object alarm and its `unless` event cancels it, from the same
+// device or, for a linked person, from another; caps, crawlers and no consent hold them
+// back; a receiver answering 500 gets the retries, each with the same webhook-id, then
+// the message is in the dead-letter queue; a destination whose var is not set is a log
+// line. Nobody can flood: a cookie-less request schedules nothing (1,000 of them create
+// no Durable Object), and a client past its rate starts nothing more. An erased person
+// is sent nothing, from any object or the queue. Each test is its own client
+// (`X-MM-Client-IP`, development only). Prints the time from a request to its webhook.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import { KEYS, ROOT, cli, cleanup, eventually as until, freePort, startWorker, tempDir, tokenFrom } from "./harness.mjs";
@@ -37,6 +41,7 @@ before(async () => {
   source.triggers.push({ id: "flaky-ping", on: { event: "ping" }, send: ["flaky"] });
   source.triggers.push({ id: "lost-ping", on: { event: "lost" }, send: ["nowhere"] });
   source.triggers.push({ id: "quick-rescue", on: { event: "cart_add" }, delay: "3s", unless: { event: "order_done" }, send: ["crm"] });
+  source.triggers.push({ id: "flood-ping", on: { event: "flood" }, send: ["crm"] });
   const json = join(tmp, "triggers.json");
   const mmb = join(tmp, "triggers.mmb");
   writeFileSync(json, JSON.stringify(source));
@@ -84,7 +89,12 @@ after(async () => {
   cleanup(tmp);
 });
 
-const headers = (token, more = {}) => ({ "User-Agent": CHROME, "X-MM-Geo-Country": "FR", ...(token ? { Cookie: `mm=${token}` } : {}), ...more });
+/** Every request its own client unless a test says which (the rate limit is per client). */
+let clients = 0;
+const headers = (token, more = {}) => ({
+  "User-Agent": CHROME, "X-MM-Geo-Country": "FR", "X-MM-Client-IP": `198.51.100.${(clients++ % 250) + 1}-${clients}`,
+  ...(token ? { Cookie: `mm=${token}` } : {}), ...more,
+});
 
 async function page(token, path, more) {
   const r = await fetch(`${base}/v1/decide?slots=hero&path=${path}`, { headers: headers(token, more) });
@@ -105,6 +115,35 @@ async function events(token, names, more) {
 }
 
 const visitorOf = (token) => JSON.parse(cli("token", "inspect", token, "--keys", join(tmp, "keys.json"))).visitor;
+
+/** The Durable Objects local storage holds: every file under the persisted `do` folder. */
+function objectFiles() {
+  const root = join(worker.persist, "v3", "do");
+  const files = [];
+  const walk = (dir) => {
+    if (!existsSync(dir)) return;
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else files.push(path);
+    }
+  };
+  walk(root);
+  return files.sort();
+}
+
+/**
+ * Waits until a delayed trigger fired now by a returning control visitor reaches the
+ * receiver: every alarm due by then has rung, so a delivery still missing was not sent.
+ */
+async function aControlIsDelivered(control = null) {
+  control ??= await page(null, "/");
+  const visitor = visitorOf(control);
+  const sent = callsFor("/crm", "quick-rescue", visitor).length;
+  control = await events(control, ["cart_add"]);
+  await until(() => callsFor("/crm", "quick-rescue", visitor).length === sent + 1, 30000, worker.log);
+  return control;
+}
 const callsFor = (path, trigger, visitor) => calls.filter((c) => c.path === path && c.body.includes(`"${trigger}"`) && c.body.includes(visitor));
 
 test("entering a stage sends one signed webhook with the documented body, within its cap", async () => {
@@ -129,7 +168,9 @@ test("entering a stage sends one signed webhook with the documented body, within
   // Back to awareness and in again: capped at 1 per 30 days.
   token = await events(token, ["reset"]);
   token = await events(token, ["test_drive_booked"]);
-  await new Promise((r) => setTimeout(r, 3000));
+  // A later trigger of the same visitor arriving means the capped one would have too.
+  token = await events(token, ["flood"]);
+  await until(() => callsFor("/crm", "flood-ping", visitor).length === 1, 20000, worker.log);
   assert.equal(callsFor("/crm", "test-drive-follow-up", visitor).length, 1, "the cap holds");
 });
 
@@ -156,13 +197,16 @@ test("crawlers and visitors without consent start nothing", async () => {
   const bot = await events(null, ["test_drive_booked"], crawler);
   await events(null, ["test_drive_booked", "ping", "cart_add"], { "Sec-GPC": "1" });
   await events(bot, ["basket_add", "cart_add"], crawler);
-  await new Promise((r) => setTimeout(r, 5000));
-  assert.equal(calls.length, before, JSON.stringify(calls.slice(before).map((c) => c.body)));
+  // A person's trigger sent after them arrives: theirs would have arrived first.
+  const person = await events(null, ["flood"]);
+  await until(() => callsFor("/crm", "flood-ping", visitorOf(person)).length === 1, 20000, worker.log);
+  assert.equal(calls.length, before + 1, JSON.stringify(calls.slice(before).map((c) => c.body)));
 });
 
 test("a delayed trigger waits in the visitor's alarm, and its unless event cancels it", async () => {
-  // Sent after its delay, signed, not before.
-  const waiting = await events(null, ["cart_add"]);
+  // Sent after its delay, signed, not before (a returning visitor: its first request
+  // carried no cookie and scheduled nothing).
+  const waiting = await events(await page(null, "/"), ["cart_add"]);
   const sent = Date.now();
   const visitor = visitorOf(waiting);
   await until(() => callsFor("/crm", "quick-rescue", visitor).length === 1, 30000, worker.log);
@@ -172,16 +216,16 @@ test("a delayed trigger waits in the visitor's alarm, and its unless event cance
   assert.equal(call.verified, true, call.error);
   assert.equal(JSON.parse(call.body).trigger, "quick-rescue");
   // The order comes within the delay: nothing is sent.
-  let other = await events(null, ["cart_add"]);
+  let other = await events(await page(null, "/"), ["cart_add"]);
   const cancelled = visitorOf(other);
   other = await events(other, ["order_done"]);
   await until(() => /delayed trigger cancelled/.test(worker.log()), 20000, worker.log);
   // Consent withdrawn within the delay: nothing that waits is sent.
-  let withdrawn = await events(null, ["cart_add"]);
+  let withdrawn = await events(await page(null, "/"), ["cart_add"]);
   const refused = visitorOf(withdrawn);
   withdrawn = await page(withdrawn, "/", { "Sec-GPC": "1" });
   await until(() => /delayed trigger cancelled","detail":"1 by consent withdrawn/.test(worker.log()), 20000, worker.log);
-  await new Promise((r) => setTimeout(r, 6000));
+  await aControlIsDelivered();
   assert.equal(callsFor("/crm", "quick-rescue", cancelled).length, 0, "cancelled by order_done");
   assert.equal(callsFor("/crm", "quick-rescue", refused).length, 0, "cancelled when consent was withdrawn");
 });
@@ -201,9 +245,101 @@ test("a linked person's delayed trigger waits in the profile, and the store's or
   });
   assert.equal(store.status, 200, await store.clone().text());
   await until(() => worker.log().split("delayed trigger cancelled").length > before, 20000, worker.log);
-  await new Promise((r) => setTimeout(r, 5000));
+  await aControlIsDelivered();
   assert.equal(callsFor("/crm", "quick-rescue", visitor).length, 0, "cancelled by the store's order");
   assert.equal(calls.filter((c) => c.body.includes("quick-rescue") && c.body.includes(PERSON)).length, 0);
+});
+
+test("the laptop's purchase cancels the basket rescue the phone started", async () => {
+  const PERSON = "62626262626262626262626262626262";
+  const keys = join(tmp, "keys.json");
+  let phone = cli("token", "mint", "--keys", keys, "--profile", PERSON);
+  let laptop = cli("token", "mint", "--keys", keys, "--profile", PERSON);
+  phone = await events(phone, ["cart_add"]);
+  const visitor = visitorOf(phone);
+  const before = worker.log().split("delayed trigger cancelled").length;
+  // The laptop's own state knows of no basket: the profile does.
+  laptop = await events(laptop, ["order_done"]);
+  await until(() => worker.log().split("delayed trigger cancelled").length > before, 20000, worker.log);
+  await aControlIsDelivered();
+  assert.equal(callsFor("/crm", "quick-rescue", visitor).length, 0, "cancelled by the laptop's order");
+});
+
+test("1,000 cookie-less requests firing a delayed trigger create no Durable Object", async () => {
+  // The control's own object is gone once it has sent; it comes back (the same
+  // object) for the second control below.
+  const control = await aControlIsDelivered();
+  const before = objectFiles();
+  let sent = 0;
+  for (let batch = 0; batch < 50; batch++) {
+    const answers = await Promise.all(Array.from({ length: 20 }, () => fetch(`${base}/v1/events`, {
+      method: "POST",
+      headers: { ...headers(null), "Content-Type": "application/json" },
+      body: JSON.stringify({ events: [{ name: "cart_add" }] }),
+    })));
+    for (const r of answers) {
+      assert.equal(r.status, 200);
+      await r.arrayBuffer();
+      sent++;
+    }
+  }
+  assert.equal(sent, 1000);
+  // The control's next delayed trigger after them: every wait_until of theirs is done.
+  await aControlIsDelivered(control);
+  assert.deepEqual(objectFiles().filter((f) => !before.includes(f)), [], "no object was created");
+  console.log(`# durable object files before and after 1,000 anonymous cart_add events: ${before.length}, ${objectFiles().length}`);
+});
+
+test("a client past its rate starts nothing more", async () => {
+  // The binding allows 60 fires a minute per client; a window boundary can let two
+  // windows' worth through, never more.
+  const flooder = { "X-MM-Client-IP": "203.0.113.7" };
+  const before = worker.log().split("trigger rate limit reached").length;
+  const visitors = [];
+  for (let i = 0; i < 150; i++) {
+    const token = await events(null, ["flood"], flooder);
+    visitors.push(visitorOf(token));
+  }
+  await until(() => worker.log().split("trigger rate limit reached").length - before >= 30, 30000, worker.log);
+  await aControlIsDelivered();
+  const delivered = calls.filter((c) => c.path === "/crm" && c.body.includes('"flood-ping"')).length;
+  console.log(`# 150 fires from one client: ${delivered} delivered`);
+  assert.ok(delivered <= 120, `${delivered} delivered`);
+  assert.ok(delivered >= 1, "the first ones go out");
+});
+
+test("an erased person is sent nothing: not what waits before the link, nor what is on the queue", async () => {
+  const ERASED = "63636363636363636363636363636363";
+  const keys = join(tmp, "keys.json");
+  // An anonymous visitor starts a basket rescue, then links to the person by a link
+  // they confirm; the person is erased before the rescue is due.
+  let visitor = await page(null, "/");
+  visitor = await events(visitor, ["cart_add"]);
+  const id = visitorOf(visitor);
+  const link = cli("link", "mint", "--keys", keys, "--profile", ERASED);
+  const confirmed = await fetch(`${base}/offers?mm_link=${encodeURIComponent(link)}`, {
+    method: "POST", redirect: "manual", headers: { ...headers(visitor), Origin: base },
+  });
+  assert.equal(confirmed.status, 303);
+  assert.equal(visitorOf(tokenFrom(confirmed)), id, "the anonymous device brought itself");
+  const erased = await fetch(`${base}/v1/profiles/${ERASED}`, { method: "DELETE", headers: { Authorization: `Bearer ${BACKEND}` } });
+  assert.equal(erased.status, 200, await erased.clone().text());
+  await aControlIsDelivered();
+  assert.equal(callsFor("/crm", "quick-rescue", id).length, 0, "what waited before the link went with the person");
+
+  // A linked person's message failing at its receiver is on the queue when they are
+  // erased: its retries stop, and the dead-letter queue never shows it.
+  const QUEUED = "64646464646464646464646464646464";
+  let phone = cli("token", "mint", "--keys", keys, "--profile", QUEUED);
+  phone = await events(phone, ["ping"]);
+  await until(() => calls.some((c) => c.path === "/down" && c.body.includes(QUEUED)), 30000, worker.log);
+  const gone = await fetch(`${base}/v1/profiles/${QUEUED}`, { method: "DELETE", headers: { Authorization: `Bearer ${BACKEND}` } });
+  assert.equal(gone.status, 200);
+  await until(() => /trigger dropped: the person was erased/.test(worker.log()), 60000, worker.log);
+  const attempts = calls.filter((c) => c.path === "/down" && c.body.includes(QUEUED));
+  const messageId = attempts[0].headers["webhook-id"];
+  assert.ok(attempts.length < 4, `${attempts.length} attempts: the retries stopped`);
+  assert.ok(!worker.log().split("\n").some((l) => l.includes("dead-letter") && l.includes(messageId)), "not in the dead-letter log");
 });
 
 test("a receiver answering 500 gets retries with the same webhook-id, then the dead-letter queue", async () => {
