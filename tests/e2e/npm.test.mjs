@@ -181,7 +181,7 @@ test("linked tokens and identity links minted in Node verify in the CLI, and the
   const token = mm.mintToken({ keys: KEYS, profile: PROFILE, visitor: VISITOR, now });
   assert.match(token, /^v2\./, "a linked device's token is v2");
   const inspected = JSON.parse(cli("token", "inspect", token, "--keys", keysFile, "--now", now));
-  assert.deepEqual(inspected.link, { profile: PROFILE, seq: 0, devices: 1 });
+  assert.deepEqual(inspected.link, { profile: PROFILE, seq: 0, devices: 1, linked_at: { unix: Date.parse(now) / 1000, rfc3339: now } });
   const fromCli = cli("token", "mint", "--keys", keysFile, "--profile", PROFILE, "--visitor", VISITOR, "--now", now).trim();
   assert.deepEqual(mm.inspectToken(fromCli, KEYS, now), inspected);
   assert.throws(() => mm.mintToken({ keys: KEYS, profile: "00000000000000000000000000000000" }),
@@ -189,11 +189,17 @@ test("linked tokens and identity links minted in Node verify in the CLI, and the
 
   const link = mm.mintLink({ keys: KEYS, profile: PROFILE, campaign: "spring-service", now, ttlSeconds: 86400 });
   assert.match(link, /^l1\.k1\./);
-  assert.deepEqual(JSON.parse(cli("link", "inspect", link, "--keys", keysFile, "--now", now)),
-    { profile: PROFILE, expires_at: "2026-12-03T10:00:00Z", campaign: "spring-service" });
-  const cliLink = cli("link", "mint", "--keys", keysFile, "--profile", PROFILE, "--ttl", "1d", "--campaign", "spring-service", "--now", now).trim();
-  assert.equal(cliLink, link, "the same link, byte for byte");
-  assert.deepEqual(mm.inspectLink(cliLink, KEYS, now), { profile: PROFILE, expiresAt: "2026-12-03T10:00:00Z", campaign: "spring-service" });
+  const seen = JSON.parse(cli("link", "inspect", link, "--keys", keysFile, "--now", now));
+  assert.match(seen.id, /^[0-9a-f]{32}$/, "each link has its own random id");
+  assert.deepEqual({ ...seen, id: undefined },
+    { profile: PROFILE, id: undefined, issued_at: now, expires_at: "2026-12-03T10:00:00Z", campaign: "spring-service" });
+  const cliLink = JSON.parse(cli("link", "mint", "--keys", keysFile, "--profile", PROFILE, "--ttl", "1d", "--campaign", "spring-service", "--now", now, "--json"));
+  assert.notEqual(cliLink.id, seen.id, "two links, two ids");
+  assert.deepEqual(mm.inspectLink(cliLink.link, KEYS, now),
+    { profile: PROFILE, id: cliLink.id, issuedAt: now, expiresAt: "2026-12-03T10:00:00Z", campaign: "spring-service" });
+  // Without a ttl, a link works for 12 hours.
+  const short = mm.inspectLink(mm.mintLink({ keys: KEYS, profile: PROFILE, now }), KEYS, now);
+  assert.equal(short.expiresAt, "2026-12-02T22:00:00Z");
   assert.throws(() => mm.inspectLink(link, KEYS, "2026-12-04T00:00:00Z"), /expired/);
   assert.throws(() => mm.mintLink({ keys: KEYS, profile: PROFILE, ttlSeconds: 31 * 86400 }), /at most 30 days/);
   // A token is not a link, nor a link a token: each has its own tag domain.
