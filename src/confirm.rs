@@ -2,7 +2,10 @@
 //! "Linking"): opening a link changes nothing by itself; this page, in the site's
 //! language, says what continuing does, and its form posts back to the same URL on this
 //! site. It loads nothing (no script, no image, no font, no third party) and is meant to
-//! be served with a policy that lets it load nothing and be framed by nobody.
+//! be served with a policy that lets it load nothing and be framed by nobody. Its button
+//! shows only after [`BUTTON_DELAY`]: a page that opens it under the visitor's pointer
+//! between the two clicks of a double click (DoubleClickjacking, which no framing rule
+//! stops) finds nothing to click.
 //!
 //! Pure: the Worker serves what [`page`] returns.
 
@@ -75,6 +78,9 @@ const WORDS: [Words; 7] = [
     },
 ];
 
+/// How long the button stays hidden after the page is shown, as CSS says it.
+pub const BUTTON_DELAY: &str = "0.8s";
+
 /// The `Content-Security-Policy` the page is served with: it loads nothing, posts only
 /// to this site, and no other page may frame it (a framed page could be clicked through
 /// by someone else's page).
@@ -136,7 +142,12 @@ pub fn page(accept_language: Option<&str>, confirm: &str, leave: &str) -> String
          color:#1d1d1b}main{max-width:32rem;padding:2rem;background:#fff;border-radius:.75rem;\
          box-shadow:0 1px 3px #0002}h1{font-size:1.4rem;margin:0 0 1rem}button{font:inherit;\
          padding:.6rem 1.4rem;border:0;border-radius:.4rem;background:#1d1d1b;color:#fff;\
-         cursor:pointer}a{color:inherit}</style></head><body><main><h1>",
+         cursor:pointer;visibility:hidden;animation:mm-ready 0s ",
+    );
+    out.push_str(BUTTON_DELAY);
+    out.push_str(
+        " forwards}@keyframes mm-ready{to{visibility:visible}}a{color:inherit}</style></head>\
+         <body><main><h1>",
     );
     escape(w.title, &mut out);
     out.push_str("</h1><p>");

@@ -372,8 +372,36 @@ fn primary_language(header: &str) -> Option<String> {
     .then_some(primary)
 }
 
+/// The key a rate limit counts a client under, from its address: an IPv4 address as it
+/// is (an IPv4-mapped IPv6 one too), an IPv6 address's /64 (one subscriber's network: a
+/// /128 each would let one host be billions of clients), anything else as it is, at
+/// most 64 characters.
+pub fn client_key(address: &str) -> String {
+    let text = address.trim();
+    match text.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+            }
+        },
+        Err(_) => text.chars().take(64).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clients_are_ipv4_addresses_and_ipv6_networks() {
+        use super::client_key;
+        assert_eq!(client_key("198.51.100.7"), "198.51.100.7");
+        assert_eq!(client_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(client_key("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+        assert_eq!(client_key("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(client_key(&"x".repeat(100)).len(), 64);
+    }
+
     use super::*;
 
     #[test]

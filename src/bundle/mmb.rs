@@ -89,6 +89,13 @@ pub enum LoadError {
         /// `url` or `secret`.
         field: &'static str,
     },
+    /// A destination's url and secret are two destinations' vars
+    /// ([`super::same_destination`]): the compiler refuses that.
+    #[error("destination {destination:?}: its url and secret are not one destination's vars (the same name up to the last _); compile the bundle again")]
+    DestinationPair {
+        /// The destination's name.
+        destination: String,
+    },
 }
 
 /// What the frame says about itself, readable without decoding the payload.
@@ -439,6 +446,14 @@ impl Bundle {
                     });
                 }
             }
+            if d.url
+                .as_deref()
+                .is_some_and(|url| !super::same_destination(url, &d.secret))
+            {
+                return Err(LoadError::DestinationPair {
+                    destination: d.name.clone(),
+                });
+            }
             if d.kind == super::DestinationKind::Webhook && d.url.is_none() {
                 return fail(format!(
                     "destination \"{}\" is a webhook without a url",
@@ -576,9 +591,9 @@ mod tests {
                 assert_eq!(err.to_string(), message, "{bad}");
             }
         }
-        // The longest name is 64 bytes.
+        // The longest name is 64 bytes (and shares the url's destination name).
         let mut bundle = compiled.clone();
-        bundle.destinations[segment].secret = format!("MM_DEST_{}", "K".repeat(56));
+        bundle.destinations[segment].secret = format!("MM_DEST_SEGMENT_{}", "K".repeat(48));
         assert!(load(&bundle).is_ok());
         bundle.destinations[segment].secret.push('K');
         assert!(load(&bundle).is_err());

@@ -18,7 +18,8 @@ pub use mmb::{
     keygen, public_key_of, verify_signature, Header, LoadError, SigningKey, FORMAT_VERSION, MAGIC,
 };
 pub use model::{
-    is_destination_var, DestinationKind, DESTINATION_VAR_PREFIX, MAX_DESTINATION_VAR_BYTES,
+    destination_family, is_destination_var, same_destination, DestinationKind,
+    DESTINATION_VAR_PREFIX, MAX_DESTINATION_VAR_BYTES,
 };
 pub use model::{Bundle, Condition, Period};
 pub(crate) use model::{

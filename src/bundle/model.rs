@@ -54,6 +54,22 @@ pub fn is_destination_var(name: &str) -> bool {
         && name.bytes().all(is_var_byte)
 }
 
+/// The destination a var belongs to: its name up to its last `_` (`MM_DEST_CRM_` of
+/// `MM_DEST_CRM_URL`), when that goes past [`DESTINATION_VAR_PREFIX`].
+pub fn destination_family(name: &str) -> Option<&str> {
+    let at = name.rfind('_')?;
+    let family = name.get(..=at)?;
+    (family.len() > DESTINATION_VAR_PREFIX.len()).then_some(family)
+}
+
+/// Whether a destination's `url` and `secret` vars are one destination's: the same
+/// name up to their last `_` (`MM_DEST_CRM_URL` and `MM_DEST_CRM_SECRET`). Otherwise
+/// whoever signs bundles could send one destination's secret (a CRM's webhook secret)
+/// to another destination's URL (a hook they can read) and forge that CRM's webhooks.
+pub fn same_destination(url: &str, secret: &str) -> bool {
+    destination_family(url).is_some_and(|family| destination_family(secret) == Some(family))
+}
+
 /// Whether a byte may be in the name of a Worker var or secret a bundle names.
 pub(crate) fn is_var_byte(b: u8) -> bool {
     b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'

@@ -67,6 +67,9 @@ struct Cache {
     checked_at: i64,
     /// Whether KV has answered at least once (a bundle, or "nothing published").
     kv_answered: bool,
+    /// Whether the isolate's first check is under way: requests that come meanwhile
+    /// wait for it rather than decide with the embedded bundle.
+    checking: bool,
     /// Why the last check failed, when it did, and when.
     last_error: Option<(i64, String)>,
     /// The hash of a published bundle that was refused, and why: not fetched and
@@ -81,6 +84,7 @@ thread_local! {
             active: None,
             checked_at: i64::MIN,
             kv_answered: false,
+            checking: false,
             last_error: None,
             refused: None,
             keys: None,
@@ -106,14 +110,26 @@ fn embedded(now: i64) -> Option<Active> {
 /// The bundle to decide with: the cached one, re-checked against KV when due.
 pub async fn active(env: &Env, ctx: &impl Background, now: i64) -> Option<Active> {
     let config = platform::config(env);
-    let (current, due, answered) = CACHE.with(|c| {
+    let (current, due, answered, checking) = CACHE.with(|c| {
         let c = c.borrow();
         (
             c.active.clone(),
             now.saturating_sub(c.checked_at) >= config.recheck_secs,
             c.kv_answered,
+            c.checking,
         )
     });
+    if !answered && checking {
+        // Another request of this isolate is asking KV for the first time: its answer,
+        // not the embedded bundle, is what this request decides with. The first check
+        // ends within its deadline.
+        let until = platform::now_ms()
+            .saturating_add(i64::try_from(config.kv_timeout_ms).unwrap_or(i64::MAX) + 100);
+        while CACHE.with(|c| c.borrow().checking) && platform::now_ms() < until {
+            worker::Delay::from(Duration::from_millis(2)).await;
+        }
+        return CACHE.with(|c| c.borrow().active.clone()).or(current);
+    }
     let current = match current {
         Some(a) => a,
         None => {
@@ -134,7 +150,9 @@ pub async fn active(env: &Env, ctx: &impl Background, now: i64) -> Option<Active
         }));
         return CACHE.with(|c| c.borrow().active.clone());
     }
+    CACHE.with(|c| c.borrow_mut().checking = true);
     check(env, &current, now).await;
+    CACHE.with(|c| c.borrow_mut().checking = false);
     CACHE.with(|c| c.borrow().active.clone())
 }
 
@@ -235,13 +253,8 @@ fn load(env: &Env, bytes: &[u8], hash: &str, now: i64) -> Result<Active, String>
     // The bundle decides the HTML of every page: outside development, only bundles
     // signed by the configured key are taken.
     let public_key =
-        match env
-            .var("BUNDLE_PUBKEY")
-            .ok()
-            .map(|v| v.to_string())
-            .filter(|v| !v.is_empty())
-        {
-            Some(text) => Some(public_key_of(&text).map_err(|e| format!("BUNDLE_PUBKEY: {e}"))?),
+        match platform::config(env).bundle_pubkey.as_deref() {
+            Some(text) => Some(public_key_of(text).map_err(|e| format!("BUNDLE_PUBKEY: {e}"))?),
             None if platform::dev(env) => None,
             None => return Err(
                 "BUNDLE_PUBKEY is not set: KV bundles are refused outside development (MM_DEV=1)"

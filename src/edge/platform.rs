@@ -42,6 +42,8 @@ pub(crate) struct Config {
     /// Fired triggers a client may start per minute when no rate-limiting binding is
     /// there (`MM_TRIGGERS_PER_MINUTE`).
     pub triggers_per_minute: u32,
+    /// The Ed25519 public key KV bundles must be signed by (`BUNDLE_PUBKEY`, base64).
+    pub bundle_pubkey: Option<String>,
 }
 
 /// A secret that must be long enough to be one.
@@ -125,6 +127,7 @@ pub(crate) fn config(env: &Env) -> Rc<Config> {
                 backend_timeout_ms: number("MM_BACKEND_TIMEOUT_MS", 5_000),
                 triggers_per_minute: u32::try_from(number("MM_TRIGGERS_PER_MINUTE", 60))
                     .unwrap_or(u32::MAX),
+                bundle_pubkey: var("BUNDLE_PUBKEY"),
             })
         })
         .clone()

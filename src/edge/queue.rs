@@ -2,11 +2,13 @@
 //! Webhooks v1, Segment `track`), failures retried with the consumer's backoff until the
 //! message lands in the dead-letter queue, whose handler logs what it gets.
 //!
-//! Before a delivery goes out, or is logged from the dead-letter queue, the person's
-//! object is asked whether they were erased since it fired: the profile's for a linked
-//! person, the visitor's own otherwise (an erasure reaches the visitor objects of every
-//! device that joined the profile). An erased person's messages are dropped, said so
-//! without their body. A destination's URL and secret are read from vars named
+//! Before a delivery goes out, or is logged from the dead-letter queue, the consumer
+//! asks whether the person was erased since it fired: the profile's object for a linked
+//! person; for a visitor's own message, the mark an erasure leaves in KV for every
+//! device that joined the profile (read without creating an object; KV is eventually
+//! consistent, so a message delivered in another location within a minute of the
+//! erasure can still go out). An erased person's messages are dropped, said so without
+//! their body. A destination's URL and secret are read from vars named
 //! `MM_DEST_…` only, whatever a message says.
 
 use std::time::Duration;
@@ -36,19 +38,23 @@ enum Failure {
 /// Whether the person a delivery is about may still be told of: not erased since it
 /// fired. An object that cannot say is a retry (the message waits), never a send.
 async fn still_theirs(env: &Env, delivery: &Delivery) -> std::result::Result<bool, String> {
-    let object = match &delivery.profile {
-        Some(profile) => profile.clone(),
-        None => {
-            let Ok(visitor) = crate::ids::parse_hex128(&delivery.visitor) else {
-                // A message from before deliveries named their device: nobody to ask.
-                return Ok(true);
-            };
-            objects::visitor_object(&visitor)
-        }
+    if let Some(profile) = &delivery.profile {
+        let checked: Checked =
+            objects::call_json(env, profile, route::CHECK, &Check { at: delivery.at }).await?;
+        return Ok(checked.send);
+    }
+    let Ok(visitor) = crate::ids::parse_hex128(&delivery.visitor) else {
+        // A message from before deliveries named their device: nobody to ask.
+        return Ok(true);
     };
-    let checked: Checked =
-        objects::call_json(env, &object, route::CHECK, &Check { at: delivery.at }).await?;
-    Ok(checked.send)
+    let kv = env.kv("BUNDLES").map_err(|e| e.to_string())?;
+    let mark = kv
+        .get(&objects::erased_visitor_key(&visitor))
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    let erased = mark.and_then(|t| t.trim().parse::<i64>().ok());
+    Ok(crate::profile::after_erasure(erased, delivery.at))
 }
 
 /// Posts to the destination. Errors say what failed, never the URL: a webhook URL is
@@ -94,6 +100,13 @@ async fn deliver_one(env: &Env, delivery: &Delivery) -> std::result::Result<u16,
         )),
         retry => retry,
     })?;
+    if let Some(url) = &delivery.url_var {
+        if !crate::bundle::same_destination(url, &delivery.secret_var) {
+            return Err(Failure::Fatal(
+                "its url and secret are not one destination's vars".to_owned(),
+            ));
+        }
+    }
     let url = match &delivery.url_var {
         Some(var) => destination_setting(env, var).map_err(|f| match f {
             Failure::Fatal(why) => Failure::Fatal(format!(

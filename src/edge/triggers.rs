@@ -10,9 +10,11 @@
 //!   them against the person's caps across every device before it enqueues them or
 //!   holds them; every `unless` event of a linked device reaches it too, since what it
 //!   cancels may have been started on another device.
-//! - A client (its address) starts at most `MM_TRIGGERS_PER_MINUTE` fires a minute:
-//!   with the rate-limiting binding `MM_TRIGGER_LIMIT` when it is bound, else counted
-//!   in the isolate. Past it, what fires is dropped (and logged); cancels still go.
+//! - A client starts at most `MM_TRIGGERS_PER_MINUTE` fires a minute: with the
+//!   rate-limiting binding `MM_TRIGGER_LIMIT` when it is bound, else counted in the
+//!   isolate. A client is its IPv4 address, or its IPv6 /64 (one subscriber's
+//!   network: a /128 each would let one host be thousands of clients). Past it, what
+//!   fires is dropped (and logged); cancels still go.
 //!
 //! Without the `TRIGGERS` or `PROFILES` binding what they carry is logged and dropped.
 
@@ -195,7 +197,7 @@ thread_local! {
 /// Whether `client` may fire once more: the `MM_TRIGGER_LIMIT` binding when bound (its
 /// own limit applies), else the isolate's count against `MM_TRIGGERS_PER_MINUTE`.
 async fn allowed(env: &Env, client: Option<&str>) -> bool {
-    let key = client.unwrap_or("unknown").to_owned();
+    let key = client.map_or_else(|| "unknown".to_owned(), crate::http::client_key);
     if let Ok(limiter) = env.rate_limiter("MM_TRIGGER_LIMIT") {
         match limiter.limit(key.clone()).await {
             Ok(outcome) => return outcome.success,

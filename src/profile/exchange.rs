@@ -195,7 +195,7 @@ impl Profile {
     /// Whether a device linked at `linked_at` may take part: not one linked at or
     /// before an erasure, not one that logged out.
     pub fn admits(&self, device: &[u8; 16], linked_at: UnixSeconds) -> bool {
-        self.erased_at.is_none_or(|erased| linked_at > erased)
+        super::identity::after_erasure(self.erased_at, linked_at)
             && !self.revoked.iter().any(|r| r.device == *device)
     }
 

@@ -7,14 +7,19 @@
 //! a second use, a revoked id, or a link issued at or before the profile's erasure or
 //! its last "revoke every link" is refused. What the profile remembers of links is
 //! bounded by their lifetime: an entry outlives the longest a link can be valid
-//! ([`MAX_LINK_TTL`]) and no more, and a logged-out device is remembered as long as a
-//! token can live unused ([`DEFAULT_TTL`]); after that its token has expired anyway.
+//! ([`MAX_LINK_TTL`]) and no more, and forgetting one early (past [`MAX_LINK_RECORDS`])
+//! refuses every link issued until then. A logged-out device is remembered for good (its
+//! token slides, so no time makes it harmless), up to [`MAX_REVOKED_DEVICES`].
+//!
+//! Times from different Workers are compared here (a device's `linked_at`, a link's
+//! `issued_at`, the erasure's time), in whole seconds: anything within
+//! [`ERASURE_MARGIN`] after an erasure counts as before it.
 //!
 //! Pure: the Durable Object stores what these functions decide.
 
 use crate::bundle::{Bundle, Period};
 use crate::time::UnixSeconds;
-use crate::token::{self, IdentityLink, Impression, DEFAULT_TTL, MAX_LINK_TTL};
+use crate::token::{self, IdentityLink, Impression, MAX_LINK_TTL};
 
 use super::exchange::{is_backend, Device, Profile, RETIRED};
 use super::merge::join;
@@ -24,6 +29,15 @@ use super::merge::join;
 pub const MAX_LINK_RECORDS: usize = 256;
 /// The most logged-out devices a profile remembers; past it the oldest are forgotten.
 pub const MAX_REVOKED_DEVICES: usize = 256;
+/// How long after an erasure a device linked, or a link issued, still counts as from
+/// before it: the clocks of two Workers and whole seconds cannot order closer events.
+pub const ERASURE_MARGIN: UnixSeconds = 2;
+
+/// Whether something that happened `at` (a device linked, a link issued, a trigger
+/// fired) is after an erasure at `erased`: only then may it take part, or be sent.
+pub fn after_erasure(erased: Option<UnixSeconds>, at: UnixSeconds) -> bool {
+    erased.is_none_or(|erased| at > erased.saturating_add(ERASURE_MARGIN))
+}
 
 /// What a profile remembers of identity links.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -69,9 +83,6 @@ pub struct Revoked {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LinkRefusal {
-    /// The link names another profile.
-    #[error("the link names another profile")]
-    OtherProfile,
     /// Issued at or before the profile's erasure.
     #[error("the link was issued before the profile was erased")]
     Erased,
@@ -84,27 +95,16 @@ pub enum LinkRefusal {
 }
 
 impl Profile {
-    /// Forgets what outlived its purpose at `now`: link ids past their link's
-    /// lifetime, logged-out devices past a token's.
+    /// Forgets link ids past their link's lifetime.
     fn prune(&mut self, now: UnixSeconds) {
         self.links.spent.retain(|s| s.until > now);
-        self.revoked
-            .retain(|r| r.at.saturating_add(DEFAULT_TTL) > now);
     }
 
-    /// Checks `link` (already verified: ours, not expired) against what the profile
-    /// remembers and, when it may be used, records its id as used: a link links one
-    /// device, once.
-    pub fn use_link(
-        &mut self,
-        profile: &[u8; 16],
-        link: &IdentityLink,
-        now: UnixSeconds,
-    ) -> Result<(), LinkRefusal> {
-        if link.profile != *profile {
-            return Err(LinkRefusal::OtherProfile);
-        }
-        if self.erased_at.is_some_and(|t| link.issued_at <= t) {
+    /// Checks `link` (already verified: ours, not expired; the Worker asks the object of
+    /// the profile it names) against what the profile remembers and, when it may be
+    /// used, records its id as used: a link links one device, once.
+    pub fn use_link(&mut self, link: &IdentityLink, now: UnixSeconds) -> Result<(), LinkRefusal> {
+        if !after_erasure(self.erased_at, link.issued_at) {
             return Err(LinkRefusal::Erased);
         }
         if link.issued_at <= self.links.valid_after {
@@ -140,12 +140,12 @@ impl Profile {
     fn spend(&mut self, id: [u8; 16], why: Spend, until: UnixSeconds, now: UnixSeconds) {
         self.prune(now);
         self.links.spent.push(Spent { id, why, until });
-        while self.links.spent.len() > MAX_LINK_RECORDS {
-            // Forgetting an id must not make its link usable again: links issued up to
-            // the forgotten one's expiry less a link's longest life are refused.
-            let forgotten = self.links.spent.remove(0);
-            let issued_by = forgotten.until.saturating_sub(MAX_LINK_TTL);
-            self.links.valid_after = self.links.valid_after.max(issued_by);
+        if self.links.spent.len() > MAX_LINK_RECORDS {
+            // Forgetting an id must not make its link usable again: every link issued
+            // until now is refused from now on.
+            let excess = self.links.spent.len() - MAX_LINK_RECORDS;
+            self.links.spent.drain(..excess);
+            self.links.valid_after = self.links.valid_after.max(now);
         }
     }
 
@@ -155,7 +155,6 @@ impl Profile {
         if is_backend(&device) {
             return;
         }
-        self.prune(now);
         if let Ok(at) = self.devices.binary_search_by(|d| d.id.cmp(&device)) {
             let gone = self.devices.remove(at);
             self.retire(bundle, &gone, now);
@@ -196,16 +195,16 @@ impl Profile {
         }
     }
 
-    /// Whether the trigger `trigger` (its stable id) may fire for the person at `now`,
-    /// within its cap counted across every device; recorded when it may. A trigger the
-    /// bundle does not know, or without a cap, always may.
-    pub fn admit_fire(&mut self, bundle: &Bundle, trigger: u32, now: UnixSeconds) -> bool {
-        let Some(cap) = bundle
-            .triggers
-            .iter()
-            .find(|t| t.id == trigger)
-            .and_then(|t| t.cap)
-        else {
+    /// Whether the trigger named `trigger` may fire for the person at `now`, within its
+    /// cap counted across every device; recorded when it may. A trigger without a cap
+    /// always may; one the bundle does not know never does (the device decided with
+    /// another bundle, whose caps the profile cannot count).
+    pub fn admit_fire(&mut self, bundle: &Bundle, trigger: &str, now: UnixSeconds) -> bool {
+        let Some(known) = bundle.triggers.iter().find(|t| t.name == trigger) else {
+            return false;
+        };
+        let trigger = known.id;
+        let Some(cap) = known.cap else {
             return true;
         };
         let record = match self.fired.iter().position(|f| f.id == trigger) {

@@ -24,6 +24,7 @@ pub use exchange::{
     MAX_PROFILE_BYTES, RETIRED,
 };
 pub use identity::{
-    LinkRefusal, Links, Revoked, Spend, Spent, MAX_LINK_RECORDS, MAX_REVOKED_DEVICES,
+    after_erasure, LinkRefusal, Links, Revoked, Spend, Spent, ERASURE_MARGIN, MAX_LINK_RECORDS,
+    MAX_REVOKED_DEVICES,
 };
 pub use merge::{adopt, capped, delta, join};

@@ -91,11 +91,20 @@ pub fn cookie_value<'a>(header: &'a str, name: &'a str) -> Option<&'a str> {
 /// Verifies each of the first [`MAX_DUPLICATES`] `mm` values and returns the valid
 /// state issued last (the first on ties). When none verifies, returns the first
 /// value's reason, or [`TokenError::Missing`] when there is no `mm` cookie.
+///
+/// A linked token is taken only when it is the header's one `mm` cookie: a sibling
+/// subdomain can set an `mm` cookie for the parent domain (cookie tossing), and one
+/// linked to its own profile would otherwise win as the freshest and make the device
+/// theirs. With several, a linked one is refused ([`TokenError::LinkedAmongOthers`]).
 pub fn verify_cookie(header: &str, keys: &Keys, now: UnixSeconds) -> Result<State, TokenError> {
     let mut best: Option<State> = None;
     let mut first_error = None;
+    let several = cookie_values(header, COOKIE_NAME).nth(1).is_some();
     for value in cookie_values(header, COOKIE_NAME).take(MAX_DUPLICATES) {
         match verify(value, keys, now) {
+            Ok(state) if several && state.link.is_some() => {
+                first_error.get_or_insert(TokenError::LinkedAmongOthers);
+            }
             Ok(state) => {
                 if best.as_ref().is_none_or(|b| state.issued_at > b.issued_at) {
                     best = Some(state);

@@ -102,6 +102,10 @@ pub enum TokenError {
         /// The `now` it was checked against.
         now: UnixSeconds,
     },
+    /// A linked token came in a `Cookie` header with other `mm` cookies: one of them may
+    /// be another site's (cookie tossing), so none of the linked ones is trusted.
+    #[error("a linked token came with other mm cookies")]
+    LinkedAmongOthers,
     /// Signing only: the state could not be encoded within the budget.
     #[error("state could not be encoded within the token budget")]
     Unencodable,

@@ -36,8 +36,8 @@ before(async () => {
   tmp = tempDir("triggers");
   writeFileSync(join(tmp, "keys.json"), JSON.stringify(KEYS));
   const source = JSON.parse(readFileSync(join(ROOT, "fixtures", "triggers.json"), "utf8"));
-  source.destinations.flaky = { kind: "webhook", url: "MM_DEST_FLAKY_URL", secret: "MM_DEST_CRM_SECRET" };
-  source.destinations.nowhere = { kind: "webhook", url: "MM_DEST_NOWHERE_URL", secret: "MM_DEST_CRM_SECRET" };
+  source.destinations.flaky = { kind: "webhook", url: "MM_DEST_FLAKY_URL", secret: "MM_DEST_FLAKY_SECRET" };
+  source.destinations.nowhere = { kind: "webhook", url: "MM_DEST_NOWHERE_URL", secret: "MM_DEST_NOWHERE_SECRET" };
   source.triggers.push({ id: "flaky-ping", on: { event: "ping" }, send: ["flaky"] });
   source.triggers.push({ id: "lost-ping", on: { event: "lost" }, send: ["nowhere"] });
   source.triggers.push({ id: "quick-rescue", on: { event: "cart_add" }, delay: "3s", unless: { event: "order_done" }, send: ["crm"] });
@@ -76,7 +76,8 @@ before(async () => {
       MM_DEV: "1", JOURNEY_KEYS: JSON.stringify(KEYS),
       MM_DEST_CRM_URL: `${at}/crm`, MM_DEST_CRM_SECRET: SECRET,
       MM_DEST_SEGMENT_URL: `${at}/segment`, MM_DEST_SEGMENT_KEY: WRITE_KEY,
-      MM_DEST_FLAKY_URL: `${at}/down`, MM_BACKEND_TOKEN: BACKEND,
+      MM_DEST_FLAKY_URL: `${at}/down`, MM_DEST_FLAKY_SECRET: SECRET, MM_DEST_NOWHERE_SECRET: SECRET,
+      MM_BACKEND_TOKEN: BACKEND,
     },
   });
   base = worker.base;
@@ -293,19 +294,23 @@ test("1,000 cookie-less requests firing a delayed trigger create no Durable Obje
 test("a client past its rate starts nothing more", async () => {
   // The binding allows 60 fires a minute per client; a window boundary can let two
   // windows' worth through, never more.
-  const flooder = { "X-MM-Client-IP": "203.0.113.7" };
   const before = worker.log().split("trigger rate limit reached").length;
+  // A control whose own object exists before the count (see the test above).
+  const control = await aControlIsDelivered();
+  const files = objectFiles();
   const visitors = [];
   for (let i = 0; i < 150; i++) {
-    const token = await events(null, ["flood"], flooder);
+    // Another address of the same /64 each time: one network, one client.
+    const token = await events(null, ["flood"], { "X-MM-Client-IP": `2001:db8:7:7:${i.toString(16)}::1` });
     visitors.push(visitorOf(token));
   }
   await until(() => worker.log().split("trigger rate limit reached").length - before >= 30, 30000, worker.log);
-  await aControlIsDelivered();
+  await aControlIsDelivered(control);
   const delivered = calls.filter((c) => c.path === "/crm" && c.body.includes('"flood-ping"')).length;
   console.log(`# 150 fires from one client: ${delivered} delivered`);
   assert.ok(delivered <= 120, `${delivered} delivered`);
   assert.ok(delivered >= 1, "the first ones go out");
+  assert.deepEqual(objectFiles().filter((f) => !files.includes(f)), [], "asking whether they were erased created no object");
 });
 
 test("an erased person is sent nothing: not what waits before the link, nor what is on the queue", async () => {

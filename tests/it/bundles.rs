@@ -484,8 +484,13 @@ fn a_bundle_made_around_the_compiler_cannot_name_another_secret() {
     use sha2::{Digest as _, Sha256};
 
     let mut source = crate::read_json("fixtures/triggers.json");
-    // As long as `JOURNEY_KEYS`, so the forgery only swaps bytes.
+    // As long as `JOURNEY_KEYS`, so the forgery only swaps bytes (a Segment destination
+    // without a url: its secret needs no url's name).
     source["destinations"]["cdp"]["secret"] = serde_json::json!("MM_DEST_ABCD");
+    source["destinations"]["cdp"]
+        .as_object_mut()
+        .unwrap()
+        .remove("url");
     let bundle = micromoment::bundle::compile(&source.to_string(), Budget::default()).unwrap();
     let frame = bundle.to_mmb(None).unwrap();
     let id_len = usize::from(u16::from_le_bytes([frame[6], frame[7]]));
@@ -535,4 +540,28 @@ fn a_bundle_made_around_the_compiler_cannot_name_another_secret() {
         format!("{path}: destination \"cdp\": its secret names a Worker setting that is not a destination var (MM_DEST_ then A-Z, 0-9, _; 9 to 64 bytes); compile the bundle again\n")
     );
     std::fs::remove_dir_all(&dir).ok();
+
+    // A secret of another destination for this one's url: refused too.
+    let paired = crate::read_json("fixtures/triggers.json");
+    let bundle = micromoment::bundle::compile(&paired.to_string(), Budget::default()).unwrap();
+    let frame = bundle.to_mmb(None).unwrap();
+    let id_len = usize::from(u16::from_le_bytes([frame[6], frame[7]]));
+    let payload_at = 4 + 2 + 2 + id_len + 8 + 32 + 4;
+    let mut evil = frame[payload_at..].to_vec();
+    let at = evil
+        .windows(19)
+        .position(|w| w == b"MM_DEST_SEGMENT_KEY")
+        .expect("the name is in the payload");
+    evil[at..at + 19].copy_from_slice(b"MM_DEST_CRMABCD_KEY");
+    let mut forged = frame[..payload_at].to_vec();
+    forged[payload_at - 36..payload_at - 4].copy_from_slice(&Sha256::digest(&evil));
+    forged.extend_from_slice(&evil);
+    let signature = ed25519_dalek::SigningKey::from_bytes(&seed).sign(&forged);
+    forged.extend_from_slice(&signature.to_bytes());
+    assert_eq!(
+        Bundle::from_mmb(&forged, Some(&public), &budget).unwrap_err(),
+        LoadError::DestinationPair {
+            destination: "cdp".into()
+        }
+    );
 }

@@ -666,3 +666,155 @@ fn a_stale_sync_changes_nothing() {
     };
     assert_eq!(strip(&profile), strip(&before));
 }
+
+/// A linked device's state, linked at `linked_at`.
+fn linked_device(n: u8, linked_at: i64) -> State {
+    let mut state = State::new_visitor(device_id(usize::from(n)), linked_at, 30 * DAY);
+    state.link = Some(Link {
+        profile: PROFILE,
+        seq: 0,
+        devices: 1,
+        linked_at,
+    });
+    state
+}
+
+fn link(id: u8, issued_at: i64, ttl: i64) -> token::IdentityLink {
+    token::IdentityLink::new(PROFILE, [id; 16], issued_at, ttl, None).unwrap()
+}
+
+/// Nothing from before an erasure takes part after it: a device linked before (even
+/// one that never synced, sequence 0), a link issued before, or within the margin two
+/// Workers' clocks cannot order; what comes after does.
+#[test]
+fn nothing_from_before_an_erasure_takes_part_after_it() {
+    let bundle = bundle();
+    let mut profile = Profile::default();
+    let never_synced = linked_device(1, NOW);
+    let old_link = link(1, NOW, 12 * HOUR);
+    profile.erase(NOW + 10);
+    assert_eq!(
+        sync_reply(&mut profile, &bundle, &never_synced, 0, NOW + 20),
+        Reply::Erased
+    );
+    assert!(!profile.exists(), "the refused device wrote nothing");
+    assert_eq!(
+        profile.use_link(&old_link, NOW + 20),
+        Err(profile::LinkRefusal::Erased)
+    );
+    let within = link(2, NOW + 10 + profile::ERASURE_MARGIN, 12 * HOUR);
+    assert_eq!(
+        profile.use_link(&within, NOW + 30),
+        Err(profile::LinkRefusal::Erased),
+        "too close to order"
+    );
+    let later = link(3, NOW + 60, 12 * HOUR);
+    assert_eq!(profile.use_link(&later, NOW + 70), Ok(()));
+    let new_device = linked_device(2, NOW + 70);
+    assert!(matches!(
+        sync_reply(&mut profile, &bundle, &new_device, 0, NOW + 70),
+        Reply::Synced { .. }
+    ));
+    assert!(profile.exists());
+}
+
+/// A link links once; a revoked one, or one issued before "revoke every link", never;
+/// forgetting used ids past the bound refuses every link issued until then.
+#[test]
+fn a_link_is_used_once_and_can_be_revoked() {
+    let mut profile = Profile::default();
+    let first = link(1, NOW, 12 * HOUR);
+    assert_eq!(profile.use_link(&first, NOW + 1), Ok(()));
+    assert_eq!(
+        profile.use_link(&first, NOW + 2),
+        Err(profile::LinkRefusal::Used)
+    );
+    let second = link(2, NOW, 12 * HOUR);
+    profile.revoke_link(second.id, NOW + 3);
+    assert_eq!(
+        profile.use_link(&second, NOW + 4),
+        Err(profile::LinkRefusal::Revoked)
+    );
+    let third = link(3, NOW + 5, 12 * HOUR);
+    profile.revoke_links(NOW + 6);
+    assert_eq!(
+        profile.use_link(&third, NOW + 7),
+        Err(profile::LinkRefusal::Revoked)
+    );
+    assert_eq!(profile.use_link(&link(4, NOW + 8, HOUR), NOW + 9), Ok(()));
+    // Used ids past the bound: the oldest is forgotten, and every link issued until
+    // then is refused, so the forgotten one cannot be used again.
+    // Three ids are remembered (first, second, the fourth link); fill up to the bound,
+    // then one more.
+    let many = |n: usize| {
+        let mut l = link(0, NOW + 100, HOUR);
+        l.id[0] = u8::try_from(n % 250).unwrap();
+        l.id[1] = u8::try_from(n / 250).unwrap();
+        l.id[2] = 0xee;
+        l
+    };
+    for n in 0..=profile::MAX_LINK_RECORDS - 3 {
+        assert_eq!(profile.use_link(&many(n), NOW + 200), Ok(()), "{n}");
+    }
+    assert_eq!(
+        profile.use_link(&first, NOW + 300),
+        Err(profile::LinkRefusal::Revoked),
+        "forgotten, still refused"
+    );
+    assert_eq!(
+        profile.use_link(&many(1000), NOW + 300),
+        Err(profile::LinkRefusal::Revoked),
+        "issued before the forgetting"
+    );
+    assert_eq!(
+        profile.use_link(&link(9, NOW + 301, HOUR), NOW + 302),
+        Ok(())
+    );
+}
+
+/// A device that logged out never syncs again, however long its token lives; what it
+/// contributed stays the person's.
+#[test]
+fn a_logged_out_device_is_refused_for_good_and_its_journey_stays() {
+    let bundle = bundle();
+    let mut profile = Profile::default();
+    let mut phone = linked_device(1, NOW);
+    phone.visits = 3;
+    assert!(matches!(
+        sync_reply(&mut profile, &bundle, &phone, 0, NOW),
+        Reply::Synced { .. }
+    ));
+    profile.revoke_device(&bundle, phone.visitor, NOW + HOUR);
+    assert_eq!(profile.view(&bundle, NOW + HOUR).visits, 3, "kept, retired");
+    assert_eq!(
+        sync_reply(&mut profile, &bundle, &phone, 1, NOW + 400 * DAY),
+        Reply::Erased
+    );
+}
+
+/// A person's trigger caps count every device's fires; a trigger the profile's bundle
+/// does not know is not sent.
+#[test]
+fn a_persons_trigger_caps_count_across_devices() {
+    let source = json!({
+        "id": "t", "version": 1, "journey": {"stages": ["a"]},
+        "content": {"c": {"html": "C"}}, "slots": {"hero": {"default": "c"}},
+        "destinations": {"crm": {"kind": "webhook", "url": "MM_DEST_CRM_URL", "secret": "MM_DEST_CRM_SECRET"}},
+        "triggers": [
+            {"id": "once-a-day", "on": {"event": "x"}, "send": ["crm"], "cap": {"max": 1, "per": "1d"}},
+            {"id": "free", "on": {"event": "y"}, "send": ["crm"]}
+        ]
+    });
+    let bundle = micromoment::bundle::compile(&source.to_string(), Budget::default()).unwrap();
+    let mut profile = Profile::default();
+    assert!(profile.admit_fire(&bundle, "once-a-day", NOW));
+    assert!(
+        !profile.admit_fire(&bundle, "once-a-day", NOW + HOUR),
+        "another device, same day"
+    );
+    assert!(profile.admit_fire(&bundle, "once-a-day", NOW + DAY + 1));
+    for n in 0..5 {
+        assert!(profile.admit_fire(&bundle, "free", NOW + n));
+    }
+    assert!(!profile.admit_fire(&bundle, "not-in-this-bundle", NOW));
+}

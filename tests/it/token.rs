@@ -996,6 +996,42 @@ fn verify_cookie_prefers_the_freshest_valid_token() {
     }
 }
 
+/// A linked token counts only as the one `mm` cookie: another site of the domain can
+/// toss a fresher linked cookie of its own profile next to the visitor's.
+#[test]
+fn a_linked_cookie_among_others_is_not_trusted() {
+    let k = keys("k1", &["k1"]);
+    let own = State::new_visitor([1; 16], NOW - HOUR, DAY);
+    let mut tossed = State::new_visitor([2; 16], NOW, DAY);
+    tossed.link = Some(token::Link {
+        profile: [0x66; 16],
+        seq: 4,
+        devices: 1,
+        linked_at: NOW - DAY,
+    });
+    let own_t = token::sign(&own, &k).unwrap();
+    let tossed_t = token::sign(&tossed, &k).unwrap();
+    assert_eq!(
+        token::verify_cookie(&format!("mm={tossed_t}"), &k, NOW),
+        Ok(tossed.clone()),
+        "alone, it is the device's"
+    );
+    for header in [
+        format!("mm={own_t}; mm={tossed_t}"),
+        format!("mm={tossed_t}; mm={own_t}"),
+    ] {
+        assert_eq!(
+            token::verify_cookie(&header, &k, NOW),
+            Ok(own.clone()),
+            "{header}"
+        );
+    }
+    assert_eq!(
+        token::verify_cookie(&format!("mm={tossed_t}; mm=garbage"), &k, NOW),
+        Err(TokenError::LinkedAmongOthers)
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // The JSON view
 

@@ -293,10 +293,22 @@ fn destinations_name_only_mm_dest_vars() {
     );
     assert!(with(
         json!("MM_DEST_X_URL"),
-        json!(format!("MM_DEST_{}", "K".repeat(56)))
+        json!(format!("MM_DEST_X_{}", "K".repeat(54)))
     )
     .is_empty());
-    assert!(with(json!("MM_DEST_0"), json!("MM_DEST__")).is_empty());
+    assert!(with(json!("MM_DEST_0_A"), json!("MM_DEST_0_B")).is_empty());
+    // A url and a secret of two destinations: one's secret would go to the other's URL.
+    assert_eq!(
+        with(json!("MM_DEST_ZAPIER_URL"), json!("MM_DEST_CRM_SECRET")),
+        [
+            r#"destinations.cdp.secret: "MM_DEST_CRM_SECRET" and the url "MM_DEST_ZAPIER_URL" are not one destination's vars: a destination's url and secret share their name up to the last _ (e.g. MM_DEST_CRM_URL and MM_DEST_CRM_SECRET), so no bundle can send one destination's secret to another's URL"#
+        ]
+    );
+    assert_eq!(
+        with(json!("MM_DEST_URL"), json!("MM_DEST_KEY")).len(),
+        1,
+        "no destination name before the last _"
+    );
 }
 
 /// A trigger's cap is the person's once linked (DESIGN §11): the phone's follow-up

@@ -5,8 +5,8 @@ use serde_json::{Map, Value as Json};
 
 use super::walker::{Index, Path, Walker};
 use crate::bundle::model::{
-    is_destination_var, is_var_byte, Destination, DestinationKind, Trigger, TriggerOn,
-    DESTINATION_VAR_PREFIX, MAX_DESTINATION_VAR_BYTES,
+    is_destination_var, is_var_byte, same_destination, Destination, DestinationKind, Trigger,
+    TriggerOn, DESTINATION_VAR_PREFIX, MAX_DESTINATION_VAR_BYTES,
 };
 use crate::bundle::{BundleSchema, Period};
 use crate::ids::{stable_id, IdKind};
@@ -92,7 +92,16 @@ pub(super) fn destinations(
             }
         };
         let url = var(w, "url", url_required);
-        let secret = var(w, "secret", true);
+        let mut secret = var(w, "secret", true);
+        if let (Some(url), Some(name)) = (&url, &secret) {
+            if !same_destination(url, name) {
+                w.report(
+                    &path.key("secret"),
+                    format!("\"{name}\" and the url \"{url}\" are not one destination's vars: a destination's url and secret share their name up to the last _ (e.g. MM_DEST_CRM_URL and MM_DEST_CRM_SECRET), so no bundle can send one destination's secret to another's URL"),
+                );
+                secret = None;
+            }
+        }
         if url_required && url.is_none() {
             continue;
         }

@@ -16,7 +16,7 @@ use worker::{Env, Method, Request, RequestInit, Response, ResponseBuilder, Resul
 
 use super::object::Profile;
 use super::store::Replay;
-use super::{profile_object, stub, visitor_object};
+use super::{erased_visitor_key, profile_object, stub, visitor_object, ERASED_MARK_SECS};
 use crate::calls::{self, BackendCall, CallError};
 use crate::context::Channel;
 use crate::ids;
@@ -386,34 +386,69 @@ impl Profile {
 
     /// Erases the person for good: everything here but the erasure mark, and what waits
     /// in the pre-link objects of every device that ever joined (so no delayed trigger
-    /// of theirs is sent, and the queue drops what is on its way). A pre-link object that
-    /// cannot be reached makes the call a `503` to retry: the erasure is idempotent.
+    /// of theirs is sent, and the queue drops what is on its way). The pre-link objects
+    /// are told at once, in parallel, within the backend's deadline; each one that
+    /// acknowledges is crossed off, and one that does not makes the call a `503` to
+    /// retry: the retry reaches the ones still left.
     async fn erase(&self, hex: &str, before: &profile::Profile, now: i64) -> Result<Response> {
         let store = self.store();
-        let mut visitors = store.visitors()?;
-        for d in &before.devices {
-            if !profile::is_backend(&d.id) && !visitors.contains(&d.id) {
-                visitors.push(d.id);
-            }
-        }
+        let joined: Vec<[u8; 16]> = before
+            .devices
+            .iter()
+            .map(|d| d.id)
+            .filter(|id| !profile::is_backend(id))
+            .collect();
+        store.remember_visitors(&joined, now)?;
         let mut after = before.clone();
         after.erase(now);
-        store.erase()?;
+        let answer = json!({"profile": hex, "erased": true});
+        store.erase(&answer.to_string())?;
         self.forget_cached();
         self.save(&profile::Profile::default(), &after, now)?;
         self.state.storage().delete_alarm().await?;
-        let mut unreached = 0usize;
-        for visitor in &visitors {
-            let answer: std::result::Result<serde_json::Value, String> = super::call_json(
-                &self.env,
-                &visitor_object(visitor),
-                route::ERASE,
-                &Erase { now },
-            )
-            .await;
-            if let Err(e) = answer {
-                unreached += 1;
-                log("error", "erasure did not reach a pre-link object", &e);
+        let visitors = store.visitors()?;
+        let wait = Duration::from_millis(platform::config(&self.env).backend_timeout_ms);
+        let kv = self.env.kv("BUNDLES").ok();
+        let told = futures_util::future::join_all(visitors.iter().map(|visitor| {
+            let kv = kv.as_ref();
+            async move {
+                // The mark the queue reads for this device's own messages (sent before it
+                // was linked), then its object, which drops what waits there.
+                let marked =
+                    match kv.map(|kv| kv.put(&erased_visitor_key(visitor), now.to_string())) {
+                        Some(Ok(put)) => put
+                            .expiration_ttl(ERASED_MARK_SECS)
+                            .execute()
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Some(Err(e)) => Err(e.to_string()),
+                        None => Err("BUNDLES is not bound".to_owned()),
+                    };
+                let told: std::result::Result<serde_json::Value, String> = match marked {
+                    Ok(()) => {
+                        super::call_json(
+                            &self.env,
+                            &visitor_object(visitor),
+                            route::ERASE,
+                            &Erase { now },
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                };
+                (*visitor, told)
+            }
+        }));
+        let mut unreached = visitors.len();
+        if let Some(results) = platform::within(wait, told).await {
+            for (visitor, told) in results {
+                match told {
+                    Ok(_) => {
+                        store.forget_visitor(&visitor)?;
+                        unreached -= 1;
+                    }
+                    Err(e) => log("error", "erasure did not reach a pre-link object", &e),
+                }
             }
         }
         if unreached > 0 {
@@ -425,6 +460,6 @@ impl Profile {
                     "error": format!("the profile is erased; {unreached} of its devices' pre-link objects did not answer: retry the DELETE"),
                 }));
         }
-        no_store(&json!({"profile": hex, "erased": true}))
+        no_store(&answer)
     }
 }

@@ -49,6 +49,16 @@ pub(crate) fn visitor_object(visitor: &[u8; 16]) -> String {
     format!("visitor-{}", ids::hex128_string(visitor))
 }
 
+/// The KV key (namespace `BUNDLES`) that says a visitor's person was erased, and when:
+/// the queue's consumer reads it for a visitor's message without creating an object.
+pub(crate) fn erased_visitor_key(visitor: &[u8; 16]) -> String {
+    format!("erased:{}", ids::hex128_string(visitor))
+}
+
+/// How long an erased visitor's KV mark is kept: longer than a message can wait in a
+/// queue and its dead-letter queue (at most 14 days each).
+pub(crate) const ERASED_MARK_SECS: u64 = 30 * 24 * 3600;
+
 /// The stub of the object `name`, if the binding is there.
 fn stub(env: &Env, name: &str) -> Result<worker::Stub, String> {
     env.durable_object("PROFILES")

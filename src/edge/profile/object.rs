@@ -144,7 +144,7 @@ impl Profile {
         let now = message.now;
         let before = self.load()?;
         let mut after = before.clone();
-        if let Err(refused) = after.use_link(&link.profile, &link, now) {
+        if let Err(refused) = after.use_link(&link, now) {
             log("info", "identity link refused", &refused.to_string());
             return wire_answer(&Linked::Refused);
         }
@@ -169,10 +169,13 @@ impl Profile {
         ResponseBuilder::new().from_json(&json!({"revoked": true}))
     }
 
-    /// Fired triggers and cancels (see `Fire`): for a person, each trigger within the
-    /// person's cap (counted here, across devices), from a device the profile admits;
-    /// immediate ones to the queue, delayed ones held until their time; then what the
-    /// request's `unless` events cancel. A visitor object with nothing left is deleted.
+    /// Fired triggers and cancels (see `Fire`): for a person, from a device the profile
+    /// admits, each trigger within the person's cap (counted here, across devices); for
+    /// a visitor object, nothing once the person behind it was erased. Delayed ones are
+    /// held until their time (at most [`super::store::MAX_WAITS`] in an object), then
+    /// what the request's `unless` events cancel goes, and immediate ones are enqueued
+    /// last, after everything this object decides is stored. A visitor object with
+    /// nothing left is deleted.
     pub(super) async fn fire(&self, fire: Fire) -> Result<serde_json::Value> {
         let now = fire.now;
         let store = self.store();
@@ -182,8 +185,12 @@ impl Profile {
             return Ok(json!({"sent": 0, "waiting": 0, "cancelled": 0}));
         }
         let mut deliveries = fire.deliveries;
+        let mut cancel = fire.cancel;
         let mut capped = 0usize;
         if fire.person {
+            // The bundle first: nothing loaded may be held across an await, or a request
+            // that came meanwhile (an erasure) would be written over.
+            let active = self.bundle(now).await;
             let before = self.load()?;
             if !before.admits(&fire.device, fire.linked_at) {
                 log(
@@ -192,7 +199,8 @@ impl Profile {
                     "the device was linked before the profile was erased, or logged out",
                 );
                 deliveries.clear();
-            } else if let Some(active) = self.bundle(now).await {
+                cancel = crate::deliver::Cancel::default();
+            } else if let Some(active) = active {
                 let mut after = before.clone();
                 // One fire per trigger, however many destinations it has.
                 let mut admitted: Vec<(String, bool)> = Vec::new();
@@ -200,37 +208,50 @@ impl Profile {
                     if let Some((_, ok)) = admitted.iter().find(|(t, _)| *t == d.trigger) {
                         return *ok;
                     }
-                    let id = active
-                        .bundle
-                        .triggers
-                        .iter()
-                        .find(|t| t.name == d.trigger)
-                        .map(|t| t.id);
-                    let ok = id.is_none_or(|id| after.admit_fire(&active.bundle, id, now));
+                    let ok = after.admit_fire(&active.bundle, &d.trigger, now);
                     admitted.push((d.trigger.clone(), ok));
                     ok
                 });
                 capped = admitted.iter().filter(|(_, ok)| !ok).count();
                 self.save(&before, &after, now)?;
+            } else {
+                deliveries.clear();
             }
         } else {
             store.migrate()?;
+            if store.erased_at()?.is_some() {
+                // The person this device joined was erased: nothing of it is sent.
+                log(
+                    "info",
+                    "fired triggers dropped",
+                    "the person behind this visitor was erased",
+                );
+                deliveries.clear();
+            }
         }
         let (delayed, immediate): (Vec<Delivery>, Vec<Delivery>) =
             deliveries.into_iter().partition(|d| d.delay_secs.is_some());
-        let sent = immediate.len();
-        triggers::enqueue(&self.env, immediate).await;
         let now_ms = platform::now_ms();
+        let mut held = 0usize;
         for delivery in &delayed {
             let due = now_ms.saturating_add(delivery.delay_secs.unwrap_or(0).saturating_mul(1000));
-            store.hold(delivery, due)?;
+            if store.hold(delivery, due)? {
+                held += 1;
+            }
         }
-        let cancelled = store.cancel(&fire.cancel)?;
+        if held < delayed.len() {
+            log(
+                "error",
+                "delayed triggers dropped: too many wait",
+                &format!("{} of {}", delayed.len() - held, delayed.len()),
+            );
+        }
+        let cancelled = store.cancel(&cancel)?;
         if cancelled > 0 {
-            let by = if fire.cancel.all {
+            let by = if cancel.all {
                 "consent withdrawn".to_owned()
             } else {
-                fire.cancel.events.join(", ")
+                cancel.events.join(", ")
             };
             log(
                 "info",
@@ -246,6 +267,8 @@ impl Profile {
             );
         }
         let waiting = self.schedule().await?;
+        let sent = immediate.len();
+        triggers::enqueue(&self.env, immediate).await;
         Ok(json!({"sent": sent, "waiting": waiting, "cancelled": cancelled, "capped": capped}))
     }
 
@@ -258,7 +281,7 @@ impl Profile {
         };
         let store = self.store();
         store.migrate()?;
-        store.erase()?;
+        store.erase_all()?;
         store.mark_erased(erase.now)?;
         self.forget_cached();
         self.state.storage().delete_alarm().await?;
@@ -272,8 +295,7 @@ impl Profile {
             Ok(c) => c,
             Err(e) => return error(400, &e),
         };
-        let erased = self.store().erased_at()?;
-        let send = erased.is_none_or(|erased| check.at > erased);
+        let send = crate::profile::after_erasure(self.store().erased_at()?, check.at);
         ResponseBuilder::new().from_json(&Checked { send })
     }
 
@@ -315,7 +337,8 @@ impl Profile {
         store.migrate()?;
         let now_ms = platform::now_ms();
         let queue = self.env.queue("TRIGGERS").ok();
-        for id in store.due(now_ms)? {
+        let due = store.due(now_ms)?;
+        for id in due {
             let Some(text) = store.claim(&id, now_ms)? else {
                 continue;
             };

@@ -36,6 +36,13 @@ pub(crate) const IDEMPOTENCY_WINDOW: UnixSeconds = 24 * 3600;
 /// The most device ids remembered for an erasure to reach.
 const MAX_VISITORS: i64 = 1024;
 
+/// The most deliveries that wait in one object: past it a delayed trigger is dropped
+/// (and logged), so no client can grow an object's storage without bound.
+pub(crate) const MAX_WAITS: i64 = 128;
+
+/// The most deliveries one ring sends; the rest ring again at once.
+const RING_BATCH: i64 = 64;
+
 /// How long a claim holds: a delivery claimed this long ago whose send never ended (the
 /// object was evicted while sending) is sent again (its message id is the same, so a
 /// receiver counts it once).
@@ -342,9 +349,44 @@ impl Store {
             .collect())
     }
 
-    /// Removes everything about the person but the erasure mark [`Store::save`] writes:
-    /// devices, waiting deliveries, remembered answers, joined ids.
-    pub(crate) fn erase(&self) -> Result<()> {
+    /// Removes everything about the person but the erasure mark [`Store::save`] writes
+    /// and the ids of devices whose pre-link objects have not acknowledged the erasure
+    /// ([`Store::forget_visitor`]): devices, waiting deliveries, links, caps. A backend
+    /// call's `Idempotency-Key` is kept with `erased` as its answer, so a call retried
+    /// after the erasure is not applied again.
+    pub(crate) fn erase(&self, erased_answer: &str) -> Result<()> {
+        for table in ["devices", "waits", "links", "revoked", "fired"] {
+            self.run(&format!("DELETE FROM {table}"), vec![])?;
+        }
+        self.run(
+            "UPDATE idempotency SET answer = ?",
+            vec![Value::String(erased_answer.to_owned())],
+        )?;
+        Ok(())
+    }
+
+    /// Records the ids of devices an erasure must still reach.
+    pub(crate) fn remember_visitors(&self, ids: &[[u8; 16]], now: UnixSeconds) -> Result<()> {
+        for id in ids {
+            self.run(
+                "INSERT OR IGNORE INTO visitors (id, at) VALUES (?, ?)",
+                vec![Value::Blob(id.to_vec()), Value::Integer(now)],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A device's pre-link object acknowledged the erasure.
+    pub(crate) fn forget_visitor(&self, id: &[u8; 16]) -> Result<()> {
+        self.run(
+            "DELETE FROM visitors WHERE id = ?",
+            vec![Value::Blob(id.to_vec())],
+        )?;
+        Ok(())
+    }
+
+    /// A visitor object's own erasure: what waits goes, and the rest.
+    pub(crate) fn erase_all(&self) -> Result<()> {
         for table in [
             "devices",
             "waits",
@@ -439,9 +481,17 @@ impl Store {
         Ok(())
     }
 
-    /// Holds a delayed delivery until `due_ms` (platform milliseconds). The same
-    /// delivery held twice is held once.
-    pub(crate) fn hold(&self, delivery: &Delivery, due_ms: i64) -> Result<()> {
+    /// Holds a delayed delivery until `due_ms` (platform milliseconds); false when
+    /// [`MAX_WAITS`] already wait. The same delivery held twice is held once.
+    pub(crate) fn hold(&self, delivery: &Delivery, due_ms: i64) -> Result<bool> {
+        let waiting = self
+            .rows("SELECT COUNT(*) FROM waits", vec![])?
+            .first()
+            .and_then(|row| int(row, 0))
+            .unwrap_or(0);
+        if waiting >= MAX_WAITS {
+            return Ok(false);
+        }
         self.run(
             "INSERT OR IGNORE INTO waits (id, due_ms, unless, delivery) VALUES (?, ?, ?, ?)",
             vec![
@@ -451,7 +501,7 @@ impl Store {
                 Value::String(serde_json::to_string(delivery).unwrap_or_default()),
             ],
         )?;
-        Ok(())
+        Ok(true)
     }
 
     /// Removes what `cancel` cancels, claimed rows too (their send may still land; none
@@ -493,8 +543,8 @@ impl Store {
         )?;
         Ok(self
             .rows(
-                "SELECT id FROM waits WHERE due_ms <= ? AND claimed = 0 ORDER BY due_ms",
-                vec![Value::Integer(now_ms)],
+                "SELECT id FROM waits WHERE due_ms <= ? AND claimed = 0 ORDER BY due_ms LIMIT ?",
+                vec![Value::Integer(now_ms), Value::Integer(RING_BATCH)],
             )?
             .iter()
             .filter_map(|row| text(row, 0).map(str::to_owned))
