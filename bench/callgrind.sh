@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v valgrind >/dev/null || { apt-get install -y valgrind >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }; }
 ops=("$@")
 [ ${#ops[@]} -gt 0 ] || ops=(decide decide-only decide-capped answer verify sign load-10000 load-10000-unsigned html html-tiny)
-bin="$(cargo bench --no-default-features --bench callgrind --no-run --message-format=json 2>/dev/null \
+bin="$(cargo bench -p micromoment --no-default-features --bench callgrind --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)

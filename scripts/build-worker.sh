@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Offline release build of the Worker into build/ (wrangler's [build] command).
+# Offline release build of the Worker (crates/worker) into build/ (wrangler's [build] command).
 # worker-build takes every tool from a local path: WASM_BINDGEN_BIN (cargo-installed,
 # equal to Cargo.lock's wasm-bindgen) and ESBUILD_BIN (node_modules). wasm-opt is off
 # (Cargo.toml metadata): it saved about 1 % gzip here.
@@ -21,7 +21,9 @@ have="$("$WASM_BINDGEN_BIN" --version 2>/dev/null | awk '{print $2}' || true)"
 [ "$have" = "$want" ] || die "wasm-bindgen CLI is '${have:-missing}' but Cargo.lock has $want: run scripts/worker-setup.sh"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
 
-worker-build --release -- --no-default-features --features worker
+# The Worker is its own crate; its build lands in build/ at the root, where wrangler.toml
+# points.
+worker-build --release --out-dir "$PWD/build" crates/worker
 
 raw="$(wc -c < build/index_bg.wasm)"
 gz="$(gzip -9 -c build/index_bg.wasm | wc -c)"

@@ -13,13 +13,13 @@ rustup target add wasm32-unknown-unknown >/dev/null
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "clippy, native, all targets"
+step "clippy, native, all targets: the core, the crawler matcher, the CLI with its report and analysis"
 cargo clippy --all-targets --locked -- -D warnings
 
 step "clippy, wasm32: the core, the Worker, the npm package API"
-cargo clippy --lib --locked --target wasm32-unknown-unknown --no-default-features -- -D warnings
-cargo clippy --lib --locked --target wasm32-unknown-unknown --no-default-features --features worker -- -D warnings
-cargo clippy --lib --locked --target wasm32-unknown-unknown --no-default-features --features js -- -D warnings
+cargo clippy --lib --locked --target wasm32-unknown-unknown -p micromoment --no-default-features -- -D warnings
+cargo clippy --lib --locked --target wasm32-unknown-unknown -p micromoment-worker -- -D warnings
+cargo clippy --lib --locked --target wasm32-unknown-unknown -p micromoment-npm -- -D warnings
 
 step "tests (native: unit, conformance, scenarios, properties, CLI)"
 cargo test --locked
@@ -30,12 +30,12 @@ bash tests/peers/run.sh
 step "npm package: the JS API under Node (wasm-bindgen-test), every scenario"
 bash scripts/worker-setup.sh
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-  cargo test --locked --target wasm32-unknown-unknown --no-default-features --features js --test wasm
+  cargo test --locked --target wasm32-unknown-unknown -p micromoment-npm --test wasm
 
 step "builds: the npm package (packed), the Worker (offline), the CLI"
 bash scripts/build-npm.sh
 bash scripts/build-worker.sh
-cargo build --locked --bin micromoment
+cargo build --locked -p micromoment-cli --bin micromoment
 
 step "Chromium for the browser tests (pages and reports as visitors open them)"
 if ! command -v chromium >/dev/null 2>&1; then

@@ -11,12 +11,9 @@ pub(crate) use bincode::enc::Encoder;
 pub(crate) use bincode::error::EncodeError;
 pub(crate) use bincode::{Decode, Encode};
 
-use bincode::de::{BorrowDecoder, Decoder};
-use bincode::error::DecodeError;
-use bincode::BorrowDecode;
-
-use crate::bundle::JsonTemplate;
-use crate::rules::{Lit, Node, Rule};
+pub(crate) use bincode::de::{BorrowDecoder, Decoder};
+pub(crate) use bincode::error::DecodeError;
+pub(crate) use bincode::BorrowDecode;
 
 /// How deep recursive values (rule nodes, literals, JSON renditions) may nest in a
 /// payload: decoding them recurses, and a crafted payload must not exhaust the stack.
@@ -51,7 +48,7 @@ const TOO_DEEP: &str = "values nested too deep";
 /// A list in a bundle payload: a `Vec` on the wire and in memory, whose elements are
 /// charged to the [`DecodeBudget`] before they are allocated.
 #[derive(Clone, PartialEq, Eq, Default)]
-pub(crate) struct List<T>(pub(crate) Vec<T>);
+pub struct List<T>(pub(crate) Vec<T>);
 
 impl<T: std::fmt::Debug> std::fmt::Debug for List<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -191,100 +188,104 @@ fn unexpected(type_name: &'static str, max: u32, found: u32) -> DecodeError {
     }
 }
 
-// The recursive types decode by hand, with the variant numbers and field order their
-// derived `Encode` writes (a `u32` variant index, then the fields): a test round-trips
-// every variant.
+/// What a hand-written decoder of a recursive value reads with (see
+/// [`decode_recursive!`]): the rules' nodes and literals, a bundle's JSON renditions.
+/// Each read is charged to the budget before it allocates.
+pub(crate) struct Reader<'d, D> {
+    decoder: &'d mut D,
+}
 
-impl<V: Decode<DecodeBudget>> Decode<DecodeBudget> for Node<V> {
-    fn decode<D: Decoder<Context = DecodeBudget>>(decoder: &mut D) -> Result<Self, DecodeError> {
-        nested(decoder, |d| {
-            Ok(match u32::decode(d)? {
-                0 => Node::Lit(Lit::decode(d)?),
-                1 => Node::Array(charged_vec(d)?),
-                2 => Node::Var(V::decode(d)?, optional_box(d)?),
-                3 => Node::Local(charged_vec(d)?, optional_box(d)?),
-                4 => Node::DynVar(boxed(d)?, optional_box(d)?, bool::decode(d)?),
-                5 => Node::Op(Decode::decode(d)?, charged_vec(d)?),
-                6 => Node::Glob(boxed(d)?, Decode::decode(d)?),
-                7 => Node::SemVer(boxed(d)?, Decode::decode(d)?, Decode::decode(d)?),
-                8 => Node::InSegment(V::decode(d)?, boxed(d)?),
-                found => return Err(unexpected("Node", 8, found)),
-            })
-        })
+impl<D: Decoder<Context = DecodeBudget>> Reader<'_, D> {
+    /// The variant index the derived `Encode` wrote (a `u32`).
+    pub(crate) fn variant(&mut self) -> Result<u32, DecodeError> {
+        u32::decode(self.decoder)
+    }
+
+    /// A field.
+    pub(crate) fn value<T: Decode<DecodeBudget>>(&mut self) -> Result<T, DecodeError> {
+        T::decode(self.decoder)
+    }
+
+    /// A `Vec` field, its elements charged before it is allocated.
+    pub(crate) fn list<T: Decode<DecodeBudget>>(&mut self) -> Result<Vec<T>, DecodeError> {
+        charged_vec(self.decoder)
+    }
+
+    /// A `Box` field.
+    pub(crate) fn boxed<T: Decode<DecodeBudget>>(&mut self) -> Result<Box<T>, DecodeError> {
+        boxed(self.decoder)
+    }
+
+    /// An `Option<Box<_>>` field.
+    pub(crate) fn optional_box<T: Decode<DecodeBudget>>(
+        &mut self,
+    ) -> Result<Option<Box<T>>, DecodeError> {
+        optional_box(self.decoder)
+    }
+
+    /// A variant index past the type's last.
+    pub(crate) fn unexpected(&self, type_name: &'static str, max: u32, found: u32) -> DecodeError {
+        unexpected(type_name, max, found)
     }
 }
 
-impl<'de, V: Decode<DecodeBudget>> BorrowDecode<'de, DecodeBudget> for Node<V> {
-    fn borrow_decode<D: BorrowDecoder<'de, Context = DecodeBudget>>(
-        decoder: &mut D,
-    ) -> Result<Self, DecodeError> {
-        Node::decode(decoder)
-    }
+/// Reads one level of a recursive value with `read`, charged for its depth.
+pub(crate) fn read_nested<T, D, F>(decoder: &mut D, read: F) -> Result<T, DecodeError>
+where
+    D: Decoder<Context = DecodeBudget>,
+    F: FnOnce(&mut Reader<'_, D>) -> Result<T, DecodeError>,
+{
+    nested(decoder, |decoder| read(&mut Reader { decoder }))
 }
 
-impl<V: Decode<DecodeBudget>> Decode<DecodeBudget> for Rule<V> {
-    fn decode<D: Decoder<Context = DecodeBudget>>(decoder: &mut D) -> Result<Self, DecodeError> {
-        Ok(Rule {
-            root: Node::decode(decoder)?,
-        })
-    }
+/// Implements decoding for a recursive type by hand (its derived `Encode` writes a
+/// `u32` variant index, then the fields): `decode_recursive!(Lit, |r| { … })`, or with
+/// a type parameter `decode_recursive!(Node<V>, |r| { … })`. The body reads with a
+/// [`Reader`], nesting bounded by [`MAX_DECODE_DEPTH`]. Where a type is defined, it
+/// decodes itself, and names no encoder crate.
+macro_rules! decode_recursive {
+    ($ty:ident < $param:ident >, |$r:ident| $body:block) => {
+        impl<$param: $crate::codec::Decode<$crate::codec::DecodeBudget>>
+            $crate::codec::Decode<$crate::codec::DecodeBudget> for $ty<$param>
+        {
+            fn decode<D: $crate::codec::Decoder<Context = $crate::codec::DecodeBudget>>(
+                decoder: &mut D,
+            ) -> Result<Self, $crate::codec::DecodeError> {
+                $crate::codec::read_nested(decoder, |$r| $body)
+            }
+        }
+        impl<'de, $param: $crate::codec::Decode<$crate::codec::DecodeBudget>>
+            $crate::codec::BorrowDecode<'de, $crate::codec::DecodeBudget> for $ty<$param>
+        {
+            fn borrow_decode<
+                D: $crate::codec::BorrowDecoder<'de, Context = $crate::codec::DecodeBudget>,
+            >(
+                decoder: &mut D,
+            ) -> Result<Self, $crate::codec::DecodeError> {
+                <Self as $crate::codec::Decode<$crate::codec::DecodeBudget>>::decode(decoder)
+            }
+        }
+    };
+    ($ty:ident, |$r:ident| $body:block) => {
+        impl $crate::codec::Decode<$crate::codec::DecodeBudget> for $ty {
+            fn decode<D: $crate::codec::Decoder<Context = $crate::codec::DecodeBudget>>(
+                decoder: &mut D,
+            ) -> Result<Self, $crate::codec::DecodeError> {
+                $crate::codec::read_nested(decoder, |$r| $body)
+            }
+        }
+        impl<'de> $crate::codec::BorrowDecode<'de, $crate::codec::DecodeBudget> for $ty {
+            fn borrow_decode<
+                D: $crate::codec::BorrowDecoder<'de, Context = $crate::codec::DecodeBudget>,
+            >(
+                decoder: &mut D,
+            ) -> Result<Self, $crate::codec::DecodeError> {
+                <Self as $crate::codec::Decode<$crate::codec::DecodeBudget>>::decode(decoder)
+            }
+        }
+    };
 }
-
-impl<'de, V: Decode<DecodeBudget>> BorrowDecode<'de, DecodeBudget> for Rule<V> {
-    fn borrow_decode<D: BorrowDecoder<'de, Context = DecodeBudget>>(
-        decoder: &mut D,
-    ) -> Result<Self, DecodeError> {
-        Rule::decode(decoder)
-    }
-}
-
-impl Decode<DecodeBudget> for Lit {
-    fn decode<D: Decoder<Context = DecodeBudget>>(decoder: &mut D) -> Result<Self, DecodeError> {
-        nested(decoder, |d| {
-            Ok(match u32::decode(d)? {
-                0 => Lit::Null,
-                1 => Lit::Bool(bool::decode(d)?),
-                2 => Lit::Number(f64::decode(d)?),
-                3 => Lit::String(String::decode(d)?),
-                4 => Lit::Array(charged_vec(d)?),
-                5 => Lit::Object(charged_vec(d)?),
-                found => return Err(unexpected("Lit", 5, found)),
-            })
-        })
-    }
-}
-
-impl<'de> BorrowDecode<'de, DecodeBudget> for Lit {
-    fn borrow_decode<D: BorrowDecoder<'de, Context = DecodeBudget>>(
-        decoder: &mut D,
-    ) -> Result<Self, DecodeError> {
-        Lit::decode(decoder)
-    }
-}
-
-impl Decode<DecodeBudget> for JsonTemplate {
-    fn decode<D: Decoder<Context = DecodeBudget>>(decoder: &mut D) -> Result<Self, DecodeError> {
-        nested(decoder, |d| {
-            Ok(match u32::decode(d)? {
-                0 => JsonTemplate::Null,
-                1 => JsonTemplate::Bool(bool::decode(d)?),
-                2 => JsonTemplate::Number(f64::decode(d)?),
-                3 => JsonTemplate::String(Decode::decode(d)?),
-                4 => JsonTemplate::Array(charged_vec(d)?),
-                5 => JsonTemplate::Object(charged_vec(d)?),
-                found => return Err(unexpected("JsonTemplate", 5, found)),
-            })
-        })
-    }
-}
-
-impl<'de> BorrowDecode<'de, DecodeBudget> for JsonTemplate {
-    fn borrow_decode<D: BorrowDecoder<'de, Context = DecodeBudget>>(
-        decoder: &mut D,
-    ) -> Result<Self, DecodeError> {
-        JsonTemplate::decode(decoder)
-    }
-}
+pub(crate) use decode_recursive;
 
 /// Writes the length of a list the way a `Vec` of it is encoded, for hand-written
 /// encoders that produce a `Vec`'s bytes without building the `Vec`.
@@ -368,64 +369,5 @@ pub(crate) fn decode<T: Decode<()>, const LIMIT: usize>(bytes: &[u8]) -> Result<
         Ok((_, used)) => Err(CodecError::Trailing(bytes.len().saturating_sub(used))),
         Err(bincode::error::DecodeError::UnexpectedEnd { .. }) => Err(CodecError::Truncated),
         Err(e) => Err(CodecError::Invalid(e.to_string())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rules::{compile, JsonSchema, Limits};
-
-    fn round_trip(rule: serde_json::Value) {
-        let compiled = compile(&rule, &JsonSchema, Limits::default()).unwrap();
-        let bytes = encode(&compiled).unwrap();
-        let (decoded, claimed): (Rule<Vec<String>>, usize) =
-            decode_bounded(&bytes, 1 << 20).unwrap();
-        assert_eq!(decoded, compiled, "{rule}");
-        assert!(claimed > 0);
-    }
-
-    /// The hand-written decoders read what the derived encoders write, for every
-    /// variant of every recursive type.
-    #[test]
-    fn every_variant_round_trips() {
-        round_trip(serde_json::json!({"and": [
-            {"==": [{"var": "a.b"}, [1, "x", null, true, 2.5, {"k": [1], "l": {"j": null, "m": 2}}]]},
-            {"!": [{"var": ["c", {"cat": ["d", 1]}]}]},
-            {"map": [{"var": "list"}, {"var": "x.y"}]},
-            {"var": [{"cat": ["e", "f"]}, 3]},
-            {"glob": [{"var": "page.path"}, "/models/**/x-*"]},
-            {"sem_ver": [{"var": "app.version"}, "^", "1.2.3-beta.4"]},
-            {"in_segment": "vip"},
-            [{"var": "a"}, 2],
-            {"reduce": [{"var": "list"}, {"+": [{"var": "current"}, {"var": "accumulator"}]}, 0]}
-        ]}));
-    }
-
-    #[test]
-    fn nesting_past_the_depth_bound_is_refused_without_recursing() {
-        let mut node: Node<Vec<String>> = Node::Lit(Lit::Null);
-        for _ in 0..(MAX_DECODE_DEPTH + 10) {
-            node = Node::Op(crate::rules::Op::Not, vec![node]);
-        }
-        let bytes = encode(&Rule { root: node }).unwrap();
-        let err = decode_bounded::<Rule<Vec<String>>>(&bytes, 1 << 30).unwrap_err();
-        assert_eq!(
-            err,
-            CodecError::Invalid("Other(\"values nested too deep\")".into())
-        );
-    }
-
-    #[test]
-    fn many_small_nodes_are_charged_before_they_are_allocated() {
-        // Two bytes on the wire each, a whole `Node` in memory each.
-        let root: Node<Vec<String>> = Node::Array(vec![Node::Lit(Lit::Null); 100_000]);
-        let bytes = encode(&Rule { root }).unwrap();
-        assert!(bytes.len() < 250_000);
-        let err = decode_bounded::<Rule<Vec<String>>>(&bytes, 1_000_000).unwrap_err();
-        assert_eq!(
-            err,
-            CodecError::Invalid("Other(\"decoded size over budget (max_decoded_bytes)\")".into())
-        );
     }
 }

@@ -108,8 +108,7 @@ impl Channel {
 impl Context {
     /// The device type or channel this request's visit counts under (`visits.<kind>`),
     /// `None` for bots, e-mails and pushes, which are not visits.
-    pub fn visit_kind(&self) -> Option<crate::token::DeviceKind> {
-        use crate::token::DeviceKind;
+    pub fn visit_kind(&self) -> Option<DeviceKind> {
         match self.channel {
             Channel::App => Some(DeviceKind::App),
             Channel::Store => Some(DeviceKind::Store),
@@ -337,7 +336,7 @@ pub enum VarId {
     ProfileLinked,
     /// `profile.devices`: how many devices the profile has (1 when not linked).
     ProfileDevices,
-    /// `visits.<kind>`, by [`crate::token::DeviceKind`] index.
+    /// `visits.<kind>`, by [`DeviceKind`] index.
     VisitsOf(u8),
     /// `last_channel`: the channel of the person's previous request.
     LastChannel,
@@ -435,5 +434,54 @@ impl LocalTime {
             date: local.date().to_string(),
             daypart,
         }
+    }
+}
+
+/// The device types and channels visits are counted by (`visits.<kind>`, DESIGN §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeviceKind {
+    /// A phone's browser.
+    Mobile,
+    /// A tablet's browser.
+    Tablet,
+    /// A computer's browser (and any other browser that is not a bot).
+    Desktop,
+    /// A mobile app.
+    App,
+    /// A store: a sales assistant's screen, a till, through the backend API.
+    Store,
+}
+
+impl DeviceKind {
+    /// How many kinds there are.
+    pub const COUNT: usize = 5;
+    /// Every kind, in index order.
+    pub const ALL: [DeviceKind; DeviceKind::COUNT] = [
+        DeviceKind::Mobile,
+        DeviceKind::Tablet,
+        DeviceKind::Desktop,
+        DeviceKind::App,
+        DeviceKind::Store,
+    ];
+
+    /// The position in [`State::visits_by`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The name rules use: `visits.<name>`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Mobile => "mobile",
+            DeviceKind::Tablet => "tablet",
+            DeviceKind::Desktop => "desktop",
+            DeviceKind::App => "app",
+            DeviceKind::Store => "store",
+        }
+    }
+
+    /// The kind named `name`.
+    pub fn parse(name: &str) -> Option<DeviceKind> {
+        DeviceKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }

@@ -15,7 +15,8 @@
 
 use lol_html::errors::RewritingError;
 use lol_html::html_content::ContentType;
-use lol_html::{element, HtmlRewriter, MemorySettings, OutputSink, Settings};
+pub use lol_html::OutputSink;
+use lol_html::{element, HtmlRewriter, MemorySettings, Settings};
 
 /// The attribute that marks a slot.
 pub const SLOT_ATTRIBUTE: &str = "data-mm-slot";

@@ -9,7 +9,7 @@
 
 use crate::context::{Channel, Context, DeviceType, Geo, ReferrerKind};
 
-mod bots;
+use micromoment_bots as bots;
 
 pub use bots::is_bot;
 

@@ -61,7 +61,7 @@ pub(crate) const fn fnv1a32_step(hash: u32, byte: u8) -> u32 {
 }
 
 /// FNV-1a 32-bit over a byte string (the hash GrowthBook buckets with).
-pub(crate) fn fnv1a32(bytes: &[u8]) -> u32 {
+pub fn fnv1a32(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5, |h, &b| fnv1a32_step(h, b))
 }
 

@@ -1,9 +1,10 @@
 //! micromoment: journey-aware personalization at the CDN edge.
 //!
-//! The crate is a pure core (rules, token, bundle, decide) with thin adapters around it:
-//! the Cloudflare Worker (`worker` feature, wasm32), the wasm-bindgen API of the npm
-//! package (`js` feature, wasm32) and the native CLI (`cli` feature). The core never
-//! reads the clock, the environment or a source of randomness: those are parameters.
+//! This crate is the pure core (rules, token, bundle, decide, profile, session): the
+//! faces are crates of the workspace around it (`crates/worker`, the Cloudflare Worker;
+//! `crates/npm`, the npm package's wasm-bindgen API; `crates/cli`, the `micromoment`
+//! command with the coverage report and the analysis). The core never reads the clock,
+//! the environment or a source of randomness: those are parameters.
 #![cfg_attr(
     not(test),
     deny(
@@ -15,8 +16,6 @@
 )]
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "cli")]
-pub mod analyze;
 // GrowthBook-compatible bucketing: public only to the project's own conformance tests
 // (the `internals` feature, on by default and off in the WebAssembly builds, whose lints
 // then see dead code).
@@ -31,16 +30,11 @@ pub mod confirm;
 pub mod context;
 mod decide;
 pub mod deliver;
-#[cfg(all(target_arch = "wasm32", feature = "worker"))]
-mod edge;
 pub mod html;
 pub mod http;
 pub mod ids;
-#[cfg(all(target_arch = "wasm32", feature = "js"))]
-pub mod js;
 pub mod profile;
 pub mod record;
-pub mod report;
 pub mod rules;
 pub mod session;
 mod suggest;
@@ -52,8 +46,8 @@ pub use bundle::{Budget, Bundle, Diagnostic, LoadError, SlotRef};
 pub use codec::CodecError;
 pub use context::Context;
 pub use decide::{
-    decide, CandidateTrace, Decider, Decision, Exposure, Fired, JourneyStep, Reason, SlotDecision,
-    SlotResult, SlotTrace, Trace, Verdict, Visit, MAX_PLACEHOLDER_BYTES, MAX_RENDERED_BYTES,
-    VISIT_IDLE,
+    decide, escape_html, opted_out, render_preview, CandidateTrace, Decider, Decision, Exposure,
+    Fired, JourneyStep, Reason, SlotDecision, SlotResult, SlotTrace, Trace, Verdict, Visit,
+    MAX_PLACEHOLDER_BYTES, MAX_RENDERED_BYTES, VISIT_IDLE,
 };
-pub use suggest::did_you_mean;
+pub use suggest::{did_you_mean, hint};

@@ -24,7 +24,7 @@ where
 }
 
 /// What a message says after an unknown name: ` (did you mean "name"?)`, or nothing.
-pub(crate) fn hint(suggestion: Option<&str>) -> String {
+pub fn hint(suggestion: Option<&str>) -> String {
     suggestion
         .map(|s| format!(" (did you mean \"{s}\"?)"))
         .unwrap_or_default()

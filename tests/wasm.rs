@@ -4,11 +4,11 @@
 //!
 //! `CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 //!  cargo test --target wasm32-unknown-unknown --no-default-features --features js --test wasm`
-#![cfg(all(target_arch = "wasm32", feature = "js"))]
+#![cfg(target_arch = "wasm32")]
 
 use std::collections::BTreeMap;
 
-use micromoment::js::{inspect_token, mint_token, Bundle};
+use micromoment_npm::{inspect_token, mint_token, Bundle};
 use serde_json::{json, Value as Json};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -27,7 +27,7 @@ extern "C" {
 }
 
 fn repo(relative: &str) -> String {
-    format!("{}/{relative}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/../../{relative}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn to_js(value: &Json) -> JsValue {

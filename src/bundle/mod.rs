@@ -9,7 +9,7 @@
 mod html_context;
 mod locate;
 mod mmb;
-mod model;
+pub mod model;
 mod source;
 
 use std::fmt;
@@ -17,14 +17,16 @@ use std::fmt;
 pub use mmb::{
     keygen, public_key_of, verify_signature, Header, LoadError, SigningKey, FORMAT_VERSION, MAGIC,
 };
+/// The JSON Schema of the authoring format (`micromoment schema`), for editors.
+pub const SCHEMA: &str = include_str!("schema.json");
+
 pub use model::{
     destination_family, is_destination_var, same_destination, DestinationKind,
     DESTINATION_VAR_PREFIX, MAX_DESTINATION_VAR_BYTES,
 };
 pub use model::{Bundle, Condition, Period};
-pub(crate) use model::{
-    Candidate, Content, Experiment, JsonTemplate, Offer, Piece, Template, TriggerOn,
-};
+pub use model::{Candidate, Content, Offer, TriggerOn};
+pub(crate) use model::{Experiment, JsonTemplate, Piece, Template};
 pub(crate) use source::offered;
 pub(crate) use source::{MAX_DELAY_SECS, MAX_DESTINATIONS, MAX_TRIGGERS};
 
@@ -197,6 +199,14 @@ fn var_bound(var: &VarId) -> VarBound {
 /// A requested slot, resolved against a bundle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotRef(pub(crate) u16);
+
+impl SlotRef {
+    /// The slot at `index` in the bundle's slot list (a tool walking `Bundle::slots`);
+    /// a decision of an index the bundle does not have decides nothing.
+    pub fn at(index: u16) -> SlotRef {
+        SlotRef(index)
+    }
+}
 
 /// A slot name the bundle does not have.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,7 +6,8 @@
 //! types are encoded into `.mmb` payloads; any change to them bumps
 //! [`super::FORMAT_VERSION`].
 
-use crate::codec::{Decode, Encode, List};
+pub use crate::codec::List;
+use crate::codec::{Decode, Encode};
 use crate::context::VarId;
 use crate::rules::Rule;
 
@@ -17,23 +18,23 @@ pub type Condition = Rule<VarId>;
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 #[bincode(decode_context = "crate::codec::DecodeBudget")]
 pub struct Bundle {
-    pub(crate) id: String,
-    pub(crate) version: u64,
-    pub(crate) stages: List<Stage>,
-    pub(crate) transitions: List<Transition>,
-    pub(crate) topics: List<Topic>,
-    pub(crate) contents: List<Content>,
-    pub(crate) slots: List<Slot>,
-    pub(crate) campaigns: List<Campaign>,
+    pub id: String,
+    pub version: u64,
+    pub stages: List<Stage>,
+    pub transitions: List<Transition>,
+    pub topics: List<Topic>,
+    pub contents: List<Content>,
+    pub slots: List<Slot>,
+    pub campaigns: List<Campaign>,
     /// Content indices sorted by content name: `seen.<content>` read by a path computed
     /// at run time is found by binary search, with no allocation and no suggestion work.
-    pub(crate) content_order: List<u16>,
+    pub content_order: List<u16>,
     /// What counts as a conversion, for `analyze` (DESIGN §12); never read by a decision.
-    pub(crate) goals: List<Goal>,
+    pub goals: List<Goal>,
     /// Where triggers are sent (DESIGN §11), in name order.
-    pub(crate) destinations: List<Destination>,
+    pub destinations: List<Destination>,
     /// The moments that start a conversation on another channel, in bundle order.
-    pub(crate) triggers: List<Trigger>,
+    pub triggers: List<Trigger>,
 }
 
 /// What the name of every Worker var or secret a destination names starts with. A
@@ -78,7 +79,8 @@ pub(crate) fn is_var_byte(b: u8) -> bool {
 /// A system triggers are sent to. `url` and `secret` name Worker vars or secrets
 /// ([`is_destination_var`]), never values.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-pub(crate) struct Destination {
+#[non_exhaustive]
+pub struct Destination {
     pub name: String,
     pub kind: DestinationKind,
     /// The var holding the URL (optional for Segment, whose HTTP API is the default).
@@ -109,7 +111,8 @@ impl DestinationKind {
 /// A trigger: when the journey reaches a moment, tell the destinations.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 #[bincode(decode_context = "crate::codec::DecodeBudget")]
-pub(crate) struct Trigger {
+#[non_exhaustive]
+pub struct Trigger {
     pub name: String,
     /// `stable_id(Trigger, name)`: its cap's record in the state.
     pub id: u32,
@@ -125,7 +128,7 @@ pub(crate) struct Trigger {
 /// The moment a trigger fires at.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 #[bincode(decode_context = "crate::codec::DecodeBudget")]
-pub(crate) enum TriggerOn {
+pub enum TriggerOn {
     /// The visitor entered this stage (index) on this request.
     Stage(u16),
     /// The request carries this event.
@@ -136,7 +139,8 @@ pub(crate) enum TriggerOn {
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
-pub(crate) struct Stage {
+#[non_exhaustive]
+pub struct Stage {
     pub name: String,
     /// `stable_id(Stage, name)`, what tokens store.
     pub id: u32,
@@ -144,7 +148,8 @@ pub(crate) struct Stage {
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 #[bincode(decode_context = "crate::codec::DecodeBudget")]
-pub(crate) struct Transition {
+#[non_exhaustive]
+pub struct Transition {
     pub to: u16,
     /// Bit `i` set: the transition applies from stage `i`; all bits set when unrestricted.
     pub from: u64,
@@ -154,7 +159,8 @@ pub(crate) struct Transition {
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 #[bincode(decode_context = "crate::codec::DecodeBudget")]
-pub(crate) struct Topic {
+#[non_exhaustive]
+pub struct Topic {
     pub name: String,
     pub id: u32,
     pub cap: f64,
@@ -164,14 +170,16 @@ pub(crate) struct Topic {
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 #[bincode(decode_context = "crate::codec::DecodeBudget")]
-pub(crate) struct Signal {
+#[non_exhaustive]
+pub struct Signal {
     pub when: Condition,
     pub add: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 #[bincode(decode_context = "crate::codec::DecodeBudget")]
-pub(crate) struct Content {
+#[non_exhaustive]
+pub struct Content {
     pub name: String,
     pub id: u32,
     pub html: Option<Template>,
@@ -187,7 +195,8 @@ pub(crate) struct Content {
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 #[bincode(decode_context = "crate::codec::DecodeBudget")]
-pub(crate) struct Slot {
+#[non_exhaustive]
+pub struct Slot {
     pub name: String,
     pub default: u16,
     /// Sorted by priority, highest first; ties keep bundle order.
@@ -196,7 +205,8 @@ pub(crate) struct Slot {
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 #[bincode(decode_context = "crate::codec::DecodeBudget")]
-pub(crate) struct Candidate {
+#[non_exhaustive]
+pub struct Candidate {
     pub name: String,
     pub offer: Offer,
     pub priority: f64,
@@ -210,14 +220,15 @@ pub(crate) struct Candidate {
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 #[bincode(decode_context = "crate::codec::DecodeBudget")]
-pub(crate) enum Offer {
+pub enum Offer {
     Content(u16),
     Experiment(Experiment),
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 #[bincode(decode_context = "crate::codec::DecodeBudget")]
-pub(crate) struct Experiment {
+#[non_exhaustive]
+pub struct Experiment {
     /// `stable_id(Experiment, candidate id)`.
     pub id: u32,
     pub variants: List<u16>,
@@ -227,7 +238,8 @@ pub(crate) struct Experiment {
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
-pub(crate) struct Campaign {
+#[non_exhaustive]
+pub struct Campaign {
     pub name: String,
     pub id: u32,
     pub cap: Cap,
@@ -235,7 +247,8 @@ pub(crate) struct Campaign {
 
 /// A goal: conversions are the app events of this name.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-pub(crate) struct Goal {
+#[non_exhaustive]
+pub struct Goal {
     pub name: String,
     /// The event (`POST /v1/events` name) that is a conversion of this goal.
     pub event: String,
@@ -245,7 +258,8 @@ pub(crate) struct Goal {
 
 /// At most `max` impressions per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
-pub(crate) struct Cap {
+#[non_exhaustive]
+pub struct Cap {
     pub max: u32,
     pub per: Period,
 }
@@ -300,12 +314,13 @@ impl Period {
 /// Text with `{{variable}}` placeholders, split at compile time.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 #[bincode(decode_context = "crate::codec::DecodeBudget")]
-pub(crate) struct Template {
+#[non_exhaustive]
+pub struct Template {
     pub pieces: List<Piece>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-pub(crate) enum Piece {
+pub enum Piece {
     Text(String),
     /// A value, HTML-escaped in an `html` rendition.
     Var(VarId),
@@ -323,10 +338,10 @@ pub(crate) enum Piece {
     },
 }
 
-/// A JSON rendition whose strings may hold placeholders. Decoded by hand (`codec`),
-/// with a depth bound.
+/// A JSON rendition whose strings may hold placeholders. Decoded by hand, with a depth
+/// bound, as its derived `Encode` writes it.
 #[derive(Debug, Clone, PartialEq, Encode)]
-pub(crate) enum JsonTemplate {
+pub enum JsonTemplate {
     Null,
     Bool(bool),
     Number(f64),
@@ -334,3 +349,15 @@ pub(crate) enum JsonTemplate {
     Array(Vec<JsonTemplate>),
     Object(Vec<(String, JsonTemplate)>),
 }
+
+crate::codec::decode_recursive!(JsonTemplate, |r| {
+    Ok(match r.variant()? {
+        0 => JsonTemplate::Null,
+        1 => JsonTemplate::Bool(r.value()?),
+        2 => JsonTemplate::Number(r.value()?),
+        3 => JsonTemplate::String(r.value()?),
+        4 => JsonTemplate::Array(r.list()?),
+        5 => JsonTemplate::Object(r.list()?),
+        found => return Err(r.unexpected("JsonTemplate", 5, found)),
+    })
+});

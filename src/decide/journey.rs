@@ -30,7 +30,7 @@ pub(crate) struct Signals<'b> {
 
 /// What the request says about consent: refused now, or refused before and not
 /// given now.
-pub(crate) fn opted_out(ctx: &Context, prior: &State) -> bool {
+pub fn opted_out(ctx: &Context, prior: &State) -> bool {
     match ctx.consent.personalization {
         Some(given) => !given,
         None => prior.consent.opted_out(),

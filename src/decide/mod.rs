@@ -25,9 +25,9 @@ mod types;
 use smallvec::SmallVec;
 use std::borrow::Cow;
 
-pub(crate) use journey::opted_out;
+pub use journey::opted_out;
 pub use journey::VISIT_IDLE;
-pub(crate) use render::{escape_html, render_preview};
+pub use render::{escape_html, render_preview};
 pub use render::{MAX_PLACEHOLDER_BYTES, MAX_RENDERED_BYTES};
 pub use trace::{CandidateTrace, JourneyStep, SlotResult, SlotTrace, Trace, Verdict};
 pub use types::{Decision, Exposure, Fired, Reason, SlotDecision};

@@ -194,7 +194,7 @@ fn render_json(template: &JsonTemplate, facts: &Facts<'_>) -> serde_json::Value 
 
 /// A content's rendition for previews (the coverage report): the HTML if it has one,
 /// else the JSON, else the text, with placeholders filled from `ctx`.
-pub(crate) fn render_preview(
+pub fn render_preview(
     bundle: &Bundle,
     content: &Content,
     ctx: &Context,

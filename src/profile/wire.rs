@@ -7,8 +7,6 @@
 //! fires, revocations, erasures, checks) as JSON. Both ends are this crate, built
 //! together: a message the other side cannot read is a `400` and a logged fault,
 //! never a guess.
-// The Worker uses every item; the native tests only the codecs.
-#![cfg_attr(not(feature = "worker"), allow(dead_code))]
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +19,7 @@ use crate::token::{DeviceKind, IdentityLink, State};
 const DECODE_LIMIT: usize = 4 * MAX_PROFILE_BYTES;
 
 /// The object's routes (the path of the request the Worker sends it).
-pub(crate) mod route {
+pub mod route {
     /// A sync or push ([`super::ExchangeWire`] → [`super::ReplyWire`]).
     pub const EXCHANGE: &str = "/exchange";
     /// A link used, then the device's sync ([`super::LinkWire`] → [`super::ReplyWire`]).
@@ -39,7 +37,7 @@ pub(crate) mod route {
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
-pub(crate) struct ExchangeWire {
+pub struct ExchangeWire {
     /// 0 sync, 1 push, 2 push from the sync's input.
     op: u8,
     device: [u8; 16],
@@ -51,7 +49,7 @@ pub(crate) struct ExchangeWire {
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
-pub(crate) struct ReplyWire {
+pub struct ReplyWire {
     /// 0 synced, 1 pushed, 2 stale, 3 erased, 4 link refused.
     status: u8,
     seq: u32,
@@ -61,7 +59,7 @@ pub(crate) struct ReplyWire {
 
 /// A link the person confirmed, and the sync of the device it links.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
-pub(crate) struct LinkWire {
+pub struct LinkWire {
     profile: [u8; 16],
     id: [u8; 16],
     issued_at: i64,
@@ -71,25 +69,25 @@ pub(crate) struct LinkWire {
 
 /// What the object answers a link with.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Linked {
+pub enum Linked {
     /// Used: the device's sync answered.
     Reply(Reply),
     /// Refused, and why.
     Refused,
 }
 
-pub(crate) fn kind_code(kind: Option<DeviceKind>) -> u8 {
+pub fn kind_code(kind: Option<DeviceKind>) -> u8 {
     kind.map_or(0, |k| u8::try_from(k.index() + 1).unwrap_or(0))
 }
 
-pub(crate) fn kind_of(code: u8) -> Option<DeviceKind> {
+pub fn kind_of(code: u8) -> Option<DeviceKind> {
     DeviceKind::ALL
         .get(usize::from(code).checked_sub(1)?)
         .copied()
 }
 
 impl ExchangeWire {
-    pub(crate) fn of(message: &Message) -> ExchangeWire {
+    pub fn of(message: &Message) -> ExchangeWire {
         ExchangeWire {
             op: match message.op {
                 Op::Sync => 0,
@@ -104,7 +102,7 @@ impl ExchangeWire {
         }
     }
 
-    pub(crate) fn into_message(self) -> Option<Message> {
+    pub fn into_message(self) -> Option<Message> {
         Some(Message {
             op: match self.op {
                 0 => Op::Sync,
@@ -120,11 +118,11 @@ impl ExchangeWire {
         })
     }
 
-    pub(crate) fn encode(message: &Message) -> Vec<u8> {
+    pub fn encode(message: &Message) -> Vec<u8> {
         codec::encode(&ExchangeWire::of(message)).unwrap_or_default()
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Option<Message> {
+    pub fn decode(bytes: &[u8]) -> Option<Message> {
         codec::decode::<ExchangeWire, DECODE_LIMIT>(bytes)
             .ok()
             .and_then(ExchangeWire::into_message)
@@ -171,11 +169,11 @@ impl ReplyWire {
         }))
     }
 
-    pub(crate) fn encode(reply: &Linked) -> Vec<u8> {
+    pub fn encode(reply: &Linked) -> Vec<u8> {
         codec::encode(&ReplyWire::of(reply)).unwrap_or_default()
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Option<Linked> {
+    pub fn decode(bytes: &[u8]) -> Option<Linked> {
         codec::decode::<ReplyWire, DECODE_LIMIT>(bytes)
             .ok()
             .and_then(ReplyWire::into_reply)
@@ -183,7 +181,7 @@ impl ReplyWire {
 }
 
 impl LinkWire {
-    pub(crate) fn encode(link: &IdentityLink, sync: &Message) -> Vec<u8> {
+    pub fn encode(link: &IdentityLink, sync: &Message) -> Vec<u8> {
         codec::encode(&LinkWire {
             profile: link.profile,
             id: link.id,
@@ -195,7 +193,7 @@ impl LinkWire {
     }
 
     /// The link (as far as the object needs it) and the sync.
-    pub(crate) fn decode(bytes: &[u8]) -> Option<(IdentityLink, Message)> {
+    pub fn decode(bytes: &[u8]) -> Option<(IdentityLink, Message)> {
         let wire = codec::decode::<LinkWire, DECODE_LIMIT>(bytes).ok()?;
         let link = IdentityLink {
             profile: wire.profile,
@@ -210,7 +208,7 @@ impl LinkWire {
 
 /// A device logged out: its token never syncs again.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Revoke {
+pub struct Revoke {
     pub device: [u8; 16],
     pub now: i64,
 }
@@ -221,7 +219,7 @@ pub(crate) struct Revoke {
 /// events that cancel what waits. `device` and `linked_at` say who fired: a profile
 /// refuses a device linked before its erasure, or logged out.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct Fire {
+pub struct Fire {
     pub deliveries: Vec<Delivery>,
     pub cancel: Cancel,
     pub person: bool,
@@ -233,19 +231,19 @@ pub(crate) struct Fire {
 /// The person was erased: what waits in a visitor object of theirs goes, and it
 /// remembers when.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Erase {
+pub struct Erase {
     pub now: i64,
 }
 
 /// May a delivery fired at `at` still go out?
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Check {
+pub struct Check {
     pub at: i64,
 }
 
 /// The object's answer to a [`Check`].
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Checked {
+pub struct Checked {
     pub send: bool,
 }
 

@@ -23,6 +23,7 @@ mod glob;
 mod json;
 mod semver;
 mod value;
+mod wire;
 
 pub use compile::{compile, CompileError, CompileErrorKind, Limits};
 pub use cost::VarBound;

@@ -28,6 +28,7 @@ mod mac;
 mod state;
 mod wire;
 
+pub use crate::context::DeviceKind;
 pub use cookie::{
     cookie_value, cookie_values, verify_cookie, CookieValues, COOKIE_NAME, MAX_COOKIES,
     MAX_COOKIE_HEADER_BYTES, MAX_DUPLICATES,
@@ -42,7 +43,7 @@ pub use keys::{
 pub use link::{
     IdentityLink, LinkError, DEFAULT_LINK_TTL, LINK_VERSION, MAX_CAMPAIGN_BYTES, MAX_LINK_TTL,
 };
-pub use state::{Assignment, Consent, DeviceKind, Impression, Intent, Link, State, DEFAULT_TTL};
+pub use state::{Assignment, Consent, Impression, Intent, Link, State, DEFAULT_TTL};
 pub use wire::{
     compact, segment_ok, IMAGE_VERSION, MAX_COOKIE_BYTES, MAX_SEGMENTS, MAX_SEGMENT_BYTES,
 };

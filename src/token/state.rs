@@ -16,7 +16,7 @@
 //! This module never reads a clock or a source of randomness: a new visitor's id and
 //! the time are handed in.
 
-use crate::context::Channel;
+use crate::context::{Channel, DeviceKind};
 use crate::time::{UnixSeconds, DAY};
 
 /// How long a token stays valid when nothing else is said: 30 days.
@@ -169,55 +169,6 @@ impl Consent {
     /// Whether the visitor refused personalization.
     pub fn opted_out(self) -> bool {
         self.0 & Self::OPTED_OUT != 0
-    }
-}
-
-/// The device types and channels visits are counted by (`visits.<kind>`, DESIGN §10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DeviceKind {
-    /// A phone's browser.
-    Mobile,
-    /// A tablet's browser.
-    Tablet,
-    /// A computer's browser (and any other browser that is not a bot).
-    Desktop,
-    /// A mobile app.
-    App,
-    /// A store: a sales assistant's screen, a till, through the backend API.
-    Store,
-}
-
-impl DeviceKind {
-    /// How many kinds there are.
-    pub const COUNT: usize = 5;
-    /// Every kind, in index order.
-    pub const ALL: [DeviceKind; DeviceKind::COUNT] = [
-        DeviceKind::Mobile,
-        DeviceKind::Tablet,
-        DeviceKind::Desktop,
-        DeviceKind::App,
-        DeviceKind::Store,
-    ];
-
-    /// The position in [`State::visits_by`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The name rules use: `visits.<name>`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeviceKind::Mobile => "mobile",
-            DeviceKind::Tablet => "tablet",
-            DeviceKind::Desktop => "desktop",
-            DeviceKind::App => "app",
-            DeviceKind::Store => "store",
-        }
-    }
-
-    /// The kind named `name`.
-    pub fn parse(name: &str) -> Option<DeviceKind> {
-        DeviceKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 

@@ -23,9 +23,10 @@ use std::cmp::Ordering;
 
 use crate::codec::{self, CodecError, Decode, Encode};
 
-use super::state::{Assignment, Consent, DeviceKind, Impression, Intent, Link, State};
+use super::state::{Assignment, Consent, Impression, Intent, Link, State};
 use super::TokenError;
 use crate::context::Channel;
+use crate::context::DeviceKind;
 
 /// The cookie `mm=<token>` stays strictly below this many bytes (DESIGN §5).
 pub const MAX_COOKIE_BYTES: usize = 3_800;

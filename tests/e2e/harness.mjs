@@ -60,7 +60,7 @@ export async function startWorker({ dir, vars = {}, main, extraConfig = "" }) {
   // A config without a [build] section keeps wrangler from rebuilding or restarting
   // the Worker while the tests run: scripts/build-worker.sh built it.
   const config = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
-    .replace(/\[build\][^[]*/s, "")
+    .replace(/^\[build\][\s\S]*?(?=^\[)/m, "")
     .replace(/^main = .*$/m, `main = "${main ?? join(ROOT, "build", "worker", "shim.mjs")}"`) + extraConfig;
   const configPath = join(dir, "wrangler.toml");
   writeFileSync(configPath, config);

@@ -74,8 +74,8 @@ fn the_fixtures_declare_goals_and_experiments() {
     assert_eq!(variants, [("suv-teaser", 0.45), ("ev-teaser", 0.45)]);
 }
 
-use micromoment::analyze::{self, generate, Analysis, Report, Window};
 use micromoment::Bundle;
+use micromoment_cli::analyze::{self, generate, Analysis, Report, Window};
 use serde_json::{json, Value};
 
 /// A small bundle: experiment `exp` in `hero` (a 50 / b 50, no holdout), a content
@@ -572,7 +572,7 @@ fn cli(args: &[&str], stdin: &str) -> Run {
     use std::io::Write;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_micromoment"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(crate::repo_root())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

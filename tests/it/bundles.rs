@@ -15,7 +15,7 @@ struct Run {
 fn cli(args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_micromoment"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(crate::repo_root())
         .output()
         .expect("the CLI runs");
     Run {

@@ -6,6 +6,7 @@ mod bucket;
 mod bundles;
 mod decide_props;
 mod ed25519;
+mod layers;
 mod pages;
 mod prefetch;
 mod profile;
@@ -20,9 +21,14 @@ mod xss;
 
 use std::path::PathBuf;
 
+/// The repository root: this binary is the CLI crate's (`crates/cli`) test.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 /// A path relative to the repository root.
 pub fn repo_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+    repo_root().join(relative)
 }
 
 /// Reads and parses a JSON file relative to the repository root.

@@ -3,8 +3,8 @@
 //! rather than one visitor's draw. `tests/e2e/report.test.mjs` checks the page.
 
 use micromoment::context::{Channel, DeviceType};
-use micromoment::report::{self, Arm, Audience, ExperimentFact, Grid, Report, Split, Why};
 use micromoment::{Budget, Bundle, Context, Reason, Verdict};
+use micromoment_cli::report::{self, Arm, Audience, ExperimentFact, Grid, Report, Split, Why};
 use serde_json::{json, Value as Json};
 
 const NOW: i64 = 1_795_000_000;

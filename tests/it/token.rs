@@ -1308,7 +1308,6 @@ proptest! {
 // ---------------------------------------------------------------------------------
 // The CLI
 
-#[cfg(feature = "cli")]
 mod cli {
     use std::path::Path;
     use std::process::{Command, Output};

@@ -1,0 +1,179 @@
+//! `decide`'s options read without JSON: `packOptions` (in `mod.rs`) walks the options
+//! object and writes what it finds as one string of fields, each a tag character, the
+//! value, and a NUL; this module reads it back into the same [`DecideOptions`] the JSON
+//! path makes.
+//!
+//! The packed form is a fast path, not a second grammar: `packOptions` writes it only
+//! for the well-typed cases (plain objects with known keys, strings without NUL, finite
+//! numbers, booleans), and anything else here (an enum value the engine does not know,
+//! a number that does not read back) answers `None`. Either way the caller then takes
+//! the JSON path, whose answer, and whose error message, is the reference. So a packed
+//! request means exactly what its JSON means.
+//!
+//! Tags. The options: `t` token, `e` event, `v` visitor, `n` now (Unix ms), `m` now
+//! (text), `x` explain, `s` slots given, `l` one slot name (in order), `q` the keys'
+//! JSON and `i` packOptions' number for that text, `k` the keys the handle holds under
+//! that number (no text sent: packOptions is told which number the handle holds),
+//! `j` the state's JSON, `c` a context given. The context, by field:
+//!
+//! ```text
+//! A channel                                  K device.type  L device.os  M device.browser
+//! B geo.country  C geo.region  D geo.city    N app.version
+//! E geo.continent  F geo.postal              O page.path  P page.host  Q page.lang
+//! G geo.timezone  H geo.lat  I geo.lon       R page.query (a name, then its value field)
+//! J geo.colo                                 S–W utm source, medium, campaign, term, content
+//! X referrer.host  Y referrer.kind           Z event     0 consent.personalization ("1"/"0")
+//! 1 prefetch ("1"/"0")
+//! ```
+
+use std::borrow::Cow;
+
+use serde::de::value::{Error as ValueError, StrDeserializer};
+use serde::Deserialize;
+
+use super::{DecideOptions, Instant};
+use micromoment::context::Context;
+
+/// A unit enum of the context from its lowercase name, as its JSON reads.
+fn variant<'de, T: Deserialize<'de>>(name: &'de str) -> Option<T> {
+    T::deserialize(StrDeserializer::<ValueError>::new(name)).ok()
+}
+
+fn text(value: &str) -> Option<String> {
+    Some(value.to_owned())
+}
+
+/// A number as `String(n)` wrote it, read as serde_json reads the same text in JSON
+/// (`JSON.stringify` writes numbers as `String` does), so both paths agree to the bit.
+fn number(value: &str) -> Option<f64> {
+    // Whole numbers below 2^53 (clocks in ms), exactly as serde_json reads them.
+    if (1..=15).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse::<u64>().ok().map(|n| n as f64);
+    }
+    serde_json::from_str::<f64>(value)
+        .ok()
+        .filter(|n| n.is_finite())
+}
+
+fn flag(value: &str) -> Option<bool> {
+    match value {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// The NUL-terminated fields of a packed string, found with `memchr` (SIMD in
+/// WebAssembly too) rather than `str::split`'s general searcher: a NUL is ASCII, so every
+/// piece between two is a `str`.
+struct Fields<'a> {
+    text: &'a str,
+    start: usize,
+    nuls: memchr::Memchr<'a>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(text: &'a str) -> Self {
+        Fields {
+            text,
+            start: 0,
+            nuls: memchr::memchr_iter(0, text.as_bytes()),
+        }
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let end = self.nuls.next()?;
+        let field = self.text.get(self.start..end)?;
+        self.start = end + 1;
+        Some(field)
+    }
+}
+
+impl Fields<'_> {
+    /// Whether every byte was in a field: the text ended with a NUL (or was empty).
+    fn all_read(&self) -> bool {
+        self.start == self.text.len()
+    }
+}
+
+/// The options `packed` holds, or `None` when the JSON path must read them.
+pub(super) fn unpack(packed: &str) -> Option<DecideOptions<'_>> {
+    let mut options = DecideOptions::default();
+    let mut fields = Fields::new(packed);
+    // The string ends with a NUL: the fields are the pieces before each one.
+    while let Some(field) = fields.next() {
+        let mut chars = field.chars();
+        let Some(tag) = chars.next() else {
+            continue;
+        };
+        let value = chars.as_str();
+        match tag {
+            't' => options.token = Some(Cow::Borrowed(value)),
+            'e' => options.event = Some(Cow::Borrowed(value)),
+            'v' => options.visitor = Some(Cow::Borrowed(value)),
+            'n' => options.now = Some(Instant::Millis(number(value)?)),
+            'm' => options.now = Some(Instant::Text(value.to_owned())),
+            'x' => options.explain = true,
+            's' => options.slots = Some(Vec::new()),
+            'l' => options.slots.as_mut()?.push(Cow::Borrowed(value)),
+            'q' => options.keys_text = Some(value),
+            'i' => options.keys_id = Some(value.parse().ok().filter(|&id| id != 0)?),
+            'k' => options.keys_held = Some(value.parse().ok()?),
+            'j' => options.state = Some(serde_json::from_str(value).ok()?),
+            'c' => options.context = Some(Context::default()),
+            _ => {
+                let context = options.context.as_mut()?;
+                context_field(context, tag, value, &mut fields)?;
+            }
+        }
+    }
+    // Text after the last NUL is no field packOptions writes: the JSON path reads these.
+    fields.all_read().then_some(options)
+}
+
+fn context_field<'a>(
+    c: &mut Context,
+    tag: char,
+    value: &str,
+    fields: &mut impl Iterator<Item = &'a str>,
+) -> Option<()> {
+    match tag {
+        'A' => c.channel = variant(value)?,
+        'B' => c.geo.country = text(value),
+        'C' => c.geo.region = text(value),
+        'D' => c.geo.city = text(value),
+        'E' => c.geo.continent = text(value),
+        'F' => c.geo.postal = text(value),
+        'G' => c.geo.timezone = text(value),
+        'H' => c.geo.lat = Some(number(value)?),
+        'I' => c.geo.lon = Some(number(value)?),
+        'J' => c.geo.colo = text(value),
+        'K' => c.device.kind = Some(variant(value)?),
+        'L' => c.device.os = text(value),
+        'M' => c.device.browser = text(value),
+        'N' => c.app.version = text(value),
+        'O' => c.page.path = text(value),
+        'P' => c.page.host = text(value),
+        'Q' => c.page.lang = text(value),
+        'R' => {
+            let given = fields.next()?;
+            c.page.query.insert(value.to_owned(), given.to_owned());
+        }
+        'S' => c.utm.source = text(value),
+        'T' => c.utm.medium = text(value),
+        'U' => c.utm.campaign = text(value),
+        'V' => c.utm.term = text(value),
+        'W' => c.utm.content = text(value),
+        'X' => c.referrer.host = text(value),
+        'Y' => c.referrer.kind = Some(variant(value)?),
+        'Z' => c.event = text(value),
+        '0' => c.consent.personalization = Some(flag(value)?),
+        '1' => c.prefetch = flag(value)?,
+        _ => return None,
+    }
+    Some(())
+}
