@@ -211,11 +211,14 @@ test("every XSS payload through every request variable stays inert in Chromium",
   const all = payloads().filter((p) => encodeURIComponent(p).length <= 1200);
   assert.ok(all.length > 1400, `${all.length} payloads short enough for a URL`);
   const failures = [];
+  const started = performance.now();
   for (const payload of all) {
     const seen = await visit(payload);
     if (seen.danger.length || seen.marker) failures.push(`${JSON.stringify(payload)}: ${seen.danger.join("; ")}`);
     if (seen.shape !== benign.shape) failures.push(`${JSON.stringify(payload)}: markup changed`);
   }
+  const seconds = (performance.now() - started) / 1000;
+  console.log(`# ${all.length} navigations in ${seconds.toFixed(1)} s, ${(all.length / seconds).toFixed(1)} navigations/s`);
   console.log(`${all.length} payloads x ${vars.length} variables x ${PLACES.length} places in Chromium: ${failures.length} failures, ${dialogs.length} dialogs`);
   assert.deepEqual(failures, []);
   assert.deepEqual(dialogs, []);
