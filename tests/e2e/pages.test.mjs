@@ -195,7 +195,7 @@ test("every XSS payload through every request variable stays inert in Chromium",
     } catch (e) {
       const seen = [...requests].map(([r, how]) => `  ${r.resourceType()} ${how} ${r.url().slice(0, 120)}`).join("\n");
       assert.fail(`${what}: no load event within ${NAVIGATION_MS} ms of navigating to ${url.slice(0, 120)}` +
-        ` (${e.message.split("\n")[0]})\nrequests:\n${seen}\nworker log (end):\n${worker.log().slice(-2000)}`);
+        ` (${e.message.split("\n")[0]})\nrequests:\n${seen}\nworker log, last lines:\n${worker.log().trimEnd().split("\n").slice(-15).join("\n")}`);
     }
   };
   const dialogs = [];
