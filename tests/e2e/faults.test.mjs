@@ -19,6 +19,8 @@ import net from "node:net";
 import { execFileSync } from "node:child_process";
 import { ROOT, WRANGLER, freePort, tempDir, cli, tokenFrom, startWorker, cleanup, eventually as until } from "./harness.mjs";
 
+// A desktop Chrome, as a visitor's browser sends it.
+const CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 const BROKEN_KEYS = JSON.stringify({ current: "k1", keys: { k1: "c2hvcnQ=" } });
 const PAGE = `<!doctype html><html><head><title>Faults</title></head><body>
 <div data-mm-slot="hero"><p>origin hero</p></div><p>${"filler ".repeat(2000)}</p><footer>end</footer></body></html>`;
@@ -82,8 +84,8 @@ const info = () =>
       console.log(`/v1/bundle: ${e.cause?.code ?? e.message}`);
       return { health: { bundle: {} } };
     });
-const decide = async () => {
-  const r = await fetch(`${base}/v1/decide?slots=hero`);
+const decide = async (headers = {}) => {
+  const r = await fetch(`${base}/v1/decide?slots=hero`, { headers });
   return { status: r.status, body: await r.json(), cookie: r.headers.get("set-cookie") };
 };
 
@@ -101,8 +103,13 @@ test("a malformed JOURNEY_KEYS serves defaults without tokens, logs once, and sh
   assert.equal(health.preview, "too short");
   const logged = () => worker.log().split("\n").filter((l) => l.includes("JOURNEY_KEYS does not load")).length;
   await eventually(() => logged() > 0, 10000);
-  await decide();
-  await new Promise((r) => setTimeout(r, 500));
+  // A browser's request (Node's fetch is an HTTP library, whose requests count as
+  // nobody's exposure) is logged as an exposure after its response: once that line is
+  // in, whatever the request logged before it is in too.
+  const exposures = () => worker.log().split("\n").filter((l) => l.includes('"type":"exposure"')).length;
+  const before = exposures();
+  assert.equal((await decide({ "User-Agent": CHROME })).status, 200);
+  await eventually(() => exposures() > before, 10000);
   assert.equal(logged(), 1, "logged once per isolate, not per request");
 });
 

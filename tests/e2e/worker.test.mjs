@@ -370,14 +370,20 @@ test("exposures are logged after the response", async () => {
   const r = await decide("slots=hero,sidebar", { "User-Agent": CHROME });
   const visitor = JSON.parse(cli("token", "inspect", r.token, "--keys", keysFile)).visitor;
   // The lines arrive one by one after the response: wait for the second, then check
-  // no third came.
-  const lines = () => worker.log().split("\n").filter((l) => l.includes(`"visitor":"${visitor}"`));
-  await eventually(() => lines().length >= 2, 20000);
-  await new Promise((r) => setTimeout(r, 500));
-  assert.equal(lines().length, 2, "one exposure per slot");
+  // that no third came once a later request's line is in.
+  const lines = (visitor) => worker.log().split("\n").filter((l) => l.includes(`"visitor":"${visitor}"`));
+  await eventually(() => lines(visitor).length >= 2, 20000);
   // Bots are served but not counted.
   const bot = await decide("slots=hero", { "User-Agent": "Googlebot/2.1 (+http://www.google.com/bot.html)" });
   assert.equal(bot.status, 200);
+  const botVisitor = JSON.parse(cli("token", "inspect", bot.token, "--keys", keysFile)).visitor;
+  // A request's lines are logged together, after its response and before the next
+  // request: once a later visitor's line is in, nothing more of the two before can come.
+  const later = await decide("slots=hero", { "User-Agent": CHROME });
+  const laterVisitor = JSON.parse(cli("token", "inspect", later.token, "--keys", keysFile)).visitor;
+  await eventually(() => lines(laterVisitor).length >= 1, 20000);
+  assert.equal(lines(visitor).length, 2, "one exposure per slot");
+  assert.deepEqual(lines(botVisitor), [], "a crawler is nobody's exposure");
 });
 
 test("exposures and conversions of real requests are what analyze counts", async () => {
