@@ -16,6 +16,29 @@ export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 export const KEYS = { current: "k1", keys: { k1: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" } };
 const READY_DEADLINE_MS = 15 * 60 * 1000; // a first run may still be building
 
+// `wrangler dev` (4.86) puts a proxy before the Worker whose pooled connections both
+// ends close after 5 s idle: a request written into one at that moment is never
+// answered (cloudflare/workers-sdk#14641; the request never reaches the Worker). Every
+// request a test sends to a Worker it started is therefore bounded, and sent once more
+// when it got no answer: it did not reach the Worker, so sending it again is safe.
+const WORKER_BASES = new Set();
+const REQUEST_DEADLINE_MS = 20_000;
+const plainFetch = globalThis.fetch;
+globalThis.fetch = async function fetchWorker(input, init = {}) {
+  const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+  const ours = [...WORKER_BASES].some((base) => url.startsWith(base));
+  if (!ours || init.signal || typeof input !== "string" && !(input instanceof URL)) return plainFetch(input, init);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await plainFetch(input, { ...init, signal: AbortSignal.timeout(REQUEST_DEADLINE_MS) });
+    } catch (e) {
+      const unanswered = e?.name === "TimeoutError" || e?.cause?.code === "UND_ERR_SOCKET" || e?.cause?.code === "ECONNRESET";
+      if (!unanswered || attempt === 2) throw e;
+      console.log(`# no answer from wrangler dev within ${REQUEST_DEADLINE_MS} ms (its idle-connection hang): ${init.method ?? "GET"} ${url} sent again`);
+    }
+  }
+};
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -67,6 +90,7 @@ export async function startWorker({ dir, vars = {}, main, extraConfig = "" }) {
   const port = await freePort();
   const inspector = await freePort();
   const base = `http://127.0.0.1:${port}`;
+  WORKER_BASES.add(base);
   const args = [
     "dev", "--config", configPath, "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector),
     "--persist-to", join(dir, "state"), "--show-interactive-dev-session=false",
