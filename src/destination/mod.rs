@@ -1,5 +1,5 @@
 //! Destinations (DESIGN §11): the kinds a bundle may send triggers to, written once in
-//! [`kinds!`]'s table, and for each kind one file that turns a [`Delivery`] and the
+//! `kinds!`'s table, and for each kind one file that turns a [`Delivery`] and the
 //! settings it names (the secret, the URL) into the [`HttpCall`] that delivers it. Also
 //! the names a destination may give its settings (`MM_DEST_…`) and the delivery as it
 //! waits in the queue or in a Durable Object.
@@ -29,10 +29,11 @@ use crate::time::UnixSeconds;
 /// file: Variant = "authoring name", url: optional(DEFAULT_URL);
 /// ```
 ///
-/// `file` is the module (`file.rs`) whose `call` makes the kind's HTTP call; `url` says
-/// whether a destination of the kind must name a URL var, or else which URL it calls
-/// when it names none. A new row goes last: its position is the kind's code in a
-/// compiled bundle.
+/// `file` is the module (`file.rs`) whose `call(delivery, secret, url, now)` makes the
+/// kind's [`HttpCall`] (or refuses a secret it cannot use, with a [`SecretError`]);
+/// `url` says whether a destination of the kind must name a URL var, or else which URL
+/// it calls when it names none. A new row goes last: its position is the kind's code in
+/// a compiled bundle.
 macro_rules! kinds {
     ($(
         #[doc = $summary:literal]
@@ -100,8 +101,6 @@ kinds! {
     /// a Segment track call
     segment: Segment = "segment", url: optional(segment::TRACK_URL);
 }
-
-pub use webhook::SecretError;
 
 impl DestinationKind {
     /// The kind named `name` in a bundle or a delivery.
@@ -314,6 +313,18 @@ impl fmt::Display for Setting {
             Setting::Url => "has no URL",
         })
     }
+}
+
+/// Why a kind cannot call with the secret it is given: its kind, what the secret must
+/// be, and what it is not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {} secret is not {expected}: {problem}", kind.as_str())]
+pub struct SecretError {
+    pub kind: DestinationKind,
+    /// What a secret of the kind is (`whsec_<base64> (Standard Webhooks)`).
+    pub expected: &'static str,
+    /// What is wrong with this one (`no whsec_ prefix`).
+    pub problem: &'static str,
 }
 
 /// Why a delivery makes no call. No attempt can succeed until the Worker's settings or

@@ -58,8 +58,8 @@ fn authorization(write_key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{delivery, settings};
+    use super::super::DestinationKind;
     use super::*;
-    use crate::destination::DestinationKind;
 
     #[test]
     fn the_write_key_is_the_basic_user() {

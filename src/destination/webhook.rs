@@ -9,7 +9,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{CallError, Delivery, HttpCall};
+use super::{CallError, Delivery, DestinationKind, HttpCall, SecretError};
 use crate::time::UnixSeconds;
 
 /// The signed `POST` of the delivery's body to `url`, sent at `now`.
@@ -32,13 +32,13 @@ pub(super) fn call(
         .header("webhook-signature", signature))
 }
 
-/// Why a secret cannot sign.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SecretError {
-    /// Not `whsec_` and base64, as Standard Webhooks writes a secret.
-    #[error("the webhook secret is not whsec_<base64> (Standard Webhooks): {0}")]
-    Malformed(&'static str),
+/// A secret that cannot sign: not `whsec_` and base64, as Standard Webhooks writes one.
+fn malformed(problem: &'static str) -> SecretError {
+    SecretError {
+        kind: DestinationKind::Webhook,
+        expected: "whsec_<base64> (Standard Webhooks)",
+        problem,
+    }
 }
 
 /// The `webhook-signature` header of Standard Webhooks v1: `v1,` and the base64
@@ -51,15 +51,15 @@ fn signature(
 ) -> Result<String, SecretError> {
     let encoded = secret
         .strip_prefix("whsec_")
-        .ok_or(SecretError::Malformed("no whsec_ prefix"))?;
+        .ok_or_else(|| malformed("no whsec_ prefix"))?;
     let key = STANDARD
         .decode(encoded)
-        .map_err(|_| SecretError::Malformed("not base64"))?;
+        .map_err(|_| malformed("not base64"))?;
     if key.is_empty() {
-        return Err(SecretError::Malformed("empty"));
+        return Err(malformed("empty"));
     }
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key)
-        .map_err(|_| SecretError::Malformed("unusable key"))?;
+        .map_err(|_| malformed("unusable key"))?;
     mac.update(id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
@@ -75,7 +75,6 @@ fn signature(
 mod tests {
     use super::super::tests::{delivery, settings};
     use super::*;
-    use crate::destination::DestinationKind;
 
     /// The example of the Standard Webhooks specification and its reference libraries.
     #[test]
@@ -99,7 +98,7 @@ mod tests {
         ] {
             assert_eq!(
                 signature(bad, "m", 1, "{}"),
-                Err(SecretError::Malformed(why)),
+                Err(malformed(why)),
                 "{bad}"
             );
         }
