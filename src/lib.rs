@@ -30,6 +30,7 @@ pub mod confirm;
 pub mod context;
 mod decide;
 pub mod deliver;
+pub mod destination;
 pub mod html;
 pub mod http;
 pub mod ids;
