@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `micromoment analyze` over 1,000,000 log lines (DESIGN §9: ≤ 10 s on 2 cores): lines
+# `micromoment analyze` over 1,000,000 log lines (BENCHMARKS.md: ≤ 10 s on 2 cores): lines
 # simulated through the real engine (`analyze-generate`), then the analysis timed with
 # its peak memory by /usr/bin/time -v. A benchmark, not a test: it prints figures.
 set -euo pipefail

@@ -1,4 +1,4 @@
-//! The budgets of DESIGN §9, natively: bundle load (decode + verify) at 1, 100 and 10,000
+//! The budgets of BENCHMARKS.md, natively: bundle load (decode + verify) at 1, 100 and 10,000
 //! candidates, and one decision of 3 slots × 20 candidates with token verify + re-sign
 //! (`common::decision_scenario`: signals, a transition, caps, an experiment per slot).
 

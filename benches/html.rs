@@ -1,5 +1,5 @@
 //! HTML slot rewriting throughput, as the page proxy does it: one lol_html pass that
-//! decides each slot as it meets it (DESIGN §9: ≥ 50 MB/s in WASM; these are the native
+//! decides each slot as it meets it (BENCHMARKS.md: ≥ 50 MB/s in WASM; these are the native
 //! figures, `node bench/v8/compare.mjs` has the WASM ones).
 
 mod common;

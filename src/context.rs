@@ -1,5 +1,5 @@
 //! The request context: what the edge knows about this request, in the variable names
-//! rules use (DESIGN §3).
+//! rules use (docs/format.md).
 //!
 //! Adapters fill a [`Context`] from whatever their platform offers (`request.cf`, headers,
 //! query, a CTX.json file); every field is optional, and an absent field reads as null.
@@ -44,7 +44,7 @@ pub struct Context {
 }
 
 /// Where a request comes from: web pages and app screens at the edge; e-mails, pushes
-/// and the store through the backend API (DESIGN §10).
+/// and the store through the backend API (docs/profiles.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
@@ -332,7 +332,7 @@ pub enum VarId {
     ReferrerHost,
     ReferrerKind,
     ConsentPersonalization,
-    /// `profile.linked`: whether the device is linked to a profile (DESIGN §10).
+    /// `profile.linked`: whether the device is linked to a profile (docs/profiles.md).
     ProfileLinked,
     /// `profile.devices`: how many devices the profile has (1 when not linked).
     ProfileDevices,
@@ -437,7 +437,7 @@ impl LocalTime {
     }
 }
 
-/// The device types and channels visits are counted by (`visits.<kind>`, DESIGN §10).
+/// The device types and channels visits are counted by (`visits.<kind>`, docs/profiles.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DeviceKind {
     /// A phone's browser.

@@ -1,4 +1,4 @@
-//! Delivering fired triggers (DESIGN §11), the request's part: one [`Delivery`] per
+//! Delivering fired triggers (docs/triggers.md), the request's part: one [`Delivery`] per
 //! trigger and destination, with a stable id and the body every destination gets, and
 //! what a request's events cancel of what waits. How each kind of destination is then
 //! called is `crate::destination`'s. The Worker enqueues the deliveries and its queue

@@ -29,7 +29,7 @@ pub enum IdKind {
     Experiment,
     /// A campaign sharing one cap.
     Campaign,
-    /// A trigger (DESIGN §11), whose cap counts in the state as a content's does.
+    /// A trigger (docs/triggers.md), whose cap counts in the state as a content's does.
     Trigger,
 }
 

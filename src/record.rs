@@ -1,4 +1,4 @@
-//! What a request leaves for analytics (DESIGN §12): one record per exposure and per
+//! What a request leaves for analytics (docs/results.md): one record per exposure and per
 //! conversion, in the layout `micromoment analyze` reads (`docs/analytics.md`): the JSON
 //! log line ([`Record::line`]) and the Analytics Engine data point
 //! ([`Record::data_point`]) are two writings of one [`Record`]. `line` is the one writer

@@ -287,7 +287,7 @@ pub struct Outcome<'b> {
     /// shown to a client).
     pub token_rejected: Option<TokenError>,
     /// What to send the device's profile after the response, for a linked device whose
-    /// request changed what the person shares (DESIGN §10).
+    /// request changed what the person shares (docs/profiles.md).
     pub push: Option<Message>,
 }
 

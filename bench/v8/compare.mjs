@@ -188,7 +188,7 @@ function generatedBundle(slots, perSlot) {
   };
 }
 
-/** A glob of DESIGN §3 (`*` one segment, `**` any number) as an anchored RegExp source. */
+/** A rule's glob (docs/format.md: `*` one segment, `**` any number) as an anchored RegExp source. */
 function globSource(pattern) {
   const parts = pattern.split("/").filter(Boolean).map((segment) => {
     if (segment === "**") return "(?:/[^/]+)*";

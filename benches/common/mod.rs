@@ -1,5 +1,5 @@
 //! Shared by the benchmarks and the tests: a generated bundle of any size, and the
-//! decision scenario of DESIGN §9 (3 slots × 20 candidates, a returning visitor's token).
+//! decision scenario of BENCHMARKS.md (3 slots × 20 candidates, a returning visitor's token).
 #![allow(dead_code)]
 
 use micromoment::session::{self, Entropy, Request, Slots, Visitor};
@@ -89,7 +89,7 @@ pub fn generated_bundle_with(
 /// The bench time: 2026-11-18.
 pub const NOW: i64 = 1_795_000_000;
 
-/// One decision of DESIGN §9: [`generated_bundle_with`]`(3, 20, EXPERIMENT_AT)`, a
+/// One decision of BENCHMARKS.md: [`generated_bundle_with`]`(3, 20, EXPERIMENT_AT)`, a
 /// visitor from Lyon on an SUV model page (the intent signal fires, the transition
 /// to consideration applies), with the token a number of earlier requests left.
 pub struct DecisionScenario {

@@ -20,7 +20,7 @@ fn keys() -> &'static Keys {
     })
 }
 
-/// DESIGN §10's link, from its sentence: `l1.<kid>.<payload>.<tag>`, HMAC-SHA256 with
+/// the link of docs/profiles.md, from its sentence: `l1.<kid>.<payload>.<tag>`, HMAC-SHA256 with
 /// the domain bytes `mm-link-v1`.
 fn seal(payload: &[u8]) -> String {
     let key = URL_SAFE_NO_PAD.decode(KEY).expect("key");

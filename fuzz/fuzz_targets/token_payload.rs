@@ -20,7 +20,7 @@ fn keys() -> &'static Keys {
     })
 }
 
-/// The token DESIGN §5 describes, built from its sentence: HMAC-SHA256 over
+/// The token docs/api.md, "The journey token" describes, built from its sentence: HMAC-SHA256 over
 /// `mm-v1 \0 kid \0 payload-text` (`mm-v2` for version 2).
 fn seal(version: &str, payload: &[u8]) -> String {
     let key = URL_SAFE_NO_PAD.decode(KEY).expect("key");

@@ -30,9 +30,9 @@ pub struct Bundle {
     /// Content indices sorted by content name: `seen.<content>` read by a path computed
     /// at run time is found by binary search, with no allocation and no suggestion work.
     pub content_order: List<u16>,
-    /// What counts as a conversion, for `analyze` (DESIGN §12); never read by a decision.
+    /// What counts as a conversion, for `analyze` (docs/results.md); never read by a decision.
     pub goals: List<Goal>,
-    /// Where triggers are sent (DESIGN §11), in name order.
+    /// Where triggers are sent (docs/triggers.md), in name order.
     pub destinations: List<Destination>,
     /// The moments that start a conversation on another channel, in bundle order.
     pub triggers: List<Trigger>,

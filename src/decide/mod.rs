@@ -59,7 +59,7 @@ pub struct Visit<'a> {
     pub explain: bool,
     /// Whether the person was seen before this request (it carried a valid token, or a
     /// backend named them): only then may a delayed trigger be scheduled, so no
-    /// cookie-less request ever leaves something waiting (DESIGN §11).
+    /// cookie-less request ever leaves something waiting (docs/triggers.md).
     pub returning: bool,
 }
 

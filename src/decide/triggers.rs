@@ -1,4 +1,4 @@
-//! The triggers a request fires (DESIGN §11): a stage entered, an event, a rule turned
+//! The triggers a request fires (docs/triggers.md): a stage entered, an event, a rule turned
 //! true; each at most as often as its cap allows, counted in the state as a content's
 //! impressions are (so, once linked, across the person's devices).
 

@@ -113,7 +113,7 @@ pub struct Decision<'b> {
     /// Exposure events to send after the response.
     #[serde(skip)]
     pub exposures: Vec<Exposure<'b>>,
-    /// The triggers this request fired (DESIGN §11), their caps counted in `state`.
+    /// The triggers this request fired (docs/triggers.md), their caps counted in `state`.
     #[serde(skip)]
     pub triggers: Vec<Fired<'b>>,
 }

@@ -1,4 +1,4 @@
-//! Destinations (DESIGN §11): the kinds a bundle may send triggers to, written once in
+//! Destinations (docs/triggers.md): the kinds a bundle may send triggers to, written once in
 //! `kinds!`'s table, and for each kind one file that turns a [`Delivery`] and the
 //! settings it names (the secret, the URL) into the [`HttpCall`] that delivers it. Also
 //! the names a destination may give its settings (`MM_DEST_…`) and the delivery as it

@@ -1,4 +1,4 @@
-//! What a linked device does about its profile on a request (DESIGN §10): sync before
+//! What a linked device does about its profile on a request (docs/profiles.md): sync before
 //! deciding at identification and on a new visit (waited at most
 //! [`PROFILE_WAIT_MS`]), push after the response when the request changed what the
 //! person shares. A device that is not linked, has no consent, or is a crawler or a

@@ -1,5 +1,5 @@
 //! A profile: the devices of one person and what each contributed, and the exchanges
-//! through which a device gives its changes and gets the person's journey (DESIGN §10).
+//! through which a device gives its changes and gets the person's journey (docs/profiles.md).
 //!
 //! Each device record holds the device's own contribution (`own`), the state the device
 //! holds as far as the profile knows (`base`: the view it was last given, or its own
@@ -32,9 +32,9 @@ use crate::token::{self, DeviceKind, State};
 
 use super::merge::{capped, delta, join};
 
-/// The most devices a profile keeps apart (DESIGN §10).
+/// The most devices a profile keeps apart (docs/profiles.md).
 pub const MAX_DEVICES: usize = 50;
-/// The most bytes a stored state or the view takes (DESIGN §10).
+/// The most bytes a stored state or the view takes (docs/profiles.md).
 pub const MAX_PROFILE_BYTES: usize = 16 * 1024;
 
 /// The record of devices folded out of a profile over [`MAX_DEVICES`].

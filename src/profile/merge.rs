@@ -1,4 +1,4 @@
-//! The merge (DESIGN §10): two devices' contributions to one person's journey joined
+//! The merge (docs/profiles.md): two devices' contributions to one person's journey joined
 //! into one, and what a device added since a state it was given.
 //!
 //! A contribution is a [`State`] read as "what this device added": its visits, the
@@ -25,7 +25,7 @@
 //!   channel that visit's.
 //! - sequence progress and segments: union.
 //! - experiment assignments: the one made first (`at`, then the lower variant) wins.
-//! - consent is not merged: it is each device's own (DESIGN §10 says "the latest
+//! - consent is not merged: it is each device's own (docs/profiles.md says "the latest
 //!   explicit choice wins"; consent to cookies and personalization is given per browser,
 //!   and a choice made on the phone cannot stand for the laptop). A device without
 //!   consent never syncs.
@@ -65,7 +65,7 @@ fn period_of(bundle: &Bundle, id: u32) -> Option<Period> {
     if let Some(c) = bundle.campaigns.iter().find(|c| c.id == id) {
         return Some(c.cap.per);
     }
-    // A trigger's cap counts in the same records (DESIGN §11: per profile once linked).
+    // A trigger's cap counts in the same records (docs/triggers.md: per profile once linked).
     bundle
         .triggers
         .iter()

@@ -1,4 +1,4 @@
-//! One journey per person (DESIGN §10): the merge of devices' journeys, the profile
+//! One journey per person (docs/profiles.md): the merge of devices' journeys, the profile
 //! that keeps them, and what a device does about it at the edge.
 //!
 //! - [`merge`]: two contributions joined ([`join`]), what a device added since a state

@@ -23,7 +23,7 @@ use super::wire::{self, Payload, Version, WireV1, WireV2, MAX_COOKIE_BYTES};
 
 /// The version field of tokens of devices that are not linked to a profile.
 pub const VERSION: &str = "v1";
-/// The version field of tokens of devices linked to a profile (DESIGN §10): the `v1`
+/// The version field of tokens of devices linked to a profile (docs/profiles.md): the `v1`
 /// payload and the link, tagged over `mm-v2`.
 pub const VERSION_2: &str = "v2";
 /// The longest token text [`verify`] looks at; longer input is refused before any

@@ -1,4 +1,4 @@
-//! Identity links (DESIGN §10): `?mm_link=l1.<kid>.<payload>.<tag>` in an e-mail, an
+//! Identity links (docs/profiles.md): `?mm_link=l1.<kid>.<payload>.<tag>` in an e-mail, an
 //! SMS or a push, naming the profile the device that opens it belongs to.
 //!
 //! The envelope is the token's: the same `JOURNEY_KEYS`, the payload (bincode, then

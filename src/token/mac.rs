@@ -1,10 +1,10 @@
 //! The HMAC-SHA256 layer under the token: what the tag covers, and how it is checked.
 //!
 //! The tag is the full 32-byte HMAC-SHA256 over exactly `mm-v1`, a zero byte, the key
-//! id, a zero byte, and the payload's base64url text (DESIGN §5). The zero bytes keep
-//! the fields apart: a key id cannot grow into the payload. Checking a tag compares all
-//! 32 bytes in constant time and refuses a tag of any other length, so a truncated tag
-//! never verifies. This module never decides whether a key is strong enough (that is
+//! id, a zero byte, and the payload's base64url text (docs/api.md, "The journey
+//! token"). The zero bytes keep the fields apart: a key id cannot grow into the
+//! payload. Checking a tag compares all 32 bytes in constant time and refuses a tag of
+//! any other length, so a truncated tag never verifies. This module never decides whether a key is strong enough (that is
 //! [`super::Keys`]) and never parses the payload.
 
 use hmac::{Hmac, Mac};
@@ -18,9 +18,9 @@ pub(crate) const TAG_BYTES: usize = 32;
 
 /// The domain-separation prefix of the tagged message for version 1 tokens.
 pub(crate) const DOMAIN_V1: &[u8] = b"mm-v1";
-/// The same for version 2 tokens (linked devices, DESIGN §10).
+/// The same for version 2 tokens (linked devices, docs/profiles.md).
 pub(crate) const DOMAIN_V2: &[u8] = b"mm-v2";
-/// The same for identity links (`?mm_link=`, DESIGN §10): a link never verifies as a
+/// The same for identity links (`?mm_link=`, docs/profiles.md): a link never verifies as a
 /// token, nor a token as a link.
 pub(crate) const DOMAIN_LINK: &[u8] = b"mm-link-v1";
 

@@ -1,4 +1,5 @@
-//! The signed journey token (DESIGN §5): the visitor's state, carried by the visitor.
+//! The signed journey token (docs/api.md, "The journey token"): the visitor's state,
+//! carried by the visitor.
 //!
 //! `mm=v1.<kid>.<payload>.<tag>`. The payload is the base64url (no padding) of the
 //! bincode [`State`] in its frozen wire form; the tag is the base64url (no padding) of

@@ -52,7 +52,7 @@ pub struct State {
     pub segments: Vec<String>,
     /// Consent bits, see [`Consent`].
     pub consent: Consent,
-    /// How many `back` transitions this journey has taken, on any device (DESIGN §10):
+    /// How many `back` transitions this journey has taken, on any device (docs/profiles.md):
     /// a back move starts a new generation, and a stage of a later generation wins over
     /// every stage of an earlier one when devices are joined.
     pub stage_generation: u16,
@@ -61,7 +61,7 @@ pub struct State {
     pub visits_by: [u32; DeviceKind::COUNT],
     /// The channel of the person's latest request before this one, once known.
     pub last_channel: Option<Channel>,
-    /// The person this device is linked to, if it is (DESIGN §10).
+    /// The person this device is linked to, if it is (docs/profiles.md).
     pub link: Option<Link>,
 }
 
@@ -147,7 +147,7 @@ pub struct Assignment {
     pub experiment: u32,
     /// The variant index, or [`Assignment::HOLDOUT`].
     pub variant: u8,
-    /// When it was made, so that the first one made on any device wins (DESIGN §10). A
+    /// When it was made, so that the first one made on any device wins (docs/profiles.md). A
     /// `v1` token does not carry it: it reads as the token's `issued_at`, the latest it
     /// can have been.
     pub at: UnixSeconds,
@@ -172,7 +172,7 @@ impl Consent {
     }
 }
 
-/// What a linked device knows of its profile (DESIGN §10).
+/// What a linked device knows of its profile (docs/profiles.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Link {
     /// The profile id: 128 opaque bits chosen by a backend.
@@ -184,7 +184,7 @@ pub struct Link {
     pub devices: u8,
     /// When this device was linked to the profile (a link confirmed, a backend's
     /// mint): a profile erased after it refuses the device for good, however it comes
-    /// back (DESIGN §10). A token written before links carried it reads 0: older than
+    /// back (docs/profiles.md). A token written before links carried it reads 0: older than
     /// any erasure.
     pub linked_at: UnixSeconds,
 }

@@ -28,7 +28,7 @@ use super::TokenError;
 use crate::context::Channel;
 use crate::context::DeviceKind;
 
-/// The cookie `mm=<token>` stays strictly below this many bytes (DESIGN §5).
+/// The cookie `mm=<token>` stays strictly below this many bytes (docs/api.md, "The journey token").
 pub const MAX_COOKIE_BYTES: usize = 3_800;
 /// The most segments a token carries; more are refused at mint.
 pub const MAX_SEGMENTS: usize = 16;
@@ -98,7 +98,7 @@ impl Head {
 }
 
 /// Version 2: everything of version 1 (assignments with their age), then what a
-/// device linked to a profile carries (DESIGN §10). Written only for linked states, so
+/// device linked to a profile carries (docs/profiles.md). Written only for linked states, so
 /// every other token stays a `v1` token, byte for byte. Never reorder or insert.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub(crate) struct WireV2 {

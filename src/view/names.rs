@@ -256,7 +256,7 @@ impl Serialize for StateView<'_> {
         )?;
         map.serialize_entry("segments", &state.segments)?;
         map.serialize_entry("consent", &!state.consent.opted_out())?;
-        // What only a linked state's token carries (DESIGN §10).
+        // What only a linked state's token carries (docs/profiles.md).
         if let Some(link) = &state.link {
             let mut profile = [0u8; 32];
             map.serialize_entry(

@@ -1,4 +1,4 @@
-//! `analyze` (DESIGN §12): goals in the bundle, the log join, the statistics and the
+//! `analyze` (docs/results.md): goals in the bundle, the log join, the statistics and the
 //! attribution models, and the command as a marketer runs it.
 
 use micromoment::{bundle, Budget};
@@ -601,7 +601,7 @@ fn temp(name: &str, contents: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn the_command_reads_stdin_and_files_and_prints_the_design_json_shape() {
+fn the_command_reads_stdin_and_files_and_prints_the_documented_json_shape() {
     let bundle = temp("small.json", SMALL);
     let b = bundle.to_str().unwrap();
     let (p, q) = (person(60), person(61));

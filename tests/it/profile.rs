@@ -1,4 +1,4 @@
-//! One journey per person (DESIGN §10): the merge and the profile's exchanges, over
+//! One journey per person (docs/profiles.md): the merge and the profile's exchanges, over
 //! random histories split across 2–5 devices and random delivery orders (proptest),
 //! through the real engine and real tokens.
 //!

@@ -362,7 +362,7 @@ fn an_arm_whose_variant_is_already_on_the_page_shows_what_comes_next() {
     );
 }
 
-/// Which moments fire which triggers (DESIGN §11): the engine over the grid of the
+/// Which moments fire which triggers (docs/triggers.md): the engine over the grid of the
 /// transitions, signals and trigger rules, three requests in a row per audience.
 #[test]
 fn the_report_shows_the_moments_that_fire_each_trigger() {

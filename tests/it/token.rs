@@ -1,5 +1,5 @@
-//! The journey token (DESIGN §5, issue 3): round trips, rotation, every bad-token
-//! reason, the tag recomputed from the design text alone, the size budget, keys, the
+//! The journey token (docs/api.md, "The journey token"): round trips, rotation, every
+//! bad-token reason, the tag recomputed from the documented text alone, the size budget, keys, the
 //! Cookie header parser, the JSON view, properties, and the CLI flow.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -88,8 +88,9 @@ fn typical() -> State {
     }
 }
 
-/// HMAC-SHA256 written from DESIGN §5 alone: over `mm-v1`, 0, kid, 0, payload text.
-fn design_tag(key: &[u8], kid: &str, payload: &str) -> String {
+/// HMAC-SHA256 written from docs/api.md ("The journey token") alone: over `mm-v1`, 0, kid,
+/// 0, payload text.
+fn documented_tag(key: &[u8], kid: &str, payload: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
     mac.update(b"mm-v1");
     mac.update(&[0]);
@@ -102,7 +103,7 @@ fn design_tag(key: &[u8], kid: &str, payload: &str) -> String {
 /// A correctly tagged token around arbitrary payload bytes, as a key holder could make.
 fn tagged(kid: &str, payload: &[u8]) -> String {
     let text = URL_SAFE_NO_PAD.encode(payload);
-    let tag = design_tag(&key_bytes(kid), kid, &text);
+    let tag = documented_tag(&key_bytes(kid), kid, &text);
     format!("v1.{kid}.{text}.{tag}")
 }
 
@@ -200,15 +201,15 @@ fn new_visitor() {
 }
 
 // ---------------------------------------------------------------------------------
-// The tag, recomputed from DESIGN §5 alone
+// The tag, recomputed from docs/api.md, "The journey token" alone
 
 #[test]
-fn tag_matches_the_design_text() {
+fn tag_matches_the_documented_text() {
     let k = keys("k2", &["k1", "k2"]);
     let text = token::sign(&typical(), &k).unwrap();
     let [version, kid, payload, tag] = fields(&text);
     assert_eq!((version.as_str(), kid.as_str()), ("v1", "k2"));
-    assert_eq!(tag, design_tag(&key_bytes("k2"), "k2", &payload));
+    assert_eq!(tag, documented_tag(&key_bytes("k2"), "k2", &payload));
     assert_eq!(URL_SAFE_NO_PAD.decode(&tag).unwrap().len(), 32);
     assert!(!text.contains('='), "no padding: {text}");
 }
@@ -353,7 +354,7 @@ fn bad_token_bad_base64() {
 fn bad_token_bad_tag() {
     let (k, _, [v, kid, p, t]) = sample();
     let flipped = format!("{}{}", if t.starts_with('A') { "B" } else { "A" }, &t[1..]);
-    let other_key = design_tag(&key_bytes("k2"), "k1", &p);
+    let other_key = documented_tag(&key_bytes("k2"), "k1", &p);
     for token in [
         format!("{v}.{kid}.{p}.{flipped}"),
         // Truncated tags: a valid prefix of the right tag is still refused.

@@ -1,4 +1,4 @@
-//! Triggers (DESIGN §11), the core's part: authoring diagnostics, the compiled form,
+//! Triggers (docs/triggers.md), the core's part: authoring diagnostics, the compiled form,
 //! and which requests fire which triggers (stage entered, event, rule turned true),
 //! within caps, never for crawlers or without consent.
 
@@ -316,7 +316,7 @@ fn destinations_name_only_mm_dest_vars() {
     );
 }
 
-/// A trigger's cap is the person's once linked (DESIGN §11): the phone's follow-up
+/// A trigger's cap is the person's once linked (docs/triggers.md): the phone's follow-up
 /// reaches the profile with its push, and the laptop, synced, does not send another
 /// one within the 30 days.
 #[test]

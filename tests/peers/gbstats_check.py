@@ -58,8 +58,8 @@ def arm(name, people, conversions, value_sum=None, value_sum_squares=None):
 
 rng = np.random.default_rng(20261201)
 CASES = []
-# DESIGN §12's example: 50/50 with a 10 % holdout (shares 45/45/10).
-CASES.append(("design-example", [("dealer-offer", 50), ("test-drive", 50)], 0.10,
+# A worked example: 50/50 with a 10 % holdout (shares 45/45/10).
+CASES.append(("worked-example", [("dealer-offer", 50), ("test-drive", 50)], 0.10,
               [arm("dealer-offer", 9000, 450), arm("test-drive", 9050, 520), arm("holdout", 2000, 80)]))
 CASES.append(("small-samples", [("a", 50), ("b", 50)], 0.0, [arm("a", 40, 5), arm("b", 38, 9)]))
 CASES.append(("large-samples", [("a", 50), ("b", 50)], 0.0,

@@ -1,4 +1,4 @@
-//! `destinations` and `triggers` (DESIGN §11): where the journey's moments are sent, and
+//! `destinations` and `triggers` (docs/triggers.md): where the journey's moments are sent, and
 //! which moments.
 
 use serde_json::{Map, Value as Json};

@@ -1,4 +1,4 @@
-//! Attribution models over path counts (DESIGN §12).
+//! Attribution models over path counts (docs/results.md).
 //!
 //! A path is the touches of one journey in time order, consecutive repeats collapsed;
 //! it ends in a conversion or in nothing (null). Every model here reads only the path

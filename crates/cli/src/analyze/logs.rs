@@ -1,6 +1,6 @@
 //! One log line → one typed event, or the reason it is skipped.
 //!
-//! Lines are what the Worker writes (DESIGN §12): one JSON object each, an `exposure` or
+//! Lines are what the Worker writes (docs/results.md): one JSON object each, an `exposure` or
 //! a `conversion`, or the same object wrapped as `{"event": "exposure", "exposure":
 //! {…}}`; anything before the first `{` (a log tool's timestamp) is ignored. Every other
 //! line (wrangler's banners, request logs) is a [`Skip`], counted, never an error.

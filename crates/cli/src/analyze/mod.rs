@@ -1,5 +1,5 @@
 //! Did it work? Experiment results and attribution from exposure and conversion logs
-//! (DESIGN §12), for `micromoment analyze`.
+//! (docs/results.md), for `micromoment analyze`.
 //!
 //! Everything here is computed from **sufficient statistics** ([`Sufficient`]): per
 //! experiment, goal and arm the people, conversions, Σvalue and Σvalue²; per goal the

@@ -1,4 +1,4 @@
-//! Sufficient statistics → the report of DESIGN §12 (`--json` and the HTML page).
+//! Sufficient statistics → the report docs/results.md describes (`--json` and the HTML page).
 
 use serde::Serialize;
 

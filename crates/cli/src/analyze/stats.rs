@@ -290,8 +290,8 @@ mod tests {
     }
 
     #[test]
-    fn the_design_example_reads_as_gbstats_prints_it() {
-        // DESIGN §12: 450 of 9000 against 520 of 9050, and a holdout of 80 of 2000.
+    fn a_worked_example_reads_as_gbstats_prints_it() {
+        // A worked example: 450 of 9000 against 520 of 9050, and a holdout of 80 of 2000.
         check(
             (9000.0, 450.0),
             (9050.0, 520.0),

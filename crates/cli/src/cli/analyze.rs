@@ -1,5 +1,5 @@
 //! `analyze` and `analyze-generate`: experiment results and attribution from the
-//! Worker's exposure and conversion logs (DESIGN §12), and simulated logs to try it on.
+//! Worker's exposure and conversion logs (docs/results.md), and simulated logs to try it on.
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 

@@ -456,7 +456,8 @@ pub(crate) struct ReportArgs {
     /// Write the report as JSON (to --output, or stdout) for CI pipelines.
     #[arg(long)]
     pub json: bool,
-    /// Exit 1 when a candidate is unreachable or a slot only shows its default.
+    /// Exit 1 when a candidate is unreachable, a slot only shows its default, or a
+    /// trigger fires at no moment of the grid.
     #[arg(long)]
     pub strict: bool,
     /// The clock the grid is decided at, RFC 3339 (default: now).

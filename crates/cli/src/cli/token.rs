@@ -47,7 +47,7 @@ pub(crate) enum TokenCmd {
         /// Segments from a backend, comma-separated, e.g. `vip,newsletter`.
         #[arg(long, value_delimiter = ',')]
         segments: Vec<String>,
-        /// The person's profile id as 32 hexadecimal digits (DESIGN §10): the token is
+        /// The person's profile id as 32 hexadecimal digits (docs/profiles.md): the token is
         /// then a linked device's (`v2`), and the device joins the profile at its first
         /// request.
         #[arg(long, value_name = "HEX32")]

@@ -1,4 +1,4 @@
-//! Which moments fire which triggers (DESIGN §11), found by running the engine: every
+//! Which moments fire which triggers (docs/triggers.md), found by running the engine: every
 //! audience of the grid (which holds the events and values the transitions, intent
 //! signals and trigger rules mention, and the events the triggers listen to) makes up
 //! to [`REQUESTS`] requests in a row with the same context, so a rule that turns true

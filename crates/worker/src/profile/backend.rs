@@ -121,15 +121,6 @@ pub(crate) async fn backend(req: Request, env: &Env, rest: &str) -> Result<Respo
         body: String::from_utf8(body).unwrap_or_default(),
         idempotency_key,
     };
-    let stub = match stub(env, &profile_object(&profile_id)) {
-        Ok(stub) => stub,
-        Err(e) => return error(503, &e),
-    };
-    let mut init = RequestInit::new();
-    let text = serde_json::to_string(&forwarded).unwrap_or_default();
-    init.with_method(Method::Post).with_body(Some(text.into()));
-    let request = Request::new_with_init(&format!("https://profile{}", route::BACKEND), &init)?;
-    let wait = Duration::from_millis(platform::config(env).backend_timeout_ms);
     // The caller is told to retry, never that it worked. An object that answers late
     // may still apply the call: a retry with the same `Idempotency-Key` is applied
     // once.
@@ -140,6 +131,15 @@ pub(crate) async fn backend(req: Request, env: &Env, rest: &str) -> Result<Respo
             .with_header("Cache-Control", "no-store")?
             .from_json(&json!({ "error": message }))
     };
+    let stub = match stub(env, &profile_object(&profile_id)) {
+        Ok(stub) => stub,
+        Err(e) => return unavailable(&e),
+    };
+    let mut init = RequestInit::new();
+    let text = serde_json::to_string(&forwarded).unwrap_or_default();
+    init.with_method(Method::Post).with_body(Some(text.into()));
+    let request = Request::new_with_init(&format!("https://profile{}", route::BACKEND), &init)?;
+    let wait = Duration::from_millis(platform::config(env).backend_timeout_ms);
     match platform::within(wait, stub.fetch_with_request(request)).await {
         Some(Ok(response)) if response.status_code() < 500 => Ok(response),
         Some(Ok(response)) => {
