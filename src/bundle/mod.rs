@@ -21,8 +21,8 @@ pub use mmb::{
 pub const SCHEMA: &str = include_str!("schema.json");
 
 pub use model::{
-    destination_family, is_destination_var, same_destination, DestinationKind,
-    DESTINATION_VAR_PREFIX, MAX_DESTINATION_VAR_BYTES,
+    is_destination_var, same_destination, DestinationKind, DESTINATION_VAR_PREFIX,
+    MAX_DESTINATION_VAR_BYTES,
 };
 pub use model::{Bundle, Condition, Period};
 pub use model::{Candidate, Content, Offer, TriggerOn};

@@ -6,9 +6,9 @@
 //! types are encoded into `.mmb` payloads; any change to them bumps
 //! [`super::FORMAT_VERSION`].
 
-pub use crate::codec::List;
 use crate::codec::{Decode, Encode};
 use crate::context::VarId;
+pub use crate::imp::codec::List;
 use crate::rules::Rule;
 
 /// A compiled rule over the request context.
