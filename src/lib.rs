@@ -40,6 +40,8 @@ mod imp {
     pub(crate) mod decide;
     #[path = "deliver.rs"]
     pub(crate) mod deliver;
+    #[path = "destination/mod.rs"]
+    pub(crate) mod destination;
     #[path = "html.rs"]
     pub(crate) mod html;
     #[path = "http.rs"]
@@ -78,10 +80,10 @@ pub mod bundle {
     #[allow(unused_imports)]
     pub(crate) use crate::imp::bundle::*;
     pub use crate::imp::bundle::{
-        compile, is_destination_var, keygen, public_key_of, same_destination, verify_signature,
-        Bundle, Candidate, Condition, Counts, DestinationKind, ExperimentSpec, GoalSpec, Header,
-        LoadError, Offer, Period, SigningKey, TriggerOn, DESTINATION_VAR_PREFIX, FORMAT_VERSION,
-        MAGIC, MAX_DESTINATION_VAR_BYTES, SCHEMA,
+        compile, is_destination_var, keygen, public_key_of, same_destination, schema,
+        verify_signature, Bundle, Candidate, Condition, Counts, DestinationKind, ExperimentSpec,
+        GoalSpec, Header, LoadError, Offer, Period, SigningKey, TriggerOn, DESTINATION_VAR_PREFIX,
+        FORMAT_VERSION, MAGIC, MAX_DESTINATION_VAR_BYTES,
     };
 }
 /// The JSON API's request bodies, read and checked: a device's events, the backend calls.
@@ -121,10 +123,17 @@ mod decide {
 pub mod deliver {
     #[allow(unused_imports)]
     pub(crate) use crate::imp::deliver::*;
-    pub use crate::imp::deliver::{
-        cancelling, deliveries, segment_authorization, segment_track, webhook_signature, Cancel,
-        Delivery, SEGMENT_TRACK_URL,
+    pub use crate::imp::deliver::{cancelling, deliveries, Cancel};
+}
+/// Destination kinds: one file per kind turning a delivery into an HTTP call.
+pub mod destination {
+    #[allow(unused_imports)]
+    pub(crate) use crate::imp::destination::*;
+    pub use crate::imp::destination::{
+        is_destination_var, same_destination, DestinationKind, DESTINATION_VAR_PREFIX,
+        MAX_DESTINATION_VAR_BYTES,
     };
+    pub use crate::imp::destination::{Delivery, HttpCall};
 }
 /// Slot rewriting of pages with lol_html, streaming or whole.
 pub mod html {
@@ -162,6 +171,7 @@ pub mod profile {
 }
 /// What a request leaves for analytics: exposures and conversions.
 pub mod record {
+    pub use crate::imp::record::What;
     #[allow(unused_imports)]
     pub(crate) use crate::imp::record::*;
     pub use crate::imp::record::{records, DataPoint, Event};

@@ -1,6 +1,9 @@
 //! What a request leaves for analytics (DESIGN §12): one record per exposure and per
 //! conversion, in the layout `micromoment analyze` reads (`docs/analytics.md`): the JSON
-//! log line and the Analytics Engine data point are two writings of one [`Record`].
+//! log line ([`Record::line`]) and the Analytics Engine data point
+//! ([`Record::data_point`]) are two writings of one [`Record`]. `line` is the one writer
+//! of that line: the Worker writes its records with it, and so does the simulator of
+//! `micromoment analyze-generate`, so what `analyze` is tested on is what it reads.
 //!
 //! A conversion is an event of the request that a bundle goal names, with the event's
 //! value when it has one. The person is the profile once the device is linked, else the
@@ -160,6 +163,12 @@ pub struct DataPoint {
 }
 
 impl Record<'_> {
+    /// The record as the JSON log line `analyze` reads (docs/analytics.md), without its
+    /// newline: every field by name, `profile` only once linked.
+    pub fn line(&self) -> serde_json::Result<String> {
+        serde_json::to_string(self)
+    }
+
     /// The record as an Analytics Engine data point, in docs/analytics.md's layout.
     pub fn data_point(&self, bundle_hash: &str) -> DataPoint {
         let text = |s: Option<&str>| s.unwrap_or("").to_owned();

@@ -454,10 +454,11 @@ impl Bundle {
                     destination: d.name.clone(),
                 });
             }
-            if d.kind == super::DestinationKind::Webhook && d.url.is_none() {
+            if d.kind.needs_url() && d.url.is_none() {
                 return fail(format!(
-                    "destination \"{}\" is a webhook without a url",
-                    d.name
+                    "destination \"{}\" is a {} without a url",
+                    d.name,
+                    d.kind.as_str()
                 ));
             }
         }
@@ -597,7 +598,7 @@ mod tests {
         assert!(load(&bundle).is_ok());
         bundle.destinations[segment].secret.push('K');
         assert!(load(&bundle).is_err());
-        // A webhook without its URL would post its signed body to Segment's API.
+        // A webhook without its URL has nowhere to go: refused at load, not at send.
         let mut bundle = compiled.clone();
         let webhook = bundle
             .destinations

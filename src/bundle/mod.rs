@@ -17,10 +17,32 @@ use std::fmt;
 pub use mmb::{
     keygen, public_key_of, verify_signature, Header, LoadError, SigningKey, FORMAT_VERSION, MAGIC,
 };
-/// The JSON Schema of the authoring format (`micromoment schema`), for editors.
-pub const SCHEMA: &str = include_str!("schema.json");
+/// The JSON Schema of the authoring format (`micromoment schema`), for editors: the
+/// text of `schema.json`, with each destination kind written from its table (its name,
+/// what it does, whether it needs a url).
+pub fn schema() -> Result<serde_json::Value, serde_json::Error> {
+    let mut schema: serde_json::Value = serde_json::from_str(include_str!("schema.json"))?;
+    let kind = schema
+        .pointer_mut("/properties/destinations/additionalProperties/properties/kind")
+        .and_then(serde_json::Value::as_object_mut);
+    if let Some(kind) = kind {
+        let names = DestinationKind::ALL.iter().map(|k| k.as_str());
+        let said: Vec<String> = DestinationKind::ALL
+            .iter()
+            .map(|k| match k.default_url() {
+                None => format!("{}: {} (url required)", k.as_str(), k.summary()),
+                Some(url) => format!("{}: {} (url optional, else {url})", k.as_str(), k.summary()),
+            })
+            .collect();
+        // The file's note to its readers is not for editors.
+        kind.remove("$comment");
+        kind.insert("enum".into(), names.collect());
+        kind.insert("description".into(), said.join("; ").into());
+    }
+    Ok(schema)
+}
 
-pub use model::{
+pub use crate::destination::{
     is_destination_var, same_destination, DestinationKind, DESTINATION_VAR_PREFIX,
     MAX_DESTINATION_VAR_BYTES,
 };

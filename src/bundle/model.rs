@@ -8,6 +8,7 @@
 
 use crate::codec::{Decode, Encode};
 use crate::context::VarId;
+use crate::destination::DestinationKind;
 pub use crate::imp::codec::List;
 use crate::rules::Rule;
 
@@ -37,75 +38,17 @@ pub struct Bundle {
     pub triggers: List<Trigger>,
 }
 
-/// What the name of every Worker var or secret a destination names starts with. A
-/// bundle names only the settings meant for its destinations, never `JOURNEY_KEYS` or
-/// another secret of the Worker: whoever signs bundles cannot have one sent away.
-pub const DESTINATION_VAR_PREFIX: &str = "MM_DEST_";
-
-/// The longest name of a destination's var or secret.
-pub const MAX_DESTINATION_VAR_BYTES: usize = 64;
-
-/// Whether a destination may name the Worker var or secret `name`: [`DESTINATION_VAR_PREFIX`]
-/// and more of `A-Z`, `0-9` and `_`, 9 to [`MAX_DESTINATION_VAR_BYTES`] bytes in all. The
-/// compiler and the loader both ask, and the Worker may ask again before it reads one.
-pub fn is_destination_var(name: &str) -> bool {
-    name.len() > DESTINATION_VAR_PREFIX.len()
-        && name.len() <= MAX_DESTINATION_VAR_BYTES
-        && name.starts_with(DESTINATION_VAR_PREFIX)
-        && name.bytes().all(is_var_byte)
-}
-
-/// The destination a var belongs to: its name up to its last `_` (`MM_DEST_CRM_` of
-/// `MM_DEST_CRM_URL`), when that goes past [`DESTINATION_VAR_PREFIX`].
-pub fn destination_family(name: &str) -> Option<&str> {
-    let at = name.rfind('_')?;
-    let family = name.get(..=at)?;
-    (family.len() > DESTINATION_VAR_PREFIX.len()).then_some(family)
-}
-
-/// Whether a destination's `url` and `secret` vars are one destination's: the same
-/// name up to their last `_` (`MM_DEST_CRM_URL` and `MM_DEST_CRM_SECRET`). Otherwise
-/// whoever signs bundles could send one destination's secret (a CRM's webhook secret)
-/// to another destination's URL (a hook they can read) and forge that CRM's webhooks.
-pub fn same_destination(url: &str, secret: &str) -> bool {
-    destination_family(url).is_some_and(|family| destination_family(secret) == Some(family))
-}
-
-/// Whether a byte may be in the name of a Worker var or secret a bundle names.
-pub(crate) fn is_var_byte(b: u8) -> bool {
-    b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'
-}
-
 /// A system triggers are sent to. `url` and `secret` name Worker vars or secrets
-/// ([`is_destination_var`]), never values.
+/// ([`crate::destination::is_destination_var`]), never values.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 #[non_exhaustive]
 pub struct Destination {
     pub name: String,
     pub kind: DestinationKind,
-    /// The var holding the URL (optional for Segment, whose HTTP API is the default).
+    /// The var holding the URL (optional for a kind with a URL of its own).
     pub url: Option<String>,
     /// The var or secret holding the signing secret or write key.
     pub secret: String,
-}
-
-/// How a destination is called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
-pub enum DestinationKind {
-    /// Standard Webhooks v1: a signed JSON POST.
-    Webhook,
-    /// A Segment `track` call.
-    Segment,
-}
-
-impl DestinationKind {
-    /// The authoring word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DestinationKind::Webhook => "webhook",
-            DestinationKind::Segment => "segment",
-        }
-    }
 }
 
 /// A trigger: when the journey reaches a moment, tell the destinations.

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Message, Op, Reply, MAX_PROFILE_BYTES};
 use crate::codec::{self, Decode, Encode};
-use crate::deliver::{Cancel, Delivery};
+use crate::deliver::Cancel;
+use crate::destination::Delivery;
 use crate::token::{DeviceKind, IdentityLink, State};
 
 /// The most bytes an exchange body may claim while decoding: two bounded states.

@@ -878,7 +878,7 @@ fn the_records_of_real_decisions_are_what_analyze_reads() {
         lines.extend(
             record::records(&b, &seen.decision, &ctx, &[])
                 .iter()
-                .map(|r| serde_json::to_string(r).unwrap()),
+                .map(|r| r.line().unwrap()),
         );
         if n % 2 == 0 {
             let order = Event {
@@ -900,7 +900,7 @@ fn the_records_of_real_decisions_are_what_analyze_reads() {
             } else {
                 assert!(recorded.is_empty(), "bots and no consent record nothing");
             }
-            lines.extend(recorded.iter().map(|r| serde_json::to_string(r).unwrap()));
+            lines.extend(recorded.iter().map(|r| r.line().unwrap()));
         }
     }
     let mut analysis = Analysis::new(&b);

@@ -310,6 +310,19 @@ fn schema_is_json_schema() {
             "{field}"
         );
     }
+    // The kinds, from their table: each name, what it does, whether it needs a url.
+    let kinds: Vec<&str> = micromoment::bundle::DestinationKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    let kind = &destination["properties"]["kind"];
+    assert_eq!(kind["enum"], serde_json::json!(kinds));
+    assert_eq!(kinds[..2], ["webhook", "segment"]);
+    let said = kind["description"].as_str().unwrap();
+    assert!(
+        said.starts_with("webhook: Standard Webhooks v1, signed (url required); segment: a Segment track call (url optional, else https://api.segment.io/v1/track)"),
+        "{said}"
+    );
 }
 
 #[test]

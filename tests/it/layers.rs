@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("html", 2),
     ("http", 3),
     ("token", 4),
+    ("destination", 4),
     ("bundle", 5),
     ("decide", 6),
     ("view", 7),

@@ -232,8 +232,13 @@ fn authoring_mistakes_are_diagnostics_with_paths() {
         ["triggers[0].on.stage: no transition leads to this stage, so no visitor ever enters it: the trigger can never fire"]
     );
     let got = diagnostics(&s);
+    // The kinds a bundle may name are their table's (webhook, segment, …).
+    let kinds = micromoment::bundle::DestinationKind::choices();
+    let unknown_kind = format!(
+        r#"destinations.bad.kind: unknown destination kind "webhok" (did you mean "webhook"?): use {kinds}"#
+    );
     let expected = [
-        r#"destinations.bad.kind: unknown destination kind "webhok" (did you mean "webhook"?): use webhook or segment"#,
+        unknown_kind.as_str(),
         r#"destinations.bad.url: "https://crm.example/hook" is not the name of a Worker var or secret (MM_DEST_ then A-Z, 0-9, _; e.g. MM_DEST_CRM_URL): a destination names where its url is set, never the value"#,
         r#"destinations.bad.secret: "MM_X" does not start with MM_DEST_: a destination names only the Worker vars and secrets meant for destinations (e.g. MM_DEST_CRM_SECRET), so no bundle can send another secret of the Worker"#,
         r#"triggers[0].on.stage: unknown stage "decison" (did you mean "decision"?)"#,

@@ -1,6 +1,9 @@
-//! The queue handler (docs/triggers.md): `TRIGGERS` messages are delivered (Standard
-//! Webhooks v1, Segment `track`), failures retried with the consumer's backoff until the
-//! message lands in the dead-letter queue, whose handler logs what it gets.
+//! The queue handler (docs/triggers.md): `TRIGGERS` messages are delivered, failures
+//! retried with the consumer's backoff until the message lands in the dead-letter queue,
+//! whose handler logs what it gets. What a delivery sends is the core's
+//! (`micromoment::destination`: each kind's HTTP call, made only with settings named
+//! `MM_DEST_…` of one destination, whatever a message says): this file reads the
+//! settings, sends the call the core makes, and says how it went.
 //!
 //! Before a delivery goes out, or is logged from the dead-letter queue, the consumer
 //! asks whether the person was erased since it fired: the profile's object for a linked
@@ -8,8 +11,7 @@
 //! device that joined the profile (read without creating an object; KV is eventually
 //! consistent, so a message delivered in another location within a minute of the
 //! erasure can still go out). An erased person's messages are dropped, said so without
-//! their body. A destination's URL and secret are read from vars named
-//! `MM_DEST_…` only, whatever a message says.
+//! their body.
 
 use std::time::Duration;
 
@@ -19,8 +21,7 @@ use worker::{
 
 use super::platform::{self, log, setting, within};
 use super::profile::{self as objects, route};
-use micromoment::bundle::DestinationKind;
-use micromoment::deliver::{self, Delivery};
+use micromoment::destination::{Delivery, HttpCall};
 use micromoment::profile::wire::{Check, Checked};
 
 /// How long one delivery may take before it counts as failed (and is retried).
@@ -57,15 +58,22 @@ async fn still_theirs(env: &Env, delivery: &Delivery) -> std::result::Result<boo
     Ok(micromoment::profile::after_erasure(erased, delivery.at))
 }
 
-/// Posts to the destination. Errors say what failed, never the URL: a webhook URL is
-/// often a credential itself.
-async fn post(url: &str, headers: Headers, body: String) -> std::result::Result<u16, String> {
+/// Sends the call. Errors say what failed, never the URL: a webhook URL is often a
+/// credential itself.
+async fn send(call: HttpCall) -> std::result::Result<u16, Failure> {
+    let headers = Headers::new();
+    for (name, value) in &call.headers {
+        headers
+            .set(name, value)
+            .map_err(|e| Failure::Fatal(e.to_string()))?;
+    }
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
-        .with_body(Some(body.into()));
-    let request = Request::new_with_init(url, &init)
-        .map_err(|_| "the destination URL is not a URL the platform can call".to_owned())?;
+        .with_body(Some(call.body.into()));
+    let request = Request::new_with_init(&call.url, &init).map_err(|_| {
+        Failure::Retry("the destination URL is not a URL the platform can call".to_owned())
+    })?;
     match within(
         Duration::from_millis(DELIVERY_TIMEOUT_MS),
         Fetch::Request(request).send(),
@@ -73,77 +81,23 @@ async fn post(url: &str, headers: Headers, body: String) -> std::result::Result<
     .await
     {
         Some(Ok(response)) => Ok(response.status_code()),
-        Some(Err(_)) => Err("the receiver could not be reached".to_owned()),
-        None => Err(format!("no answer within {DELIVERY_TIMEOUT_MS} ms")),
-    }
-}
-
-/// A destination's var: only a name the bundle rules allow (`MM_DEST_…`), so no message
-/// can make the Worker send another secret anywhere.
-fn destination_setting(env: &Env, name: &str) -> std::result::Result<String, Failure> {
-    if !micromoment::bundle::is_destination_var(name) {
-        // The name is not repeated: whatever it is, it is not ours to print.
-        return Err(Failure::Fatal(
-            "a var it names is not a destination var (MM_DEST_…)".to_owned(),
-        ));
-    }
-    setting(env, name).ok_or_else(|| Failure::Fatal(format!("{name} is not set")))
-}
-
-async fn deliver_one(env: &Env, delivery: &Delivery) -> std::result::Result<u16, Failure> {
-    let kind = DestinationKind::parse(&delivery.kind)
-        .ok_or_else(|| Failure::Fatal(format!("unknown destination kind {}", delivery.kind)))?;
-    let secret = destination_setting(env, &delivery.secret_var).map_err(|f| match f {
-        Failure::Fatal(why) => Failure::Fatal(format!(
-            "{why}: destination {} cannot be called",
-            delivery.destination
+        Some(Err(_)) => Err(Failure::Retry(
+            "the receiver could not be reached".to_owned(),
         )),
-        retry => retry,
-    })?;
-    if let Some(url) = &delivery.url_var {
-        if !micromoment::bundle::same_destination(url, &delivery.secret_var) {
-            return Err(Failure::Fatal(
-                "its url and secret are not one destination's vars".to_owned(),
-            ));
-        }
+        None => Err(Failure::Retry(format!(
+            "no answer within {DELIVERY_TIMEOUT_MS} ms"
+        ))),
     }
-    let url = match &delivery.url_var {
-        Some(var) => destination_setting(env, var).map_err(|f| match f {
-            Failure::Fatal(why) => Failure::Fatal(format!(
-                "{why}: destination {} has no URL",
-                delivery.destination
-            )),
-            retry => retry,
-        })?,
-        None => deliver::SEGMENT_TRACK_URL.to_owned(),
-    };
-    let headers = Headers::new();
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| Failure::Fatal(e.to_string()));
-    set("Content-Type", "application/json")?;
-    set(
-        "User-Agent",
-        concat!("micromoment/", env!("CARGO_PKG_VERSION")),
-    )?;
-    let body = match kind {
-        DestinationKind::Webhook => {
-            let timestamp = platform::now();
-            let signature =
-                deliver::webhook_signature(&secret, &delivery.id, timestamp, &delivery.body)
-                    .map_err(|e| Failure::Fatal(format!("{}: {e}", delivery.secret_var)))?;
-            set("webhook-id", &delivery.id)?;
-            set("webhook-timestamp", &timestamp.to_string())?;
-            set("webhook-signature", &signature)?;
-            delivery.body.clone()
-        }
-        DestinationKind::Segment => {
-            set("Authorization", &deliver::segment_authorization(&secret))?;
-            deliver::segment_track(delivery).to_string()
-        }
-    };
-    match post(&url, headers, body).await {
-        Ok(status) if (200..300).contains(&status) => Ok(status),
-        Ok(status) => Err(Failure::Retry(format!("the receiver answered {status}"))),
-        Err(e) => Err(Failure::Retry(e)),
+}
+
+/// Delivers one message: the core's call of it, with the Worker's settings and clock.
+async fn deliver_one(env: &Env, delivery: &Delivery) -> std::result::Result<u16, Failure> {
+    let call = delivery
+        .call(|name| setting(env, name), platform::now())
+        .map_err(|e| Failure::Fatal(e.to_string()))?;
+    match send(call).await? {
+        status if (200..300).contains(&status) => Ok(status),
+        status => Err(Failure::Retry(format!("the receiver answered {status}"))),
     }
 }
 

@@ -25,7 +25,7 @@ pub(crate) fn send(
     let written: Vec<(String, record::DataPoint)> = records
         .iter()
         .filter_map(|r| {
-            let line = serde_json::to_string(r).ok()?;
+            let line = r.line().ok()?;
             Some((line, r.data_point(&active.hash)))
         })
         .collect();

@@ -26,7 +26,8 @@ use worker::Env;
 use super::platform::{self, log, Background};
 use super::profile::{self as objects, route};
 use micromoment::bundle::Bundle;
-use micromoment::deliver::{self, Delivery};
+use micromoment::deliver;
+use micromoment::destination::Delivery;
 use micromoment::profile::wire::Fire;
 use micromoment::token::State;
 

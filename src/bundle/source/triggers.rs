@@ -4,11 +4,12 @@
 use serde_json::{Map, Value as Json};
 
 use super::walker::{Index, Path, Walker};
-use crate::bundle::model::{
-    is_destination_var, is_var_byte, same_destination, Destination, DestinationKind, Trigger,
-    TriggerOn, DESTINATION_VAR_PREFIX, MAX_DESTINATION_VAR_BYTES,
-};
+use crate::bundle::model::{Destination, Trigger, TriggerOn};
 use crate::bundle::{BundleSchema, Period};
+use crate::destination::{
+    is_destination_var, is_var_byte, same_destination, DestinationKind, DESTINATION_VAR_PREFIX,
+    MAX_DESTINATION_VAR_BYTES,
+};
 use crate::ids::{stable_id, IdKind};
 use crate::suggest::did_you_mean;
 
@@ -68,19 +69,22 @@ pub(super) fn destinations(
         };
         w.string(fields.get("description"), &path.key("description"), false);
         let kind = match w.string(fields.get("kind"), &path.key("kind"), true) {
-            Some("webhook") => Some(DestinationKind::Webhook),
-            Some("segment") => Some(DestinationKind::Segment),
-            Some(other) => {
-                let hint = crate::suggest::hint(did_you_mean(other, ["webhook", "segment"]));
-                w.report(
-                    &path.key("kind"),
-                    format!("unknown destination kind \"{other}\"{hint}: use webhook or segment"),
-                );
-                None
+            Some(name) => {
+                let kind = DestinationKind::named(name);
+                if kind.is_none() {
+                    let names = DestinationKind::ALL.iter().map(|k| k.as_str());
+                    let hint = crate::suggest::hint(did_you_mean(name, names));
+                    let choices = DestinationKind::choices();
+                    w.report(
+                        &path.key("kind"),
+                        format!("unknown destination kind \"{name}\"{hint}: use {choices}"),
+                    );
+                }
+                kind
             }
             None => None,
         };
-        let url_required = kind == Some(DestinationKind::Webhook);
+        let url_required = kind.is_some_and(DestinationKind::needs_url);
         let var = |w: &mut Walker<'_>, field: &str, required: bool| {
             let text = w.string(fields.get(field), &path.key(field), required)?;
             match var_problem(text, field) {

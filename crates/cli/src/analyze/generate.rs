@@ -6,25 +6,26 @@
 //! a token would carry it. A person visits a few times over days, reading pages that
 //! move their journey (model pages, the configurator, offers), arriving from search,
 //! social or a newsletter with UTM tags, on a phone, a tablet or a desktop; phone
-//! owners sometimes open the app. Every exposure the engine produces is written as the
-//! Worker writes it. The **planted truth**: a person's first exposure to the planned
-//! experiment decides, with the arm's planted rate, whether they convert on the
-//! planned goal within five days (and with what value); other goals' events happen at
-//! random on consideration pages. A planted sample-ratio mismatch drops a share of one
-//! arm's people from the experiment's exposures, as a broken logging path would.
+//! owners sometimes open the app. Every request's records (`micromoment::record`: its
+//! exposures, and a conversion for each event a goal names) are written by
+//! `Record::line`, the writer the Worker writes them with.
+//!
+//! The **planted truth**: a person's first exposure to the planned experiment decides,
+//! with the arm's planted rate, whether they convert on the planned goal within five
+//! days (and with what value); other goals' events happen at random on consideration
+//! pages. A planted sample-ratio mismatch drops a share of one arm's people from the
+//! experiment's exposures, as a broken logging path would.
 //!
 //! Deterministic: everything is drawn from a seeded generator; there is no clock.
-
-use serde::Serialize;
 
 use micromoment::bundle::Bundle;
 use micromoment::context::{
     App, Channel, Context, Device, DeviceType, Geo, Page, Referrer, ReferrerKind, Utm,
 };
-use micromoment::ids::hex128 as visitor_hex;
+use micromoment::ids::hex128_string;
+use micromoment::record::{self, Event, What};
 use micromoment::session::{self, Entropy, Slots, Visitor};
 use micromoment::token::State;
-use micromoment::Reason;
 
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,43 +205,6 @@ const CAMPAIGNS: &[(&str, &str, &str)] = &[
     ("facebook", "social", "suv-family"),
 ];
 
-/// An exposure line, as the Worker writes it.
-#[derive(Serialize)]
-struct ExposureLine<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    visitor: &'a str,
-    profile: Option<&'a str>,
-    at: i64,
-    bundle: &'a str,
-    bundle_version: u64,
-    channel: &'a str,
-    device: &'a str,
-    slot: &'a str,
-    content: &'a str,
-    candidate: Option<&'a str>,
-    experiment: Option<&'a str>,
-    variant: Option<&'a str>,
-    stage: &'a str,
-    reason: Reason,
-}
-
-/// A conversion line, as the Worker writes it.
-#[derive(Serialize)]
-struct ConversionLine<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    visitor: &'a str,
-    profile: Option<&'a str>,
-    at: i64,
-    bundle: &'a str,
-    channel: &'a str,
-    device: &'a str,
-    goal: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<f64>,
-}
-
 /// One request of a person's timeline.
 #[derive(Debug, Clone, Copy)]
 struct Request<'b> {
@@ -249,22 +213,13 @@ struct Request<'b> {
     event: Option<&'b str>,
     path: &'static str,
     landing: bool,
-    /// The planted goal's value, on a planted conversion.
+    /// The event's value, as the client sends it: the planted goal's, on a planted
+    /// conversion.
     value: f64,
 }
 
 fn round_cents(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
-}
-
-fn device_name(kind: DeviceType) -> &'static str {
-    match kind {
-        DeviceType::Mobile => "mobile",
-        DeviceType::Tablet => "tablet",
-        DeviceType::Desktop => "desktop",
-        DeviceType::Tv => "tv",
-        DeviceType::Bot => "bot",
-    }
 }
 
 /// The request context of one request: the person's place and device, the page, and
@@ -404,9 +359,8 @@ pub fn generate(
         )
         .unwrap_or_default();
     let mut written = 0u64;
-    let mut text: Vec<u8> = Vec::with_capacity(512);
-    let mut out = |line: &[u8], truth: &mut Truth| {
-        emit(std::str::from_utf8(line).unwrap_or_default());
+    let mut out = |line: &str, truth: &mut Truth| {
+        emit(line);
         written += 1;
         truth.lines += 1;
         if let Some(every) = plan.noise_every {
@@ -419,7 +373,10 @@ pub fn generate(
     for p in 0..plan.people {
         let mut rng = Rng::new(plan.seed, p as u64 + 1);
         let linked = rng.chance(0.3);
-        let profile = linked.then(|| rng.id());
+        // Two devices of a person are joined by a profile their tokens do not carry
+        // (each device is bucketed by its own id): their records name the person as a
+        // linked device's do.
+        let profile = linked.then(|| hex128_string(&rng.id()));
         let kind = |rng: &mut Rng| {
             let x = rng.unit();
             if x < 0.55 {
@@ -526,96 +483,59 @@ pub fn generate(
                 continue;
             };
             let decision = outcome.decision;
-            let channel = ctx.channel.as_str();
-            let device_name = device_name(device.kind);
-            let mut hex = [0u8; 32];
-            let visitor = visitor_hex(&device.visitor, &mut hex).to_owned();
-            let mut profile_hex = [0u8; 32];
-            let profile_text = profile
-                .as_ref()
-                .map(|p| visitor_hex(p, &mut profile_hex).to_owned());
+            let event = request.event.map(|name| Event {
+                name,
+                value: Some(request.value),
+            });
             let mut plant: Option<Request<'_>> = None;
-            for e in &decision.exposures {
-                if e.experiment == Some(spec.name) {
-                    if first_arm.is_none() {
-                        let arm = match e.variant {
-                            Some("holdout") => truth.arms.len() - 1,
-                            Some(v) => truth.arms.iter().position(|a| a == v).unwrap_or(0),
-                            None => 0,
-                        };
-                        first_arm = Some(arm);
-                        if let Some(n) = truth.exposed.get_mut(arm) {
-                            *n += 1;
-                        }
-                        dropped = plan
-                            .drop
-                            .is_some_and(|(a, share)| a == arm && rng.chance(share));
-                        let rate = truth.rates.get(arm).copied().unwrap_or(0.0);
-                        if rng.chance(rate) {
-                            let value = if goal.value {
-                                plan.base_value * (1.0 + value_lift(arm)) * rng.value_factor()
-                            } else {
-                                0.0
+            for mut r in record::records(bundle, &decision, &ctx, event.as_slice()) {
+                r.profile.clone_from(&profile);
+                if let What::Exposure {
+                    experiment: Some(experiment),
+                    variant,
+                    ..
+                } = r.what
+                {
+                    if experiment == spec.name {
+                        if first_arm.is_none() {
+                            let arm = match variant {
+                                Some("holdout") => truth.arms.len() - 1,
+                                Some(v) => truth.arms.iter().position(|a| a == v).unwrap_or(0),
+                                None => 0,
                             };
-                            // The planted conversion: the goal's event (`POST /v1/events`)
-                            // from the person's first device, within five days.
-                            plant = Some(Request {
-                                at: request.at + rng.range(600, 5 * 86_400),
-                                device: 0,
-                                event: Some(goal.event),
-                                path: "/checkout/thanks",
-                                landing: false,
-                                value: round_cents(value),
-                            });
+                            first_arm = Some(arm);
+                            if let Some(n) = truth.exposed.get_mut(arm) {
+                                *n += 1;
+                            }
+                            dropped = plan
+                                .drop
+                                .is_some_and(|(a, share)| a == arm && rng.chance(share));
+                            let rate = truth.rates.get(arm).copied().unwrap_or(0.0);
+                            if rng.chance(rate) {
+                                let value = if goal.value {
+                                    plan.base_value * (1.0 + value_lift(arm)) * rng.value_factor()
+                                } else {
+                                    0.0
+                                };
+                                // The planted conversion: the goal's event (`POST /v1/events`)
+                                // from the person's first device, within five days.
+                                plant = Some(Request {
+                                    at: request.at + rng.range(600, 5 * 86_400),
+                                    device: 0,
+                                    event: Some(goal.event),
+                                    path: "/checkout/thanks",
+                                    landing: false,
+                                    value: round_cents(value),
+                                });
+                            }
+                        }
+                        if dropped {
+                            continue;
                         }
                     }
-                    if dropped {
-                        continue;
-                    }
                 }
-                let line = ExposureLine {
-                    kind: "exposure",
-                    visitor: &visitor,
-                    profile: profile_text.as_deref(),
-                    at: e.at,
-                    bundle: e.bundle,
-                    bundle_version: e.bundle_version,
-                    channel,
-                    device: device_name,
-                    slot: e.slot,
-                    content: e.content,
-                    candidate: e.candidate,
-                    experiment: e.experiment,
-                    variant: e.variant,
-                    stage: e.stage,
-                    reason: e.reason,
-                };
-                text.clear();
-                if serde_json::to_writer(&mut text, &line).is_ok() {
-                    out(&text, &mut truth);
-                }
-            }
-            if let Some(event) = request.event {
-                for g in goals.iter().filter(|g| g.event == event) {
-                    let line = ConversionLine {
-                        kind: "conversion",
-                        visitor: &visitor,
-                        profile: profile_text.as_deref(),
-                        at: request.at,
-                        bundle: bundle.id(),
-                        channel,
-                        device: device_name,
-                        goal: g.name,
-                        value: g.value.then_some(if g.name == goal.name {
-                            request.value
-                        } else {
-                            0.0
-                        }),
-                    };
-                    text.clear();
-                    if serde_json::to_writer(&mut text, &line).is_ok() {
-                        out(&text, &mut truth);
-                    }
+                if let Ok(line) = r.line() {
+                    out(&line, &mut truth);
                 }
             }
             let stage = decision.stage;

@@ -10,9 +10,6 @@ use serde_json::json;
 
 use super::{print_json, read_file, Failure, Outcome};
 
-/// The JSON Schema of the authoring format.
-pub(crate) const SCHEMA: &str = micromoment::bundle::SCHEMA;
-
 #[derive(Args)]
 pub(crate) struct ValidateArgs {
     /// The bundle, as authoring JSON.
@@ -212,8 +209,7 @@ pub(crate) fn inspect(args: InspectArgs) -> Outcome {
 }
 
 pub(crate) fn schema() -> Outcome {
-    let value: serde_json::Value = serde_json::from_str(SCHEMA)
-        .map_err(|e| Failure::Usage(format!("built-in schema: {e}")))?;
+    let value = bundle::schema().map_err(|e| Failure::Usage(format!("built-in schema: {e}")))?;
     print_json(&value)
 }
 

@@ -15,7 +15,7 @@ use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, ResponseBuilder, Result};
 
 use super::store::Store;
-use micromoment::deliver::Delivery;
+use micromoment::destination::Delivery;
 use micromoment::profile::wire::{
     route, Check, Checked, Erase, ExchangeWire, Fire, LinkWire, Linked, ReplyWire, Revoke,
 };

@@ -18,7 +18,8 @@
 
 use worker::{Result, SqlStorage, SqlStorageValue as Value};
 
-use micromoment::deliver::{Cancel, Delivery};
+use micromoment::deliver::Cancel;
+use micromoment::destination::Delivery;
 use micromoment::profile::{Device, Links, Profile, Revoked, Spend, Spent};
 use micromoment::time::UnixSeconds;
 use micromoment::token::{Impression, State};
