@@ -98,6 +98,8 @@ pub mod calls {
 mod codec {
     #[allow(unused_imports)]
     pub(crate) use crate::imp::codec::*;
+    // Public through `bundle::List`, the compiled bundle's list type.
+    pub use crate::imp::codec::List;
 }
 /// The page that asks a person to confirm an identity link.
 pub mod confirm {

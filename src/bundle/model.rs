@@ -6,10 +6,10 @@
 //! types are encoded into `.mmb` payloads; any change to them bumps
 //! [`super::FORMAT_VERSION`].
 
+pub use crate::codec::List;
 use crate::codec::{Decode, Encode};
 use crate::context::VarId;
 use crate::destination::DestinationKind;
-pub use crate::imp::codec::List;
 use crate::rules::Rule;
 
 /// A compiled rule over the request context.
