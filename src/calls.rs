@@ -239,15 +239,6 @@ pub fn backend_call(method: Method, route: &str, body: &[u8]) -> Result<BackendC
     }
 }
 
-/// Whether a call changes the profile and may be retried: the ones an
-/// `Idempotency-Key` applies to.
-pub fn idempotent(call: &BackendCall) -> bool {
-    matches!(
-        call,
-        BackendCall::Events { .. } | BackendCall::Decide { .. }
-    )
-}
-
 /// SHA-256 (hex) of a backend call's route and body: a key reused with another call is
 /// refused, not answered with the first call's answer.
 pub fn fingerprint(route: &str, body: &[u8]) -> String {

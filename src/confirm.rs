@@ -87,11 +87,6 @@ pub const BUTTON_DELAY: &str = "0.8s";
 pub const POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
                           frame-ancestors 'none'; base-uri 'none'";
 
-/// The page's language: the first language of `accept_language` it has, else English.
-pub fn language(accept_language: Option<&str>) -> &'static str {
-    words(accept_language).lang
-}
-
 fn words(accept_language: Option<&str>) -> &'static Words {
     let wanted = accept_language.unwrap_or("").split(',').map(|part| {
         let tag = part.split(';').next().unwrap_or("").trim();
@@ -170,10 +165,11 @@ mod tests {
 
     #[test]
     fn the_language_is_the_first_the_page_has() {
-        assert_eq!(language(Some("fr-FR,fr;q=0.9,en;q=0.8")), "fr");
-        assert_eq!(language(Some("ja,de;q=0.5")), "de");
-        assert_eq!(language(Some("ja")), "en");
-        assert_eq!(language(None), "en");
+        let lang = |accept| words(accept).lang;
+        assert_eq!(lang(Some("fr-FR,fr;q=0.9,en;q=0.8")), "fr");
+        assert_eq!(lang(Some("ja,de;q=0.5")), "de");
+        assert_eq!(lang(Some("ja")), "en");
+        assert_eq!(lang(None), "en");
     }
 
     #[test]

@@ -43,8 +43,8 @@ pub fn schema() -> Result<serde_json::Value, serde_json::Error> {
 }
 
 pub use crate::destination::{
-    destination_family, is_destination_var, same_destination, DestinationKind,
-    DESTINATION_VAR_PREFIX, MAX_DESTINATION_VAR_BYTES,
+    is_destination_var, same_destination, DestinationKind, DESTINATION_VAR_PREFIX,
+    MAX_DESTINATION_VAR_BYTES,
 };
 pub use model::{Bundle, Condition, Period};
 pub use model::{Candidate, Content, Offer, TriggerOn};

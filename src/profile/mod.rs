@@ -26,4 +26,4 @@ pub use identity::{
     after_erasure, LinkRefusal, Links, Revoked, Spend, Spent, ERASURE_MARGIN, MAX_LINK_RECORDS,
     MAX_REVOKED_DEVICES,
 };
-pub use merge::{adopt, capped, delta, join};
+pub use merge::{adopt, join};

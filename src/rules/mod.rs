@@ -31,7 +31,7 @@ pub use eval::{Fuel, MAX_BYTES, MAX_STEPS};
 pub use glob::Glob;
 pub use json::{BoundedJsonSchema, JsonData, JsonSchema};
 pub use semver::{SemOp, Version};
-pub use value::{compare, loose_eq, strict_eq, Lit, Value};
+pub use value::{Lit, Value};
 
 use crate::codec::{Decode, Encode};
 
