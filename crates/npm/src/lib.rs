@@ -300,16 +300,27 @@ export function optionsJson(options) {
 // their JSON says what they mean (anything but plain objects with known keys, strings
 // without NUL, finite numbers and booleans).
 const table = (o) => Object.assign(Object.create(null), o);
-const CONTEXT = table({
-  channel: "A", event: "Z", prefetch: "1",
-  geo: table({ country: "B", region: "C", city: "D", continent: "E", postal: "F", timezone: "G", lat: "H", lon: "I", colo: "J" }),
-  device: table({ type: "K", os: "L", browser: "M" }),
-  app: table({ version: "N" }),
-  page: table({ path: "O", host: "P", lang: "Q", query: "R" }),
-  utm: table({ source: "S", medium: "T", campaign: "U", term: "V", content: "W" }),
-  referrer: table({ host: "X", kind: "Y" }),
-  consent: table({ personalization: "0" }),
-});
+// The context's tags by field, and each tag's kind, from the table of variables
+// (micromoment::context::PACKED_FIELDS, which options.rs hands over once, as JSON rows
+// of [name, tag, kind, nullable]): no second list of the fields here.
+export function contextTags(json) {
+  const fields = table({});
+  const kinds = table({});
+  const nullable = table({});
+  for (const [name, tag, kind, canBeNull] of JSON.parse(json)) {
+    const dot = name.indexOf(".");
+    if (dot === -1) {
+      fields[name] = tag;
+    } else {
+      const group = name.slice(0, dot);
+      if (fields[group] === undefined) fields[group] = table({});
+      fields[group][name.slice(dot + 1)] = tag;
+    }
+    kinds[tag] = kind;
+    nullable[tag] = canBeNull;
+  }
+  return { fields, kinds, nullable };
+}
 const plain = (o) => typeof o === "object" && o !== null && Object.getPrototypeOf(o) === Object.prototype;
 // A value with a NUL in it takes the JSON path; so do options with a lone surrogate
 // anywhere (serde_json refuses the escape JSON.stringify writes for it), checked once on
@@ -318,45 +329,52 @@ const wellFormed = String.prototype.isWellFormed
   ? (s) => s.isWellFormed()
   : (s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:[^\uD800-\uDBFF]|^)[\uDC00-\uDFFF]/.test(s);
 const clean = (s) => typeof s === "string" && s.indexOf("\0") === -1;
-// A context field as its tag's type: H and I numbers, 0 and 1 booleans, others strings.
-function packField(tag, v) {
-  switch (tag) {
-    case "H": case "I":
+// A context field as its kind (options.rs reads each kind back): a finite number as
+// `String` writes it, a boolean as 1 or 0, a text, keyword or channel as it is, and a
+// query as each parameter's name and value, two fields.
+function packField(tag, kind, v) {
+  switch (kind) {
+    case "number":
       return typeof v === "number" && Number.isFinite(v) ? tag + v + "\0" : undefined;
-    case "0": case "1":
+    case "flag": case "switch":
       return typeof v === "boolean" ? tag + (v ? "1" : "0") + "\0" : undefined;
-    default:
+    case "text": case "keyword": case "channel":
       return clean(v) ? tag + v + "\0" : undefined;
+    case "query": {
+      if (!plain(v)) return undefined;
+      let out = "";
+      for (const q in v) {
+        const value = v[q];
+        if (value === undefined) continue;
+        if (!clean(q) || !clean(value)) return undefined;
+        out += tag + q + "\0" + value + "\0";
+      }
+      return out;
+    }
+    default:
+      return undefined;
   }
 }
-function packContext(context) {
+function packContext(context, tags) {
   let out = "c\0";
   for (const key in context) {
     const v = context[key];
-    if (v === undefined || (v === null && key === "event")) continue;
-    const tags = CONTEXT[key];
-    if (typeof tags === "string") {
-      const field = packField(tags, v);
+    if (v === undefined) continue;
+    const group = tags.fields[key];
+    if (typeof group === "string") {
+      // null is unknown for an Option field; for any other, only the JSON path says why not.
+      if (v === null && tags.nullable[group]) continue;
+      const field = packField(group, tags.kinds[group], v);
       if (field === undefined) return undefined;
       out += field;
-    } else if (tags !== undefined && plain(v)) {
+    } else if (group !== undefined && plain(v)) {
       for (const name in v) {
         const inner = v[name];
         if (inner === undefined) continue;
-        const tag = tags[name];
+        const tag = group[name];
         if (typeof tag !== "string") return undefined;
-        if (inner === null && tag !== "R") continue;
-        if (tag === "R") {
-          if (!plain(inner)) return undefined;
-          for (const q in inner) {
-            const value = inner[q];
-            if (value === undefined) continue;
-            if (!clean(q) || !clean(value)) return undefined;
-            out += "R" + q + "\0" + value + "\0";
-          }
-          continue;
-        }
-        const field = packField(tag, inner);
+        if (inner === null && tags.nullable[tag]) continue;
+        const field = packField(tag, tags.kinds[tag], inner);
         if (field === undefined) return undefined;
         out += field;
       }
@@ -452,9 +470,10 @@ function slotsText(slots, memo) {
 // or -(bytes needed) when the buffer is too small. Returning the string would take
 // wasm-bindgen's per-character loop, and `encode` allocates a buffer (2 µs in Node for
 // a few hundred bytes) that is then copied again. `held`: the number of the keys' text
-// the handle holds (0 none); keys of that text are sent as the number alone.
-export function packOptions(options, memo, memory, ptr, cap, held) {
-  const packed = pack(options, memo, held);
+// the handle holds (0 none); keys of that text are sent as the number alone. `tags`:
+// what contextTags made.
+export function packOptions(options, memo, tags, memory, ptr, cap, held) {
+  const packed = pack(options, memo, tags, held);
   if (packed === undefined || !wellFormed(packed)) return -1;
   if (memo.buffer !== memory.buffer || memo.ptr !== ptr || memo.view.length !== cap) {
     memo.buffer = memory.buffer;
@@ -464,7 +483,7 @@ export function packOptions(options, memo, memory, ptr, cap, held) {
   const { read, written } = encoder.encodeInto(packed, memo.view);
   return read === packed.length ? written : -3 * packed.length;
 }
-function pack(options, memo, held) {
+function pack(options, memo, tags, held) {
   if (!plain(options)) return undefined;
   let out = "";
   for (const key in options) {
@@ -502,7 +521,7 @@ function pack(options, memo, held) {
         break;
       case "context":
         if (v === null) continue;
-        field = plain(v) ? packContext(v) : undefined;
+        field = plain(v) ? packContext(v, tags) : undefined;
         break;
       default:
         return undefined;
@@ -634,12 +653,15 @@ extern "C" {
     fn pack_options(
         options: &JsValue,
         memo: &js_sys::Object,
+        tags: &JsValue,
         memory: &JsValue,
         ptr: u32,
         cap: u32,
         keys_held: u32,
     ) -> i32;
     fn utf8(text: &js_sys::JsString) -> Vec<u8>;
+    #[wasm_bindgen(js_name = contextTags)]
+    fn context_tags(json: &str) -> JsValue;
     #[wasm_bindgen(js_name = answerObject, catch)]
     fn answer_object(
         nums: &[f64],
@@ -648,6 +670,54 @@ extern "C" {
         state_of: &JsValue,
         html: Option<&JsValue>,
     ) -> Result<JsValue, JsValue>;
+}
+
+thread_local! {
+    /// The context's packed fields as `packOptions` reads them, made once from the table
+    /// of variables.
+    static TAGS: JsValue = context_tags(&options::context_tags());
+}
+
+/// `options` packed by `packOptions` into `buffer` (grown to fit), or `None` for "read
+/// their JSON"; `held` is the number of the keys the handle holds (0 none).
+fn pack<'a>(
+    options: &JsValue,
+    memo: &js_sys::Object,
+    memory: &JsValue,
+    buffer: &'a mut Vec<u8>,
+    held: u32,
+) -> Option<&'a str> {
+    for _ in 0..2 {
+        let cap = u32::try_from(buffer.len()).ok()?;
+        let at = buffer.as_mut_ptr() as usize as u32;
+        let packed = TAGS.with(|tags| pack_options(options, memo, tags, memory, at, cap, held));
+        match packed {
+            -1 => return None,
+            written if written >= 0 => {
+                let bytes = buffer.get(..usize::try_from(written).ok()?)?;
+                return std::str::from_utf8(bytes).ok();
+            }
+            needed => buffer.resize(needed.unsigned_abs() as usize, 0),
+        }
+    }
+    None
+}
+
+/// For `tests/wasm.rs`, not the package: the context of `options` as `packOptions`
+/// packs it and `options.rs` reads it back, as JSON; `None` when either leaves it to
+/// the JSON path.
+#[doc(hidden)]
+pub fn packed_context(options: &JsValue) -> Option<String> {
+    let mut buffer = vec![0; 64];
+    let packed = pack(
+        options,
+        &js_sys::Object::new(),
+        &wasm_bindgen::memory(),
+        &mut buffer,
+        0,
+    )?;
+    let context = options::unpack(packed)?.context?;
+    serde_json::to_string(&context).ok()
 }
 
 /// A bundle's `stateOf`: state bytes ([`State::to_image`], in base64) to the state by
@@ -885,20 +955,13 @@ impl Bundle {
 
     /// The options packed into `buffer` (grown to fit), or `None` for "read their JSON".
     fn pack<'a>(&self, options: &JsValue, buffer: &'a mut Vec<u8>) -> Option<&'a str> {
-        let held = self.keys.held_id();
-        for _ in 0..2 {
-            let cap = u32::try_from(buffer.len()).ok()?;
-            let at = buffer.as_mut_ptr() as usize as u32;
-            match pack_options(options, &self.memo, &self.memory, at, cap, held) {
-                -1 => return None,
-                written if written >= 0 => {
-                    let bytes = buffer.get(..usize::try_from(written).ok()?)?;
-                    return std::str::from_utf8(bytes).ok();
-                }
-                needed => buffer.resize(needed.unsigned_abs() as usize, 0),
-            }
-        }
-        None
+        pack(
+            options,
+            &self.memo,
+            &self.memory,
+            buffer,
+            self.keys.held_id(),
+        )
     }
 
     /// `personalize` once its options are read.
