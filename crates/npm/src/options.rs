@@ -1,14 +1,16 @@
-//! `decide`'s options read without JSON: `packOptions` (in `mod.rs`) walks the options
-//! object and writes what it finds as one string of fields, each a tag character, the
-//! value, and a NUL; this module reads it back into the same [`DecideOptions`] the JSON
-//! path makes.
+//! `decide`'s options read without JSON: `packOptions` (in `crates/npm/js/options.js`,
+//! the JavaScript half of this format, bound below) walks the options object and writes
+//! what it finds as one string of fields, each a tag character, the value, and a NUL;
+//! this module reads it back into the same [`DecideOptions`] the JSON path makes. A
+//! change to what that file writes is a change to what this one reads.
 //!
 //! The packed form is a fast path, not a second grammar: `packOptions` writes it only
 //! for the well-typed cases (plain objects with known keys, strings without NUL, finite
 //! numbers, booleans), and anything else here (an enum value the engine does not know,
 //! a number that does not read back) answers `None`. Either way the caller then takes
 //! the JSON path, whose answer, and whose error message, is the reference. So a packed
-//! request means exactly what its JSON means.
+//! request means exactly what its JSON means. This module never reads what the options
+//! mean beyond their types: that is `lib.rs`'s, for both paths.
 //!
 //! Tags. The options: `t` token, `e` event, `v` visitor, `n` now (Unix ms), `m` now
 //! (text), `x` explain, `s` slots given, `l` one slot name (in order), `q` the keys'
@@ -24,8 +26,64 @@
 
 use std::borrow::Cow;
 
+use wasm_bindgen::prelude::*;
+
 use super::{DecideOptions, Instant};
 use micromoment::context::{Channel, Context, FieldMut, Keyword, PACKED_FIELDS};
+
+// The JavaScript half of this format (`js/options.js`): packOptions writes what
+// `unpack` reads.
+#[wasm_bindgen(module = "/js/options.js")]
+extern "C" {
+    /// The options' JSON as UTF-8, `None` when `JSON.stringify` fails.
+    #[wasm_bindgen(js_name = optionsJson)]
+    pub(super) fn options_json(options: &JsValue) -> Option<Vec<u8>>;
+    #[wasm_bindgen(js_name = packOptions)]
+    fn pack_options(
+        options: &JsValue,
+        memo: &js_sys::Object,
+        tags: &JsValue,
+        memory: &JsValue,
+        ptr: u32,
+        cap: u32,
+        keys_held: u32,
+    ) -> i32;
+    /// A JavaScript string as UTF-8 (`TextEncoder.encode`, a native copy).
+    pub(super) fn utf8(text: &js_sys::JsString) -> Vec<u8>;
+    #[wasm_bindgen(js_name = contextTags)]
+    fn context_tags_table(json: &str) -> JsValue;
+}
+
+thread_local! {
+    /// The context's packed fields as `packOptions` reads them, made once from the table
+    /// of variables.
+    static TAGS: JsValue = context_tags_table(&context_tags());
+}
+
+/// `options` packed by `packOptions` into `buffer` (grown to fit), or `None` for "read
+/// their JSON"; `held` is the number of the keys the handle holds (0 none).
+pub(super) fn pack<'a>(
+    options: &JsValue,
+    memo: &js_sys::Object,
+    memory: &JsValue,
+    buffer: &'a mut Vec<u8>,
+    held: u32,
+) -> Option<&'a str> {
+    for _ in 0..2 {
+        let cap = u32::try_from(buffer.len()).ok()?;
+        let at = buffer.as_mut_ptr() as usize as u32;
+        let packed = TAGS.with(|tags| pack_options(options, memo, tags, memory, at, cap, held));
+        match packed {
+            -1 => return None,
+            written if written >= 0 => {
+                let bytes = buffer.get(..usize::try_from(written).ok()?)?;
+                return std::str::from_utf8(bytes).ok();
+            }
+            needed => buffer.resize(needed.unsigned_abs() as usize, 0),
+        }
+    }
+    None
+}
 
 /// A number as `String(n)` wrote it, read as serde_json reads the same text in JSON
 /// (`JSON.stringify` writes numbers as `String` does), so both paths agree to the bit.
