@@ -1,24 +1,11 @@
 // The npm package's TypeScript declarations for what crates/npm/src/lib.rs exports,
-// included into the package's micromoment.d.ts by its `typescript_custom_section`.
+// included into the package's micromoment.d.ts by its `typescript_custom_section`; the
+// request context's (`RequestContext`) are in context.d.ts, generated from the table of
+// variables.
 /** The JOURNEY_KEYS document: `{"current": "k2", "keys": {"k1": "<base64 ≥ 32 bytes>", "k2": "…"}}`. */
 export interface JourneyKeys { current: string; keys: Record<string, string>; }
 /** A time: Unix milliseconds (like `Date.now()`), an RFC 3339 string, or a `Date`. */
 export type Instant = number | string | Date;
-/** The request context, in the variable names of rules (`geo.city`, `device.type`, …). */
-export interface RequestContext {
-  channel?: "web" | "app" | "email" | "store" | "push";
-  geo?: { country?: string; region?: string; city?: string; continent?: string; postal?: string;
-          timezone?: string; lat?: number; lon?: number; colo?: string };
-  device?: { type?: "mobile" | "tablet" | "desktop" | "tv" | "bot"; os?: string; browser?: string };
-  app?: { version?: string };
-  page?: { path?: string; host?: string; lang?: string; query?: Record<string, string> };
-  utm?: { source?: string; medium?: string; campaign?: string; term?: string; content?: string };
-  referrer?: { host?: string; kind?: "search" | "social" | "email" | "internal" | "direct" | "other" };
-  event?: string;
-  consent?: { personalization?: boolean };
-  /** Fetched ahead of time (prefetch, prerender): served, but no exposures. */
-  prefetch?: boolean;
-}
 export interface DecideOptions {
   /** The visitor's token, from the `mm` cookie or `X-MM-Token`. */
   token?: string;

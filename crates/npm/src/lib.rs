@@ -35,9 +35,13 @@ use micromoment::Budget;
 mod options;
 mod wire;
 
-// The package's TypeScript declarations, a real file beside the JavaScript (`js/`).
+// The package's TypeScript declarations, real files beside the JavaScript (`js/`): what
+// this crate exports (micromoment.d.ts), and the request context's (context.d.ts), which
+// tests/it/npm_types.rs writes from the table of variables.
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = include_str!("../js/micromoment.d.ts");
+#[wasm_bindgen(typescript_custom_section)]
+const CONTEXT_TYPES: &str = include_str!("../js/context.d.ts");
 
 fn error(message: impl std::fmt::Display) -> JsError {
     JsError::new(&message.to_string())
