@@ -3,9 +3,12 @@
 //!
 //! Adapters fill a [`Context`] from whatever their platform offers (`request.cf`, headers,
 //! query, a CTX.json file); every field is optional, and an absent field reads as null.
-//! This module also names every variable a rule may read ([`VarId`]) and resolves names
-//! to them at bundle compile time. It never reads a clock: local time is derived from the
-//! `now` the caller passes.
+//! This module also names every variable a rule may read, in one table (`variables!`,
+//! one row per variable), from which everything that names variables is generated:
+//! [`VarId`], the names rules write, what each can hold, how it is read, the context
+//! field a tool sets, and the npm package's packed tags. It never reads a clock (local
+//! time is derived from the `now` the caller passes), and nothing outside the table
+//! keeps a list of the variables.
 
 use std::collections::BTreeMap;
 
