@@ -24,26 +24,34 @@ export function optionsJson(options) {
 // their JSON says what they mean (anything but plain objects with known keys, strings
 // without NUL, finite numbers and booleans).
 const table = (o) => Object.assign(Object.create(null), o);
-// The context's tags by field, and each tag's kind, from the table of variables
-// (micromoment::context::PACKED_FIELDS, which options.rs hands over once, as JSON rows
-// of [name, tag, kind, nullable]): no second list of the fields here.
+// How a field is packed, by its kind in the table of variables (options.rs reads each
+// kind back): a finite number as `String` writes it; a boolean as 1 or 0; a text, a
+// keyword or the channel as it is; a query as each parameter's name and value, two
+// fields. A kind this file does not know is left to the JSON path.
+const NUMBER = 0, BOOLEAN = 1, TEXT = 2, QUERY = 3, UNKNOWN = 4;
+const PACKING = table({
+  number: NUMBER, flag: BOOLEAN, switch: BOOLEAN, text: TEXT, keyword: TEXT, channel: TEXT, query: QUERY,
+});
+// The context's fields, from the table of variables (micromoment::context::PACKED_FIELDS,
+// which options.rs hands over once, as JSON rows of [name, tag, kind, nullable]): no
+// second list of the fields here. Each field is one object of one shape, { tag, packing,
+// nullable }: at the top level (`top`) or in a group (`groups`, `geo.city`).
 export function contextTags(json) {
-  const fields = table({});
-  const kinds = table({});
-  const nullable = table({});
-  for (const [name, tag, kind, canBeNull] of JSON.parse(json)) {
+  const top = table({});
+  const groups = table({});
+  for (const [name, tag, kind, nullable] of JSON.parse(json)) {
+    const packing = PACKING[kind];
+    const field = { tag, packing: packing === undefined ? UNKNOWN : packing, nullable };
     const dot = name.indexOf(".");
     if (dot === -1) {
-      fields[name] = tag;
+      top[name] = field;
     } else {
       const group = name.slice(0, dot);
-      if (fields[group] === undefined) fields[group] = table({});
-      fields[group][name.slice(dot + 1)] = tag;
+      if (groups[group] === undefined) groups[group] = table({});
+      groups[group][name.slice(dot + 1)] = field;
     }
-    kinds[tag] = kind;
-    nullable[tag] = canBeNull;
   }
-  return { fields, kinds, nullable };
+  return { top, groups };
 }
 const plain = (o) => typeof o === "object" && o !== null && Object.getPrototypeOf(o) === Object.prototype;
 // A value with a NUL in it takes the JSON path; so do options with a lone surrogate
@@ -53,18 +61,16 @@ const wellFormed = String.prototype.isWellFormed
   ? (s) => s.isWellFormed()
   : (s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:[^\uD800-\uDBFF]|^)[\uDC00-\uDFFF]/.test(s);
 const clean = (s) => typeof s === "string" && s.indexOf("\0") === -1;
-// A context field as its kind (options.rs reads each kind back): a finite number as
-// `String` writes it, a boolean as 1 or 0, a text, keyword or channel as it is, and a
-// query as each parameter's name and value, two fields.
-function packField(tag, kind, v) {
-  switch (kind) {
-    case "number":
+function packField(field, v) {
+  const tag = field.tag;
+  switch (field.packing) {
+    case NUMBER:
       return typeof v === "number" && Number.isFinite(v) ? tag + v + "\0" : undefined;
-    case "flag": case "switch":
+    case BOOLEAN:
       return typeof v === "boolean" ? tag + (v ? "1" : "0") + "\0" : undefined;
-    case "text": case "keyword": case "channel":
+    case TEXT:
       return clean(v) ? tag + v + "\0" : undefined;
-    case "query": {
+    case QUERY: {
       if (!plain(v)) return undefined;
       let out = "";
       for (const q in v) {
@@ -79,31 +85,32 @@ function packField(tag, kind, v) {
       return undefined;
   }
 }
+// null is unknown for a field that is an Option; for any other, only the JSON path says
+// why it is refused.
 function packContext(context, tags) {
   let out = "c\0";
   for (const key in context) {
     const v = context[key];
     if (v === undefined) continue;
-    const group = tags.fields[key];
-    if (typeof group === "string") {
-      // null is unknown for an Option field; for any other, only the JSON path says why not.
-      if (v === null && tags.nullable[group]) continue;
-      const field = packField(group, tags.kinds[group], v);
-      if (field === undefined) return undefined;
-      out += field;
-    } else if (group !== undefined && plain(v)) {
-      for (const name in v) {
-        const inner = v[name];
-        if (inner === undefined) continue;
-        const tag = group[name];
-        if (typeof tag !== "string") return undefined;
-        if (inner === null && tags.nullable[tag]) continue;
-        const field = packField(tag, tags.kinds[tag], inner);
-        if (field === undefined) return undefined;
-        out += field;
-      }
-    } else {
-      return undefined;
+    const field = tags.top[key];
+    if (field !== undefined) {
+      if (v === null && field.nullable) continue;
+      const packed = packField(field, v);
+      if (packed === undefined) return undefined;
+      out += packed;
+      continue;
+    }
+    const group = tags.groups[key];
+    if (group === undefined || !plain(v)) return undefined;
+    for (const name in v) {
+      const inner = v[name];
+      if (inner === undefined) continue;
+      const member = group[name];
+      if (member === undefined) return undefined;
+      if (inner === null && member.nullable) continue;
+      const packed = packField(member, inner);
+      if (packed === undefined) return undefined;
+      out += packed;
     }
   }
   return out;
