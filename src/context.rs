@@ -321,7 +321,9 @@ pub struct ConsentSignal {
 /// `Derived::intent`, and its kind (`list` too) only says what it holds. The names
 /// are the fixed names that resolve to the variant, each with its argument for a
 /// variant that has one (`"visits.app"(3)`); a variant named by a pattern
-/// (`intent.<topic>`) has none here and is resolved by the bundle.
+/// (`intent.<topic>`) has none here and is resolved by the bundle. The `fields` section
+/// lists the context's fields that no fixed name reads but the npm package packs
+/// (`"page.query" context(page.query): query = 'R';`, kinds `query` and `switch` too).
 ///
 /// The rows are parsed once and handed to `@emit` with each row's names both as a
 /// list (for [`FIXED_VARIABLES`]) and as one group (for the packed fields' names), so
@@ -486,10 +488,11 @@ macro_rules! variables {
 // The table of variables: one row per variable rules and placeholders may read, each
 // generating its projections (see `variables!` above). Adding a request variable is a
 // row here (and the field it reads, which the compiler asks for) plus its producer
-// (`http.rs`, the Worker's `request.rs`); the npm package's declarations follow from
-// the table (`tests/it/context.rs` writes them). A bundle stores a variable by its row's
-// position, so a new row goes after the last one, and no row moves or goes: a row in
-// a new place would read every bundle compiled before it wrong.
+// (`http.rs`, the Worker's `request.rs`); the npm package's declaration of the context
+// follows from the table (`UPDATE_EXPECT=1` and `tests/it/npm_types.rs` write it). A
+// packed tag is an uppercase letter or a digit no other field has. A bundle stores a
+// variable by its row's position, so a new row goes after the last one, and no row
+// moves or goes: a row in a new place would read every bundle compiled before it wrong.
 variables! {
     // Fields of the context that no fixed name reads, packed all the same: `page.query`
     // (read as `page.query.<key>`, a derived variable) and `prefetch` (read by no rule).
