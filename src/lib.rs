@@ -112,8 +112,8 @@ pub mod context {
     #[allow(unused_imports)]
     pub(crate) use crate::imp::context::*;
     pub use crate::imp::context::{
-        App, Channel, Context, Device, DeviceKind, DeviceType, Geo, Page, Referrer, ReferrerKind,
-        Utm, VarId, FIXED_VARIABLES,
+        App, Channel, Context, Device, DeviceKind, DeviceType, FieldKind, FieldMut, Geo, Keyword,
+        PackedField, Page, Referrer, ReferrerKind, Utm, VarId, FIXED_VARIABLES, PACKED_FIELDS,
     };
 }
 mod decide {

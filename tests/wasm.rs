@@ -200,3 +200,69 @@ fn tokens_minted_in_js_inspect_in_js() {
     tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
     assert!(inspect_token(&tampered, to_js(&keys), JsValue::UNDEFINED).is_err());
 }
+
+/// The JSON of a context whose field `name` (dotted) is `value`.
+fn context_with(name: &str, value: Json) -> Json {
+    name.split('.')
+        .rev()
+        .fold(value, |inner, key| json!({ key: inner }))
+}
+
+/// Every field of the table of variables that the npm package packs: packed by the
+/// JavaScript from the table it is given, read back by `options.rs` through the same
+/// table, into the context its JSON makes; each alone, then all together.
+#[wasm_bindgen_test]
+fn every_packed_field_is_packed_and_read_back_as_its_json_reads() {
+    use micromoment::context::{Context, FieldKind, FieldMut, PACKED_FIELDS};
+    let mut all = json!({});
+    for field in PACKED_FIELDS {
+        let value = match field.kind {
+            FieldKind::Text => json!("K\u{f6}ln \u{1f697}"),
+            FieldKind::Number => json!(-45.25),
+            FieldKind::Flag => json!(false),
+            FieldKind::Switch => json!(true),
+            FieldKind::Channel => json!("push"),
+            FieldKind::Query => json!({"utm_source": "a", "k\u{e9}y": "v"}),
+            FieldKind::Keyword => match Context::default().field_by_tag(field.tag) {
+                Some(FieldMut::Keyword(words)) => json!(words.words().last()),
+                other => panic!("{}: {other:?}", field.name),
+            },
+        };
+        let context = context_with(field.name, value);
+        let expected: Context = serde_json::from_value(context.clone()).expect("context");
+        let packed = micromoment_npm::packed_context(&to_js(&json!({ "context": context })))
+            .unwrap_or_else(|| panic!("{} is packed", field.name));
+        assert_eq!(
+            packed,
+            serde_json::to_string(&expected).expect("JSON"),
+            "{}",
+            field.name
+        );
+        // A field the JSON reads as unknown when null is left out; any other is left
+        // to the JSON path, which words the error.
+        let null = to_js(&json!({ "context": context_with(field.name, Json::Null) }));
+        assert_eq!(
+            micromoment_npm::packed_context(&null).is_some(),
+            field.kind.nullable(),
+            "{}: null",
+            field.name
+        );
+        merge(&mut all, &context);
+    }
+    let expected: Context = serde_json::from_value(all.clone()).expect("context");
+    assert_eq!(
+        micromoment_npm::packed_context(&to_js(&json!({ "context": all }))),
+        serde_json::to_string(&expected).ok()
+    );
+}
+
+fn merge(into: &mut Json, from: &Json) {
+    match (into, from) {
+        (Json::Object(into), Json::Object(from)) => {
+            for (key, value) in from {
+                merge(into.entry(key.clone()).or_insert(Json::Null), value);
+            }
+        }
+        (into, from) => *into = from.clone(),
+    }
+}

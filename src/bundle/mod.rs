@@ -52,7 +52,7 @@ pub(crate) use model::{Experiment, JsonTemplate, Piece, Template};
 pub(crate) use source::offered;
 pub(crate) use source::{MAX_DELAY_SECS, MAX_DESTINATIONS, MAX_TRIGGERS};
 
-use crate::context::{VarId, FIXED_VARIABLES};
+use crate::context::{VarId, VarSize, FIXED_VARIABLES};
 use crate::rules::{Schema, UnknownVariable, VarBound};
 use crate::suggest::{did_you_mean, hint};
 
@@ -196,25 +196,13 @@ impl Schema for BundleSchema<'_> {
 /// worked out: the longest URL Cloudflare accepts (longer headers are cut at 2 KiB).
 pub const MAX_CONTEXT_TEXT: u64 = 16 * 1024;
 
-/// The most a context variable can hold.
+/// The most a variable can hold, from what the table of variables says it holds.
 fn var_bound(var: &VarId) -> VarBound {
     use crate::token::{MAX_SEGMENTS, MAX_SEGMENT_BYTES};
-    match var {
-        VarId::Segments => VarBound::list_of_text(MAX_SEGMENTS as u64, MAX_SEGMENT_BYTES as u64),
-        VarId::StageIndex
-        | VarId::DaysInStage
-        | VarId::Intent(_)
-        | VarId::Visits
-        | VarId::Returning
-        | VarId::Seen(_)
-        | VarId::GeoLat
-        | VarId::GeoLon
-        | VarId::TimeHour
-        | VarId::ConsentPersonalization
-        | VarId::ProfileLinked
-        | VarId::ProfileDevices
-        | VarId::VisitsOf(_) => VarBound::SCALAR,
-        _ => VarBound::text(MAX_CONTEXT_TEXT),
+    match var.size() {
+        VarSize::Scalar => VarBound::SCALAR,
+        VarSize::Text => VarBound::text(MAX_CONTEXT_TEXT),
+        VarSize::List => VarBound::list_of_text(MAX_SEGMENTS as u64, MAX_SEGMENT_BYTES as u64),
     }
 }
 

@@ -2,7 +2,7 @@
 //! it stands at each phase of the request.
 
 use crate::bundle::{Bundle, Content};
-use crate::context::{Context, LocalTime, VarId};
+use crate::context::{Context, Derived, LocalTime, VarId};
 use crate::rules::{Data, Value};
 use crate::time::{UnixSeconds, DAY};
 use crate::token::{DeviceKind, Impression, State};
@@ -69,94 +69,14 @@ impl Facts<'_> {
     }
 }
 
-fn opt_str(value: &Option<String>) -> Option<Value<'_>> {
-    value.as_deref().map(Value::str)
-}
-
 impl Data for Facts<'_> {
     type Var = VarId;
 
+    /// A context field as the table of variables reads it, any other variable through
+    /// [`Derived`] below: one match on the variable, resolved at compile time.
+    #[inline]
     fn get(&self, var: &VarId) -> Option<Value<'_>> {
-        let ctx = self.ctx;
-        match var {
-            VarId::Stage => self
-                .bundle
-                .stages
-                .get(usize::from(self.journey.stage))
-                .map(|s| Value::str(&s.name)),
-            VarId::StageIndex => Some(Value::Number(f64::from(self.journey.stage))),
-            VarId::DaysInStage => Some(Value::Number(
-                (self.now - self.journey.since) as f64 / DAY as f64,
-            )),
-            VarId::Intent(topic) => Some(Value::Number(
-                self.intents
-                    .get(usize::from(*topic))
-                    .copied()
-                    .unwrap_or(0.0),
-            )),
-            VarId::Visits => Some(Value::Number(f64::from(self.journey.visits))),
-            VarId::Returning => Some(Value::Bool(self.journey.visits > 1)),
-            VarId::Segments => Some(Value::Array(
-                self.prior.segments.iter().map(|s| Value::str(s)).collect(),
-            )),
-            VarId::Seen(content) => self
-                .bundle
-                .contents
-                .get(usize::from(*content))
-                .map(|c| Value::Number(f64::from(self.seen_total(c)))),
-            VarId::Event => opt_str(&ctx.event),
-            VarId::Channel => Some(Value::str(ctx.channel.as_str())),
-            VarId::GeoCountry => opt_str(&ctx.geo.country),
-            VarId::GeoRegion => opt_str(&ctx.geo.region),
-            VarId::GeoCity => opt_str(&ctx.geo.city),
-            VarId::GeoContinent => opt_str(&ctx.geo.continent),
-            VarId::GeoPostal => opt_str(&ctx.geo.postal),
-            VarId::GeoTimezone => opt_str(&ctx.geo.timezone),
-            VarId::GeoLat => ctx.geo.lat.map(Value::Number),
-            VarId::GeoLon => ctx.geo.lon.map(Value::Number),
-            VarId::GeoColo => opt_str(&ctx.geo.colo),
-            VarId::DeviceType => ctx.device.kind.map(|k| Value::str(k.as_str())),
-            VarId::DeviceOs => opt_str(&ctx.device.os),
-            VarId::DeviceBrowser => opt_str(&ctx.device.browser),
-            VarId::AppVersion => opt_str(&ctx.app.version),
-            VarId::TimeHour => Some(Value::Number(f64::from(self.time.get().hour))),
-            VarId::TimeWeekday => Some(Value::str(self.time.get().weekday)),
-            VarId::TimeDate => Some(Value::str(&self.time.get().date)),
-            VarId::TimeDaypart => Some(Value::str(self.time.get().daypart)),
-            VarId::PagePath => opt_str(&ctx.page.path),
-            VarId::PageHost => opt_str(&ctx.page.host),
-            VarId::PageLang => opt_str(&ctx.page.lang),
-            VarId::PageQuery(key) => ctx.page.query.get(key).map(|v| Value::str(v)),
-            VarId::UtmSource => opt_str(&ctx.utm.source),
-            VarId::UtmMedium => opt_str(&ctx.utm.medium),
-            VarId::UtmCampaign => opt_str(&ctx.utm.campaign),
-            VarId::UtmTerm => opt_str(&ctx.utm.term),
-            VarId::UtmContent => opt_str(&ctx.utm.content),
-            VarId::ReferrerHost => opt_str(&ctx.referrer.host),
-            VarId::ReferrerKind => ctx.referrer.kind.map(|k| Value::str(k.as_str())),
-            VarId::ConsentPersonalization => ctx.consent.personalization.map(Value::Bool),
-            VarId::ProfileLinked => Some(Value::Bool(self.prior.link.is_some())),
-            VarId::ProfileDevices => Some(Value::Number(f64::from(
-                self.prior.link.map_or(1, |l| l.devices.max(1)),
-            ))),
-            VarId::VisitsOf(kind) => {
-                let kind = DeviceKind::ALL.get(usize::from(*kind))?;
-                let this = ctx.visit_kind();
-                // This request's visit, when it starts one, counts under its own kind.
-                let new_visit = self.journey.visits > self.prior.visits;
-                let now = u32::from(new_visit && this == Some(*kind));
-                Some(Value::Number(f64::from(
-                    self.prior.visits_of(*kind, this).saturating_add(now),
-                )))
-            }
-            VarId::LastChannel => self
-                .prior
-                .last_channel
-                // A state from a `v1` token does not say: a returning device's last
-                // request came through the channel it uses now.
-                .or_else(|| (self.prior.visits > 0).then_some(ctx.channel))
-                .map(|c| Value::str(c.as_str())),
-        }
+        var.read(self.ctx, self)
     }
 
     fn get_path(&self, path: &str) -> Option<Value<'_>> {
@@ -182,6 +102,107 @@ impl Data for Facts<'_> {
             VarId::Segments => self.prior.segments.iter().any(|s| s == item),
             _ => false,
         }
+    }
+}
+
+/// The variables that are not context fields, as the table of variables in `context`
+/// names them.
+impl Derived for Facts<'_> {
+    fn stage(&self) -> Option<Value<'_>> {
+        self.bundle
+            .stages
+            .get(usize::from(self.journey.stage))
+            .map(|s| Value::str(&s.name))
+    }
+
+    fn stage_index(&self) -> Option<Value<'_>> {
+        Some(Value::Number(f64::from(self.journey.stage)))
+    }
+
+    fn days_in_stage(&self) -> Option<Value<'_>> {
+        Some(Value::Number(
+            (self.now - self.journey.since) as f64 / DAY as f64,
+        ))
+    }
+
+    fn intent(&self, topic: &u16) -> Option<Value<'_>> {
+        Some(Value::Number(
+            self.intents
+                .get(usize::from(*topic))
+                .copied()
+                .unwrap_or(0.0),
+        ))
+    }
+
+    fn visits(&self) -> Option<Value<'_>> {
+        Some(Value::Number(f64::from(self.journey.visits)))
+    }
+
+    fn returning(&self) -> Option<Value<'_>> {
+        Some(Value::Bool(self.journey.visits > 1))
+    }
+
+    fn segments(&self) -> Option<Value<'_>> {
+        Some(Value::Array(
+            self.prior.segments.iter().map(|s| Value::str(s)).collect(),
+        ))
+    }
+
+    fn seen(&self, content: &u16) -> Option<Value<'_>> {
+        self.bundle
+            .contents
+            .get(usize::from(*content))
+            .map(|c| Value::Number(f64::from(self.seen_total(c))))
+    }
+
+    fn time_hour(&self) -> Option<Value<'_>> {
+        Some(Value::Number(f64::from(self.time.get().hour)))
+    }
+
+    fn time_weekday(&self) -> Option<Value<'_>> {
+        Some(Value::str(self.time.get().weekday))
+    }
+
+    fn time_date(&self) -> Option<Value<'_>> {
+        Some(Value::str(&self.time.get().date))
+    }
+
+    fn time_daypart(&self) -> Option<Value<'_>> {
+        Some(Value::str(self.time.get().daypart))
+    }
+
+    fn page_query(&self, key: &String) -> Option<Value<'_>> {
+        self.ctx.page.query.get(key).map(|v| Value::str(v))
+    }
+
+    fn profile_linked(&self) -> Option<Value<'_>> {
+        Some(Value::Bool(self.prior.link.is_some()))
+    }
+
+    fn profile_devices(&self) -> Option<Value<'_>> {
+        Some(Value::Number(f64::from(
+            self.prior.link.map_or(1, |l| l.devices.max(1)),
+        )))
+    }
+
+    fn visits_of(&self, kind: &u8) -> Option<Value<'_>> {
+        let kind = DeviceKind::ALL.get(usize::from(*kind))?;
+        let this = self.ctx.visit_kind();
+        // This request's visit, when it starts one, counts under its own kind.
+        let new_visit = self.journey.visits > self.prior.visits;
+        let now = u32::from(new_visit && this == Some(*kind));
+        Some(Value::Number(f64::from(
+            self.prior.visits_of(*kind, this).saturating_add(now),
+        )))
+    }
+
+    fn last_channel(&self) -> Option<Value<'_>> {
+        self.prior
+            .last_channel
+            // A state from a `v1` token does not say: a returning device's last
+            // request came through the channel it uses now.
+            .or_else(|| (self.prior.visits > 0).then_some(self.ctx.channel))
+            .map(|c| Value::str(c.as_str()))
     }
 }
 

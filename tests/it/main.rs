@@ -7,6 +7,7 @@ mod bundles;
 mod decide_props;
 mod ed25519;
 mod layers;
+mod npm_types;
 mod pages;
 mod prefetch;
 mod profile;

@@ -1,14 +1,16 @@
-//! The npm package's API (wasm-bindgen, `js` feature): the same engine the Worker runs,
-//! for any JS runtime (Node, Deno, Vercel and Netlify edge functions).
+//! The npm package's API (wasm-bindgen): the same engine the Worker runs, for any JS
+//! runtime (Node, Deno, Vercel and Netlify edge functions).
 //!
 //! A thin adapter: JS values in, `session` in the middle, JS objects out. A loaded bundle
 //! is a handle (`Bundle`) reused across calls, never decoded again. `decide` crosses the
 //! boundary without JSON where it can: plainly typed options are packed by JavaScript
-//! into one string (`options.rs`), and the answer comes back as numbers and one string
-//! naming the bundle's strings by index (`wire.rs`); other options go through their JSON,
-//! which also words every error. Errors are JS `Error`s
-//! carrying the Rust message. The clock and entropy default to `Date.now()` and
-//! `crypto.getRandomValues`, and can be passed in for reproducible answers.
+//! into one string (`js/options.js` writes it, `options.rs` reads it), and the answer
+//! comes back as numbers and one string naming the bundle's strings by index (`wire.rs`
+//! writes it, `js/wire.js` reads it); other options go through their JSON, which also
+//! words every error. The TypeScript declarations are `js/*.d.ts`. Errors are JS
+//! `Error`s carrying the Rust message. The clock and entropy default to `Date.now()`
+//! and `crypto.getRandomValues`, and can be passed in for reproducible answers; this
+//! crate decides nothing itself.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -33,105 +35,13 @@ use micromoment::Budget;
 mod options;
 mod wire;
 
+// The package's TypeScript declarations, real files beside the JavaScript (`js/`): what
+// this crate exports (micromoment.d.ts), and the request context's (context.d.ts), which
+// tests/it/npm_types.rs writes from the table of variables.
 #[wasm_bindgen(typescript_custom_section)]
-const TYPES: &'static str = r#"
-/** The JOURNEY_KEYS document: `{"current": "k2", "keys": {"k1": "<base64 ≥ 32 bytes>", "k2": "…"}}`. */
-export interface JourneyKeys { current: string; keys: Record<string, string>; }
-/** A time: Unix milliseconds (like `Date.now()`), an RFC 3339 string, or a `Date`. */
-export type Instant = number | string | Date;
-/** The request context, in the variable names of rules (`geo.city`, `device.type`, …). */
-export interface RequestContext {
-  channel?: "web" | "app" | "email" | "store" | "push";
-  geo?: { country?: string; region?: string; city?: string; continent?: string; postal?: string;
-          timezone?: string; lat?: number; lon?: number; colo?: string };
-  device?: { type?: "mobile" | "tablet" | "desktop" | "tv" | "bot"; os?: string; browser?: string };
-  app?: { version?: string };
-  page?: { path?: string; host?: string; lang?: string; query?: Record<string, string> };
-  utm?: { source?: string; medium?: string; campaign?: string; term?: string; content?: string };
-  referrer?: { host?: string; kind?: "search" | "social" | "email" | "internal" | "direct" | "other" };
-  event?: string;
-  consent?: { personalization?: boolean };
-  /** Fetched ahead of time (prefetch, prerender): served, but no exposures. */
-  prefetch?: boolean;
-}
-export interface DecideOptions {
-  /** The visitor's token, from the `mm` cookie or `X-MM-Token`. */
-  token?: string;
-  /** Keys to verify the token and sign the new one; without them no token is issued. */
-  keys?: JourneyKeys | string;
-  /** The visitor's state by names, instead of a token (as `state` in an answer). */
-  state?: object;
-  context?: RequestContext;
-  /** Slots to decide, in order (default: every slot of the bundle). */
-  slots?: string[];
-  /** This request's app event. */
-  event?: string;
-  now?: Instant;
-  /** A new visitor's id, 32 hex digits (default: random). */
-  visitor?: string;
-  /** Add the trace: every candidate and why it was kept or skipped. */
-  explain?: boolean;
-}
-export interface SlotDecision {
-  slot: string; content: string; candidate: string | null; experiment?: string; variant?: string;
-  reason: "candidate" | "experiment" | "holdout" | "default" | "consent";
-  html?: string; json?: unknown; text?: string;
-}
-export interface Decision {
-  stage: string;
-  decisions: SlotDecision[];
-  /** The new token, or null without keys or consent. */
-  token: string | null;
-  /** The visitor's new state, by names. */
-  state: object;
-  /** Exposure events to send to your analytics after answering. */
-  exposures: object[];
-  /** The triggers this request fired (DESIGN §11), when any did: send them on. */
-  triggers?: { trigger: string; send: string[]; delay_secs?: number; unless?: string; stage: string }[];
-  trace?: object;
-  /** The whole answer as a plain object (`state` is a getter, written when first read). */
-  toJSON(): object;
-}
-/** `decide`'s options for a page: the page names its slots, and the visitor comes from the token. */
-export type PageOptions = Omit<DecideOptions, "slots" | "state">;
-/** A personalized page: the decision for the slots it names, and the page with them filled. */
-export interface PersonalizedPage extends Decision {
-  /** The page, each `[data-mm-slot]` element filled and tagged `data-mm-content`: text when
-   *  the page was given as text, bytes when it was given as bytes. */
-  html: string | Uint8Array;
-}
-export interface MintOptions {
-  keys: JourneyKeys | string;
-  stage?: string;
-  segments?: string[];
-  /** The person's profile id, 32 hex digits: the token is a linked device's (DESIGN §10). */
-  profile?: string;
-  visitor?: string;
-  /** Lifetime in seconds (default 30 days). */
-  ttlSeconds?: number;
-  now?: Instant;
-}
-export interface LinkOptions {
-  keys: JourneyKeys | string;
-  /** The person's profile id, 32 hex digits. */
-  profile: string;
-  /** How long the link works, in seconds (default 12 hours, at most 30 days). */
-  ttlSeconds?: number;
-  /** The campaign that sends it (1 to 64 bytes). */
-  campaign?: string;
-  now?: Instant;
-}
-/** What a verified identity link says. */
-export interface IdentityLink {
-  profile: string;
-  /** The link's id, 32 hex digits: the profile records it once used; revoke it with
-   *  `DELETE /v1/profiles/<profile>/links/<id>`. */
-  id: string;
-  issuedAt: string;
-  expiresAt: string;
-  campaign: string | null;
-}
-"#;
+const TYPES: &str = include_str!("../js/micromoment.d.ts");
+#[wasm_bindgen(typescript_custom_section)]
+const CONTEXT_TYPES: &str = include_str!("../js/context.d.ts");
 
 fn error(message: impl std::fmt::Display) -> JsError {
     JsError::new(&message.to_string())
@@ -269,385 +179,21 @@ struct DecideOptions<'a> {
     explain: bool,
 }
 
-// The two ends of the boundary, in JavaScript, where each is cheapest.
-//
-// In: plainly typed options packed by `packOptions` (options.rs reads them), written
-// as UTF-8 straight into the bundle's buffer in WebAssembly memory; any others as their
-// JSON, UTF-8 encoded by `optionsJson` (`TextEncoder.encode` is a native copy, where a
-// string parameter would take wasm-bindgen's per-character loop).
-//
-// Out: the numbers and the text of `wire.rs` (read there): what the bundle holds comes
-// from the handle's string table, so an answer builds its objects from a few numbers
-// and parses no JSON; only the new `state` is written when it is read (by names, by the
-// bundle's `stateOf`, from its bytes in base64): a getter of the `Answer` class, which
-// `toJSON` includes, so `JSON.stringify(answer)` is the whole answer. A class, not
-// accessors defined on each object: `Object.defineProperty` gives every answer its own
-// hidden class, which cost V8 more (~8 µs) than the decision. Nothing is held in
-// WebAssembly memory for an answer: the state is a JavaScript string the garbage
-// collector owns.
-#[wasm_bindgen(inline_js = r#"
-const encoder = new TextEncoder();
-export function utf8(text) {
-  return encoder.encode(text);
-}
-export function optionsJson(options) {
-  if (options === undefined || options === null) return encoder.encode("{}");
-  let text;
-  try { text = JSON.stringify(options); } catch { return undefined; }
-  return typeof text === "string" ? encoder.encode(text) : undefined;
-}
-// packOptions: the options as options.rs reads them (its tags), or undefined when only
-// their JSON says what they mean (anything but plain objects with known keys, strings
-// without NUL, finite numbers and booleans).
-const table = (o) => Object.assign(Object.create(null), o);
-const CONTEXT = table({
-  channel: "A", event: "Z", prefetch: "1",
-  geo: table({ country: "B", region: "C", city: "D", continent: "E", postal: "F", timezone: "G", lat: "H", lon: "I", colo: "J" }),
-  device: table({ type: "K", os: "L", browser: "M" }),
-  app: table({ version: "N" }),
-  page: table({ path: "O", host: "P", lang: "Q", query: "R" }),
-  utm: table({ source: "S", medium: "T", campaign: "U", term: "V", content: "W" }),
-  referrer: table({ host: "X", kind: "Y" }),
-  consent: table({ personalization: "0" }),
-});
-const plain = (o) => typeof o === "object" && o !== null && Object.getPrototypeOf(o) === Object.prototype;
-// A value with a NUL in it takes the JSON path; so do options with a lone surrogate
-// anywhere (serde_json refuses the escape JSON.stringify writes for it), checked once on
-// the whole packed string.
-const wellFormed = String.prototype.isWellFormed
-  ? (s) => s.isWellFormed()
-  : (s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:[^\uD800-\uDBFF]|^)[\uDC00-\uDFFF]/.test(s);
-const clean = (s) => typeof s === "string" && s.indexOf("\0") === -1;
-// A context field as its tag's type: H and I numbers, 0 and 1 booleans, others strings.
-function packField(tag, v) {
-  switch (tag) {
-    case "H": case "I":
-      return typeof v === "number" && Number.isFinite(v) ? tag + v + "\0" : undefined;
-    case "0": case "1":
-      return typeof v === "boolean" ? tag + (v ? "1" : "0") + "\0" : undefined;
-    default:
-      return clean(v) ? tag + v + "\0" : undefined;
-  }
-}
-function packContext(context) {
-  let out = "c\0";
-  for (const key in context) {
-    const v = context[key];
-    if (v === undefined || (v === null && key === "event")) continue;
-    const tags = CONTEXT[key];
-    if (typeof tags === "string") {
-      const field = packField(tags, v);
-      if (field === undefined) return undefined;
-      out += field;
-    } else if (tags !== undefined && plain(v)) {
-      for (const name in v) {
-        const inner = v[name];
-        if (inner === undefined) continue;
-        const tag = tags[name];
-        if (typeof tag !== "string") return undefined;
-        if (inner === null && tag !== "R") continue;
-        if (tag === "R") {
-          if (!plain(inner)) return undefined;
-          for (const q in inner) {
-            const value = inner[q];
-            if (value === undefined) continue;
-            if (!clean(q) || !clean(value)) return undefined;
-            out += "R" + q + "\0" + value + "\0";
-          }
-          continue;
-        }
-        const field = packField(tag, inner);
-        if (field === undefined) return undefined;
-        out += field;
-      }
-    } else {
-      return undefined;
-    }
-  }
-  return out;
-}
-// The keys' JSON, remembered for the object it was written from while its two levels
-// hold the same values (a caller passes the same JOURNEY_KEYS object on every call).
-function keysSnapshot(keys) {
-  const top = [];
-  for (const k in keys) {
-    const v = keys[k];
-    if (typeof v === "function") return undefined;
-    if (plain(v)) {
-      const inner = [];
-      for (const i in v) {
-        if ((typeof v[i] === "object" && v[i] !== null) || typeof v[i] === "function") return undefined;
-        inner.push(i, v[i]);
-      }
-      top.push(k, v, inner);
-    } else if (typeof v === "object" && v !== null) {
-      return undefined;
-    } else {
-      top.push(k, v, undefined);
-    }
-  }
-  return top;
-}
-function sameKeys(keys, top) {
-  let n = 0;
-  for (const k in keys) {
-    if (top[n] !== k || keys[k] !== top[n + 1]) return false;
-    const inner = top[n + 2];
-    if (inner !== undefined) {
-      const v = keys[k];
-      let m = 0;
-      for (const i in v) {
-        if (inner[m] !== i || v[i] !== inner[m + 1]) return false;
-        m += 2;
-      }
-      if (m !== inner.length) return false;
-    }
-    n += 3;
-  }
-  return n === top.length;
-}
-// The keys' JSON, with a number of its own (memo.id) that changes when the text does.
-function keysText(keys, memo) {
-  let text;
-  if (typeof keys === "string") {
-    if (!clean(keys)) return undefined;
-    memo.keys = undefined;
-    text = keys;
-  } else {
-    if (!plain(keys)) return undefined;
-    if (memo.keys === keys && sameKeys(keys, memo.top)) return memo.text;
-    text = JSON.stringify(keys);
-    // JSON.stringify escapes a lone surrogate, which only the JSON path words right.
-    if (/\\ud[89a-f]/i.test(text)) return undefined;
-    const top = keysSnapshot(keys);
-    memo.keys = top === undefined ? undefined : keys;
-    memo.top = top;
-  }
-  if (memo.text !== text) {
-    memo.text = text;
-    memo.id = (memo.id | 0) + 1;
-  }
-  return text;
-}
-// The slots' field, remembered for the names it was written from: a caller names the
-// same slots on every call (its page's, or `bundle.slots`), often in a new array.
-function slotsText(slots, memo) {
-  const last = memo.slots;
-  if (last !== undefined && last.length === slots.length) {
-    let i = 0;
-    while (i < slots.length && last[i] === slots[i]) i++;
-    if (i === slots.length) return memo.slotsText;
-  }
-  let field = "s\0";
-  for (let i = 0; i < slots.length; i++) {
-    if (!clean(slots[i])) return undefined;
-    field += "l" + slots[i] + "\0";
-  }
-  memo.slots = slots.slice();
-  memo.slotsText = field;
-  return field;
-}
-// The packed options written as UTF-8 straight into the bundle's buffer in WebAssembly
-// memory (`cap` bytes at `ptr`): the number of bytes written, -1 for "read their JSON",
-// or -(bytes needed) when the buffer is too small. Returning the string would take
-// wasm-bindgen's per-character loop, and `encode` allocates a buffer (2 µs in Node for
-// a few hundred bytes) that is then copied again. `held`: the number of the keys' text
-// the handle holds (0 none); keys of that text are sent as the number alone.
-export function packOptions(options, memo, memory, ptr, cap, held) {
-  const packed = pack(options, memo, held);
-  if (packed === undefined || !wellFormed(packed)) return -1;
-  if (memo.buffer !== memory.buffer || memo.ptr !== ptr || memo.view.length !== cap) {
-    memo.buffer = memory.buffer;
-    memo.ptr = ptr;
-    memo.view = new Uint8Array(memo.buffer, ptr, cap);
-  }
-  const { read, written } = encoder.encodeInto(packed, memo.view);
-  return read === packed.length ? written : -3 * packed.length;
-}
-function pack(options, memo, held) {
-  if (!plain(options)) return undefined;
-  let out = "";
-  for (const key in options) {
-    const v = options[key];
-    if (v === undefined) continue;
-    let field;
-    switch (key) {
-      case "token": case "event": case "visitor":
-        if (v === null) continue;
-        field = clean(v) ? key[0] + v + "\0" : undefined;
-        break;
-      case "now":
-        if (v === null) continue;
-        field = typeof v === "number" ? (Number.isFinite(v) ? "n" + v + "\0" : undefined)
-          : clean(v) ? "m" + v + "\0" : undefined;
-        break;
-      case "explain":
-        field = v === true ? "x\0" : v === false ? "" : undefined;
-        break;
-      case "slots":
-        if (v === null) continue;
-        field = Array.isArray(v) ? slotsText(v, memo) : undefined;
-        break;
-      case "keys": {
-        if (v === null) continue;
-        const text = keysText(v, memo);
-        field = text === undefined ? undefined
-          : memo.id === held ? "k" + held + "\0" : "i" + memo.id + "\0q" + text + "\0";
-        break;
-      }
-      case "state":
-        if (v === null) continue;
-        if (!plain(v)) return undefined;
-        field = "j" + JSON.stringify(v) + "\0";
-        break;
-      case "context":
-        if (v === null) continue;
-        field = plain(v) ? packContext(v) : undefined;
-        break;
-      default:
-        return undefined;
-    }
-    if (field === undefined) return undefined;
-    out += field;
-  }
-  return out;
-}
-const UNREAD = Symbol("unread");
-class Answer {
-  #stateOf; #image; #state = UNREAD;
-  constructor(stage, decisions, token, exposures, stateOf, image) {
-    this.stage = stage;
-    this.decisions = decisions;
-    this.token = token;
-    this.exposures = exposures;
-    this.#stateOf = stateOf;
-    this.#image = image;
-  }
-  /** The visitor's new state, by names (written the first time it is read). */
-  get state() {
-    if (this.#state === UNREAD) {
-      this.#state = JSON.parse(this.#stateOf(this.#image));
-      this.#image = undefined;
-    }
-    return this.#state;
-  }
-  set state(value) { this.#state = value; this.#image = undefined; }
-  /** The whole answer as a plain object: what `JSON.stringify` writes. */
-  toJSON() {
-    const plain = { ...this };
-    const { html, exposures, triggers, trace } = plain;
-    delete plain.html;
-    delete plain.exposures;
-    delete plain.triggers;
-    delete plain.trace;
-    if (html !== undefined) plain.html = html;
-    plain.state = this.state;
-    plain.exposures = exposures;
-    if (triggers !== undefined) plain.triggers = triggers;
-    if (trace !== undefined) plain.trace = trace;
-    return plain;
-  }
-}
-// A reference of wire.rs: -1 none, k >= 0 the table's, -(2 + i) the ith inline string.
-function str(table, inline, r) {
-  return r >= 0 ? table[r] : r === -1 ? null : inline[-2 - r];
-}
-export function answerObject(nums, text, table, stateOf, html) {
-  if (nums[0] !== table.length) throw new Error("answer: the string table is out of step");
-  let at = 1, pos = 0;
-  for (let n = nums[at++]; n > 0; n--) {
-    const end = pos + nums[at++];
-    table.push(text.slice(pos, end));
-    pos = end;
-  }
-  const inline = [];
-  for (let n = nums[at++]; n > 0; n--) {
-    const end = pos + nums[at++];
-    inline.push(text.slice(pos, end));
-    pos = end;
-  }
-  const stage = str(table, inline, nums[at]);
-  const token = str(table, inline, nums[at + 1]);
-  const image = str(table, inline, nums[at + 2]);
-  const triggers = nums[at + 3] === -1 ? undefined : JSON.parse(str(table, inline, nums[at + 3]));
-  const trace = nums[at + 4] === -1 ? undefined : JSON.parse(str(table, inline, nums[at + 4]));
-  at += 5;
-  const decisions = [];
-  for (let n = nums[at++]; n > 0; n--, at += 9) {
-    const d = { slot: table[nums[at]], content: table[nums[at + 1]], candidate: str(table, inline, nums[at + 2]) };
-    if (nums[at + 3] !== -1) d.experiment = str(table, inline, nums[at + 3]);
-    if (nums[at + 4] !== -1) d.variant = str(table, inline, nums[at + 4]);
-    d.reason = table[nums[at + 5]];
-    if (nums[at + 6] !== -1) d.html = str(table, inline, nums[at + 6]);
-    if (nums[at + 7] !== -1) d.json = JSON.parse(str(table, inline, nums[at + 7]));
-    if (nums[at + 8] !== -1) d.text = str(table, inline, nums[at + 8]);
-    decisions.push(d);
-  }
-  const exposures = [];
-  if (nums[at] === -2) {
-    // One per decision, each repeating it: only what they share was sent.
-    const visitor = str(table, inline, nums[at + 1]);
-    const bundle = table[nums[at + 2]];
-    const version = nums[at + 3];
-    const when = nums[at + 4];
-    for (const d of decisions) {
-      exposures.push({
-        visitor,
-        bundle,
-        bundle_version: version,
-        slot: d.slot,
-        content: d.content,
-        candidate: d.candidate,
-        experiment: d.experiment === undefined ? null : d.experiment,
-        variant: d.variant === undefined ? null : d.variant,
-        reason: d.reason,
-        stage,
-        at: when,
-      });
-    }
-  } else for (let n = nums[at++]; n > 0; n--, at += 11) {
-    exposures.push({
-      visitor: str(table, inline, nums[at]),
-      bundle: table[nums[at + 1]],
-      bundle_version: nums[at + 2],
-      slot: table[nums[at + 3]],
-      content: table[nums[at + 4]],
-      candidate: str(table, inline, nums[at + 5]),
-      experiment: str(table, inline, nums[at + 6]),
-      variant: str(table, inline, nums[at + 7]),
-      reason: table[nums[at + 8]],
-      stage: table[nums[at + 9]],
-      at: nums[at + 10],
-    });
-  }
-  const answer = new Answer(stage, decisions, token, exposures, stateOf, image);
-  if (triggers !== undefined) answer.triggers = triggers;
-  if (html !== undefined) answer.html = html;
-  if (trace !== undefined) answer.trace = trace;
-  return answer;
-}
-"#)]
-extern "C" {
-    #[wasm_bindgen(js_name = optionsJson)]
-    fn options_json(options: &JsValue) -> Option<Vec<u8>>;
-    #[wasm_bindgen(js_name = packOptions)]
-    fn pack_options(
-        options: &JsValue,
-        memo: &js_sys::Object,
-        memory: &JsValue,
-        ptr: u32,
-        cap: u32,
-        keys_held: u32,
-    ) -> i32;
-    fn utf8(text: &js_sys::JsString) -> Vec<u8>;
-    #[wasm_bindgen(js_name = answerObject, catch)]
-    fn answer_object(
-        nums: &[f64],
-        text: &str,
-        table: &js_sys::Array,
-        state_of: &JsValue,
-        html: Option<&JsValue>,
-    ) -> Result<JsValue, JsValue>;
+/// For `tests/wasm.rs`, not the package: the context of `options` as `packOptions`
+/// packs it and `options.rs` reads it back, as JSON; `None` when either leaves it to
+/// the JSON path.
+#[doc(hidden)]
+pub fn packed_context(options: &JsValue) -> Option<String> {
+    let mut buffer = vec![0; 64];
+    let packed = options::pack(
+        options,
+        &js_sys::Object::new(),
+        &wasm_bindgen::memory(),
+        &mut buffer,
+        0,
+    )?;
+    let context = options::unpack(packed)?.context?;
+    serde_json::to_string(&context).ok()
 }
 
 /// A bundle's `stateOf`: state bytes ([`State::to_image`], in base64) to the state by
@@ -835,7 +381,7 @@ impl Bundle {
     ) -> Result<JsValue, JsError> {
         let given_text = page.is_string();
         let page = match page.dyn_ref::<js_sys::JsString>() {
-            Some(text) => utf8(text),
+            Some(text) => options::utf8(text),
             None => page
                 .dyn_ref::<js_sys::Uint8Array>()
                 .ok_or_else(|| error("page: expected a string or a Uint8Array"))?
@@ -850,7 +396,7 @@ impl Bundle {
     /// `decide` gives, as JSON text (whole numbers may be written `25.0`).
     #[wasm_bindgen(js_name = decideJson)]
     pub fn decide_json(&self, options: &js_sys::JsString) -> Result<String, JsError> {
-        let bytes = utf8(options);
+        let bytes = options::utf8(options);
         let options: DecideOptions<'_> =
             serde_json::from_slice(&bytes).map_err(|e| error(format!("options: {e}")))?;
         let outcome = self.run(options)?;
@@ -876,8 +422,8 @@ impl Bundle {
                 return then(options);
             }
         }
-        let bytes =
-            options_json(options).ok_or_else(|| error("options: not serializable to JSON"))?;
+        let bytes = options::options_json(options)
+            .ok_or_else(|| error("options: not serializable to JSON"))?;
         let options: DecideOptions<'_> =
             serde_json::from_slice(&bytes).map_err(|e| error(format!("options: {e}")))?;
         then(options)
@@ -885,20 +431,13 @@ impl Bundle {
 
     /// The options packed into `buffer` (grown to fit), or `None` for "read their JSON".
     fn pack<'a>(&self, options: &JsValue, buffer: &'a mut Vec<u8>) -> Option<&'a str> {
-        let held = self.keys.held_id();
-        for _ in 0..2 {
-            let cap = u32::try_from(buffer.len()).ok()?;
-            let at = buffer.as_mut_ptr() as usize as u32;
-            match pack_options(options, &self.memo, &self.memory, at, cap, held) {
-                -1 => return None,
-                written if written >= 0 => {
-                    let bytes = buffer.get(..usize::try_from(written).ok()?)?;
-                    return std::str::from_utf8(bytes).ok();
-                }
-                needed => buffer.resize(needed.unsigned_abs() as usize, 0),
-            }
-        }
-        None
+        options::pack(
+            options,
+            &self.memo,
+            &self.memory,
+            buffer,
+            self.keys.held_id(),
+        )
     }
 
     /// `personalize` once its options are read.
@@ -973,7 +512,7 @@ impl Bundle {
                 };
                 wire.build(&mut table, outcome);
             }
-            match answer_object(
+            match wire::answer_object(
                 &wire.nums,
                 &wire.text,
                 &self.strings,
@@ -1256,7 +795,7 @@ impl Bundle {
         to_js(&micromoment::view::state_to_json(&self.inner, &state))
     }
 
-    /// Joins two tokens of one person (DESIGN §10's merge, as the profile joins
+    /// Joins two tokens of one person (the merge of docs/profiles.md, as the profile joins
     /// devices) into one token of the first's device: for a backend that holds both,
     /// e.g. an app's and a web session's at login. Two tokens of the same device give
     /// the fresher one. Throws when either does not verify.

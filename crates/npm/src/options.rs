@@ -1,46 +1,88 @@
-//! `decide`'s options read without JSON: `packOptions` (in `mod.rs`) walks the options
-//! object and writes what it finds as one string of fields, each a tag character, the
-//! value, and a NUL; this module reads it back into the same [`DecideOptions`] the JSON
-//! path makes.
+//! `decide`'s options read without JSON: `packOptions` (in `crates/npm/js/options.js`,
+//! the JavaScript half of this format, bound below) walks the options object and writes
+//! what it finds as one string of fields, each a tag character, the value, and a NUL;
+//! this module reads it back into the same [`DecideOptions`] the JSON path makes. A
+//! change to what that file writes is a change to what this one reads.
 //!
 //! The packed form is a fast path, not a second grammar: `packOptions` writes it only
 //! for the well-typed cases (plain objects with known keys, strings without NUL, finite
 //! numbers, booleans), and anything else here (an enum value the engine does not know,
 //! a number that does not read back) answers `None`. Either way the caller then takes
 //! the JSON path, whose answer, and whose error message, is the reference. So a packed
-//! request means exactly what its JSON means.
+//! request means exactly what its JSON means. This module never reads what the options
+//! mean beyond their types: that is `lib.rs`'s, for both paths.
 //!
 //! Tags. The options: `t` token, `e` event, `v` visitor, `n` now (Unix ms), `m` now
 //! (text), `x` explain, `s` slots given, `l` one slot name (in order), `q` the keys'
 //! JSON and `i` packOptions' number for that text, `k` the keys the handle holds under
 //! that number (no text sent: packOptions is told which number the handle holds),
-//! `j` the state's JSON, `c` a context given. The context, by field:
-//!
-//! ```text
-//! A channel                                  K device.type  L device.os  M device.browser
-//! B geo.country  C geo.region  D geo.city    N app.version
-//! E geo.continent  F geo.postal              O page.path  P page.host  Q page.lang
-//! G geo.timezone  H geo.lat  I geo.lon       R page.query (a name, then its value field)
-//! J geo.colo                                 S–W utm source, medium, campaign, term, content
-//! X referrer.host  Y referrer.kind           Z event     0 consent.personalization ("1"/"0")
-//! 1 prefetch ("1"/"0")
-//! ```
+//! `j` the state's JSON, `c` a context given. The context's fields have the tags of
+//! the table of variables (`micromoment::context::PACKED_FIELDS`, uppercase letters and
+//! digits): packOptions is given that table ([`context_tags`]), and this module reads a
+//! field by its tag through the same table (`Context::field_by_tag`), by the field's
+//! kind: text as it is, a number as `String(n)` wrote it, a flag as `1` or `0`, a
+//! keyword by its name, and a query parameter as its name, then its value in the next
+//! field.
 
 use std::borrow::Cow;
 
-use serde::de::value::{Error as ValueError, StrDeserializer};
-use serde::Deserialize;
+use wasm_bindgen::prelude::*;
 
 use super::{DecideOptions, Instant};
-use micromoment::context::Context;
+use micromoment::context::{Channel, Context, FieldMut, Keyword, PACKED_FIELDS};
 
-/// A unit enum of the context from its lowercase name, as its JSON reads.
-fn variant<'de, T: Deserialize<'de>>(name: &'de str) -> Option<T> {
-    T::deserialize(StrDeserializer::<ValueError>::new(name)).ok()
+// The JavaScript half of this format (`js/options.js`): packOptions writes what
+// `unpack` reads.
+#[wasm_bindgen(module = "/js/options.js")]
+extern "C" {
+    /// The options' JSON as UTF-8, `None` when `JSON.stringify` fails.
+    #[wasm_bindgen(js_name = optionsJson)]
+    pub(super) fn options_json(options: &JsValue) -> Option<Vec<u8>>;
+    #[wasm_bindgen(js_name = packOptions)]
+    fn pack_options(
+        options: &JsValue,
+        memo: &js_sys::Object,
+        tags: &JsValue,
+        memory: &JsValue,
+        ptr: u32,
+        cap: u32,
+        keys_held: u32,
+    ) -> i32;
+    /// A JavaScript string as UTF-8 (`TextEncoder.encode`, a native copy).
+    pub(super) fn utf8(text: &js_sys::JsString) -> Vec<u8>;
+    #[wasm_bindgen(js_name = contextTags)]
+    fn context_tags_table(json: &str) -> JsValue;
 }
 
-fn text(value: &str) -> Option<String> {
-    Some(value.to_owned())
+thread_local! {
+    /// The context's packed fields as `packOptions` reads them, made once from the table
+    /// of variables.
+    static TAGS: JsValue = context_tags_table(&context_tags());
+}
+
+/// `options` packed by `packOptions` into `buffer` (grown to fit), or `None` for "read
+/// their JSON"; `held` is the number of the keys the handle holds (0 none).
+pub(super) fn pack<'a>(
+    options: &JsValue,
+    memo: &js_sys::Object,
+    memory: &JsValue,
+    buffer: &'a mut Vec<u8>,
+    held: u32,
+) -> Option<&'a str> {
+    for _ in 0..2 {
+        let cap = u32::try_from(buffer.len()).ok()?;
+        let at = buffer.as_mut_ptr() as usize as u32;
+        let packed = TAGS.with(|tags| pack_options(options, memo, tags, memory, at, cap, held));
+        match packed {
+            -1 => return None,
+            written if written >= 0 => {
+                let bytes = buffer.get(..usize::try_from(written).ok()?)?;
+                return std::str::from_utf8(bytes).ok();
+            }
+            needed => buffer.resize(needed.unsigned_abs() as usize, 0),
+        }
+    }
+    None
 }
 
 /// A number as `String(n)` wrote it, read as serde_json reads the same text in JSON
@@ -141,39 +183,35 @@ fn context_field<'a>(
     value: &str,
     fields: &mut impl Iterator<Item = &'a str>,
 ) -> Option<()> {
-    match tag {
-        'A' => c.channel = variant(value)?,
-        'B' => c.geo.country = text(value),
-        'C' => c.geo.region = text(value),
-        'D' => c.geo.city = text(value),
-        'E' => c.geo.continent = text(value),
-        'F' => c.geo.postal = text(value),
-        'G' => c.geo.timezone = text(value),
-        'H' => c.geo.lat = Some(number(value)?),
-        'I' => c.geo.lon = Some(number(value)?),
-        'J' => c.geo.colo = text(value),
-        'K' => c.device.kind = Some(variant(value)?),
-        'L' => c.device.os = text(value),
-        'M' => c.device.browser = text(value),
-        'N' => c.app.version = text(value),
-        'O' => c.page.path = text(value),
-        'P' => c.page.host = text(value),
-        'Q' => c.page.lang = text(value),
-        'R' => {
+    match c.field_by_tag(tag)? {
+        FieldMut::Text(field) => *field = Some(value.to_owned()),
+        FieldMut::Number(field) => *field = Some(number(value)?),
+        FieldMut::Flag(field) => *field = Some(flag(value)?),
+        FieldMut::Keyword(field) => field.set(Some(value))?,
+        FieldMut::Channel(field) => *field = Channel::named(value)?,
+        FieldMut::Switch(field) => *field = flag(value)?,
+        FieldMut::Query(query) => {
             let given = fields.next()?;
-            c.page.query.insert(value.to_owned(), given.to_owned());
+            query.insert(value.to_owned(), given.to_owned());
         }
-        'S' => c.utm.source = text(value),
-        'T' => c.utm.medium = text(value),
-        'U' => c.utm.campaign = text(value),
-        'V' => c.utm.term = text(value),
-        'W' => c.utm.content = text(value),
-        'X' => c.referrer.host = text(value),
-        'Y' => c.referrer.kind = Some(variant(value)?),
-        'Z' => c.event = text(value),
-        '0' => c.consent.personalization = Some(flag(value)?),
-        '1' => c.prefetch = flag(value)?,
-        _ => return None,
     }
     Some(())
+}
+
+/// The table packOptions packs a context with, as JSON: `[name, tag, kind, nullable]`
+/// for each of [`PACKED_FIELDS`] (`nullable`: JSON's `null` means unknown, so the field
+/// can be left out rather than sent to the JSON path).
+pub(super) fn context_tags() -> String {
+    let rows: Vec<(&str, String, &str, bool)> = PACKED_FIELDS
+        .iter()
+        .map(|f| {
+            (
+                f.name,
+                f.tag.to_string(),
+                f.kind.as_str(),
+                f.kind.nullable(),
+            )
+        })
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_default()
 }

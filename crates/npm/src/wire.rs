@@ -24,12 +24,31 @@
 //! and the text is the fresh strings then the inline ones, back to back. A string is named
 //! by a reference: `-1` none (`null`, or a field left out), `k ≥ 0` the table's `k`th, and
 //! `-(2 + i)` the `i`th inline string. Numbers (`bundle_version`, `at`) are themselves.
-//! `answerObject` (in `mod.rs`) reads it; the two are one format.
+//! `answerObject` (in `crates/npm/js/wire.js`, the JavaScript half of this format, bound
+//! below) reads it: a change to what this module writes is a change to what that file
+//! reads. Nothing of an answer is left in WebAssembly memory once it is read.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use micromoment::session::Outcome;
+use wasm_bindgen::prelude::*;
+
+// The JavaScript half of this format (`js/wire.js`): answerObject reads what
+// [`Wire::build`] writes, and builds the answer.
+#[wasm_bindgen(module = "/js/wire.js")]
+extern "C" {
+    /// The answer object of a message; throws when the two sides of the string table
+    /// disagree (the caller then starts both again).
+    #[wasm_bindgen(js_name = answerObject, catch)]
+    pub(super) fn answer_object(
+        nums: &[f64],
+        text: &str,
+        table: &js_sys::Array,
+        state_of: &JsValue,
+        html: Option<&JsValue>,
+    ) -> Result<JsValue, JsValue>;
+}
 
 /// No string: `null`, or a field the answer leaves out.
 const NONE: f64 = -1.0;

@@ -9,11 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value as Json};
 
 use micromoment::bundle::{Bundle, Candidate, Condition, TriggerOn};
-use micromoment::context::{Channel, Context, DeviceType, ReferrerKind, VarId, FIXED_VARIABLES};
+use micromoment::context::{
+    Channel, Context, DeviceType, FieldMut, Keyword, VarId, FIXED_VARIABLES,
+};
 use micromoment::time::{UnixSeconds, DAY, HOUR};
 use micromoment::token::{Consent, Impression, Intent, State};
 
@@ -484,6 +486,8 @@ impl<'b> Grid<'b> {
 
 /// Sets one context variable to an example value. Text fields take numbers and
 /// booleans as their digits; a value that cannot be the field's type leaves it unknown.
+/// Which field a variable is, and its type, is the table of variables' (`context.rs`);
+/// a variable that is no field (the state's, the clock's, the profile's) sets nothing.
 fn set(context: &mut Context, var: &VarId, value: &Json) {
     let text = match value {
         Json::String(s) => Some(s.clone()),
@@ -491,66 +495,26 @@ fn set(context: &mut Context, var: &VarId, value: &Json) {
         Json::Bool(b) => Some(b.to_string()),
         Json::Null | Json::Array(_) | Json::Object(_) => None,
     };
-    let field = match var {
-        VarId::Event => &mut context.event,
-        VarId::GeoCountry => &mut context.geo.country,
-        VarId::GeoRegion => &mut context.geo.region,
-        VarId::GeoCity => &mut context.geo.city,
-        VarId::GeoContinent => &mut context.geo.continent,
-        VarId::GeoPostal => &mut context.geo.postal,
-        VarId::GeoTimezone => &mut context.geo.timezone,
-        VarId::GeoColo => &mut context.geo.colo,
-        VarId::DeviceOs => &mut context.device.os,
-        VarId::DeviceBrowser => &mut context.device.browser,
-        VarId::AppVersion => &mut context.app.version,
-        VarId::PagePath => &mut context.page.path,
-        VarId::PageHost => &mut context.page.host,
-        VarId::PageLang => &mut context.page.lang,
-        VarId::UtmSource => &mut context.utm.source,
-        VarId::UtmMedium => &mut context.utm.medium,
-        VarId::UtmCampaign => &mut context.utm.campaign,
-        VarId::UtmTerm => &mut context.utm.term,
-        VarId::UtmContent => &mut context.utm.content,
-        VarId::ReferrerHost => &mut context.referrer.host,
-        VarId::GeoLat => {
-            context.geo.lat = value.as_f64();
-            return;
+    if let VarId::PageQuery(key) = var {
+        if let Some(text) = text {
+            context.page.query.insert(key.clone(), text);
         }
-        VarId::GeoLon => {
-            context.geo.lon = value.as_f64();
-            return;
+        return;
+    }
+    match context.field_mut(var) {
+        Some(FieldMut::Text(field)) => *field = text,
+        Some(FieldMut::Number(field)) => *field = value.as_f64(),
+        Some(FieldMut::Flag(field)) => *field = value.as_bool(),
+        Some(FieldMut::Keyword(field)) => {
+            // A word the field does not know leaves it unknown.
+            let _ = field.set(value.as_str());
         }
-        VarId::ReferrerKind => {
-            context.referrer.kind = ReferrerKind::deserialize(value).ok();
-            return;
-        }
-        VarId::PageQuery(key) => {
-            if let Some(text) = text {
-                context.page.query.insert(key.clone(), text);
+        Some(FieldMut::Channel(field)) => {
+            if let Some(channel) = value.as_str().and_then(Channel::named) {
+                *field = channel;
             }
-            return;
         }
-        // Not context fields: the grid's own axes, or read from the state and the clock.
-        VarId::Stage
-        | VarId::StageIndex
-        | VarId::DaysInStage
-        | VarId::Intent(_)
-        | VarId::Visits
-        | VarId::Returning
-        | VarId::Segments
-        | VarId::Seen(_)
-        | VarId::Channel
-        | VarId::DeviceType
-        | VarId::TimeHour
-        | VarId::TimeWeekday
-        | VarId::TimeDate
-        | VarId::TimeDaypart
-        | VarId::ConsentPersonalization
-        // The person's devices: a profile's, not a request's (the grid has no profiles).
-        | VarId::ProfileLinked
-        | VarId::ProfileDevices
-        | VarId::VisitsOf(_)
-        | VarId::LastChannel => return,
-    };
-    *field = text;
+        Some(FieldMut::Switch(field)) => *field = value.as_bool().unwrap_or(false),
+        Some(FieldMut::Query(_)) | None => {}
+    }
 }
