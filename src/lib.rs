@@ -166,10 +166,25 @@ pub mod profile {
     pub(crate) use crate::imp::profile::*;
     pub use crate::imp::profile::{
         adopt, after_erasure, backend_device, is_backend, join, join_states, needs_sync, plan_push,
-        shares_changes, wire, Device, LinkRefusal, Links, Message, Op, Profile, Reply, Revoked,
-        Spend, Spent, Sync, ERASURE_MARGIN, MAX_DEVICES, MAX_LINK_RECORDS, MAX_REVOKED_DEVICES,
+        shares_changes, Device, LinkRefusal, Links, Message, Op, Profile, Reply, Revoked, Spend,
+        Spent, Sync, ERASURE_MARGIN, MAX_DEVICES, MAX_LINK_RECORDS, MAX_REVOKED_DEVICES,
         PROFILE_WAIT_MS, RETIRED,
     };
+    /// The messages between the Worker and a profile's Durable Object, both halves.
+    pub mod wire {
+        #[allow(unused_imports)]
+        pub(crate) use crate::imp::profile::wire::*;
+        pub use crate::imp::profile::wire::{
+            kind_code, kind_of, Check, Checked, Erase, ExchangeWire, Fire, LinkWire, Linked,
+            ReplyWire, Revoke,
+        };
+        /// The object's routes.
+        pub mod route {
+            pub use crate::imp::profile::wire::route::{
+                BACKEND, CHECK, ERASE, EXCHANGE, FIRE, LINK, REVOKE,
+            };
+        }
+    }
 }
 /// What a request leaves for analytics: exposures and conversions.
 pub mod record {

@@ -9,7 +9,7 @@
 mod html_context;
 mod locate;
 mod mmb;
-pub mod model;
+pub(crate) mod model;
 mod source;
 
 use std::fmt;

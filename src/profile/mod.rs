@@ -15,7 +15,7 @@ mod edge;
 mod exchange;
 mod identity;
 mod merge;
-pub mod wire;
+pub(crate) mod wire;
 
 pub use edge::{needs_sync, plan_push, shares_changes, Sync, PROFILE_WAIT_MS};
 pub use exchange::{

@@ -20,7 +20,7 @@ use crate::token::{DeviceKind, IdentityLink, State};
 const DECODE_LIMIT: usize = 4 * MAX_PROFILE_BYTES;
 
 /// The object's routes (the path of the request the Worker sends it).
-pub mod route {
+pub(crate) mod route {
     /// A sync or push ([`super::ExchangeWire`] → [`super::ReplyWire`]).
     pub const EXCHANGE: &str = "/exchange";
     /// A link used, then the device's sync ([`super::LinkWire`] → [`super::ReplyWire`]).
