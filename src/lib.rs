@@ -48,6 +48,8 @@ mod imp {
     pub(crate) mod http;
     #[path = "ids.rs"]
     pub(crate) mod ids;
+    #[path = "ofrep.rs"]
+    pub(crate) mod ofrep;
     #[path = "profile/mod.rs"]
     pub(crate) mod profile;
     #[path = "record.rs"]
@@ -158,6 +160,15 @@ pub mod ids {
     #[allow(unused_imports)]
     pub(crate) use crate::imp::ids::*;
     pub use crate::imp::ids::{fnv1a32, hex128, hex128_string, parse_hex128, stable_id, IdKind};
+}
+/// The OpenFeature Remote Evaluation Protocol: evaluation requests read into the
+/// context, slots' decisions as flags, and the bulk answer's ETag.
+pub mod ofrep {
+    pub use crate::imp::ofrep::{
+        apply, etag, failure_body, matches, may_answer_unchanged, reason, settable, Bulk,
+        BulkMetadata, Endpoint, ErrorCode, Failure, Flag, Metadata, Value, MAX_CONTEXT_DEPTH,
+        MAX_CONTEXT_PROPERTIES, RENEW_AFTER_SECS,
+    };
 }
 /// One journey per person: the merge of devices, the profile's exchanges, links,
 /// revocations and caps, and the messages of its Durable Object (`wire`).

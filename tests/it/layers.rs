@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("profile", 8),
     ("session", 9),
     ("calls", 10),
+    ("ofrep", 10),
 ];
 
 /// The code of a file without its comments and its test module.

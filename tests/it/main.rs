@@ -8,6 +8,7 @@ mod decide_props;
 mod ed25519;
 mod layers;
 mod npm_types;
+mod ofrep;
 mod pages;
 mod prefetch;
 mod profile;
