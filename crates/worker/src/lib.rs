@@ -9,7 +9,8 @@
 //! - `cache.rs`: the isolate's bundle and keys; `records.rs`: analytics after the
 //!   response; `triggers.rs`: fired triggers after the response; `queue.rs`: their
 //!   delivery;
-//! - `profile/`: the `Profile` Durable Object, the backend API, identity links, logout.
+//! - `profile/`: the `Profile` Durable Object, the backend API, identity links, logout;
+//! - `ofrep.rs`: the OpenFeature Remote Evaluation Protocol for apps.
 //!
 //! No rule logic lives here. The Worker never turns a fault of ours into a 5xx: bad
 //! input is a 400 with a JSON error, anything else serves defaults or the page
@@ -18,6 +19,7 @@
 mod api;
 mod cache;
 mod io;
+mod ofrep;
 mod platform;
 mod profile;
 mod proxy;
@@ -27,6 +29,7 @@ mod request;
 mod triggers;
 mod turn;
 
+use percent_encoding::percent_decode_str;
 use serde_json::json;
 use worker::{
     event, Context as WorkerContext, Env, Headers, Method, Request, Response, ResponseBuilder,
@@ -35,6 +38,12 @@ use worker::{
 
 use micromoment::session::{self, Mode};
 use request::{Incoming, TOKEN_HEADER};
+
+/// The API's description (OpenAPI 3.1), served at `/openapi.yaml`.
+const OPENAPI: &str = include_str!("../../../openapi.yaml");
+
+/// Where OFREP's evaluation routes start.
+const OFREP_FLAGS: &str = "/ofrep/v1/evaluate/flags";
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: WorkerContext) -> Result<Response> {
@@ -50,25 +59,60 @@ async fn fetch(req: Request, env: Env, ctx: WorkerContext) -> Result<Response> {
     })
 }
 
+/// The methods each of the Worker's own paths takes, as `Allow` lists them; `None` for
+/// a path of the site (the page proxy's).
+fn own_methods(path: &str) -> Option<&'static str> {
+    match path {
+        "/v1/decide" | "/v1/explain" | "/v1/bundle" | "/healthz" | "/openapi.yaml" => Some("GET"),
+        "/v1/events" | "/v1/identity/forget" => Some("POST"),
+        _ if path.starts_with(OFREP_FLAGS) => Some("POST"),
+        _ if path.starts_with("/v1/profiles/") => Some("GET, POST, DELETE"),
+        _ => None,
+    }
+}
+
 async fn route(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
     let path = req.path();
-    let method = req.method();
+    // The `worker` crate reads a method it does not name (`QUERY`, WebDAV's) as GET: such
+    // a request is none of ours, and goes to the origin as it came.
+    let Some(method) = request::method(&req) else {
+        return match own_methods(&path) {
+            Some(allow) => method_not_allowed(allow),
+            None => proxy::pass_through(req, env).await,
+        };
+    };
     // An identity link on a page: a page to confirm it, then the confirmation.
-    if !path.starts_with("/v1/") {
+    if !path.starts_with("/v1/") && own_methods(&path).is_none() {
         if let Some(link) = link_param(&req) {
             let incoming = request::read(&req, env);
             return match method {
                 Method::Get => profile::open_link(&req, env, &incoming, &link).await,
                 Method::Post => profile::confirm_link(&req, env, &incoming, &link).await,
-                _ => error(405, "method not allowed"),
+                _ => method_not_allowed("GET, POST"),
             };
         }
     }
     if let Some(rest) = path.strip_prefix("/v1/profiles/") {
         return profile::backend(req, env, rest).await;
     }
+    if let Some(rest) = path.strip_prefix(OFREP_FLAGS) {
+        let key = match rest.strip_prefix('/') {
+            Some(key) => Some(percent_decode_str(key).decode_utf8_lossy().into_owned()),
+            None if rest.is_empty() => None,
+            // `/ofrep/v1/evaluate/flagsX`: not the protocol's.
+            None => return proxy::page(req, env, ctx).await,
+        };
+        if method != Method::Post {
+            return method_not_allowed("POST");
+        }
+        return ofrep::evaluate(&req, env, ctx, key.as_deref()).await;
+    }
     match (method, path.as_str()) {
         (Method::Get, "/healthz") => Response::ok("ok"),
+        (Method::Get, "/openapi.yaml") => Ok(ResponseBuilder::new()
+            .with_header("Content-Type", "application/yaml")?
+            .with_header("Cache-Control", "public, max-age=300")?
+            .fixed(OPENAPI.as_bytes().to_vec())),
         (Method::Get, "/v1/bundle") => api::bundle(env, ctx).await,
         (Method::Get, "/v1/decide") => api::decide(&req, env, ctx, Mode::Serve).await,
         (Method::Get, "/v1/explain") => api::explain(&req, env, ctx).await,
@@ -76,16 +120,10 @@ async fn route(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response>
         (Method::Post, "/v1/identity/forget") => {
             profile::forget(&req, env, ctx, &request::read(&req, env))
         }
-        (
-            _,
-            "/v1/decide"
-            | "/v1/explain"
-            | "/v1/bundle"
-            | "/v1/events"
-            | "/healthz"
-            | "/v1/identity/forget",
-        ) => error(405, "method not allowed"),
-        _ => proxy::page(req, env, ctx).await,
+        (_, path) => match own_methods(path) {
+            Some(allow) => method_not_allowed(allow),
+            None => proxy::page(req, env, ctx).await,
+        },
     }
 }
 
@@ -104,6 +142,13 @@ pub(crate) fn error(status: u16, message: &str) -> Result<Response> {
         .with_status(status)
         .with_header("Cache-Control", "no-store")?
         .from_json(&json!({ "error": message }))
+}
+
+/// `405` with the `Allow` header HTTP asks of it.
+pub(crate) fn method_not_allowed(allow: &str) -> Result<Response> {
+    let response = error(405, "method not allowed")?;
+    response.headers().set("Allow", allow)?;
+    Ok(response)
 }
 
 /// Sets the new token where the client sent the old one: the `X-MM-Token` header for

@@ -39,24 +39,66 @@ use micromoment::session;
 /// slots); a larger one streams through untouched and teaches the isolate its slots.
 const MAX_PAGE: usize = 4 * 1024 * 1024;
 
-/// Proxies one request to `ORIGIN`.
-pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
+/// Where a request goes at the origin: `ORIGIN` with the request's path and query;
+/// the answer to send instead when there is no origin or it is malformed.
+fn origin_target(req: &Request, env: &Env) -> std::result::Result<(Url, Url), Result<Response>> {
     let Some(origin) = platform::config(env).origin.clone() else {
-        return error(404, "not found");
+        return Err(error(404, "not found"));
     };
-    let url = req.url()?;
+    let url = req.url().map_err(Err)?;
     let Ok(mut target) = Url::parse(&origin) else {
-        return error(502, "ORIGIN is not a valid URL");
+        return Err(error(502, "ORIGIN is not a valid URL"));
     };
     target.set_path(url.path());
     target.set_query(url.query());
+    Ok((url, target))
+}
 
-    let method = req.method();
+/// The request's headers as the origin gets them: less `Host` (the origin answers for
+/// its own) and the preview secret, which is ours alone.
+fn origin_headers(req: &Request) -> Result<worker::Headers> {
     let headers = req.headers().clone();
-    // The origin answers for its own host; what reaches it is the visitor's request,
-    // less the preview secret, which is ours alone.
     headers.delete("Host")?;
     headers.delete("X-MM-Preview")?;
+    Ok(headers)
+}
+
+/// A request whose method the `worker` crate cannot name (`QUERY`, WebDAV's): to the
+/// origin as it came (less the preview secret), its answer back as it came.
+pub async fn pass_through(req: Request, env: &Env) -> Result<Response> {
+    let target = match origin_target(&req, env) {
+        Ok((_, target)) => target,
+        Err(answer) => return answer,
+    };
+    let headers = origin_headers(&req)?;
+    let init = worker::web_sys::RequestInit::new();
+    init.set_method(&req.inner().method());
+    init.set_headers(headers.as_ref());
+    init.set_redirect(worker::web_sys::RequestRedirect::Manual);
+    if let Some(body) = req.inner().body() {
+        init.set_body(&body);
+    }
+    let forwarded = worker::web_sys::Request::new_with_str_and_init(target.as_str(), &init)
+        .map_err(|e| worker::Error::JsError(format!("{e:?}")))?;
+    let timeout = Duration::from_millis(platform::config(env).origin_timeout_ms);
+    match within(timeout, Fetch::Request(Request::from(forwarded)).send()).await {
+        Some(Ok(response)) => Ok(response),
+        Some(Err(e)) => {
+            log("error", "origin unreachable", &e.to_string());
+            error(502, "origin unreachable")
+        }
+        None => error(504, "origin timed out"),
+    }
+}
+
+/// Proxies one request to `ORIGIN`.
+pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
+    let (url, target) = match origin_target(&req, env) {
+        Ok(both) => both,
+        Err(answer) => return answer,
+    };
+    let method = req.method();
+    let headers = origin_headers(&req)?;
     let mut init = RequestInit::new();
     init.with_method(method.clone())
         .with_headers(headers)

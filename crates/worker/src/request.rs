@@ -8,7 +8,7 @@
 //! production those headers are ignored.
 
 use wasm_bindgen::JsValue;
-use worker::{Env, Headers, Request};
+use worker::{Env, Headers, Method, Request};
 
 use micromoment::context::{Context, Geo};
 use micromoment::http::{self, RequestParts};
@@ -55,6 +55,23 @@ fn geo(req: &Request, headers: &Headers, dev: bool) -> Geo {
         lon: number("X-MM-Geo-Lon", "longitude"),
         colo: pick("X-MM-Geo-Colo", "colo"),
     }
+}
+
+/// The request's method, `None` for one the `worker` crate has no name for (it reads
+/// those as GET).
+pub fn method(req: &Request) -> Option<Method> {
+    Some(match req.inner().method().as_str() {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "PATCH" => Method::Patch,
+        "DELETE" => Method::Delete,
+        "OPTIONS" => Method::Options,
+        "CONNECT" => Method::Connect,
+        "TRACE" => Method::Trace,
+        _ => return None,
+    })
 }
 
 /// What the routes need from a request.
