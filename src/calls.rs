@@ -201,6 +201,7 @@ pub fn backend_call(method: Method, route: &str, body: &[u8]) -> Result<BackendC
             if segments.add.len() > MAX_SEGMENTS
                 || segments.remove.len() > MAX_SEGMENTS
                 || !segments.add.iter().all(|s| segment_ok(s))
+                || !segments.remove.iter().all(|s| segment_ok(s))
             {
                 return Err(CallError::Bad(
                     "segments: at most 16 to add and 16 to remove, each 1 to 32 bytes".into(),

@@ -86,12 +86,13 @@ pub(crate) async fn explain(req: &Request, env: &Env, ctx: &WorkerContext) -> Re
 
 /// `POST /v1/events`: the app's events applied in order; conversions recorded.
 pub(crate) async fn events(req: &Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
+    // An empty `X-MM-Token` is no token: the cookie would be read, so the check holds.
     if req
         .headers()
         .get(request::TOKEN_HEADER)
         .ok()
         .flatten()
-        .is_none()
+        .is_none_or(|token| token.is_empty())
         && request::cross_site(req)
     {
         // The cookie is the visitor's: another site's form must not move their journey.

@@ -29,7 +29,7 @@ use micromoment::view::state_to_json;
 
 use super::super::io::{self, BodyError};
 use super::super::platform::{self, log};
-use super::super::{error, records, triggers};
+use super::super::{error, method_not_allowed, records, triggers};
 
 /// The largest backend API body read.
 const MAX_BACKEND_BODY: usize = 16 * 1024;
@@ -46,15 +46,6 @@ struct Forwarded {
     idempotency_key: Option<String>,
 }
 
-fn method_of(method: &Method) -> calls::Method {
-    match method {
-        Method::Get => calls::Method::Get,
-        Method::Post => calls::Method::Post,
-        Method::Delete => calls::Method::Delete,
-        _ => calls::Method::Other,
-    }
-}
-
 fn method_named(name: &str) -> calls::Method {
     match name {
         "GET" => calls::Method::Get,
@@ -64,9 +55,29 @@ fn method_named(name: &str) -> calls::Method {
     }
 }
 
-fn refused(e: &CallError) -> Result<Response> {
+/// The methods a backend route answers, as `Allow` lists them: those `backend_call`
+/// does not refuse as a method.
+fn allowed(route: &str) -> String {
+    [
+        ("GET", calls::Method::Get),
+        ("POST", calls::Method::Post),
+        ("DELETE", calls::Method::Delete),
+    ]
+    .into_iter()
+    .filter(|(_, method)| {
+        !matches!(
+            calls::backend_call(*method, route, b""),
+            Err(CallError::Method)
+        )
+    })
+    .map(|(name, _)| name)
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+fn refused(e: &CallError, route: &str) -> Result<Response> {
     match e {
-        CallError::Method => error(405, "method not allowed"),
+        CallError::Method => method_not_allowed(&allowed(route)),
         CallError::NotFound => error(404, "not found"),
         CallError::Bad(message) => error(400, message),
         _ => error(400, &e.to_string()),
@@ -90,7 +101,7 @@ pub(crate) async fn backend(req: Request, env: &Env, rest: &str) -> Result<Respo
     let idempotency_key =
         match calls::idempotency_key(req.headers().get("Idempotency-Key").ok().flatten()) {
             Ok(key) => key,
-            Err(e) => return refused(&e),
+            Err(e) => return refused(&e, route_rest),
         };
     let method = req.method();
     let body = if method == Method::Post {
@@ -109,8 +120,8 @@ pub(crate) async fn backend(req: Request, env: &Env, rest: &str) -> Result<Respo
     } else {
         Vec::new()
     };
-    if let Err(e) = calls::backend_call(method_of(&method), route_rest, &body) {
-        return refused(&e);
+    if let Err(e) = calls::backend_call(method_named(&req.inner().method()), route_rest, &body) {
+        return refused(&e, route_rest);
     }
     let forwarded = Forwarded {
         now: platform::now(),
@@ -124,6 +135,8 @@ pub(crate) async fn backend(req: Request, env: &Env, rest: &str) -> Result<Respo
     // The caller is told to retry, never that it worked. An object that answers late
     // may still apply the call: a retry with the same `Idempotency-Key` is applied
     // once.
+    const NOT_APPLIED: &str =
+        "profile unavailable; the call may not have been applied: retry with the same Idempotency-Key";
     let unavailable = |message: &str| -> Result<Response> {
         ResponseBuilder::new()
             .with_status(503)
@@ -142,17 +155,26 @@ pub(crate) async fn backend(req: Request, env: &Env, rest: &str) -> Result<Respo
     let wait = Duration::from_millis(platform::config(env).backend_timeout_ms);
     match platform::within(wait, stub.fetch_with_request(request)).await {
         Some(Ok(response)) if response.status_code() < 500 => Ok(response),
+        // The object's own 503 (an erasure that did not reach every device, no bundle):
+        // its message, with the retry every 503 here carries.
+        Some(Ok(mut response)) if response.status_code() == 503 => {
+            let said = response.json::<serde_json::Value>().await.ok();
+            match said.as_ref().and_then(|body| body.get("error")?.as_str()) {
+                Some(message) => unavailable(message),
+                None => unavailable(NOT_APPLIED),
+            }
+        }
         Some(Ok(response)) => {
             log(
                 "error",
                 "profile failed a backend call",
                 &response.status_code().to_string(),
             );
-            unavailable("profile unavailable; the call may not have been applied: retry with the same Idempotency-Key")
+            unavailable(NOT_APPLIED)
         }
         Some(Err(e)) => {
             log("error", "profile unavailable", &e.to_string());
-            unavailable("profile unavailable; the call may not have been applied: retry with the same Idempotency-Key")
+            unavailable(NOT_APPLIED)
         }
         None => unavailable("profile did not answer in time; the call may not have been applied: retry with the same Idempotency-Key"),
     }
@@ -193,7 +215,7 @@ impl Profile {
             forwarded.body.as_bytes(),
         ) {
             Ok(call) => call,
-            Err(e) => return refused(&e),
+            Err(e) => return refused(&e, &forwarded.route),
         };
         let now = forwarded.now;
         let hex = ids::hex128_string(&forwarded.profile);
