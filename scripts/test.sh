@@ -48,7 +48,15 @@ step "json-logic-js 2.0.5 for the differential test, standardwebhooks 1.1.1 to v
 (cd tests/peers/jsonlogic && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/peers/webhooks && npm ci --no-audit --no-fund --loglevel=error)
 
-step "end to end: the packed npm package, the Worker under wrangler dev, pages and reports in Chromium, json-logic-js"
+step "OpenFeature's web and server SDKs with their OFREP providers (examples/ofrep), schemathesis 4.32.5 for the API description (target/api-venv, PyPI)"
+(cd examples/ofrep && npm ci --no-audit --no-fund --loglevel=error)
+python=${PYTHON:-python3.11}
+command -v "$python" >/dev/null || python=python3
+[ -x target/api-venv/bin/python ] || "$python" -m venv target/api-venv
+target/api-venv/bin/pip freeze 2>/dev/null | grep -qi '^schemathesis==4.32.5$' \
+  || target/api-venv/bin/pip install --quiet --disable-pip-version-check schemathesis==4.32.5
+
+step "end to end: the packed npm package, the Worker under wrangler dev, pages and reports in Chromium, json-logic-js, OpenFeature's SDKs, the API description under schemathesis"
 node --test tests/e2e/
 
 step "fuzz targets build (cargo-fuzz on nightly)"

@@ -1,0 +1,88 @@
+// An app's screens personalized by micromoment through OpenFeature: the official web SDK
+// (browsers and React Native) with its OFREP provider, pointed at the micromoment Worker.
+// Each slot of the bundle is a flag: its value is the chosen content's JSON rendition (or
+// the content id), its variant the content id. The journey token is the person's journey:
+// it goes to the Worker in `X-MM-Token` and comes back in each flag's metadata, and this
+// module keeps it in the `store` you give (localStorage on the web, AsyncStorage in React
+// Native).
+import { OpenFeature } from "@openfeature/web-sdk";
+import { OFREPWebProvider } from "@openfeature/ofrep-web-provider";
+
+/** A token store over `localStorage` (browsers). */
+export function localStorageStore(key = "mm.token") {
+  return {
+    get: () => globalThis.localStorage?.getItem(key) ?? null,
+    set: (token) => globalThis.localStorage?.setItem(key, token),
+  };
+}
+
+/** A token store in memory (tests, and apps that keep no journey across launches). */
+export function memoryStore(token = null) {
+  return { get: () => token, set: (next) => { token = next; } };
+}
+
+/**
+ * Connects OpenFeature to micromoment: `baseUrl` the Worker, `store` where the token is
+ * kept, `context` the screen's evaluation context (`page.path`, `geo.*`, `device.type`,
+ * `app.version`, … as rules name them). Resolves to `{ client, track, show }` once the
+ * first evaluation has arrived.
+ */
+export async function connect({ baseUrl, store, context = {}, pollInterval = 30_000, headers = [], domain = "micromoment" }) {
+  // The newest token the Worker sent with an evaluation: a cached evaluation carries the
+  // token of its answer, which `track` may have moved past since.
+  let lastSeen = null;
+  const keepToken = {
+    after: async (_hook, details) => {
+      const token = details.flagMetadata?.token;
+      if (typeof token === "string" && token !== lastSeen) {
+        lastSeen = token;
+        await store.set(token);
+      }
+    },
+  };
+  const provider = new OFREPWebProvider({
+    baseUrl,
+    pollInterval,
+    headers,
+    headersFactory: async () => {
+      const token = await store.get();
+      return token ? [["X-MM-Token", token]] : [];
+    },
+  });
+  await OpenFeature.setProviderAndWait(domain, provider, context);
+  const client = OpenFeature.getClient(domain);
+  client.addHooks(keepToken);
+
+  return {
+    client,
+    /** What a slot shows now: `{content, value, reason, stage}` (the code default when the Worker cannot be reached). */
+    show(slot, fallback = {}) {
+      const details = client.getObjectDetails(slot, fallback);
+      return { content: details.variant, value: details.value, reason: details.reason, stage: details.flagMetadata?.stage };
+    },
+    /** Moves to another screen or context: every slot is evaluated again. */
+    async screen(next) {
+      await OpenFeature.setContext(domain, next);
+    },
+    /**
+     * Sends the app's events (`[{name, value?}]`) to the Worker, keeps the new token, and
+     * evaluates the slots again for `next` (the current context when absent).
+     */
+    async track(events, next = OpenFeature.getContext(domain)) {
+      const token = await store.get();
+      const response = await fetch(new URL("/v1/events", baseUrl), {
+        method: "POST",
+        headers: Object.fromEntries([...headers, ["Content-Type", "application/json"], ...(token ? [["X-MM-Token", token]] : [])]),
+        body: JSON.stringify({ events }),
+      });
+      if (!response.ok) throw new Error(`events: ${response.status} ${await response.text()}`);
+      const answer = await response.json();
+      if (answer.token) await store.set(answer.token);
+      await OpenFeature.setContext(domain, { ...next });
+      return answer.stage;
+    },
+    async close() {
+      await OpenFeature.clearProviders();
+    },
+  };
+}
