@@ -392,24 +392,22 @@ pub fn etag(flags: &[Flag<'_>], context: &Context, held: Option<&State>) -> Stri
     tag
 }
 
-/// Whether an `If-None-Match` header names `etag` (weak comparison, any of a list, or
-/// `*`).
+/// Whether an `If-None-Match` header names `etag` (weak comparison, any of a list). `*`
+/// names no answer here: an evaluation is not a resource that exists or not, and a
+/// client that sent it would never get its flags.
 pub fn matches(if_none_match: &str, etag: &str) -> bool {
     let bare = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
     let wanted = bare(etag);
-    if_none_match
-        .split(',')
-        .any(|given| given.trim() == "*" || bare(given) == wanted)
+    if_none_match.split(',').any(|given| bare(given) == wanted)
 }
 
-/// Whether a bulk evaluation that `matches` may be answered `304`: not when it starts a
-/// new visit (the visit would not be counted), and not when the token it came with is
-/// due for renewal ([`RENEW_AFTER_SECS`]).
-pub fn may_answer_unchanged(prior: Option<&State>, after: &State, now: i64) -> bool {
-    match prior {
-        Some(prior) => after.visits == prior.visits && now - prior.issued_at < RENEW_AFTER_SECS,
-        None => true,
-    }
+/// Whether a bulk evaluation that [`matches`] may be answered `304`: not when the token
+/// it came with is due for renewal ([`RENEW_AFTER_SECS`]). A poll that would get the
+/// same flags is not the person's activity: it counts nothing, not even the new visit
+/// an app left open past a visit's idle time would start (a new visit that changes the
+/// flags does not match, and counts).
+pub fn may_answer_unchanged(prior: Option<&State>, now: i64) -> bool {
+    prior.is_none_or(|prior| now - prior.issued_at < RENEW_AFTER_SECS)
 }
 
 /// A failure's body, as OFREP writes one (`key` for a single flag's).
@@ -576,7 +574,7 @@ mod tests {
         assert!(matches("W/\"abc\"", tag));
         assert!(matches("\"abc\"", tag));
         assert!(matches("\"x\", W/\"abc\"", tag));
-        assert!(matches("*", tag));
+        assert!(!matches("*", tag), "`*` would starve a client of its flags");
         assert!(!matches("W/\"abd\"", tag));
         assert!(!matches("", tag));
     }

@@ -31,10 +31,13 @@ export async function connect({ baseUrl, store, context = {}, pollInterval = 30_
   // The newest token the Worker sent with an evaluation: a cached evaluation carries the
   // token of its answer, which `track` may have moved past since.
   let lastSeen = null;
+  // While `track` runs, an answer to a poll sent before it carries the journey without
+  // the events: not kept (the provider drops such an answer once `track` re-evaluates).
+  let tracking = false;
   const keepToken = {
     after: async (_hook, details) => {
       const token = details.flagMetadata?.token;
-      if (typeof token === "string" && token !== lastSeen) {
+      if (!tracking && typeof token === "string" && token !== lastSeen) {
         lastSeen = token;
         await store.set(token);
       }
@@ -55,9 +58,14 @@ export async function connect({ baseUrl, store, context = {}, pollInterval = 30_
 
   return {
     client,
-    /** What a slot shows now: `{content, value, reason, stage}` (the code default when the Worker cannot be reached). */
+    /**
+     * What a slot shows now: `{content, value, reason, stage}` (the code default when the
+     * Worker cannot be reached). `value` is the content's JSON rendition, or its id for a
+     * content without one.
+     */
     show(slot, fallback = {}) {
-      const details = client.getObjectDetails(slot, fallback);
+      let details = client.getObjectDetails(slot, fallback);
+      if (details.errorCode === "TYPE_MISMATCH") details = client.getStringDetails(slot, "");
       return { content: details.variant, value: details.value, reason: details.reason, stage: details.flagMetadata?.stage };
     },
     /** Moves to another screen or context: every slot is evaluated again. */
@@ -69,20 +77,29 @@ export async function connect({ baseUrl, store, context = {}, pollInterval = 30_
      * evaluates the slots again for `next` (the current context when absent).
      */
     async track(events, next = OpenFeature.getContext(domain)) {
-      const token = await store.get();
-      const response = await fetch(new URL("/v1/events", baseUrl), {
-        method: "POST",
-        headers: Object.fromEntries([...headers, ["Content-Type", "application/json"], ...(token ? [["X-MM-Token", token]] : [])]),
-        body: JSON.stringify({ events }),
-      });
-      if (!response.ok) throw new Error(`events: ${response.status} ${await response.text()}`);
-      const answer = await response.json();
-      if (answer.token) await store.set(answer.token);
-      await OpenFeature.setContext(domain, { ...next });
-      return answer.stage;
+      tracking = true;
+      try {
+        return await sendEvents(events, next);
+      } finally {
+        tracking = false;
+      }
     },
     async close() {
       await OpenFeature.clearProviders();
     },
   };
+
+  async function sendEvents(events, next) {
+    const token = await store.get();
+    const response = await fetch(new URL("/v1/events", baseUrl), {
+      method: "POST",
+      headers: Object.fromEntries([...headers, ["Content-Type", "application/json"], ...(token ? [["X-MM-Token", token]] : [])]),
+      body: JSON.stringify({ events }),
+    });
+    if (!response.ok) throw new Error(`events: ${response.status} ${await response.text()}`);
+    const answer = await response.json();
+    if (answer.token) await store.set(answer.token);
+    await OpenFeature.setContext(domain, { ...next });
+    return answer.stage;
+  }
 }

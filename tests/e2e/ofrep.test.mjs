@@ -187,17 +187,32 @@ test("a poll with the bulk answer's ETag and token gets 304 and counts nothing; 
   assert.equal(poll.headers.get("etag"), etag);
   assert.equal(poll.headers.get("x-mm-token"), null, "nothing re-signed");
 
+  // A poll that would get the same flags counts nothing, not even a new visit: the
+  // person comes back 40 minutes on (a second visit: a returning visitor's hero), then
+  // the app polls 40 minutes later, past a visit's idle time, and still gets a 304.
+  const at = (minutes) => new Date(Date.parse(NOW) + minutes * 60_000).toISOString().replace(".000Z", "Z");
+  const back = await ofrep("", context, { "X-MM-Token": token, "If-None-Match": etag, "X-MM-Now": at(40) });
+  assert.equal(back.status, 200, "the second visit changes the hero");
+  const backToken = back.body.metadata.token;
+  const polled = await ofrep("", context, { "X-MM-Token": backToken, "If-None-Match": back.headers.get("etag"), "X-MM-Now": at(80) });
+  assert.equal(polled.status, 304);
+  // Past a day, the token is renewed with a 200; `*` names no answer.
+  const renewed = await ofrep("", context, { "X-MM-Token": backToken, "If-None-Match": back.headers.get("etag"), "X-MM-Now": at(40 + 25 * 60) });
+  assert.equal(renewed.status, 200);
+  assert.equal((await ofrep("", context, { "X-MM-Token": token, "If-None-Match": "*" })).status, 200);
+  await until(() => exposures(visitor).length === 4 * SLOTS.length, 20000, () => worker.log());
+
   // Another context, or the token without the ETag: a fresh answer, counted.
   const moved = await ofrep("", { context: { "page.path": "/offers", "device.type": "mobile" } }, { "X-MM-Token": token, "If-None-Match": etag });
   assert.equal(moved.status, 200);
   assert.notEqual(moved.headers.get("etag"), etag);
   const again = await ofrep("", context, { "X-MM-Token": moved.body.metadata.token, "If-None-Match": etag });
   assert.equal(again.status, 200, "the token moved on since that ETag: the answer carries the new one");
-  await until(() => exposures(visitor).length === 3 * SLOTS.length, 20000, () => worker.log());
-  // The 304 counted nothing: a later request's lines are in, and there are exactly three answers' worth.
+  await until(() => exposures(visitor).length === 6 * SLOTS.length, 20000, () => worker.log());
+  // The 304s counted nothing: a later request's lines are in, and there are exactly three answers' worth.
   const later = await ofrep("", context);
   await until(() => exposures(visitorOf(later.body.metadata.token)).length === SLOTS.length, 20000, () => worker.log());
-  assert.equal(exposures(visitor).length, 3 * SLOTS.length);
+  assert.equal(exposures(visitor).length, 6 * SLOTS.length);
 });
 
 test("a journey moves over OFREP: screens, an event in the context and /v1/events, caps counted", async () => {
@@ -209,6 +224,8 @@ test("a journey moves over OFREP: screens, an event in the context and /v1/event
   try {
     assert.equal(app.show("hero").stage, "awareness");
     assert.equal(app.show("hero").content, "brand-film");
+    // A content without a JSON rendition is its id.
+    assert.deepEqual(app.show("banner"), { content: "app-download", value: "app-download", reason: "TARGETING_MATCH", stage: "awareness" });
     const first = store.get();
     assert.ok(first, "the hook kept the token");
     // A model screen: consideration, and SUV intent.
@@ -262,6 +279,23 @@ test("bad input gets OFREP's typed errors, never a 5xx, and the journey is kept"
   }
   const get = await fetch(`${base}/ofrep/v1/evaluate/flags`, { headers: { "X-MM-Now": NOW } });
   assert.equal(get.status, 405);
+  assert.equal(get.headers.get("allow"), "POST");
+  // Another site's page, with the visitor's cookie and no token: refused, the cookie kept.
+  for (const site of [{ "Sec-Fetch-Site": "cross-site" }, { "Sec-Fetch-Site": "same-site" }, { Origin: "https://evil.example" }]) {
+    const r = await ofrep("", { context: { "page.path": "/models/suv/x" } }, { Cookie: `mm=${token}`, ...site });
+    assert.equal(r.status, 403, JSON.stringify(site));
+    assert.equal(r.body.errorCode, "GENERAL");
+    assert.equal(r.headers.get("set-cookie"), null, "the visitor's cookie is not replaced");
+  }
+  // This site's page script with the cookie: served, the token back in the cookie too.
+  const own = await ofrep("", { context: {} }, { Cookie: `mm=${token}`, "Sec-Fetch-Site": "same-origin" });
+  assert.equal(own.status, 200);
+  assert.equal(own.body.metadata.stage, "decision");
+  assert.match(own.headers.get("set-cookie") ?? "", /^mm=/);
+  // A method HTTP does not name is not read as a GET on the Worker's own paths.
+  const query = await fetch(`${base}/v1/decide?slots=hero`, { method: "QUERY" });
+  assert.equal(query.status, 405);
+  assert.equal(query.headers.get("allow"), "GET");
   // A bad token is a new visitor, not an error.
   const forged = await ofrep("", { context: {} }, { "X-MM-Token": token.slice(0, -4) + "AAAA" });
   assert.equal(forged.status, 200);

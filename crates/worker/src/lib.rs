@@ -65,7 +65,13 @@ fn own_methods(path: &str) -> Option<&'static str> {
     match path {
         "/v1/decide" | "/v1/explain" | "/v1/bundle" | "/healthz" | "/openapi.yaml" => Some("GET"),
         "/v1/events" | "/v1/identity/forget" => Some("POST"),
-        _ if path.starts_with(OFREP_FLAGS) => Some("POST"),
+        OFREP_FLAGS => Some("POST"),
+        _ if path
+            .strip_prefix(OFREP_FLAGS)
+            .is_some_and(|key| key.starts_with('/')) =>
+        {
+            Some("POST")
+        }
         _ if path.starts_with("/v1/profiles/") => Some("GET, POST, DELETE"),
         _ => None,
     }

@@ -10,8 +10,8 @@ use worker::{Context as WorkerContext, Env, Request, Response, ResponseBuilder, 
 
 use super::cache;
 use super::io::{self, BodyError};
-use super::request::TOKEN_HEADER;
-use super::turn::{Syncs, Turn};
+use super::request::{self, TOKEN_HEADER};
+use super::turn::Turn;
 use micromoment::ofrep::{self, Bulk, BulkMetadata, Endpoint, ErrorCode, Failure, Flag};
 use micromoment::session::{self, Slots};
 
@@ -85,12 +85,23 @@ pub(crate) async fn evaluate(
             )
         }
     };
-    let mut turn = Turn::begin(req, env, Syncs::Always).await;
+    // The context is the body's too: read it before the profile sync, which looks at it
+    // (consent, a crawler), and refuse a bad one before any profile work.
+    let mut turn = Turn::open(req, env);
     let has_token = turn.incoming.app_token.is_some();
+    if !has_token && request::cross_site(req) {
+        // The cookie is the visitor's: another site must neither move their journey nor
+        // replace it (a cookie-less POST from another site would set a new one).
+        return general(
+            403,
+            key,
+            "evaluations with the journey cookie must come from this site".into(),
+        );
+    }
     if let Err(refused) = ofrep::apply(&bytes, &mut turn.incoming.context, endpoint, has_token) {
-        turn.abandon(env, ctx);
         return failure(400, key, &refused);
     }
+    turn.sync(env).await;
     let Some(active) = cache::active(env, ctx, turn.now).await else {
         turn.abandon(env, ctx);
         return general(503, key, "no bundle".into());
@@ -138,7 +149,7 @@ pub(crate) async fn evaluate(
             let unchanged = ofrep::etag(&flags, context, prior);
             let given = req.headers().get(IF_NONE_MATCH).ok().flatten();
             if given.is_some_and(|given| ofrep::matches(&given, &unchanged))
-                && ofrep::may_answer_unchanged(prior, &decision.state, turn.now)
+                && ofrep::may_answer_unchanged(prior, turn.now)
             {
                 // The client has this answer and the token it goes with: nothing new
                 // to show, so nothing is recorded, counted or re-signed.

@@ -48,10 +48,15 @@ impl Turn {
     pub(crate) async fn begin(req: &Request, env: &Env, syncs: Syncs) -> Turn {
         let mut turn = Turn::open(req, env);
         if syncs == Syncs::Always || turn.incoming.navigation {
-            turn.pending =
-                profile::sync(env, &mut turn.opened, &turn.incoming.context, turn.now).await;
+            turn.sync(env).await;
         }
         turn
+    }
+
+    /// Syncs a linked device with its profile when a sync is due, for the context as it
+    /// now is (a face that reads more of the context from the body syncs after that).
+    pub(crate) async fn sync(&mut self, env: &Env) {
+        self.pending = profile::sync(env, &mut self.opened, &self.incoming.context, self.now).await;
     }
 
     /// Reads `req` and opens its visitor, with no profile work (a preview).
