@@ -5,7 +5,7 @@
 // it goes to the Worker in `X-MM-Token` and comes back in each flag's metadata, and this
 // module keeps it in the `store` you give (localStorage on the web, AsyncStorage in React
 // Native).
-import { OpenFeature } from "@openfeature/web-sdk";
+import { OpenFeature, ProviderEvents } from "@openfeature/web-sdk";
 import { OFREPWebProvider } from "@openfeature/ofrep-web-provider";
 
 /** A token store over `localStorage` (browsers). */
@@ -46,6 +46,10 @@ export async function connect({ baseUrl, store, context = {}, pollInterval = 30_
   const provider = new OFREPWebProvider({
     baseUrl,
     pollInterval,
+    // Each context is the Worker's to decide (the provider's persisted cache is keyed by
+    // the person, not the screen); the cache answers when the network does not, so an
+    // app still starts offline with what it last showed.
+    cacheMode: "network-first",
     headers,
     headersFactory: async () => {
       const token = await store.get();
@@ -67,6 +71,13 @@ export async function connect({ baseUrl, store, context = {}, pollInterval = 30_
       let details = client.getObjectDetails(slot, fallback);
       if (details.errorCode === "TYPE_MISMATCH") details = client.getStringDetails(slot, "");
       return { content: details.variant, value: details.value, reason: details.reason, stage: details.flagMetadata?.stage };
+    },
+    /**
+     * Calls `render` whenever the flags change: a poll's new answer, the Worker's answer
+     * after a cached start. `screen` and `track` resolve once the new flags are in.
+     */
+    onChange(render) {
+      client.addHandler(ProviderEvents.ConfigurationChanged, () => render());
     },
     /** Moves to another screen or context: every slot is evaluated again. */
     async screen(next) {

@@ -6,9 +6,11 @@
 // over OFREP with its caps counted; bad input gets OFREP's typed errors.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { ROOT, KEYS, tempDir, cli, startWorker, cleanup, eventually as until } from "./harness.mjs";
+import { ROOT, KEYS, freePort, tempDir, cli, startWorker, launchChromium, cleanup, eventually as until } from "./harness.mjs";
 
 const EXAMPLE = join(ROOT, "examples", "ofrep");
 const SLOTS = ["hero", "sidebar", "banner", "push", "app-card"];
@@ -305,4 +307,44 @@ test("bad input gets OFREP's typed errors, never a 5xx, and the journey is kept"
   assert.equal(kept.status, 200);
   assert.equal(kept.body.metadata.stage, "decision");
   assert.equal(kept.body.key, "hero");
+});
+
+test("the example's page shows the app card through the web SDK and moves on when the person books, in Chromium", async () => {
+  // The example's page, built as its README says, served by an origin behind a Worker of
+  // its own (the page calls OFREP on its own origin, with the journey cookie).
+  execFileSync(join(EXAMPLE, "node_modules", ".bin", "esbuild"),
+    ["web/main.mjs", "--bundle", "--format=esm", "--outfile=web/dist/main.js", "--log-level=warning"], { cwd: EXAMPLE });
+  const files = { "/": ["web/index.html", "text/html; charset=utf-8"], "/dist/main.js": ["web/dist/main.js", "text/javascript"] };
+  const origin = createServer((req, res) => {
+    const [file, type] = files[req.url.split("?")[0]] ?? [];
+    if (!file) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, { "content-type": type });
+    res.end(readFileSync(join(EXAMPLE, file)));
+  });
+  const port = await freePort();
+  await new Promise((r) => origin.listen(port, "127.0.0.1", r));
+  const dir = tempDir("ofrep-web");
+  const site = await startWorker({ dir, vars: { MM_DEV: "1", JOURNEY_KEYS: JSON.stringify(KEYS), ORIGIN: `http://127.0.0.1:${port}` } });
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    const failures = [];
+    page.on("pageerror", (e) => failures.push(e.message));
+    await page.goto(`${site.base}/`);
+    const card = page.getByRole("region", { name: "Your card" });
+    await page.getByRole("heading", { name: "My garage", level: 2 }).waitFor({ timeout: 20000 });
+    assert.match(await card.textContent(), /app-garage · DEFAULT · stage awareness/);
+    // The hook kept the journey's token where the page keeps it.
+    const kept = await page.evaluate(() => localStorage.getItem("mm.token"));
+    assert.match(kept ?? "", /^v1\./);
+    await page.getByRole("button", { name: "I booked a test drive" }).click();
+    await page.getByText(/stage decision/).waitFor({ timeout: 20000 });
+    assert.notEqual(await page.evaluate(() => localStorage.getItem("mm.token")), kept, "the new token is kept");
+    assert.deepEqual(failures, []);
+  } finally {
+    await browser.close();
+    await site.stop();
+    origin.close();
+    cleanup(dir);
+  }
 });

@@ -20,6 +20,7 @@ function render() {
   out.append(title, meta);
 }
 render();
+journey.onChange(render);
 document.querySelector("#booked").addEventListener("click", async () => {
   await journey.track([{ name: "test_drive_booked" }]);
   render();
