@@ -13,6 +13,7 @@
 //! `POST /v1/identity/forget` (logout, from this site only) starts the device as a new
 //! visitor and tells the profile the device is gone: its old token never syncs again.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -23,7 +24,7 @@ use super::super::{attach_token, cache, error, platform};
 use super::{call_wire, profile_object, route, sync_message, take};
 use micromoment::profile::wire::{LinkWire, Linked, Revoke};
 use micromoment::session::{self, Entropy};
-use micromoment::token::IdentityLink;
+use micromoment::token::{IdentityLink, Keys};
 
 use platform::log;
 
@@ -76,29 +77,23 @@ fn refused(incoming: &Incoming, opened: &session::Opened) -> bool {
     micromoment::opted_out(&incoming.context, &remembered)
 }
 
-/// `GET …?mm_link=<link>`.
-pub(crate) async fn open_link(
-    req: &Request,
+/// What opening and confirming a link both ask first: the journey keys, a person (not a
+/// crawler, not a prefetch), a link that verifies, and a visitor who has not refused
+/// personalization. `None` sends the person to the page without the link.
+fn admitted(
     env: &Env,
     incoming: &Incoming,
     text: &str,
-) -> Result<Response> {
-    let now = platform::now();
-    let leave = without_link(req)?;
-    let Some(keys) = cache::keys(env) else {
-        return redirect(302, &leave);
-    };
+    now: i64,
+) -> Option<(Rc<Keys>, IdentityLink, session::Opened)> {
+    let keys = cache::keys(env)?;
     if !by_a_person(incoming) {
-        return redirect(302, &leave);
+        return None;
     }
-    let link = match IdentityLink::verify(text, &keys, now) {
-        Ok(link) => link,
-        Err(e) => {
-            log("info", "identity link ignored", &e.to_string());
-            return redirect(302, &leave);
-        }
-    };
-    let mut opened = session::open(
+    let link = IdentityLink::verify(text, &keys, now)
+        .map_err(|e| log("info", "identity link ignored", &e.to_string()))
+        .ok()?;
+    let opened = session::open(
         incoming.visitor(),
         Some(&keys),
         now,
@@ -110,8 +105,23 @@ pub(crate) async fn open_link(
             "identity link ignored",
             "the visitor refused personalization (Sec-GPC or mm_consent=0)",
         );
-        return redirect(302, &leave);
+        return None;
     }
+    Some((keys, link, opened))
+}
+
+/// `GET …?mm_link=<link>`.
+pub(crate) async fn open_link(
+    req: &Request,
+    env: &Env,
+    incoming: &Incoming,
+    text: &str,
+) -> Result<Response> {
+    let now = platform::now();
+    let leave = without_link(req)?;
+    let Some((keys, link, mut opened)) = admitted(env, incoming, text, now) else {
+        return redirect(302, &leave);
+    };
     if opened.link().map(|l| l.profile) == Some(link.profile) {
         // Already this person's device: the person's journey as it is now (what an
         // e-mail counted, say), then the page.
@@ -152,28 +162,9 @@ pub(crate) async fn confirm_link(
     if !request::from_this_site(req) {
         return error(403, "an identity link is confirmed from this site only");
     }
-    let Some(keys) = cache::keys(env) else {
+    let Some((keys, link, mut opened)) = admitted(env, incoming, text, now) else {
         return redirect(303, &leave);
     };
-    if !by_a_person(incoming) {
-        return redirect(303, &leave);
-    }
-    let link = match IdentityLink::verify(text, &keys, now) {
-        Ok(link) => link,
-        Err(e) => {
-            log("info", "identity link ignored", &e.to_string());
-            return redirect(303, &leave);
-        }
-    };
-    let mut opened = session::open(
-        incoming.visitor(),
-        Some(&keys),
-        now,
-        Entropy::Source(&platform::entropy),
-    );
-    if refused(incoming, &opened) {
-        return redirect(303, &leave);
-    }
     opened.link_to(link.profile, now, Entropy::Source(&platform::entropy));
     let (Some(device_link), Some(message)) = (
         opened.link(),
