@@ -555,6 +555,10 @@ variables! {
                                                            derived(visits_of):      number;
     /// `last_channel`: the channel of the person's previous request.
     LastChannel               ["last_channel"]             derived(last_channel):   text;
+    /// `store.<field>`: the store a `nearest_store` lookup found (docs/feeds.md), by
+    /// field: its id, its distance, the item's quantity there, then the stores feed's
+    /// own fields.
+    Store(field: u16)         []                           derived(store):          text;
 }
 
 /// What a variable can hold, for working out a rule's worst case (`bundle` turns it into
@@ -876,7 +880,8 @@ mod tests {
         profile_linked,
         profile_devices,
         visits_of(u8),
-        last_channel
+        last_channel,
+        store(u16)
     );
 
     #[test]

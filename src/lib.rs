@@ -42,6 +42,8 @@ mod imp {
     pub(crate) mod deliver;
     #[path = "destination/mod.rs"]
     pub(crate) mod destination;
+    #[path = "feed/mod.rs"]
+    pub(crate) mod feed;
     #[path = "html.rs"]
     pub(crate) mod html;
     #[path = "http.rs"]
@@ -128,6 +130,17 @@ pub mod deliver {
     #[allow(unused_imports)]
     pub(crate) use crate::imp::deliver::*;
     pub use crate::imp::deliver::{cancelling, deliveries, Cancel};
+}
+/// Live data at the edge: feeds, their rows and shards, the nearest store.
+pub mod feed {
+    #[allow(unused_imports)]
+    pub(crate) use crate::imp::feed::*;
+    pub use crate::imp::feed::{
+        decode_changes, decode_hot, decode_shard, distance_km, encode_changes, encode_hot,
+        encode_shard, parse_ndjson, shard_count, shard_of, store_field, Cell, Change, FeedData,
+        FeedField, FeedKind, FeedRoles, FeedSpec, Feeds, HotChange, Manifest, Row, RowError, Shard,
+        StoreHit, StoreIndex, Wants, MAX_FEEDS, MAX_LINE_BYTES, MAX_ROWS_PER_PUSH, ROWS_PER_SHARD,
+    };
 }
 /// Destination kinds: one file per kind turning a delivery into an HTTP call.
 pub mod destination {
@@ -218,8 +231,8 @@ pub mod session {
     #[allow(unused_imports)]
     pub(crate) use crate::imp::session::*;
     pub use crate::imp::session::{
-        announce, answer, clear_cookie, decide, events, open, personalize, set_cookie, Answer,
-        Entropy, Filler, Mode, Opened, Outcome, Request, Shape, Slots, Visitor,
+        announce, answer, clear_cookie, decide, events, feed_wants, open, personalize, set_cookie,
+        Answer, Entropy, Filler, Mode, Opened, Outcome, Request, Shape, Slots, Visitor,
         MAX_FILLED_ELEMENTS, TOKEN_TTL,
     };
 }

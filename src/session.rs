@@ -17,6 +17,7 @@ use crate::bundle::UnknownSlot;
 use crate::bundle::{Bundle, SlotRef};
 use crate::context::Context;
 use crate::decide::{self, Decider, Decision, Exposure, SlotDecision, Trace, Visit};
+use crate::feed::{Feeds, Wants};
 use crate::html::{self, HtmlError};
 use crate::profile::{self, Message, Sync};
 use crate::time::UnixSeconds;
@@ -116,6 +117,9 @@ pub struct Request<'a> {
     pub entropy: Entropy<'a>,
     /// Serve, explain or preview.
     pub mode: Mode,
+    /// The live data loaded for it ([`feed_wants`]); none makes every rule that reads
+    /// a feed false.
+    pub feeds: Option<&'a Feeds>,
 }
 
 impl<'a> Request<'a> {
@@ -134,6 +138,7 @@ impl<'a> Request<'a> {
             now,
             entropy,
             mode: Mode::Serve,
+            feeds: None,
         }
     }
 
@@ -364,6 +369,29 @@ pub fn resolve_slots(bundle: &Bundle, slots: Slots<'_>) -> Result<Vec<SlotRef>, 
     }
 }
 
+/// What a face must load before deciding `request` (docs/feeds.md): the shards of the
+/// items its bundle's feed lookups name, and the feeds it needs whole.
+pub fn feed_wants(bundle: &Bundle, keys: Option<&Keys>, request: &Request<'_>) -> Wants {
+    if bundle.feed_keys.is_empty() {
+        return Wants::default();
+    }
+    let (prior, new_visitor, _) = visitor(request, keys);
+    let context = context_of(request);
+    Decider::new(
+        bundle,
+        &Visit {
+            prior: prior.as_deref(),
+            new_visitor,
+            context: &context,
+            now: request.now,
+            explain: false,
+            returning: prior.is_some(),
+            feeds: None,
+        },
+    )
+    .feed_wants()
+}
+
 /// Verifies, decides and re-signs; an unknown slot name is an error (a `400`).
 pub fn decide<'b>(
     bundle: &'b Bundle,
@@ -382,6 +410,7 @@ pub fn decide<'b>(
             now: request.now,
             explain: request.mode != Mode::Serve,
             returning: prior.is_some(),
+            feeds: request.feeds,
         },
         &slots,
     );
@@ -523,6 +552,7 @@ fn page_outcome<'b, T>(
             now: request.now,
             explain: request.mode != Mode::Serve,
             returning: prior.is_some(),
+            feeds: request.feeds,
         },
     );
     let value = decide(&mut decider)?;
@@ -707,6 +737,7 @@ pub fn events<'b>(
             now: request.now,
             explain: false,
             returning: prior.is_some(),
+            feeds: request.feeds,
         },
         &[],
     );
@@ -733,6 +764,7 @@ pub fn events<'b>(
                 now: request.now,
                 explain: false,
                 returning: prior_seen,
+                feeds: request.feeds,
             },
             &[],
         );

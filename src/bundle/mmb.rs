@@ -27,7 +27,7 @@ use crate::codec::{self, CodecError};
 pub const MAGIC: &[u8; 4] = b"MMB1";
 
 /// The version of the compiled form; bumped whenever `model.rs` changes shape.
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
 
 const SIGNATURE_LEN: usize = 64;
 
@@ -406,6 +406,12 @@ impl Bundle {
         if !sorted {
             return fail("the content index is not the contents sorted by name".into());
         }
+        if self.feeds.len() > crate::feed::MAX_FEEDS
+            || self.feed_roles != crate::feed::FeedRoles::of(&self.feeds)
+            || self.feed_keys.as_slice() != self.collect_feed_keys().as_slice()
+        {
+            return fail("the feeds, their roles or their lookups do not agree".into());
+        }
         for topic in &self.topics {
             let sane = topic.cap.is_finite()
                 && topic.cap > 0.0
@@ -527,6 +533,7 @@ mod tests {
         let schema = crate::bundle::BundleSchema {
             topics: &[],
             contents: &["c"],
+            feeds: &[],
         };
         let unchecked = crate::rules::compile(&doubling, &schema, crate::rules::Limits::default())
             .expect("compiles without the cost check");
@@ -639,6 +646,7 @@ mod tests {
                 now: 1_790_000_000,
                 explain: false,
                 returning: false,
+                feeds: None,
             },
             &slots,
         );

@@ -148,6 +148,7 @@ pub fn compile(source: &str, budget: Budget) -> Result<Bundle, Vec<Diagnostic>> 
 pub(crate) struct BundleSchema<'b> {
     pub topics: &'b [&'b str],
     pub contents: &'b [&'b str],
+    pub feeds: &'b [crate::feed::FeedSpec],
 }
 
 impl Schema for BundleSchema<'_> {
@@ -173,6 +174,9 @@ impl Schema for BundleSchema<'_> {
         if let Some(var) = source::query_var(path) {
             return Ok(var);
         }
+        if let Some(var) = source::store_var(self.feeds, path) {
+            return Ok(var);
+        }
         let names = self.names();
         Err(UnknownVariable {
             suggestion: did_you_mean(path, names.iter().map(String::as_str)).map(str::to_owned),
@@ -181,6 +185,10 @@ impl Schema for BundleSchema<'_> {
 
     fn bound(&self, var: &VarId) -> VarBound {
         var_bound(var)
+    }
+
+    fn feed(&self, op: crate::rules::FeedOp) -> Result<(), String> {
+        source::feed_op(self.feeds, op)
     }
 
     fn any_bound(&self) -> VarBound {
@@ -431,7 +439,7 @@ impl Bundle {
                 .and_then(|at| self.content_order.get(at).copied())
                 .map(VarId::Seen);
         }
-        source::query_var(path)
+        source::query_var(path).or_else(|| source::store_var(&self.feeds, path))
     }
 
     /// The schema of this bundle's own names, to work a rule's worst case out with.
@@ -441,6 +449,7 @@ impl Bundle {
         f(&BundleSchema {
             topics: &topics,
             contents: &contents,
+            feeds: &self.feeds,
         })
     }
 

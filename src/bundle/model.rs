@@ -10,7 +10,8 @@ pub use crate::codec::List;
 use crate::codec::{Decode, Encode};
 use crate::context::VarId;
 use crate::destination::DestinationKind;
-use crate::rules::Rule;
+pub use crate::feed::{FeedRoles, FeedSpec};
+use crate::rules::{FeedOp, Rule};
 
 /// A compiled rule over the request context.
 pub type Condition = Rule<VarId>;
@@ -36,6 +37,31 @@ pub struct Bundle {
     pub destinations: List<Destination>,
     /// The moments that start a conversation on another channel, in bundle order.
     pub triggers: List<Trigger>,
+    /// The live data rules and placeholders read (docs/feeds.md), in name order.
+    pub feeds: List<FeedSpec>,
+    /// Which feeds `stock` and `nearest_store` read ([`FeedRoles::of`] the feeds).
+    pub feed_roles: FeedRoles,
+    /// The item of every feed lookup in the bundle's rules: what a face evaluates before
+    /// deciding, to load the shards the request needs.
+    pub feed_keys: List<FeedKey>,
+}
+
+/// A feed lookup's item (its first argument), as a rule of its own.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+#[bincode(decode_context = "crate::codec::DecodeBudget")]
+pub struct FeedKey {
+    pub op: FeedOp,
+    pub item: Condition,
+}
+
+impl Bundle {
+    /// The items of every feed lookup in the bundle's rules.
+    pub(crate) fn collect_feed_keys(&self) -> Vec<FeedKey> {
+        self.rules()
+            .flat_map(|(rule, _)| rule.feed_keys())
+            .map(|(op, item)| FeedKey { op, item })
+            .collect()
+    }
 }
 
 /// A system triggers are sent to. `url` and `secret` name Worker vars or secrets

@@ -1,9 +1,12 @@
 //! What rules and placeholders read: the request context, and the visitor's journey as
 //! it stands at each phase of the request.
 
+use std::cell::Cell;
+
 use crate::bundle::{Bundle, Content};
 use crate::context::{Context, Derived, LocalTime, VarId};
-use crate::rules::{Data, Value};
+use crate::feed::{store_field as field, Cell as FeedCell, Feeds, StoreHit};
+use crate::rules::{Data, FeedOp, Value};
 use crate::time::{UnixSeconds, DAY};
 use crate::token::{DeviceKind, Impression, State};
 
@@ -52,6 +55,11 @@ pub(crate) struct Facts<'a> {
     pub intents: &'a [f64],
     pub time: &'a LazyTime<'a>,
     pub now: UnixSeconds,
+    /// The request's live data, if the face loaded any.
+    pub feeds: Option<&'a Feeds>,
+    /// The store the last `nearest_store` lookup of the rule being judged found: what
+    /// `store.*` reads (the winning candidate's, when its content is rendered).
+    pub store: Cell<Option<StoreHit>>,
 }
 
 impl Facts<'_> {
@@ -94,6 +102,42 @@ impl Data for Facts<'_> {
                     .collect(),
             )),
             other => Some(other),
+        }
+    }
+
+    fn feed<'d>(&'d self, op: FeedOp, args: &[Value<'_>]) -> Option<Value<'d>> {
+        let feeds = self.feeds?;
+        let (specs, roles) = (&self.bundle.feeds[..], self.bundle.feed_roles);
+        // No item asked (no `sku` in the request): the feed has nothing to say.
+        let sku = match args.first() {
+            None | Some(Value::Null) => return Some(Value::Null),
+            Some(v) => v.to_js_string(),
+        };
+        if sku.is_empty() {
+            return Some(Value::Null);
+        }
+        match op {
+            FeedOp::Stock => {
+                let store = match args.get(1) {
+                    None | Some(Value::Null) => return Some(Value::Null),
+                    Some(v) => v.to_js_string(),
+                };
+                let qty = feeds.stock(specs, roles, &sku, &store).ok()?;
+                Some(qty.map_or(Value::Null, Value::Number))
+            }
+            FeedOp::NearestStore => {
+                let km = args.get(1).map_or(f64::NAN, Value::to_number);
+                let (Some(lat), Some(lon)) = (self.ctx.geo.lat, self.ctx.geo.lon) else {
+                    // No place for the visitor: no store is near.
+                    return Some(Value::Null);
+                };
+                let hit = feeds.nearest(specs, roles, &sku, km, (lat, lon)).ok()?;
+                let Some(hit) = hit else {
+                    return Some(Value::Null);
+                };
+                self.store.set(Some(hit));
+                feeds.store_id(specs, roles, &hit).map(Value::str)
+            }
         }
     }
 
@@ -194,6 +238,24 @@ impl Derived for Facts<'_> {
         Some(Value::Number(f64::from(
             self.prior.visits_of(*kind, this).saturating_add(now),
         )))
+    }
+
+    fn store(&self, field: &u16) -> Option<Value<'_>> {
+        let hit = self.store.get()?;
+        let feeds = self.feeds?;
+        let (specs, roles) = (&self.bundle.feeds[..], self.bundle.feed_roles);
+        match *field {
+            field::ID => feeds.store_id(specs, roles, &hit).map(Value::str),
+            // Tenths of a kilometre: what a page says.
+            field::DISTANCE_KM => Some(Value::Number((hit.distance_km * 10.0).round() / 10.0)),
+            field::QTY => Some(Value::Number(hit.qty)),
+            f => match feeds.store_value(specs, roles, &hit, f.checked_sub(field::FIELDS)?)? {
+                FeedCell::Null => Some(Value::Null),
+                FeedCell::Number(n) => Some(Value::Number(*n)),
+                FeedCell::Text(s) => Some(Value::str(s)),
+                FeedCell::Flag(b) => Some(Value::Bool(*b)),
+            },
+        }
     }
 
     fn last_channel(&self) -> Option<Value<'_>> {

@@ -45,6 +45,7 @@ pub(crate) struct Scene<'s, 'b> {
     pub time: &'s LazyTime<'s>,
     pub now: UnixSeconds,
     pub explain: bool,
+    pub feeds: Option<&'s crate::feed::Feeds>,
 }
 
 impl<'s> Scene<'s, '_> {
@@ -61,6 +62,8 @@ impl<'s> Scene<'s, '_> {
             intents,
             time: self.time,
             now: self.now,
+            feeds: self.feeds,
+            store: std::cell::Cell::new(None),
         }
     }
 }

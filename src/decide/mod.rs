@@ -34,7 +34,9 @@ pub use types::{Decision, Exposure, Fired, Reason, SlotDecision};
 
 use crate::bundle::{Bundle, Period, SlotRef};
 use crate::context::{Context, DeviceType};
+use crate::feed::{Feeds, Wants};
 use crate::ids;
+use crate::rules::FeedOp;
 use crate::time::UnixSeconds;
 use crate::token::{Impression, Intent, State};
 use facts::{Journey, LazyTime};
@@ -61,6 +63,9 @@ pub struct Visit<'a> {
     /// backend named them): only then may a delayed trigger be scheduled, so no
     /// cookie-less request ever leaves something waiting (docs/triggers.md).
     pub returning: bool,
+    /// The live data the face loaded for this request ([`feed_wants`] says what to
+    /// load); without it, every rule that reads a feed is false.
+    pub feeds: Option<&'a Feeds>,
 }
 
 /// Decides for one request: [`Decider`] taken slot by slot over `slots`.
@@ -85,6 +90,7 @@ pub struct Decider<'a, 'b> {
     now: UnixSeconds,
     explain: bool,
     returning: bool,
+    feeds: Option<&'a Feeds>,
     opted_out: bool,
     journey: Journey,
     intents: Scores,
@@ -130,6 +136,7 @@ impl<'a, 'b> Decider<'a, 'b> {
                 time: &time,
                 now,
                 explain: visit.explain,
+                feeds: visit.feeds,
             },
             opted_out,
         );
@@ -149,6 +156,7 @@ impl<'a, 'b> Decider<'a, 'b> {
             now,
             explain: visit.explain,
             returning: visit.returning,
+            feeds: visit.feeds,
             opted_out,
             journey: signals.journey,
             intents: signals.intents,
@@ -167,6 +175,48 @@ impl<'a, 'b> Decider<'a, 'b> {
         &self.decisions
     }
 
+    /// What the face must load before this request decides ([`Visit::feeds`]): the
+    /// shards of the items the bundle's feed lookups name, evaluated on the journey as
+    /// this request's signals leave it, and the stores feed whole when a rule looks for
+    /// the nearest store. Nothing for a bundle without feed lookups.
+    pub fn feed_wants(&self) -> Wants {
+        let bundle = self.bundle;
+        let mut wants = Wants::default();
+        let Some((stock, _)) = bundle.feed_roles.stock else {
+            return wants;
+        };
+        if bundle.feed_keys.is_empty() || self.opted_out {
+            return wants;
+        }
+        let scene = Scene {
+            bundle,
+            prior: &self.prior,
+            ctx: self.ctx,
+            time: &self.time,
+            now: self.now,
+            explain: false,
+            feeds: None,
+        };
+        let facts = scene.facts(self.journey, &self.intents);
+        for key in bundle.feed_keys.iter() {
+            if key.op == FeedOp::NearestStore {
+                if let Some((stores, _, _)) = bundle.feed_roles.stores {
+                    if !wants.whole.contains(&stores) {
+                        wants.whole.push(stores);
+                    }
+                }
+            }
+            let item = match key.item.eval(&facts) {
+                Ok(crate::rules::Value::Null) | Err(_) => continue,
+                Ok(v) => v.to_js_string().into_owned(),
+            };
+            if !item.is_empty() && !wants.keys.iter().any(|(f, k)| *f == stock && *k == item) {
+                wants.keys.push((stock, item));
+            }
+        }
+        wants
+    }
+
     /// Decides one slot and returns its decision; `None` for a slot index the bundle
     /// does not have. Each call is a slot of this request: asking for a slot twice
     /// shows it twice.
@@ -180,6 +230,7 @@ impl<'a, 'b> Decider<'a, 'b> {
             time: &self.time,
             now: self.now,
             explain: self.explain,
+            feeds: self.feeds,
         };
         let facts = scene.facts(self.journey, &self.intents);
         let mut trace = Vec::new();
@@ -243,6 +294,9 @@ impl<'a, 'b> Decider<'a, 'b> {
                 },
             ),
         };
+        if !matches!(reason, Reason::Candidate | Reason::Experiment) {
+            facts.store.set(None);
+        }
         self.placed.push(content);
         let content_ref = bundle.contents.get(usize::from(content));
         if let Some(c) = content_ref {
@@ -377,6 +431,7 @@ impl<'a, 'b> Decider<'a, 'b> {
                 time: &time,
                 now,
                 explain: false,
+                feeds: self.feeds,
             };
             let (before, before_intents) = journey::before(&scene);
             triggers::fire(

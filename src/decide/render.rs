@@ -215,6 +215,8 @@ pub fn render_preview(
         intents: &[],
         time: &time,
         now,
+        feeds: None,
+        store: std::cell::Cell::new(None),
     };
     match (&content.html, &content.json, &content.text) {
         (Some(html), _, _) => render_template(html, &facts, true).into_owned(),

@@ -120,10 +120,13 @@ fn judge<'b>(
         return Err(Verdict::Stage(name));
     }
     if let Some(when) = &candidate.when {
+        // A store a lookup finds belongs to the candidate whose rule found it.
+        facts.store.set(None);
         match when.verdict(facts) {
             Truth::True => {}
             Truth::False => return Err(Verdict::When),
             Truth::OutOfFuel => return Err(Verdict::OutOfFuel),
+            Truth::NoData => return Err(Verdict::NoData),
         }
     }
     let (content, variant) = match &candidate.offer {

@@ -27,6 +27,8 @@ pub enum Verdict<'b> {
     When,
     /// Its `when` ran out of its work budget, which counts as false.
     OutOfFuel,
+    /// Its `when` reads a feed that is missing, late or stale, which counts as false.
+    NoData,
     /// Its content is already in another slot of the page.
     Placed(&'b str),
     /// Its `after` content was not seen yet.
@@ -75,6 +77,9 @@ impl fmt::Display for Verdict<'_> {
             Verdict::Stage(stage) => write!(f, "stage {stage} is not one of its stages"),
             Verdict::When => f.write_str("when is false"),
             Verdict::OutOfFuel => f.write_str("when ran out of its work budget: counted as false"),
+            Verdict::NoData => {
+                f.write_str("when reads a feed that is missing, late or stale: counted as false")
+            }
             Verdict::Placed(content) => write!(f, "{content} is already placed in another slot"),
             Verdict::After(content) => write!(f, "after: {content} not seen yet"),
             Verdict::Cap { shown, max, per } => {

@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 use super::glob::Glob;
 use super::semver::{SemOp, Version};
 use super::value::{js_number_to_string, Lit};
-use super::{Node, Op, Rule, Schema};
+use super::{FeedOp, Node, Op, Rule, Schema};
 use crate::suggest::{did_you_mean, hint};
 
 /// Bounds on the size of one rule, checked before any work is spent on it.
@@ -155,6 +155,8 @@ const OPERATORS: &[(&str, Syntax)] = &[
     ("sem_ver", Syntax::SemVer),
     ("seen", Syntax::Seen),
     ("in_segment", Syntax::InSegment),
+    ("stock", Syntax::Feed(FeedOp::Stock)),
+    ("nearest_store", Syntax::Feed(FeedOp::NearestStore)),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -165,6 +167,7 @@ enum Syntax {
     SemVer,
     Seen,
     InSegment,
+    Feed(FeedOp),
 }
 
 /// The argument counts an operator accepts; JSON Logic is lenient where a count still
@@ -434,6 +437,22 @@ impl<S: Schema> Compiler<'_, S> {
                 let var = self.resolve("segments", &here)?;
                 let segment = self.arg(&args, 0, &arg_path(0), depth, local)?;
                 Ok(Node::InSegment(var, Box::new(segment)))
+            }
+            Syntax::Feed(op) => {
+                check_count(2, 2, "2")?;
+                self.schema.feed(op).map_err(|reason| {
+                    error(
+                        &here,
+                        CompileErrorKind::InvalidArgument {
+                            op: op.name(),
+                            reason,
+                        },
+                    )
+                })?;
+                let items = (0..2)
+                    .map(|i| self.arg(&args, i, &arg_path(i), depth, local))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Node::Feed(op, items))
             }
         }
     }

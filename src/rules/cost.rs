@@ -290,6 +290,20 @@ impl<V> Estimator<'_, V> {
                 }
             }
             Node::Op(op, args) => self.operator(*op, args, scope),
+            Node::Feed(_, args) => {
+                let mut cost = Cost {
+                    steps: 0,
+                    alloc: 0,
+                    // A quantity, or a store id (a key: at most 256 bytes).
+                    value: VarBound::text(256),
+                };
+                for arg in args {
+                    let a = self.node(arg, scope);
+                    cost.steps = add(cost.steps, a.steps);
+                    cost.alloc = add(cost.alloc, a.alloc);
+                }
+                cost
+            }
         }
     }
 

@@ -93,6 +93,8 @@ pub struct Fuel {
     steps: Cell<u64>,
     bytes: Cell<u64>,
     exhausted: Cell<bool>,
+    /// Whether a feed lookup found its feed unreadable.
+    unavailable: Cell<bool>,
     limit: (u64, u64),
 }
 
@@ -117,6 +119,7 @@ impl Fuel {
             steps: Cell::new(steps),
             bytes: Cell::new(bytes),
             exhausted: Cell::new(false),
+            unavailable: Cell::new(false),
             limit: (steps, bytes),
         }
     }
@@ -132,6 +135,11 @@ impl Fuel {
     /// Whether the budget ran out during the evaluation.
     pub fn exhausted(&self) -> bool {
         self.exhausted.get()
+    }
+
+    /// Whether a feed lookup found its feed unreadable during the evaluation.
+    pub fn unavailable(&self) -> bool {
+        self.unavailable.get()
     }
 
     /// Takes `n` steps; false (and exhausted) when they are not there.
@@ -266,6 +274,17 @@ fn eval_node<'a, D: Data>(
         Node::InSegment(var, segment) => {
             let segment = eval(segment, data, scope, fuel);
             Value::Bool(segment.as_str().is_some_and(|s| data.list_contains(var, s)))
+        }
+        Node::Feed(op, args) => {
+            let values: smallvec::SmallVec<[Value<'a>; 2]> =
+                args.iter().map(|a| eval(a, data, scope, fuel)).collect();
+            match data.feed(*op, &values) {
+                Some(value) => value,
+                None => {
+                    fuel.unavailable.set(true);
+                    Value::Null
+                }
+            }
         }
         Node::Op(op, args) => operator(*op, args, data, scope, fuel),
     }

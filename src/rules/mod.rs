@@ -10,7 +10,9 @@
 //! `tests/it/rules.rs` runs the shared conformance suite, and `tests/e2e/jsonlogic.test.mjs`
 //! compares the npm package with json-logic-js itself on random rules over random data,
 //! with its few deliberate quirks listed there.
-//! Extensions: `glob`, `starts_with`, `ends_with`, `sem_ver`, `seen`, `in_segment`.
+//! Extensions: `glob`, `starts_with`, `ends_with`, `sem_ver`, `seen`, `in_segment`, and
+//! the feed lookups `stock` and `nearest_store` (docs/feeds.md), which read live data
+//! through [`Data::feed`]: a lookup whose feed cannot be read makes the whole rule false.
 //!
 //! This module never fails at evaluation time and never panics: every type mismatch has
 //! a JSON Logic answer (usually `false` or `null`). Everything that can be wrong with a
@@ -52,6 +54,14 @@ pub trait Schema {
         }
     }
 
+    /// Whether the feed lookup `op` may be used: the message of a compile error if not.
+    fn feed(&self, op: FeedOp) -> Result<(), String> {
+        Err(format!(
+            "`{}` reads a feed, and rules evaluated here have none",
+            op.name()
+        ))
+    }
+
     /// The most whatever a computed path (`{"var": {"cat": …}}`) may name can hold.
     fn any_bound(&self) -> VarBound {
         VarBound {
@@ -86,6 +96,12 @@ pub trait Data {
     /// empty path names the whole data.
     fn get_path(&self, path: &str) -> Option<Value<'_>>;
 
+    /// A feed lookup's answer for its evaluated arguments; `None` when the feed cannot
+    /// be read (missing, late, stale), which makes the whole rule false.
+    fn feed<'d>(&'d self, _op: FeedOp, _args: &[Value<'_>]) -> Option<Value<'d>> {
+        None
+    }
+
     /// Whether the list variable `var` holds the string `item` (`in_segment`).
     fn list_contains(&self, var: &Self::Var, item: &str) -> bool {
         self.get(var)
@@ -108,6 +124,27 @@ pub enum Verdict {
     False,
     /// The rule spent its [`Fuel`] before it was decided: it counts as false.
     OutOfFuel,
+    /// A feed it reads could not be read: it counts as false.
+    NoData,
+}
+
+/// A lookup in live data (docs/feeds.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum FeedOp {
+    /// `{"stock": [sku, store]}`: the quantity, or null.
+    Stock,
+    /// `{"nearest_store": [sku, km]}`: the nearest store within `km` holding the sku.
+    NearestStore,
+}
+
+impl FeedOp {
+    /// The operator's name in a rule.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedOp::Stock => "stock",
+            FeedOp::NearestStore => "nearest_store",
+        }
+    }
 }
 
 impl<V> Rule<V> {
@@ -129,6 +166,7 @@ impl<V> Rule<V> {
         let fuel = Fuel::default();
         let truthy = eval::test(&self.root, data, &fuel);
         match (fuel.exhausted(), truthy) {
+            _ if fuel.unavailable() => Verdict::NoData,
             (true, _) => Verdict::OutOfFuel,
             (false, true) => Verdict::True,
             (false, false) => Verdict::False,
@@ -170,6 +208,17 @@ impl<V> Rule<V> {
         self.root.examples(&mut out);
         out
     }
+
+    /// The first argument (the item) of every feed lookup in the rule, as a rule of its
+    /// own: what a face evaluates before deciding, to load the shards it needs.
+    pub fn feed_keys(&self) -> Vec<(FeedOp, Rule<V>)>
+    where
+        V: Clone,
+    {
+        let mut out = Vec::new();
+        self.root.feed_keys(&mut out);
+        out
+    }
 }
 
 /// A node of a compiled rule. Decoded by hand (`codec`), with a depth bound.
@@ -195,6 +244,8 @@ pub(crate) enum Node<V> {
     SemVer(Box<Node<V>>, SemOp, Version),
     /// `in_segment`: whether the segments variable holds the argument.
     InSegment(V, Box<Node<V>>),
+    /// A feed lookup with its arguments.
+    Feed(FeedOp, Vec<Node<V>>),
 }
 
 impl<V> Node<V> {
@@ -203,7 +254,9 @@ impl<V> Node<V> {
         *nodes += 1;
         let children: Vec<&Node<V>> = match self {
             Node::Lit(_) => Vec::new(),
-            Node::Array(items) | Node::Op(_, items) => items.iter().collect(),
+            Node::Array(items) | Node::Op(_, items) | Node::Feed(_, items) => {
+                items.iter().collect()
+            }
             Node::Var(_, default) | Node::Local(_, default) => {
                 default.iter().map(AsRef::as_ref).collect()
             }
@@ -235,7 +288,7 @@ impl<V> Node<V> {
             Node::DynVar(key, default, _) => std::iter::once(key.as_ref())
                 .chain(default.iter().map(AsRef::as_ref))
                 .collect(),
-            Node::Array(items) => items.iter().collect(),
+            Node::Array(items) | Node::Feed(_, items) => items.iter().collect(),
             Node::Glob(arg, glob) => {
                 if let Node::Var(var, _) = arg.as_ref() {
                     out.push((var, vec![serde_json::Value::String(glob.example())]));
@@ -283,6 +336,36 @@ impl<V> Node<V> {
         };
         for child in children {
             child.examples(out);
+        }
+    }
+}
+
+impl<V: Clone> Node<V> {
+    fn feed_keys(&self, out: &mut Vec<(FeedOp, Rule<V>)>) {
+        let children: Vec<&Node<V>> = match self {
+            Node::Lit(_) | Node::Local(..) => Vec::new(),
+            Node::Array(items) | Node::Op(_, items) => items.iter().collect(),
+            Node::Feed(op, items) => {
+                if let Some(first) = items.first() {
+                    out.push((
+                        *op,
+                        Rule {
+                            root: first.clone(),
+                        },
+                    ));
+                }
+                items.iter().collect()
+            }
+            Node::Var(_, default) => default.iter().map(AsRef::as_ref).collect(),
+            Node::DynVar(key, default, _) => std::iter::once(key.as_ref())
+                .chain(default.iter().map(AsRef::as_ref))
+                .collect(),
+            Node::Glob(arg, _) | Node::SemVer(arg, _, _) | Node::InSegment(_, arg) => {
+                vec![arg.as_ref()]
+            }
+        };
+        for child in children {
+            child.feed_keys(out);
         }
     }
 }

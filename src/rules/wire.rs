@@ -18,7 +18,8 @@ decode_recursive!(Node<V>, |r| {
         6 => Node::Glob(r.boxed()?, r.value()?),
         7 => Node::SemVer(r.boxed()?, r.value()?, r.value()?),
         8 => Node::InSegment(r.value()?, r.boxed()?),
-        found => return Err(r.unexpected("Node", 8, found)),
+        9 => Node::Feed(r.value()?, r.list()?),
+        found => return Err(r.unexpected("Node", 9, found)),
     })
 });
 

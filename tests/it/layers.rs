@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("codec", 0),
     ("bucket", 1),
     ("rules", 1),
+    ("feed", 1),
     ("context", 2),
     ("html", 2),
     ("http", 3),

@@ -6,6 +6,7 @@ mod bucket;
 mod bundles;
 mod decide_props;
 mod ed25519;
+mod feeds;
 mod layers;
 mod npm_types;
 mod ofrep;

@@ -40,7 +40,7 @@ pub(crate) async fn decide(
     ctx: &WorkerContext,
     mode: Mode,
 ) -> Result<Response> {
-    let turn = if mode == Mode::Preview {
+    let mut turn = if mode == Mode::Preview {
         Turn::open(req, env)
     } else {
         Turn::begin(req, env, Syncs::Always).await
@@ -48,6 +48,7 @@ pub(crate) async fn decide(
     let Some(active) = cache::active(env, ctx, turn.now).await else {
         return error(503, "no bundle");
     };
+    turn.load_feeds(env, &active.bundle).await;
     let names = match slot_names(&turn.incoming) {
         Ok(names) => names,
         Err(message) => return error(400, message),

@@ -10,7 +10,9 @@
 //!   response; `triggers.rs`: fired triggers after the response; `queue.rs`: their
 //!   delivery;
 //! - `profile/`: the `Profile` Durable Object, the backend API, identity links, logout;
-//! - `ofrep.rs`: the OpenFeature Remote Evaluation Protocol for apps.
+//! - `ofrep.rs`: the OpenFeature Remote Evaluation Protocol for apps;
+//! - `feeds/`: live data (stock, stores): the ingest route, the `Feed` Durable Object,
+//!   and the isolate's copy each request reads.
 //!
 //! No rule logic lives here. The Worker never turns a fault of ours into a 5xx: bad
 //! input is a 400 with a JSON error, anything else serves defaults or the page
@@ -18,6 +20,7 @@
 
 mod api;
 mod cache;
+mod feeds;
 mod io;
 mod ofrep;
 mod platform;
@@ -73,6 +76,7 @@ fn own_methods(path: &str) -> Option<&'static str> {
             Some("POST")
         }
         _ if path.starts_with("/v1/profiles/") => Some("GET, POST, DELETE"),
+        _ if path.starts_with("/v1/feeds/") => Some("GET, PUT"),
         _ => None,
     }
 }
@@ -100,6 +104,10 @@ async fn route(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response>
     }
     if let Some(rest) = path.strip_prefix("/v1/profiles/") {
         return profile::backend(req, env, rest).await;
+    }
+    if let Some(name) = path.strip_prefix("/v1/feeds/") {
+        let name = percent_decode_str(name).decode_utf8_lossy().into_owned();
+        return feeds::route(req, env, ctx, &name).await;
     }
     if let Some(rest) = path.strip_prefix(OFREP_FLAGS) {
         let key = match rest.strip_prefix('/') {

@@ -106,6 +106,7 @@ pub(crate) async fn evaluate(
         turn.abandon(env, ctx);
         return general(503, key, "no bundle".into());
     };
+    turn.load_feeds(env, &active.bundle).await;
     let names: Vec<&str> = key.into_iter().collect();
     let request = session::Request {
         slots: match key {

@@ -44,6 +44,12 @@ pub(crate) struct Config {
     pub triggers_per_minute: u32,
     /// The Ed25519 public key KV bundles must be signed by (`BUNDLE_PUBKEY`, base64).
     pub bundle_pubkey: Option<String>,
+    /// How often an isolate asks a feed's object for its recent changes
+    /// (`MM_FEED_HOT_MS`).
+    pub feed_hot_ms: u64,
+    /// How long a request waits for a feed's shard, manifest or recent changes before
+    /// deciding without them (`MM_FEED_TIMEOUT_MS`).
+    pub feed_timeout_ms: u64,
 }
 
 /// A secret that must be long enough to be one.
@@ -131,6 +137,8 @@ pub(crate) fn config(env: &Env) -> Rc<Config> {
                 triggers_per_minute: u32::try_from(number("MM_TRIGGERS_PER_MINUTE", 60))
                     .unwrap_or(u32::MAX),
                 bundle_pubkey: var("BUNDLE_PUBKEY"),
+                feed_hot_ms: number("MM_FEED_HOT_MS", 1_000),
+                feed_timeout_ms: number("MM_FEED_TIMEOUT_MS", 100),
             })
         })
         .clone()

@@ -111,7 +111,7 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
     // A linked device's sync runs while the origin answers: it adds nothing to a page
     // that takes longer than the sync, and nothing at all for everybody else. Only a
     // page view syncs: a page's images, scripts and API calls do not.
-    let (fetched, turn) = join(within(timeout, Fetch::Request(forwarded).send()), async {
+    let (fetched, mut turn) = join(within(timeout, Fetch::Request(forwarded).send()), async {
         if method == Method::Get {
             Turn::begin(&req, env, Syncs::PageViews).await
         } else {
@@ -238,6 +238,9 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
     }
 
     let active = cache::active(env, ctx, turn.now).await;
+    if let Some(active) = &active {
+        turn.load_feeds(env, &active.bundle).await;
+    }
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let announced = active.as_ref().and_then(|active| {
         session::announce(&active.bundle, turn.keys(), &turn.request(), &refs)
@@ -308,7 +311,7 @@ async fn whole(
     status: u16,
     env: &Env,
     ctx: &WorkerContext,
-    turn: Turn,
+    mut turn: Turn,
 ) -> Result<Response> {
     let filled: Result<Option<Response>> = async {
         let headers = headers.clone();
@@ -316,6 +319,7 @@ async fn whole(
             turn.abandon(env, ctx);
             return Ok(None);
         };
+        turn.load_feeds(env, &active.bundle).await;
         let filled = session::personalize(&active.bundle, turn.keys(), &turn.request(), &page);
         let Ok(Some(filled)) = filled else {
             // Nothing decided: a late sync still lands.

@@ -40,6 +40,8 @@ pub(crate) struct Turn {
     pub opened: Opened,
     /// A sync that did not answer in time, to await after the response.
     pending: Option<profile::Pending>,
+    /// The live data loaded for it ([`Turn::load_feeds`]).
+    feeds: Option<micromoment::feed::Feeds>,
 }
 
 impl Turn {
@@ -76,17 +78,34 @@ impl Turn {
             keys,
             opened,
             pending: None,
+            feeds: None,
         }
+    }
+
+    /// Loads the live data the bundle's feed lookups need for this request (nothing
+    /// for a bundle without any), each read within `MM_FEED_TIMEOUT_MS`.
+    pub(crate) async fn load_feeds(&mut self, env: &Env, bundle: &micromoment::bundle::Bundle) {
+        if bundle.feed_keys.is_empty() {
+            return;
+        }
+        let wants = session::feed_wants(bundle, self.keys(), &self.request());
+        if wants.keys.is_empty() && wants.whole.is_empty() {
+            return;
+        }
+        self.feeds = Some(super::feeds::load(env, bundle, &wants, self.now).await);
     }
 
     /// The request for `session`, every slot, no event: faces set what else they need.
     pub(crate) fn request(&self) -> SessionRequest<'_> {
-        SessionRequest::new(
-            session::Visitor::Opened(&self.opened),
-            &self.incoming.context,
-            self.now,
-            Entropy::Source(&platform::entropy),
-        )
+        SessionRequest {
+            feeds: self.feeds.as_ref(),
+            ..SessionRequest::new(
+                session::Visitor::Opened(&self.opened),
+                &self.incoming.context,
+                self.now,
+                Entropy::Source(&platform::entropy),
+            )
+        }
     }
 
     /// The keys, for `session`.

@@ -8,6 +8,7 @@
 
 mod checks;
 mod content;
+mod feeds;
 mod journey;
 mod slots;
 mod triggers;
@@ -78,6 +79,7 @@ const TOP_KEYS: &[&str] = &[
     "goals",
     "destinations",
     "triggers",
+    "feeds",
 ];
 fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
     let root = Path::default();
@@ -135,9 +137,15 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
         .named(top.get("campaigns"), &campaigns_path, false)
         .unwrap_or(&empty);
     let campaign_names: Vec<&str> = campaigns_map.keys().map(String::as_str).collect();
+    let feeds_path = root.key("feeds");
+    let feeds_map = w
+        .named(top.get("feeds"), &feeds_path, false)
+        .unwrap_or(&empty);
+    let feed_specs = feeds::feeds(w, feeds_map, &feeds_path);
     let schema = BundleSchema {
         topics: &topic_names,
         contents: &content_names,
+        feeds: &feed_specs,
     };
 
     journey::check_collisions(w, &stage_refs, IdKind::Stage, &journey_path.key("stages"));
@@ -205,6 +213,7 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
         schema: BundleSchema {
             topics: &topic_names,
             contents: &content_names,
+            feeds: &feed_specs,
         },
     };
     let slots = slots::slots(w, top.get("slots"), &root.key("slots"), &declared);
@@ -242,7 +251,8 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
         let name = |i: u16| contents.get(usize::from(i)).map(|c| c.name.as_str());
         name(a).cmp(&name(b))
     });
-    let bundle = Bundle {
+    let feed_roles = crate::feed::FeedRoles::of(&feed_specs);
+    let mut bundle = Bundle {
         id: id?,
         version: version?,
         stages: stage_names
@@ -261,7 +271,11 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
         goals: goals.into(),
         destinations: destinations.into(),
         triggers: triggers.into(),
+        feeds: feed_specs.into(),
+        feed_roles,
+        feed_keys: List::from(Vec::new()),
     };
+    bundle.feed_keys = bundle.collect_feed_keys().into();
     if let Err(e) = bundle.check_work(&w.budget) {
         w.report(&root, e);
         return None;
@@ -286,7 +300,48 @@ impl BundleSchema<'_> {
             .collect();
         names.extend(self.topics.iter().map(|t| format!("intent.{t}")));
         names.extend(self.contents.iter().map(|c| format!("seen.{c}")));
+        if let Some((stores, _, _)) = crate::feed::FeedRoles::of(self.feeds).stores {
+            names.extend(["store.id", "store.distance_km", "store.qty"].map(String::from));
+            if let Some(spec) = self.feeds.get(usize::from(stores)) {
+                names.extend(spec.fields.iter().map(|f| format!("store.{}", f.name)));
+            }
+        }
         names
+    }
+}
+
+/// Resolves `store.<field>` when the bundle declares a stores feed (docs/feeds.md).
+pub(crate) fn store_var(feeds: &[crate::feed::FeedSpec], path: &str) -> Option<VarId> {
+    use crate::feed::store_field as field;
+    let name = path.strip_prefix("store.")?;
+    let (stores, _, _) = crate::feed::FeedRoles::of(feeds).stores?;
+    let spec = feeds.get(usize::from(stores))?;
+    let index = match name {
+        "id" => field::ID,
+        "distance_km" => field::DISTANCE_KM,
+        "qty" => field::QTY,
+        other => field::FIELDS.checked_add(spec.field(other)?)?,
+    };
+    Some(VarId::Store(index))
+}
+
+/// Whether a feed lookup may be used: the feeds it reads are declared as it needs them.
+pub(crate) fn feed_op(
+    feeds: &[crate::feed::FeedSpec],
+    op: crate::rules::FeedOp,
+) -> Result<(), String> {
+    let roles = crate::feed::FeedRoles::of(feeds);
+    let stock = "a feed `stock` with key [sku, store] and a number field `qty`";
+    let stores = "a feed `stores` with key [store] and number fields `lat` and `lon`";
+    match (op, roles.stock, roles.stores) {
+        (crate::rules::FeedOp::Stock, Some(_), _) => Ok(()),
+        (crate::rules::FeedOp::NearestStore, Some(_), Some(_)) => Ok(()),
+        (crate::rules::FeedOp::Stock, None, _) => Err(format!(
+            "`stock` reads {stock}, which `feeds` does not declare"
+        )),
+        (crate::rules::FeedOp::NearestStore, _, _) => Err(format!(
+            "`nearest_store` reads {stock} and {stores}, which `feeds` does not declare"
+        )),
     }
 }
 

@@ -490,7 +490,11 @@ fn split<'b>(
     for c in &trace.candidates {
         if matches!(
             c.why,
-            Verdict::NotEvaluated | Verdict::Stage(_) | Verdict::When | Verdict::OutOfFuel
+            Verdict::NotEvaluated
+                | Verdict::Stage(_)
+                | Verdict::When
+                | Verdict::OutOfFuel
+                | Verdict::NoData
         ) {
             continue;
         }
