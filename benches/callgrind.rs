@@ -69,6 +69,7 @@ fn main() {
                         now: s.now,
                         explain: false,
                         returning: true,
+                        feeds: None,
                     },
                     &s.slots,
                 ));

@@ -77,6 +77,7 @@ fn decision(c: &mut Criterion) {
                         now: scenario.now,
                         explain: false,
                         returning: true,
+                        feeds: None,
                     },
                     &scenario.slots,
                 )
