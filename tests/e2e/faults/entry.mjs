@@ -4,13 +4,16 @@
 // return garbage, switched per request through `/__faults?kv=…`, and count its reads
 // (`/__faults/reads`). The profiles' Durable Object namespace is wrapped the same way
 // (`/__faults?profiles=throw|hang|slow|ok`): its stubs' requests fail, never answer, or
-// answer 300 ms late. Never deployed.
+// answer 300 ms late. `only=<prefix>` limits KV's faults to keys with that prefix (a
+// feed's shards). Never deployed.
 import { WorkerEntrypoint } from "cloudflare:workers";
 import Micromoment from "../../../build/worker/shim.mjs";
 // The Worker's Durable Object classes (the profiles), as wrangler.toml binds them.
 export * from "../../../build/worker/shim.mjs";
 
 let kvMode = "ok";
+/** Only keys starting with this fail (`/__faults?kv=hang&only=feed:stock:`); all when empty. */
+let kvOnly = "";
 /** How often each key was read, for `/__faults/reads`. */
 const reads = new Map();
 
@@ -24,7 +27,7 @@ function garbage(length) {
 function faulty(kv) {
   const get = async (key, options) => {
     reads.set(key, (reads.get(key) ?? 0) + 1);
-    switch (kvMode) {
+    switch (key.startsWith(kvOnly) ? kvMode : "ok") {
       case "throw":
         throw new Error("injected KV failure");
       case "hang":
@@ -85,6 +88,7 @@ export default class extends WorkerEntrypoint {
     }
     if (url.pathname === "/__faults") {
       kvMode = url.searchParams.get("kv") ?? kvMode;
+      kvOnly = url.searchParams.get("only") ?? (url.searchParams.has("kv") ? "" : kvOnly);
       profilesMode = url.searchParams.get("profiles") ?? profilesMode;
       return new Response(`kv: ${kvMode}, profiles: ${profilesMode}\n`);
     }

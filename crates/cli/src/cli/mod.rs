@@ -4,6 +4,7 @@
 
 mod analyze;
 mod bundle;
+mod feed;
 mod rule;
 mod token;
 
@@ -52,6 +53,9 @@ enum Command {
     Publish(bundle::PublishArgs),
     /// Write the coverage report: what each stage × device × channel sees, per slot.
     Report(bundle::ReportArgs),
+    /// Live data at the edge: push a feed's rows (stock, stores) to the Worker.
+    #[command(subcommand)]
+    Feed(feed::FeedCmd),
     /// Experiment results and attribution from exposure and conversion logs.
     Analyze(analyze::AnalyzeArgs),
     /// Simulated logs through the real engine, with a planted effect, for `analyze`.
@@ -97,6 +101,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Schema => bundle::schema(),
         Command::Publish(args) => bundle::publish(args),
         Command::Report(args) => bundle::report(args),
+        Command::Feed(cmd) => feed::run(cmd),
         Command::Analyze(args) => analyze::analyze(args),
         Command::AnalyzeGenerate(args) => analyze::generate(args),
     };

@@ -110,13 +110,15 @@ async fn load_one(
     let config = platform::config(env);
     let deadline = Duration::from_millis(config.feed_timeout_ms);
     let name = spec.name.as_str();
-    // The manifest, re-read when due.
+    // The manifest, re-read when due (on the platform's clock: a development clock set
+    // by `X-MM-Now` says how old the feed is, not when to ask again).
+    let clock = platform::now_ms() / 1000;
     let due = with_held(name, |h| {
         h.manifest_checked
-            .is_none_or(|at| now.saturating_sub(at) >= config.recheck_secs)
+            .is_none_or(|at| clock.saturating_sub(at) >= config.recheck_secs)
     });
     if due {
-        with_held(name, |h| h.manifest_checked = Some(now));
+        with_held(name, |h| h.manifest_checked = Some(clock));
         let read = platform::within(deadline, async {
             let kv = env.kv("BUNDLES").ok()?;
             kv.get(&manifest_key(name)).text().await.ok()?
@@ -316,6 +318,10 @@ pub(crate) async fn route(
             "Authorization: Bearer <MM_BACKEND_TOKEN> is required (the secret must be set, at least 16 bytes)",
         );
     }
+    let method = req.method();
+    if method != Method::Get && method != Method::Put {
+        return super::method_not_allowed("GET, PUT");
+    }
     let now = platform::now();
     let Some(active) = cache::active(env, ctx, now).await else {
         return error(503, "no bundle is loaded");
@@ -339,10 +345,10 @@ pub(crate) async fn route(
             ),
         );
     };
-    match req.method() {
-        Method::Get => status(env, spec).await,
-        Method::Put => push(req, env, spec, now).await,
-        _ => super::method_not_allowed("GET, PUT"),
+    if method == Method::Get {
+        status(env, spec).await
+    } else {
+        push(req, env, spec, now).await
     }
 }
 

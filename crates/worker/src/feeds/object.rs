@@ -394,6 +394,14 @@ impl Feed {
         let result = self.write_full(name, rows, layout, version, now).await;
         self.building.set(None);
         let manifest = result?;
+        // Changes made before this push are replaced by it, not folded into it.
+        sql.exec(
+            "UPDATE hot SET folded = 1, at = ? WHERE base < ?",
+            vec![
+                Value::Integer(now),
+                Value::Integer(i64::try_from(version).unwrap_or(i64::MAX)),
+            ],
+        )?;
         Ok(Ok(json!({
             "mode": "full",
             "upload": upload,
