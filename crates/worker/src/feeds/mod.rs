@@ -89,7 +89,7 @@ pub(crate) async fn load(env: &Env, bundle: &Bundle, wants: &Wants, now: i64) ->
             .collect();
         let whole = wants.whole.contains(&i);
         let stores = bundle.feed_roles.stores.filter(|(f, _, _)| *f == i);
-        Some(async move { (i, load_one(env, spec, &keys, whole, stores, now).await) })
+        Some(async move { (i, load_one(env, spec, &keys, whole, stores).await) })
     });
     for (i, data) in futures_util::future::join_all(loads).await {
         if let Some(slot) = feeds.get_mut(usize::from(i)) {
@@ -105,7 +105,6 @@ async fn load_one(
     keys: &[&str],
     whole: bool,
     stores: Option<(u16, u16, u16)>,
-    now: i64,
 ) -> Option<FeedData> {
     let config = platform::config(env);
     let deadline = Duration::from_millis(config.feed_timeout_ms);
