@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 SECS="${SECS:-1800}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(token token_payload link calls ofrep bundle_load bundle_payload bundle_compile rule html request)
+  targets=(token token_payload link calls ofrep feed bundle_load bundle_payload bundle_compile rule html request)
 fi
 mkdir -p fuzz/corpus fuzz/logs
 status=0

@@ -14,11 +14,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 use sha2::{Digest, Sha256};
 
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, TriggerOn};
 use crate::context::Context;
 use crate::decide::{Decision, Fired};
 use crate::destination::Delivery;
+use crate::feed::{Cell, FeedSpec, Row};
 use crate::ids::hex128_string;
+use crate::rules::{Data, Value};
 use crate::time::{rfc3339, UnixSeconds};
 
 /// The deliveries of a request's fired triggers, in firing then destination order.
@@ -189,4 +191,141 @@ pub fn cancelling<'a>(
         events: out,
         all: false,
     }
+}
+
+/// A person watching a feed row (docs/feeds.md): who the feed's object tells when the
+/// row changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watcher {
+    /// The device, in hex.
+    pub visitor: String,
+    /// The person's profile, in hex, once linked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+/// A feed row as a feed trigger's rule reads it: variable `i` is column `i` (the key's
+/// columns, then the fields); a row that is not there has null fields.
+struct RowData<'r> {
+    key: &'r [String],
+    row: Option<&'r Row>,
+    spec: &'r FeedSpec,
+}
+
+impl Data for RowData<'_> {
+    type Var = u16;
+
+    fn get(&self, var: &u16) -> Option<Value<'_>> {
+        let i = usize::from(*var);
+        if let Some(k) = self.key.get(i) {
+            return Some(Value::str(k));
+        }
+        let field = u16::try_from(i.checked_sub(self.key.len())?).ok()?;
+        Some(match self.row.map(|r| r.value(field)) {
+            None | Some(Cell::Null) => Value::Null,
+            Some(Cell::Number(n)) => Value::Number(*n),
+            Some(Cell::Text(s)) => Value::str(s),
+            Some(Cell::Flag(b)) => Value::Bool(*b),
+        })
+    }
+
+    fn get_path(&self, path: &str) -> Option<Value<'_>> {
+        let name = path.strip_prefix("row.")?;
+        let i = self
+            .spec
+            .key
+            .iter()
+            .map(String::as_str)
+            .chain(self.spec.fields.iter().map(|f| f.name.as_str()))
+            .position(|c| c == name)?;
+        self.get(&u16::try_from(i).ok()?)
+    }
+}
+
+/// Whether any trigger of the bundle listens to feed `feed`.
+pub fn watched(bundle: &Bundle, feed: u16) -> bool {
+    bundle
+        .triggers
+        .iter()
+        .any(|t| matches!(t.on, TriggerOn::Feed { feed: f, .. } if f == feed))
+}
+
+/// What a change of a feed row sends: for each trigger on feed `feed` whose rule is
+/// true of the new row and was not of the old one, one delivery per watcher and
+/// destination (sent at once; a watch is used once). `now` is when the change was
+/// folded in.
+pub fn feed_deliveries(
+    bundle: &Bundle,
+    feed: u16,
+    key: &[String],
+    old: Option<&Row>,
+    new: Option<&Row>,
+    watchers: &[Watcher],
+    now: UnixSeconds,
+) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    let Some(spec) = bundle.feeds.get(usize::from(feed)) else {
+        return out;
+    };
+    let before = RowData {
+        key,
+        row: old,
+        spec,
+    };
+    let after = RowData {
+        key,
+        row: new,
+        spec,
+    };
+    for trigger in bundle.triggers.iter() {
+        let TriggerOn::Feed { feed: f, when } = &trigger.on else {
+            continue;
+        };
+        if *f != feed || !when.matches(&after) || when.matches(&before) {
+            continue;
+        }
+        let row = |r: Option<&Row>| r.map_or(Json::Null, |r| r.to_json(spec));
+        for watcher in watchers {
+            let mut body = json!({
+                "type": "trigger",
+                "trigger": trigger.name,
+                "visitor": watcher.visitor,
+                "feed": spec.name,
+                "key": spec.key.iter().zip(key).map(|(k, v)| (k.clone(), json!(v))).collect::<Map<_, _>>(),
+                "row": row(new),
+                "before": row(old),
+                "bundle": bundle.id(),
+                "at": rfc3339(now),
+            });
+            if let (Some(profile), Some(map)) = (&watcher.profile, body.as_object_mut()) {
+                map.insert("profile".into(), json!(profile));
+            }
+            let text = body.to_string();
+            for &d in trigger.send.iter() {
+                let Some(destination) = bundle.destinations.get(usize::from(d)) else {
+                    continue;
+                };
+                let person = [
+                    watcher.profile.as_deref().unwrap_or(""),
+                    watcher.visitor.as_str(),
+                ];
+                let about = format!("{}\u{1f}{}", destination.name, key.join("\u{1f}"));
+                out.push(Delivery {
+                    id: message_id(&trigger.name, person, &about, now, 0),
+                    trigger: trigger.name.clone(),
+                    visitor: watcher.visitor.clone(),
+                    profile: watcher.profile.clone(),
+                    destination: destination.name.clone(),
+                    kind: destination.kind,
+                    url_var: destination.url.clone(),
+                    secret_var: destination.secret.clone(),
+                    at: now,
+                    delay_secs: None,
+                    unless: None,
+                    body: text.clone(),
+                });
+            }
+        }
+    }
+    out
 }

@@ -129,17 +129,20 @@ mod decide {
 pub mod deliver {
     #[allow(unused_imports)]
     pub(crate) use crate::imp::deliver::*;
-    pub use crate::imp::deliver::{cancelling, deliveries, Cancel};
+    pub use crate::imp::deliver::{
+        cancelling, deliveries, feed_deliveries, watched, Cancel, Watcher,
+    };
 }
 /// Live data at the edge: feeds, their rows and shards, the nearest store.
 pub mod feed {
     #[allow(unused_imports)]
     pub(crate) use crate::imp::feed::*;
     pub use crate::imp::feed::{
-        decode_changes, decode_hot, decode_shard, distance_km, encode_changes, encode_hot,
-        encode_shard, parse_ndjson, shard_count, shard_of, store_field, Cell, Change, FeedData,
-        FeedField, FeedKind, FeedRoles, FeedSpec, Feeds, HotChange, Manifest, Row, RowError, Shard,
-        StoreHit, StoreIndex, Wants, MAX_FEEDS, MAX_LINE_BYTES, MAX_ROWS_PER_PUSH, ROWS_PER_SHARD,
+        decode_changes, decode_hot, decode_rows, decode_shard, distance_km, encode_changes,
+        encode_hot, encode_rows, encode_shard, fingerprint, parse_ndjson, pieces, shard_count,
+        shard_of, store_field, Cell, Change, FeedData, FeedField, FeedKind, FeedRoles, FeedSpec,
+        Feeds, HotChange, Manifest, Row, RowError, Shard, StoreHit, StoreIndex, Unavailable, Wants,
+        MAX_FEEDS, MAX_LINE_BYTES, MAX_ROWS_PER_PUSH, MAX_SHARDS, ROWS_PER_SHARD,
     };
 }
 /// Destination kinds: one file per kind turning a delivery into an HTTP call.
@@ -272,7 +275,7 @@ pub use imp::codec::CodecError;
 pub use imp::context::Context;
 pub use imp::decide::{
     decide, escape_html, opted_out, render_preview, CandidateTrace, Decider, Decision, Exposure,
-    Fired, JourneyStep, Reason, SlotDecision, SlotResult, SlotTrace, Trace, Verdict, Visit,
+    Fired, JourneyStep, Reason, SlotDecision, SlotResult, SlotTrace, Trace, Verdict, Visit, Watch,
     MAX_PLACEHOLDER_BYTES, MAX_RENDERED_BYTES, VISIT_IDLE,
 };
 pub use imp::suggest::{did_you_mean, hint};

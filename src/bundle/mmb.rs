@@ -469,8 +469,14 @@ impl Bundle {
             }
         }
         for t in &self.triggers {
-            let stage_ok = match t.on {
-                super::model::TriggerOn::Stage(s) => usize::from(s) < self.stages.len(),
+            let stage_ok = match &t.on {
+                super::model::TriggerOn::Stage(s) => usize::from(*s) < self.stages.len(),
+                super::model::TriggerOn::Feed { feed, .. } => {
+                    usize::from(*feed) < self.feeds.len()
+                        && t.delay.is_none()
+                        && t.cap.is_none()
+                        && t.unless.is_none()
+                }
                 _ => true,
             };
             let send_ok = !t.send.is_empty()

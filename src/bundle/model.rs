@@ -105,6 +105,15 @@ pub enum TriggerOn {
     /// The rule turned true on this request: false on the state before this request's
     /// signals, true on the state after (the same request context).
     When(Condition),
+    /// A row of a feed changed so that the rule, over the row (`row.<column>`), turned
+    /// true: sent to the people who watch that row (they were shown content whose rule
+    /// read it), once each (docs/feeds.md).
+    Feed {
+        /// The feed's index.
+        feed: u16,
+        /// Over the row: variable `i` is its column `i` (key columns, then fields).
+        when: Rule<u16>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]

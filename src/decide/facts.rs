@@ -60,9 +60,29 @@ pub(crate) struct Facts<'a> {
     /// The store the last `nearest_store` lookup of the rule being judged found: what
     /// `store.*` reads (the winning candidate's, when its content is rendered).
     pub store: Cell<Option<StoreHit>>,
+    /// Whether to note the feed rows lookups read (a feed trigger watches them).
+    pub watching: bool,
+    /// The rows the rule being judged read: `stock`'s, and the row of the store
+    /// `nearest_store` found.
+    pub looked: std::cell::RefCell<Vec<super::types::Watch>>,
 }
 
 impl Facts<'_> {
+    /// Notes that the rule being judged read the stock row (`sku`, `store`).
+    fn look(&self, stock: Option<(u16, u16)>, sku: &str, store: &str) {
+        let (true, Some((feed, _))) = (self.watching, stock) else {
+            return;
+        };
+        let watch = super::types::Watch {
+            feed,
+            key: vec![sku.to_owned(), store.to_owned()],
+        };
+        let mut looked = self.looked.borrow_mut();
+        if !looked.contains(&watch) && looked.len() < 8 {
+            looked.push(watch);
+        }
+    }
+
     pub fn impression(&self, id: u32) -> Option<&Impression> {
         self.prior.impressions.iter().find(|i| i.id == id)
     }
@@ -106,9 +126,8 @@ impl Data for Facts<'_> {
     }
 
     fn feed<'d>(&'d self, op: FeedOp, args: &[Value<'_>]) -> Option<Value<'d>> {
-        let feeds = self.feeds?;
-        let (specs, roles) = (&self.bundle.feeds[..], self.bundle.feed_roles);
-        // No item asked (no `sku` in the request): the feed has nothing to say.
+        // No item asked (no `sku` in the request): the feed has nothing to say, and
+        // nothing was loaded for it.
         let sku = match args.first() {
             None | Some(Value::Null) => return Some(Value::Null),
             Some(v) => v.to_js_string(),
@@ -116,6 +135,8 @@ impl Data for Facts<'_> {
         if sku.is_empty() {
             return Some(Value::Null);
         }
+        let feeds = self.feeds?;
+        let (specs, roles) = (&self.bundle.feeds[..], self.bundle.feed_roles);
         match op {
             FeedOp::Stock => {
                 let store = match args.get(1) {
@@ -123,6 +144,7 @@ impl Data for Facts<'_> {
                     Some(v) => v.to_js_string(),
                 };
                 let qty = feeds.stock(specs, roles, &sku, &store).ok()?;
+                self.look(roles.stock, &sku, &store);
                 Some(qty.map_or(Value::Null, Value::Number))
             }
             FeedOp::NearestStore => {
@@ -136,7 +158,9 @@ impl Data for Facts<'_> {
                     return Some(Value::Null);
                 };
                 self.store.set(Some(hit));
-                feeds.store_id(specs, roles, &hit).map(Value::str)
+                let id = feeds.store_id(specs, roles, &hit)?;
+                self.look(roles.stock, &sku, id);
+                Some(Value::str(id))
             }
         }
     }

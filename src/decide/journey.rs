@@ -64,6 +64,8 @@ impl<'s> Scene<'s, '_> {
             now: self.now,
             feeds: self.feeds,
             store: std::cell::Cell::new(None),
+            watching: false,
+            looked: std::cell::RefCell::new(Vec::new()),
         }
     }
 }

@@ -30,7 +30,7 @@ pub use journey::VISIT_IDLE;
 pub use render::{escape_html, render_preview};
 pub use render::{MAX_PLACEHOLDER_BYTES, MAX_RENDERED_BYTES};
 pub use trace::{CandidateTrace, JourneyStep, SlotResult, SlotTrace, Trace, Verdict};
-pub use types::{Decision, Exposure, Fired, Reason, SlotDecision};
+pub use types::{Decision, Exposure, Fired, Reason, SlotDecision, Watch};
 
 use crate::bundle::{Bundle, Period, SlotRef};
 use crate::context::{Context, DeviceType};
@@ -104,6 +104,10 @@ pub struct Decider<'a, 'b> {
     campaign_hits: SmallVec<[u16; 4]>,
     decisions: Vec<SlotDecision<'b>>,
     slot_traces: Vec<SlotTrace<'b>>,
+    /// Whether a feed trigger watches the rows lookups read, and those the shown
+    /// candidates read.
+    watching: bool,
+    watches: Vec<Watch>,
 }
 
 impl<'a, 'b> Decider<'a, 'b> {
@@ -167,6 +171,12 @@ impl<'a, 'b> Decider<'a, 'b> {
             campaign_hits: SmallVec::new(),
             decisions: Vec::with_capacity(4),
             slot_traces: Vec::new(),
+            watching: visit.feeds.is_some()
+                && bundle
+                    .triggers
+                    .iter()
+                    .any(|t| matches!(t.on, crate::bundle::TriggerOn::Feed { .. })),
+            watches: Vec::new(),
         }
     }
 
@@ -199,6 +209,13 @@ impl<'a, 'b> Decider<'a, 'b> {
         };
         let facts = scene.facts(self.journey, &self.intents);
         for key in bundle.feed_keys.iter() {
+            let item = match key.item.eval(&facts) {
+                Ok(crate::rules::Value::Null) | Err(_) => continue,
+                Ok(v) => v.to_js_string().into_owned(),
+            };
+            if item.is_empty() {
+                continue;
+            }
             if key.op == FeedOp::NearestStore {
                 if let Some((stores, _, _)) = bundle.feed_roles.stores {
                     if !wants.whole.contains(&stores) {
@@ -206,11 +223,7 @@ impl<'a, 'b> Decider<'a, 'b> {
                     }
                 }
             }
-            let item = match key.item.eval(&facts) {
-                Ok(crate::rules::Value::Null) | Err(_) => continue,
-                Ok(v) => v.to_js_string().into_owned(),
-            };
-            if !item.is_empty() && !wants.keys.iter().any(|(f, k)| *f == stock && *k == item) {
+            if !wants.keys.iter().any(|(f, k)| *f == stock && *k == item) {
                 wants.keys.push((stock, item));
             }
         }
@@ -232,7 +245,8 @@ impl<'a, 'b> Decider<'a, 'b> {
             explain: self.explain,
             feeds: self.feeds,
         };
-        let facts = scene.facts(self.journey, &self.intents);
+        let mut facts = scene.facts(self.journey, &self.intents);
+        facts.watching = self.watching;
         let mut trace = Vec::new();
         let pick = if self.opted_out {
             Pick::Nothing
@@ -294,7 +308,13 @@ impl<'a, 'b> Decider<'a, 'b> {
                 },
             ),
         };
-        if !matches!(reason, Reason::Candidate | Reason::Experiment) {
+        if matches!(reason, Reason::Candidate | Reason::Experiment) {
+            for watch in facts.looked.take() {
+                if !self.watches.contains(&watch) {
+                    self.watches.push(watch);
+                }
+            }
+        } else {
             facts.store.set(None);
         }
         self.placed.push(content);
@@ -360,6 +380,7 @@ impl<'a, 'b> Decider<'a, 'b> {
             slot_traces,
             ctx,
             time,
+            watches,
             ..
         } = self;
         if opted_out {
@@ -374,6 +395,7 @@ impl<'a, 'b> Decider<'a, 'b> {
                 persist: false,
                 exposures: Vec::new(),
                 triggers: Vec::new(),
+                watches: Vec::new(),
             };
         }
         for &shown in &placed {
@@ -479,6 +501,7 @@ impl<'a, 'b> Decider<'a, 'b> {
             persist: true,
             exposures,
             triggers: fired,
+            watches,
         }
     }
 }

@@ -217,6 +217,8 @@ pub fn render_preview(
         now,
         feeds: None,
         store: std::cell::Cell::new(None),
+        watching: false,
+        looked: std::cell::RefCell::new(Vec::new()),
     };
     match (&content.html, &content.json, &content.text) {
         (Some(html), _, _) => render_template(html, &facts, true).into_owned(),

@@ -119,9 +119,11 @@ fn judge<'b>(
             .map_or("?", |s| s.name.as_str());
         return Err(Verdict::Stage(name));
     }
+    // A store a lookup finds, and the rows it read, belong to the candidate whose rule
+    // found them: none yet for this one.
+    facts.store.set(None);
+    facts.looked.borrow_mut().clear();
     if let Some(when) = &candidate.when {
-        // A store a lookup finds belongs to the candidate whose rule found it.
-        facts.store.set(None);
         match when.verdict(facts) {
             Truth::True => {}
             Truth::False => return Err(Verdict::When),

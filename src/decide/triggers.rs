@@ -48,6 +48,8 @@ pub(crate) fn fire<'b>(
                 let after = scene.facts(moment.after, moment.after_intents);
                 rule.matches(&after) && !rule.matches(&before)
             }
+            // Fired by its feed's object when a watched row changes, never by a request.
+            TriggerOn::Feed { .. } => false,
         };
         if !fires {
             continue;

@@ -116,6 +116,20 @@ pub struct Decision<'b> {
     /// The triggers this request fired (docs/triggers.md), their caps counted in `state`.
     #[serde(skip)]
     pub triggers: Vec<Fired<'b>>,
+    /// The feed rows the content shown was chosen on, for the bundle's feed triggers
+    /// (docs/feeds.md): the face registers the person as watching them.
+    #[serde(skip)]
+    pub watches: Vec<Watch>,
+}
+
+/// A feed row a person was shown content about: a feed trigger on it tells them when
+/// it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// The feed's index in the bundle.
+    pub feed: u16,
+    /// The row's key.
+    pub key: Vec<String>,
 }
 
 /// A trigger fired by a request: what to send where, and when.

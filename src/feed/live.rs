@@ -28,6 +28,10 @@ pub struct Manifest {
     pub rows: u64,
     /// When the feed was last written (a full push or a change).
     pub updated_at: UnixSeconds,
+    /// The number of the last change its shards hold or replaced: an isolate lays the
+    /// changes numbered above it over them.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// One feed as a face loaded it for a request.
@@ -110,6 +114,17 @@ impl FeedData {
 }
 
 impl Feeds {
+    /// The row of `key` in feed `i`, as a rule reads it (recent changes over the
+    /// shards): what `GET /v1/feeds/<name>?key=…` answers.
+    pub fn row(
+        &self,
+        specs: &[FeedSpec],
+        i: u16,
+        key: &[&str],
+    ) -> Result<Option<&Row>, Unavailable> {
+        self.usable(specs, i)?.row(key)
+    }
+
     /// Feed `i` of `specs` when it can be read: loaded, of the declared layout, fresh.
     fn usable<'f>(&'f self, specs: &[FeedSpec], i: u16) -> Result<&'f FeedData, Unavailable> {
         let spec = specs.get(usize::from(i)).ok_or(Unavailable)?;

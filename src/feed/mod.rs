@@ -15,9 +15,14 @@ mod spec;
 mod stores;
 mod wire;
 
-pub use live::{FeedData, Feeds, Manifest, StoreHit, Wants};
+pub use live::{FeedData, Feeds, Manifest, StoreHit, Unavailable, Wants};
 pub use rows::{parse_ndjson, Cell, Change, Row, RowError, MAX_LINE_BYTES, MAX_ROWS_PER_PUSH};
-pub use shard::{decode_shard, encode_shard, shard_count, shard_of, Shard, ROWS_PER_SHARD};
+pub use shard::{
+    decode_shard, encode_shard, shard_count, shard_of, Shard, MAX_SHARDS, ROWS_PER_SHARD,
+};
 pub use spec::{store_field, FeedField, FeedKind, FeedRoles, FeedSpec, MAX_FEEDS};
 pub use stores::{distance_km, StoreIndex};
-pub use wire::{decode_changes, decode_hot, encode_changes, encode_hot, HotChange};
+pub use wire::{
+    decode_changes, decode_hot, decode_rows, encode_changes, encode_hot, encode_rows, fingerprint,
+    pieces, HotChange,
+};

@@ -67,9 +67,18 @@ pub fn shard_of(first: &str, count: u32) -> u32 {
     fnv1a32(first.as_bytes()) % count.max(1)
 }
 
+/// The most shards a feed has: a full push writes every shard and its manifest in one
+/// call of its Durable Object, within a Worker's 1,000 KV operations; past 900 × 2,048
+/// rows, shards grow instead.
+pub const MAX_SHARDS: u32 = 900;
+
 /// How many shards `rows` rows are cut into.
 pub fn shard_count(rows: u64) -> u32 {
-    u32::try_from(rows.div_ceil(ROWS_PER_SHARD).clamp(1, 65_536)).unwrap_or(65_536)
+    u32::try_from(
+        rows.div_ceil(ROWS_PER_SHARD)
+            .clamp(1, u64::from(MAX_SHARDS)),
+    )
+    .unwrap_or(MAX_SHARDS)
 }
 
 /// A shard's stored bytes.
@@ -77,7 +86,20 @@ pub fn encode_shard(shard: &Shard) -> Vec<u8> {
     codec::encode(shard).unwrap_or_default()
 }
 
-/// A shard from its stored bytes (bounded: a shard claims at most 16 MiB).
+/// A shard from its stored bytes (bounded: a shard claims at most 16 MiB), refused
+/// unless its rows are sorted by key, each key once (what lookups rely on).
 pub fn decode_shard(bytes: &[u8]) -> Result<Shard, CodecError> {
-    codec::decode::<Shard, MAX_SHARD_BYTES>(bytes)
+    let shard = codec::decode::<Shard, MAX_SHARD_BYTES>(bytes)?;
+    let sorted = shard
+        .rows
+        .iter()
+        .zip(shard.rows.iter().skip(1))
+        .all(|(a, b)| a.key < b.key);
+    if sorted {
+        Ok(shard)
+    } else {
+        Err(CodecError::Invalid(
+            "a shard's rows are not sorted by key".into(),
+        ))
+    }
 }

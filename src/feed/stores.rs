@@ -129,7 +129,12 @@ impl StoreIndex {
         // The cells the radius touches: a box of whole degrees around the place.
         let dlat = km / KM_PER_DEGREE;
         let cos = lat.to_radians().cos().max(0.01);
-        let dlon = (km / (KM_PER_DEGREE * cos)).min(360.0);
+        // A radius that reaches a pole reaches every longitude.
+        let dlon = if lat.abs() + dlat >= 90.0 {
+            360.0
+        } else {
+            (km / (KM_PER_DEGREE * cos)).min(360.0)
+        };
         let (lat0, lon0) = cell_of(lat - dlat, lon - dlon);
         let (lat1, lon1) = cell_of(lat + dlat, lon + dlon);
         let cells =

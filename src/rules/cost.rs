@@ -292,7 +292,7 @@ impl<V> Estimator<'_, V> {
             Node::Op(op, args) => self.operator(*op, args, scope),
             Node::Feed(_, args) => {
                 let mut cost = Cost {
-                    steps: 0,
+                    steps: super::eval::FEED_STEPS,
                     alloc: 0,
                     // A quantity, or a store id (a key: at most 256 bytes).
                     value: VarBound::text(256),

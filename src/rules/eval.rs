@@ -98,6 +98,11 @@ pub struct Fuel {
     limit: (u64, u64),
 }
 
+/// What one feed lookup costs in steps: a shard search, or a walk over the stores near
+/// (bounded by the feed, not the rule), so that a rule repeating lookups (inside `map`,
+/// `some`) is bounded by its budget.
+pub(crate) const FEED_STEPS: u64 = 100;
+
 /// The steps one evaluation of a rule may take.
 pub const MAX_STEPS: u64 = 10_000;
 /// The bytes of strings and lists one evaluation of a rule may build.
@@ -276,6 +281,9 @@ fn eval_node<'a, D: Data>(
             Value::Bool(segment.as_str().is_some_and(|s| data.list_contains(var, s)))
         }
         Node::Feed(op, args) => {
+            if !fuel.step(FEED_STEPS) {
+                return Value::Null;
+            }
             let values: smallvec::SmallVec<[Value<'a>; 2]> =
                 args.iter().map(|a| eval(a, data, scope, fuel)).collect();
             match data.feed(*op, &values) {

@@ -3,17 +3,25 @@
 // Lyon, Paris and Marseille, after pushing stores (CSV) and
 // stock (NDJSON) with `micromoment feed push`; a change through the API seen by the
 // next requests within seconds; a stale feed, a shard that hangs or fails in KV: the
-// default hero and never a 5xx; bad rows refused with their line, nothing applied.
+// default hero and never a 5xx; bad rows refused with their line, nothing applied; the
+// fixture's `back-in-stock` feed trigger tells a person who was shown the item out of
+// stock online when it is back, through a webhook verified with the Standard Webhooks
+// reference library (standardwebhooks 1.1.1, tests/peers/webhooks).
 // The Worker runs behind tests/e2e/faults/entry.mjs, which only wraps its KV reads.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { ROOT, CLI, KEYS, freePort, startWorker, publishedBundle, cleanup, eventually } from "./harness.mjs";
+import { ROOT, CLI, KEYS, cli, freePort, startWorker, publishedBundle, cleanup, eventually } from "./harness.mjs";
 
 const TOKEN = "feeds-backend-token-0123456789";
+const PEER = join(ROOT, "tests", "peers", "webhooks", "node_modules", "standardwebhooks");
+const SECRET = "whsec_" + Buffer.from("micromoment-feeds-webhook-secret").toString("base64");
+/** Every webhook the receiver got: {body, verified}. */
+const calls = [];
 const PAGE = (sku) => `<!doctype html><html><head><title>${sku}</title></head><body>
 <div data-mm-slot="hero"><p>origin hero</p></div><main>${sku}</main></body></html>`;
 
@@ -37,7 +45,7 @@ const CITIES = {
 };
 const BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
 
-let tmp, origin, worker;
+let tmp, origin, worker, receiver;
 
 function push(file, feed, ...more) {
   return JSON.parse(execFileSync(CLI, ["feed", "push", file, "--feed", feed, "--url", worker.base, ...more], {
@@ -51,6 +59,16 @@ async function hero(sku, city, extra = {}) {
   assert.equal(r.status, 200);
   const html = await r.text();
   return /<div data-mm-slot="hero"[^>]*>([\s\S]*?)<\/div>/.exec(html)?.[1] ?? html;
+}
+
+const DEFAULT_HERO = "<h1>New season, new trails</h1>";
+
+/** The row of `key` as a rule reads it now (`GET /v1/feeds/<feed>?key=…`). */
+async function row(feed, ...key) {
+  const q = key.map((k) => `key=${encodeURIComponent(k)}`).join("&");
+  const r = await fetch(`${worker.base}/v1/feeds/${feed}?${q}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  assert.equal(r.status, 200);
+  return (await r.json()).row;
 }
 
 function putRows(feed, rows, { mode = "delta", key } = {}) {
@@ -70,12 +88,29 @@ before(async () => {
   });
   const originPort = await freePort();
   await new Promise((r) => origin.listen(originPort, "127.0.0.1", r));
+  assert.ok(existsSync(PEER), "standardwebhooks is not installed: run  npm ci --prefix tests/peers/webhooks  (scripts/test.sh does)");
+  const { Webhook } = createRequire(import.meta.url)(PEER);
+  const verifier = new Webhook(SECRET);
+  receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      let verified = false;
+      try { verifier.verify(body, req.headers); verified = true; } catch {}
+      calls.push({ body: JSON.parse(body), verified, id: req.headers["webhook-id"] });
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end("{}");
+    });
+  });
+  const receiverPort = await freePort();
+  await new Promise((r) => receiver.listen(receiverPort, "127.0.0.1", r));
   worker = await startWorker({
     dir: tmp,
     main: join(ROOT, "tests", "e2e", "faults", "entry.mjs"),
     vars: {
       ORIGIN: `http://127.0.0.1:${originPort}`, MM_DEV: "1", MM_BUNDLE_RECHECK_SECS: "1", MM_FEED_HOT_MS: "500",
-      MM_BACKEND_TOKEN: TOKEN, JOURNEY_KEYS: JSON.stringify(KEYS),
+      MM_BACKEND_TOKEN: TOKEN, JOURNEY_KEYS: JSON.stringify(KEYS), MM_FEED_FOLD_MS: "500",
+      MM_DEST_CRM_URL: `http://127.0.0.1:${receiverPort}/crm`, MM_DEST_CRM_SECRET: SECRET,
     },
   });
   // The served bundle is the published retail one (it declares the feeds).
@@ -92,6 +127,7 @@ before(async () => {
 after(async () => {
   await worker?.stop();
   origin?.close();
+  receiver?.close();
   cleanup(tmp);
 });
 
@@ -105,8 +141,11 @@ test("the product hero in Lyon, Paris and Marseille", async () => {
   assert.match(await hero("tent-2p", "marseille"), /Out of stock online — deliver to your store/);
   // (A visitor without a place gets the default hero: tests/it/feeds.rs; under
   // `wrangler dev` every request has the placeholder location of its `request.cf`.)
-  // In stock online: no store talk.
-  assert.doesNotMatch(await hero("boots-44", "lyon"), /Out of stock/);
+  // In stock online: no store talk, the default hero.
+  assert.match(await hero("boots-44", "lyon"), new RegExp(DEFAULT_HERO));
+  // No item on the page: the default hero, and nothing read.
+  const home = await fetch(`${worker.base}/p/boots-44`, { headers: { "User-Agent": BROWSER, ...CITIES.lyon } });
+  assert.match(await home.text(), new RegExp(DEFAULT_HERO));
 });
 
 test("a change pushed through the API is seen by the next requests within seconds", async () => {
@@ -120,9 +159,19 @@ test("a change pushed through the API is seen by the next requests within second
   // Polled every 200 ms: what is awaited is the isolate's next ask of the feed's object.
   await eventually(async () => (await hero("tent-2p", "lyon")).includes("2 left at Lyon Confluence, ready in 2 hours"), 10000, worker.log);
   console.log(`# stock change seen by a page after ${Date.now() - at} ms`);
-  // The same key again applies nothing twice, and says so.
-  const again = await putRows("stock", [{ sku: "tent-2p", store: "lyon-confluence", qty: 9 }], { key: "sold-out-part-dieu" });
-  assert.equal((await again.json()).replayed, true);
+  // The same push with the same key applies nothing twice, and says so; the same key
+  // for other rows is refused.
+  const same = await putRows("stock", [
+    { sku: "tent-2p", store: "lyon-part-dieu", qty: 0 },
+    { sku: "tent-2p", store: "lyon-confluence", qty: 2 },
+  ], { key: "sold-out-part-dieu" });
+  assert.equal((await same.json()).replayed, true);
+  const other = await putRows("stock", [{ sku: "tent-2p", store: "lyon-confluence", qty: 9 }], { key: "sold-out-part-dieu" });
+  assert.equal(other.status, 422);
+  assert.match((await other.json()).error, /Idempotency-Key was used for another push/);
+  // A later change is seen (the row as rules read it), so the refused one would have been.
+  assert.equal((await putRows("stock", [{ sku: "tent-2p", store: "paris-rivoli", qty: 0 }])).status, 200);
+  await eventually(async () => (await row("stock", "tent-2p", "paris-rivoli"))?.qty === 0 && (await row("stock", "tent-2p", "lyon-confluence"))?.qty === 2, 10000, worker.log);
   assert.match(await hero("tent-2p", "lyon"), /2 left at Lyon Confluence/);
   // A removed row is no stock: nowhere within 50 km has it.
   const gone = await putRows("stock", [{ sku: "tent-2p", store: "lyon-confluence", _delete: true }]);
@@ -162,8 +211,11 @@ test("bad rows are refused with their line and nothing of the push is applied", 
   assert.equal(unknown.status, 404);
   assert.match((await unknown.json()).error, /declares: stock, stores/);
   assert.equal((await fetch(`${worker.base}/v1/feeds/stock`, { method: "DELETE", headers: { Authorization: `Bearer ${TOKEN}` } })).status, 405);
-  // Still 3 at Part-Dieu: the refused pushes changed nothing.
-  await new Promise((r) => setTimeout(r, 0));
+  // A push after the refused ones is seen, and they are not: they changed nothing.
+  assert.equal((await putRows("stock", [{ sku: "boots-44", store: "online", qty: 11 }])).status, 200);
+  await eventually(async () => (await row("stock", "boots-44", "online"))?.qty === 11, 10000, worker.log);
+  assert.deepEqual(await row("stock", "tent-2p", "lyon-part-dieu"), { sku: "tent-2p", store: "lyon-part-dieu", qty: 3 });
+  assert.deepEqual(await row("stock", "tent-2p", "paris-rivoli"), { sku: "tent-2p", store: "paris-rivoli", qty: 0 });
   assert.match(await hero("tent-2p", "lyon"), /3 left at Lyon Part-Dieu/);
 });
 
@@ -171,16 +223,63 @@ test("a stale feed, a shard that hangs or fails: the default hero, never a 5xx",
   // Stock is declared stale after 1 hour.
   const later = new Date(Date.now() + 2 * 3600 * 1000).toISOString();
   const stale = await hero("tent-2p", "lyon", { "X-MM-Now": later });
-  assert.doesNotMatch(stale, /Out of stock/);
+  assert.match(stale, new RegExp(DEFAULT_HERO));
   // A new full push (new shard keys), whose shard reads hang, then fail, then answer garbage.
   for (const mode of ["hang", "throw", "garbage"]) {
     assert.equal((await fetch(`${worker.base}/__faults?kv=${mode}&only=feed:stock:`)).status, 200);
     push(join(tmp, "stock.ndjson"), "stock");
     // Awaited: the isolate's recheck of the manifest (MM_BUNDLE_RECHECK_SECS=1), which
     // names shards it cannot read.
-    await eventually(async () => !/Out of stock/.test(await hero("tent-2p", "lyon")), 10000, worker.log);
-    assert.doesNotMatch(await hero("tent-2p", "paris"), /Out of stock/);
+    await eventually(async () => (await hero("tent-2p", "lyon")).includes(DEFAULT_HERO), 10000, worker.log);
+    assert.match(await hero("tent-2p", "paris"), new RegExp(DEFAULT_HERO));
+    assert.deepEqual(await row("stock", "tent-2p", "online"), { unavailable: true });
   }
   assert.equal((await fetch(`${worker.base}/__faults?kv=ok`)).status, 200);
+  await eventually(async () => (await hero("tent-2p", "lyon")).includes("3 left at Lyon Part-Dieu"), 10000, worker.log);
+});
+
+test("a person shown the item out of stock online is told when it is back, once", async () => {
+  // A returning visitor in Lyon (the second request carries the first one's cookie)
+  // sees "3 left at Lyon Part-Dieu": the rule read the rows (tent-2p, online) and
+  // (tent-2p, lyon-part-dieu), which they now watch.
+  const page = (cookie) => fetch(`${worker.base}/p/tent-2p?sku=tent-2p`, {
+    headers: { "User-Agent": BROWSER, ...CITIES.lyon, ...(cookie ? { Cookie: cookie } : {}) },
+  });
+  const first = await page();
+  const cookie = /mm=[^;]+/.exec(first.headers.get("set-cookie") ?? "")?.[0];
+  assert.ok(cookie, "the first visit sets the journey cookie");
+  const second = await page(cookie);
+  assert.match(await second.text(), /3 left at Lyon Part-Dieu/);
+  // Someone cookie-less sees the same page and watches nothing.
+  await page();
+  writeFileSync(join(tmp, "keys.json"), JSON.stringify(KEYS));
+  const { visitor } = JSON.parse(cli("token", "inspect", cookie, "--keys", join(tmp, "keys.json")));
+  // Back online: 0 → 4. The object folds the change (MM_FEED_FOLD_MS=500) and tells
+  // the watchers of the row.
+  const told = calls.length;
+  const at = Date.now();
+  assert.equal((await putRows("stock", [{ sku: "tent-2p", store: "online", qty: 4 }])).status, 200);
+  // Awaited: the fold, the queue and the webhook.
+  await eventually(() => calls.length > told, 20000, worker.log);
+  console.log(`# back-in-stock webhook ${Date.now() - at} ms after the push`);
+  const call = calls[calls.length - 1];
+  assert.equal(call.verified, true);
+  assert.equal(call.body.trigger, "back-in-stock");
+  assert.equal(call.body.feed, "stock");
+  assert.deepEqual(call.body.key, { sku: "tent-2p", store: "online" });
+  assert.equal(call.body.row.qty, 4);
+  assert.equal(call.body.before.qty, 0);
+  assert.equal(call.body.visitor, visitor);
+  // Only the returning visitor was told (the cookie-less one watched nothing), once.
+  assert.equal(calls.length - told, 1, JSON.stringify(calls.slice(told)));
+  // Later changes tell nobody: the watch was used.
+  assert.equal((await putRows("stock", [{ sku: "tent-2p", store: "online", qty: 0 }])).status, 200);
+  assert.equal((await putRows("stock", [{ sku: "tent-2p", store: "online", qty: 6 }])).status, 200);
+  const status = async () => (await (await fetch(`${worker.base}/v1/feeds/stock`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()).recent_changes;
+  // Awaited: both changes folded (nothing waits to be folded any more).
+  await eventually(async () => (await status()) === 0, 20000, worker.log);
+  assert.equal(calls.length - told, 1, JSON.stringify(calls.slice(told)));
+  // Put the stock back for the other tests.
+  assert.equal((await putRows("stock", [{ sku: "tent-2p", store: "online", qty: 0 }])).status, 200);
   await eventually(async () => (await hero("tent-2p", "lyon")).includes("3 left at Lyon Part-Dieu"), 10000, worker.log);
 });

@@ -91,6 +91,7 @@ fn data(bundle: &Bundle, feed: &str, text: &str, hot: &[Change], updated_at: i64
             shards: vec![1; shards.len()],
             rows: 0,
             updated_at,
+            seq: 0,
         }),
         shards,
         hot: Arc::new(overlay),
@@ -293,11 +294,32 @@ fn a_face_loads_the_shard_of_the_item_and_the_stores_whole() {
         .unwrap() as u16;
     assert_eq!(wants.keys, vec![(stock, "tent-2p".to_owned())]);
     assert_eq!(wants.whole, vec![stores]);
-    // No sku on the page: nothing to load.
+    // No sku on the page: nothing to load, not even the stores.
     let mut home = Context::default();
     home.page.path = Some("/".into());
     let request = Request::new(Visitor::New, &home, NOW, Entropy::Fixed([3; 16]));
-    assert!(session::feed_wants(&bundle, None, &request).keys.is_empty());
+    assert_eq!(
+        session::feed_wants(&bundle, None, &request),
+        Default::default()
+    );
+    // And a rule that reads stock is not made false for it: the lookup has no item,
+    // so the rest of the rule decides (a VIP sees the candidate, no feed loaded).
+    let source = r#"{"id": "v", "version": 1, "journey": {"stages": ["a"]},
+        "feeds": {"stock": {"key": ["sku", "store"], "fields": {"qty": "number"}}},
+        "content": {"c": {"html": "c"}, "vip": {"html": "vip"}},
+        "slots": {"hero": {"default": "c", "candidates": [{"id": "x", "content": "vip",
+            "when": {"or": [{"==": [{"stock": [{"var": "page.query.sku"}, "online"]}, 0]}, {"in_segment": "vip"}]}}]}}}"#;
+    let vip_bundle = micromoment::bundle::compile(source, Default::default()).unwrap();
+    let state = micromoment::token::State {
+        segments: vec!["vip".into()],
+        ..Default::default()
+    };
+    let request = Request {
+        slots: Slots::Names(&["hero"]),
+        ..Request::new(Visitor::State(&state), &home, NOW, Entropy::Fixed([3; 16]))
+    };
+    let outcome = session::decide(&vip_bundle, None, &request).unwrap();
+    assert_eq!(outcome.decision.decisions[0].candidate, Some("x"));
     // A bundle without feeds never asks.
     let auto = crate::scenarios::fixture_bundle("automotive.json");
     assert_eq!(
@@ -398,7 +420,8 @@ fn feeds_are_checked_when_compiled() {
 
 #[test]
 fn the_nearest_store_among_ten_thousand_is_the_nearest() {
-    // Stores on a grid over France; the grid's answer against a scan of every store.
+    // Stores on a grid over France, a fifth of them holding the item (spread by a hash);
+    // the grid's answer, and the answer through the item's own stores, against a scan.
     let mut rows = Vec::new();
     for i in 0..10_000u32 {
         let lat = 42.0 + f64::from(i % 100) * 0.07;
@@ -414,21 +437,26 @@ fn the_nearest_store_among_ten_thousand_is_the_nearest() {
     let index = StoreIndex::build(&rows, 0, 1);
     assert_eq!(index.len(), 10_000);
     let holds = |id: &str| {
-        id[1..]
-            .parse::<u32>()
-            .ok()
-            .filter(|n| n % 7 == 0)
-            .map(|_| 1.0)
+        let n: u64 = id[1..].parse().ok()?;
+        ((n * 2_654_435_761) % 97 < 20).then_some(1.0)
     };
-    for (lat, lon, km) in [
-        (45.76, 4.83, 5.0),
-        (48.85, 2.35, 30.0),
-        (43.3, 5.37, 0.5),
-        (46.0, 1.0, 200.0),
-    ] {
-        let got = index
-            .nearest(lat, lon, km, None, &holds)
-            .map(|(i, d, _)| (index.row(i).unwrap().key[0].clone(), d));
+    let held: Vec<(&str, f64)> = rows
+        .iter()
+        .filter_map(|r| Some((r.key[0].as_str(), holds(&r.key[0])?)))
+        .collect();
+    let found = [
+        (45.76, 4.83, 10.0, Some("s7454")),
+        (48.85, 2.35, 30.0, Some("s4398")),
+        (43.3, 5.37, 8.0, Some("s8019")),
+        (46.0, 1.0, 200.0, Some("s2458")),
+        (44.1, 3.3, 4.0, None),
+        (30.0, 3.0, 50.0, None),
+    ];
+    for (lat, lon, km, expected) in found {
+        let name = |hit: Option<(u32, f64, f64)>| {
+            hit.map(|(i, d, _)| (index.row(i).unwrap().key[0].clone(), d))
+        };
+        let grid = name(index.nearest(lat, lon, km, None, &holds));
         let scan = rows
             .iter()
             .filter(|r| holds(&r.key[0]).is_some())
@@ -442,6 +470,212 @@ fn the_nearest_store_among_ten_thousand_is_the_nearest() {
             })
             .filter(|(_, d)| *d <= km)
             .min_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        assert_eq!(got, scan, "at {lat},{lon} within {km} km");
+        assert_eq!(grid, scan, "at {lat},{lon} within {km} km");
+        assert_eq!(grid.as_ref().map(|(s, _)| s.as_str()), expected);
+        // Through the stores holding it (what a request takes when they are fewer).
+        assert_eq!(name(index.nearest(lat, lon, km, Some(&held), &holds)), scan);
     }
+    // Across the antimeridian, and near a pole.
+    let far = [
+        ("fiji", -17.0, 179.95),
+        ("samoa", -17.0, -179.95),
+        ("pole", 89.9, 10.0),
+    ];
+    let far: Vec<Row> = far
+        .iter()
+        .map(|(id, lat, lon)| Row {
+            key: vec![(*id).into()],
+            values: vec![
+                micromoment::feed::Cell::Number(*lat),
+                micromoment::feed::Cell::Number(*lon),
+            ],
+        })
+        .collect();
+    let index = StoreIndex::build(&far, 0, 1);
+    let all = |_: &str| Some(1.0);
+    let near = |lat, lon, km| {
+        index
+            .nearest(lat, lon, km, None, &all)
+            .map(|(i, _, _)| index.row(i).unwrap().key[0].clone())
+    };
+    assert_eq!(near(-17.0, -179.99, 20.0).as_deref(), Some("samoa"));
+    assert_eq!(near(-17.0, 179.99, 20.0).as_deref(), Some("fiji"));
+    assert_eq!(near(89.95, -170.0, 30.0).as_deref(), Some("pole"));
+    // Off the globe, or a negative or NaN radius: nothing, never a panic.
+    assert_eq!(near(91.0, 0.0, 10.0), None);
+    assert_eq!(near(0.0, 0.0, -1.0), None);
+    assert_eq!(near(0.0, 0.0, f64::NAN), None);
+    assert_eq!(near(-17.0, 179.99, 1e12).as_deref(), Some("fiji"));
+}
+
+#[test]
+fn the_rows_a_shown_candidate_read_are_watched_when_a_feed_trigger_listens() {
+    let bundle = bundle();
+    let live = feeds(
+        &bundle,
+        data(&bundle, "stock", STOCK, &[], NOW - 60),
+        data(&bundle, "stores", STORES, &[], NOW - 60),
+    );
+    let watches = |city, sku: &str| {
+        let ctx = visitor(city, sku);
+        let request = Request {
+            slots: Slots::Names(&["hero"]),
+            feeds: Some(&live),
+            ..Request::new(Visitor::New, &ctx, NOW, Entropy::Fixed([3; 16]))
+        };
+        let outcome = session::decide(&bundle, None, &request).unwrap();
+        outcome
+            .decision
+            .watches
+            .iter()
+            .map(|w| w.key.join("/"))
+            .collect::<Vec<_>>()
+    };
+    // Shown "3 left at Lyon Part-Dieu": the online row and the store's.
+    assert_eq!(
+        watches(Some(LYON), "tent-2p"),
+        ["tent-2p/online", "tent-2p/lyon-part-dieu"]
+    );
+    // Shown "deliver to your store": the online row (the store lookup that failed is
+    // not the shown candidate's).
+    assert_eq!(watches(Some(PARIS), "tent-2p"), ["tent-2p/online"]);
+    // The default: the rules that read rows did not win.
+    assert!(watches(Some(LYON), "boots-44").is_empty());
+}
+
+#[test]
+fn a_feed_trigger_tells_each_watcher_when_its_rule_turns_true() {
+    use micromoment::deliver::{feed_deliveries, Watcher};
+    let bundle = bundle();
+    let stock = bundle.feeds.iter().position(|f| f.name == "stock").unwrap() as u16;
+    let row = |qty: f64| Row {
+        key: vec!["tent-2p".into(), "online".into()],
+        values: vec![micromoment::feed::Cell::Number(qty)],
+    };
+    let key = vec!["tent-2p".to_owned(), "online".to_owned()];
+    let watchers = [
+        Watcher {
+            visitor: "0a".repeat(16),
+            profile: None,
+        },
+        Watcher {
+            visitor: "0b".repeat(16),
+            profile: Some("0c".repeat(16)),
+        },
+    ];
+    let sent = feed_deliveries(
+        &bundle,
+        stock,
+        &key,
+        Some(&row(0.0)),
+        Some(&row(4.0)),
+        &watchers,
+        NOW,
+    );
+    assert_eq!(sent.len(), 2);
+    let body: serde_json::Value = serde_json::from_str(&sent[1].body).unwrap();
+    assert_eq!(body["trigger"], "back-in-stock");
+    assert_eq!(
+        body["key"],
+        serde_json::json!({"sku": "tent-2p", "store": "online"})
+    );
+    assert_eq!(body["row"]["qty"], 4.0);
+    assert_eq!(body["before"]["qty"], 0.0);
+    assert_eq!(body["profile"], "0c".repeat(16));
+    assert_ne!(sent[0].id, sent[1].id);
+    // Still in stock, out of stock, or removed: nobody is told.
+    assert!(feed_deliveries(
+        &bundle,
+        stock,
+        &key,
+        Some(&row(2.0)),
+        Some(&row(4.0)),
+        &watchers,
+        NOW
+    )
+    .is_empty());
+    assert!(feed_deliveries(
+        &bundle,
+        stock,
+        &key,
+        Some(&row(2.0)),
+        Some(&row(0.0)),
+        &watchers,
+        NOW
+    )
+    .is_empty());
+    assert!(
+        feed_deliveries(&bundle, stock, &key, Some(&row(2.0)), None, &watchers, NOW).is_empty()
+    );
+    // A new row in stock is "back" too.
+    assert_eq!(
+        feed_deliveries(&bundle, stock, &key, None, Some(&row(1.0)), &watchers, NOW).len(),
+        2
+    );
+    // Another row of the same person has another message id.
+    let other = vec!["tent-2p".to_owned(), "lyon-part-dieu".to_owned()];
+    let a = feed_deliveries(
+        &bundle,
+        stock,
+        &other,
+        None,
+        Some(&row(1.0)),
+        &watchers[..1],
+        NOW,
+    );
+    assert_ne!(a[0].id, sent[0].id);
+}
+
+#[test]
+fn feed_triggers_are_checked_when_compiled() {
+    let source = |trigger: &str| {
+        format!(
+            r#"{{"id": "f", "version": 1, "journey": {{"stages": ["a"]}},
+            "feeds": {{"stock": {{"key": ["sku", "store"], "fields": {{"qty": "number"}}}}}},
+            "content": {{"c": {{"html": "c"}}}},
+            "slots": {{"s": {{"default": "c"}}}},
+            "destinations": {{"crm": {{"kind": "webhook", "url": "MM_DEST_CRM_URL", "secret": "MM_DEST_CRM_SECRET"}}}},
+            "triggers": [{trigger}]}}"#
+        )
+    };
+    let compile = |text: &str| {
+        micromoment::bundle::compile(text, Default::default())
+            .map(|_| ())
+            .map_err(|d| {
+                d.iter()
+                    .map(|d| format!("{}: {}", d.path, d.message))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+    };
+    compile(&source(r#"{"id": "t", "on": {"feed": "stock", "when": {">": [{"var": "row.qty"}, 0]}}, "send": ["crm"]}"#)).unwrap();
+    let err = compile(&source(
+        r#"{"id": "t", "on": {"feed": "stok", "when": true}, "send": ["crm"]}"#,
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("triggers[0].on.feed: unknown feed \"stok\" (did you mean \"stock\"?)"),
+        "{err}"
+    );
+    let err = compile(&source(
+        r#"{"id": "t", "on": {"feed": "stock", "when": {"var": "row.qt"}}, "send": ["crm"]}"#,
+    ))
+    .unwrap_err();
+    assert!(err.contains("row.qty"), "{err}");
+    let err = compile(&source(
+        r#"{"id": "t", "on": {"feed": "stock"}, "send": ["crm"]}"#,
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("a feed trigger names its rule over the changed row"),
+        "{err}"
+    );
+    let err = compile(&source(
+        r#"{"id": "t", "on": {"feed": "stock", "when": true}, "send": ["crm"], "delay": "1h"}"#,
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("it takes no `delay`, `unless` or `cap`"),
+        "{err}"
+    );
 }

@@ -50,6 +50,9 @@ pub(crate) struct Config {
     /// How long a request waits for a feed's shard, manifest or recent changes before
     /// deciding without them (`MM_FEED_TIMEOUT_MS`).
     pub feed_timeout_ms: u64,
+    /// How long after a change a feed's object folds it into the shards (and tells the
+    /// watchers of the rows it changed) (`MM_FEED_FOLD_MS`).
+    pub feed_fold_ms: u64,
 }
 
 /// A secret that must be long enough to be one.
@@ -139,6 +142,7 @@ pub(crate) fn config(env: &Env) -> Rc<Config> {
                 bundle_pubkey: var("BUNDLE_PUBKEY"),
                 feed_hot_ms: number("MM_FEED_HOT_MS", 1_000),
                 feed_timeout_ms: number("MM_FEED_TIMEOUT_MS", 100),
+                feed_fold_ms: number("MM_FEED_FOLD_MS", 10_000),
             })
         })
         .clone()

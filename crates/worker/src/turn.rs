@@ -157,6 +157,17 @@ impl Turn {
             all.iter().map(|e| e.name).chain(context.event.as_deref()),
         );
         triggers::send(env, bg, plan, self.incoming.client.clone());
+        // A person seen before (never a cookie-less request, a crawler or a prefetch)
+        // watches the feed rows the content shown was chosen on.
+        let nobody =
+            context.device.kind == Some(micromoment::context::DeviceType::Bot) || context.prefetch;
+        if !outcome.decision.watches.is_empty()
+            && self.opened.state().is_some()
+            && !opted_out
+            && !nobody
+        {
+            super::feeds::watch(env, bg, &active.bundle, &outcome.decision, self.now);
+        }
         Ok(())
     }
 }

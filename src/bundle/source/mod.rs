@@ -196,6 +196,7 @@ fn lower(w: &mut Walker<'_>, document: &Json) -> Option<Bundle> {
             refused_destinations: &refused_destinations,
             entered: &entered,
             schema: &schema,
+            feeds: &feed_specs,
         },
     );
 

@@ -130,6 +130,59 @@ pub(super) struct Refs<'a, 'n> {
     /// The stages some transition can move to (the first stage is where everyone starts).
     pub entered: &'a [bool],
     pub schema: &'a BundleSchema<'a>,
+    /// The feeds declared.
+    pub feeds: &'a [crate::feed::FeedSpec],
+}
+
+/// What a feed trigger's rule reads: `row.<column>` of the row that changed (its key
+/// columns, then its fields, by index).
+pub(crate) struct RowSchema<'a> {
+    pub spec: &'a crate::feed::FeedSpec,
+}
+
+impl RowSchema<'_> {
+    /// The column index of `row.<name>`.
+    pub(crate) fn column(&self, path: &str) -> Option<u16> {
+        let name = path.strip_prefix("row.")?;
+        let i = self
+            .spec
+            .key
+            .iter()
+            .map(String::as_str)
+            .chain(self.spec.fields.iter().map(|f| f.name.as_str()))
+            .position(|c| c == name)?;
+        u16::try_from(i).ok()
+    }
+}
+
+impl crate::rules::Schema for RowSchema<'_> {
+    type Var = u16;
+
+    fn resolve(&self, path: &str) -> Result<u16, crate::rules::UnknownVariable> {
+        self.column(path).ok_or_else(|| {
+            let names: Vec<String> = self
+                .spec
+                .key
+                .iter()
+                .map(String::as_str)
+                .chain(self.spec.fields.iter().map(|f| f.name.as_str()))
+                .map(|c| format!("row.{c}"))
+                .collect();
+            crate::rules::UnknownVariable {
+                suggestion: crate::suggest::did_you_mean(path, names.iter().map(String::as_str))
+                    .map(str::to_owned),
+            }
+        })
+    }
+
+    fn bound(&self, _var: &u16) -> crate::rules::VarBound {
+        // A key or a text field: at most 256 bytes (`feed::rows`).
+        crate::rules::VarBound::text(256)
+    }
+
+    fn any_bound(&self) -> crate::rules::VarBound {
+        crate::rules::VarBound::text(256)
+    }
 }
 
 /// `triggers`: an array of `{"id", "on", "send", "cap"?, "delay"?, "unless"?}`.
@@ -166,6 +219,18 @@ pub(super) fn triggers(
             names.push(name);
         }
         let on = moment(w, fields.get("on"), &path.key("on"), refs);
+        if matches!(on, Some(TriggerOn::Feed { .. })) {
+            if let Some(extra) = ["delay", "unless", "cap"]
+                .into_iter()
+                .find(|k| fields.contains_key(*k))
+            {
+                w.report(
+                    &path.key(extra),
+                    "a feed trigger is sent when its row changes, once to each person watching the row: it takes no `delay`, `unless` or `cap`",
+                );
+                continue;
+            }
+        }
         let send = sends(w, fields.get("send"), &path.key("send"), refs);
         let cap = match fields.get("cap") {
             Some(cap) => w.cap(cap, &path.key("cap")).map(Some),
@@ -217,7 +282,35 @@ fn moment(
         );
         return None;
     };
-    let fields = w.object(value, path, &["stage", "event", "when"])?;
+    let fields = w.object(value, path, &["stage", "event", "when", "feed"])?;
+    if let Some(feed) = fields.get("feed") {
+        let name = w.string(Some(feed), &path.key("feed"), true)?;
+        let Some((i, spec)) = refs.feeds.iter().enumerate().find(|(_, f)| f.name == name) else {
+            let names: Vec<&str> = refs.feeds.iter().map(|f| f.name.as_str()).collect();
+            let hint = crate::suggest::hint(crate::suggest::did_you_mean(name, names));
+            w.report(&path.key("feed"), format!("unknown feed \"{name}\"{hint}"));
+            return None;
+        };
+        let Some(rule) = fields.get("when") else {
+            w.report(
+                path,
+                "a feed trigger names its rule over the changed row: {\"feed\": …, \"when\": …}",
+            );
+            return None;
+        };
+        if fields.len() != 2 {
+            w.report(
+                path,
+                "a feed trigger is {\"feed\": …, \"when\": …}, nothing else",
+            );
+            return None;
+        }
+        let when = w.rule(rule, &path.key("when"), &RowSchema { spec })?;
+        return Some(TriggerOn::Feed {
+            feed: u16::try_from(i).ok()?,
+            when,
+        });
+    }
     if fields.len() != 1 {
         w.report(
             path,

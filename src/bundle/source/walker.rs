@@ -246,12 +246,12 @@ impl Walker<'_> {
         found
     }
 
-    pub(super) fn rule(
+    pub(super) fn rule<S: rules::Schema>(
         &mut self,
         value: &Json,
         path: &Path,
-        schema: &BundleSchema<'_>,
-    ) -> Option<Condition> {
+        schema: &S,
+    ) -> Option<rules::Rule<S::Var>> {
         let limits = Limits {
             max_depth: self.budget.max_rule_depth,
             max_nodes: self.budget.max_rule_nodes,

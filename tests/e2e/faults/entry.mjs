@@ -96,4 +96,9 @@ export default class extends WorkerEntrypoint {
     if (this.env.PROFILES) env.PROFILES = new DurableObjectNamespace(this.env.PROFILES);
     return new Micromoment(this.ctx, env).fetch(request);
   }
+
+  /** Trigger deliveries, with the Worker's own bindings (feeds.test.mjs's triggers). */
+  async queue(batch) {
+    return new Micromoment(this.ctx, this.env).queue(batch);
+  }
 }

@@ -91,6 +91,13 @@ pub(super) fn coverage(bundle: &Bundle, grid: &Grid<'_>) -> Vec<TriggerCoverage>
                 ),
                 TriggerOn::Event(e) => format!("event {e}"),
                 TriggerOn::When(_) => "rule".to_owned(),
+                TriggerOn::Feed { feed, .. } => format!(
+                    "a watched row of feed {} changes",
+                    bundle
+                        .feeds
+                        .get(usize::from(*feed))
+                        .map_or("?", |f| f.name.as_str())
+                ),
             },
             send: t
                 .send

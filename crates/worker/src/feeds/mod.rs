@@ -28,12 +28,13 @@ use super::io::{self, BodyError};
 use super::platform::{self, log};
 use super::{cache, error};
 
-/// What a push's answer says about when a change is seen: the default hot interval.
-pub(crate) const HOT_MS: u64 = 1_000;
 /// The most bytes one push may carry (a full feed is pushed in parts).
 const MAX_PUSH_BODY: usize = 16 * 1024 * 1024;
-/// The most shards an isolate keeps per feed.
-const MAX_SHARDS_KEPT: usize = 1_024;
+/// What the shards an isolate keeps may take in memory, in all (estimated as four
+/// times their encoded size): past it, the least recently used go. Which shard a
+/// request reads is the visitor's to choose (the item in the URL), so this bound is
+/// what keeps a crawl of every item from filling the isolate.
+const MAX_KEPT_BYTES: usize = 24 * 1024 * 1024;
 
 pub(crate) fn manifest_key(name: &str) -> String {
     format!("feed:{name}")
@@ -60,12 +61,51 @@ struct Held {
     /// The recent changes over the manifest's shards, for (version, stamp).
     overlay: Option<((u64, u64), Overlay)>,
     shards: HashMap<(u32, u64), Arc<Shard>>,
-    kept: VecDeque<(u32, u64)>,
     stores: Option<((u64, u64), Arc<StoreIndex>)>,
 }
 
+/// A kept shard: its feed, index, generation and estimated bytes.
+type Kept = (String, u32, u64, usize);
+
 thread_local! {
     static HELD: RefCell<HashMap<String, Held>> = RefCell::new(HashMap::new());
+    /// Every kept shard, least recently used first, and their bytes in all.
+    static KEPT: RefCell<(VecDeque<Kept>, usize)> = const { RefCell::new((VecDeque::new(), 0)) };
+}
+
+/// Marks a kept shard used now.
+fn used(name: &str, i: u32, generation: u64) {
+    KEPT.with(|k| {
+        let mut k = k.borrow_mut();
+        if let Some(at) =
+            k.0.iter()
+                .position(|(n, j, g, _)| *j == i && *g == generation && n == name)
+        {
+            if let Some(entry) = k.0.remove(at) {
+                k.0.push_back(entry);
+            }
+        }
+    });
+}
+
+/// Keeps a shard, and lets the least recently used go past [`MAX_KEPT_BYTES`].
+fn keep(name: &str, i: u32, generation: u64, shard: Arc<Shard>, bytes: usize) {
+    with_held(name, |h| h.shards.insert((i, generation), shard));
+    let gone: Vec<Kept> = KEPT.with(|k| {
+        let mut k = k.borrow_mut();
+        k.0.push_back((name.to_owned(), i, generation, bytes));
+        k.1 = k.1.saturating_add(bytes);
+        let mut gone = Vec::new();
+        while k.1 > MAX_KEPT_BYTES && k.0.len() > 1 {
+            let Some(old) = k.0.pop_front() else { break };
+            k.1 = k.1.saturating_sub(old.3);
+            gone.push(old);
+        }
+        gone
+    });
+    for (feed, j, g, _) in gone {
+        with_held(&feed, |h| h.shards.remove(&(j, g)));
+    }
 }
 
 fn with_held<T>(name: &str, f: impl FnOnce(&mut Held) -> T) -> T {
@@ -110,54 +150,78 @@ async fn load_one(
     let deadline = Duration::from_millis(config.feed_timeout_ms);
     let name = spec.name.as_str();
     // The manifest, re-read when due (on the platform's clock: a development clock set
-    // by `X-MM-Now` says how old the feed is, not when to ask again).
-    let clock = platform::now_ms() / 1000;
-    let due = with_held(name, |h| {
-        h.manifest_checked
-            .is_none_or(|at| clock.saturating_sub(at) >= config.recheck_secs)
+    // by `X-MM-Now` says how old the feed is, not when to ask again), and the recent
+    // changes, asked of the object when due: both at once, each within the deadline.
+    // What does not answer in time is asked again a second later, not by every request.
+    let clock = platform::now_ms();
+    let recheck_ms = config.recheck_secs.saturating_mul(1000);
+    let hot_ms = i64::try_from(config.feed_hot_ms).unwrap_or(i64::MAX);
+    let (manifest_due, hot_due, since) = with_held(name, |h| {
+        let manifest_due = h
+            .manifest_checked
+            .is_none_or(|at| clock.saturating_sub(at) >= recheck_ms);
+        let hot_due = h
+            .hot_checked_ms
+            .is_none_or(|at| clock.saturating_sub(at) >= hot_ms);
+        if manifest_due {
+            h.manifest_checked = Some(clock);
+        }
+        if hot_due {
+            h.hot_checked_ms = Some(clock);
+        }
+        (
+            manifest_due,
+            hot_due,
+            h.manifest.as_ref().map_or(0, |m| m.seq),
+        )
     });
-    if due {
-        with_held(name, |h| h.manifest_checked = Some(clock));
-        let read = platform::within(deadline, async {
+    let manifest_read = async {
+        if !manifest_due {
+            return None;
+        }
+        platform::within(deadline, async {
             let kv = env.kv("BUNDLES").ok()?;
             kv.get(&manifest_key(name)).text().await.ok()?
         })
-        .await;
-        match read {
-            Some(Some(text)) => match serde_json::from_str::<Manifest>(&text) {
-                Ok(m) => with_held(name, |h| h.manifest = Some(Arc::new(m))),
-                Err(e) => log("error", "feed manifest unreadable", &format!("{name}: {e}")),
-            },
-            Some(None) => {}
-            // Not in time: the next request asks again.
-            None => with_held(name, |h| h.manifest_checked = None),
+        .await
+    };
+    let hot_read = async {
+        if !hot_due {
+            return None;
         }
+        platform::within(deadline, recent(env, name, since)).await
+    };
+    let (manifest_read, hot_read) = futures_util::future::join(manifest_read, hot_read).await;
+    match manifest_read {
+        Some(Some(text)) => match serde_json::from_str::<Manifest>(&text) {
+            Ok(m) => with_held(name, |h| h.manifest = Some(Arc::new(m))),
+            Err(e) => log("error", "feed manifest unreadable", &format!("{name}: {e}")),
+        },
+        Some(None) => {}
+        None if manifest_due => with_held(name, |h| {
+            // Not in time: asked again in a second.
+            h.manifest_checked = Some(clock.saturating_sub(recheck_ms).saturating_add(1000));
+        }),
+        None => {}
     }
-    let manifest = with_held(name, |h| h.manifest.clone())?;
-    // The recent changes, asked of the object when due.
-    let now_ms = platform::now_ms();
-    let hot_due = with_held(name, |h| {
-        h.hot_checked_ms.is_none_or(|at| {
-            now_ms.saturating_sub(at) >= i64::try_from(config.feed_hot_ms).unwrap_or(i64::MAX)
-        })
-    });
-    if hot_due {
-        with_held(name, |h| h.hot_checked_ms = Some(now_ms));
-        match platform::within(deadline, recent(env, name)).await {
-            Some(Ok(hot)) => with_held(name, |h| {
+    match hot_read {
+        Some(Ok(hot)) => with_held(name, |h| {
+            let mark = |hot: &[HotChange]| (hot.len(), hot.last().map(|c| c.seq));
+            if mark(&hot) != mark(&h.hot) {
                 h.hot = hot;
                 h.hot_stamp += 1;
-            }),
-            Some(Err(e)) => log(
-                "warn",
-                "feed's recent changes not read",
-                &format!("{name}: {e}"),
-            ),
-            None => with_held(name, |h| h.hot_checked_ms = None),
-        }
+            }
+        }),
+        Some(Err(e)) => log(
+            "warn",
+            "feed's recent changes not read",
+            &format!("{name}: {e}"),
+        ),
+        None => {}
     }
+    let manifest = with_held(name, |h| h.manifest.clone())?;
     let (overlay, hot_at, stamp) = with_held(name, |h| {
-        let stamp = (manifest.version, h.hot_stamp);
+        let stamp = (manifest.seq, h.hot_stamp);
         if let Some((at, (overlay, hot_at))) = &h.overlay {
             if *at == stamp {
                 return (overlay.clone(), *hot_at, stamp);
@@ -165,7 +229,7 @@ async fn load_one(
         }
         let mut map = BTreeMap::new();
         let mut hot_at = 0;
-        for c in h.hot.iter().filter(|c| c.base >= manifest.version) {
+        for c in h.hot.iter().filter(|c| c.seq > manifest.seq) {
             hot_at = hot_at.max(c.at);
             let value = match &c.change {
                 Change::Put(row) => Some(row.clone()),
@@ -242,6 +306,7 @@ async fn shard(
         return Some(Arc::new(Shard::default()));
     }
     if let Some(s) = with_held(name, |h| h.shards.get(&(i, generation)).cloned()) {
+        used(name, i, generation);
         return Some(s);
     }
     let bytes = platform::within(deadline, async {
@@ -265,15 +330,13 @@ async fn shard(
             return None;
         }
     };
-    with_held(name, |h| {
-        h.shards.insert((i, generation), shard.clone());
-        h.kept.push_back((i, generation));
-        while h.kept.len() > MAX_SHARDS_KEPT {
-            if let Some(old) = h.kept.pop_front() {
-                h.shards.remove(&old);
-            }
-        }
-    });
+    keep(
+        name,
+        i,
+        generation,
+        shard.clone(),
+        bytes.len().saturating_mul(4),
+    );
     Some(shard)
 }
 
@@ -285,10 +348,10 @@ fn stub(env: &Env, name: &str) -> std::result::Result<worker::Stub, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The object's recent changes.
-async fn recent(env: &Env, name: &str) -> std::result::Result<Vec<HotChange>, String> {
+/// The object's changes numbered above `since`.
+async fn recent(env: &Env, name: &str, since: u64) -> std::result::Result<Vec<HotChange>, String> {
     let mut response = stub(env, name)?
-        .fetch_with_str("https://feed/hot")
+        .fetch_with_str(&format!("https://feed/hot?since={since}"))
         .await
         .map_err(|e| e.to_string())?;
     if response.status_code() != 200 {
@@ -296,6 +359,63 @@ async fn recent(env: &Env, name: &str) -> std::result::Result<Vec<HotChange>, St
     }
     let bytes = response.bytes().await.map_err(|e| e.to_string())?;
     decode_hot(&bytes).map_err(|e| e.to_string())
+}
+
+/// After the response: the person watches the feed rows the content they were shown
+/// was chosen on, where a feed trigger listens to that feed (docs/feeds.md).
+pub(crate) fn watch(
+    env: &Env,
+    bg: &impl platform::Background,
+    bundle: &Bundle,
+    decision: &micromoment::Decision<'_>,
+    now: i64,
+) {
+    let state = &decision.state;
+    let watcher = micromoment::deliver::Watcher {
+        visitor: micromoment::ids::hex128_string(&state.visitor),
+        profile: state
+            .link
+            .map(|l| micromoment::ids::hex128_string(&l.profile)),
+    };
+    let mut by_feed: BTreeMap<u16, Vec<Vec<String>>> = BTreeMap::new();
+    for w in &decision.watches {
+        if micromoment::deliver::watched(bundle, w.feed) {
+            by_feed.entry(w.feed).or_default().push(w.key.clone());
+        }
+    }
+    for (feed, keys) in by_feed {
+        let Some(spec) = bundle.feeds.get(usize::from(feed)) else {
+            continue;
+        };
+        let name = spec.name.clone();
+        let message = object::WatchMessage {
+            keys,
+            watcher: watcher.clone(),
+            now,
+        };
+        let env = env.clone();
+        bg.run(Box::pin(async move {
+            let sent: std::result::Result<(), String> = async {
+                let body = serde_json::to_string(&message).map_err(|e| e.to_string())?;
+                let mut init = RequestInit::new();
+                init.with_method(Method::Post).with_body(Some(body.into()));
+                let request = Request::new_with_init("https://feed/watch", &init)
+                    .map_err(|e| e.to_string())?;
+                let answer = stub(&env, &name)?
+                    .fetch_with_request(request)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match answer.status_code() {
+                    200 => Ok(()),
+                    s => Err(format!("the object answered {s}")),
+                }
+            }
+            .await;
+            if let Err(e) = sent {
+                log("warn", "feed watch not registered", &format!("{name}: {e}"));
+            }
+        }));
+    }
 }
 
 fn authorized(req: &Request, env: &Env) -> bool {
@@ -345,13 +465,55 @@ pub(crate) async fn route(
         );
     };
     if method == Method::Get {
-        status(env, spec).await
+        let feed = active
+            .bundle
+            .feeds
+            .iter()
+            .position(|f| f.name == name)
+            .and_then(|i| u16::try_from(i).ok())
+            .unwrap_or(0);
+        status(&req, env, &active.bundle, feed, spec, now).await
     } else {
         push(req, env, spec, now).await
     }
 }
 
-async fn status(env: &Env, spec: &FeedSpec) -> Result<Response> {
+/// The feed's declaration, its manifest and waiting changes; with `?key=` (one per key
+/// column, in order) the row as a rule reads it now, in this isolate.
+async fn status(
+    req: &Request,
+    env: &Env,
+    bundle: &Bundle,
+    feed: u16,
+    spec: &FeedSpec,
+    now: i64,
+) -> Result<Response> {
+    let key: Vec<String> = req
+        .url()?
+        .query_pairs()
+        .filter(|(k, _)| k == "key")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    let row = if key.is_empty() {
+        None
+    } else if key.len() != spec.key.len() {
+        return error(
+            400,
+            &format!("key: one value per key column ({})", spec.key.join(", ")),
+        );
+    } else {
+        let wants = Wants {
+            keys: key.first().map(|k| (feed, k.clone())).into_iter().collect(),
+            whole: Vec::new(),
+        };
+        let live = load(env, bundle, &wants, now).await;
+        let refs: Vec<&str> = key.iter().map(String::as_str).collect();
+        Some(match live.row(&bundle.feeds, feed, &refs) {
+            Ok(Some(row)) => row.to_json(spec),
+            Ok(None) => serde_json::Value::Null,
+            Err(_) => json!({"unavailable": true}),
+        })
+    };
     let fields: serde_json::Map<String, serde_json::Value> = spec
         .fields
         .iter()
@@ -373,6 +535,7 @@ async fn status(env: &Env, spec: &FeedSpec) -> Result<Response> {
             "stale_after_secs": spec.stale_after,
             "manifest": held.as_ref().and_then(|h| h.get("manifest")).cloned(),
             "recent_changes": held.as_ref().and_then(|h| h.get("recent_changes")).cloned(),
+            "row": row,
         }))
 }
 
@@ -433,6 +596,9 @@ async fn push(req: Request, env: &Env, spec: &FeedSpec, now: i64) -> Result<Resp
             q.append_pair("upload", &upload)
                 .append_pair("part", query.get("part").map_or("1", String::as_str))
                 .append_pair("parts", query.get("parts").map_or("1", String::as_str));
+            if let Some(rows) = query.get("rows") {
+                q.append_pair("rows", rows);
+            }
         }
         if let Some(key) = &key {
             q.append_pair("key", key);
