@@ -2,11 +2,45 @@
 //! loaded (a stock row in a shard of 2,048 rows, over 100 recent changes), the nearest
 //! store holding an item among 10,000 stores (through the grid, and through the item's
 //! own stores), a shard decoded as an isolate decodes it after its KV read, and the
-//! stores' grid built once per version. Prints the sizes an isolate keeps.
+//! stores' grid built once per version. Prints the sizes an isolate keeps: encoded, and
+//! in memory (the bytes live after decoding, counted by the allocator).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// The system allocator, counting the bytes live.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed on to the system allocator unchanged; only a counter is
+// kept beside it.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The bytes `make`'s result keeps live.
+fn live_bytes<T>(make: impl FnOnce() -> T) -> (T, usize) {
+    let before = LIVE.load(Ordering::Relaxed);
+    let value = make();
+    (value, LIVE.load(Ordering::Relaxed).saturating_sub(before))
+}
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use micromoment::feed::{
@@ -115,6 +149,13 @@ fn feeds(c: &mut Criterion) {
         .collect();
     let index = StoreIndex::build(&store_rows, 1, 2);
     let stores_bytes = encode_shard(&Shard::new(store_rows.clone()));
+    let (_decoded, shard_live) = live_bytes(|| decode_shard(&bytes).expect("decodes"));
+    let (stores_shard, stores_live) = live_bytes(|| decode_shard(&stores_bytes).expect("decodes"));
+    let (_grid, grid_live) = live_bytes(|| StoreIndex::build(stores_shard.rows(), 1, 2));
+    println!(
+        "in memory: a 2,048-row stock shard {shard_live} bytes ({:.1}x encoded); the 10,000 stores {stores_live} bytes, their grid {grid_live} bytes more",
+        shard_live as f64 / bytes.len() as f64
+    );
     println!(
         "stock shard: {} rows, {} bytes encoded; stores: {} rows, {} bytes encoded",
         shard.len(),
