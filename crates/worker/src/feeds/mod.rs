@@ -31,9 +31,10 @@ use super::{cache, error};
 /// The most bytes one push may carry (a full feed is pushed in parts).
 const MAX_PUSH_BODY: usize = 16 * 1024 * 1024;
 /// What the shards an isolate keeps may take in memory, in all (estimated as five
-/// times their encoded size, as a 2,048-row shard measures 4.5 times): past it, the least recently used go. Which shard a
-/// request reads is the visitor's to choose (the item in the URL), so this bound is
-/// what keeps a crawl of every item from filling the isolate.
+/// times their encoded size: a decoded 2,048-row shard measures 4.5): past it, the
+/// least recently used go. Which shard a request reads is the visitor's to choose (the
+/// item in the URL), so this bound is what keeps a crawl of every item from filling
+/// the isolate.
 const MAX_KEPT_BYTES: usize = 24 * 1024 * 1024;
 
 pub(crate) fn manifest_key(name: &str) -> String {
