@@ -55,7 +55,7 @@ const originPort = await freePort();
 await new Promise((r) => origin.listen(originPort, "127.0.0.1", r));
 const worker = await startWorker({
   dir: tmp,
-  vars: { ORIGIN: `http://127.0.0.1:${originPort}`, MM_DEV: "1", MM_BACKEND_TOKEN: TOKEN, JOURNEY_KEYS: JSON.stringify(KEYS) },
+  vars: { ORIGIN: `http://127.0.0.1:${originPort}`, MM_DEV: "1", MM_BACKEND_TOKEN: TOKEN, JOURNEY_KEYS: JSON.stringify(KEYS), ...(process.env.HOT_MS ? { MM_FEED_HOT_MS: process.env.HOT_MS } : {}) },
 });
 const push = (file, feed) => {
   const start = performance.now();
@@ -86,9 +86,9 @@ for (let i = 0; i < N; i++) {
   times.none.push((await page(null)).ms);
   times.warm.push((await page("sku-1")).ms);
   // A new item each time, spread over the shards: most are not read yet.
-  times.cold.push((await page(`sku-${2 + Math.floor(random() * (skus - 2))}`)).ms);
+  if (process.env.COLD !== "0") times.cold.push((await page(`sku-${2 + Math.floor(random() * (skus - 2))}`)).ms);
 }
-for (const [k, v] of Object.entries(times)) {
+for (const [k, v] of Object.entries(times).filter(([, v]) => v.length)) {
   console.log(`${k.padEnd(5)} p50 ${pct(v, 50).toFixed(2)} ms, p95 ${pct(v, 95).toFixed(2)} ms`);
 }
 console.log(`warm lookup over no lookup: p50 +${(pct(times.warm, 50) - pct(times.none, 50)).toFixed(2)} ms; cold: p50 +${(pct(times.cold, 50) - pct(times.none, 50)).toFixed(2)} ms, p95 +${(pct(times.cold, 95) - pct(times.none, 95)).toFixed(2)} ms`);

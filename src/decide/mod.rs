@@ -308,14 +308,16 @@ impl<'a, 'b> Decider<'a, 'b> {
                 },
             ),
         };
-        if matches!(reason, Reason::Candidate | Reason::Experiment) {
-            for watch in facts.looked.take() {
-                if !self.watches.contains(&watch) {
-                    self.watches.push(watch);
+        if self.feeds.is_some() {
+            if matches!(reason, Reason::Candidate | Reason::Experiment) {
+                for watch in facts.looked.take() {
+                    if !self.watches.contains(&watch) {
+                        self.watches.push(watch);
+                    }
                 }
+            } else {
+                facts.store.set(None);
             }
-        } else {
-            facts.store.set(None);
         }
         self.placed.push(content);
         let content_ref = bundle.contents.get(usize::from(content));

@@ -120,9 +120,11 @@ fn judge<'b>(
         return Err(Verdict::Stage(name));
     }
     // A store a lookup finds, and the rows it read, belong to the candidate whose rule
-    // found them: none yet for this one.
-    facts.store.set(None);
-    facts.looked.borrow_mut().clear();
+    // found them: none yet for this one. (Without feeds, lookups find nothing.)
+    if facts.feeds.is_some() {
+        facts.store.set(None);
+        facts.looked.borrow_mut().clear();
+    }
     if let Some(when) = &candidate.when {
         match when.verdict(facts) {
             Truth::True => {}
