@@ -230,15 +230,7 @@ impl Data for RowData<'_> {
     }
 
     fn get_path(&self, path: &str) -> Option<Value<'_>> {
-        let name = path.strip_prefix("row.")?;
-        let i = self
-            .spec
-            .key
-            .iter()
-            .map(String::as_str)
-            .chain(self.spec.fields.iter().map(|f| f.name.as_str()))
-            .position(|c| c == name)?;
-        self.get(&u16::try_from(i).ok()?)
+        self.get(&self.spec.column(path.strip_prefix("row.")?)?)
     }
 }
 

@@ -143,6 +143,9 @@ fn row(spec: &FeedSpec, json: &Json) -> Result<Change, String> {
     let mut key = Vec::with_capacity(spec.key.len());
     for name in spec.key.iter() {
         match map.get(name) {
+            Some(Json::String(s)) if s.chars().any(char::is_control) => {
+                return Err(format!("key column `{name}` holds a control character"));
+            }
             Some(Json::String(s)) if !s.is_empty() && s.len() <= MAX_TEXT_BYTES => {
                 key.push(s.clone());
             }

@@ -65,6 +65,21 @@ impl FeedSpec {
             .and_then(|i| u16::try_from(i).ok())
     }
 
+    /// Its columns: the key's, then the fields'.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.key
+            .iter()
+            .map(String::as_str)
+            .chain(self.fields.iter().map(|f| f.name.as_str()))
+    }
+
+    /// The index of a column among [`FeedSpec::columns`].
+    pub fn column(&self, name: &str) -> Option<u16> {
+        self.columns()
+            .position(|c| c == name)
+            .and_then(|i| u16::try_from(i).ok())
+    }
+
     /// The layout of its rows (key names, field names and kinds, in order): shards
     /// written under one layout are never read under another.
     pub fn layout(&self) -> u32 {

@@ -219,6 +219,29 @@ test("bad rows are refused with their line and nothing of the push is applied", 
   assert.match(await hero("tent-2p", "lyon"), /3 left at Lyon Part-Dieu/);
 });
 
+test("Shopify's storeAvailability and Google's local inventory, pushed as changes", async () => {
+  // A GraphQL answer of product variants with their store availability.
+  writeFileSync(join(tmp, "shopify.json"), JSON.stringify({
+    data: { product: { variants: { edges: [
+      { node: { sku: "lamp-1", storeAvailability: { edges: [
+        { node: { available: true, quantityAvailable: 7, pickUpTime: "Usually ready in 1 hour", location: { id: "lyon-part-dieu", name: "Lyon Part-Dieu" } } },
+        { node: { available: false, location: { id: "paris-rivoli", name: "Paris Rivoli" } } },
+      ] } } },
+      { node: { sku: null, storeAvailability: { edges: [] } } },
+    ] } } },
+  }));
+  const shopify = push(join(tmp, "shopify.json"), "stock", "--delta");
+  assert.equal(shopify.rows, 2);
+  // Google's local inventory feed, tab-separated: quantity, or availability alone.
+  writeFileSync(join(tmp, "local.txt"), "store_code\tid\tquantity\tavailability\nlyon-confluence\tlamp-1\t2\tin_stock\nmarseille-vieux-port\tlamp-1\t\tout_of_stock\n");
+  const google = push(join(tmp, "local.txt"), "stock", "--delta");
+  assert.equal(google.rows, 2);
+  await eventually(async () => (await row("stock", "lamp-1", "marseille-vieux-port"))?.qty === 0, 10000, worker.log);
+  assert.deepEqual(await row("stock", "lamp-1", "lyon-part-dieu"), { sku: "lamp-1", store: "lyon-part-dieu", qty: 7 });
+  assert.deepEqual(await row("stock", "lamp-1", "paris-rivoli"), { sku: "lamp-1", store: "paris-rivoli", qty: 0 });
+  assert.deepEqual(await row("stock", "lamp-1", "lyon-confluence"), { sku: "lamp-1", store: "lyon-confluence", qty: 2 });
+});
+
 test("a stale feed, a shard that hangs or fails: the default hero, never a 5xx", async () => {
   // Stock is declared stale after 1 hour.
   const later = new Date(Date.now() + 2 * 3600 * 1000).toISOString();

@@ -354,6 +354,10 @@ fn bad_rows_are_refused_with_their_line() {
             "{\"sku\": \"a\", \"store\": \"b\", \"_delete\": \"yes\"}",
             "line 2: `_delete` must be true or false",
         ),
+        (
+            "{\"sku\": \"a\\u001fb\", \"store\": \"c\"}",
+            "line 2: key column `sku` holds a control character",
+        ),
     ];
     for (bad, message) in cases {
         let text = format!("{{\"sku\": \"ok\", \"store\": \"b\", \"qty\": 1}}\n{bad}\n");

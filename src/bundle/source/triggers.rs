@@ -143,15 +143,7 @@ pub(crate) struct RowSchema<'a> {
 impl RowSchema<'_> {
     /// The column index of `row.<name>`.
     pub(crate) fn column(&self, path: &str) -> Option<u16> {
-        let name = path.strip_prefix("row.")?;
-        let i = self
-            .spec
-            .key
-            .iter()
-            .map(String::as_str)
-            .chain(self.spec.fields.iter().map(|f| f.name.as_str()))
-            .position(|c| c == name)?;
-        u16::try_from(i).ok()
+        self.spec.column(path.strip_prefix("row.")?)
     }
 }
 
@@ -160,14 +152,7 @@ impl crate::rules::Schema for RowSchema<'_> {
 
     fn resolve(&self, path: &str) -> Result<u16, crate::rules::UnknownVariable> {
         self.column(path).ok_or_else(|| {
-            let names: Vec<String> = self
-                .spec
-                .key
-                .iter()
-                .map(String::as_str)
-                .chain(self.spec.fields.iter().map(|f| f.name.as_str()))
-                .map(|c| format!("row.{c}"))
-                .collect();
+            let names: Vec<String> = self.spec.columns().map(|c| format!("row.{c}")).collect();
             crate::rules::UnknownVariable {
                 suggestion: crate::suggest::did_you_mean(path, names.iter().map(String::as_str))
                     .map(str::to_owned),

@@ -3,8 +3,10 @@
 //! `storeAvailability`, Google's local-inventory feed), checked against the feed's
 //! declaration as the served bundle has it (`GET /v1/feeds/<name>`), and pushed in
 //! parts: a full push is applied once every part is there (nothing half-written is
-//! read), a delta at once. Every part carries an `Idempotency-Key`, so running the
-//! command again after a failure applies nothing twice.
+//! read), a delta at once. Every part carries an `Idempotency-Key` of the run and the
+//! part, so a part sent twice within a run is applied once; running the command again
+//! pushes again (a full push replaces the feed; a delta's rows are written again, which
+//! changes nothing).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -163,40 +165,54 @@ fn rows(args: &PushArgs, text: &str, decl: &Declared) -> Result<Vec<(usize, Json
             })
             .collect::<Result<_, _>>()?),
         Format::Csv => {
-            let delimiter = if text.lines().next().is_some_and(|h| h.contains('\t')) {
-                b'\t'
-            } else {
-                b','
-            };
-            let mut reader = csv::ReaderBuilder::new()
-                .delimiter(delimiter)
-                .from_reader(text.as_bytes());
-            let header: Vec<String> = reader
-                .headers()
-                .map_err(|e| bad(1, e.to_string()))?
-                .iter()
-                .map(|h| h.trim().to_owned())
-                .collect();
             let mut out = Vec::new();
-            for record in reader.records() {
-                let record = record.map_err(|e| {
-                    bad(e.position().map_or(0, |p| p.line() as usize), e.to_string())
-                })?;
-                let line = record.position().map_or(0, |p| p.line() as usize);
+            for (line, cells) in table(text).map_err(|(line, m)| bad(line, m))? {
                 let mut row = Map::new();
-                for (name, value) in header.iter().zip(record.iter()) {
-                    row.insert(
-                        name.clone(),
-                        typed(decl, name, value).map_err(|m| bad(line, m))?,
-                    );
+                for (name, value) in cells {
+                    let value = typed(decl, &name, &value).map_err(|m| bad(line, m))?;
+                    row.insert(name, value);
                 }
                 out.push((line, Json::Object(row)));
             }
             Ok(out)
         }
-        Format::Shopify => shopify(text).map_err(|m| bad(1, m)),
+        Format::Shopify => shopify(text, decl)
+            .map_err(|m| Failure::Findings(format!("{}: {m}", args.file.display()))),
         Format::Google => google(text, decl).map_err(|(line, m)| bad(line, m)),
     }
+}
+
+/// A record of a table: its line, and its (column, cell) pairs.
+type Record = (usize, Vec<(String, String)>);
+
+/// A CSV or TSV file with a header row, record by record; an unreadable one is its
+/// line and why.
+fn table(text: &str) -> Result<Vec<Record>, (usize, String)> {
+    let tabs = text.lines().next().is_some_and(|h| h.contains('\t'));
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(if tabs { b'\t' } else { b',' })
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| (1, e.to_string()))?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            (usize::try_from(line).unwrap_or(0), e.to_string())
+        })?;
+        let line = usize::try_from(record.position().map_or(0, |p| p.line())).unwrap_or(0);
+        let cells = header
+            .iter()
+            .zip(record.iter())
+            .map(|(h, v)| (h.clone(), v.to_owned()))
+            .collect();
+        out.push((line, cells));
+    }
+    Ok(out)
 }
 
 /// A CSV cell as the feed's declaration types it: an empty cell is null.
@@ -232,7 +248,7 @@ fn typed(decl: &Declared, column: &str, value: &str) -> Result<Json, String> {
 
 /// Shopify's variants with `storeAvailability`: a GraphQL answer (`data.product.variants`
 /// or `data.productVariants`), or the list of variants itself.
-fn shopify(text: &str) -> Result<Vec<(usize, Json)>, String> {
+fn shopify(text: &str, decl: &Declared) -> Result<Vec<(usize, Json)>, String> {
     let doc: Json = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let nodes = |v: &Json| -> Vec<Json> {
         match v {
@@ -253,17 +269,33 @@ fn shopify(text: &str) -> Result<Vec<(usize, Json)>, String> {
     } else {
         nodes(&doc)
     };
+    let (sku_col, store_col) = match decl.key.as_slice() {
+        [sku, store] => (sku.clone(), store.clone()),
+        _ => ("sku".to_owned(), "store".to_owned()),
+    };
     let mut out = Vec::new();
-    for variant in variants {
-        let Some(sku) = variant.get("sku").and_then(Json::as_str) else {
-            return Err("a variant without a `sku`".into());
+    let mut skipped = 0;
+    for (n, variant) in variants.iter().enumerate() {
+        // A variant without a SKU (Shopify allows it) cannot be looked up: left out.
+        let Some(sku) = variant
+            .get("sku")
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+        else {
+            skipped += 1;
+            continue;
         };
         for at in nodes(variant.get("storeAvailability").unwrap_or(&Json::Null)) {
             let store = at
                 .pointer("/location/id")
                 .or_else(|| at.pointer("/location/name"))
                 .and_then(Json::as_str)
-                .ok_or("a storeAvailability without a location")?;
+                .ok_or_else(|| {
+                    format!(
+                        "variant {} ({sku}): a storeAvailability without a location",
+                        n + 1
+                    )
+                })?;
             let qty = at
                 .get("quantityAvailable")
                 .and_then(Json::as_f64)
@@ -272,8 +304,14 @@ fn shopify(text: &str) -> Result<Vec<(usize, Json)>, String> {
                         at.get("available").and_then(Json::as_bool) == Some(true),
                     ))
                 });
-            out.push((1, json!({"sku": sku, "store": store, "qty": qty})));
+            out.push((
+                n + 1,
+                json!({ sku_col.clone(): sku, store_col.clone(): store, "qty": qty }),
+            ));
         }
+    }
+    if skipped > 0 {
+        eprintln!("{skipped} variants without a sku left out");
     }
     Ok(out)
 }
@@ -291,32 +329,16 @@ fn google(text: &str, decl: &Declared) -> Result<Vec<(usize, Json)>, (usize, Str
             })
             .collect::<Result<_, _>>()?
     } else {
-        let delimiter = if text.lines().next().is_some_and(|h| h.contains('\t')) {
-            b'\t'
-        } else {
-            b','
-        };
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .from_reader(text.as_bytes());
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| (1, e.to_string()))?
-            .iter()
-            .map(|h| h.trim().to_owned())
-            .collect();
-        let mut out = Vec::new();
-        for record in reader.records() {
-            let record = record.map_err(|e| (0, e.to_string()))?;
-            let line = record.position().map_or(0, |p| p.line() as usize);
-            let map = header
-                .iter()
-                .zip(record.iter())
-                .map(|(h, v)| (h.clone(), Json::String(v.to_owned())))
-                .collect();
-            out.push((line, map));
-        }
-        out
+        table(text)?
+            .into_iter()
+            .map(|(line, cells)| {
+                let map = cells
+                    .into_iter()
+                    .map(|(h, v)| (h, Json::String(v)))
+                    .collect();
+                (line, map)
+            })
+            .collect()
     };
     let pick = |o: &Map<String, Json>, names: &[&str]| -> Option<String> {
         names.iter().find_map(|n| match o.get(*n)? {

@@ -91,7 +91,10 @@ fn used(name: &str, i: u32, generation: u64) {
 
 /// Keeps a shard, and lets the least recently used go past [`MAX_KEPT_BYTES`].
 fn keep(name: &str, i: u32, generation: u64, shard: Arc<Shard>, bytes: usize) {
-    with_held(name, |h| h.shards.insert((i, generation), shard));
+    // Two requests that missed the same shard at once keep it once.
+    if with_held(name, |h| h.shards.insert((i, generation), shard).is_some()) {
+        return;
+    }
     let gone: Vec<Kept> = KEPT.with(|k| {
         let mut k = k.borrow_mut();
         k.0.push_back((name.to_owned(), i, generation, bytes));
@@ -195,7 +198,15 @@ async fn load_one(
     let (manifest_read, hot_read) = futures_util::future::join(manifest_read, hot_read).await;
     match manifest_read {
         Some(Some(text)) => match serde_json::from_str::<Manifest>(&text) {
-            Ok(m) => with_held(name, |h| h.manifest = Some(Arc::new(m))),
+            // A read that lags behind (KV's propagation) never moves an isolate back.
+            Ok(m) => with_held(name, |h| {
+                if h.manifest
+                    .as_ref()
+                    .is_none_or(|held| held.version <= m.version)
+                {
+                    h.manifest = Some(Arc::new(m));
+                }
+            }),
             Err(e) => log("error", "feed manifest unreadable", &format!("{name}: {e}")),
         },
         Some(None) => {}
@@ -222,7 +233,7 @@ async fn load_one(
     }
     let manifest = with_held(name, |h| h.manifest.clone())?;
     let (overlay, hot_at, stamp) = with_held(name, |h| {
-        let stamp = (manifest.seq, h.hot_stamp);
+        let stamp = (manifest.version, h.hot_stamp);
         if let Some((at, (overlay, hot_at))) = &h.overlay {
             if *at == stamp {
                 return (overlay.clone(), *hot_at, stamp);

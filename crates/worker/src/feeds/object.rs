@@ -35,7 +35,7 @@ use micromoment::feed::{
 };
 
 use super::super::platform::{self, log};
-use super::super::{cache, error, triggers};
+use super::super::{cache, error};
 use super::{manifest_key, shard_key};
 
 /// How long a folded change is still served to isolates on the previous manifest:
@@ -90,6 +90,14 @@ fn text(v: Option<Value>) -> Option<String> {
         Some(Value::String(s)) => Some(s),
         _ => None,
     }
+}
+
+/// The change a `hot` row holds.
+fn one_change(v: Option<&Value>) -> Option<Change> {
+    let Some(Value::Blob(bytes)) = v else {
+        return None;
+    };
+    decode_changes(bytes).ok()?.into_iter().next()
 }
 
 fn key_text(key: &[String]) -> String {
@@ -169,34 +177,55 @@ impl DurableObject for Feed {
             return Response::ok("");
         }
         let sql = self.sql();
-        sql.exec(
-            "DELETE FROM hot WHERE folded_at IS NOT NULL AND folded_at < ?",
-            vec![Value::Integer(now - GRACE_SECS)],
-        )?;
-        sql.exec(
-            "DELETE FROM idempotency WHERE at < ?",
-            vec![Value::Integer(now - IDEMPOTENCY_SECS)],
-        )?;
-        sql.exec(
-            "DELETE FROM watches WHERE at < ?",
-            vec![Value::Integer(now - WATCH_SECS)],
-        )?;
-        for table in ["staged", "received"] {
-            sql.exec(
-                &format!(
-                    "DELETE FROM {table} WHERE upload IN (SELECT upload FROM uploads WHERE at < ?)"
-                ),
-                vec![Value::Integer(now - UPLOAD_SECS)],
-            )?;
+        for (query, ttl) in [
+            (
+                "DELETE FROM hot WHERE folded_at IS NOT NULL AND folded_at <= ?",
+                GRACE_SECS,
+            ),
+            ("DELETE FROM idempotency WHERE at <= ?", IDEMPOTENCY_SECS),
+            ("DELETE FROM watches WHERE at <= ?", WATCH_SECS),
+            (
+                "DELETE FROM staged WHERE upload IN (SELECT upload FROM uploads WHERE at <= ?)",
+                UPLOAD_SECS,
+            ),
+            (
+                "DELETE FROM received WHERE upload IN (SELECT upload FROM uploads WHERE at <= ?)",
+                UPLOAD_SECS,
+            ),
+            ("DELETE FROM uploads WHERE at <= ?", UPLOAD_SECS),
+            ("DELETE FROM committed WHERE at <= ?", UPLOAD_SECS),
+        ] {
+            sql.exec(query, vec![Value::Integer(now - ttl)])?;
         }
         sql.exec(
-            "DELETE FROM uploads WHERE at < ?",
-            vec![Value::Integer(now - UPLOAD_SECS)],
+            "DELETE FROM watches WHERE rowid IN \
+             (SELECT rowid FROM watches ORDER BY at DESC LIMIT -1 OFFSET ?)",
+            vec![Value::Integer(MAX_WATCHES)],
         )?;
+        self.drop_retired(now).await?;
+        // The next thing due: a fold, the end of a grace, an upload's or a key's day,
+        // a retired shard's deletion.
+        let mut next: Option<i64> = None;
+        let mut due = |at: Option<i64>| {
+            if let Some(at) = at {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        };
         if self.unfolded()? > 0 {
-            self.ring_in(self.fold_ms()).await?;
-        } else if self.count("SELECT COUNT(*) FROM hot")? > 0 {
-            self.ring_in(GRACE_SECS * 1000 / 4).await?;
+            due(Some(now + self.fold_ms() / 1000));
+        }
+        for (query, ttl) in [
+            ("SELECT MIN(folded_at) FROM hot", GRACE_SECS),
+            ("SELECT MIN(at) FROM uploads", UPLOAD_SECS),
+            ("SELECT MIN(at) FROM committed", UPLOAD_SECS),
+            ("SELECT MIN(at) FROM idempotency", IDEMPOTENCY_SECS),
+            ("SELECT MIN(at) FROM retired", GRACE_SECS),
+        ] {
+            due(self.min_at(query)?.map(|t| t + ttl));
+        }
+        if let Some(at) = next {
+            self.ring_in(at.saturating_sub(now).max(1).saturating_mul(1000))
+                .await?;
         }
         Response::ok("")
     }
@@ -229,6 +258,13 @@ impl Feed {
              answer TEXT NOT NULL, at INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS watches (key TEXT NOT NULL, visitor TEXT NOT NULL, \
              profile TEXT, at INTEGER NOT NULL, PRIMARY KEY (key, visitor))",
+            "CREATE INDEX IF NOT EXISTS watches_visitor ON watches (visitor)",
+            "CREATE INDEX IF NOT EXISTS watches_at ON watches (at)",
+            "CREATE INDEX IF NOT EXISTS hot_seq ON hot (seq)",
+            "CREATE TABLE IF NOT EXISTS committed (upload TEXT PRIMARY KEY, answer TEXT NOT NULL, \
+             at INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS retired (key TEXT PRIMARY KEY, at INTEGER NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS retired_at ON retired (at)",
         ] {
             sql.exec(table, vec![])?;
         }
@@ -237,13 +273,44 @@ impl Feed {
 
     fn count(&self, query: &str) -> Result<i64> {
         Ok(self
-            .sql()
-            .exec(query, vec![])?
-            .raw()
-            .next()
-            .transpose()?
+            .first(query, vec![])?
             .and_then(|r| int(r.first()))
             .unwrap_or(0))
+    }
+
+    /// The smallest time a query finds, if any.
+    fn min_at(&self, query: &str) -> Result<Option<i64>> {
+        Ok(self.first(query, vec![])?.and_then(|r| int(r.first())))
+    }
+
+    /// Deletes from KV the shards retired `GRACE_SECS` ago (at most 200 a call).
+    async fn drop_retired(&self, now: i64) -> Result<()> {
+        let keys: Vec<String> = self
+            .sql()
+            .exec(
+                "SELECT key FROM retired WHERE at <= ? ORDER BY at LIMIT 200",
+                vec![Value::Integer(now - GRACE_SECS)],
+            )?
+            .raw()
+            .filter_map(|r| text(r.ok()?.into_iter().next()))
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let kv = self.env.kv("BUNDLES")?;
+        for key in keys {
+            kv.delete(&key).await?;
+            self.sql().exec(
+                "DELETE FROM retired WHERE key = ?",
+                vec![Value::String(key)],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The first row a query finds.
+    fn first(&self, query: &str, bindings: Vec<Value>) -> Result<Option<Vec<Value>>> {
+        self.sql().exec(query, bindings)?.raw().next().transpose()
     }
 
     fn unfolded(&self) -> Result<i64> {
@@ -251,15 +318,10 @@ impl Feed {
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>> {
-        let row = self
-            .sql()
-            .exec(
-                "SELECT value FROM meta WHERE key = ?",
-                vec![Value::String(key.into())],
-            )?
-            .raw()
-            .next()
-            .transpose()?;
+        let row = self.first(
+            "SELECT value FROM meta WHERE key = ?",
+            vec![Value::String(key.into())],
+        )?;
         Ok(row.and_then(|r| text(r.into_iter().next())))
     }
 
@@ -321,15 +383,10 @@ impl Feed {
             .collect();
         let print = fingerprint(&what);
         if let Some(key) = q("key") {
-            let row = self
-                .sql()
-                .exec(
-                    "SELECT fingerprint, answer FROM idempotency WHERE key = ?",
-                    vec![Value::String(key.into())],
-                )?
-                .raw()
-                .next()
-                .transpose()?;
+            let row = self.first(
+                "SELECT fingerprint, answer FROM idempotency WHERE key = ?",
+                vec![Value::String(key.into())],
+            )?;
             if let Some(row) = row {
                 let mut row = row.into_iter();
                 let (Some(seen), Some(answer)) = (text(row.next()), text(row.next())) else {
@@ -418,8 +475,9 @@ impl Feed {
             )?;
         }
         self.set_meta("seq", &seq.to_string())?;
-        if self.manifest()?.is_none() {
-            // The first write of a feed: an empty manifest of one shard.
+        if self.manifest()?.is_none() && !self.building.get() {
+            // The first write of a feed: an empty manifest of one shard (unless a first
+            // full push is being written, whose manifest comes).
             self.write_manifest(&Manifest {
                 version: 0,
                 layout,
@@ -449,6 +507,11 @@ impl Feed {
         layout: u32,
         now: i64,
     ) -> Result<std::result::Result<serde_json::Value, Refusal>> {
+        // An upload committed already (a part resent after its commit, or during it):
+        // its answer, never a second commit.
+        if let Some(answer) = self.committed(upload)? {
+            return Ok(Ok(answer));
+        }
         if !(1..=10_000).contains(&parts) || !(1..=parts).contains(&part) {
             return Ok(Err((
                 400,
@@ -481,14 +544,10 @@ impl Feed {
             }
         };
         let sql = self.sql();
-        let declared = sql
-            .exec(
-                "SELECT rows, parts FROM uploads WHERE upload = ?",
-                vec![Value::String(upload.into())],
-            )?
-            .raw()
-            .next()
-            .transpose()?;
+        let declared = self.first(
+            "SELECT rows, parts FROM uploads WHERE upload = ?",
+            vec![Value::String(upload.into())],
+        )?;
         match declared {
             Some(d) if (int(d.first()), int(d.get(1))) != (Some(rows), Some(parts)) => {
                 return Ok(Err((
@@ -540,14 +599,11 @@ impl Feed {
             "INSERT OR REPLACE INTO received (upload, part) VALUES (?, ?)",
             vec![up.clone(), Value::Integer(part)],
         )?;
-        let have = sql
-            .exec(
+        let have = self
+            .first(
                 "SELECT COUNT(*) FROM received WHERE upload = ?",
                 vec![up.clone()],
             )?
-            .raw()
-            .next()
-            .transpose()?
             .and_then(|r| int(r.first()))
             .unwrap_or(0);
         if have < parts {
@@ -555,27 +611,55 @@ impl Feed {
                 json!({"mode": "full", "upload": upload, "parts_received": have, "parts": parts}),
             ));
         }
-        // Every part is here: the commit, one rewrite at a time.
+        // Every part is here: the commit, one rewrite at a time. A part resent while
+        // another commits this upload waits, then gets that commit's answer.
         while self.building.get() {
             worker::Delay::from(std::time::Duration::from_millis(20)).await;
+        }
+        if let Some(answer) = self.committed(upload)? {
+            return Ok(Ok(answer));
         }
         self.building.set(true);
         let committed = self.commit(name, upload, count, layout, now).await;
         self.building.set(false);
         let manifest = committed?;
+        let answer = json!({
+            "mode": "full",
+            "upload": upload,
+            "version": manifest.version,
+            "rows": manifest.rows,
+            "shards": manifest.shards.len(),
+        });
+        sql.exec(
+            "INSERT OR REPLACE INTO committed (upload, answer, at) VALUES (?, ?, ?)",
+            vec![
+                up.clone(),
+                Value::String(answer.to_string()),
+                Value::Integer(now),
+            ],
+        )?;
         for table in ["staged", "received", "uploads"] {
             sql.exec(
                 &format!("DELETE FROM {table} WHERE upload = ?"),
                 vec![up.clone()],
             )?;
         }
-        Ok(Ok(json!({
-            "mode": "full",
-            "upload": upload,
-            "version": manifest.version,
-            "rows": manifest.rows,
-            "shards": manifest.shards.len(),
-        })))
+        Ok(Ok(answer))
+    }
+
+    /// The answer of an upload committed in the last day.
+    fn committed(&self, upload: &str) -> Result<Option<serde_json::Value>> {
+        let row = self.first(
+            "SELECT answer FROM committed WHERE upload = ?",
+            vec![Value::String(upload.into())],
+        )?;
+        Ok(row
+            .and_then(|r| text(r.into_iter().next()))
+            .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
+            .map(|mut a| {
+                a["replayed"] = json!(true);
+                a
+            }))
     }
 
     /// The rows of shard `i` of an upload, in the order they were pushed.
@@ -611,34 +695,16 @@ impl Feed {
     ) -> Result<Manifest> {
         let before = self.manifest()?;
         let seq = self.seq()?;
-        let version = before.as_ref().map_or(0, |m| m.version) + 1;
         let watched = self.watched_by_shard(count)?;
-        let mut total: u64 = 0;
         let mut news: Vec<(Vec<String>, Option<Row>)> = Vec::new();
-        let mut i: u32 = 0;
-        while i < count {
-            let mut writes = Vec::new();
-            for j in i..count.min(i.saturating_add(u32::try_from(WRITES_AT_ONCE).unwrap_or(16))) {
-                let shard = Shard::new(self.staged_rows(upload, j)?);
-                total += shard.len() as u64;
+        let manifest = self
+            .write_upload(name, upload, (count, layout, seq), now, &mut |j, shard| {
                 for key in watched.get(&j).into_iter().flatten() {
                     let refs: Vec<&str> = key.iter().map(String::as_str).collect();
                     news.push((key.clone(), shard.get(&refs).cloned()));
                 }
-                writes.push((shard_key(name, j, version), encode_shard(&shard)));
-            }
-            self.put_all(writes).await?;
-            i = i.saturating_add(u32::try_from(WRITES_AT_ONCE).unwrap_or(16));
-        }
-        let manifest = Manifest {
-            version,
-            layout,
-            shards: vec![version; index(count)],
-            rows: total,
-            updated_at: now,
-            seq,
-        };
-        self.write_manifest(&manifest).await?;
+            })
+            .await?;
         self.sql().exec(
             "UPDATE hot SET folded_at = ? WHERE folded_at IS NULL AND seq <= ?",
             vec![Value::Integer(now), Value::Integer(as_i64(seq))],
@@ -734,15 +800,44 @@ impl Feed {
         Ok(())
     }
 
+    /// Writes a manifest (never over a newer one), and retires the shards the previous
+    /// one named that this one does not: they go from KV `GRACE_SECS` later.
     async fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
         let name = self.name()?;
+        let before = self.manifest()?;
+        if before
+            .as_ref()
+            .is_some_and(|b| b.version > manifest.version)
+        {
+            log(
+                "warn",
+                "an older feed manifest was not written over a newer one",
+                &format!("{name}: {}", manifest.version),
+            );
+            return Ok(());
+        }
         let text = serde_json::to_string(manifest)?;
         self.env
             .kv("BUNDLES")?
             .put(&manifest_key(&name), text.clone())?
             .execute()
             .await?;
-        self.set_meta("manifest", &text)
+        self.set_meta("manifest", &text)?;
+        if let Some(before) = before {
+            for (i, generation) in (0u32..).zip(before.shards.iter().copied()) {
+                let same = manifest.shards.get(index(i)) == Some(&generation);
+                if generation != 0 && !same {
+                    self.sql().exec(
+                        "INSERT OR REPLACE INTO retired (key, at) VALUES (?, ?)",
+                        vec![
+                            Value::String(shard_key(&name, i, generation)),
+                            Value::Integer(manifest.updated_at),
+                        ],
+                    )?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The alarm's work: the changes not yet folded (the first ones, up to
@@ -768,13 +863,7 @@ impl Feed {
         {
             let row = row.map_err(e)?;
             let seq = u64::try_from(int(row.first()).unwrap_or(0)).unwrap_or(0);
-            let Some(Value::Blob(bytes)) = row.get(1) else {
-                continue;
-            };
-            let Some(change) = decode_changes(bytes)
-                .ok()
-                .and_then(|c| c.into_iter().next())
-            else {
+            let Some(change) = one_change(row.get(1)) else {
                 continue;
             };
             let i = shard_of(change.key().first().map_or("", String::as_str), count);
@@ -789,7 +878,11 @@ impl Feed {
         };
         let grown =
             manifest.rows + pending.len() as u64 > u64::from(count) * ROWS_PER_SHARD * GROWN;
-        let changed = if grown && index(count) <= RESHARD_MAX && count < MAX_SHARDS {
+        // A reshard reads every shard and writes the new ones in this call: within its
+        // 1,000 KV operations.
+        let new_count = shard_count(manifest.rows + pending.len() as u64);
+        let fits = u64::from(count) + u64::from(new_count) + 2 <= 1_000;
+        let changed = if grown && index(count) <= RESHARD_MAX && count < MAX_SHARDS && fits {
             self.reshard(&name, &manifest, &pending, upto, now).await?
         } else {
             self.fold_into(&name, &manifest, &pending, upto, now)
@@ -892,6 +985,9 @@ impl Feed {
         let upload = format!("reshard-{}", manifest.version + 1);
         let up = Value::String(upload.clone());
         let sql = self.sql();
+        // A reshard tried before and failed left pieces: none of them count.
+        sql.exec("DELETE FROM staged WHERE upload = ?", vec![up.clone()])
+            .map_err(e)?;
         sql.exec(
             "INSERT OR REPLACE INTO uploads (upload, rows, parts, at) VALUES (?, 0, 1, ?)",
             vec![up.clone(), Value::Integer(now)],
@@ -952,7 +1048,13 @@ impl Feed {
             }
         }
         let manifest = self
-            .commit_quiet(name, &upload, (count, manifest.layout, upto), now)
+            .write_upload(
+                name,
+                &upload,
+                (count, manifest.layout, upto),
+                now,
+                &mut |_, _| {},
+            )
             .await
             .map_err(e)?;
         for table in ["staged", "received", "uploads"] {
@@ -974,27 +1076,32 @@ impl Feed {
         Ok(changed)
     }
 
-    /// A commit that tells nobody (its caller does), holding the changes up to `seq`.
-    async fn commit_quiet(
+    /// Writes an upload's shards, each assembled from its staged pieces and shown to
+    /// `seen` (at most `WRITES_AT_ONCE` held at a time), then the manifest naming them,
+    /// holding the changes up to `seq`.
+    async fn write_upload(
         &self,
         name: &str,
         upload: &str,
         (count, layout, seq): (u32, u32, u64),
         now: i64,
+        seen: &mut dyn FnMut(u32, &Shard),
     ) -> Result<Manifest> {
         let before = self.manifest()?;
         let version = before.as_ref().map_or(0, |m| m.version) + 1;
+        let batch = u32::try_from(WRITES_AT_ONCE).unwrap_or(16);
         let mut total: u64 = 0;
         let mut i: u32 = 0;
         while i < count {
             let mut writes = Vec::new();
-            for j in i..count.min(i.saturating_add(u32::try_from(WRITES_AT_ONCE).unwrap_or(16))) {
+            for j in i..count.min(i.saturating_add(batch)) {
                 let shard = Shard::new(self.staged_rows(upload, j)?);
                 total += shard.len() as u64;
+                seen(j, &shard);
                 writes.push((shard_key(name, j, version), encode_shard(&shard)));
             }
             self.put_all(writes).await?;
-            i = i.saturating_add(u32::try_from(WRITES_AT_ONCE).unwrap_or(16));
+            i = i.saturating_add(batch);
         }
         let manifest = Manifest {
             version,
@@ -1015,7 +1122,7 @@ impl Feed {
         };
         let sql = self.sql();
         let visitor = Value::String(watch.watcher.visitor.clone());
-        for key in watch.keys.iter().take(8) {
+        for key in watch.keys.iter().take(32) {
             let key = Value::String(key_text(key));
             sql.exec(
                 "INSERT OR REPLACE INTO watches (key, visitor, profile, at) VALUES (?, ?, ?, ?)",
@@ -1041,12 +1148,7 @@ impl Feed {
              (SELECT key FROM watches WHERE visitor = ? ORDER BY at DESC LIMIT ?)",
             vec![visitor.clone(), visitor, Value::Integer(WATCHES_PER_PERSON)],
         )?;
-        sql.exec(
-            "DELETE FROM watches WHERE rowid IN \
-             (SELECT rowid FROM watches ORDER BY at DESC LIMIT -1 OFFSET ?)",
-            vec![Value::Integer(MAX_WATCHES)],
-        )?;
-        ResponseBuilder::new().from_json(&json!({"watching": watch.keys.len().min(8)}))
+        ResponseBuilder::new().from_json(&json!({"watching": watch.keys.len().min(32)}))
     }
 
     /// The people watching `key`.
@@ -1111,23 +1213,54 @@ impl Feed {
                 &watchers,
                 now,
             );
-            let told: BTreeSet<String> = sent.iter().map(|d| d.visitor.clone()).collect();
-            for visitor in told {
-                self.sql().exec(
-                    "DELETE FROM watches WHERE key = ? AND visitor = ?",
-                    vec![Value::String(text.clone()), Value::String(visitor)],
-                )?;
+            deliveries.extend(sent.into_iter().map(|d| (text.clone(), d)));
+        }
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        log(
+            "info",
+            "feed triggers sent",
+            &format!("{name}: {} deliveries", deliveries.len()),
+        );
+        let queue = match self.env.queue("TRIGGERS") {
+            Ok(queue) => queue,
+            Err(_) => {
+                log(
+                    "error",
+                    "TRIGGERS is not bound: feed triggers are kept for the next change",
+                    "",
+                );
+                return Ok(());
             }
-            deliveries.extend(sent);
+        };
+        // A watch is used up once every message to it is on the queue; one that could
+        // not be sent keeps the watch, for the next change.
+        let mut failed: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut sent: BTreeSet<(String, String)> = BTreeSet::new();
+        for (key, delivery) in deliveries {
+            let who = (key, delivery.visitor.clone());
+            let what = format!("{} to {}", delivery.id, delivery.destination);
+            match queue.send(delivery).await {
+                Ok(()) => {
+                    sent.insert(who);
+                }
+                Err(e) => {
+                    log(
+                        "error",
+                        "feed trigger could not be enqueued",
+                        &format!("{what}: {e}"),
+                    );
+                    failed.insert(who);
+                }
+            }
         }
-        if !deliveries.is_empty() {
-            log(
-                "info",
-                "feed triggers sent",
-                &format!("{name}: {} deliveries", deliveries.len()),
-            );
+        for (key, visitor) in sent.difference(&failed) {
+            self.sql().exec(
+                "DELETE FROM watches WHERE key = ? AND visitor = ?",
+                vec![Value::String(key.clone()), Value::String(visitor.clone())],
+            )?;
         }
-        triggers::enqueue(&self.env, deliveries).await;
         Ok(())
     }
 
@@ -1143,13 +1276,7 @@ impl Feed {
             .raw()
         {
             let row = row?;
-            let Some(Value::Blob(bytes)) = row.first() else {
-                continue;
-            };
-            let Some(change) = decode_changes(bytes)
-                .ok()
-                .and_then(|c| c.into_iter().next())
-            else {
+            let Some(change) = one_change(row.first()) else {
                 continue;
             };
             hot.push(HotChange {
