@@ -12,5 +12,5 @@ fuzz_target!(|data: &[u8]| {
     let (loaded, _) = Bundle::from_mmb(&bytes, None, &Budget::default()).expect("and loads back");
     assert_eq!(loaded, bundle);
     let slots = bundle.all_slots();
-    let _ = micromoment::decide(&bundle, &micromoment::Visit { prior: None, new_visitor: [2; 16], context: &Context::default(), now: 1_790_000_000, explain: true, returning: true }, &slots);
+    let _ = micromoment::decide(&bundle, &micromoment::Visit { prior: None, new_visitor: [2; 16], context: &Context::default(), now: 1_790_000_000, explain: true, returning: true, feeds: None }, &slots);
 });

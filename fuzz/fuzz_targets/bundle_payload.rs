@@ -30,7 +30,7 @@ fuzz_target!(|payload: &[u8]| {
     if let Ok((bundle, _)) = Bundle::from_mmb(&bytes, None, &Budget::default()) {
         let slots = bundle.all_slots();
         let ctx = Context::default();
-        let _ = micromoment::decide(&bundle, &micromoment::Visit { prior: None, new_visitor: [1; 16], context: &ctx, now: 1_790_000_000, explain: true, returning: true }, &slots);
+        let _ = micromoment::decide(&bundle, &micromoment::Visit { prior: None, new_visitor: [1; 16], context: &ctx, now: 1_790_000_000, explain: true, returning: true, feeds: None }, &slots);
     }
 });
 

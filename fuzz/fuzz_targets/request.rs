@@ -64,5 +64,5 @@ fuzz_target!(|data: &[u8]| {
     };
     let ctx = http::context(&parts);
     let slots = bundle().all_slots();
-    let _ = micromoment::decide(bundle(), &micromoment::Visit { prior: None, new_visitor: [3; 16], context: &ctx, now: 1_790_000_000, explain: true, returning: true }, &slots);
+    let _ = micromoment::decide(bundle(), &micromoment::Visit { prior: None, new_visitor: [3; 16], context: &ctx, now: 1_790_000_000, explain: true, returning: true, feeds: None }, &slots);
 });
