@@ -92,6 +92,52 @@ fn text(v: Option<Value>) -> Option<String> {
     }
 }
 
+/// A row's key, its value before a change and after.
+type Changed = (Vec<String>, Option<Row>, Option<Row>);
+
+/// Changes grouped by the shard (of `count`) their key is in, in their order.
+fn by_shard(pending: &[(u64, Change)], count: u32) -> BTreeMap<u32, Vec<&Change>> {
+    let mut out: BTreeMap<u32, Vec<&Change>> = BTreeMap::new();
+    for (_, change) in pending {
+        let first = change.key().first().map_or("", String::as_str);
+        out.entry(shard_of(first, count)).or_default().push(change);
+    }
+    out
+}
+
+/// A shard's rows with `changes` applied in order, noting each change's row before and
+/// after in `changed` when it is given.
+fn apply(
+    old: &Shard,
+    changes: &[&Change],
+    mut changed: Option<&mut Vec<Changed>>,
+) -> BTreeMap<Vec<String>, Row> {
+    let mut rows: BTreeMap<Vec<String>, Row> = old
+        .rows()
+        .iter()
+        .map(|r| (r.key.clone(), r.clone()))
+        .collect();
+    for change in changes {
+        let before = rows.get(change.key()).cloned();
+        match change {
+            Change::Put(row) => {
+                rows.insert(row.key.clone(), row.clone());
+            }
+            Change::Delete(key) => {
+                rows.remove(key);
+            }
+        }
+        if let Some(changed) = changed.as_deref_mut() {
+            changed.push((
+                change.key().to_vec(),
+                before,
+                rows.get(change.key()).cloned(),
+            ));
+        }
+    }
+    rows
+}
+
 /// The change a `hot` row holds.
 fn one_change(v: Option<&Value>) -> Option<Change> {
     let Some(Value::Blob(bytes)) = v else {
@@ -907,16 +953,9 @@ impl Feed {
         pending: &[(u64, Change)],
         upto: u64,
         now: i64,
-    ) -> std::result::Result<Vec<(Vec<String>, Option<Row>, Option<Row>)>, String> {
+    ) -> std::result::Result<Vec<Changed>, String> {
         let count = u32::try_from(manifest.shards.len()).unwrap_or(1);
-        let mut by_shard: BTreeMap<u32, Vec<&Change>> = BTreeMap::new();
-        for (_, change) in pending {
-            let first = change.key().first().map_or("", String::as_str);
-            by_shard
-                .entry(shard_of(first, count))
-                .or_default()
-                .push(change);
-        }
+        let by_shard = by_shard(pending, count);
         let version = manifest.version + 1;
         let watching = self
             .count("SELECT COUNT(*) FROM watches LIMIT 1")
@@ -928,29 +967,7 @@ impl Feed {
         for (i, changes) in by_shard {
             let generation = manifest.shards.get(index(i)).copied().unwrap_or(0);
             let old = self.read_shard(name, i, generation).await?;
-            let mut rows: BTreeMap<Vec<String>, Row> = old
-                .rows()
-                .iter()
-                .map(|r| (r.key.clone(), r.clone()))
-                .collect();
-            for change in changes {
-                let before = rows.get(change.key()).cloned();
-                match change {
-                    Change::Put(row) => {
-                        rows.insert(row.key.clone(), row.clone());
-                    }
-                    Change::Delete(key) => {
-                        rows.remove(key);
-                    }
-                }
-                if watching {
-                    changed.push((
-                        change.key().to_vec(),
-                        before,
-                        rows.get(change.key()).cloned(),
-                    ));
-                }
-            }
+            let rows = apply(&old, &changes, watching.then_some(&mut changed));
             let shard = Shard::new(rows.into_values().collect());
             next.rows = next.rows.saturating_sub(old.len() as u64) + shard.len() as u64;
             if let Some(g) = next.shards.get_mut(index(i)) {
@@ -978,7 +995,7 @@ impl Feed {
         pending: &[(u64, Change)],
         upto: u64,
         now: i64,
-    ) -> std::result::Result<Vec<(Vec<String>, Option<Row>, Option<Row>)>, String> {
+    ) -> std::result::Result<Vec<Changed>, String> {
         let e = |e: worker::Error| e.to_string();
         let old_count = u32::try_from(manifest.shards.len()).unwrap_or(1);
         let count = shard_count(manifest.rows + pending.len() as u64);
@@ -993,38 +1010,12 @@ impl Feed {
             vec![up.clone(), Value::Integer(now)],
         )
         .map_err(e)?;
-        let mut by_shard: BTreeMap<u32, Vec<&Change>> = BTreeMap::new();
-        for (_, change) in pending {
-            let first = change.key().first().map_or("", String::as_str);
-            by_shard
-                .entry(shard_of(first, old_count))
-                .or_default()
-                .push(change);
-        }
+        let by_shard = by_shard(pending, old_count);
         let mut changed = Vec::new();
         for (i, generation) in (0u32..).zip(manifest.shards.iter().copied()) {
             let old = self.read_shard(name, i, generation).await?;
-            let mut rows: BTreeMap<Vec<String>, Row> = old
-                .rows()
-                .iter()
-                .map(|r| (r.key.clone(), r.clone()))
-                .collect();
-            for change in by_shard.get(&i).into_iter().flatten() {
-                let before = rows.get(change.key()).cloned();
-                match change {
-                    Change::Put(row) => {
-                        rows.insert(row.key.clone(), row.clone());
-                    }
-                    Change::Delete(key) => {
-                        rows.remove(key);
-                    }
-                }
-                changed.push((
-                    change.key().to_vec(),
-                    before,
-                    rows.get(change.key()).cloned(),
-                ));
-            }
+            let changes = by_shard.get(&i).map_or(&[][..], Vec::as_slice);
+            let rows = apply(&old, changes, Some(&mut changed));
             let mut cut: BTreeMap<u32, Vec<Row>> = BTreeMap::new();
             for row in rows.into_values() {
                 cut.entry(shard_of(row.key.first().map_or("", String::as_str), count))
@@ -1176,12 +1167,7 @@ impl Feed {
 
     /// Tells the watchers of rows that changed, through the bundle's feed triggers on
     /// this feed; a watch that was told is used up.
-    async fn tell(
-        &self,
-        name: &str,
-        changed: Vec<(Vec<String>, Option<Row>, Option<Row>)>,
-        now: i64,
-    ) -> Result<()> {
+    async fn tell(&self, name: &str, changed: Vec<Changed>, now: i64) -> Result<()> {
         if changed.is_empty() {
             return Ok(());
         }
