@@ -16,10 +16,11 @@ cargo fmt --all -- --check
 step "clippy, native, all targets: the core, the crawler matcher, the CLI with its report and analysis"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "clippy, wasm32: the core, the Worker, the npm package API"
+step "clippy, wasm32: the core, the Worker, the npm package API, the studio's engine"
 cargo clippy --lib --locked --target wasm32-unknown-unknown -p micromoment --no-default-features -- -D warnings
 cargo clippy --lib --locked --target wasm32-unknown-unknown -p micromoment-worker -- -D warnings
 cargo clippy --lib --locked --target wasm32-unknown-unknown -p micromoment-npm -- -D warnings
+cargo clippy --lib --locked --target wasm32-unknown-unknown -p micromoment-studio -- -D warnings
 
 step "tests (native: unit, conformance, scenarios, properties, CLI)"
 cargo test --locked

@@ -16,4 +16,5 @@
 #![forbid(unsafe_code)]
 
 pub mod analyze;
-pub mod report;
+/// The coverage report, its own crate so that the studio's WebAssembly carries it too.
+pub use micromoment_report as report;

@@ -20,6 +20,7 @@
 
 mod api;
 mod cache;
+mod demo;
 mod feeds;
 mod io;
 mod ofrep;

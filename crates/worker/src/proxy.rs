@@ -93,6 +93,10 @@ pub async fn pass_through(req: Request, env: &Env) -> Result<Response> {
 
 /// Proxies one request to `ORIGIN`.
 pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
+    if platform::config(env).origin.is_none() {
+        // No site to personalize: the demo site's pages.
+        return super::demo::page(req, env, ctx).await;
+    }
     let (url, target) = match origin_target(&req, env) {
         Ok(both) => both,
         Err(answer) => return answer,
@@ -304,7 +308,7 @@ pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Respon
 /// A whole page, read: decided and filled in one pass as its slots are met, and the
 /// isolate learns its slots (so that, chunked, its next request streams). Nothing to
 /// fill, or a fault of ours: the page as the origin made it.
-async fn whole(
+pub(crate) async fn whole(
     page: Vec<u8>,
     path: &str,
     headers: worker::Headers,

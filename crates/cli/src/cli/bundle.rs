@@ -312,10 +312,9 @@ pub(crate) fn simulate(args: SimulateArgs) -> Outcome {
     print_json(&session::answer(&bundle, &outcome, session::Shape::Full))
 }
 
+/// Where `publish` and `rollback` write: the Worker's KV namespace, through wrangler.
 #[derive(Args)]
-pub(crate) struct PublishArgs {
-    /// A compiled `.mmb`.
-    pub file: PathBuf,
+pub(crate) struct KvArgs {
     /// Write to the local KV of `wrangler dev` instead of Cloudflare.
     #[arg(long)]
     pub local: bool,
@@ -328,6 +327,79 @@ pub(crate) struct PublishArgs {
     /// The wrangler to run (default: node_modules/.bin/wrangler, else `npx wrangler`).
     #[arg(long, env = "MM_WRANGLER")]
     pub wrangler: Option<PathBuf>,
+}
+
+impl KvArgs {
+    /// Runs `wrangler kv key <verb> <args…>` on the namespace; its standard output.
+    fn run(&self, verb: &str, args: &[String]) -> Result<String, Failure> {
+        let (program, mut command): (PathBuf, Vec<String>) = match &self.wrangler {
+            Some(path) => (path.clone(), Vec::new()),
+            None if Path::new("node_modules/.bin/wrangler").exists() => {
+                ("node_modules/.bin/wrangler".into(), Vec::new())
+            }
+            None => ("npx".into(), vec!["wrangler".into()]),
+        };
+        command.extend(["kv".into(), "key".into(), verb.into()]);
+        command.extend(args.iter().cloned());
+        command.extend(["--binding".to_owned(), self.binding.clone()]);
+        command.push(if self.local { "--local" } else { "--remote" }.into());
+        if let Some(dir) = &self.persist_to {
+            command.extend(["--persist-to".into(), dir.display().to_string()]);
+        }
+        let output = std::process::Command::new(&program)
+            .args(&command)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| Failure::Usage(format!("cannot run {}: {e}", program.display())))?;
+        if !output.status.success() {
+            return Err(Failure::Usage(format!(
+                "{} {} failed ({})",
+                program.display(),
+                command.join(" "),
+                output.status
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Writes `key` = `value`.
+    fn put(&self, key: &str, value: &str) -> Result<(), Failure> {
+        self.run("put", &[key.to_owned(), value.to_owned()])
+            .map(drop)
+    }
+
+    /// Writes `key` = the file's bytes.
+    fn put_file(&self, key: &str, file: &Path) -> Result<(), Failure> {
+        self.run(
+            "put",
+            &[key.to_owned(), "--path".into(), file.display().to_string()],
+        )
+        .map(drop)
+    }
+
+    fn place(&self) -> &'static str {
+        if self.local {
+            "local"
+        } else {
+            "remote"
+        }
+    }
+}
+
+/// The KV key that remembers which bundle was published as a version of an id, so that
+/// `rollback` (and the studio) can serve it again: `version:<id>:<version>` = hash.
+pub(crate) fn version_key(id: &str, version: u64) -> String {
+    format!("version:{id}:{version}")
+}
+
+#[derive(Args)]
+pub(crate) struct PublishArgs {
+    /// A compiled `.mmb`.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub kv: KvArgs,
     /// The public key the edge verifies bundles with (default: `BUNDLE_PUBKEY` in
     /// the `[vars]` of --config).
     #[arg(long)]
@@ -363,8 +435,8 @@ fn configured_pubkey(config: &Path) -> Option<String> {
     None
 }
 
-/// Writes `bundle:<hash>` and then `current` through wrangler, so an edge that reads
-/// the new `current` always finds its bundle.
+/// Writes `bundle:<hash>`, the version's record, and then `current` through wrangler, so
+/// an edge that reads the new `current` always finds its bundle.
 pub(crate) fn publish(args: PublishArgs) -> Outcome {
     let bytes = read_file(&args.file)?;
     // The edge refuses what it cannot verify, silently for visitors: say so here, where
@@ -385,65 +457,75 @@ pub(crate) fn publish(args: PublishArgs) -> Outcome {
             };
             Failure::Findings(format!("{}: {e}{why}", args.file.display()))
         })?;
-    if key.is_none() && !args.local {
+    if key.is_none() && !args.kv.local {
         eprintln!(
             "warning: no BUNDLE_PUBKEY in {} or --pubkey: the edge refuses KV bundles outside development until it is set",
             args.config.display()
         );
     }
-    let (program, mut prefix): (PathBuf, Vec<String>) = match &args.wrangler {
-        Some(path) => (path.clone(), Vec::new()),
-        None if Path::new("node_modules/.bin/wrangler").exists() => {
-            ("node_modules/.bin/wrangler".into(), Vec::new())
-        }
-        None => ("npx".into(), vec!["wrangler".into()]),
-    };
-    prefix.extend(["kv".into(), "key".into(), "put".into()]);
-    let mut common = vec!["--binding".to_owned(), args.binding.clone()];
-    if args.local {
-        common.push("--local".into());
-    } else {
-        common.push("--remote".into());
-    }
-    if let Some(dir) = &args.persist_to {
-        common.extend(["--persist-to".into(), dir.display().to_string()]);
-    }
     let key = format!("bundle:{}", header.hash);
-    let file = args.file.display().to_string();
-    let steps: [Vec<String>; 2] = [
-        [
-            prefix.clone(),
-            vec![key.clone(), "--path".into(), file],
-            common.clone(),
-        ]
-        .concat(),
-        [prefix, vec!["current".into(), header.hash.clone()], common].concat(),
-    ];
-    for step in &steps {
-        let status = std::process::Command::new(&program)
-            .args(step)
-            .env("WRANGLER_SEND_METRICS", "false")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .status()
-            .map_err(|e| Failure::Usage(format!("cannot run {}: {e}", program.display())))?;
-        if !status.success() {
-            return Err(Failure::Usage(format!(
-                "{} {} failed ({status})",
-                program.display(),
-                step.join(" ")
-            )));
-        }
-    }
+    args.kv.put_file(&key, &args.file)?;
+    args.kv
+        .put(&version_key(bundle.id(), bundle.version()), &header.hash)?;
+    args.kv.put("current", &header.hash)?;
     eprintln!(
         "published {} {} as {key} and current ({})",
         bundle.id(),
         bundle.version(),
-        if args.local { "local" } else { "remote" }
+        args.kv.place()
     );
     print_json(
-        &json!({"id": header.id, "version": header.version, "hash": header.hash, "key": key, "local": args.local}),
+        &json!({"id": header.id, "version": header.version, "hash": header.hash, "key": key, "local": args.kv.local}),
     )
+}
+
+#[derive(Args)]
+pub(crate) struct RollbackArgs {
+    /// The bundle id (as in the bundle's `id`).
+    #[arg(long)]
+    pub id: String,
+    /// The published version to serve again.
+    #[arg(long)]
+    pub to: u64,
+    #[command(flatten)]
+    pub kv: KvArgs,
+}
+
+/// Serves a version published before again: `current` set to the hash its publish
+/// recorded, after checking that bundle is still in KV.
+pub(crate) fn rollback(args: RollbackArgs) -> Outcome {
+    let record = version_key(&args.id, args.to);
+    let hash = args
+        .kv
+        .run("get", std::slice::from_ref(&record))
+        .map_err(|_| {
+            Failure::Findings(format!(
+                "{} {} was never published here ({record} is not in KV)",
+                args.id, args.to
+            ))
+        })?
+        .trim()
+        .to_owned();
+    if hash.is_empty() || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Failure::Findings(format!("{record} holds no bundle hash")));
+    }
+    let bundle = format!("bundle:{hash}");
+    args.kv
+        .run("get", std::slice::from_ref(&bundle))
+        .map_err(|_| {
+            Failure::Findings(format!(
+                "{bundle} ({} {}) is no longer in KV",
+                args.id, args.to
+            ))
+        })?;
+    args.kv.put("current", &hash)?;
+    eprintln!(
+        "rolled back {} to version {} ({bundle}, {})",
+        args.id,
+        args.to,
+        args.kv.place()
+    );
+    print_json(&json!({"id": args.id, "version": args.to, "hash": hash, "local": args.kv.local}))
 }
 
 #[derive(Args)]

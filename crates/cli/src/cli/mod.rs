@@ -51,6 +51,8 @@ enum Command {
     Schema,
     /// Publish a compiled bundle to the Worker's KV namespace through wrangler.
     Publish(bundle::PublishArgs),
+    /// Serve a version published before again (its bundle is still in KV).
+    Rollback(bundle::RollbackArgs),
     /// Write the coverage report: what each stage × device × channel sees, per slot.
     Report(bundle::ReportArgs),
     /// Live data at the edge: push a feed's rows (stock, stores) to the Worker.
@@ -100,6 +102,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Simulate(args) => bundle::simulate(args),
         Command::Schema => bundle::schema(),
         Command::Publish(args) => bundle::publish(args),
+        Command::Rollback(args) => bundle::rollback(args),
         Command::Report(args) => bundle::report(args),
         Command::Feed(cmd) => feed::run(cmd),
         Command::Analyze(args) => analyze::analyze(args),

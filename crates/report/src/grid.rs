@@ -60,6 +60,8 @@ enum Axis {
     Segment,
     History,
     DaysInStage,
+    /// A dimension another bundle reads and this one cannot (an intent it lacks).
+    Absent,
 }
 
 impl Axis {
@@ -74,6 +76,7 @@ impl Axis {
             Axis::Segment => (4, 0, String::new()),
             Axis::History => (5, 0, String::new()),
             Axis::DaysInStage => (6, 0, String::new()),
+            Axis::Absent => (7, 0, name.to_owned()),
         }
     }
 }
@@ -104,6 +107,52 @@ fn axis_of(bundle: &Bundle, var: &VarId) -> Option<(Axis, String)> {
             .find(|(_, v)| v == other)
             .map(|(name, _)| (Axis::Context(other.clone()), (*name).to_owned())),
     }
+}
+
+/// The axis a dimension's name is in `bundle`: the inverse of [`axis_of`], so that
+/// two bundles' grids can be read with the same audiences.
+fn axis_named(bundle: &Bundle, name: &str) -> Axis {
+    match name {
+        "time.hour" => return Axis::Hour,
+        "returning" => return Axis::Returning,
+        "segments" => return Axis::Segment,
+        "seen" => return Axis::History,
+        "days_in_stage" => return Axis::DaysInStage,
+        _ => {}
+    }
+    if let Some(topic) = name.strip_prefix("intent.") {
+        return bundle
+            .topics
+            .iter()
+            .position(|t| t.name == topic)
+            .and_then(|i| u16::try_from(i).ok())
+            .map_or(Axis::Absent, Axis::Intent);
+    }
+    if let Some(key) = name.strip_prefix("page.query.") {
+        return Axis::Context(VarId::PageQuery(key.to_owned()));
+    }
+    FIXED_VARIABLES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(Axis::Absent, |(_, var)| Axis::Context(var.clone()))
+}
+
+/// The dimensions of two grids together, by name: each with the values of both
+/// (unknown first), the first grid's order, then those only the second has.
+pub(super) fn merge(mut first: Vec<Dimension>, second: &[Dimension]) -> Vec<Dimension> {
+    for d in second {
+        match first.iter_mut().find(|f| f.name == d.name) {
+            Some(f) => {
+                for v in &d.values {
+                    if !f.values.contains(v) {
+                        f.values.push(v.clone());
+                    }
+                }
+            }
+            None => first.push(d.clone()),
+        }
+    }
+    first
 }
 
 /// The hour that shows a daypart.
@@ -198,7 +247,7 @@ fn dimensions<'r>(
 }
 
 /// Trims example values until the grid of `base` cells per combination fits `limit`.
-fn fit(dimensions: &mut Vec<Dimension>, base: usize, limit: usize) {
+pub(super) fn fit(dimensions: &mut Vec<Dimension>, base: usize, limit: usize) {
     let size = |dims: &[Dimension]| {
         dims.iter()
             .fold(base, |n, d| n.saturating_mul(d.values.len()))
@@ -320,6 +369,67 @@ impl<'b> Grid<'b> {
             now,
             dimensions,
         }
+    }
+
+    /// The grid of `bundle` over dimensions another grid made (see [`merge`]): each
+    /// dimension read as this bundle reads its name.
+    pub(super) fn named(
+        bundle: &'b Bundle,
+        now: UnixSeconds,
+        dimensions: &[Dimension],
+    ) -> Grid<'b> {
+        let dimensions: Vec<Dimension> = dimensions
+            .iter()
+            .map(|d| Dimension {
+                axis: axis_named(bundle, &d.name),
+                ..d.clone()
+            })
+            .collect();
+        Grid {
+            bundle,
+            now,
+            dimensions,
+        }
+    }
+
+    /// The same audiences in another bundle, whose stages may differ: the stage of the
+    /// same name (none when it has no such stage), the same column and values.
+    pub(super) fn translate(&self, audience: &Audience, into: &Grid<'_>) -> Audience {
+        let name = self
+            .bundle
+            .stages
+            .get(audience.stage)
+            .map(|s| s.name.as_str());
+        let stage = into
+            .bundle
+            .stages
+            .iter()
+            .position(|s| Some(s.name.as_str()) == name)
+            .unwrap_or(usize::MAX);
+        Audience {
+            stage,
+            ..audience.clone()
+        }
+    }
+
+    /// The stage of an audience, by name.
+    pub(super) fn stage_name(&self, audience: &Audience) -> &str {
+        self.bundle
+            .stages
+            .get(audience.stage)
+            .map_or("", |s| s.name.as_str())
+    }
+
+    /// What an audience picks besides stage and column: `(name, value)` of every known value.
+    pub(super) fn picked(&self, audience: &Audience) -> Vec<(String, Json)> {
+        self.dimensions
+            .iter()
+            .zip(&audience.picks)
+            .filter_map(|(d, &pick)| {
+                let v = d.values.get(pick).filter(|v| !v.is_null())?;
+                Some((d.name.clone(), v.clone()))
+            })
+            .collect()
     }
 
     /// The dimensions besides stage, device and channel.
@@ -465,7 +575,7 @@ impl<'b> Grid<'b> {
                     state.stage_since =
                         now - (value.as_f64().unwrap_or(1.0).ceil() as i64 + 1) * DAY;
                 }
-                Axis::Context(_) | Axis::Hour => {}
+                Axis::Context(_) | Axis::Hour | Axis::Absent => {}
             }
         }
         state

@@ -390,7 +390,6 @@ pub(super) fn matrix<'b>(
 ) -> (Vec<SlotMatrix>, Reasons<'b>) {
     let all: Vec<&Arms<'b>> = experiments.iter().collect();
     let first = profiles(&all).into_iter().next().unwrap_or_default();
-    let slots = bundle.all_slots();
     let mut matrix: Vec<SlotMatrix> = bundle
         .slots
         .iter()
@@ -404,30 +403,12 @@ pub(super) fn matrix<'b>(
         let mut rows: Vec<Vec<Cell>> = vec![Vec::new(); bundle.slots.len()];
         for (device, channel) in columns() {
             let audience = grid.baseline(stage, device, channel);
-            let (context, now) = request_of(grid, &audience);
-            let state = grid.state(&audience);
-            let Some(decision) = decide(
-                bundle,
-                (&context, now),
-                &pinned(state.clone(), &first),
-                &slots,
-                Mode::Explain,
-            ) else {
+            let Some((cells, traces)) = decide_cells(bundle, grid, experiments, &first, &audience)
+            else {
                 continue;
             };
-            let traces = decision.trace.as_ref().map_or(&[][..], |t| &t.slots[..]);
-            for (s, d) in decision.decisions.iter().enumerate() {
-                let arm_of = |pins: &[Assignment]| {
-                    let state = pinned(state.clone(), pins);
-                    decide(bundle, (&context, now), &state, &slots, Mode::Serve)
-                        .and_then(|d| d.decisions.into_iter().nth(s))
-                };
-                let split = traces
-                    .get(s)
-                    .and_then(|t| split(bundle, experiments, s, t, &first, arm_of));
-                if let Some(row) = rows.get_mut(s) {
-                    row.push(cell(d, split));
-                }
+            for (row, cell) in rows.iter_mut().zip(cells) {
+                row.push(cell);
             }
             for (s, trace) in traces.iter().enumerate() {
                 for c in trace.candidates.iter().filter(|c| !c.kept) {
@@ -447,6 +428,57 @@ pub(super) fn matrix<'b>(
         }
     }
     (matrix, reasons)
+}
+
+/// One audience decided as the matrix shows it: per slot its cell (each experiment on
+/// its first arm, and split where one decides the slot), with the decision's traces.
+fn decide_cells<'b>(
+    bundle: &'b Bundle,
+    grid: &Grid<'b>,
+    experiments: &[Arms<'b>],
+    first: &[Assignment],
+    audience: &Audience,
+) -> Option<(Vec<Cell>, Vec<SlotTrace<'b>>)> {
+    let slots = bundle.all_slots();
+    let (context, now) = request_of(grid, audience);
+    let state = grid.state(audience);
+    let decision = decide(
+        bundle,
+        (&context, now),
+        &pinned(state.clone(), first),
+        &slots,
+        Mode::Explain,
+    )?;
+    let traces = decision.trace.map(|t| t.slots).unwrap_or_default();
+    let cells = decision
+        .decisions
+        .iter()
+        .enumerate()
+        .map(|(s, d)| {
+            let arm_of = |pins: &[Assignment]| {
+                let state = pinned(state.clone(), pins);
+                decide(bundle, (&context, now), &state, &slots, Mode::Serve)
+                    .and_then(|d| d.decisions.into_iter().nth(s))
+            };
+            let split = traces
+                .get(s)
+                .and_then(|t| split(bundle, experiments, s, t, first, arm_of));
+            cell(d, split)
+        })
+        .collect();
+    Some((cells, traces))
+}
+
+/// Every slot's cell for one audience of any grid of the bundle, as the matrix shows it.
+pub(super) fn cells<'b>(
+    bundle: &'b Bundle,
+    grid: &Grid<'b>,
+    experiments: &[Arms<'b>],
+    audience: &Audience,
+) -> Option<Vec<Cell>> {
+    let all: Vec<&Arms<'b>> = experiments.iter().collect();
+    let first = profiles(&all).into_iter().next().unwrap_or_default();
+    decide_cells(bundle, grid, experiments, &first, audience).map(|(cells, _)| cells)
 }
 
 /// A matrix cell: the decision, or with a split its largest arm (the first on ties).

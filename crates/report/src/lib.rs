@@ -9,17 +9,35 @@
 //! audience selects (with the trace's typed verdict), slots that only show their
 //! default, contents never shown, and a preview for the HTML page ([`html`]). Pure:
 //! the caller passes `now`; nothing here reads a clock or a file.
+//!
+//! Beside the report, what the studio shows before a publish: [`impact`] (the audiences
+//! of the grid whose page changes between two bundles) and [`changes`] (what changed
+//! between two authoring documents, in words).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![forbid(unsafe_code)]
 
+mod changes;
 mod findings;
 mod grid;
 mod html;
+mod impact;
 mod triggers;
 
 use serde::Serialize;
 
+pub use changes::{changes, Change};
 pub use findings::{Arm, Cell, SlotMatrix, Split, Unreachable, Why};
 pub use grid::{Audience, Dimension, Grid, MAX_CONTEXTS};
 pub use html::html;
+pub use impact::{impact, Changed, Impact, MAX_IMPACT_CONTEXTS};
 pub use triggers::{Moment, TriggerCoverage};
 
 use micromoment::bundle::Bundle;

@@ -1,0 +1,180 @@
+//! What changed between two authoring documents, in words, for the person about to
+//! publish: `slots · hero · hero-suv-campaign: priority 10 → 20`.
+//!
+//! The documents are compared as the format names things, not line by line: objects
+//! key by key; lists of objects that carry an `id` (candidates) or a `to` (journey
+//! transitions) item by item, so a moved candidate reads "moved from 3rd to 1st" rather
+//! than as every later one changing; other lists (stages, variants) as one value.
+
+use serde::Serialize;
+use serde_json::Value as Json;
+
+/// One change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// Where: the path's names joined by ` · ` (`slots · hero · hero-order`).
+    pub at: String,
+    /// The field changed (`priority`), or empty when the whole item at `at` is meant.
+    pub field: String,
+    /// What happened: `10 → 20`, `added`, `removed`, `moved from 3rd to 1st`.
+    pub what: String,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.at.is_empty(), self.field.is_empty()) {
+            (true, _) => write!(f, "{}: {}", self.field, self.what),
+            (false, true) => write!(f, "{}: {}", self.at, self.what),
+            (false, false) => write!(f, "{}: {} {}", self.at, self.field, self.what),
+        }
+    }
+}
+
+/// The longest value quoted in full in a change.
+const SHOWN: usize = 60;
+
+/// A value as a change quotes it: text in quotes, long values cut with `…`.
+fn show(value: &Json) -> String {
+    let text = value.to_string();
+    if text.chars().count() <= SHOWN {
+        return text;
+    }
+    let cut: String = text.chars().take(SHOWN).collect();
+    format!("{cut}…")
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`…
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// The key a list item is matched by: its `id`, or a transition's `to` with its place
+/// among those to the same stage.
+fn key_of(items: &[Json]) -> Option<Vec<String>> {
+    let mut seen: Vec<String> = Vec::new();
+    items
+        .iter()
+        .map(|item| {
+            let object = item.as_object()?;
+            let key = if let Some(id) = object.get("id").and_then(Json::as_str) {
+                id.to_owned()
+            } else {
+                let to = object.get("to").and_then(Json::as_str)?;
+                let n = seen
+                    .iter()
+                    .filter(|k| k.starts_with(&format!("to {to} #")))
+                    .count();
+                format!("to {to} #{}", n + 1)
+            };
+            seen.push(key.clone());
+            Some(key)
+        })
+        .collect()
+}
+
+struct Walk {
+    out: Vec<Change>,
+}
+
+impl Walk {
+    fn push(&mut self, at: &[String], field: Option<&str>, what: String) {
+        self.out.push(Change {
+            at: at.join(" · "),
+            field: field.unwrap_or("").to_owned(),
+            what,
+        });
+    }
+
+    /// Compares `before` and `after` found at `at` (under `field` of it, when a field).
+    fn value(&mut self, at: &mut Vec<String>, field: Option<&str>, before: &Json, after: &Json) {
+        if before == after {
+            return;
+        }
+        match (before, after) {
+            (Json::Object(b), Json::Object(a)) => {
+                if let Some(f) = field {
+                    at.push(f.to_owned());
+                }
+                for (k, bv) in b {
+                    match a.get(k) {
+                        Some(av) => self.value(at, Some(k), bv, av),
+                        None => self.push(at, Some(k), "removed".into()),
+                    }
+                }
+                for (k, av) in a.iter().filter(|(k, _)| !b.contains_key(*k)) {
+                    self.push(at, Some(k), format!("added: {}", show(av)));
+                }
+                if field.is_some() {
+                    at.pop();
+                }
+            }
+            (Json::Array(b), Json::Array(a)) => match (key_of(b), key_of(a)) {
+                (Some(bk), Some(ak)) => {
+                    if let Some(f) = field {
+                        at.push(f.to_owned());
+                    }
+                    self.list(at, (b, &bk), (a, &ak));
+                    if field.is_some() {
+                        at.pop();
+                    }
+                }
+                _ => self.push(at, field, format!("{} → {}", show(before), show(after))),
+            },
+            _ => self.push(at, field, format!("{} → {}", show(before), show(after))),
+        }
+    }
+
+    /// Compares two lists of keyed items: removed, added, moved, then changed.
+    fn list(
+        &mut self,
+        at: &mut Vec<String>,
+        before: (&[Json], &[String]),
+        after: (&[Json], &[String]),
+    ) {
+        let (b, bk) = before;
+        let (a, ak) = after;
+        for key in bk.iter().filter(|k| !ak.contains(k)) {
+            at.push(key.clone());
+            self.push(at, None, "removed".into());
+            at.pop();
+        }
+        // The order of the items both have, to tell a move from the others shifting.
+        let kept_before: Vec<&String> = bk.iter().filter(|k| ak.contains(k)).collect();
+        let kept_after: Vec<&String> = ak.iter().filter(|k| bk.contains(k)).collect();
+        for (i, key) in ak.iter().enumerate() {
+            at.push(key.clone());
+            match bk.iter().position(|k| k == key) {
+                None => self.push(at, None, format!("added ({})", ordinal(i + 1))),
+                Some(j) => {
+                    let was = kept_before.iter().position(|k| *k == key);
+                    let is = kept_after.iter().position(|k| *k == key);
+                    if was != is {
+                        self.push(
+                            at,
+                            None,
+                            format!("moved from {} to {}", ordinal(j + 1), ordinal(i + 1)),
+                        );
+                    }
+                    if let (Some(bv), Some(av)) = (b.get(j), a.get(i)) {
+                        self.value(at, None, bv, av);
+                    }
+                }
+            }
+            at.pop();
+        }
+    }
+}
+
+/// Every change from `before` to `after`, in document order.
+pub fn changes(before: &Json, after: &Json) -> Vec<Change> {
+    let mut walk = Walk { out: Vec::new() };
+    walk.value(&mut Vec::new(), None, before, after);
+    walk.out
+}
