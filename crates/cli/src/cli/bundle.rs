@@ -495,29 +495,26 @@ pub(crate) struct RollbackArgs {
 /// recorded, after checking that bundle is still in KV.
 pub(crate) fn rollback(args: RollbackArgs) -> Outcome {
     let record = version_key(&args.id, args.to);
-    let hash = args
-        .kv
-        .run("get", std::slice::from_ref(&record))
-        .map_err(|_| {
-            Failure::Findings(format!(
-                "{} {} was never published here ({record} is not in KV)",
-                args.id, args.to
-            ))
-        })?
-        .trim()
-        .to_owned();
+    // wrangler answers a missing key with this line, and success.
+    let found = |value: &str| value.trim() != "Value not found";
+    let hash = args.kv.run("get", std::slice::from_ref(&record))?;
+    if !found(&hash) {
+        return Err(Failure::Findings(format!(
+            "{} {} was never published here ({record} is not in KV)",
+            args.id, args.to
+        )));
+    }
+    let hash = hash.trim().to_owned();
     if hash.is_empty() || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(Failure::Findings(format!("{record} holds no bundle hash")));
     }
     let bundle = format!("bundle:{hash}");
-    args.kv
-        .run("get", std::slice::from_ref(&bundle))
-        .map_err(|_| {
-            Failure::Findings(format!(
-                "{bundle} ({} {}) is no longer in KV",
-                args.id, args.to
-            ))
-        })?;
+    if !found(&args.kv.run("get", std::slice::from_ref(&bundle))?) {
+        return Err(Failure::Findings(format!(
+            "{bundle} ({} {}) is no longer in KV",
+            args.id, args.to
+        )));
+    }
     args.kv.put("current", &hash)?;
     eprintln!(
         "rolled back {} to version {} ({bundle}, {})",
