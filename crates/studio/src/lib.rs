@@ -102,6 +102,17 @@ pub fn changes(before: &str, after: &str) -> Result<String, JsError> {
     Ok(Json::Array(out).to_string())
 }
 
+/// The variables rules and placeholders read, by name, as the table of variables of the
+/// core names them (`geo.city`, `utm.campaign`, …), for the rule builder and the
+/// placeholder picker; a bundle adds `intent.<topic>`, `seen.<content>` and feeds' fields.
+#[wasm_bindgen]
+pub fn variables() -> Vec<String> {
+    micromoment::context::FIXED_VARIABLES
+        .iter()
+        .map(|(name, _)| (*name).to_owned())
+        .collect()
+}
+
 /// A compiled bundle, ready for KV.
 #[wasm_bindgen]
 pub struct Built {

@@ -1,0 +1,106 @@
+// Before and after a publish: the changes in words and the audiences that will see
+// something different (the engine's `changes` and `impact`), publishing, the history of
+// revisions and versions with restore, compare and roll back, and the JSON for engineers.
+import { useMemo, useState } from "preact/hooks";
+import { html, TextField } from "./common.js";
+import { changes, impact, validate } from "./engine.js";
+import { CodeEditor } from "./code.js";
+
+const when = (ms) => new Date(ms).toLocaleString();
+
+export function Changes({ before, after }) {
+  const list = useMemo(() => (before ? changes(before, after) : []), [before, after]);
+  if (!before) return html`<p>Nothing to compare with.</p>`;
+  if (!list.length) return html`<p>No change.</p>`;
+  return html`<ul class="changes" aria-label="Changes">${list.map((c) => html`<li>${c.text}</li>`)}</ul>`;
+}
+
+function Impact({ live, draft }) {
+  const [shown, setShown] = useState(false);
+  const [started, setStarted] = useState(0);
+  const data = useMemo(() => {
+    if (!shown) return null;
+    const t = performance.now();
+    const out = impact(live, draft, Date.now());
+    out.ms = Math.round(performance.now() - t);
+    return out;
+  }, [shown, live, draft, started]);
+  if (!shown) return html`<button type="button" onClick=${() => { setShown(true); setStarted(Date.now()); }}>Show who will see something different</button>`;
+  const rows = data.changed.slice(0, 500);
+  return html`<div class="impact">
+    <p role="status">${data.changed.length} audience cells change, of ${data.audiences} audiences decided with both versions (${data.ms} ms).</p>
+    ${rows.length ? html`<table aria-label="Audience cells that change">
+      <thead><tr><th scope="col">Stage</th><th scope="col">Device / channel</th><th scope="col">Audience</th><th scope="col">Slot</th><th scope="col">Now</th><th scope="col">After publishing</th></tr></thead>
+      <tbody>${rows.map((c) => html`<tr><td>${c.stage}</td><td>${c.column}</td>
+        <td>${c.values.map(([k, v]) => `${k} = ${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ") || "anyone"}</td>
+        <td>${c.slot}</td><td>${c.before || "—"}</td><td>${c.after}</td></tr>`)}</tbody>
+    </table>` : null}
+    ${data.changed.length > rows.length ? html`<p>…and ${data.changed.length - rows.length} more.</p>` : null}
+  </div>`;
+}
+
+export function PublishPanel({ doc, live, problems, publish, busy, result }) {
+  const [message, setMessage] = useState("");
+  return html`<section aria-labelledby="publish-h"><h2 id="publish-h">Publish</h2>
+    <p>The edge serves ${live ? html`version <strong>${live.version}</strong>` : "the bundle it started with"}.
+      A publish compiles and signs the draft, and the edge serves it within its recheck period.</p>
+    <h3>What changed</h3>
+    <${Changes} before=${live?.doc ?? null} after=${doc} />
+    <h3>Who will see something different</h3>
+    ${problems.length ? html`<p>Fix the problems first.</p>` : live?.doc ? html`<${Impact} live=${live.doc} draft=${doc} />` : html`<p>Nothing is published from the studio yet.</p>`}
+    <h3>Publish the draft</h3>
+    ${problems.length ? html`<div class="problem" role="alert">Publishing is refused: the draft has ${problems.length} problem${problems.length > 1 ? "s" : ""}.
+      <ul>${problems.map((p) => html`<li>${p.path || "document"}: ${p.message}</li>`)}</ul></div>` : null}
+    <${TextField} label="Publish message" value=${message} onInput=${setMessage} />
+    <button type="button" class="primary" disabled=${busy || problems.length > 0} onClick=${() => publish(message)}>Publish</button>
+    ${result ? html`<p role="status" class=${result.error ? "problem" : "ok"}>${result.error ?? `Published version ${result.version} (${result.hash.slice(0, 12)}…).`}</p>` : null}
+  </section>`;
+}
+
+export function HistoryPanel({ overview, open, doc, rollback, busy, result }) {
+  const [compare, setCompare] = useState(null);
+  return html`<section aria-labelledby="history-h"><h2 id="history-h">History</h2>
+    <h3>Published versions</h3>
+    <table aria-label="Published versions">
+      <thead><tr><th scope="col">Version</th><th scope="col">What</th><th scope="col">By</th><th scope="col">When</th><th scope="col">Message</th><th scope="col"></th></tr></thead>
+      <tbody>${overview.published.map((p) => html`<tr>
+        <td>${p.version}</td><td>${p.kind === "rollback" ? "rolled back to" : p.kind === "baseline" ? "starting document" : "published"}${overview.live?.seq === p.seq ? " (served)" : ""}</td>
+        <td>${p.author}</td><td>${when(p.at)}</td><td>${p.message}</td>
+        <td>${p.kind !== "rollback" && overview.live?.hash !== p.hash ? html`<button type="button" disabled=${busy} onClick=${() => rollback(p.version)}>Roll back to version ${p.version}</button>` : null}</td>
+      </tr>`)}</tbody>
+    </table>
+    ${result ? html`<p role="status" class=${result.error ? "problem" : "ok"}>${result.error ?? `The edge is told to serve version ${result.version} again.`}</p>` : null}
+    <h3>Revisions</h3>
+    <table aria-label="Revisions">
+      <thead><tr><th scope="col">Revision</th><th scope="col">By</th><th scope="col">When</th><th scope="col">Message</th><th scope="col"></th></tr></thead>
+      <tbody>${overview.revisions.map((r) => html`<tr>
+        <td>${r.id}</td><td>${r.author}</td><td>${when(r.at)}</td><td>${r.message}</td>
+        <td><button type="button" onClick=${() => open(r.id)}>Open revision ${r.id}</button>
+          <button type="button" onClick=${async () => setCompare({ id: r.id, doc: JSON.parse((await (await fetch(`/api/revisions/${r.id}`)).json()).doc) })}>Compare revision ${r.id} with the draft</button></td>
+      </tr>`)}</tbody>
+    </table>
+    ${compare ? html`<div role="region" aria-label=${`Revision ${compare.id} compared with the draft`}><h3>From revision ${compare.id} to the draft</h3><${Changes} before=${compare.doc} after=${doc} /></div>` : null}
+  </section>`;
+}
+
+export function JsonPanel({ doc, replace }) {
+  const [text, setText] = useState(() => JSON.stringify(doc, null, 2));
+  const [error, setError] = useState(null);
+  return html`<section aria-labelledby="json-h"><h2 id="json-h">JSON (for engineers)</h2>
+    <p>The draft in the authoring format, for git and review. Importing replaces the draft; it is checked like any edit.</p>
+    <${CodeEditor} label="Authoring JSON" language="json" value=${text} onChange=${setText} rows=${20} />
+    <button type="button" onClick=${() => setText(JSON.stringify(doc, null, 2))}>Export the draft</button>
+    <button type="button" onClick=${() => {
+      try {
+        const parsed = JSON.parse(text);
+        if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("a bundle is a JSON object");
+        replace(parsed);
+        const found = validate(parsed);
+        setError(found.length ? `Imported with ${found.length} problem(s): see the problems list.` : null);
+      } catch (e) {
+        setError(`Not imported: ${e.message}`);
+      }
+    }}>Import into the draft</button>
+    ${error ? html`<p class="problem" role="alert">${error}</p>` : null}
+  </section>`;
+}
