@@ -10,6 +10,8 @@ export { Workspace };
 
 /** The largest API request body, in bytes: a document and a message, as JSON. */
 const MAX_BODY = MAX_DOC + 64 * 1024;
+/** How long the edge may take to answer the studio, in milliseconds. */
+const EDGE_TIMEOUT_MS = 4000;
 /** The largest page of the edge the preview reads, in bytes. */
 const MAX_PAGE = 2 * 1024 * 1024;
 
@@ -20,6 +22,7 @@ const APP_CSP = [
   "script-src 'self' 'wasm-unsafe-eval'",
   "style-src 'self' 'unsafe-inline'",
   "img-src 'self' data: https:",
+  "media-src https:",
   "connect-src 'self'",
   "frame-src 'self'",
   "font-src 'self'",
@@ -104,10 +107,15 @@ async function edge(env, path, accept) {
   const url = new URL(path, base);
   if (url.origin !== base.origin) return problem(400, "a path of the edge only");
   let r;
-  try {
-    r = await fetch(url, { headers: { Accept: accept }, redirect: "manual", signal: AbortSignal.timeout(5000) });
-  } catch (e) {
-    return problem(502, `the edge at ${base.origin} did not answer: ${e.message}`);
+  // A GET is safe to send twice: once more when the first got no answer in time (a
+  // pooled connection the other end had just closed).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      r = await fetch(url, { headers: { Accept: accept }, redirect: "manual", signal: AbortSignal.timeout(EDGE_TIMEOUT_MS) });
+      break;
+    } catch (e) {
+      if (attempt === 2) return problem(502, `the edge at ${base.origin} did not answer: ${e.message}`);
+    }
   }
   const text = await r.text();
   if (text.length > MAX_PAGE) return problem(502, `the edge's answer is over ${MAX_PAGE} bytes`);

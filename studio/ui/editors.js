@@ -146,20 +146,25 @@ function candidateLabel(c) {
   return `${c.id}: ${c.content ?? "?"}`;
 }
 
-/** The priority that puts a moved candidate between its new neighbours. */
+/**
+ * The priority that puts a moved candidate between its new neighbours: halfway, the
+ * neighbours' own when they tie (ties go in list order), 10 above the first; `null` when
+ * there is no whole number between them.
+ */
 function priorityBetween(above, below) {
   const hi = above?.priority ?? 0;
   const lo = below?.priority ?? 0;
-  if (!above) return (below ? lo : 0) + 10;
-  if (!below) return Math.max(hi - 10, hi > 0 ? Math.floor(hi / 2) : hi - 10);
+  if (!above) return below ? lo + 10 : 0;
+  if (!below) return hi - 10;
+  if (hi === lo) return hi;
   if (hi - lo >= 2) return Math.floor((hi + lo) / 2);
   return null;
 }
 
 /**
- * Puts a slot's candidates in the order a person arranged them, setting priorities so
- * the engine ranks them so: the moved one gets a priority between its neighbours, or,
- * when there is no room, every candidate is renumbered 10 apart.
+ * Puts a slot's candidates in the order a person arranged them, setting the moved one's
+ * priority so the engine ranks them so (ties keep list order); when no whole number
+ * fits between its neighbours, every candidate is renumbered 10 apart.
  */
 function reorder(list, from, to) {
   move(list, from, to);
@@ -187,13 +192,13 @@ function ExperimentFields({ path, experiment, contents, onChange }) {
   </fieldset>`;
 }
 
-function CandidateEditor({ doc, slot, i, c, update }) {
+function CandidateEditor({ doc, slot, i, c, update, renamed }) {
   const path = ["slots", slot, "candidates", i];
   const set = (fn) => update((d) => { const x = d.slots[slot].candidates[i]; fn(x); tidy(x); });
   const contents = contentsOf(doc);
   const campaigns = Object.keys(doc.campaigns ?? {});
   return html`<div class="candidate-editor">
-    <${TextField} label="Candidate id" path=${[...path, "id"]} value=${c.id} onInput=${(v) => set((x) => { x.id = v; })} />
+    <${TextField} label="Candidate id" path=${[...path, "id"]} value=${c.id} onInput=${(v) => { set((x) => { x.id = v; }); renamed(v); }} />
     <${SelectField} label="Shows" value=${c.experiment ? "experiment" : "content"} options=${[["content", "one content"], ["experiment", "an experiment"]]}
       onChange=${(v) => set((x) => {
         if (v === "experiment" && !x.experiment) { x.experiment = { variants: [{ content: x.content ?? contents[0], weight: 50 }, { content: contents[1] ?? contents[0], weight: 50 }] }; delete x.content; }
@@ -215,6 +220,17 @@ function CandidateEditor({ doc, slot, i, c, update }) {
   </div>`;
 }
 
+/** The candidates' positions by priority, highest first, ties in list order: the engine's order. */
+function byPriority(candidates) {
+  return candidates.map((_, i) => i).sort((a, b) => (candidates[b].priority ?? 0) - (candidates[a].priority ?? 0) || a - b);
+}
+
+/** Puts the list itself in the engine's order, so positions on screen are list positions. */
+function sortInPlace(list) {
+  const sorted = byPriority(list).map((i) => list[i]);
+  list.splice(0, list.length, ...sorted);
+}
+
 function SlotEditor({ doc, name, update }) {
   const slot = doc.slots[name];
   const candidates = slot.candidates ?? [];
@@ -223,17 +239,19 @@ function SlotEditor({ doc, name, update }) {
   const contents = contentsOf(doc);
   const problems = useAllProblems();
   const s = (fn) => update((d) => { fn(d.slots[name]); });
+  const shift = (from, to) => s((x) => { sortInPlace(x.candidates); reorder(x.candidates, from, to); });
+  const shown = byPriority(candidates);
   useEffect(() => {
     if (!listRef.current) return undefined;
     const sortable = Sortable.create(listRef.current, {
-      handle: ".drag", animation: 120,
+      handle: ".drag",
       onEnd: (e) => {
         if (e.oldIndex === e.newIndex) return;
         // Let Preact own the DOM: put the node back, then re-render from the new order.
         const { item, from, oldIndex } = e;
         from.removeChild(item);
         from.insertBefore(item, from.children[oldIndex] ?? null);
-        s((x) => reorder(x.candidates, e.oldIndex, e.newIndex));
+        shift(e.oldIndex, e.newIndex);
       },
     });
     return () => sortable.destroy();
@@ -247,28 +265,32 @@ function SlotEditor({ doc, name, update }) {
       options=${contents} empty="none" onChange=${(v) => s((x) => { x.default = v; if (v === undefined) delete x.default; })} />
     <h4>Candidates, highest priority first</h4>
     <ol class="candidates" ref=${listRef} aria-label=${`Candidates of ${name}`}>
-      ${candidates.map((c, i) => html`<li key=${c.id + i} class=${under(problems, ["slots", name, "candidates", i]).length ? "has-problem" : ""}>
+      ${shown.map((i, pos) => {
+        const c = candidates[i];
+        return html`<li key=${i} class=${under(problems, ["slots", name, "candidates", i]).length ? "has-problem" : ""}>
         <div class="candidate-head">
-          <span class="drag" aria-hidden="true" title="Drag to reorder">⠿</span>
+          <span class="drag" title=${`Drag ${c.id} to reorder`}>⠿</span>
           <span class="summary">${candidateLabel(c)}${c.stages ? ` · ${c.stages.join(", ")}` : ""} · priority ${c.priority ?? 0}</span>
-          <button type="button" class="small" aria-expanded=${open === i} onClick=${() => setOpen(open === i ? null : i)}>Edit ${c.id}</button>
-          <button type="button" class="small" disabled=${i === 0} onClick=${() => s((x) => reorder(x.candidates, i, i - 1))}>Move ${c.id} up</button>
-          <button type="button" class="small" disabled=${i === candidates.length - 1} onClick=${() => s((x) => reorder(x.candidates, i, i + 1))}>Move ${c.id} down</button>
+          <button type="button" class="small" aria-expanded=${open === c.id} onClick=${() => setOpen(open === c.id ? null : c.id)}>Edit ${c.id}</button>
+          <button type="button" class="small" disabled=${pos === 0} onClick=${() => shift(pos, pos - 1)}>Move ${c.id} up</button>
+          <button type="button" class="small" disabled=${pos === shown.length - 1} onClick=${() => shift(pos, pos + 1)}>Move ${c.id} down</button>
           <button type="button" class="small" onClick=${() => s((x) => x.candidates.splice(i, 1))}>Remove ${c.id}</button>
         </div>
-        ${open === i ? html`<${CandidateEditor} doc=${doc} slot=${name} i=${i} c=${c} update=${update} />` : null}
-      </li>`)}
+        ${open === c.id ? html`<${CandidateEditor} doc=${doc} slot=${name} i=${i} c=${c} update=${update} renamed=${setOpen} />` : null}
+      </li>`;
+      })}
     </ol>
-    <button type="button" onClick=${() => { s((x) => { (x.candidates ??= []).push({ id: newId, content: contents[0], priority: 0 }); }); setOpen(candidates.length); }}>Add candidate to ${name}</button>
+    <button type="button" onClick=${() => { s((x) => { (x.candidates ??= []).push({ id: newId, content: contents[0], priority: 0 }); }); setOpen(newId); }}>Add candidate to ${name}</button>
     <button type="button" onClick=${() => {
+      const id = fresh(`${name}-test`, candidates.map((c) => c.id));
       s((x) => {
         const lowest = Math.min(0, ...(x.candidates ?? []).map((c) => c.priority ?? 0));
         (x.candidates ??= []).push({
-          id: fresh(`${name}-test`, (x.candidates ?? []).map((c) => c.id)), priority: lowest - 10,
+          id, priority: lowest - 10,
           experiment: { variants: [{ content: x.default, weight: 50 }, { content: contents.find((c) => c !== x.default), weight: 50 }], holdout: 0.1 },
         });
       });
-      setOpen(candidates.length);
+      setOpen(id);
     }}>Turn the default of ${name} into an experiment</button>
   </section>`;
 }

@@ -7,6 +7,8 @@ import { changes, impact, validate } from "./engine.js";
 import { CodeEditor } from "./code.js";
 
 const when = (ms) => new Date(ms).toLocaleString();
+/** The most changed cells listed per slot (the count says how many there are). */
+const SHOWN_CELLS = 200;
 
 export function Changes({ before, after }) {
   const list = useMemo(() => (before ? changes(before, after) : []), [before, after]);
@@ -26,28 +28,33 @@ function Impact({ live, draft }) {
     return out;
   }, [shown, live, draft, started]);
   if (!shown) return html`<button type="button" onClick=${() => { setShown(true); setStarted(Date.now()); }}>Show who will see something different</button>`;
-  const rows = data.changed.slice(0, 500);
+  const bySlot = new Map();
+  for (const c of data.changed) {
+    if (!bySlot.has(c.slot)) bySlot.set(c.slot, []);
+    bySlot.get(c.slot).push(c);
+  }
   return html`<div class="impact">
-    <p role="status">${data.changed.length} audience cells change, of ${data.audiences} audiences decided with both versions (${data.ms} ms).</p>
-    ${rows.length ? html`<table aria-label="Audience cells that change">
-      <thead><tr><th scope="col">Stage</th><th scope="col">Device / channel</th><th scope="col">Audience</th><th scope="col">Slot</th><th scope="col">Now</th><th scope="col">After publishing</th></tr></thead>
-      <tbody>${rows.map((c) => html`<tr><td>${c.stage}</td><td>${c.column}</td>
-        <td>${c.values.map(([k, v]) => `${k} = ${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ") || "anyone"}</td>
-        <td>${c.slot}</td><td>${c.before || "—"}</td><td>${c.after}</td></tr>`)}</tbody>
-    </table>` : null}
-    ${data.changed.length > rows.length ? html`<p>…and ${data.changed.length - rows.length} more.</p>` : null}
+    <p role="status">${data.cells} audience cells change, of ${data.audiences} audiences decided with both versions (${data.ms} ms). Each row below is the most general audience of the cells it stands for.</p>
+    ${[...bySlot].map(([slot, cells]) => html`<h4>${slot}: ${cells.length} audience${cells.length > 1 ? "s see" : " sees"} something different</h4>
+      <table aria-label=${`Audiences that see something different in ${slot}`}>
+        <thead><tr><th scope="col">Stage</th><th scope="col">Device / channel</th><th scope="col">Audience</th><th scope="col">Now</th><th scope="col">After publishing</th></tr></thead>
+        <tbody>${cells.slice(0, SHOWN_CELLS).map((c) => html`<tr><td>${c.stage}</td><td>${c.column}</td>
+          <td>${c.values.map(([k, v]) => `${k} = ${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ") || "anyone"}</td>
+          <td>${c.before || "—"}</td><td>${c.after}</td></tr>`)}</tbody>
+      </table>
+      ${cells.length > SHOWN_CELLS ? html`<p>…and ${cells.length - SHOWN_CELLS} more in ${slot}.</p>` : null}`)}
   </div>`;
 }
 
 export function PublishPanel({ doc, live, problems, publish, busy, result }) {
   const [message, setMessage] = useState("");
   return html`<section aria-labelledby="publish-h"><h2 id="publish-h">Publish</h2>
-    <p>The edge serves ${live ? html`version <strong>${live.version}</strong>` : "the bundle it started with"}.
+    <p>${live?.version != null ? html`The studio last had the edge serve version <strong>${live.version}</strong>.` : "Nothing is published from the studio yet: the changes are counted from the workspace's starting document."}
       A publish compiles and signs the draft, and the edge serves it within its recheck period.</p>
     <h3>What changed</h3>
     <${Changes} before=${live?.doc ?? null} after=${doc} />
     <h3>Who will see something different</h3>
-    ${problems.length ? html`<p>Fix the problems first.</p>` : live?.doc ? html`<${Impact} live=${live.doc} draft=${doc} />` : html`<p>Nothing is published from the studio yet.</p>`}
+    ${problems.length ? html`<p>Fix the problems first.</p>` : live?.doc ? html`<${Impact} live=${live.doc} draft=${doc} />` : null}
     <h3>Publish the draft</h3>
     ${problems.length ? html`<div class="problem" role="alert">Publishing is refused: the draft has ${problems.length} problem${problems.length > 1 ? "s" : ""}.
       <ul>${problems.map((p) => html`<li>${p.path || "document"}: ${p.message}</li>`)}</ul></div>` : null}

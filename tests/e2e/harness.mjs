@@ -96,6 +96,37 @@ export async function startWorker({ dir, vars = {}, main, extraConfig = "" }) {
     "--persist-to", join(dir, "state"), "--show-interactive-dev-session=false",
   ];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  const started = await spawnWrangler(args, base, "/healthz");
+  return { ...started, persist: join(dir, "state") };
+}
+
+/**
+ * Starts the studio (studio/, built by scripts/build-studio.sh) under `wrangler dev` in
+ * `dir`, on the local state `persist` (the edge's, so they share KV), with `vars`.
+ * Resolves to `{base, log(), stop()}` once its sign-in page answers.
+ */
+export async function startStudio({ dir, persist, vars = {} }) {
+  const studio = join(ROOT, "studio");
+  const config = readFileSync(join(studio, "wrangler.toml"), "utf8")
+    .replace(/^\[build\][\s\S]*?(?=^\[)/m, "")
+    .replace(/^main = .*$/m, `main = "${join(studio, "src", "worker.js")}"`)
+    .replace(/^directory = "dist"$/m, `directory = "${join(studio, "dist")}"`);
+  const configPath = join(dir, "studio.toml");
+  writeFileSync(configPath, config);
+  const port = await freePort();
+  const inspector = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  WORKER_BASES.add(base);
+  const args = [
+    "dev", "--config", configPath, "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector),
+    "--persist-to", persist, "--show-interactive-dev-session=false",
+  ];
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  return spawnWrangler(args, base, "/login");
+}
+
+/** Runs wrangler with `args` and waits until `base + ready` answers 200. */
+async function spawnWrangler(args, base, ready) {
   let output = "";
   const child = spawn(WRANGLER, args, {
     cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"],
@@ -108,7 +139,7 @@ export async function startWorker({ dir, vars = {}, main, extraConfig = "" }) {
   for (;;) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${log()}`);
     try {
-      const r = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) });
+      const r = await plainFetch(`${base}${ready}`, { signal: AbortSignal.timeout(2000) });
       if (r.ok) break;
     } catch {}
     if (Date.now() > deadline) throw new Error(`not ready after ${READY_DEADLINE_MS} ms:\n${log()}`);
@@ -124,7 +155,7 @@ export async function startWorker({ dir, vars = {}, main, extraConfig = "" }) {
     }
     try { process.kill(-child.pid, "SIGKILL"); } catch {}
   }
-  return { base, log, stop, child, persist: join(dir, "state") };
+  return { base, log, stop, child };
 }
 
 /** Headless Chromium with the flags this machine needs (no background networking). */

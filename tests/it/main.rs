@@ -17,6 +17,7 @@ mod report;
 mod rules;
 mod scenarios;
 mod session;
+mod studio;
 mod token;
 mod triggers;
 mod user_agents;

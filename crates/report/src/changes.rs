@@ -1,5 +1,5 @@
 //! What changed between two authoring documents, in words, for the person about to
-//! publish: `slots · hero · hero-suv-campaign: priority 10 → 20`.
+//! publish: `hero · hero-suv-campaign: priority 10 → 20`.
 //!
 //! The documents are compared as the format names things, not line by line: objects
 //! key by key; lists of objects that carry an `id` (candidates) or a `to` (journey
@@ -12,7 +12,8 @@ use serde_json::Value as Json;
 /// One change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
-    /// Where: the path's names joined by ` · ` (`slots · hero · hero-order`).
+    /// Where: the path's names joined by ` · ` (`hero · hero-order`, `content · winter-tyres`);
+    /// slots and their candidates go by their names alone.
     pub at: String,
     /// The field changed (`priority`), or empty when the whole item at `at` is meant.
     pub field: String,
@@ -79,17 +80,73 @@ fn key_of(items: &[Json]) -> Option<Vec<String>> {
         .collect()
 }
 
+/// The values of a longest increasing subsequence of `places` (patience sorting).
+fn steady(places: &[usize]) -> std::collections::BTreeSet<usize> {
+    // tails[k]: index in `places` of the smallest tail of a run of length k + 1.
+    let mut tails: Vec<usize> = Vec::new();
+    let mut back: Vec<Option<usize>> = vec![None; places.len()];
+    for (i, &p) in places.iter().enumerate() {
+        let at = tails.partition_point(|&t| places.get(t).is_some_and(|&v| v < p));
+        if let Some(b) = back.get_mut(i) {
+            *b = at.checked_sub(1).and_then(|k| tails.get(k).copied());
+        }
+        if at == tails.len() {
+            tails.push(i);
+        } else if let Some(slot) = tails.get_mut(at) {
+            *slot = i;
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    let mut next = tails.last().copied();
+    while let Some(i) = next {
+        out.extend(places.get(i).copied());
+        next = back.get(i).copied().flatten();
+    }
+    out
+}
+
 struct Walk {
     out: Vec<Change>,
 }
 
 impl Walk {
     fn push(&mut self, at: &[String], field: Option<&str>, what: String) {
+        // `hero · hero-suv-campaign`, not `slots · hero · candidates · hero-suv-campaign`:
+        // a slot and its candidates read by their names.
+        let in_slots = at.first().is_some_and(|s| s == "slots");
+        let named = |i: usize, step: &str| match (i, step) {
+            (0, "slots") => false,
+            (2, "candidates") => !in_slots,
+            _ => true,
+        };
+        let shown: Vec<&str> = at
+            .iter()
+            .enumerate()
+            .filter(|(i, step)| named(*i, step))
+            .map(|(_, step)| step.as_str())
+            .collect();
         self.out.push(Change {
-            at: at.join(" · "),
+            at: shown.join(" · "),
             field: field.unwrap_or("").to_owned(),
             what,
         });
+    }
+
+    /// A key added or removed: a named item (a content, a slot) is said whole, a field
+    /// with its value.
+    fn whole(&mut self, at: &mut Vec<String>, key: &str, value: &Json, field_what: String) {
+        if value.is_object() {
+            at.push(key.to_owned());
+            let what = if field_what == "removed" {
+                "removed"
+            } else {
+                "added"
+            };
+            self.push(at, None, what.into());
+            at.pop();
+        } else {
+            self.push(at, Some(key), field_what);
+        }
     }
 
     /// Compares `before` and `after` found at `at` (under `field` of it, when a field).
@@ -105,11 +162,11 @@ impl Walk {
                 for (k, bv) in b {
                     match a.get(k) {
                         Some(av) => self.value(at, Some(k), bv, av),
-                        None => self.push(at, Some(k), "removed".into()),
+                        None => self.whole(at, k, bv, "removed".into()),
                     }
                 }
                 for (k, av) in a.iter().filter(|(k, _)| !b.contains_key(*k)) {
-                    self.push(at, Some(k), format!("added: {}", show(av)));
+                    self.whole(at, k, av, format!("added: {}", show(av)));
                 }
                 if field.is_some() {
                     at.pop();
@@ -145,17 +202,19 @@ impl Walk {
             self.push(at, None, "removed".into());
             at.pop();
         }
-        // The order of the items both have, to tell a move from the others shifting.
-        let kept_before: Vec<&String> = bk.iter().filter(|k| ak.contains(k)).collect();
-        let kept_after: Vec<&String> = ak.iter().filter(|k| bk.contains(k)).collect();
+        // The items both have that kept their order are the longest run in the same order
+        // (a longest increasing subsequence of their old places); the rest moved.
+        let kept: Vec<usize> = ak
+            .iter()
+            .filter_map(|k| bk.iter().position(|b| b == k))
+            .collect();
+        let stayed = steady(&kept);
         for (i, key) in ak.iter().enumerate() {
             at.push(key.clone());
             match bk.iter().position(|k| k == key) {
                 None => self.push(at, None, format!("added ({})", ordinal(i + 1))),
                 Some(j) => {
-                    let was = kept_before.iter().position(|k| *k == key);
-                    let is = kept_after.iter().position(|k| *k == key);
-                    if was != is {
+                    if !stayed.contains(&j) {
                         self.push(
                             at,
                             None,

@@ -179,7 +179,7 @@ struct Found {
 
 /// The dimensions of a set of rules, each with "unknown" first and the values the
 /// rules mention; `history` adds a visitor who saw every content (for sequences).
-fn dimensions<'r>(
+pub(super) fn dimensions<'r>(
     bundle: &Bundle,
     rules: impl Iterator<Item = &'r Condition>,
     history: bool,

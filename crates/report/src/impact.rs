@@ -9,12 +9,14 @@
 //! split), and what the visitor sees is compared: the contents and their shares, not
 //! which candidate chose them, so renaming a candidate changes nothing.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::findings::{self, percent, Cell};
-use super::grid::{columns, fit, merge, Grid};
-use micromoment::bundle::Bundle;
+use super::grid::{columns, dimensions, fit, merge, Grid};
+use micromoment::bundle::{Bundle, Condition};
 use micromoment::time::UnixSeconds;
 
 /// The most audiences the impact decides: each is decided with both bundles, once per
@@ -48,8 +50,49 @@ pub struct Impact {
     pub dimensions: Vec<String>,
     /// Example values the grid had to leave out to stay within its budget.
     pub dropped: usize,
-    /// Every audience and slot that changes, in grid order.
+    /// How many audience and slot cells change, in all.
+    pub cells: usize,
+    /// The cells that change, in grid order, each with the most general audience: a
+    /// cell whose values include another changed cell's (same stage, column, slot,
+    /// before and after) is said by that one (`geo.country = FR` says `geo.country = FR,
+    /// time.hour = 20` too).
     pub changed: Vec<Changed>,
+}
+
+/// Whether `general`'s values are all among `specific`'s: it says that cell too.
+fn says(general: &Changed, specific: &Changed) -> bool {
+    general.values.iter().all(|v| specific.values.contains(v))
+}
+
+/// The changed cells no more general one says (same stage, column, slot, before and
+/// after, fewer values), in their order.
+fn most_general(changed: Vec<Changed>) -> Vec<Changed> {
+    type Key<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+    let mut groups: BTreeMap<Key<'_>, Vec<usize>> = BTreeMap::new();
+    for (i, c) in changed.iter().enumerate() {
+        let key = (&*c.stage, &*c.column, &*c.slot, &*c.before, &*c.after);
+        groups.entry(key).or_default().push(i);
+    }
+    let mut keep = vec![false; changed.len()];
+    for mut members in groups.into_values() {
+        // Fewer values first, so the general cells are kept before those they say.
+        members.sort_by_key(|&i| changed.get(i).map_or(0, |c| c.values.len()));
+        let mut kept: Vec<&Changed> = Vec::new();
+        for i in members {
+            let Some(c) = changed.get(i) else { continue };
+            if !kept.iter().any(|k| says(k, c)) {
+                kept.push(c);
+                if let Some(k) = keep.get_mut(i) {
+                    *k = true;
+                }
+            }
+        }
+    }
+    changed
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(c, k)| k.then_some(c))
+        .collect()
 }
 
 /// What a visitor of a cell sees: each content with its share of the audience, merged by
@@ -89,15 +132,43 @@ fn same(a: &[(String, f64)], b: &[(String, f64)]) -> bool {
         })
 }
 
+/// The rules of the draft's candidates that are new or differ from the live bundle's
+/// candidate of the same slot and name: the values they compare come first in the grid,
+/// so that trimming it to its budget never drops what the change is about.
+fn changed_rules<'d>(live: &Bundle, draft: &'d Bundle) -> Vec<&'d Condition> {
+    let mut out = Vec::new();
+    for slot in &draft.slots {
+        let before = live.slots.iter().find(|s| s.name == slot.name);
+        for c in &slot.candidates {
+            let old = before.and_then(|s| s.candidates.iter().find(|o| o.name == c.name));
+            if old.is_none_or(|o| o.when != c.when) {
+                out.extend(c.when.as_ref());
+            }
+        }
+    }
+    out
+}
+
 /// The audiences and slots whose content changes from `live` to `draft` at `now`.
 /// Slots are compared by name; a slot only the draft has is compared with nothing
 /// (`before` is empty), one it dropped is not shown.
 pub fn impact(live: &Bundle, draft: &Bundle, now: UnixSeconds, limit: usize) -> Impact {
-    let mut dimensions = merge(
-        Grid::new(draft, now, limit).into_dimensions(),
-        Grid::new(live, now, limit).dimensions(),
-    );
-    fit(&mut dimensions, draft.stages.len() * columns().len(), limit);
+    // The values the changed rules compare are kept whole (trimmed only when they alone
+    // exceed the budget); every other value either bundle compares fills what is left.
+    let base = draft.stages.len() * columns().len();
+    let mut kept = dimensions(draft, changed_rules(live, draft).into_iter(), false, &[]);
+    fit(&mut kept, base, limit);
+    let size: usize = kept.iter().map(|d| d.values.len()).product();
+    let mut others: Vec<_> = merge(
+        Grid::new(draft, now, usize::MAX).into_dimensions(),
+        Grid::new(live, now, usize::MAX).dimensions(),
+    )
+    .into_iter()
+    .filter(|d| !kept.iter().any(|k| k.name == d.name))
+    .collect();
+    fit(&mut others, base.saturating_mul(size), limit);
+    let mut dimensions = kept;
+    dimensions.extend(others);
     let new = Grid::named(draft, now, &dimensions);
     let old = Grid::named(live, now, &dimensions);
     let (new_arms, old_arms) = (
@@ -108,6 +179,7 @@ pub fn impact(live: &Bundle, draft: &Bundle, now: UnixSeconds, limit: usize) -> 
         audiences: 0,
         dimensions: dimensions.iter().map(|d| d.name.clone()).collect(),
         dropped: dimensions.iter().map(|d| d.dropped).sum(),
+        cells: 0,
         changed: Vec::new(),
     };
     for audience in new.audiences() {
@@ -138,5 +210,7 @@ pub fn impact(live: &Bundle, draft: &Bundle, now: UnixSeconds, limit: usize) -> 
             }
         }
     }
+    impact.cells = impact.changed.len();
+    impact.changed = most_general(std::mem::take(&mut impact.changed));
     impact
 }

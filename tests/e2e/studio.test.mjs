@@ -1,0 +1,249 @@
+// The studio as a marketer uses it (issue "The studio…", docs/studio.md): the edge with
+// the demo site and the studio under wrangler dev on one local KV, the studio driven in
+// headless Chromium by roles and labels only, with zero JSON edits: create a content,
+// offer it in a slot, turn a default into an experiment, preview, see the impact,
+// publish (the edge serves it), roll back (the edge serves the previous version), and
+// an invalid edit shown at its field with publishing refused. Every screen is
+// screenshotted into target/studio-screenshots.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { generateKeyPairSync, generateKeyPairSync as rsaPair, createSign } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, startWorker, startStudio, launchChromium, tempDir, cleanup, eventually } from "./harness.mjs";
+
+const SHOTS = join(ROOT, "target", "studio-screenshots");
+let dir, edge, studio, browser;
+
+function ed25519() {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  return {
+    seed: privateKey.export({ format: "der", type: "pkcs8" }).subarray(-32).toString("base64"),
+    pub: publicKey.export({ format: "der", type: "spki" }).subarray(-32).toString("base64"),
+  };
+}
+
+before(async () => {
+  dir = tempDir("studio");
+  mkdirSync(SHOTS, { recursive: true });
+  const key = ed25519();
+  edge = await startWorker({ dir, vars: { MM_DEV: "1", MM_BUNDLE_RECHECK_SECS: "1", BUNDLE_PUBKEY: key.pub } });
+  studio = await startStudio({
+    dir, persist: edge.persist,
+    vars: { MM_DEV: "1", EDGE_URL: edge.base, MM_SIGNING_KEY: key.seed, MM_SESSION_KEY: Buffer.alloc(32, 7).toString("base64") },
+  });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await studio?.stop();
+  await edge?.stop();
+  cleanup(dir);
+});
+
+async function served() {
+  return (await (await fetch(`${edge.base}/v1/bundle`)).json());
+}
+
+/** The edge's demo page as a visitor from Lyon, France, on a phone, a new visitor each time. */
+async function lyonPage(path = "/models/") {
+  const page = await browser.newPage({
+    viewport: { width: 390, height: 844 },
+    extraHTTPHeaders: { "X-MM-Geo-Country": "FR", "X-MM-Geo-City": "Lyon", "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1" },
+  });
+  await page.goto(`${edge.base}${path}`);
+  return page;
+}
+
+test("a marketer builds, previews, publishes and rolls back in the studio, with no JSON", async (t) => {
+  const page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+
+  // The demo site before: the edge's embedded bundle, version 7.
+  assert.equal((await served()).version, 7);
+  const before = await lyonPage();
+  const heroBefore = await before.locator('[data-mm-slot="hero"]').innerText();
+  assert.doesNotMatch(heroBefore, /winter tyres/i);
+  await before.close();
+
+  await page.goto(studio.base);
+  await page.getByLabel("Your name").fill("Mara Lopez");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Start from the example bundle" }).click();
+  await page.getByRole("tab", { name: "Slots" }).waitFor();
+  await page.getByText("No problems: the draft compiles.").waitFor();
+
+  await t.test("1. create the content winter-tyres with the city placeholder", async () => {
+    await page.getByRole("tab", { name: "Contents" }).click();
+    await page.getByLabel("New content name").fill("winter-tyres");
+    await page.getByRole("button", { name: "Create content" }).click();
+    const content = page.getByRole("group", { name: "Content winter-tyres" });
+    await content.getByLabel("Description").fill("Winter tyres, for the cold months");
+    const editor = content.getByRole("textbox", { name: "HTML rendition" });
+    await editor.click();
+    await page.keyboard.insertText('<section class="mm-hero"><h1>Winter tyres fitted in ');
+    await content.getByLabel("Placeholder").selectOption("geo.city");
+    await content.getByRole("button", { name: "Insert placeholder" }).click();
+    await page.keyboard.insertText(" from €299</h1></section>");
+    await assert.doesNotReject(content.getByText("{{geo.city}}").first().waitFor());
+    const frame = page.frameLocator('iframe[title="Rendered preview of winter-tyres"]');
+    await frame.getByText("Winter tyres fitted in").waitFor();
+    await shot("1-content");
+  });
+
+  await t.test("2. offer it in hero to consideration or decision visitors from FR or DE, capped 3 per 7 days, first", async () => {
+    await page.getByRole("tab", { name: "Slots" }).click();
+    await page.getByRole("button", { name: "Add candidate to hero" }).click();
+    await page.getByLabel("Candidate id").fill("hero-winter-tyres");
+    await page.getByLabel("Content", { exact: true }).selectOption("winter-tyres");
+    const stages = page.getByRole("group", { name: "Stages (none: every stage)" });
+    await stages.getByLabel("consideration").check();
+    await stages.getByLabel("decision").check();
+    const when = page.getByRole("group", { name: "When" });
+    await when.getByRole("button", { name: "Add condition" }).click();
+    const condition = when.getByRole("group", { name: "Condition 1" });
+    await condition.getByLabel("Variable").selectOption("geo.country");
+    await condition.getByLabel("Operator").selectOption({ label: "is one of" });
+    await condition.getByLabel("Values (comma-separated)").fill("FR, DE");
+    await condition.getByLabel("Values (comma-separated)").press("Tab");
+    await page.getByLabel("At most (impressions)").fill("3");
+    await page.getByLabel("Per", { exact: true }).fill("7");
+    await page.getByLabel("Period unit").selectOption({ label: "days" });
+    // Above the existing candidates, from the keyboard: moved up past each of them.
+    const list = page.getByRole("list", { name: "Candidates of hero" });
+    const up = page.getByRole("button", { name: "Move hero-winter-tyres up" });
+    while (await up.isEnabled()) await up.click();
+    await list.getByRole("listitem").first()
+      .getByText("hero-winter-tyres: winter-tyres · consideration, decision · priority 60").waitFor();
+    await page.getByText("No problems: the draft compiles.").waitFor();
+    await shot("2-slot");
+  });
+
+  await t.test("3. the sidebar default becomes an experiment of two contents, 50/50, 10 % holdout", async () => {
+    await page.getByRole("button", { name: "Turn the default of sidebar into an experiment" }).click();
+    const experiment = page.getByRole("group", { name: "Variant 2" });
+    await experiment.getByLabel("Variant 2 content").selectOption("configurator-teaser");
+    assert.equal(await page.getByLabel("Variant 1 weight").inputValue(), "50");
+    assert.equal(await page.getByLabel("Variant 2 weight").inputValue(), "50");
+    await page.getByLabel("Holdout (%)").fill("10");
+    await page.getByText("10 % held out: they see the default").waitFor();
+    assert.equal(await page.getByText("45 % of visitors").count(), 2);
+    await page.getByText("No problems: the draft compiles.").waitFor();
+    await shot("3-experiment");
+  });
+
+  await t.test("4. preview as decision, mobile, Lyon, FR: the hero shows winter-tyres with Lyon", async () => {
+    await page.getByRole("tab", { name: "Preview" }).click();
+    const audience = page.getByRole("form", { name: "Audience" });
+    await audience.getByLabel("Stage").selectOption("decision");
+    await audience.getByLabel("Device").selectOption("mobile");
+    await audience.getByLabel("Country (ISO code)").fill("FR");
+    await audience.getByLabel("City").fill("Lyon");
+    const hero = page.getByRole("article", { name: "Slot hero" });
+    await hero.getByRole("heading", { name: "hero: winter-tyres" }).waitFor();
+    await hero.getByText("chosen by hero-winter-tyres").waitFor();
+    await page.frameLocator('iframe[title="Slot hero as shown"]').getByText("Winter tyres fitted in Lyon from €299").waitFor();
+    await hero.getByText("Why (trace of hero)").click();
+    await hero.getByText("hero-winter-tyres (priority 60): eligible: shows winter-tyres").waitFor();
+    // The demo page itself, decided with the draft for this audience (scrolled to, as a
+    // person does: Chromium paints a sandboxed frame once it is in view).
+    await page.getByRole("heading", { name: "The page, decided for this audience with the draft" }).scrollIntoViewIfNeeded();
+    await page.locator('iframe[title="Site page with the draft"]').scrollIntoViewIfNeeded();
+    await page.frameLocator('iframe[title="Site page with the draft"]').getByText("Winter tyres fitted in Lyon").waitFor();
+    await page.getByRole("button", { name: "Show the coverage matrix" }).click();
+    await page.getByRole("table", { name: "Coverage of hero" }).waitFor();
+    await shot("4-preview");
+  });
+
+  await t.test("5. the impact: the cells that change", async () => {
+    await page.getByRole("tab", { name: "Publish" }).click();
+    const changes = page.getByRole("list", { name: "Changes" });
+    await changes.getByText("content · winter-tyres: added").waitFor();
+    await changes.getByText("hero · hero-winter-tyres: added (1st)").waitFor();
+    await page.getByRole("button", { name: "Show who will see something different" }).click();
+    const hero = page.getByRole("table", { name: "Audiences that see something different in hero" });
+    await hero.waitFor();
+    const rows = await hero.getByRole("row").allInnerTexts();
+    for (const country of ["FR", "DE"]) {
+      assert.ok(rows.some((r) => new RegExp(`^decision\tmobile/web\t(.*, )?geo\\.country = ${country}(, .*)?\t.+\twinter-tyres$`).test(r)), rows.slice(0, 5).join("\n"));
+    }
+    const others = rows.slice(1).filter((r) => !(/geo\.country = (FR|DE)/.test(r) && /^(consideration|decision)\t/.test(r) && /\twinter-tyres$/.test(r)));
+    assert.deepEqual(others, [],
+      "only consideration and decision visitors from FR or DE get the new hero");
+    const sidebar = await page.getByRole("table", { name: "Audiences that see something different in sidebar" }).getByRole("row").allInnerTexts();
+    assert.ok(sidebar.some((r) => /model-range 55 % · configurator-teaser 45 %$/.test(r)), "the sidebar's split (45 % each, the holdout on the default)");
+    await shot("5-impact");
+  });
+
+  await t.test("6. publish: the edge serves version 8 and the demo page shows the new hero", async () => {
+    await page.getByLabel("Publish message").fill("Winter tyres for France and Germany");
+    const started = Date.now();
+    await page.getByRole("button", { name: "Publish", exact: true }).click();
+    await page.getByText(/Published version 8/).waitFor();
+    await eventually(async () => (await served()).version === 8, 30_000, () => "the edge's /v1/bundle shows version 8");
+    console.log(`# publish to served: ${Date.now() - started} ms (MM_BUNDLE_RECHECK_SECS=1)`);
+    const body = await served();
+    assert.equal(body.source, "kv");
+    const visitor = await lyonPage();
+    await visitor.getByText("Winter tyres fitted in Lyon from €299").waitFor();
+    await visitor.screenshot({ path: join(SHOTS, "6-demo-site.png"), fullPage: true });
+    await visitor.close();
+    await shot("6-published");
+  });
+
+  await t.test("7. roll back: the edge serves version 7 again", async () => {
+    await page.getByRole("tab", { name: "History" }).click();
+    const versions = page.getByRole("table", { name: "Published versions" });
+    await versions.getByRole("row", { name: /starting document/ }).waitFor();
+    await page.getByRole("button", { name: "Roll back to version 7" }).click();
+    await page.getByText("The edge is told to serve version 7 again.").waitFor();
+    await eventually(async () => (await served()).version === 7, 30_000, () => "the edge's /v1/bundle shows version 7");
+    const visitor = await lyonPage();
+    assert.doesNotMatch(await visitor.locator('[data-mm-slot="hero"]').innerText(), /winter tyres/i);
+    await visitor.close();
+    await versions.getByRole("row", { name: /rolled back to/ }).waitFor();
+    await shot("7-rolled-back");
+  });
+
+  await t.test("8. an invalid edit is shown at its field, and publishing is refused", async () => {
+    await page.getByRole("tab", { name: "Slots" }).click();
+    const sidebarDefault = page.locator('[id="f:slots.sidebar.default"]');
+    await sidebarDefault.selectOption({ label: "none" });
+    await page.getByText('slot "sidebar" has no default content').first().waitFor();
+    assert.equal(await sidebarDefault.getAttribute("aria-invalid"), "true");
+    await page.getByRole("button", { name: "Edit hero-test-drive" }).click();
+    await page.getByLabel("At most (impressions)").fill("0");
+    await page.getByText("expected a whole number of impressions, at least 1").first().waitFor();
+    await shot("8-invalid");
+    await page.getByRole("tab", { name: "Publish" }).click();
+    await page.getByText("Publishing is refused: the draft has 2 problems.").waitFor();
+    assert.equal(await page.getByRole("button", { name: "Publish", exact: true }).isDisabled(), true);
+    // The studio's API refuses it too, for a client that skips the page's check.
+    await page.getByRole("button", { name: "Save revision" }).click();
+    await page.getByText(/Saved as revision/).waitFor();
+    const refused = await page.evaluate(async () => {
+      const { head } = await (await fetch("/api/workspace")).json();
+      const r = await fetch("/api/publish", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ revision: head.id }) });
+      return { status: r.status, body: await r.json() };
+    });
+    assert.equal(refused.status, 422);
+    assert.ok(refused.body.diagnostics.some((d) => d.path === "slots.sidebar"));
+    assert.equal((await served()).version, 7);
+    await shot("8-refused");
+  });
+
+  await t.test("candidates are reordered by dragging too", async () => {
+    await page.reload();
+    await page.getByRole("tab", { name: "Slots" }).click();
+    const list = page.getByRole("list", { name: "Candidates of sidebar" });
+    await page.getByTitle("Drag sidebar-winter-check to reorder")
+      .dragTo(list.getByRole("listitem").first(), { targetPosition: { x: 20, y: 2 } });
+    await list.getByRole("listitem").first().getByText(/^sidebar-winter-check: winter-check · priority 40$/).waitFor();
+  });
+
+  assert.deepEqual(errors, []);
+  await page.close();
+});
