@@ -52,6 +52,7 @@ args=(dev --ip 127.0.0.1 --port "$port" --persist-to "$state" --var MM_DEV:1 --s
 [ -n "$pubkey" ] && args+=(--var "BUNDLE_PUBKEY:$pubkey")
 studio_args=(dev --ip 127.0.0.1 --port "$studio_port" --inspector-port 0 --persist-to "$state" --var MM_DEV:1
   --var "EDGE_URL:http://127.0.0.1:$port" --show-interactive-dev-session=false)
+[ -n "$pubkey" ] && studio_args+=(--var "BUNDLE_PUBKEY:$pubkey")
 
 node_modules/.bin/wrangler "${args[@]}" &
 edge=$!

@@ -31,12 +31,20 @@ function jsonPart(text) {
 }
 
 let certs = { team: "", at: 0, keys: [] };
+/** How soon a key id the cached certificates lack makes them fetched again, in ms. */
+const REFRESH_AFTER_MS = 30 * 1000;
 
-/** The team's signing keys (JWKS): ACCESS_JWKS when set (offline tests), else fetched. */
-async function accessKeys(env) {
+/**
+ * The team's signing keys (JWKS): ACCESS_JWKS when set (offline tests), else fetched and
+ * cached; a key id not among them fetches them again (Access rotated its keys), at most
+ * every 30 s.
+ */
+async function accessKeys(env, kid) {
   if (env.ACCESS_JWKS) return JSON.parse(env.ACCESS_JWKS).keys ?? [];
   const now = Date.now();
-  if (certs.team === env.ACCESS_TEAM_DOMAIN && now - certs.at < CERTS_TTL_MS) return certs.keys;
+  const fresh = certs.team === env.ACCESS_TEAM_DOMAIN && now - certs.at < CERTS_TTL_MS;
+  const known = certs.keys.some((k) => k.kid === kid);
+  if (fresh && (known || now - certs.at < REFRESH_AFTER_MS)) return certs.keys;
   const r = await fetch(`https://${env.ACCESS_TEAM_DOMAIN}/cdn-cgi/access/certs`);
   if (!r.ok) throw new Error(`Access certificates: ${r.status}`);
   const keys = (await r.json()).keys ?? [];
@@ -60,12 +68,18 @@ export async function accessPerson(token, env, now = Date.now() / 1000) {
     return null;
   }
   if (header.alg !== "RS256" || typeof header.kid !== "string") return null;
-  const jwk = (await accessKeys(env)).find((k) => k.kid === header.kid && k.kty === "RSA");
+  if (!header || !claims || typeof header !== "object" || typeof claims !== "object") return null;
+  const jwk = (await accessKeys(env, header.kid)).find((k) => k.kid === header.kid && k.kty === "RSA");
   if (!jwk) return null;
-  const key = await crypto.subtle.importKey(
-    "jwk", { kty: "RSA", n: jwk.n, e: jwk.e, alg: "RS256", ext: true },
-    { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"],
-  );
+  let key;
+  try {
+    key = await crypto.subtle.importKey(
+      "jwk", { kty: "RSA", n: jwk.n, e: jwk.e, alg: "RS256", ext: true },
+      { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"],
+    );
+  } catch {
+    return null;
+  }
   let signature;
   try {
     signature = unbase64url(parts[2]);
@@ -86,11 +100,12 @@ export async function accessPerson(token, env, now = Date.now() / 1000) {
 
 let isolateKey;
 
-/** The key signing development sign-ins: MM_SESSION_KEY, else one per isolate. */
+/** The key signing development sign-ins: MM_SESSION_KEY (at least 32 bytes), else one per isolate. */
 async function sessionKey(env) {
   let raw;
   if (env.MM_SESSION_KEY) {
     raw = Uint8Array.from(atob(env.MM_SESSION_KEY), (c) => c.charCodeAt(0));
+    if (raw.length < 32) throw new Error("MM_SESSION_KEY: at least 32 bytes, base64");
   } else {
     isolateKey ??= crypto.getRandomValues(new Uint8Array(32));
     raw = isolateKey;
@@ -130,8 +145,19 @@ async function devPerson(request, env, now = Date.now() / 1000) {
   }
 }
 
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+/**
+ * Whether the development sign-in is on: MM_DEV=1, and the studio is reached on this
+ * machine (a loopback host name), so a production studio with MM_DEV set by mistake, or
+ * a page that rebinds its own host name to 127.0.0.1, still gets no sign-in by name.
+ */
+export function devMode(request, env) {
+  return env.MM_DEV === "1" && LOOPBACK.has(new URL(request.url).hostname);
+}
+
 /** The person making the request, or null. */
 export async function person(request, env) {
-  if (env.MM_DEV === "1") return devPerson(request, env);
+  if (devMode(request, env)) return devPerson(request, env);
   return accessPerson(request.headers.get("Cf-Access-Jwt-Assertion"), env);
 }

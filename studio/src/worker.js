@@ -3,7 +3,7 @@
 // API: the workspace's revisions and publishes (the `Workspace` Durable Object), and
 // what the edge serves (its /v1/bundle and pages, fetched here so the browser talks to
 // this origin only).
-import { person, sessionCookie, SESSION_COOKIE, MAX_NAME } from "./auth.js";
+import { person, sessionCookie, devMode, SESSION_COOKIE, MAX_NAME } from "./auth.js";
 import { Workspace, MAX_DOC, MAX_MESSAGE } from "./workspace.js";
 
 export { Workspace };
@@ -82,14 +82,8 @@ async function body(request) {
     }
     chunks.push(value);
   }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
   try {
-    const value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(all));
+    const value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(concat(chunks, size)));
     if (value === null || typeof value !== "object" || Array.isArray(value)) return problem(400, "the body must be a JSON object");
     return value;
   } catch (e) {
@@ -108,25 +102,55 @@ async function edge(env, path, accept) {
   if (url.origin !== base.origin) return problem(400, "a path of the edge only");
   let r;
   // A GET is safe to send twice: once more when the first got no answer in time (a
-  // pooled connection the other end had just closed).
+  // pooled connection the other end had just closed). `Sec-Purpose: prefetch`: the edge
+  // decides the page but records nothing (no exposure), so previews never count.
   for (let attempt = 1; ; attempt++) {
     try {
-      r = await fetch(url, { headers: { Accept: accept }, redirect: "manual", signal: AbortSignal.timeout(EDGE_TIMEOUT_MS) });
+      r = await fetch(url, {
+        headers: { Accept: accept, "Sec-Purpose": "prefetch" }, redirect: "manual", signal: AbortSignal.timeout(EDGE_TIMEOUT_MS),
+      });
       break;
     } catch (e) {
       if (attempt === 2) return problem(502, `the edge at ${base.origin} did not answer: ${e.message}`);
     }
   }
-  const text = await r.text();
-  if (text.length > MAX_PAGE) return problem(502, `the edge's answer is over ${MAX_PAGE} bytes`);
-  return { status: r.status, type: r.headers.get("Content-Type") ?? "", text };
+  const type = r.headers.get("Content-Type") ?? "";
+  if (Number(r.headers.get("Content-Length") ?? "0") > MAX_PAGE) {
+    await r.body?.cancel();
+    return problem(502, `the edge's answer is over ${MAX_PAGE} bytes`);
+  }
+  const reader = r.body?.getReader();
+  const chunks = [];
+  let size = 0;
+  while (reader) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > MAX_PAGE) {
+      await reader.cancel();
+      return problem(502, `the edge's answer is over ${MAX_PAGE} bytes`);
+    }
+    chunks.push(value);
+  }
+  const text = new TextDecoder().decode(concat(chunks, size));
+  return { status: r.status, type, text };
+}
+
+function concat(chunks, size) {
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  return all;
 }
 
 async function api(request, env, who, path) {
   const method = request.method;
   if (method !== "GET" && !sameSite(request)) return problem(403, "cross-site request refused");
   const ws = workspace(env);
-  if (method === "GET" && path === "/api/me") return json({ name: who.name, via: who.via, dev: env.MM_DEV === "1" });
+  if (method === "GET" && path === "/api/me") return json({ name: who.name, via: who.via, dev: who.via === "dev" });
   if (method === "GET" && path === "/api/workspace") {
     const [overview, live] = await Promise.all([ws.overview(), ws.liveDoc()]);
     return json({ ...overview, liveDoc: live, edge: env.EDGE_URL, signing: Boolean(env.MM_SIGNING_KEY) });
@@ -164,7 +188,7 @@ async function api(request, env, who, path) {
   }
   if (path === "/api/publish") {
     if (!Number.isInteger(input.revision)) return problem(400, "revision: the revision to publish");
-    const published = await ws.publish({ revision: input.revision, message, author: who.name });
+    const published = await ws.publish({ revision: input.revision, message, author: who.name, dev: who.via === "dev" });
     if (published.error) return problem(422, published.error, { diagnostics: published.diagnostics ?? [] });
     return json(published);
   }
@@ -178,13 +202,14 @@ async function api(request, env, who, path) {
 }
 
 async function signIn(request, env) {
-  if (env.MM_DEV !== "1") return problem(404, "sign in through your company's single sign-on");
+  if (!devMode(request, env)) return problem(404, "sign in through your company's single sign-on");
   if (!sameSite(request)) return problem(403, "cross-site request refused");
   const input = await body(request);
   if (input instanceof Response) return input;
   const name = typeof input.name === "string" ? input.name.trim() : "";
-  if (!name || name.length > MAX_NAME || /[\u0000-\u001f\u007f]/.test(name)) {
-    return problem(400, `name: 1 to ${MAX_NAME} characters`);
+  // No control characters, and no bidirectional overrides that would spoof a name.
+  if (!name || name.length > MAX_NAME || /[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069]/.test(name)) {
+    return problem(400, `name: 1 to ${MAX_NAME} characters, no control characters`);
   }
   const value = await sessionCookie(name, env);
   return json({ name }, 200, {
@@ -198,13 +223,20 @@ export default {
     const path = url.pathname;
     if (path === "/api/login" && request.method === "POST") return signIn(request, env);
     if (path === "/api/logout" && request.method === "POST") {
+      if (!sameSite(request)) return problem(403, "cross-site request refused");
       return json({}, 200, { "Set-Cookie": `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0` });
     }
-    const who = await person(request, env);
+    let who;
+    try {
+      who = await person(request, env);
+    } catch (e) {
+      console.error("studio sign-in", e?.stack ?? e);
+      return problem(503, "sign-in is unavailable (the single sign-on's keys could not be read)");
+    }
     const open = path === "/login" || path === "/login.html" || path === "/app.css" || path.startsWith("/assets/");
     if (!who && path.startsWith("/api/")) return problem(401, "sign in first");
     if (!who && !open) {
-      if (env.MM_DEV === "1") return secured(Response.redirect(new URL("/login", url), 302));
+      if (devMode(request, env)) return secured(Response.redirect(new URL("/login", url), 302));
       return problem(401, "sign in through Cloudflare Access");
     }
     if (path.startsWith("/api/")) {
@@ -212,7 +244,7 @@ export default {
         return await api(request, env, who, path);
       } catch (e) {
         console.error("studio api", path, e?.stack ?? e);
-        return problem(500, "the studio failed; nothing was changed");
+        return problem(500, "the studio failed: reload to see what was recorded");
       }
     }
     if (request.method !== "GET" && request.method !== "HEAD") return problem(405, "GET only");

@@ -4,7 +4,7 @@
 // gaps or repeats. Publishing compiles, signs and writes KV here too: `bundle:<hash>`,
 // `version:<id>:<version>`, then `current`.
 import { DurableObject } from "cloudflare:workers";
-import { build, validate } from "./engine.js";
+import { build, validate, describe, signingPublicKey } from "./engine.js";
 
 /** The largest document a revision holds, in bytes of UTF-8. */
 export const MAX_DOC = 4 * 1024 * 1024;
@@ -15,7 +15,36 @@ export const MAX_MESSAGE = 500;
 /** Revisions kept: past this, the oldest that no publish refers to are deleted. */
 const KEEP_REVISIONS = 1000;
 
+/** The deepest nesting a document may have (the engine reads up to 128). */
+export const MAX_DEPTH = 64;
+
 const bytes = (text) => new TextEncoder().encode(text).length;
+
+/** Why a document's text cannot be a bundle's, or null: JSON, an object, not too deep. */
+export function shape(text) {
+  // Depth first, without parsing: brackets outside strings.
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i += 1;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === "{" || c === "[") {
+      depth += 1;
+      if (depth > MAX_DEPTH) return `a document nests at most ${MAX_DEPTH} levels`;
+    } else if (c === "}" || c === "]") depth -= 1;
+  }
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    return `not JSON: ${e.message}`;
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return "a bundle is a JSON object";
+  return null;
+}
 
 export class Workspace extends DurableObject {
   constructor(ctx, env) {
@@ -36,9 +65,17 @@ export class Workspace extends DurableObject {
 
   #write(doc, text) {
     this.sql.exec("DELETE FROM pieces WHERE doc = ?", doc);
-    for (let n = 0, at = 0; at < text.length || n === 0; n++, at += PIECE) {
-      this.sql.exec("INSERT INTO pieces (doc, n, text) VALUES (?, ?, ?)", doc, n, text.slice(at, at + PIECE));
-    }
+    let n = 0;
+    let at = 0;
+    do {
+      let end = Math.min(at + PIECE, text.length);
+      // Never between the two halves of a character outside the BMP (an emoji).
+      const last = text.charCodeAt(end - 1);
+      if (end < text.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
+      this.sql.exec("INSERT INTO pieces (doc, n, text) VALUES (?, ?, ?)", doc, n, text.slice(at, end));
+      n += 1;
+      at = end;
+    } while (at < text.length);
   }
 
   #read(doc) {
@@ -72,7 +109,8 @@ export class Workspace extends DurableObject {
   liveDoc() {
     const live = this.#live();
     if (!live) return null;
-    return { version: live.version, hash: live.hash, revision: live.revision, doc: this.#read(`p${this.#publishOf(live.version).seq}`) };
+    const origin = this.#publishOf(live.version);
+    return { version: live.version, hash: live.hash, revision: live.revision, doc: origin ? this.#read(`p${origin.seq}`) : null };
   }
 
   #publishOf(version) {
@@ -85,11 +123,8 @@ export class Workspace extends DurableObject {
    */
   save({ doc, message, author, parent }) {
     if (typeof doc !== "string" || bytes(doc) > MAX_DOC) return { error: `a document is at most ${MAX_DOC} bytes` };
-    try {
-      JSON.parse(doc);
-    } catch (e) {
-      return { error: `not JSON: ${e.message}` };
-    }
+    const wrong = shape(doc);
+    if (wrong) return { error: wrong };
     const head = this.#head();
     if ((head?.id ?? null) !== (parent ?? null)) return { conflict: head };
     const at = Date.now();
@@ -119,41 +154,95 @@ export class Workspace extends DurableObject {
     try {
       built = build(source, this.env.MM_SIGNING_KEY || undefined);
     } catch (e) {
-      return { error: String(e.message ?? e), diagnostics: JSON.parse(validate(source)) };
+      let diagnostics = [];
+      try {
+        diagnostics = JSON.parse(validate(source));
+      } catch {}
+      return { error: String(e.message ?? e), diagnostics };
     }
     await this.env.BUNDLES.put(`bundle:${built.hash}`, built.bytes);
     await this.env.BUNDLES.put(`version:${built.id}:${built.version}`, built.hash);
     return { built, source };
   }
 
+  /** The lowest version above `floor` that no publish (here or from the CLI) recorded for `id`. */
+  async #freeVersion(id, floor) {
+    for (let v = floor + 1; v < floor + 1000; v++) {
+      if (!Number.isSafeInteger(v)) break;
+      if ((await this.env.BUNDLES.get(`version:${id}:${v}`)) === null) return v;
+    }
+    return null;
+  }
+
   /**
    * Publishes a revision as the next version: compiled and signed, `bundle:<hash>` and
-   * the version's record written, then `current`. The first publish of a workspace
-   * also stores its first revision at its own version (the baseline), so that what the
-   * edge served before can be rolled back to.
+   * the version's record written, then `current`. The first publish of a workspace also
+   * records what the edge served before (KV's `current`, or, when KV has none, the
+   * workspace's starting document: the edge serves its embedded bundle then), so it can
+   * be rolled back to. One publish or rollback at a time: nothing else runs in the
+   * object meanwhile, so versions are numbered without gaps or repeats.
    */
-  async publish({ revision, message, author }) {
+  publish({ revision, message, author, dev }) {
+    return this.ctx.blockConcurrencyWhile(() => this.#publish({ revision, message, author, dev }));
+  }
+
+  async #publish({ revision, message, author, dev }) {
+    if (!this.env.MM_SIGNING_KEY && !dev) {
+      return { error: "MM_SIGNING_KEY is not set: the edge refuses unsigned bundles outside development" };
+    }
+    if (this.env.MM_SIGNING_KEY && this.env.BUNDLE_PUBKEY) {
+      let own;
+      try {
+        own = signingPublicKey(this.env.MM_SIGNING_KEY);
+      } catch (e) {
+        return { error: String(e.message ?? e) };
+      }
+      if (own !== this.env.BUNDLE_PUBKEY.trim()) {
+        return { error: "MM_SIGNING_KEY is not the key of BUNDLE_PUBKEY: the edge would refuse what it signs" };
+      }
+    }
     const rev = this.open(revision);
     if (!rev) return { error: `no revision ${revision}` };
     const at = Date.now();
     const note = String(message ?? "").slice(0, MAX_MESSAGE);
-    const ever = this.sql.exec("SELECT MAX(version) AS v FROM published").one().v;
-    if (ever === null) {
-      const first = this.sql.exec("SELECT MIN(id) AS id FROM revisions").one().id;
-      const base = this.#read(`r${first}`);
-      const version = Number(JSON.parse(base).version) || 1;
-      const stored = await this.#store(base, version);
-      if (stored.built && first !== revision) {
-        this.#record("baseline", stored, first, author, at, "the starting document, as served before the first publish");
-      }
+    const doc = JSON.parse(rev.doc);
+    if (this.sql.exec("SELECT COUNT(*) AS n FROM published").one().n === 0) {
+      await this.#baseline(author, at);
     }
-    const floor = this.sql.exec("SELECT MAX(version) AS v FROM published").one().v ?? 0;
-    const version = Math.max(floor, Number(JSON.parse(rev.doc).version) || 0) + 1;
+    const floor = Math.max(
+      this.sql.exec("SELECT MAX(version) AS v FROM published").one().v ?? 0,
+      Number.isSafeInteger(doc.version) ? doc.version : 0,
+    );
+    const version = await this.#freeVersion(String(doc.id ?? ""), floor);
+    if (version === null) return { error: `no free version above ${floor}` };
     const stored = await this.#store(rev.doc, version);
     if (!stored.built) return stored;
     await this.env.BUNDLES.put("current", stored.built.hash);
     this.#record("publish", stored, revision, author, at, note);
     return { version: stored.built.version, hash: stored.built.hash, id: stored.built.id };
+  }
+
+  /** Records what the edge served before the workspace's first publish. */
+  async #baseline(author, at) {
+    const served = (await this.env.BUNDLES.get("current"))?.trim();
+    if (served) {
+      const bytes = await this.env.BUNDLES.get(`bundle:${served}`, "arrayBuffer");
+      const header = bytes && describe(new Uint8Array(bytes));
+      if (header) {
+        this.sql.exec(
+          "INSERT INTO published (kind, version, bundle, hash, revision, author, at, message) VALUES ('baseline', ?, ?, ?, NULL, ?, ?, ?)",
+          header.version, header.id, served, author, at, "what the edge served before the studio's first publish");
+      }
+      return;
+    }
+    // No `current`: the edge serves the bundle it embeds, which the workspace started from.
+    const first = this.sql.exec("SELECT MIN(id) AS id FROM revisions").one().id;
+    const base = this.#read(`r${first}`);
+    const version = Number.isSafeInteger(JSON.parse(base).version) ? JSON.parse(base).version : 1;
+    const stored = await this.#store(base, version);
+    if (stored.built) {
+      this.#record("baseline", stored, first, author, at, "the starting document, as the edge served it before the first publish");
+    }
   }
 
   #record(kind, { built, source }, revision, author, at, message) {
@@ -165,7 +254,11 @@ export class Workspace extends DurableObject {
   }
 
   /** Serves a published version again: `current` set to its bundle, still in KV. */
-  async rollback({ version, author, message }) {
+  rollback({ version, author, message }) {
+    return this.ctx.blockConcurrencyWhile(() => this.#rollback({ version, author, message }));
+  }
+
+  async #rollback({ version, author, message }) {
     const target = this.#publishOf(version);
     if (!target) return { error: `version ${version} was never published here` };
     const stored = await this.env.BUNDLES.get(`bundle:${target.hash}`, "arrayBuffer");

@@ -12,6 +12,11 @@ import {
 import { PreviewPanel } from "./preview.js";
 import { PublishPanel, HistoryPanel, JsonPanel } from "./publish.js";
 
+/** A check slower than this waits for a pause in typing. */
+const SLOW_CHECK_MS = 40;
+/** The pause, in milliseconds. */
+const CHECK_PAUSE_MS = 300;
+
 const TABS = ["Journey", "Contents", "Slots", "Campaigns", "Goals", "Destinations", "Triggers", "Preview", "Publish", "History", "JSON"];
 const TAB_OF = { journey: "Journey", content: "Contents", slots: "Slots", campaigns: "Campaigns", goals: "Goals", destinations: "Destinations", triggers: "Triggers" };
 
@@ -91,11 +96,27 @@ function App() {
     })();
   }, []);
 
-  const checked = useMemo(() => {
-    if (!doc) return { problems: [], ms: 0 };
-    const t = performance.now();
-    const problems = validate(doc);
-    return { problems, ms: performance.now() - t };
+  // The engine checks the draft after every edit; a draft that takes it long (thousands
+  // of candidates) is checked once typing pauses, so keys never wait for it.
+  const [checked, setChecked] = useState({ problems: [], ms: 0 });
+  useEffect(() => {
+    if (!doc) return undefined;
+    const run = () => {
+      const t = performance.now();
+      let problems;
+      try {
+        problems = validate(doc);
+      } catch (e) {
+        problems = [{ path: "", message: `the draft cannot be checked: ${e.message ?? e}` }];
+      }
+      setChecked({ problems, ms: performance.now() - t });
+    };
+    if (checked.ms < SLOW_CHECK_MS) {
+      run();
+      return undefined;
+    }
+    const timer = setTimeout(run, CHECK_PAUSE_MS);
+    return () => clearTimeout(timer);
   }, [doc]);
   const cat = useMemo(() => (doc ? catalogue(doc) : { variables: [], values: new Map() }), [doc]);
 
@@ -179,7 +200,7 @@ function App() {
     Goals: () => html`<${GoalsEditor} doc=${doc} update=${update} />`,
     Destinations: () => html`<${DestinationsEditor} doc=${doc} update=${update} />`,
     Triggers: () => html`<${TriggersEditor} doc=${doc} update=${update} />`,
-    Preview: () => html`<${PreviewPanel} doc=${doc} valid=${problems.length === 0} edge=${overview.edge} />`,
+    Preview: () => html`<${PreviewPanel} doc=${doc} valid=${problems.length === 0} />`,
     Publish: () => html`<${PublishPanel} doc=${doc} live=${live} problems=${problems} publish=${publish} busy=${busy} result=${published} />`,
     History: () => html`<${HistoryPanel} overview=${overview} open=${open} doc=${doc} rollback=${rollback} busy=${busy} result=${rolled} />`,
     JSON: () => html`<${JsonPanel} doc=${doc} replace=${(d) => { setDoc(d); setDirty(true); }} />`,

@@ -9,16 +9,19 @@ import { compile, report } from "./engine.js";
 const FRAME_CSP = "default-src 'none'; style-src 'unsafe-inline' https:; img-src https: data:; font-src https:";
 
 /** A document for a sandboxed frame: the HTML under a policy that loads no script. */
-function framed(body, base) {
-  const baseTag = base ? `<base href="${base.replace(/"/g, "&quot;")}">` : "";
-  return `<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${FRAME_CSP}">${baseTag}
+function framed(body) {
+  return `<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${FRAME_CSP}">
 <style>body{font-family:system-ui,sans-serif;margin:.5rem}</style></head><body>${body}</body></html>`;
 }
 
-/** HTML shown in a frame that runs nothing and reaches nothing of the studio's. */
-export function SandboxedPreview({ title, html: body, base, tall }) {
+/**
+ * HTML shown in a frame that runs nothing and reaches nothing of the studio's: an empty
+ * `sandbox` (no scripts, an opaque origin), under the studio's policy, which the frame
+ * inherits, and for a fragment its own stricter one.
+ */
+export function SandboxedPreview({ title, html: body, tall }) {
   return html`<iframe class=${tall ? "frame tall" : "frame"} title=${title} sandbox="" referrerpolicy="no-referrer"
-    srcdoc=${/^\s*<!doctype/i.test(body) ? body : framed(body, base)}></iframe>`;
+    srcdoc=${/^\s*<!doctype/i.test(body) ? body : framed(body)}></iframe>`;
 }
 
 /** A rendition with its placeholders marked, for a content's own preview. */
@@ -84,8 +87,7 @@ function Matrix({ doc }) {
   const data = useMemo(() => (shown ? report(doc, Date.now()) : null), [shown, doc]);
   if (!shown) return html`<button type="button" onClick=${() => setShown(true)}>Show the coverage matrix</button>`;
   return html`<div class="matrix">
-    <p>${data.contexts} audiences decided. ${data.unreachable.length ? `${data.unreachable.length} candidates no audience reaches.` : "Every candidate reaches someone."}</p>
-    ${data.unreachable.length ? html`<ul>${data.unreachable.map((u) => html`<li>${u.slot} · ${u.candidate}: ${u.why}</li>`)}</ul>` : null}
+    <p>What each stage sees per device and channel, with no other signal (${data.contexts} audiences); the full report, with every audience the rules name, is <code>micromoment report</code>.</p>
     ${data.matrix.map((m) => html`<table aria-label=${`Coverage of ${m.slot}`}>
       <caption>${m.slot}</caption>
       <thead><tr><th scope="col">stage</th>${data.columns.map((c) => html`<th scope="col">${c}</th>`)}</tr></thead>
@@ -94,8 +96,14 @@ function Matrix({ doc }) {
   </div>`;
 }
 
-export function PreviewPanel({ doc, valid, edge }) {
+export function PreviewPanel({ doc, valid }) {
   const [audience, setAudience] = useState({ stage: doc.journey?.stages?.[0], device: "desktop", channel: "web", path: "/" });
+  // The page path as typed, read from the edge once typing pauses.
+  const [path, setPath] = useState(audience.path);
+  useEffect(() => {
+    const timer = setTimeout(() => setPath(audience.path || "/"), 400);
+    return () => clearTimeout(timer);
+  }, [audience.path]);
   const [page, setPage] = useState(null);
   const [pageError, setPageError] = useState(null);
   const bundle = useMemo(() => (valid ? compile(doc) : null), [doc, valid]);
@@ -112,7 +120,7 @@ export function PreviewPanel({ doc, valid, edge }) {
   // The site's page for the audience's path, as the edge serves it to a new visitor.
   useEffect(() => {
     let stop = false;
-    fetch(`/api/edge/page?path=${encodeURIComponent(audience.path || "/")}`)
+    fetch(`/api/edge/page?path=${encodeURIComponent(path)}`)
       .then(async (r) => {
         const body = await r.json();
         if (stop) return;
@@ -120,7 +128,7 @@ export function PreviewPanel({ doc, valid, edge }) {
       })
       .catch((e) => { if (!stop) setPageError(String(e)); });
     return () => { stop = true; };
-  }, [audience.path]);
+  }, [path]);
   const personalized = useMemo(() => {
     if (!bundle || !page || !decision?.token) return null;
     const { context, now } = requestOf(audience, doc);
@@ -150,7 +158,7 @@ export function PreviewPanel({ doc, valid, edge }) {
     </div>` : null}
     <h3>The page, decided for this audience with the draft</h3>
     ${pageError ? html`<p class="hint">The site's page could not be read: ${pageError}</p>` : null}
-    ${personalized ? html`<${SandboxedPreview} tall title="Site page with the draft" html=${personalized} base=${edge} />` : null}
+    ${personalized ? html`<${SandboxedPreview} tall title="Site page with the draft" html=${personalized} />` : null}
     <h3>Coverage</h3>
     ${valid ? html`<${Matrix} doc=${doc} />` : null}
   </section>`;

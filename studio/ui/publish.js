@@ -11,7 +11,14 @@ const when = (ms) => new Date(ms).toLocaleString();
 const SHOWN_CELLS = 200;
 
 export function Changes({ before, after }) {
-  const list = useMemo(() => (before ? changes(before, after) : []), [before, after]);
+  const list = useMemo(() => {
+    if (!before) return [];
+    try {
+      return changes(before, after);
+    } catch (e) {
+      return [{ text: `the changes cannot be listed: ${e.message ?? e}` }];
+    }
+  }, [before, after]);
   if (!before) return html`<p>Nothing to compare with.</p>`;
   if (!list.length) return html`<p>No change.</p>`;
   return html`<ul class="changes" aria-label="Changes">${list.map((c) => html`<li>${c.text}</li>`)}</ul>`;
@@ -23,11 +30,16 @@ function Impact({ live, draft }) {
   const data = useMemo(() => {
     if (!shown) return null;
     const t = performance.now();
-    const out = impact(live, draft, Date.now());
-    out.ms = Math.round(performance.now() - t);
-    return out;
+    try {
+      const out = impact(live, draft, Date.now());
+      out.ms = Math.round(performance.now() - t);
+      return out;
+    } catch (e) {
+      return { error: String(e.message ?? e) };
+    }
   }, [shown, live, draft, started]);
   if (!shown) return html`<button type="button" onClick=${() => { setShown(true); setStarted(Date.now()); }}>Show who will see something different</button>`;
+  if (data.error) return html`<p class="problem" role="alert">The impact cannot be computed: ${data.error}</p>`;
   const bySlot = new Map();
   for (const c of data.changed) {
     if (!bySlot.has(c.slot)) bySlot.set(c.slot, []);

@@ -7,10 +7,10 @@
 // screenshotted into target/studio-screenshots.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { generateKeyPairSync, generateKeyPairSync as rsaPair, createSign } from "node:crypto";
+import { generateKeyPairSync, createSign } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, startWorker, startStudio, launchChromium, tempDir, cleanup, eventually } from "./harness.mjs";
+import { ROOT, KEYS, startWorker, startStudio, launchChromium, tempDir, cleanup, eventually } from "./harness.mjs";
 
 const SHOTS = join(ROOT, "target", "studio-screenshots");
 let dir, edge, studio, browser;
@@ -27,10 +27,10 @@ before(async () => {
   dir = tempDir("studio");
   mkdirSync(SHOTS, { recursive: true });
   const key = ed25519();
-  edge = await startWorker({ dir, vars: { MM_DEV: "1", MM_BUNDLE_RECHECK_SECS: "1", BUNDLE_PUBKEY: key.pub } });
+  edge = await startWorker({ dir, vars: { MM_DEV: "1", MM_BUNDLE_RECHECK_SECS: "1", BUNDLE_PUBKEY: key.pub, JOURNEY_KEYS: JSON.stringify(KEYS) } });
   studio = await startStudio({
     dir, persist: edge.persist,
-    vars: { MM_DEV: "1", EDGE_URL: edge.base, MM_SIGNING_KEY: key.seed, MM_SESSION_KEY: Buffer.alloc(32, 7).toString("base64") },
+    vars: { MM_DEV: "1", EDGE_URL: edge.base, MM_SIGNING_KEY: key.seed, BUNDLE_PUBKEY: key.pub, MM_SESSION_KEY: Buffer.alloc(32, 7).toString("base64") },
   });
   browser = await launchChromium();
 });
@@ -152,7 +152,10 @@ test("a marketer builds, previews, publishes and rolls back in the studio, with 
     // person does: Chromium paints a sandboxed frame once it is in view).
     await page.getByRole("heading", { name: "The page, decided for this audience with the draft" }).scrollIntoViewIfNeeded();
     await page.locator('iframe[title="Site page with the draft"]').scrollIntoViewIfNeeded();
-    await page.frameLocator('iframe[title="Site page with the draft"]').getByText("Winter tyres fitted in Lyon").waitFor();
+    // (Its text, not its visibility: Chromium lays out a sandboxed frame's document in
+    // another process, and reports it hidden until that process has painted it.)
+    const site = page.frameLocator('iframe[title="Site page with the draft"]');
+    await site.locator('[data-mm-slot="hero"]').getByText("Winter tyres fitted in Lyon from €299").waitFor({ state: "attached" });
     await page.getByRole("button", { name: "Show the coverage matrix" }).click();
     await page.getByRole("table", { name: "Coverage of hero" }).waitFor();
     await shot("4-preview");
@@ -246,4 +249,136 @@ test("a marketer builds, previews, publishes and rolls back in the studio, with 
 
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test("the edge serves the demo site when ORIGIN is empty, personalized like any page", async () => {
+  const home = await fetch(`${edge.base}/`);
+  assert.equal(home.status, 200);
+  assert.equal(home.headers.get("content-type"), "text/html; charset=utf-8");
+  assert.equal(home.headers.get("cache-control"), "private, no-store");
+  assert.match(home.headers.get("vary") ?? "", /Cookie/);
+  assert.match(home.headers.get("set-cookie") ?? "", /^mm=[^;]+;/, "a journey token");
+  const body = await home.text();
+  assert.match(body, /data-mm-slot="hero" data-mm-content="[a-z-]+"/);
+  assert.match(body, /data-mm-slot="sidebar" data-mm-content="[a-z-]+"/);
+  // A model page moves the visitor along the journey, as the bundle's transitions say.
+  const token = home.headers.get("set-cookie").split(";")[0];
+  const model = await fetch(`${edge.base}/models/suv/terra`, { headers: { Cookie: token } });
+  assert.equal(model.status, 200);
+  const decided = await (await fetch(`${edge.base}/v1/decide?slots=hero`, { headers: { Cookie: model.headers.get("set-cookie").split(";")[0] } })).json();
+  assert.equal(decided.stage, "consideration");
+  assert.equal((await fetch(`${edge.base}/no-such-page`)).status, 404);
+  assert.equal((await fetch(`${edge.base}/`, { method: "POST", body: "x" })).status, 405);
+});
+
+/** A signed-in session's cookie for API calls, as the sign-in page gets it. */
+async function session(name = "Api Tester") {
+  const r = await fetch(`${studio.base}/api/login`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name }),
+  });
+  assert.equal(r.status, 200);
+  return r.headers.get("set-cookie").split(";")[0];
+}
+
+test("the studio refuses strangers, cross-site requests and oversized bodies, and sends its policy", async () => {
+  const anonymous = await fetch(`${studio.base}/api/workspace`);
+  assert.equal(anonymous.status, 401);
+  const page = await fetch(`${studio.base}/`, { redirect: "manual" });
+  assert.equal(page.status, 302);
+  assert.equal(new URL(page.headers.get("location")).pathname, "/login");
+  const forged = await fetch(`${studio.base}/api/workspace`, { headers: { Cookie: "mm_studio=eyJuYW1lIjoiRXZlIiwiZXhwIjo5OTk5OTk5OTk5fQ.AAAA" } });
+  assert.equal(forged.status, 401, "a cookie the studio did not sign");
+
+  const cookie = await session();
+  const save = (headers, body = JSON.stringify({ doc: "{}", message: "x", parent: null })) =>
+    fetch(`${studio.base}/api/revisions`, { method: "POST", headers: { Cookie: cookie, ...headers }, body });
+  assert.equal((await save({ "Content-Type": "application/json", Origin: "https://evil.example" })).status, 403);
+  assert.equal((await save({ "Content-Type": "application/json", "Sec-Fetch-Site": "cross-site" })).status, 403);
+  assert.equal((await save({ "Content-Type": "text/plain" })).status, 403, "a form or a no-preflight fetch cannot post");
+  const login = await fetch(`${studio.base}/api/login`, {
+    method: "POST", headers: { "Content-Type": "application/json", Origin: "https://evil.example" }, body: JSON.stringify({ name: "Eve" }),
+  });
+  assert.equal(login.status, 403, "no sign-in from another site");
+  const big = await save({ "Content-Type": "application/json" }, JSON.stringify({ doc: "x".repeat(5 * 1024 * 1024) }));
+  assert.equal(big.status, 413);
+  assert.equal((await save({ "Content-Type": "application/json" }, "not json")).status, 400);
+  const deep = await save({ "Content-Type": "application/json" }, JSON.stringify({ doc: "[".repeat(100) + "]".repeat(100), parent: null }));
+  assert.equal(deep.status, 400);
+  assert.match((await deep.json()).error, /nests at most 64 levels/);
+  const list = await save({ "Content-Type": "application/json" }, JSON.stringify({ doc: "[]", parent: null }));
+  assert.equal(list.status, 400, "a bundle is a JSON object");
+  const away = await fetch(`${studio.base}/api/edge/page?path=${encodeURIComponent("//evil.example/")}`, { headers: { Cookie: cookie } });
+  assert.equal(away.status, 400, "the preview reads the edge's pages only");
+
+  for (const path of ["/", "/login"]) {
+    const r = await fetch(`${studio.base}${path}`, { headers: { Cookie: cookie } });
+    assert.equal(r.status, 200, path);
+    const csp = r.headers.get("content-security-policy");
+    assert.match(csp, /default-src 'none'/);
+    assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'(;|$)/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(r.headers.get("x-frame-options"), "DENY");
+    assert.equal(r.headers.get("cache-control"), "no-store");
+  }
+});
+
+test("content HTML runs nothing in the studio: previews are sandboxed frames", async () => {
+  const page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
+  const dialogs = [];
+  page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
+  await page.goto(`${studio.base}/login`);
+  await page.getByLabel("Your name").fill("Mallory");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("tab", { name: "Contents" }).click();
+  await page.getByLabel("New content name").fill("xss-probe");
+  await page.getByRole("button", { name: "Create content" }).click();
+  await page.getByRole("textbox", { name: "HTML rendition" }).click();
+  await page.keyboard.insertText(`<h2>probe</h2><img src="x" onerror="parent.document.title='pwned';alert(1)"><script>parent.document.title='pwned';alert(2)</script>`);
+  const frame = page.locator('iframe[title="Rendered preview of xss-probe"]');
+  await frame.scrollIntoViewIfNeeded();
+  await page.frameLocator('iframe[title="Rendered preview of xss-probe"]').getByRole("heading", { name: "probe" }).waitFor();
+  assert.equal(await frame.getAttribute("sandbox"), "");
+  for (const f of await page.locator("iframe").all()) assert.equal(await f.getAttribute("sandbox"), "", "every frame is sandboxed");
+  assert.equal(await page.title(), "micromoment studio");
+  assert.deepEqual(dialogs, []);
+  await page.close();
+});
+
+test("in production the studio takes only Cloudflare Access's signed assertions", async () => {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const other = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const jwk = { ...publicKey.export({ format: "jwk" }), kid: "k1", alg: "RS256", use: "sig" };
+  const team = "acme.cloudflareaccess.com";
+  const aud = "3f1c0ffee";
+  const prod = await startStudio({
+    dir, persist: edge.persist,
+    vars: { MM_DEV: "0", EDGE_URL: edge.base, ACCESS_TEAM_DOMAIN: team, ACCESS_AUD: aud, ACCESS_JWKS: JSON.stringify({ keys: [jwk] }) },
+  });
+  try {
+    const b64 = (x) => Buffer.from(typeof x === "string" ? x : JSON.stringify(x)).toString("base64url");
+    const now = Math.floor(Date.now() / 1000);
+    const jwt = (claims, { key = privateKey, header = { alg: "RS256", kid: "k1", typ: "JWT" } } = {}) => {
+      const head = `${b64(header)}.${b64({ aud: [aud], iss: `https://${team}`, email: "mara@acme.example", iat: now, exp: now + 600, ...claims })}`;
+      const sig = createSign("RSA-SHA256").update(head).sign(key).toString("base64url");
+      return `${head}.${sig}`;
+    };
+    const me = (token) => fetch(`${prod.base}/api/me`, { headers: token ? { "Cf-Access-Jwt-Assertion": token } : {} });
+    const good = await me(jwt({}));
+    assert.equal(good.status, 200);
+    assert.deepEqual(await good.json(), { name: "mara@acme.example", via: "access", dev: false });
+    assert.equal((await me(null)).status, 401);
+    assert.equal((await me(jwt({ aud: ["another-app"] }))).status, 401, "another application's audience");
+    assert.equal((await me(jwt({ iss: "https://evil.cloudflareaccess.com" }))).status, 401, "another team");
+    assert.equal((await me(jwt({ exp: now - 3600 }))).status, 401, "expired");
+    assert.equal((await me(jwt({}, { key: other.privateKey }))).status, 401, "signed by a key not the team's");
+    assert.equal((await me(jwt({}, { header: { alg: "none", kid: "k1" } }))).status, 401, "alg none");
+    assert.equal((await me(`${jwt({}).split(".").slice(0, 2).join(".")}.`)).status, 401, "no signature");
+    assert.equal((await me("not.a.jwt")).status, 401);
+    // No development sign-in in production.
+    const login = await fetch(`${prod.base}/api/login`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{\"name\":\"Eve\"}" });
+    assert.equal(login.status, 404);
+  } finally {
+    await prod.stop();
+  }
 });

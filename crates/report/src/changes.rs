@@ -6,6 +6,8 @@
 //! transitions) item by item, so a moved candidate reads "moved from 3rd to 1st" rather
 //! than as every later one changing; other lists (stages, variants) as one value.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -59,23 +61,18 @@ fn ordinal(n: usize) -> String {
 /// The key a list item is matched by: its `id`, or a transition's `to` with its place
 /// among those to the same stage.
 fn key_of(items: &[Json]) -> Option<Vec<String>> {
-    let mut seen: Vec<String> = Vec::new();
+    let mut per_stage: HashMap<&str, usize> = HashMap::new();
     items
         .iter()
         .map(|item| {
             let object = item.as_object()?;
-            let key = if let Some(id) = object.get("id").and_then(Json::as_str) {
-                id.to_owned()
-            } else {
-                let to = object.get("to").and_then(Json::as_str)?;
-                let n = seen
-                    .iter()
-                    .filter(|k| k.starts_with(&format!("to {to} #")))
-                    .count();
-                format!("to {to} #{}", n + 1)
-            };
-            seen.push(key.clone());
-            Some(key)
+            if let Some(id) = object.get("id").and_then(Json::as_str) {
+                return Some(id.to_owned());
+            }
+            let to = object.get("to").and_then(Json::as_str)?;
+            let n = per_stage.entry(to).or_insert(0);
+            *n += 1;
+            Some(format!("to {to} #{n}"))
         })
         .collect()
 }
@@ -197,7 +194,13 @@ impl Walk {
     ) {
         let (b, bk) = before;
         let (a, ak) = after;
-        for key in bk.iter().filter(|k| !ak.contains(k)) {
+        let places: HashMap<&str, usize> = bk
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), i))
+            .collect();
+        let after_keys: HashSet<&str> = ak.iter().map(String::as_str).collect();
+        for key in bk.iter().filter(|k| !after_keys.contains(k.as_str())) {
             at.push(key.clone());
             self.push(at, None, "removed".into());
             at.pop();
@@ -206,12 +209,12 @@ impl Walk {
         // (a longest increasing subsequence of their old places); the rest moved.
         let kept: Vec<usize> = ak
             .iter()
-            .filter_map(|k| bk.iter().position(|b| b == k))
+            .filter_map(|k| places.get(k.as_str()).copied())
             .collect();
         let stayed = steady(&kept);
         for (i, key) in ak.iter().enumerate() {
             at.push(key.clone());
-            match bk.iter().position(|k| k == key) {
+            match places.get(key.as_str()).copied() {
                 None => self.push(at, None, format!("added ({})", ordinal(i + 1))),
                 Some(j) => {
                     if !stayed.contains(&j) {

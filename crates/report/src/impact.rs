@@ -23,6 +23,22 @@ use micromoment::time::UnixSeconds;
 /// arm of each experiment that decides a slot, in the browser after an edit.
 pub const MAX_IMPACT_CONTEXTS: usize = 6_000;
 
+/// The candidates a bundle of the default budget is sized for: past them, the budget
+/// shrinks in proportion, so the browser's wait stays about the same.
+const SIZED_FOR: usize = 200;
+
+/// The fewest audiences the impact decides, however large the bundles.
+const MIN_IMPACT_CONTEXTS: usize = 500;
+
+/// How many audiences to decide for two bundles: [`MAX_IMPACT_CONTEXTS`] up to 200
+/// candidates in the larger, fewer in proportion above (never below 500), since each
+/// audience's decision costs about as much as its candidates.
+pub fn impact_budget(live: &Bundle, draft: &Bundle) -> usize {
+    let candidates = |b: &Bundle| b.slots.iter().map(|s| s.candidates.len()).sum::<usize>();
+    let most = candidates(live).max(candidates(draft)).max(SIZED_FOR);
+    (MAX_IMPACT_CONTEXTS * SIZED_FOR / most).max(MIN_IMPACT_CONTEXTS)
+}
+
 /// One audience and slot whose content changes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Changed {

@@ -37,7 +37,7 @@ pub use changes::{changes, Change};
 pub use findings::{Arm, Cell, SlotMatrix, Split, Unreachable, Why};
 pub use grid::{Audience, Dimension, Grid, MAX_CONTEXTS};
 pub use html::html;
-pub use impact::{impact, Changed, Impact, MAX_IMPACT_CONTEXTS};
+pub use impact::{impact, impact_budget, Changed, Impact, MAX_IMPACT_CONTEXTS};
 pub use triggers::{Moment, TriggerCoverage};
 
 use micromoment::bundle::Bundle;
@@ -167,6 +167,38 @@ pub fn build<'b>(bundle: &'b Bundle, hash: &str, bytes: usize, now: UnixSeconds)
             cells,
             arms: profiles,
         },
+    }
+}
+
+/// The coverage matrix alone, for the studio after an edit: each slot's stage ×
+/// device/channel matrix for the baseline audiences (no other signal), with
+/// experiments split, without the whole grid's reachability that [`build`] decides.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Coverage {
+    /// Stages, in journey order.
+    pub stages: Vec<String>,
+    /// Matrix columns: `device/channel`.
+    pub columns: Vec<String>,
+    /// Per slot, the matrix.
+    pub matrix: Vec<SlotMatrix>,
+    /// How many audiences were decided.
+    pub contexts: usize,
+}
+
+/// The coverage matrix of a bundle at `now`.
+pub fn coverage(bundle: &Bundle, now: UnixSeconds) -> Coverage {
+    let grid = Grid::new(bundle, now, MAX_CONTEXTS);
+    let arms = findings::experiment_arms(bundle);
+    let (matrix, _) = findings::matrix(bundle, &grid, &arms);
+    let columns: Vec<String> = grid::columns()
+        .iter()
+        .map(|(d, c)| format!("{}/{}", d.as_str(), c.as_str()))
+        .collect();
+    Coverage {
+        stages: bundle.stage_names().map(str::to_owned).collect(),
+        contexts: bundle.stages.len() * columns.len(),
+        columns,
+        matrix,
     }
 }
 

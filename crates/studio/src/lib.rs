@@ -4,7 +4,7 @@
 //!
 //! - [`validate`]: every problem of an authoring document at its JSON path, with the
 //!   CLI's words;
-//! - [`report`]: the coverage report of `micromoment report`, as JSON;
+//! - [`report`]: the coverage matrix of `micromoment report`, as JSON;
 //! - [`impact`]: the audiences whose page changes between the live bundle and a draft;
 //! - [`changes`]: what changed between two documents, in words;
 //! - [`build`]: the compiled, signed `.mmb` the studio writes to KV.
@@ -62,15 +62,12 @@ pub fn validate(source: &str) -> String {
     }
 }
 
-/// The coverage report of a document at `now` (Unix seconds), as `micromoment report
-/// --json` writes it.
+/// The coverage matrix of a document at `now` (Unix seconds): per slot, the stage ×
+/// device/channel matrix of `micromoment report`, with experiments split.
 #[wasm_bindgen]
 pub fn report(source: &str, now: f64) -> Result<String, JsError> {
     let bundle = compiled(source).map_err(|_| error("the document does not compile"))?;
-    let bytes = bundle.to_mmb(None).map_err(error)?;
-    let header = Compiled::read_header(&bytes, &Budget::default()).map_err(error)?;
-    let report = report_crate::build(&bundle, &header.hash, bytes.len(), now as UnixSeconds);
-    serde_json::to_string(&report).map_err(error)
+    serde_json::to_string(&report_crate::coverage(&bundle, now as UnixSeconds)).map_err(error)
 }
 
 /// The audiences and slots whose content changes from `live` to `draft` (authoring
@@ -80,12 +77,8 @@ pub fn report(source: &str, now: f64) -> Result<String, JsError> {
 pub fn impact(live: &str, draft: &str, now: f64) -> Result<String, JsError> {
     let live = compiled(live).map_err(|_| error("the live document does not compile"))?;
     let draft = compiled(draft).map_err(|_| error("the draft does not compile"))?;
-    let impact = report_crate::impact(
-        &live,
-        &draft,
-        now as UnixSeconds,
-        report_crate::MAX_IMPACT_CONTEXTS,
-    );
+    let limit = report_crate::impact_budget(&live, &draft);
+    let impact = report_crate::impact(&live, &draft, now as UnixSeconds, limit);
     serde_json::to_string(&impact).map_err(error)
 }
 
@@ -111,6 +104,15 @@ pub fn variables() -> Vec<String> {
         .iter()
         .map(|(name, _)| (*name).to_owned())
         .collect()
+}
+
+/// The public key (base64, as `BUNDLE_PUBKEY` takes it) of a signing key (base64
+/// Ed25519 seed), so the studio can check it signs what the edge verifies.
+#[wasm_bindgen(js_name = signingPublicKey)]
+pub fn signing_public_key(signing_key: &str) -> Result<String, JsError> {
+    SigningKey::from_base64(signing_key)
+        .map(|k| k.public_base64())
+        .map_err(|e| error(format!("signing key: {e}")))
 }
 
 /// A compiled bundle, ready for KV.

@@ -1,4 +1,4 @@
-//! The demo site (docs/studio.md): with no `ORIGIN`, the edge serves a few pages of an
+//! The demo site (docs/studio.md): in development (`MM_DEV=1`) with no `ORIGIN`, the edge serves a few pages of an
 //! imaginary car brand whose markup names the automotive fixture's slots (`banner`,
 //! `hero`, `sidebar`), so the first page a newcomer opens is personalized, and every
 //! publish and preview from the studio has a real page to show on. The pages go through

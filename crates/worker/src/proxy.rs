@@ -93,8 +93,9 @@ pub async fn pass_through(req: Request, env: &Env) -> Result<Response> {
 
 /// Proxies one request to `ORIGIN`.
 pub async fn page(req: Request, env: &Env, ctx: &WorkerContext) -> Result<Response> {
-    if platform::config(env).origin.is_none() {
-        // No site to personalize: the demo site's pages.
+    if platform::config(env).origin.is_none() && platform::dev(env) {
+        // No site to personalize, in development: the demo site's pages. (In production
+        // an edge without ORIGIN answers its API only.)
         return super::demo::page(req, env, ctx).await;
     }
     let (url, target) = match origin_target(&req, env) {
