@@ -33,9 +33,10 @@ bash scripts/worker-setup.sh
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --locked --target wasm32-unknown-unknown -p micromoment-npm --test wasm
 
-step "builds: the npm package (packed), the Worker (offline), the CLI"
+step "builds: the npm package (packed), the Worker (offline), the studio (its engine and app), the CLI"
 bash scripts/build-npm.sh
 bash scripts/build-worker.sh
+bash scripts/build-studio.sh
 cargo build --locked -p micromoment-cli --bin micromoment
 
 step "Chromium for the browser tests (pages and reports as visitors open them)"
@@ -57,7 +58,7 @@ command -v "$python" >/dev/null || python=python3
 target/api-venv/bin/pip freeze 2>/dev/null | grep -qi '^schemathesis==4.32.5$' \
   || target/api-venv/bin/pip install --quiet --disable-pip-version-check schemathesis==4.32.5
 
-step "end to end: the packed npm package, the Worker under wrangler dev, pages and reports in Chromium, json-logic-js, OpenFeature's SDKs, the API description under schemathesis"
+step "end to end: the packed npm package, the Worker under wrangler dev, the studio and pages and reports in Chromium, json-logic-js, OpenFeature's SDKs, the API description under schemathesis"
 node --test tests/e2e/
 
 step "fuzz targets build (cargo-fuzz on nightly)"

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync, createSign } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, KEYS, startWorker, startStudio, launchChromium, tempDir, cleanup, eventually } from "./harness.mjs";
+import { ROOT, KEYS, cli, startWorker, startStudio, launchChromium, tempDir, cleanup, eventually } from "./harness.mjs";
 
 const SHOTS = join(ROOT, "target", "studio-screenshots");
 let dir, edge, studio, browser;
@@ -60,7 +60,11 @@ test("a marketer builds, previews, publishes and rolls back in the studio, with 
   const page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  // Each screen as the person sees it: the part of the page the step is about, in view.
+  const shot = async (name, at) => {
+    if (at) await at.first().scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+  };
 
   // The demo site before: the edge's embedded bundle, version 7.
   assert.equal((await served()).version, 7);
@@ -119,7 +123,7 @@ test("a marketer builds, previews, publishes and rolls back in the studio, with 
     await list.getByRole("listitem").first()
       .getByText("hero-winter-tyres: winter-tyres · consideration, decision · priority 60").waitFor();
     await page.getByText("No problems: the draft compiles.").waitFor();
-    await shot("2-slot");
+    await shot("2-slot", page.getByRole("heading", { name: "Slot hero" }));
   });
 
   await t.test("3. the sidebar default becomes an experiment of two contents, 50/50, 10 % holdout", async () => {
@@ -132,7 +136,7 @@ test("a marketer builds, previews, publishes and rolls back in the studio, with 
     await page.getByText("10 % held out: they see the default").waitFor();
     assert.equal(await page.getByText("45 % of visitors").count(), 2);
     await page.getByText("No problems: the draft compiles.").waitFor();
-    await shot("3-experiment");
+    await shot("3-experiment", page.getByRole("group", { name: "Variant 1" }));
   });
 
   await t.test("4. preview as decision, mobile, Lyon, FR: the hero shows winter-tyres with Lyon", async () => {
@@ -158,7 +162,7 @@ test("a marketer builds, previews, publishes and rolls back in the studio, with 
     await site.locator('[data-mm-slot="hero"]').getByText("Winter tyres fitted in Lyon from €299").waitFor({ state: "attached" });
     await page.getByRole("button", { name: "Show the coverage matrix" }).click();
     await page.getByRole("table", { name: "Coverage of hero" }).waitFor();
-    await shot("4-preview");
+    await shot("4-preview", page.getByRole("article", { name: "Slot hero" }));
   });
 
   await t.test("5. the impact: the cells that change", async () => {
@@ -178,7 +182,7 @@ test("a marketer builds, previews, publishes and rolls back in the studio, with 
       "only consideration and decision visitors from FR or DE get the new hero");
     const sidebar = await page.getByRole("table", { name: "Audiences that see something different in sidebar" }).getByRole("row").allInnerTexts();
     assert.ok(sidebar.some((r) => /model-range 55 % · configurator-teaser 45 %$/.test(r)), "the sidebar's split (45 % each, the holdout on the default)");
-    await shot("5-impact");
+    await shot("5-impact", page.getByRole("heading", { name: "Who will see something different" }));
   });
 
   await t.test("6. publish: the edge serves version 8 and the demo page shows the new hero", async () => {
@@ -192,7 +196,7 @@ test("a marketer builds, previews, publishes and rolls back in the studio, with 
     assert.equal(body.source, "kv");
     const visitor = await lyonPage();
     await visitor.getByText("Winter tyres fitted in Lyon from €299").waitFor();
-    await visitor.screenshot({ path: join(SHOTS, "6-demo-site.png"), fullPage: true });
+    await visitor.screenshot({ path: join(SHOTS, "6-demo-site.png") });
     await visitor.close();
     await shot("6-published");
   });
@@ -220,7 +224,7 @@ test("a marketer builds, previews, publishes and rolls back in the studio, with 
     await page.getByRole("button", { name: "Edit hero-test-drive" }).click();
     await page.getByLabel("At most (impressions)").fill("0");
     await page.getByText("expected a whole number of impressions, at least 1").first().waitFor();
-    await shot("8-invalid");
+    await shot("8-invalid", page.getByText("expected a whole number of impressions, at least 1"));
     await page.getByRole("tab", { name: "Publish" }).click();
     await page.getByText("Publishing is refused: the draft has 2 problems.").waitFor();
     assert.equal(await page.getByRole("button", { name: "Publish", exact: true }).isDisabled(), true);
@@ -381,4 +385,14 @@ test("in production the studio takes only Cloudflare Access's signed assertions"
   } finally {
     await prod.stop();
   }
+});
+
+test("micromoment rollback serves a version the studio published, from a terminal", async () => {
+  // After the task set the edge serves 7 again (rolled back in the studio); 8 is in KV.
+  const out = JSON.parse(cli("rollback", "--id", "acme-autos", "--to", "8", "--local", "--persist-to", edge.persist));
+  assert.equal(out.version, 8);
+  await eventually(async () => (await served()).version === 8, 30_000, () => "the edge's /v1/bundle shows version 8");
+  assert.throws(() => cli("rollback", "--id", "acme-autos", "--to", "12", "--local", "--persist-to", edge.persist),
+    /acme-autos 12 was never published here/);
+  assert.equal((await served()).version, 8);
 });
