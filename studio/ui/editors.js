@@ -41,6 +41,12 @@ export function JourneyEditor({ doc, update }) {
   const j = (fn) => update((d) => { d.journey ??= { stages: [] }; fn(d.journey); });
   const [newIntent, setNewIntent] = useState("");
   return html`<section aria-labelledby="journey-h"><h2 id="journey-h">Journey</h2>
+    <fieldset><legend>Bundle</legend>
+      <${TextField} label="Bundle id" path=${["id"]} value=${doc.id} onInput=${(v) => update((d) => { d.id = v; })}
+        hint="the edge keeps the versions of one id; the studio numbers them" />
+      <${TextField} label="Bundle description" path=${["description"]} value=${doc.description}
+        onInput=${(v) => update((d) => { d.description = v; tidy(d); })} />
+    </fieldset>
     <${SectionProblems} path="journey" />
     <h3>Stages, in order</h3>
     <ol class="stages">${stages.map((s, i) => html`<li key=${i}>
