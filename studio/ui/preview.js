@@ -49,7 +49,7 @@ export function requestOf(audience, doc) {
     issued_at: iso, expires_at: new Date(now.getTime() + 30 * 864e5).toISOString().replace(/\.\d+Z$/, "Z"),
     stage: audience.stage || doc.journey?.stages?.[0], stage_since: new Date(now.getTime() - 864e5).toISOString().replace(/\.\d+Z$/, "Z"),
     visits: audience.returning ? 3 : 1, last_visit: iso, intents, impressions: {}, sequence: [], experiments: {},
-    segments: [], consent: true,
+    segments: (audience.segments ?? "").split(",").map((x) => x.trim()).filter(Boolean), consent: true,
   };
   const context = {
     channel: audience.channel, device: { type: audience.device }, geo, utm,
@@ -73,6 +73,7 @@ function AudienceForm({ doc, audience, setAudience }) {
     <${TextField} label="Event" value=${audience.event} onInput=${set("event")} />
     ${topics.map((t) => html`<${NumberField} label=${`Intent ${t}`} value=${audience.intents?.[t]} step="1"
       onInput=${(v) => setAudience({ ...audience, intents: { ...audience.intents, [t]: v } })} />`)}
+    <${TextField} label="Segments (comma-separated)" value=${audience.segments} onInput=${set("segments")} />
     <label class="check"><input type="checkbox" checked=${!!audience.returning} onChange=${(e) => set("returning")(e.currentTarget.checked)} /> Returning visitor</label>
     <${Field2} label="Time" value=${audience.time} onInput=${set("time")} />
   </form>`;
