@@ -86,8 +86,8 @@ pub mod bundle {
     pub use crate::imp::bundle::{
         compile, is_destination_var, keygen, public_key_of, same_destination, schema,
         verify_signature, Bundle, Candidate, Condition, Counts, DestinationKind, ExperimentSpec,
-        GoalSpec, Header, LoadError, Offer, Period, SigningKey, TriggerOn, DESTINATION_VAR_PREFIX,
-        FORMAT_VERSION, MAGIC, MAX_DESTINATION_VAR_BYTES,
+        GoalSpec, Header, LoadError, Offer, Period, Schedule, SigningKey, TriggerOn,
+        DESTINATION_VAR_PREFIX, FORMAT_VERSION, MAGIC, MAX_DESTINATION_VAR_BYTES,
     };
 }
 /// The JSON API's request bodies, read and checked: a device's events, the backend calls.

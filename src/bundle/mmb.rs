@@ -27,7 +27,7 @@ use crate::codec::{self, CodecError};
 pub const MAGIC: &[u8; 4] = b"MMB1";
 
 /// The version of the compiled form; bumped whenever `model.rs` changes shape.
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 
 const SIGNATURE_LEN: usize = 64;
 

@@ -46,7 +46,7 @@ pub use crate::destination::{
     is_destination_var, same_destination, DestinationKind, DESTINATION_VAR_PREFIX,
     MAX_DESTINATION_VAR_BYTES,
 };
-pub use model::{Bundle, Condition, Period};
+pub use model::{Bundle, Condition, Period, Schedule};
 pub use model::{Candidate, Content, Offer, TriggerOn};
 pub(crate) use model::{Experiment, JsonTemplate, Piece, Template};
 pub(crate) use source::offered;

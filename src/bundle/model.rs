@@ -194,6 +194,23 @@ pub struct Candidate {
     pub cap: Option<Cap>,
     pub after: List<u16>,
     pub campaign: Option<u16>,
+    /// When it may show; outside, it is skipped (trace: scheduled).
+    pub schedule: Option<Schedule>,
+}
+
+/// When a candidate or a campaign's candidates may show: from `from` (included) until
+/// `until` (excluded), Unix seconds; a missing end is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Schedule {
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+}
+
+impl Schedule {
+    /// Whether `now` is inside the window.
+    pub fn holds(&self, now: i64) -> bool {
+        self.from.is_none_or(|from| now >= from) && self.until.is_none_or(|until| now < until)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -221,6 +238,8 @@ pub struct Campaign {
     pub name: String,
     pub id: u32,
     pub cap: Cap,
+    /// When its candidates may show.
+    pub schedule: Option<Schedule>,
 }
 
 /// A goal: conversions are the app events of this name.

@@ -119,6 +119,25 @@ fn judge<'b>(
             .map_or("?", |s| s.name.as_str());
         return Err(Verdict::Stage(name));
     }
+    if let Some(schedule) = candidate.schedule.filter(|s| !s.holds(facts.now)) {
+        return Err(Verdict::Scheduled {
+            from: schedule.from,
+            until: schedule.until,
+            campaign: None,
+        });
+    }
+    if let Some(campaign) = candidate
+        .campaign
+        .and_then(|c| bundle.campaigns.get(usize::from(c)))
+    {
+        if let Some(schedule) = campaign.schedule.filter(|s| !s.holds(facts.now)) {
+            return Err(Verdict::Scheduled {
+                from: schedule.from,
+                until: schedule.until,
+                campaign: Some(&campaign.name),
+            });
+        }
+    }
     // A store a lookup finds, and the rows it read, belong to the candidate whose rule
     // found them: none yet for this one. (Without feeds, lookups find nothing.)
     if facts.feeds.is_some() {

@@ -29,6 +29,15 @@ pub enum Verdict<'b> {
     OutOfFuel,
     /// Its `when` reads a feed that is missing, late or stale, which counts as false.
     NoData,
+    /// Outside its schedule, or its campaign's: `campaign` names the campaign's.
+    Scheduled {
+        /// The window's start, if any.
+        from: Option<i64>,
+        /// The window's end, if any.
+        until: Option<i64>,
+        /// The campaign whose schedule it is, when not the candidate's own.
+        campaign: Option<&'b str>,
+    },
     /// Its content is already in another slot of the page.
     Placed(&'b str),
     /// Its `after` content was not seen yet.
@@ -79,6 +88,24 @@ impl fmt::Display for Verdict<'_> {
             Verdict::OutOfFuel => f.write_str("when ran out of its work budget: counted as false"),
             Verdict::NoData => {
                 f.write_str("when reads a feed that is missing, late or stale: counted as false")
+            }
+            Verdict::Scheduled {
+                from,
+                until,
+                campaign,
+            } => {
+                f.write_str("scheduled")?;
+                if let Some(campaign) = campaign {
+                    write!(f, " (campaign {campaign})")?;
+                }
+                if let Some(from) = from {
+                    write!(f, ": from {}", crate::time::rfc3339(*from))?;
+                }
+                if let Some(until) = until {
+                    let sep = if from.is_some() { "" } else { ":" };
+                    write!(f, "{sep} until {}", crate::time::rfc3339(*until))?;
+                }
+                Ok(())
             }
             Verdict::Placed(content) => write!(f, "{content} is already placed in another slot"),
             Verdict::After(content) => write!(f, "after: {content} not seen yet"),

@@ -5,7 +5,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import Sortable from "sortablejs";
 import {
-  html, edited, tidy, move, period, pathOf, TextField, NumberField, SelectField, TextArea, Checks,
+  html, edited, tidy, move, period, pathOf, Field, TextField, NumberField, SelectField, TextArea, Checks,
   SectionProblems, useAllProblems, under, PERIOD_UNITS,
 } from "./common.js";
 import { RuleBuilder } from "./rules.js";
@@ -29,6 +29,27 @@ function CapFields({ path, cap, onChange, legend = "Cap" }) {
       onInput=${(v) => set(v, p.n, p.unit)} />
     <${NumberField} label="Per" path=${[...path, "per"]} value=${p.n} step="1" onInput=${(v) => set(cap?.max, v, p.unit)} />
     <${SelectField} label="Period unit" value=${p.unit} options=${PERIOD_UNITS} onChange=${(u) => set(cap?.max, p.n, u ?? "d")} />
+  </fieldset>`;
+}
+
+/** `2026-12-01T00:00:00Z` as a `datetime-local` value in UTC, and back. */
+const toLocal = (rfc) => (rfc ? rfc.replace(/:00Z$|Z$/, "").slice(0, 16) : "");
+const toRfc = (local) => (local ? `${local.length === 16 ? `${local}:00` : local}Z` : undefined);
+
+/** A schedule's window, in UTC: either end may be left empty (open). */
+function ScheduleFields({ path, schedule, onChange }) {
+  const set = (key, local) => {
+    const next = { ...(schedule ?? {}), [key]: toRfc(local) };
+    tidy(next);
+    onChange(Object.keys(next).length ? next : undefined);
+  };
+  const field = (key, label) => html`<${Field} label=${label} path=${[...path, key]} control=${(id, d, bad) => html`
+    <input id=${id} type="datetime-local" value=${toLocal(schedule?.[key])} aria-invalid=${bad ? "true" : undefined}
+      aria-describedby=${d} onChange=${(e) => set(key, e.currentTarget.value)} />`} />`;
+  return html`<fieldset class="inline"><legend>Schedule (UTC; empty: no limit)</legend>
+    ${field("from", "Shows from")}
+    ${field("until", "Shows until")}
+    <${SectionProblems} path=${pathOf(path)} />
   </fieldset>`;
 }
 
@@ -148,8 +169,9 @@ export function ContentsEditor({ doc, update, variables, selected, select }) {
 // ---------------------------------------------------------------- slots
 
 function candidateLabel(c) {
-  if (c.experiment) return `${c.id}: experiment ${c.experiment.variants.map((v) => v.content).join(" / ")}`;
-  return `${c.id}: ${c.content ?? "?"}`;
+  const what = c.experiment ? `experiment ${c.experiment.variants.map((v) => v.content).join(" / ")}` : c.content ?? "?";
+  const when = c.schedule ? ` · scheduled ${c.schedule.from ? `from ${c.schedule.from}` : ""}${c.schedule.from && c.schedule.until ? " " : ""}${c.schedule.until ? `until ${c.schedule.until}` : ""}` : "";
+  return `${c.id}: ${what}${when}`;
 }
 
 /**
@@ -223,6 +245,7 @@ function CandidateEditor({ doc, slot, i, c, update, renamed }) {
       onChange=${(v) => set((x) => { x.after = v; })} />
     <${SelectField} label="Campaign" path=${[...path, "campaign"]} value=${c.campaign} options=${campaigns} empty="none"
       onChange=${(v) => set((x) => { x.campaign = v; })} />
+    <${ScheduleFields} path=${[...path, "schedule"]} schedule=${c.schedule} onChange=${(v) => set((x) => { x.schedule = v; })} />
   </div>`;
 }
 
@@ -334,7 +357,9 @@ export function CampaignsEditor({ doc, update }) {
   return html`<${NamedCards} title="Campaigns" id="campaigns-h" kind="Campaign" section="campaigns" items=${doc.campaigns ?? {}} update=${update}
     make=${() => ({ cap: { max: 2, per: "7d" } })}
     render=${(n, c) => html`<${CapFields} legend="Shared cap" path=${["campaigns", n, "cap"]} cap=${c.cap}
-      onChange=${(v) => update((d) => { d.campaigns[n].cap = v; })} />`} />`;
+      onChange=${(v) => update((d) => { d.campaigns[n].cap = v; })} />
+      <${ScheduleFields} path=${["campaigns", n, "schedule"]} schedule=${c.schedule}
+        onChange=${(v) => update((d) => { d.campaigns[n].schedule = v; tidy(d.campaigns[n]); })} />`} />`;
 }
 
 export function GoalsEditor({ doc, update }) {

@@ -8,7 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync, createSign } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, KEYS, cli, startWorker, startStudio, launchChromium, tempDir, cleanup, eventually } from "./harness.mjs";
 
@@ -395,4 +395,45 @@ test("micromoment rollback serves a version the studio published, from a termina
   assert.throws(() => cli("rollback", "--id", "acme-autos", "--to", "12", "--local", "--persist-to", edge.persist),
     /acme-autos 12 was never published here/);
   assert.equal((await served()).version, 8);
+});
+
+test("a scheduled candidate shows only inside its window, as the edge's clock says", async () => {
+  const cookie = await session("Sched Uler");
+  const api = async (path, body) => {
+    const r = await fetch(`${studio.base}${path}`, {
+      method: body ? "POST" : "GET", headers: { Cookie: cookie, "Content-Type": "application/json" }, body: body && JSON.stringify(body),
+    });
+    return { status: r.status, body: await r.json() };
+  };
+  const example = JSON.parse(readFileSync(join(ROOT, "fixtures", "automotive.json"), "utf8"));
+  example.slots.hero.candidates.unshift({
+    id: "hero-christmas", content: "suv-teaser", priority: 100,
+    schedule: { from: "2026-12-20T00:00:00Z", until: "2026-12-27T00:00:00Z" },
+  });
+  const { body: overview } = await api("/api/workspace");
+  const saved = await api("/api/revisions", { doc: JSON.stringify(example), message: "Christmas hero", parent: overview.head.id });
+  assert.equal(saved.status, 201, JSON.stringify(saved.body));
+  const published = await api("/api/publish", { revision: saved.body.revision.id, message: "Christmas" });
+  assert.equal(published.status, 200, JSON.stringify(published.body));
+  await eventually(async () => (await served()).version === published.body.version, 30_000, () => "the edge serves the scheduled bundle");
+  const hero = async (now) => {
+    const r = await fetch(`${edge.base}/v1/decide?slots=hero`, { headers: { "X-MM-Now": now } });
+    return (await r.json()).decisions[0];
+  };
+  assert.equal((await hero("2026-12-19T23:59:59Z")).candidate, null, "before: the default");
+  assert.equal((await hero("2026-12-20T00:00:00Z")).candidate, "hero-christmas");
+  assert.equal((await hero("2026-12-26T23:59:59Z")).content, "suv-teaser");
+  assert.notEqual((await hero("2026-12-27T00:00:00Z")).candidate, "hero-christmas", "until is excluded");
+  // The studio shows the window on the candidate.
+  const page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
+  await page.goto(`${studio.base}/login`);
+  await page.getByLabel("Your name").fill("Sched Uler");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("tab", { name: "Slots" }).click();
+  await page.getByText("hero-christmas: suv-teaser · scheduled from 2026-12-20T00:00:00Z until 2026-12-27T00:00:00Z · priority 100").waitFor();
+  await page.getByRole("button", { name: "Edit hero-christmas" }).click();
+  assert.equal(await page.getByLabel("Shows from").inputValue(), "2026-12-20T00:00");
+  await page.getByLabel("Shows until").fill("2026-12-19T00:00");
+  await page.getByText("until must be after from").first().waitFor();
+  await page.close();
 });

@@ -16,6 +16,7 @@ mod profile;
 mod report;
 mod rules;
 mod scenarios;
+mod schedule;
 mod session;
 mod studio;
 mod token;

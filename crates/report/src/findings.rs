@@ -527,6 +527,7 @@ fn split<'b>(
                 | Verdict::When
                 | Verdict::OutOfFuel
                 | Verdict::NoData
+                | Verdict::Scheduled { .. }
         ) {
             continue;
         }
@@ -652,6 +653,33 @@ pub(super) fn experiments(bundle: &Bundle) -> Vec<ExperimentFact> {
                 .collect(),
             holdout: e.holdout,
         })
+        .collect()
+}
+
+/// A schedule's window in words: `from 2026-12-01T00:00:00Z until 2026-12-24T00:00:00Z`.
+fn window(s: &micromoment::bundle::Schedule) -> String {
+    let from = s
+        .from
+        .map(|t| format!("from {}", micromoment::time::rfc3339(t)));
+    let until = s
+        .until
+        .map(|t| format!("until {}", micromoment::time::rfc3339(t)));
+    [from, until]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The schedules, per candidate then per campaign.
+pub(super) fn schedules(bundle: &Bundle) -> Vec<(String, String)> {
+    let candidates = bundle.slots.iter().flat_map(|s| &s.candidates);
+    candidates
+        .filter_map(|c| c.schedule.map(|s| (c.name.clone(), window(&s))))
+        .chain(bundle.campaigns.iter().filter_map(|c| {
+            c.schedule
+                .map(|s| (format!("campaign {}", c.name), window(&s)))
+        }))
         .collect()
 }
 

@@ -111,6 +111,13 @@ fn facts(out: &mut String, report: &Report<'_>) {
         }
         out.push_str("</ul>");
     }
+    if !report.schedules.is_empty() {
+        out.push_str("<h3>Schedules</h3><ul>");
+        for (who, window) in &report.schedules {
+            let _ = write!(out, "<li>{}: {}</li>", escape(who), escape(window));
+        }
+        out.push_str("</ul>");
+    }
     out.push_str("</section>");
 }
 

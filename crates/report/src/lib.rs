@@ -92,6 +92,9 @@ pub struct Report<'b> {
     pub experiments: Vec<ExperimentFact>,
     /// Caps, per candidate or campaign: `max per period`.
     pub caps: Vec<(String, String)>,
+    /// Schedules, per candidate or campaign: `from … until …` (the matrix is decided at
+    /// the report's `now`, so a candidate outside its window shows as unreachable).
+    pub schedules: Vec<(String, String)>,
     /// Per trigger, the moments that fire it (`audiences` 0: none does).
     pub triggers: Vec<TriggerCoverage>,
     /// The preview: slot names, content names, per-content HTML (sample values), and
@@ -158,6 +161,7 @@ pub fn build<'b>(bundle: &'b Bundle, hash: &str, bytes: usize, now: UnixSeconds)
         never_shown: findings::never_shown(bundle, &tally),
         experiments: findings::experiments(bundle),
         caps: findings::caps(bundle),
+        schedules: findings::schedules(bundle),
         triggers,
         dimensions: grid.into_dimensions(),
         matrix,

@@ -105,6 +105,7 @@ pub(super) fn unreachable_candidates(
                 && c.cap.is_none()
                 && c.after.is_empty()
                 && c.campaign.is_none()
+                && c.schedule.is_none()
         });
         let Some(blocker) = blocker else { continue };
         let Some(winner) = slot.candidates.get(blocker) else {

@@ -53,17 +53,22 @@ pub(super) fn campaigns(
         .iter()
         .filter_map(|(name, value)| {
             let path = path.key(name);
-            let map = w.object(value, &path, &["cap", "description"])?;
+            let map = w.object(value, &path, &["cap", "description", "schedule"])?;
             w.string(map.get("description"), &path.key("description"), false);
             let Some(cap) = map.get("cap") else {
                 w.report(&path.key("cap"), "missing required field");
                 return None;
             };
-            let cap = w.cap(cap, &path.key("cap"))?;
+            let cap = w.cap(cap, &path.key("cap"));
+            let schedule = match map.get("schedule") {
+                None => Some(None),
+                Some(s) => w.schedule(s, &path.key("schedule")).map(Some),
+            };
             Some(Campaign {
                 name: name.clone(),
                 id: stable_id(IdKind::Campaign, name),
-                cap,
+                cap: cap?,
+                schedule: schedule?,
             })
         })
         .collect()

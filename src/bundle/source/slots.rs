@@ -28,6 +28,7 @@ const CANDIDATE_KEYS: &[&str] = &[
     "stages",
     "when",
     "cap",
+    "schedule",
     "after",
     "campaign",
     "description",
@@ -184,6 +185,10 @@ fn candidate(
             .reference(Some(c), &path.key("campaign"), &declared.campaigns)
             .map(Some),
     };
+    let schedule = match map.get("schedule") {
+        None => Some(None),
+        Some(s) => w.schedule(s, &path.key("schedule")).map(Some),
+    };
     Some(Candidate {
         name,
         offer: offer?,
@@ -193,6 +198,7 @@ fn candidate(
         cap: cap?,
         after: after?.into(),
         campaign: campaign?,
+        schedule: schedule?,
     })
 }
 

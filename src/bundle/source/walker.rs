@@ -436,6 +436,46 @@ impl Walker<'_> {
         })
     }
 
+    /// `{"from": RFC 3339, "until": RFC 3339}`, either optional, `from` before `until`.
+    pub(super) fn schedule(&mut self, value: &Json, path: &Path) -> Option<Schedule> {
+        let map = self.object(value, path, &["from", "until"])?;
+        let mut time = |key: &str| -> Option<Option<i64>> {
+            match map.get(key) {
+                None => Some(None),
+                Some(Json::String(text)) => match crate::time::parse_rfc3339(text) {
+                    Ok(t) => Some(Some(t)),
+                    Err(_) => {
+                        self.report(
+                            &path.key(key),
+                            format!("\"{text}\" is not a time: use RFC 3339, such as 2026-12-01T00:00:00Z"),
+                        );
+                        None
+                    }
+                },
+                Some(_) => {
+                    self.report(
+                        &path.key(key),
+                        "expected an RFC 3339 time, such as 2026-12-01T00:00:00Z",
+                    );
+                    None
+                }
+            }
+        };
+        let (from, until) = (time("from"), time("until"));
+        let (from, until) = (from?, until?);
+        if from.is_none() && until.is_none() {
+            self.report(path, "a schedule needs from, until or both");
+            return None;
+        }
+        if let (Some(f), Some(u)) = (from, until) {
+            if u <= f {
+                self.report(&path.key("until"), "until must be after from");
+                return None;
+            }
+        }
+        Some(Schedule { from, until })
+    }
+
     pub(super) fn stage_list(
         &mut self,
         value: &Json,
