@@ -84,10 +84,11 @@ pub mod bundle {
     #[allow(unused_imports)]
     pub(crate) use crate::imp::bundle::*;
     pub use crate::imp::bundle::{
-        compile, is_destination_var, keygen, public_key_of, same_destination, schema,
-        verify_signature, Bundle, Candidate, Condition, Counts, DestinationKind, ExperimentSpec,
-        GoalSpec, Header, LoadError, Offer, Period, Schedule, SigningKey, TriggerOn,
-        DESTINATION_VAR_PREFIX, FORMAT_VERSION, MAGIC, MAX_DESTINATION_VAR_BYTES,
+        compile, is_destination_var, keygen, latest_key, public_key_of, rollback_key,
+        same_destination, schema, verify_signature, Bundle, Candidate, Condition, Counts,
+        DestinationKind, ExperimentSpec, GoalSpec, Header, LoadError, Offer, Period,
+        RollbackRecord, Schedule, SigningKey, TriggerOn, DESTINATION_VAR_PREFIX, FORMAT_VERSION,
+        MAGIC, MAX_DESTINATION_VAR_BYTES,
     };
 }
 /// The JSON API's request bodies, read and checked: a device's events, the backend calls.

@@ -138,6 +138,12 @@ impl SigningKey {
         base64::engine::general_purpose::STANDARD.encode(self.0.to_bytes())
     }
 
+    /// Signs `message` (a rollback record's, [`super::RollbackRecord`]).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer as _;
+        self.0.sign(message).to_bytes()
+    }
+
     /// The base64 of the public key, for `BUNDLE_PUBKEY`.
     pub fn public_base64(&self) -> String {
         base64::engine::general_purpose::STANDARD.encode(self.0.verifying_key().to_bytes())

@@ -10,6 +10,7 @@ mod html_context;
 mod locate;
 mod mmb;
 pub(crate) mod model;
+mod rollback;
 mod source;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use std::fmt;
 pub use mmb::{
     keygen, public_key_of, verify_signature, Header, LoadError, SigningKey, FORMAT_VERSION, MAGIC,
 };
+pub use rollback::{latest_key, rollback_key, RollbackRecord, MAX_ROLLBACK_RECORD};
 /// The JSON Schema of the authoring format (`micromoment schema`), for editors: the
 /// text of `schema.json`, with each destination kind written from its table (its name,
 /// what it does, whether it needs a url).

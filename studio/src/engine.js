@@ -1,6 +1,6 @@
 // The engine in the studio Worker: the same WebAssembly the browser runs (crates/studio),
 // instantiated once per isolate from the module wrangler bundles.
-import { initSync, build, validate, changes, signingPublicKey, Bundle } from "../engine/engine.js";
+import { initSync, build, validate, changes, signingPublicKey, rollbackRecord, Bundle } from "../engine/engine.js";
 import module from "../engine/engine_bg.wasm";
 
 initSync({ module });
@@ -17,4 +17,4 @@ export function describe(bytes) {
   }
 }
 
-export { build, validate, changes, signingPublicKey };
+export { build, validate, changes, signingPublicKey, rollbackRecord };

@@ -4,7 +4,7 @@
 // gaps or repeats. Publishing compiles, signs and writes KV here too: `bundle:<hash>`,
 // `version:<id>:<version>`, then `current`.
 import { DurableObject } from "cloudflare:workers";
-import { build, validate, describe, signingPublicKey } from "./engine.js";
+import { build, validate, describe, signingPublicKey, rollbackRecord } from "./engine.js";
 
 /** The largest document a revision holds, in bytes of UTF-8. */
 export const MAX_DOC = 4 * 1024 * 1024;
@@ -162,6 +162,10 @@ export class Workspace extends DurableObject {
     }
     await this.env.BUNDLES.put(`bundle:${built.hash}`, built.bytes);
     await this.env.BUNDLES.put(`version:${built.id}:${built.version}`, built.hash);
+    // The highest version of the id ever published: the edge refuses older ones
+    // without a rollback record, in every isolate.
+    const latest = Number((await this.env.BUNDLES.get(`latest:${built.id}`)) ?? 0);
+    if (!(latest >= built.version)) await this.env.BUNDLES.put(`latest:${built.id}`, String(built.version));
     return { built, source };
   }
 
@@ -263,6 +267,10 @@ export class Workspace extends DurableObject {
     if (!target) return { error: `version ${version} was never published here` };
     const stored = await this.env.BUNDLES.get(`bundle:${target.hash}`, "arrayBuffer");
     if (!stored) return { error: `bundle:${target.hash} (version ${version}) is no longer in KV` };
+    // The rollback record first (signed like bundles), so the edge that reads the new
+    // `current` serves this older version rather than refusing it as a downgrade.
+    const record = rollbackRecord(this.env.MM_SIGNING_KEY || undefined, target.bundle, target.version, target.hash, Math.floor(Date.now() / 1000));
+    await this.env.BUNDLES.put(`rollback:${target.hash}`, record);
     await this.env.BUNDLES.put("current", target.hash);
     this.sql.exec(
       "INSERT INTO published (kind, version, bundle, hash, revision, author, at, message) VALUES ('rollback', ?, ?, ?, ?, ?, ?, ?)",

@@ -8,12 +8,12 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync, createSign } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, KEYS, cli, startWorker, startStudio, launchChromium, tempDir, cleanup, eventually } from "./harness.mjs";
 
 const SHOTS = join(ROOT, "target", "studio-screenshots");
-let dir, edge, studio, browser;
+let dir, edge, studio, browser, signing;
 
 function ed25519() {
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
@@ -27,6 +27,7 @@ before(async () => {
   dir = tempDir("studio");
   mkdirSync(SHOTS, { recursive: true });
   const key = ed25519();
+  signing = key;
   edge = await startWorker({ dir, vars: { MM_DEV: "1", MM_BUNDLE_RECHECK_SECS: "1", BUNDLE_PUBKEY: key.pub, JOURNEY_KEYS: JSON.stringify(KEYS) } });
   studio = await startStudio({
     dir, persist: edge.persist,
@@ -436,4 +437,29 @@ test("a scheduled candidate shows only inside its window, as the edge's clock sa
   await page.getByLabel("Shows until").fill("2026-12-19T00:00");
   await page.getByText("until must be after from").first().waitFor();
   await page.close();
+});
+
+test("an older version published by mistake is refused at the edge; micromoment rollback serves it", async () => {
+  // After the schedule test the edge serves version 9 of acme-autos.
+  const before = await served();
+  assert.equal(before.version, 9);
+  const keyFile = join(dir, "bundle-signing.key");
+  writeFileSync(keyFile, signing.seed);
+  const mmb = join(dir, "seven.mmb");
+  cli("compile", join(ROOT, "fixtures", "automotive.json"), "-o", mmb, "--sign-key", keyFile);
+  cli("publish", mmb, "--local", "--persist-to", edge.persist);
+  // The edge checks KV every second here: it reads the new `current`, and refuses it.
+  await eventually(async () => JSON.stringify((await served()).health ?? {}).includes("refused as a downgrade"), 30_000,
+    () => "the edge's health says why version 7 is refused");
+  const health = JSON.stringify((await served()).health);
+  assert.match(health, /acme-autos 7 is older than acme-autos 9, refused as a downgrade: no rollback record/);
+  assert.equal((await served()).version, 9, "the last good bundle is kept");
+  // An unsigned rollback record does not do for an edge with BUNDLE_PUBKEY.
+  cli("rollback", "--id", "acme-autos", "--to", "7", "--local", "--persist-to", edge.persist);
+  await eventually(async () => JSON.stringify((await served()).health ?? {}).includes("not signed"), 30_000,
+    () => "the edge says the record is not signed");
+  assert.equal((await served()).version, 9);
+  // Signed with the bundle-signing key, it is served.
+  cli("rollback", "--id", "acme-autos", "--to", "7", "--sign-key", keyFile, "--local", "--persist-to", edge.persist);
+  await eventually(async () => (await served()).version === 7, 30_000, () => "the edge serves version 7");
 });

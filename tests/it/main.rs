@@ -14,6 +14,7 @@ mod pages;
 mod prefetch;
 mod profile;
 mod report;
+mod rollback;
 mod rules;
 mod scenarios;
 mod schedule;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use worker::Env;
 
 use super::platform::{self, log, setting, within, Background};
-use micromoment::bundle::{public_key_of, Bundle};
+use micromoment::bundle::{latest_key, public_key_of, rollback_key, Bundle, RollbackRecord};
 use micromoment::token::Keys;
 use micromoment::Budget;
 
@@ -225,11 +225,13 @@ async fn refresh(env: &Env, current: &Active, now: i64) -> Result<Option<Active>
     if hash == current.hash {
         return Ok(None);
     }
+    // A refused bundle is judged again only when it was refused as a downgrade: its
+    // rollback record may have been written since.
     if let Some(why) = CACHE.with(|c| {
         c.borrow()
             .refused
             .as_ref()
-            .filter(|(refused, _)| *refused == hash)
+            .filter(|(refused, why)| *refused == hash && !why.contains(DOWNGRADE))
             .map(|(_, why)| why.clone())
     }) {
         return Err(why);
@@ -241,26 +243,74 @@ async fn refresh(env: &Env, current: &Active, now: i64) -> Result<Option<Active>
         .map_err(|e| format!("KV get bundle:{hash}: {e}"))?
         .ok_or_else(|| format!("bundle:{hash} is missing"))?;
     // What these bytes are judged is final for them: refusals are not judged again.
-    let fresh = load(env, &bytes, &hash, now);
+    let fresh = match load(env, &bytes, &hash, now) {
+        Ok(fresh) => not_older(&kv, env, current, fresh).await,
+        Err(why) => Err(why),
+    };
     if let Err(why) = &fresh {
         CACHE.with(|c| c.borrow_mut().refused = Some((hash.clone(), why.clone())));
     }
     fresh.map(Some)
 }
 
+/// The public key bundles (and rollback records) must be signed with: `None` in
+/// development without one; `Err` outside development without one, or when malformed.
+fn bundle_key(env: &Env) -> Result<Option<[u8; 32]>, String> {
+    match platform::config(env).bundle_pubkey.as_deref() {
+        Some(text) => Ok(Some(
+            public_key_of(text).map_err(|e| format!("BUNDLE_PUBKEY: {e}"))?,
+        )),
+        None if platform::dev(env) => Ok(None),
+        None => Err(
+            "BUNDLE_PUBKEY is not set: KV bundles are refused outside development (MM_DEV=1)"
+                .into(),
+        ),
+    }
+}
+
+/// How a downgrade's refusal reads (and is told from the others).
+const DOWNGRADE: &str = "refused as a downgrade";
+
+/// No accidental downgrade: a bundle of an id with a lower version than the one served
+/// (or than the highest version of that id ever published, `latest:<id>`, so a new
+/// isolate judges as an old one does) is refused, unless KV holds its rollback record,
+/// signed like bundles (`micromoment rollback`, the studio).
+async fn not_older(
+    kv: &worker::kv::KvStore,
+    env: &Env,
+    current: &Active,
+    fresh: Active,
+) -> Result<Active, String> {
+    let (id, version) = (fresh.bundle.id().to_owned(), fresh.bundle.version());
+    let served = (current.bundle.id() == id).then(|| current.bundle.version());
+    let latest = kv
+        .get(&latest_key(&id))
+        .text()
+        .await
+        .map_err(|e| format!("KV get {}: {e}", latest_key(&id)))?
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    let Some(above) = served.into_iter().chain(latest).filter(|&v| v > version).max() else {
+        return Ok(fresh);
+    };
+    let refused = |why: &str| format!("{id} {version} is older than {id} {above}, {DOWNGRADE}: {why}");
+    let record = kv
+        .get(&rollback_key(&fresh.hash))
+        .bytes()
+        .await
+        .map_err(|e| format!("KV get {}: {e}", rollback_key(&fresh.hash)))?
+        .ok_or_else(|| {
+            refused("no rollback record (roll back with `micromoment rollback` or the studio)")
+        })?;
+    RollbackRecord::check(&record, &id, version, &fresh.hash, bundle_key(env)?.as_ref())
+        .map_err(|why| refused(&why))?;
+    Ok(fresh)
+}
+
 /// Verifies and decodes the bytes of `bundle:<hash>`.
 fn load(env: &Env, bytes: &[u8], hash: &str, now: i64) -> Result<Active, String> {
     // The bundle decides the HTML of every page: outside development, only bundles
     // signed by the configured key are taken.
-    let public_key =
-        match platform::config(env).bundle_pubkey.as_deref() {
-            Some(text) => Some(public_key_of(text).map_err(|e| format!("BUNDLE_PUBKEY: {e}"))?),
-            None if platform::dev(env) => None,
-            None => return Err(
-                "BUNDLE_PUBKEY is not set: KV bundles are refused outside development (MM_DEV=1)"
-                    .into(),
-            ),
-        };
+    let public_key = bundle_key(env)?;
     let (bundle, header) = Bundle::from_mmb(bytes, public_key.as_ref(), &Budget::default())
         .map_err(|e| format!("bundle:{hash}: {e}"))?;
     if header.hash != hash {

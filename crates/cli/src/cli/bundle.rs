@@ -467,6 +467,21 @@ pub(crate) fn publish(args: PublishArgs) -> Outcome {
     args.kv.put_file(&key, &args.file)?;
     args.kv
         .put(&version_key(bundle.id(), bundle.version()), &header.hash)?;
+    // The highest version of the id ever published: the edge refuses anything older
+    // without a rollback record, in every isolate.
+    let latest_key = micromoment::bundle::latest_key(bundle.id());
+    let latest = args.kv.run("get", std::slice::from_ref(&latest_key))?;
+    match latest.trim().parse::<u64>() {
+        Ok(latest) if latest > bundle.version() => eprintln!(
+            "warning: {} {} is older than {} {latest}, published before: the edge refuses it as a downgrade; serve it again with `micromoment rollback --id {} --to {}`",
+            bundle.id(),
+            bundle.version(),
+            bundle.id(),
+            bundle.id(),
+            bundle.version()
+        ),
+        _ => args.kv.put(&latest_key, &bundle.version().to_string())?,
+    }
     args.kv.put("current", &header.hash)?;
     eprintln!(
         "published {} {} as {key} and current ({})",
@@ -487,6 +502,10 @@ pub(crate) struct RollbackArgs {
     /// The published version to serve again.
     #[arg(long)]
     pub to: u64,
+    /// The bundle-signing key (`micromoment keygen ed25519`) that signs the rollback
+    /// record: an edge with `BUNDLE_PUBKEY` refuses an older version without one.
+    #[arg(long)]
+    pub sign_key: Option<PathBuf>,
     #[command(flatten)]
     pub kv: KvArgs,
 }
@@ -515,6 +534,23 @@ pub(crate) fn rollback(args: RollbackArgs) -> Outcome {
             args.id, args.to
         )));
     }
+    // The record first, so that an edge that reads the new `current` finds it.
+    let key = match &args.sign_key {
+        Some(path) => Some(
+            SigningKey::from_base64(&read_text(path)?)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?,
+        ),
+        None => {
+            eprintln!("warning: no --sign-key: the rollback record is unsigned, which only an edge without BUNDLE_PUBKEY (development) takes");
+            None
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let record = micromoment::bundle::RollbackRecord::new(&args.id, args.to, &hash, now, key.as_ref());
+    args.kv
+        .put(&micromoment::bundle::rollback_key(&hash), &record.to_json())?;
     args.kv.put("current", &hash)?;
     eprintln!(
         "rolled back {} to version {} ({bundle}, {})",
