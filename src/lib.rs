@@ -88,7 +88,7 @@ pub mod bundle {
         same_destination, schema, verify_signature, Bundle, Candidate, Condition, Counts,
         DestinationKind, ExperimentSpec, GoalSpec, Header, LoadError, Offer, Period,
         RollbackRecord, Schedule, SigningKey, TriggerOn, DESTINATION_VAR_PREFIX, FORMAT_VERSION,
-        MAGIC, MAX_DESTINATION_VAR_BYTES,
+        MAGIC, MAX_DESTINATION_VAR_BYTES, MAX_ROLLBACK_RECORD,
     };
 }
 /// The JSON API's request bodies, read and checked: a device's events, the backend calls.

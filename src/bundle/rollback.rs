@@ -4,8 +4,10 @@
 //! So an old `.mmb` published by mistake is refused, and a rollback made on purpose
 //! (`micromoment rollback`, the studio) is served.
 //!
-//! The record is JSON: `{"id", "version", "hash", "at", "signature"}`; the signature is
-//! Ed25519 over `mm-rollback-v1\n["<id>",<version>,"<hash>",<at>]` (base64), or absent when
+//! The record is JSON: `{"id", "version", "hash", "over", "at", "signature"}` (`over`: the
+//! highest version published when it was made, so it never allows going back below a
+//! version published later); the signature is Ed25519 over
+//! `mm-rollback-v1\n["<id>",<version>,"<hash>",<over>,<at>]` (base64), or absent when
 //! made without a key (accepted only by an edge without `BUNDLE_PUBKEY`, in development).
 
 use base64::Engine as _;
@@ -38,6 +40,9 @@ pub struct RollbackRecord {
     pub version: u64,
     /// Its content hash (`bundle:<hash>`).
     pub hash: String,
+    /// The highest version of the id published when the rollback was made: the record
+    /// allows going back below that one only, not below a version published after it.
+    pub over: u64,
     /// When the rollback was made, Unix seconds.
     pub at: i64,
     /// Ed25519 over [`RollbackRecord::message`], base64; none without a key.
@@ -46,11 +51,13 @@ pub struct RollbackRecord {
 }
 
 impl RollbackRecord {
-    /// A record for `id` `version` (`hash`), made at `at`, signed when a key is given.
+    /// A record for `id` `version` (`hash`) below `over`, made at `at`, signed when a
+    /// key is given.
     pub fn new(
         id: &str,
         version: u64,
         hash: &str,
+        over: u64,
         at: i64,
         key: Option<&SigningKey>,
     ) -> RollbackRecord {
@@ -58,6 +65,7 @@ impl RollbackRecord {
             id: id.to_owned(),
             version,
             hash: hash.to_owned(),
+            over,
             at,
             signature: None,
         };
@@ -69,7 +77,7 @@ impl RollbackRecord {
     /// The signed bytes: the domain, a newline, then the fields as a JSON array (whose
     /// quoting keeps any id from reading as another record's fields).
     fn message(&self) -> Vec<u8> {
-        let fields = serde_json::json!([self.id, self.version, self.hash, self.at]);
+        let fields = serde_json::json!([self.id, self.version, self.hash, self.over, self.at]);
         format!("mm-rollback-v1\n{fields}").into_bytes()
     }
 
@@ -78,13 +86,13 @@ impl RollbackRecord {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Whether `text` is a record for exactly this bundle (`id`, `version`, `hash`), and,
-    /// with a public key, signed by it; `Err` says why not.
+    /// Whether `text` is a record for exactly this bundle (`id`, `version`, `hash`), made
+    /// when `above` was already published (`over` at least `above`), and, with a public
+    /// key, signed by it; `Err` says why not.
     pub fn check(
         text: &[u8],
-        id: &str,
-        version: u64,
-        hash: &str,
+        (id, version, hash): (&str, u64, &str),
+        above: u64,
         public_key: Option<&[u8; 32]>,
     ) -> Result<RollbackRecord, String> {
         if text.len() > MAX_ROLLBACK_RECORD {
@@ -98,6 +106,12 @@ impl RollbackRecord {
             return Err(format!(
                 "the rollback record names {} {} ({}), not this bundle",
                 record.id, record.version, record.hash
+            ));
+        }
+        if record.over < above {
+            return Err(format!(
+                "the rollback record was made over version {}, before version {above} was published",
+                record.over
             ));
         }
         if let Some(key) = public_key {

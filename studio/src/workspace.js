@@ -269,7 +269,9 @@ export class Workspace extends DurableObject {
     if (!stored) return { error: `bundle:${target.hash} (version ${version}) is no longer in KV` };
     // The rollback record first (signed like bundles), so the edge that reads the new
     // `current` serves this older version rather than refusing it as a downgrade.
-    const record = rollbackRecord(this.env.MM_SIGNING_KEY || undefined, target.bundle, target.version, target.hash, Math.floor(Date.now() / 1000));
+    const latest = Number((await this.env.BUNDLES.get(`latest:${target.bundle}`)) ?? 0) || 0;
+    const record = rollbackRecord(this.env.MM_SIGNING_KEY || undefined, target.bundle, target.version, target.hash,
+      Math.max(latest, target.version), Math.floor(Date.now() / 1000));
     await this.env.BUNDLES.put(`rollback:${target.hash}`, record);
     await this.env.BUNDLES.put("current", target.hash);
     this.sql.exec(

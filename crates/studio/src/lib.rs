@@ -116,21 +116,28 @@ pub fn signing_public_key(signing_key: &str) -> Result<String, JsError> {
 }
 
 /// The rollback record (JSON) that lets the edge serve `id` `version` (`hash`) again
-/// although a higher version was published, signed with `signing_key` when given.
+/// although versions up to `over` were published, signed with `signing_key` when given.
 #[wasm_bindgen(js_name = rollbackRecord)]
 pub fn rollback_record(
     signing_key: Option<String>,
     id: &str,
     version: f64,
     hash: &str,
+    over: f64,
     at: f64,
 ) -> Result<String, JsError> {
     let key = signing_key
         .map(|k| SigningKey::from_base64(&k))
         .transpose()
         .map_err(|e| error(format!("signing key: {e}")))?;
-    let record =
-        micromoment::bundle::RollbackRecord::new(id, version as u64, hash, at as i64, key.as_ref());
+    let record = micromoment::bundle::RollbackRecord::new(
+        id,
+        version as u64,
+        hash,
+        over as u64,
+        at as i64,
+        key.as_ref(),
+    );
     Ok(record.to_json())
 }
 

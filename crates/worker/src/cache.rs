@@ -114,7 +114,8 @@ pub async fn active(env: &Env, ctx: &impl Background, now: i64) -> Option<Active
         let c = c.borrow();
         (
             c.active.clone(),
-            now.saturating_sub(c.checked_at) >= config.recheck_secs,
+            // A clock that went back (`X-MM-Now` in development) makes a check due too.
+            now.saturating_sub(c.checked_at) >= config.recheck_secs || now < c.checked_at,
             c.kv_answered,
             c.checking,
         )
@@ -289,10 +290,16 @@ async fn not_older(
         .await
         .map_err(|e| format!("KV get {}: {e}", latest_key(&id)))?
         .and_then(|t| t.trim().parse::<u64>().ok());
-    let Some(above) = served.into_iter().chain(latest).filter(|&v| v > version).max() else {
+    let Some(above) = served
+        .into_iter()
+        .chain(latest)
+        .filter(|&v| v > version)
+        .max()
+    else {
         return Ok(fresh);
     };
-    let refused = |why: &str| format!("{id} {version} is older than {id} {above}, {DOWNGRADE}: {why}");
+    let refused =
+        |why: &str| format!("{id} {version} is older than {id} {above}, {DOWNGRADE}: {why}");
     let record = kv
         .get(&rollback_key(&fresh.hash))
         .bytes()
@@ -301,8 +308,13 @@ async fn not_older(
         .ok_or_else(|| {
             refused("no rollback record (roll back with `micromoment rollback` or the studio)")
         })?;
-    RollbackRecord::check(&record, &id, version, &fresh.hash, bundle_key(env)?.as_ref())
-        .map_err(|why| refused(&why))?;
+    RollbackRecord::check(
+        &record,
+        (&id, version, &fresh.hash),
+        above,
+        bundle_key(env)?.as_ref(),
+    )
+    .map_err(|why| refused(&why))?;
     Ok(fresh)
 }
 

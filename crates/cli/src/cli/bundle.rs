@@ -548,7 +548,20 @@ pub(crate) fn rollback(args: RollbackArgs) -> Outcome {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let record = micromoment::bundle::RollbackRecord::new(&args.id, args.to, &hash, now, key.as_ref());
+    let latest = args
+        .kv
+        .run("get", &[micromoment::bundle::latest_key(&args.id)])?
+        .trim()
+        .parse::<u64>()
+        .unwrap_or(args.to);
+    let record = micromoment::bundle::RollbackRecord::new(
+        &args.id,
+        args.to,
+        &hash,
+        latest.max(args.to),
+        now,
+        key.as_ref(),
+    );
     args.kv
         .put(&micromoment::bundle::rollback_key(&hash), &record.to_json())?;
     args.kv.put("current", &hash)?;
