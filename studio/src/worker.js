@@ -69,21 +69,10 @@ function sameSite(request) {
 async function body(request) {
   const declared = Number(request.headers.get("Content-Length") ?? "0");
   if (declared > MAX_BODY) return problem(413, `a request body is at most ${MAX_BODY} bytes`);
-  const reader = request.body?.getReader();
-  const chunks = [];
-  let size = 0;
-  while (reader) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > MAX_BODY) {
-      await reader.cancel();
-      return problem(413, `a request body is at most ${MAX_BODY} bytes`);
-    }
-    chunks.push(value);
-  }
+  const all = await readAll(request.body, MAX_BODY);
+  if (!all) return problem(413, `a request body is at most ${MAX_BODY} bytes`);
   try {
-    const value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(concat(chunks, size)));
+    const value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(all));
     if (value === null || typeof value !== "object" || Array.isArray(value)) return problem(400, "the body must be a JSON object");
     return value;
   } catch (e) {
@@ -119,24 +108,27 @@ async function edge(env, path, accept) {
     await r.body?.cancel();
     return problem(502, `the edge's answer is over ${MAX_PAGE} bytes`);
   }
-  const reader = r.body?.getReader();
+  const all = await readAll(r.body, MAX_PAGE);
+  if (!all) return problem(502, `the edge's answer is over ${MAX_PAGE} bytes`);
+  const text = new TextDecoder().decode(all);
+  return { status: r.status, type, text };
+}
+
+/** A stream's bytes, or null once they pass `max` (the rest is not read). */
+async function readAll(stream, max) {
+  const reader = stream?.getReader();
   const chunks = [];
   let size = 0;
   while (reader) {
     const { done, value } = await reader.read();
     if (done) break;
     size += value.length;
-    if (size > MAX_PAGE) {
+    if (size > max) {
       await reader.cancel();
-      return problem(502, `the edge's answer is over ${MAX_PAGE} bytes`);
+      return null;
     }
     chunks.push(value);
   }
-  const text = new TextDecoder().decode(concat(chunks, size));
-  return { status: r.status, type, text };
-}
-
-function concat(chunks, size) {
   const all = new Uint8Array(size);
   let at = 0;
   for (const c of chunks) {
@@ -153,7 +145,7 @@ async function api(request, env, who, path) {
   if (method === "GET" && path === "/api/me") return json({ name: who.name, via: who.via, dev: who.via === "dev" });
   if (method === "GET" && path === "/api/workspace") {
     const [overview, live] = await Promise.all([ws.overview(), ws.liveDoc()]);
-    return json({ ...overview, liveDoc: live, edge: env.EDGE_URL, signing: Boolean(env.MM_SIGNING_KEY) });
+    return json({ ...overview, liveDoc: live });
   }
   const revision = path.match(/^\/api\/revisions\/(\d{1,12})$/);
   if (method === "GET" && revision) {

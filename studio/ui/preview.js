@@ -3,7 +3,7 @@
 // audience; and the coverage matrix of `micromoment report`. Content HTML is only ever
 // shown in a sandboxed frame (no scripts, no same-origin) under its own strict policy.
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { html, DEVICES, CHANNELS, TextField, SelectField, NumberField } from "./common.js";
+import { html, DEVICES, CHANNELS, Field, TextField, SelectField, NumberField } from "./common.js";
 import { compile, report } from "./engine.js";
 
 const FRAME_CSP = "default-src 'none'; style-src 'unsafe-inline' https:; img-src https: data:; font-src https:";
@@ -75,13 +75,11 @@ function AudienceForm({ doc, audience, setAudience }) {
       onInput=${(v) => setAudience({ ...audience, intents: { ...audience.intents, [t]: v } })} />`)}
     <${TextField} label="Segments (comma-separated)" value=${audience.segments} onInput=${set("segments")} />
     <label class="check"><input type="checkbox" checked=${!!audience.returning} onChange=${(e) => set("returning")(e.currentTarget.checked)} /> Returning visitor</label>
-    <${Field2} label="Time" value=${audience.time} onInput=${set("time")} />
+    <${Field} label="Time (your time zone)" control=${(id) => html`<input id=${id} type="datetime-local" value=${audience.time ?? ""}
+      onInput=${(e) => set("time")(e.currentTarget.value)} />`} />
   </form>`;
 }
 
-function Field2({ label, value, onInput }) {
-  return html`<div class="field"><label>${label} <input type="datetime-local" value=${value ?? ""} onInput=${(e) => onInput(e.currentTarget.value)} /></label></div>`;
-}
 
 function Matrix({ doc }) {
   const [shown, setShown] = useState(false);

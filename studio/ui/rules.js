@@ -5,7 +5,7 @@
 // rewrites what it cannot show.
 import { useContext } from "preact/hooks";
 import { createContext } from "preact";
-import { html, useProblems, fieldId, pathOf } from "./common.js";
+import { html, useProblems, fieldId } from "./common.js";
 
 /** The catalogue of variables and the values the bundle already compares them to. */
 export const Catalogue = createContext({ variables: [], values: new Map() });
@@ -175,4 +175,3 @@ export function RuleBuilder({ legend, path, value, onChange }) {
   </fieldset>`;
 }
 
-export { pathOf };

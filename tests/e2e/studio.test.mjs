@@ -284,7 +284,9 @@ async function session(name = "Api Tester") {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name }),
   });
   assert.equal(r.status, 200);
-  return r.headers.get("set-cookie").split(";")[0];
+  const cookie = r.headers.get("set-cookie");
+  assert.match(cookie, /^mm_studio=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=43200$/);
+  return cookie.split(";")[0];
 }
 
 test("the studio refuses strangers, cross-site requests and oversized bodies, and sends its policy", async () => {
@@ -317,9 +319,17 @@ test("the studio refuses strangers, cross-site requests and oversized bodies, an
   const away = await fetch(`${studio.base}/api/edge/page?path=${encodeURIComponent("//evil.example/")}`, { headers: { Cookie: cookie } });
   assert.equal(away.status, 400, "the preview reads the edge's pages only");
 
+  const me = await fetch(`${studio.base}/api/me`, { headers: { Cookie: cookie } });
+  assert.equal(me.headers.get("content-type"), "application/json; charset=utf-8");
+  assert.equal(me.headers.get("cache-control"), "no-store");
+  const logout = await fetch(`${studio.base}/api/logout`, { method: "POST", headers: { Cookie: cookie, "Content-Type": "application/json" }, body: "{}" });
+  assert.match(logout.headers.get("set-cookie"), /^mm_studio=; Path=\/; HttpOnly; SameSite=Strict; Max-Age=0$/);
+  const crossLogout = await fetch(`${studio.base}/api/logout`, { method: "POST", headers: { Cookie: cookie, "Content-Type": "application/json", Origin: "https://evil.example" }, body: "{}" });
+  assert.equal(crossLogout.status, 403, "no logout from another site");
   for (const path of ["/", "/login"]) {
     const r = await fetch(`${studio.base}${path}`, { headers: { Cookie: cookie } });
     assert.equal(r.status, 200, path);
+    assert.match(r.headers.get("content-type"), /^text\/html/, path);
     const csp = r.headers.get("content-security-policy");
     assert.match(csp, /default-src 'none'/);
     assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'(;|$)/);
